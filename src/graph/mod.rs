@@ -1,0 +1,1 @@
+//! The command DAG (petgraph), built from the record's edges.

@@ -1,0 +1,1 @@
+//! The SQLite record. (Being written.)
