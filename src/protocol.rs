@@ -253,9 +253,11 @@ pub struct JobContext {
 impl JobContext {
     /// Parse a `MAKESCOPE_CTX` value; `None` if it is not one.
     pub fn parse(value: &[u8]) -> Option<JobContext> {
+        fn number<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
+            std::str::from_utf8(b).ok()?.parse().ok()
+        }
         let mut parts = value.split(|&b| b == 0x1f);
         let mut next = || parts.next();
-        let number = |b: &[u8]| std::str::from_utf8(b).ok()?.parse().ok();
         let version: u32 = number(next()?)?;
         if version != 1 {
             return None;
