@@ -164,11 +164,19 @@ impl Store {
     pub fn insert_build(&mut self, b: &NewBuild) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO build (id, argv, directory, started_ns, state, traced, makescope_version)
-                 VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
+                "INSERT INTO build (id, argv, args_text, directory, started_ns, state, traced, makescope_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
             )
             .and_then(|mut st| {
-                st.execute(params![b.id, b.argv, b.directory, b.started_ns, b.traced, env!("CARGO_PKG_VERSION")])
+                st.execute(params![
+                    b.id,
+                    b.argv,
+                    args_text(&b.argv),
+                    b.directory,
+                    b.started_ns,
+                    b.traced,
+                    env!("CARGO_PKG_VERSION")
+                ])
             })
             .map(drop)
             .map_err(|e| self.write_error(e))
@@ -183,8 +191,8 @@ impl Store {
 
     pub fn insert_make(&mut self, m: &NewMake) -> Result<(), StoreError> {
         self.exec(
-            "INSERT INTO make (id, build_id, pid, parent_make_id, parent_command_id, level, directory, argv, started_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO make (id, build_id, pid, parent_make_id, parent_command_id, level, directory, argv, started_ns, args_text)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 m.id,
                 m.build_id,
@@ -194,7 +202,8 @@ impl Store {
                 m.level,
                 m.directory,
                 m.argv,
-                m.started_ns
+                m.started_ns,
+                args_text(&m.argv)
             ],
         )
     }
@@ -284,7 +293,10 @@ impl Store {
     }
 
     pub fn exec_process(&mut self, id: i64, exe: &[u8], argv: &[u8], cwd: &[u8]) -> Result<(), StoreError> {
-        self.exec("UPDATE process SET exe = ?2, argv = ?3, cwd = ?4 WHERE id = ?1", params![id, exe, argv, cwd])
+        self.exec(
+            "UPDATE process SET exe = ?2, argv = ?3, cwd = ?4, args_text = ?5 WHERE id = ?1",
+            params![id, exe, argv, cwd, args_text(argv)],
+        )
     }
 
     pub fn finish_process(&mut self, id: i64, ended_ns: i64, exit_code: Option<i32>) -> Result<(), StoreError> {
@@ -343,5 +355,21 @@ impl Store {
 
     fn exec(&mut self, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
         self.conn.prepare_cached(sql).and_then(|mut st| st.execute(params)).map(drop).map_err(|e| self.write_error(e))
+    }
+}
+
+/// A NUL-separated argv as one line a shell would accept (lossy where not UTF-8).
+pub fn args_text(argv: &[u8]) -> String {
+    crate::protocol::split_nul(argv).iter().map(|a| shell_quote(&String::from_utf8_lossy(a))).collect::<Vec<_>>().join(" ")
+}
+
+/// Quote a word for a POSIX shell, only when it needs it.
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
