@@ -383,7 +383,7 @@ impl Server {
             parent_command_id,
             level: m.number(2)?,
             directory: m.bytes(3)?.to_vec(),
-            argv: m.bytes(4)?.to_vec(),
+            argv: without_our_plugin(m.bytes(4)?),
             started_ns: m.number(6)?,
         }));
         Ok(id)
@@ -608,6 +608,13 @@ impl Server {
     fn warn(&self, text: String) {
         let _ = self.to_ui.send(UiEvent::Warning(text));
     }
+}
+
+/// make's argv as the user gave it: without the `--eval=load …/makescope.so` we add.
+fn without_our_plugin(argv: &[u8]) -> Vec<u8> {
+    protocol::join_nul(
+        protocol::split_nul(argv).into_iter().filter(|a| !(a.starts_with(b"--eval=load ") && a.ends_with(b"/makescope.so"))),
+    )
 }
 
 fn split_owner(owner: Owner) -> (Option<i64>, Option<i64>) {
