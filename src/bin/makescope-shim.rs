@@ -1,7 +1,8 @@
 //! `makescope-shim`: what make runs instead of the makefile's shell.
 //!
-//! The plugin sets every target's SHELL to `makescope-shim <the makefile's SHELL>`, so
-//! make runs `makescope-shim /bin/bash -c 'CMD'` for each recipe line. The shim checks
+//! The plugin sets every target's SHELL to a link to the shim whose path spells the
+//! makefile's SHELL (`<dir>/abs/bin/bash`), so make runs `<dir>/abs/bin/bash -c 'CMD'`
+//! for each recipe line and the shim knows the real shell from its argv\[0\]. It checks
 //! that this is a recipe line of the make that is its parent (MAKESCOPE_CTX names it;
 //! `$(shell …)` and a recipe's own `$(SHELL) script` do not qualify and are passed
 //! straight through), tells the recorder, runs the real shell with its output on pipes,
@@ -26,9 +27,17 @@ use makescope::protocol::{self, JobContext, Kind, Writer};
 static CHILD: AtomicI32 = AtomicI32::new(0);
 
 fn main() {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    if args.first().is_some_and(|a| a == "--makescope-tail") && std::env::var_os(protocol::ENV_CTX).is_none() {
-        tail(&args[1..]);
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    let shell_dir = std::env::var_os(protocol::ENV_SHELL_DIR).unwrap_or_default();
+    let real = protocol::real_shell(shell_dir.as_bytes(), args[0].as_bytes()).map(|r| OsStr::from_bytes(r).to_owned());
+    match real {
+        Some(real) => args[0] = real,
+        None => {
+            args.remove(0);
+            if args.first().is_some_and(|a| a == "--makescope-tail") {
+                tail(&args[1..]);
+            }
+        }
     }
     if args.is_empty() {
         eprintln!("makescope-shim: run by make in place of SHELL; nothing to run");
@@ -62,12 +71,13 @@ fn exec_error(args: &[OsString]) -> io::Error {
     io::Error::last_os_error()
 }
 
-/// If the makefile exports SHELL, make put our `shim shell` value in the environment:
-/// give the command the makefile's shell instead.
+/// If the makefile exports SHELL, make put our link in the environment: give the
+/// command the makefile's shell instead.
 fn restore_shell_variable() {
-    let (Some(shell), Ok(me)) = (std::env::var_os("SHELL"), std::env::var(protocol::ENV_SHIM)) else { return };
-    if let Some(rest) = shell.as_bytes().strip_prefix(me.as_bytes()).and_then(|r| r.strip_prefix(b" ")) {
-        std::env::set_var("SHELL", OsStr::from_bytes(rest));
+    let (Some(shell), Some(dir)) = (std::env::var_os("SHELL"), std::env::var_os(protocol::ENV_SHELL_DIR)) else { return };
+    if let Some(real) = protocol::real_shell(dir.as_bytes(), shell.as_bytes()) {
+        let real = OsStr::from_bytes(real).to_owned();
+        std::env::set_var("SHELL", real);
     }
 }
 

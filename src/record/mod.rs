@@ -178,12 +178,13 @@ fn check_tracing() -> Result<()> {
     }
 }
 
-/// The private directory a build's socket, plugin and shim link live in.
+/// The private directory a build's socket, plugin and shim links live in.
 struct Runtime {
     dir: PathBuf,
     socket: PathBuf,
     plugin: PathBuf,
     shim: PathBuf,
+    shell_dir: PathBuf,
 }
 
 impl Runtime {
@@ -199,10 +200,9 @@ impl Runtime {
         let dir = PathBuf::from(OsString::from_vec(template));
         let plugin = dir.join("makescope.so");
         std::fs::write(&plugin, PLUGIN).with_context(|| format!("cannot write {}", plugin.display()))?;
-        let shim = dir.join("shim");
-        let real_shim = shim_binary()?;
-        std::os::unix::fs::symlink(&real_shim, &shim).with_context(|| format!("cannot link {}", shim.display()))?;
-        Ok(Runtime { socket: dir.join("sock"), dir, plugin, shim })
+        let shell_dir = dir.join("sh");
+        std::fs::create_dir(&shell_dir).with_context(|| format!("cannot create {}", shell_dir.display()))?;
+        Ok(Runtime { socket: dir.join("sock"), plugin, shim: shim_binary()?, shell_dir, dir })
     }
 }
 
@@ -270,6 +270,7 @@ fn run_make(
         .args(make_args)
         .env(protocol::ENV_SOCK, &runtime.socket)
         .env(protocol::ENV_SHIM, &runtime.shim)
+        .env(protocol::ENV_SHELL_DIR, &runtime.shell_dir)
         .env(protocol::ENV_TRACE, if options.no_trace { "0" } else { "1" })
         .env(protocol::ENV_TEE, if plain { "1" } else { "0" })
         .env(protocol::ENV_SILENT, if plain || options.verbose { "0" } else { "1" })

@@ -21,6 +21,32 @@ use rusqlite::{Connection, OpenFlags};
 pub use read::*;
 pub use write::*;
 
+/// Bytes as SQLite stores them: TEXT when they are UTF-8 (so `WHERE target = 'all'`
+/// works in the sqlite3 shell), BLOB only when they are not, so nothing is lost.
+#[derive(Debug, Clone, Copy)]
+pub struct Bytes<'a>(pub &'a [u8]);
+
+impl rusqlite::ToSql for Bytes<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match std::str::from_utf8(self.0) {
+            Ok(text) => ValueRef::Text(text.as_bytes()),
+            Err(_) => ValueRef::Blob(self.0),
+        }))
+    }
+}
+
+/// Read a TEXT-or-BLOB column as bytes.
+pub(crate) fn get_bytes(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Vec<u8>>> {
+    use rusqlite::types::ValueRef;
+    Ok(match row.get_ref(i)? {
+        ValueRef::Null => None,
+        ValueRef::Text(b) | ValueRef::Blob(b) => Some(b.to_vec()),
+        ValueRef::Integer(n) => Some(n.to_string().into_bytes()),
+        ValueRef::Real(n) => Some(n.to_string().into_bytes()),
+    })
+}
+
 /// `PRAGMA application_id` of a makescope record ("MkSc").
 pub const APPLICATION_ID: i32 = 0x4d6b_5363;
 

@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Row};
 
-use super::{Store, StoreError};
+use super::{get_bytes, Bytes, Store, StoreError};
 
 /// A recorded build.
 #[derive(Debug, Clone)]
@@ -139,8 +139,8 @@ const BUILD_COLUMNS: &str = "id, argv, directory, started_ns, ended_ns, state, e
 fn build_row(r: &Row<'_>) -> rusqlite::Result<BuildRow> {
     Ok(BuildRow {
         id: r.get(0)?,
-        argv: split(r.get(1)?),
-        directory: r.get(2)?,
+        argv: split(get_bytes(r, 1)?),
+        directory: get_bytes(r, 2)?.unwrap_or_default(),
         started_ns: r.get(3)?,
         ended_ns: r.get(4)?,
         state: r.get(5)?,
@@ -162,13 +162,13 @@ fn make_row(r: &Row<'_>) -> rusqlite::Result<MakeRow> {
         parent_make_id: r.get(3)?,
         parent_command_id: r.get(4)?,
         level: r.get(5)?,
-        directory: r.get(6)?,
-        argv: split(r.get(7)?),
+        directory: get_bytes(r, 6)?.unwrap_or_default(),
+        argv: split(get_bytes(r, 7)?),
         started_ns: r.get(8)?,
         ended_ns: r.get(9)?,
-        default_goal: r.get(10)?,
-        makefiles: r.get(11)?,
-        makedb_path: r.get(12)?,
+        default_goal: get_bytes(r, 10)?,
+        makefiles: get_bytes(r, 11)?,
+        makedb_path: get_bytes(r, 12)?,
     })
 }
 
@@ -185,17 +185,17 @@ fn command_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
         make_level: r.get(3)?,
         job: r.get(4)?,
         line_index: r.get(5)?,
-        target: r.get(6)?,
-        recipe_file: r.get(7)?,
+        target: get_bytes(r, 6)?.unwrap_or_default(),
+        recipe_file: get_bytes(r, 7)?,
         recipe_line: r.get(8)?,
-        newer: r.get(9)?,
+        newer: get_bytes(r, 9)?,
         target_existed: r.get(10)?,
-        directory: r.get(11)?,
-        shell: r.get(12)?,
-        shell_flags: r.get(13)?,
-        command: r.get(14)?,
-        argv: split(r.get(15)?),
-        env: split(r.get(16)?),
+        directory: get_bytes(r, 11)?.unwrap_or_default(),
+        shell: get_bytes(r, 12)?,
+        shell_flags: get_bytes(r, 13)?,
+        command: get_bytes(r, 14)?.unwrap_or_default(),
+        argv: split(get_bytes(r, 15)?),
+        env: split(get_bytes(r, 16)?),
         pid: r.get(17)?,
         started_ns: r.get(18)?,
         ended_ns: r.get(19)?,
@@ -209,7 +209,7 @@ fn command_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
         test_name: r.get(27)?,
         test_result: r.get(28)?,
         traced: r.get(29)?,
-        left_behind: r.get(30)?,
+        left_behind: get_bytes(r, 30)?,
     })
 }
 
@@ -220,9 +220,9 @@ fn process_row(r: &Row<'_>) -> rusqlite::Result<ProcessRow> {
         make_id: r.get(2)?,
         pid: r.get(3)?,
         parent_pid: r.get(4)?,
-        exe: r.get(5)?,
-        argv: split(r.get(6)?),
-        cwd: r.get(7)?,
+        exe: get_bytes(r, 5)?,
+        argv: split(get_bytes(r, 6)?),
+        cwd: get_bytes(r, 7)?,
         started_ns: r.get(8)?,
         ended_ns: r.get(9)?,
         exit_code: r.get(10)?,
@@ -264,7 +264,7 @@ impl Store {
                 "SELECT (SELECT count(*) FROM command c WHERE c.build_id = b.id) FROM build b
                  WHERE b.directory = ?1 AND b.argv = ?2 AND b.state IN ('complete', 'failed')
                  ORDER BY b.id DESC LIMIT 1",
-                params![directory, argv],
+                params![Bytes(directory), Bytes(argv)],
                 |r| r.get::<_, i64>(0),
             )?
             .pop()
@@ -292,7 +292,7 @@ impl Store {
         }
         sql.push_str(" ORDER BY c.id");
         match &filter.target_contains {
-            Some(text) => self.rows(&sql, params![build_id, text], command_row),
+            Some(text) => self.rows(&sql, params![build_id, Bytes(text)], command_row),
             None => self.rows(&sql, params![build_id], command_row),
         }
     }
@@ -313,8 +313,8 @@ impl Store {
         Ok(self
             .rows("SELECT stdout, stderr FROM command WHERE id = ?1", [command_id], |r| {
                 Ok(CommandOutput {
-                    stdout: r.get::<_, Option<Vec<u8>>>(0)?.unwrap_or_default(),
-                    stderr: r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default(),
+                    stdout: get_bytes(r, 0)?.unwrap_or_default(),
+                    stderr: get_bytes(r, 1)?.unwrap_or_default(),
                 })
             })?
             .pop()
@@ -332,7 +332,7 @@ impl Store {
                 Ok(AccessRow {
                     command_id: r.get(0)?,
                     make_id: r.get(1)?,
-                    path: r.get(2)?,
+                    path: get_bytes(r, 2)?.unwrap_or_default(),
                     kind: r.get(3)?,
                     count: r.get(4)?,
                     process_id: r.get(5)?,
@@ -347,12 +347,12 @@ impl Store {
             "SELECT a.command_id, a.make_id, p.path, k.name, a.count, a.process_id
              FROM access a JOIN path p ON p.id = a.path_id JOIN access_kind k ON k.id = a.kind
              WHERE a.build_id = ?1 AND p.path = ?2 ORDER BY a.command_id, a.kind",
-            params![build_id, path],
+            params![build_id, Bytes(path)],
             |r| {
                 Ok(AccessRow {
                     command_id: r.get(0)?,
                     make_id: r.get(1)?,
-                    path: r.get(2)?,
+                    path: get_bytes(r, 2)?.unwrap_or_default(),
                     kind: r.get(3)?,
                     count: r.get(4)?,
                     process_id: r.get(5)?,
@@ -384,7 +384,7 @@ impl Store {
             "SELECT DISTINCT a.command_id FROM access a JOIN path p ON p.id = a.path_id
              WHERE a.build_id = ?1 AND p.path = ?2 AND a.command_id IS NOT NULL
                AND a.kind IN (2, 3, 4, 5, 12, 13, 14, 15) ORDER BY a.command_id",
-            params![build_id, path],
+            params![build_id, Bytes(path)],
             |r| r.get(0),
         )
     }
@@ -395,7 +395,7 @@ impl Store {
             "SELECT e.to_command_id, p.path FROM edge e JOIN path p ON p.id = e.path_id
              WHERE e.from_command_id = ?1 ORDER BY e.to_command_id",
             [command_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, get_bytes(r, 1)?.unwrap_or_default())),
         )
     }
 
@@ -405,7 +405,7 @@ impl Store {
             "SELECT e.from_command_id, p.path FROM edge e JOIN path p ON p.id = e.path_id
              WHERE e.to_command_id = ?1 ORDER BY e.from_command_id",
             [command_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, get_bytes(r, 1)?.unwrap_or_default())),
         )
     }
 
@@ -413,7 +413,7 @@ impl Store {
     pub fn commands_for_target(&self, build_id: i64, target: &[u8]) -> Result<Vec<i64>, StoreError> {
         self.rows(
             "SELECT id FROM command WHERE build_id = ?1 AND target = ?2 ORDER BY id",
-            params![build_id, target],
+            params![build_id, Bytes(target)],
             |r| r.get(0),
         )
     }
@@ -423,7 +423,7 @@ impl Store {
         self.rows(
             "SELECT id, target, directory FROM command WHERE build_id = ?1 ORDER BY id",
             [build_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, get_bytes(r, 1)?.unwrap_or_default(), get_bytes(r, 2)?.unwrap_or_default())),
         )
     }
 }

@@ -4,7 +4,7 @@
 
 use rusqlite::params;
 
-use super::{Store, StoreError};
+use super::{Bytes, Store, StoreError};
 
 /// A build about to start.
 #[derive(Debug, Clone)]
@@ -170,9 +170,9 @@ impl Store {
             .and_then(|mut st| {
                 st.execute(params![
                     b.id,
-                    b.argv,
+                    Bytes(&b.argv),
                     args_text(&b.argv),
-                    b.directory,
+                    Bytes(&b.directory),
                     b.started_ns,
                     b.traced,
                     env!("CARGO_PKG_VERSION")
@@ -200,8 +200,8 @@ impl Store {
                 m.parent_make_id,
                 m.parent_command_id,
                 m.level,
-                m.directory,
-                m.argv,
+                Bytes(&m.directory),
+                Bytes(&m.argv),
                 m.started_ns,
                 args_text(&m.argv)
             ],
@@ -211,7 +211,7 @@ impl Store {
     pub fn finish_make(&mut self, id: i64, end: &MakeEnd) -> Result<(), StoreError> {
         self.exec(
             "UPDATE make SET ended_ns = ?2, default_goal = ?3, makefiles = ?4, makedb_path = ?5 WHERE id = ?1",
-            params![id, end.ended_ns, end.default_goal, end.makefiles, end.makedb_path],
+            params![id, end.ended_ns, Bytes(&end.default_goal), Bytes(&end.makefiles), end.makedb_path],
         )
     }
 
@@ -227,17 +227,17 @@ impl Store {
                 c.make_id,
                 c.job,
                 c.line_index,
-                c.target,
-                c.recipe_file,
+                Bytes(&c.target),
+                Bytes(&c.recipe_file),
                 c.recipe_line,
-                c.newer,
+                Bytes(&c.newer),
                 c.target_existed,
-                c.directory,
-                c.shell,
-                c.shell_flags,
-                c.command,
-                c.argv,
-                c.env,
+                Bytes(&c.directory),
+                Bytes(&c.shell),
+                Bytes(&c.shell_flags),
+                Bytes(&c.command),
+                Bytes(&c.argv),
+                Bytes(&c.env),
                 c.pid,
                 c.started_ns,
                 c.traced,
@@ -260,10 +260,10 @@ impl Store {
                 end.user_us,
                 end.system_us,
                 end.max_rss_kib,
-                end.stdout,
-                end.stderr,
+                Bytes(&end.stdout),
+                Bytes(&end.stderr),
                 end.traced,
-                if end.left_behind.is_empty() { None } else { Some(&end.left_behind) }
+                if end.left_behind.is_empty() { None } else { Some(Bytes(&end.left_behind)) }
             ],
         )
     }
@@ -295,7 +295,7 @@ impl Store {
     pub fn exec_process(&mut self, id: i64, exe: &[u8], argv: &[u8], cwd: &[u8]) -> Result<(), StoreError> {
         self.exec(
             "UPDATE process SET exe = ?2, argv = ?3, cwd = ?4, args_text = ?5 WHERE id = ?1",
-            params![id, exe, argv, cwd, args_text(argv)],
+            params![id, Bytes(exe), Bytes(argv), Bytes(cwd), args_text(argv)],
         )
     }
 
@@ -311,7 +311,7 @@ impl Store {
         let id = self
             .conn
             .prepare_cached("INSERT INTO path (path) VALUES (?1) ON CONFLICT (path) DO UPDATE SET path = path RETURNING id")
-            .and_then(|mut st| st.query_row(params![path], |r| r.get(0)))
+            .and_then(|mut st| st.query_row(params![Bytes(path)], |r| r.get(0)))
             .map_err(|e| self.write_error(e))?;
         self.paths.insert(path.to_vec(), id);
         Ok(id)
