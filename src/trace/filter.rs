@@ -209,7 +209,10 @@ pub fn decode(arch: u32, nr: i32) -> Option<(Abi, Sys)> {
         AUDIT_ARCH_I386 => (Abi::I386, I386, nr),
         _ => return None,
     };
-    table.iter().find(|(n, _)| *n == nr).map(|&(_, sys)| (abi, sys))
+    table
+        .iter()
+        .find(|(n, _)| *n == nr)
+        .map(|&(_, sys)| (abi, sys))
 }
 
 /// What the filter traps besides the fixed set.
@@ -226,7 +229,10 @@ pub struct FilterOptions {
 
 impl Default for FilterOptions {
     fn default() -> FilterOptions {
-        FilterOptions { trap_readlink: false, sync_wakeup: true }
+        FilterOptions {
+            trap_readlink: false,
+            sync_wakeup: true,
+        }
     }
 }
 
@@ -256,7 +262,11 @@ const NEXT: u32 = u32::MAX;
 
 impl Asm {
     fn new() -> Asm {
-        Asm { code: Vec::new(), fixups: Vec::new(), labels: Vec::new() }
+        Asm {
+            code: Vec::new(),
+            fixups: Vec::new(),
+            labels: Vec::new(),
+        }
     }
     fn label(&mut self) -> u32 {
         self.labels.push(None);
@@ -266,15 +276,30 @@ impl Asm {
         self.labels[label as usize] = Some(self.code.len());
     }
     fn stmt(&mut self, code: u16, k: u32) {
-        self.code.push(SockFilter { code, jt: 0, jf: 0, k });
+        self.code.push(SockFilter {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        });
     }
     fn jump(&mut self, code: u16, k: u32, jt: u32, jf: u32) {
         self.fixups.push((self.code.len(), jt, jf));
-        self.code.push(SockFilter { code, jt: 0, jf: 0, k });
+        self.code.push(SockFilter {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        });
     }
     fn goto(&mut self, label: u32) {
         self.fixups.push((self.code.len(), label, NEXT));
-        self.code.push(SockFilter { code: BPF_JMP_JA, jt: 0, jf: 0, k: 0 });
+        self.code.push(SockFilter {
+            code: BPF_JMP_JA,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        });
     }
     fn finish(mut self) -> Vec<SockFilter> {
         for &(at, jt, jf) in &self.fixups {
@@ -317,15 +342,38 @@ pub fn program(options: &FilterOptions) -> Vec<SockFilter> {
     a.stmt(BPF_LD_W_ABS, OFF_NR);
     // x32 shares x86_64's numbers: look them up with the bit masked off.
     a.stmt(BPF_ALU_AND_K, !X32_SYSCALL_BIT);
-    table(&mut a, X86_64, options, notify, enosys, x86_fstatat, x86_statx, allow);
+    table(
+        &mut a,
+        X86_64,
+        options,
+        notify,
+        enosys,
+        x86_fstatat,
+        x86_statx,
+        allow,
+    );
 
     a.bind(i386);
     a.jump(BPF_JMP_JEQ_K, AUDIT_ARCH_I386, NEXT, allow);
     a.stmt(BPF_LD_W_ABS, OFF_NR);
-    table(&mut a, I386, options, notify, enosys, i386_fstatat, i386_statx, allow);
+    table(
+        &mut a,
+        I386,
+        options,
+        notify,
+        enosys,
+        i386_fstatat,
+        i386_statx,
+        allow,
+    );
 
     // fstatat(fd, "", buf, AT_EMPTY_PATH) is fstat: let it through unseen.
-    for (label, flags_arg) in [(x86_fstatat, 3), (x86_statx, 2), (i386_fstatat, 3), (i386_statx, 2)] {
+    for (label, flags_arg) in [
+        (x86_fstatat, 3),
+        (x86_statx, 2),
+        (i386_fstatat, 3),
+        (i386_statx, 2),
+    ] {
         a.bind(label);
         a.stmt(BPF_LD_W_ABS, off_arg_lo(flags_arg));
         a.jump(BPF_JMP_JSET_K, AT_EMPTY_PATH as u32, allow, notify);
@@ -366,13 +414,24 @@ fn table(
 
 /// Install `program` with a new listener in the calling thread. Allocation-free:
 /// safe between fork and exec in a multi-threaded parent.
-pub fn install(program: &[SockFilter], options: &FilterOptions) -> std::io::Result<std::os::fd::RawFd> {
+pub fn install(
+    program: &[SockFilter],
+    options: &FilterOptions,
+) -> std::io::Result<std::os::fd::RawFd> {
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let prog = SockFprog { len: program.len() as u16, filter: program.as_ptr() };
+    let prog = SockFprog {
+        len: program.len() as u16,
+        filter: program.as_ptr(),
+    };
     let seccomp = |flags: libc::c_ulong| unsafe {
-        libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog as *const SockFprog)
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const SockFprog,
+        )
     };
     // WAIT_KILLABLE_RECV (5.19): once the supervisor has the notification, a non-fatal
     // signal cannot interrupt the call and make it restart (or fail with EINTR).
@@ -397,9 +456,18 @@ mod tests {
 
     #[test]
     fn decodes_each_abi() {
-        assert_eq!(decode(AUDIT_ARCH_X86_64, 257), Some((Abi::X86_64, Sys::Openat)));
-        assert_eq!(decode(AUDIT_ARCH_X86_64, (X32_SYSCALL_BIT | 257) as i32), Some((Abi::X32, Sys::Openat)));
-        assert_eq!(decode(AUDIT_ARCH_X86_64, (X32_SYSCALL_BIT | 520) as i32), Some((Abi::X32, Sys::Execve)));
+        assert_eq!(
+            decode(AUDIT_ARCH_X86_64, 257),
+            Some((Abi::X86_64, Sys::Openat))
+        );
+        assert_eq!(
+            decode(AUDIT_ARCH_X86_64, (X32_SYSCALL_BIT | 257) as i32),
+            Some((Abi::X32, Sys::Openat))
+        );
+        assert_eq!(
+            decode(AUDIT_ARCH_X86_64, (X32_SYSCALL_BIT | 520) as i32),
+            Some((Abi::X32, Sys::Execve))
+        );
         assert_eq!(decode(AUDIT_ARCH_I386, 11), Some((Abi::I386, Sys::Execve)));
         assert_eq!(decode(AUDIT_ARCH_X86_64, 0), None);
     }
@@ -407,7 +475,10 @@ mod tests {
     #[test]
     fn program_fits() {
         for trap_readlink in [false, true] {
-            let p = program(&FilterOptions { trap_readlink, sync_wakeup: true });
+            let p = program(&FilterOptions {
+                trap_readlink,
+                sync_wakeup: true,
+            });
             assert!(p.len() < 200, "{}", p.len());
         }
     }

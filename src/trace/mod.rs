@@ -27,7 +27,7 @@ mod supervisor;
 mod sys;
 
 pub use filter::FilterOptions;
-pub use run::{continue_all, detach, run_traced, Traced};
+pub use run::{continue_all, detach, recv_fd, run_traced, send_fd, seqpacket_pair, Traced};
 pub use supervisor::Supervisor;
 
 /// How a path was touched. The numbers are the record's `access_kind` ids.
@@ -101,10 +101,21 @@ pub enum Event {
     Process { pid: i32, ppid: i32, time_ns: i64 },
     /// A path was touched. `path` is absolute and normalised (no `.`, `..` or `//`);
     /// symlinks are not resolved.
-    Access { pid: i32, path: Vec<u8>, kind: AccessKind, time_ns: i64 },
+    Access {
+        pid: i32,
+        path: Vec<u8>,
+        kind: AccessKind,
+        time_ns: i64,
+    },
     /// A successful-looking execve/execveat: the program (absolute, normalised) and its
     /// arguments, and the process's cwd. Comes right after the `Access` of kind `Exec`.
-    Exec { pid: i32, path: Vec<u8>, argv: Vec<Vec<u8>>, cwd: Vec<u8>, time_ns: i64 },
+    Exec {
+        pid: i32,
+        path: Vec<u8>,
+        argv: Vec<Vec<u8>>,
+        cwd: Vec<u8>,
+        time_ns: i64,
+    },
     /// exit_group: the process is ending with this code (0–255).
     Exit { pid: i32, code: i32, time_ns: i64 },
     /// The process ended without calling exit_group (killed by a signal, or its last
@@ -113,7 +124,11 @@ pub enum Event {
     Gone { pid: i32, time_ns: i64 },
     /// The process made this call but we could not read its arguments (it made itself
     /// non-dumpable, for instance): the record is incomplete here.
-    Lost { pid: i32, syscall: &'static str, time_ns: i64 },
+    Lost {
+        pid: i32,
+        syscall: &'static str,
+        time_ns: i64,
+    },
 }
 
 impl Event {
@@ -155,7 +170,10 @@ pub struct Filter {
 impl Filter {
     /// Build the program for these options.
     pub fn new(options: FilterOptions) -> Filter {
-        Filter { program: filter::program(&options), options }
+        Filter {
+            program: filter::program(&options),
+            options,
+        }
     }
 
     /// Install the filter in the calling thread (`PR_SET_NO_NEW_PRIVS` first) and return
@@ -200,5 +218,8 @@ pub enum Handled {
 /// The parent of a process, from `/proc/<pid>/status`.
 pub fn parent_of(pid: i32) -> Option<i32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
 }

@@ -59,7 +59,9 @@ pub fn run_traced(cmd: &mut Command, filter: &Filter, timeout: Duration) -> io::
     let pgid = child.id() as i32;
     let (done, watchdog_rx) = mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = watchdog_rx.recv_timeout(deadline - Instant::now()) {
+        if let Err(mpsc::RecvTimeoutError::Timeout) =
+            watchdog_rx.recv_timeout(deadline - Instant::now())
+        {
             unsafe { libc::kill(-pgid, libc::SIGKILL) };
             return true;
         }
@@ -75,14 +77,22 @@ pub fn run_traced(cmd: &mut Command, filter: &Filter, timeout: Duration) -> io::
     if supervisor_timed_out {
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
     }
-    Ok(Traced { status, events, counts, timed_out: killed || supervisor_timed_out })
+    Ok(Traced {
+        status,
+        events,
+        counts,
+        timed_out: killed || supervisor_timed_out,
+    })
 }
 
 type Supervised = (Vec<Event>, Vec<(&'static str, u64)>, bool);
 
 fn supervise(sock: OwnedFd, deadline: Instant) -> io::Result<Supervised> {
     let Some(listener) = recv_fd(sock.as_fd(), deadline)? else {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the child sent no listener"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the child sent no listener",
+        ));
     };
     let mut supervisor = Supervisor::new();
     let mut events = Vec::new();
@@ -91,7 +101,11 @@ fn supervise(sock: OwnedFd, deadline: Instant) -> io::Result<Supervised> {
         if left.is_zero() {
             return Ok((events, supervisor.counts(), true));
         }
-        let mut pfd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let rc = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
         if rc < 0 {
             let err = io::Error::last_os_error();
@@ -107,24 +121,37 @@ fn supervise(sock: OwnedFd, deadline: Instant) -> io::Result<Supervised> {
             Ok(Handled::Hangup) => return Ok((events, supervisor.counts(), false)),
             Ok(_) => {}
             Err(TraceError::Listener(err)) | Err(TraceError::Refused(err)) => return Err(err),
-            Err(TraceError::AlreadyFiltered) => return Err(io::Error::from_raw_os_error(libc::EBUSY)),
+            Err(TraceError::AlreadyFiltered) => {
+                return Err(io::Error::from_raw_os_error(libc::EBUSY))
+            }
         }
     }
 }
 
 /// A `SOCK_SEQPACKET` socketpair, both ends close-on-exec.
-pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
-    if unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr()) } != 0 {
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } != 0
+    {
         return Err(io::Error::last_os_error());
     }
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// Send one fd with `SCM_RIGHTS` (and one byte). Allocation-free.
-pub(crate) fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
+pub fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr() as *mut libc::c_void, iov_len: 1 };
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr() as *mut libc::c_void,
+        iov_len: 1,
+    };
     let mut cmsg_buf = [0u64; 4];
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -150,13 +177,20 @@ pub(crate) fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
 }
 
 /// Receive one fd sent by [`send_fd`]; `None` when the peer closed without sending.
-pub(crate) fn recv_fd(sock: BorrowedFd<'_>, deadline: Instant) -> io::Result<Option<OwnedFd>> {
+pub fn recv_fd(sock: BorrowedFd<'_>, deadline: Instant) -> io::Result<Option<OwnedFd>> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut pfd = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let rc = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
         if rc == 0 {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "no listener before the deadline"));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no listener before the deadline",
+            ));
         }
         if rc < 0 {
             let err = io::Error::last_os_error();
@@ -168,7 +202,10 @@ pub(crate) fn recv_fd(sock: BorrowedFd<'_>, deadline: Instant) -> io::Result<Opt
         break;
     }
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr() as *mut libc::c_void, iov_len: 1 };
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr() as *mut libc::c_void,
+        iov_len: 1,
+    };
     let mut cmsg_buf = [0u64; 4];
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -181,7 +218,10 @@ pub(crate) fn recv_fd(sock: BorrowedFd<'_>, deadline: Instant) -> io::Result<Opt
     }
     unsafe {
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if cmsg.is_null() || (*cmsg).cmsg_level != libc::SOL_SOCKET || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
+        if cmsg.is_null()
+            || (*cmsg).cmsg_level != libc::SOL_SOCKET
+            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+        {
             return Ok(None);
         }
         let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const RawFd);
@@ -194,8 +234,14 @@ pub(crate) fn recv_fd(sock: BorrowedFd<'_>, deadline: Instant) -> io::Result<Opt
 /// the recorder (a daemon started by a recipe): once a listener is closed, the
 /// filtered calls of the processes still under it fail with ENOSYS.
 pub fn continue_all(listeners: &[BorrowedFd<'_>]) -> Result<(), TraceError> {
-    let mut fds: Vec<libc::pollfd> =
-        listeners.iter().map(|l| libc::pollfd { fd: l.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    let mut fds: Vec<libc::pollfd> = listeners
+        .iter()
+        .map(|l| libc::pollfd {
+            fd: l.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
     continue_loop(&mut fds).map_err(TraceError::Listener)
 }
 
@@ -245,8 +291,14 @@ pub fn detach(listeners: Vec<OwnedFd>) -> io::Result<()> {
     if listeners.is_empty() {
         return Ok(());
     }
-    let mut fds: Vec<libc::pollfd> =
-        listeners.iter().map(|l| libc::pollfd { fd: l.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    let mut fds: Vec<libc::pollfd> = listeners
+        .iter()
+        .map(|l| libc::pollfd {
+            fd: l.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
     fds.sort_by_key(|p| p.fd);
     let pid = unsafe { libc::fork() };
     if pid < 0 {

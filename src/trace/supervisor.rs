@@ -130,8 +130,16 @@ impl Supervisor {
     /// Receive and answer one notification from `listener`, pushing what it meant.
     /// Polls the listener first (without blocking); see [`Supervisor::handle_ready`] to
     /// pass the readiness an event loop already has.
-    pub fn handle(&mut self, listener: BorrowedFd<'_>, events: &mut Vec<Event>) -> Result<Handled, TraceError> {
-        let mut pfd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    pub fn handle(
+        &mut self,
+        listener: BorrowedFd<'_>,
+        events: &mut Vec<Event>,
+    ) -> Result<Handled, TraceError> {
+        let mut pfd = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         loop {
             let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
             if rc >= 0 {
@@ -188,7 +196,12 @@ impl Supervisor {
         self.flush(fd, events);
         self.pending.remove(&fd);
         let time_ns = now_ns();
-        let mut gone: Vec<i32> = self.procs.iter().filter(|(_, p)| p.listener == fd).map(|(&pid, _)| pid).collect();
+        let mut gone: Vec<i32> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| p.listener == fd)
+            .map(|(&pid, _)| pid)
+            .collect();
         gone.sort_unstable();
         for pid in gone {
             if let Some(p) = self.procs.remove(&pid) {
@@ -203,7 +216,11 @@ impl Supervisor {
 
     /// How many notifications of each system call were answered, for measurements.
     pub fn counts(&self) -> Vec<(&'static str, u64)> {
-        ALL_SYS.iter().map(|&s| (s.name(), self.counts[s as usize])).filter(|&(_, n)| n > 0).collect()
+        ALL_SYS
+            .iter()
+            .map(|&s| (s.name(), self.counts[s as usize]))
+            .filter(|&(_, n)| n > 0)
+            .collect()
     }
 
     fn flush(&mut self, fd: RawFd, events: &mut Vec<Event>) {
@@ -223,7 +240,9 @@ impl Supervisor {
         let Some(epoll) = &self.epoll else { return };
         let mut ready = [libc::epoll_event { events: 0, u64: 0 }; 32];
         loop {
-            let n = unsafe { libc::epoll_wait(epoll.as_raw_fd(), ready.as_mut_ptr(), ready.len() as i32, 0) };
+            let n = unsafe {
+                libc::epoll_wait(epoll.as_raw_fd(), ready.as_mut_ptr(), ready.len() as i32, 0)
+            };
             if n <= 0 {
                 return;
             }
@@ -238,7 +257,10 @@ impl Supervisor {
                         if time_ns == 0 {
                             time_ns = now_ns();
                         }
-                        self.pending.entry(p.listener).or_default().push(Event::Gone { pid, time_ns });
+                        self.pending
+                            .entry(p.listener)
+                            .or_default()
+                            .push(Event::Gone { pid, time_ns });
                         self.pending_count += 1;
                     }
                 }
@@ -258,7 +280,10 @@ impl Supervisor {
             self.epoll = Some(unsafe { OwnedFd::from_raw_fd(ep) });
         }
         let ep = self.epoll.as_ref().map(|e| e.as_raw_fd()).unwrap_or(-1);
-        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: data };
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: data,
+        };
         unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, pidfd, &mut ev) == 0 }
     }
 
@@ -280,7 +305,17 @@ impl Supervisor {
                 return None;
             }
             let root = read_root(tid);
-            self.procs.insert(tgid, Proc { listener, _pidfd: pidfd, cwd: None, root, exited: false, last_list: Vec::new() });
+            self.procs.insert(
+                tgid,
+                Proc {
+                    listener,
+                    _pidfd: pidfd,
+                    cwd: None,
+                    root,
+                    exited: false,
+                    last_list: Vec::new(),
+                },
+            );
             new_parent = Some(ppid);
         }
         if tid != tgid {
@@ -289,13 +324,26 @@ impl Supervisor {
             if !self.watch(pidfd.as_raw_fd(), EPOLL_THREAD | tid as u32 as u64) {
                 return None;
             }
-            self.threads.insert(tid, Thread { tgid, _pidfd: pidfd, last_list: Vec::new() });
+            self.threads.insert(
+                tid,
+                Thread {
+                    tgid,
+                    _pidfd: pidfd,
+                    last_list: Vec::new(),
+                },
+            );
         }
         Some((tgid, new_parent))
     }
 
     fn dispatch(&mut self, listener: RawFd, notif: &SeccompNotif, events: &mut Vec<Event>) {
-        let mut call = Call { listener, id: notif.id, tid: notif.pid as i32, tgid: 0, answered: false };
+        let mut call = Call {
+            listener,
+            id: notif.id,
+            tid: notif.pid as i32,
+            tgid: 0,
+            answered: false,
+        };
         let Some((abi, sys)) = decode(notif.data.arch, notif.data.nr) else {
             call.answer();
             return;
@@ -309,7 +357,11 @@ impl Supervisor {
         let time_ns = now_ns();
         let mark = events.len();
         if let Some(ppid) = new_parent {
-            events.push(Event::Process { pid: tgid, ppid, time_ns });
+            events.push(Event::Process {
+                pid: tgid,
+                ppid,
+                time_ns,
+            });
         }
         match self.classify(&mut call, abi, sys, &notif.data.args, time_ns, events) {
             Ok(()) => {}
@@ -323,7 +375,11 @@ impl Supervisor {
             Err(Miss::Invalid) => {}
             Err(Miss::Unreadable) => {
                 if notif_id_valid(listener, call.id) {
-                    events.push(Event::Lost { pid: tgid, syscall: sys.name(), time_ns });
+                    events.push(Event::Lost {
+                        pid: tgid,
+                        syscall: sys.name(),
+                        time_ns,
+                    });
                 }
             }
         }
@@ -345,13 +401,22 @@ impl Supervisor {
                 if let Some(p) = self.procs.get_mut(&call.tgid) {
                     p.exited = true;
                 }
-                events.push(Event::Exit { pid: call.tgid, code: (a[0] & 0xff) as i32, time_ns });
+                events.push(Event::Exit {
+                    pid: call.tgid,
+                    code: (a[0] & 0xff) as i32,
+                    time_ns,
+                });
                 Ok(())
             }
             Sys::Open | Sys::Creat | Sys::Openat | Sys::Openat2 => {
                 let (dirfd, addr, flags, resolve) = match sys {
                     Sys::Open => (FDCWD, a[0], a[1], 0),
-                    Sys::Creat => (FDCWD, a[0], (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64, 0),
+                    Sys::Creat => (
+                        FDCWD,
+                        a[0],
+                        (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64,
+                        0,
+                    ),
                     Sys::Openat => (a[0], a[1], a[2], 0),
                     _ => {
                         if a[3] < std::mem::size_of::<OpenHow>() as u64 {
@@ -364,11 +429,18 @@ impl Supervisor {
                 let flags = flags as i32;
                 self.operand(call, 0, dirfd, addr, false, resolve & RESOLVE_IN_ROOT != 0)?;
                 let follow = flags & libc::O_NOFOLLOW == 0;
-                let creat = flags & libc::O_CREAT != 0 && flags & libc::O_TMPFILE & !libc::O_DIRECTORY == 0;
-                let writes = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
-                let exists =
-                    if creat { self.exists_then_answer(call, 0, follow)? } else { self.answer_then_exists(call, 0, follow)? };
-                let kind = if flags & libc::O_PATH != 0 || flags & libc::O_TMPFILE & !libc::O_DIRECTORY != 0 {
+                let creat =
+                    flags & libc::O_CREAT != 0 && flags & libc::O_TMPFILE & !libc::O_DIRECTORY == 0;
+                let writes =
+                    flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+                let exists = if creat {
+                    self.exists_then_answer(call, 0, follow)?
+                } else {
+                    self.answer_then_exists(call, 0, follow)?
+                };
+                let kind = if flags & libc::O_PATH != 0
+                    || flags & libc::O_TMPFILE & !libc::O_DIRECTORY != 0
+                {
                     if exists {
                         AccessKind::Stat
                     } else {
@@ -400,51 +472,119 @@ impl Supervisor {
                     _ => (a[0], a[1], a[2], a[4]),
                 };
                 self.operand(call, 0, dirfd, addr, flags & AT_EMPTY_PATH != 0, false)?;
-                let argv = read_argv(call.tid, abi, argv, &mut self.scratch.mem, &mut self.scratch.base)?;
+                let argv = read_argv(
+                    call.tid,
+                    abi,
+                    argv,
+                    &mut self.scratch.mem,
+                    &mut self.scratch.base,
+                )?;
                 let cwd = self.cwd(call)?;
                 let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
                 let exists = self.answer_then_exists(call, 0, follow)?;
                 if exists {
                     self.emit(call, 0, AccessKind::Exec, time_ns, events);
                     let path = self.scratch.norm.clone();
-                    events.push(Event::Exec { pid: call.tgid, path, argv, cwd, time_ns });
+                    events.push(Event::Exec {
+                        pid: call.tgid,
+                        path,
+                        argv,
+                        cwd,
+                        time_ns,
+                    });
                 } else {
                     self.emit(call, 0, AccessKind::Probe, time_ns, events);
                 }
                 Ok(())
             }
-            Sys::Stat | Sys::Lstat | Sys::Newfstatat | Sys::Statx | Sys::Access | Sys::Faccessat | Sys::Faccessat2 => {
+            Sys::Stat
+            | Sys::Lstat
+            | Sys::Newfstatat
+            | Sys::Statx
+            | Sys::Access
+            | Sys::Faccessat
+            | Sys::Faccessat2 => {
                 let (dirfd, addr, follow) = match sys {
                     Sys::Stat | Sys::Access => (FDCWD, a[0], true),
                     Sys::Lstat => (FDCWD, a[0], false),
-                    Sys::Newfstatat | Sys::Faccessat2 => (a[0], a[1], a[3] & AT_SYMLINK_NOFOLLOW == 0),
+                    Sys::Newfstatat | Sys::Faccessat2 => {
+                        (a[0], a[1], a[3] & AT_SYMLINK_NOFOLLOW == 0)
+                    }
                     Sys::Statx => (a[0], a[1], a[2] & AT_SYMLINK_NOFOLLOW == 0),
                     _ => (a[0], a[1], true),
                 };
                 let empty_ok = matches!(sys, Sys::Faccessat2) && a[3] & AT_EMPTY_PATH != 0;
                 self.operand(call, 0, dirfd, addr, empty_ok, false)?;
                 let exists = self.answer_then_exists(call, 0, follow)?;
-                self.emit(call, 0, if exists { AccessKind::Stat } else { AccessKind::Probe }, time_ns, events);
+                self.emit(
+                    call,
+                    0,
+                    if exists {
+                        AccessKind::Stat
+                    } else {
+                        AccessKind::Probe
+                    },
+                    time_ns,
+                    events,
+                );
                 Ok(())
             }
             Sys::Readlink | Sys::Readlinkat => {
-                let (dirfd, addr) = if sys == Sys::Readlink { (FDCWD, a[0]) } else { (a[0], a[1]) };
+                let (dirfd, addr) = if sys == Sys::Readlink {
+                    (FDCWD, a[0])
+                } else {
+                    (a[0], a[1])
+                };
                 self.operand(call, 0, dirfd, addr, sys == Sys::Readlinkat, false)?;
                 let exists = self.answer_then_exists(call, 0, false)?;
-                self.emit(call, 0, if exists { AccessKind::Stat } else { AccessKind::Probe }, time_ns, events);
+                self.emit(
+                    call,
+                    0,
+                    if exists {
+                        AccessKind::Stat
+                    } else {
+                        AccessKind::Probe
+                    },
+                    time_ns,
+                    events,
+                );
                 Ok(())
             }
             Sys::Truncate => {
                 self.operand(call, 0, FDCWD, a[0], false, false)?;
                 let exists = self.answer_then_exists(call, 0, true)?;
-                self.emit(call, 0, if exists { AccessKind::Truncate } else { AccessKind::Probe }, time_ns, events);
+                self.emit(
+                    call,
+                    0,
+                    if exists {
+                        AccessKind::Truncate
+                    } else {
+                        AccessKind::Probe
+                    },
+                    time_ns,
+                    events,
+                );
                 Ok(())
             }
             Sys::Unlink | Sys::Unlinkat | Sys::Rmdir => {
-                let (dirfd, addr) = if sys == Sys::Unlinkat { (a[0], a[1]) } else { (FDCWD, a[0]) };
+                let (dirfd, addr) = if sys == Sys::Unlinkat {
+                    (a[0], a[1])
+                } else {
+                    (FDCWD, a[0])
+                };
                 self.operand(call, 0, dirfd, addr, false, false)?;
                 let exists = self.exists_then_answer(call, 0, false)?;
-                self.emit(call, 0, if exists { AccessKind::Remove } else { AccessKind::Probe }, time_ns, events);
+                self.emit(
+                    call,
+                    0,
+                    if exists {
+                        AccessKind::Remove
+                    } else {
+                        AccessKind::Probe
+                    },
+                    time_ns,
+                    events,
+                );
                 Ok(())
             }
             Sys::Mkdir | Sys::Mkdirat | Sys::Symlink | Sys::Symlinkat => {
@@ -456,8 +596,18 @@ impl Supervisor {
                 };
                 self.operand(call, 0, dirfd, addr, false, false)?;
                 let exists = self.exists_then_answer(call, 0, false)?;
-                let made = if matches!(sys, Sys::Mkdir | Sys::Mkdirat) { AccessKind::Mkdir } else { AccessKind::Symlink };
-                self.emit(call, 0, if exists { AccessKind::Stat } else { made }, time_ns, events);
+                let made = if matches!(sys, Sys::Mkdir | Sys::Mkdirat) {
+                    AccessKind::Mkdir
+                } else {
+                    AccessKind::Symlink
+                };
+                self.emit(
+                    call,
+                    0,
+                    if exists { AccessKind::Stat } else { made },
+                    time_ns,
+                    events,
+                );
                 Ok(())
             }
             Sys::Rename | Sys::Renameat | Sys::Renameat2 | Sys::Link | Sys::Linkat => {
@@ -470,14 +620,27 @@ impl Supervisor {
                 self.operand(call, 0, od, op, link && flags & AT_EMPTY_PATH != 0, false)?;
                 self.operand(call, 1, nd, np, false, false)?;
                 call.validate()?;
-                let old_exists = exists_at(&mut self.scratch.abs[0], link && flags & AT_SYMLINK_FOLLOW != 0);
+                let old_exists = exists_at(
+                    &mut self.scratch.abs[0],
+                    link && flags & AT_SYMLINK_FOLLOW != 0,
+                );
                 let new_exists = exists_at(&mut self.scratch.abs[1], false);
                 call.answer();
                 if !old_exists {
                     self.emit(call, 0, AccessKind::Probe, time_ns, events);
                 } else if link {
                     self.emit(call, 0, AccessKind::Stat, time_ns, events);
-                    self.emit(call, 1, if new_exists { AccessKind::Stat } else { AccessKind::Link }, time_ns, events);
+                    self.emit(
+                        call,
+                        1,
+                        if new_exists {
+                            AccessKind::Stat
+                        } else {
+                            AccessKind::Link
+                        },
+                        time_ns,
+                        events,
+                    );
                 } else {
                     self.emit(call, 0, AccessKind::RenameFrom, time_ns, events);
                     if flags & RENAME_EXCHANGE != 0 {
@@ -494,13 +657,27 @@ impl Supervisor {
                     p.cwd = None;
                 }
                 let exists = self.answer_then_exists(call, 0, true)?;
-                self.emit(call, 0, if exists { AccessKind::Chdir } else { AccessKind::Probe }, time_ns, events);
+                self.emit(
+                    call,
+                    0,
+                    if exists {
+                        AccessKind::Chdir
+                    } else {
+                        AccessKind::Probe
+                    },
+                    time_ns,
+                    events,
+                );
                 Ok(())
             }
             Sys::Fchdir | Sys::Getdents | Sys::Getdents64 => {
                 let fd = a[0] as i32;
                 let mut buf = [0u8; 64];
-                readlink_into(proc_fd_path(&mut buf, call.tid, fd), &mut self.scratch.abs[0]).map_err(miss_of)?;
+                readlink_into(
+                    proc_fd_path(&mut buf, call.tid, fd),
+                    &mut self.scratch.abs[0],
+                )
+                .map_err(miss_of)?;
                 call.validate()?;
                 call.answer();
                 if !self.scratch.abs[0].starts_with(b"/") {
@@ -534,7 +711,15 @@ impl Supervisor {
     /// Read path operand `slot` and make it absolute in `scratch.abs[slot]` (joined, not
     /// normalised). `empty_ok`: an empty path means the dirfd itself (AT_EMPTY_PATH).
     /// `in_root`: absolute paths are relative to the dirfd (openat2 RESOLVE_IN_ROOT).
-    fn operand(&mut self, call: &Call, slot: usize, dirfd: u64, addr: u64, empty_ok: bool, in_root: bool) -> Result<(), Miss> {
+    fn operand(
+        &mut self,
+        call: &Call,
+        slot: usize,
+        dirfd: u64,
+        addr: u64,
+        empty_ok: bool,
+        in_root: bool,
+    ) -> Result<(), Miss> {
         let s = &mut self.scratch;
         read_cstr(call.tid, addr, &mut s.raw[slot]).map_err(miss_of)?;
         let raw = &s.raw[slot];
@@ -558,7 +743,8 @@ impl Supervisor {
                 Some(Proc { cwd: Some(cwd), .. }) => join(cwd, raw, &mut s.abs[slot]),
                 Some(p) => {
                     let mut buf = [0u8; 64];
-                    readlink_into(proc_path(&mut buf, call.tid, b"cwd"), &mut s.base).map_err(miss_of)?;
+                    readlink_into(proc_path(&mut buf, call.tid, b"cwd"), &mut s.base)
+                        .map_err(miss_of)?;
                     join(&s.base, raw, &mut s.abs[slot]);
                     p.cwd = Some(s.base.clone());
                 }
@@ -589,14 +775,24 @@ impl Supervisor {
     }
 
     /// For calls that do not change whether the path exists: let the tracee go, then look.
-    fn answer_then_exists(&mut self, call: &mut Call, slot: usize, follow: bool) -> Result<bool, Miss> {
+    fn answer_then_exists(
+        &mut self,
+        call: &mut Call,
+        slot: usize,
+        follow: bool,
+    ) -> Result<bool, Miss> {
         call.validate()?;
         call.answer();
         Ok(exists_at(&mut self.scratch.abs[slot], follow))
     }
 
     /// For calls that may create or remove the path: look while the tracee waits.
-    fn exists_then_answer(&mut self, call: &mut Call, slot: usize, follow: bool) -> Result<bool, Miss> {
+    fn exists_then_answer(
+        &mut self,
+        call: &mut Call,
+        slot: usize,
+        follow: bool,
+    ) -> Result<bool, Miss> {
         call.validate()?;
         let exists = exists_at(&mut self.scratch.abs[slot], follow);
         call.answer();
@@ -604,9 +800,21 @@ impl Supervisor {
     }
 
     /// Push an access for operand `slot`, normalised (left in `scratch.norm`).
-    fn emit(&mut self, call: &Call, slot: usize, kind: AccessKind, time_ns: i64, events: &mut Vec<Event>) {
+    fn emit(
+        &mut self,
+        call: &Call,
+        slot: usize,
+        kind: AccessKind,
+        time_ns: i64,
+        events: &mut Vec<Event>,
+    ) {
         normalize(&self.scratch.abs[slot], &mut self.scratch.norm);
-        events.push(Event::Access { pid: call.tgid, path: self.scratch.norm.clone(), kind, time_ns });
+        events.push(Event::Access {
+            pid: call.tgid,
+            path: self.scratch.norm.clone(),
+            kind,
+            time_ns,
+        });
     }
 }
 
@@ -657,7 +865,10 @@ fn read_status(tid: i32) -> Option<(i32, i32)> {
         let at = text.windows(key.len()).position(|w| w == key)?;
         let rest = &text[at + key.len()..];
         let rest = &rest[rest.iter().position(|b| !b.is_ascii_whitespace())?..];
-        let end = rest.iter().position(|b| !b.is_ascii_digit()).unwrap_or(rest.len());
+        let end = rest
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(rest.len());
         std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
     };
     Some((field(b"\nTgid:")?, field(b"\nPPid:")?))
@@ -677,14 +888,25 @@ fn read_root(tid: i32) -> Option<Vec<u8>> {
 
 /// Read a small file (NUL-terminated path) into `buf`; returns its length.
 fn read_small_file(path: &[u8], buf: &mut [u8]) -> Option<usize> {
-    let fd = unsafe { libc::open(path.as_ptr() as *const libc::c_char, libc::O_RDONLY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr() as *const libc::c_char,
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return None;
     }
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut len = 0;
     while len < buf.len() {
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf[len..].as_mut_ptr() as *mut libc::c_void, buf.len() - len) };
+        let n = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                buf[len..].as_mut_ptr() as *mut libc::c_void,
+                buf.len() - len,
+            )
+        };
         if n < 0 {
             if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                 continue;
@@ -704,7 +926,13 @@ const MAX_ARGS: usize = 1 << 17;
 
 /// Read an exec's argv: the pointer array, then the strings, in one read when they lie
 /// close together (they usually do), one read per string otherwise.
-fn read_argv(tid: i32, abi: Abi, addr: u64, mem: &mut Vec<u8>, one: &mut Vec<u8>) -> Result<Vec<Vec<u8>>, Miss> {
+fn read_argv(
+    tid: i32,
+    abi: Abi,
+    addr: u64,
+    mem: &mut Vec<u8>,
+    one: &mut Vec<u8>,
+) -> Result<Vec<Vec<u8>>, Miss> {
     let width = abi.pointer_size();
     let mut pointers: Vec<u64> = Vec::new();
     if addr != 0 {

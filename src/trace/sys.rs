@@ -98,7 +98,13 @@ pub fn notif_recv(listener: RawFd, notif: &mut SeccompNotif) -> io::Result<()> {
     loop {
         // The kernel insists the buffer is zeroed.
         *notif = SeccompNotif::default();
-        let rc = unsafe { libc::ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, notif as *mut SeccompNotif) };
+        let rc = unsafe {
+            libc::ioctl(
+                listener,
+                SECCOMP_IOCTL_NOTIF_RECV,
+                notif as *mut SeccompNotif,
+            )
+        };
         if rc == 0 {
             return Ok(());
         }
@@ -111,9 +117,20 @@ pub fn notif_recv(listener: RawFd, notif: &mut SeccompNotif) -> io::Result<()> {
 
 /// Let the notified system call run as if no filter were there.
 pub fn notif_continue(listener: RawFd, id: u64) -> io::Result<()> {
-    let resp = SeccompNotifResp { id, val: 0, error: 0, flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE };
+    let resp = SeccompNotifResp {
+        id,
+        val: 0,
+        error: 0,
+        flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+    };
     loop {
-        let rc = unsafe { libc::ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp as *const SeccompNotifResp) };
+        let rc = unsafe {
+            libc::ioctl(
+                listener,
+                SECCOMP_IOCTL_NOTIF_SEND,
+                &resp as *const SeccompNotifResp,
+            )
+        };
         if rc == 0 {
             return Ok(());
         }
@@ -155,8 +172,14 @@ pub fn pidfd_open(pid: i32, flags: libc::c_uint) -> io::Result<RawFd> {
 pub fn read_mem(pid: i32, addr: u64, len: usize, out: &mut Vec<u8>) -> io::Result<usize> {
     out.reserve(len);
     let start = out.len();
-    let local = libc::iovec { iov_base: unsafe { out.as_mut_ptr().add(start) } as *mut libc::c_void, iov_len: len };
-    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: len };
+    let local = libc::iovec {
+        iov_base: unsafe { out.as_mut_ptr().add(start) } as *mut libc::c_void,
+        iov_len: len,
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: len,
+    };
     let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
     if n < 0 {
         return Err(last_error());
@@ -169,8 +192,14 @@ pub fn read_mem(pid: i32, addr: u64, len: usize, out: &mut Vec<u8>) -> io::Resul
 pub fn read_pod<T: Copy + Default>(pid: i32, addr: u64) -> io::Result<T> {
     let mut value = T::default();
     let size = std::mem::size_of::<T>();
-    let local = libc::iovec { iov_base: &mut value as *mut T as *mut libc::c_void, iov_len: size };
-    let remote = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: size };
+    let local = libc::iovec {
+        iov_base: &mut value as *mut T as *mut libc::c_void,
+        iov_len: size,
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: size,
+    };
     let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
     if n < 0 {
         return Err(last_error());
@@ -218,7 +247,13 @@ pub fn readlink_into(path: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
     let mut cap = 256usize;
     loop {
         out.reserve(cap);
-        let n = unsafe { libc::readlink(path.as_ptr() as *const libc::c_char, out.as_mut_ptr() as *mut libc::c_char, cap) };
+        let n = unsafe {
+            libc::readlink(
+                path.as_ptr() as *const libc::c_char,
+                out.as_mut_ptr() as *mut libc::c_char,
+                cap,
+            )
+        };
         if n < 0 {
             return Err(last_error());
         }
@@ -240,7 +275,13 @@ pub fn exists(path: &[u8], follow: bool) -> bool {
     debug_assert_eq!(path.last(), Some(&0));
     let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
     let rc = unsafe {
-        libc::syscall(libc::SYS_faccessat2, libc::AT_FDCWD, path.as_ptr() as *const libc::c_char, libc::F_OK, flags)
+        libc::syscall(
+            libc::SYS_faccessat2,
+            libc::AT_FDCWD,
+            path.as_ptr() as *const libc::c_char,
+            libc::F_OK,
+            flags,
+        )
     };
     if rc == 0 {
         return true;
@@ -301,7 +342,10 @@ pub fn proc_fd_path(buf: &mut [u8; 64], pid: i32, fd: i32) -> &[u8] {
 
 /// Nanoseconds since the epoch.
 pub fn now_ns() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
