@@ -88,6 +88,8 @@ pub(crate) struct Server {
     to_ui: Sender<UiEvent>,
     buffer: Vec<u8>,
     warned_trace: bool,
+    warned_lost: bool,
+    incomplete: HashSet<i64>,
 }
 
 fn check(result: libc::c_int, what: &str) -> Result<libc::c_int> {
@@ -143,6 +145,8 @@ impl Server {
             to_ui,
             buffer: vec![0; RECEIVE_BUFFER],
             warned_trace: false,
+            warned_lost: false,
+            incomplete: HashSet::new(),
         };
         server.watch(server.listen.as_raw_fd())?;
         server.watch(server.wake.as_raw_fd())?;
@@ -455,7 +459,7 @@ impl Server {
         let Some(running) = self.commands.remove(&id) else { return };
         self.flush_accesses(Owner::Command(id));
         let outcome = Outcome { exit_code: end.exit_code, signal: end.signal, duration_ns: end.ended_ns - running.started_ns };
-        end.traced = running.traced;
+        end.traced = running.traced && !self.incomplete.remove(&id);
         end.stdout = running.stdout;
         end.stderr = running.stderr;
         self.write(Write::CommandEnd(id, end));
@@ -541,14 +545,27 @@ impl Server {
                     self.write(Write::ProcessExec { id, exe: path, argv: protocol::join_nul(&argv), cwd });
                 }
             }
-            trace::Event::Exit { pid, code, time_ns } => {
-                if let Some(id) = self.processes.remove(&pid) {
-                    self.write(Write::ProcessEnd { id, ended_ns: time_ns, exit_code: Some(code) });
+            trace::Event::Exit { pid, code, time_ns } => self.process_gone(pid, time_ns, Some(code)),
+            trace::Event::Gone { pid, time_ns } => self.process_gone(pid, time_ns, None),
+            trace::Event::Lost { pid, syscall, .. } => {
+                // We saw the call but could not read it: the command's files are incomplete.
+                if let Some(Owner::Command(id)) = self.owner_of(pid) {
+                    self.incomplete.insert(id);
                 }
-                if !self.roots.contains(&pid) {
-                    self.owners.remove(&pid);
+                if !self.warned_lost {
+                    self.warned_lost = true;
+                    self.warn(format!("could not read the arguments of a {syscall} call; that command is marked untraced"));
                 }
             }
+        }
+    }
+
+    fn process_gone(&mut self, pid: i32, time_ns: i64, exit_code: Option<i32>) {
+        if let Some(id) = self.processes.remove(&pid) {
+            self.write(Write::ProcessEnd { id, ended_ns: time_ns, exit_code });
+        }
+        if !self.roots.contains(&pid) {
+            self.owners.remove(&pid);
         }
     }
 
