@@ -68,9 +68,18 @@ pub fn classify(info: &CommandInfo) -> Classified {
     let mut cd: Option<String> = None;
     collect(&ctx, &commands, &mut cd, &mut best, 0);
     match best {
-        Some(c) => Classified { label: Label { verb: c.verb, object: c.object }, rule: c.rule },
+        Some(c) => Classified {
+            label: Label {
+                verb: c.verb,
+                object: c.object,
+            },
+            rule: c.rule,
+        },
         None => Classified {
-            label: Label { verb: "SH".into(), object: ctx.target_or(|| String::new()) },
+            label: Label {
+                verb: "SH".into(),
+                object: ctx.target_or(|| String::new()),
+            },
             rule: Rule::Empty,
         },
     }
@@ -113,7 +122,13 @@ fn offer(best: &mut Option<Candidate>, candidate: Candidate) {
     }
 }
 
-fn collect(ctx: &Context, commands: &[SimpleCommand], cd: &mut Option<String>, best: &mut Option<Candidate>, depth: u8) {
+fn collect(
+    ctx: &Context,
+    commands: &[SimpleCommand],
+    cd: &mut Option<String>,
+    best: &mut Option<Candidate>,
+    depth: u8,
+) {
     for command in commands {
         if let Some(candidate) = classify_simple(ctx, command, cd, best, depth) {
             offer(best, candidate);
@@ -125,7 +140,9 @@ fn collect(ctx: &Context, commands: &[SimpleCommand], cd: &mut Option<String>, b
 fn skip_wrappers(words: &[String]) -> &[String] {
     let mut words = words;
     loop {
-        let Some(first) = words.first() else { return words };
+        let Some(first) = words.first() else {
+            return words;
+        };
         match basename(first) {
             "env" => {
                 words = &words[1..];
@@ -138,12 +155,15 @@ fn skip_wrappers(words: &[String]) -> &[String] {
                     }
                 }
             }
-            "exec" | "command" | "nohup" | "time" | "builtin" | "ccache" | "distcc" | "sccache" | "xargs"
-            | "stdbuf" | "nice" | "ionice" | "chronic" => {
+            "exec" | "command" | "nohup" | "time" | "builtin" | "ccache" | "distcc" | "sccache"
+            | "xargs" | "stdbuf" | "nice" | "ionice" | "chronic" => {
                 words = &words[1..];
                 while let Some(w) = words.first() {
                     if w.starts_with('-') {
-                        let takes_value = matches!(w.as_str(), "-n" | "-c" | "-o" | "-e" | "-i" | "-I" | "-P" | "-s");
+                        let takes_value = matches!(
+                            w.as_str(),
+                            "-n" | "-c" | "-o" | "-e" | "-i" | "-I" | "-P" | "-s"
+                        );
                         words = &words[if takes_value { 2.min(words.len()) } else { 1 }..];
                     } else {
                         break;
@@ -176,12 +196,24 @@ fn strip_version(name: &str) -> &str {
 
 fn is_c_compiler(name: &str) -> bool {
     let n = strip_version(name);
-    n == "cc" || n == "gcc" || n == "clang" || n == "icc" || n == "tcc" || n.ends_with("-gcc") || n.ends_with("-cc") || n.ends_with("-clang")
+    n == "cc"
+        || n == "gcc"
+        || n == "clang"
+        || n == "icc"
+        || n == "tcc"
+        || n.ends_with("-gcc")
+        || n.ends_with("-cc")
+        || n.ends_with("-clang")
 }
 
 fn is_cxx_compiler(name: &str) -> bool {
     let n = strip_version(name);
-    n == "c++" || n == "g++" || n == "clang++" || n.ends_with("-g++") || n.ends_with("-c++") || n.ends_with("-clang++")
+    n == "c++"
+        || n == "g++"
+        || n == "clang++"
+        || n.ends_with("-g++")
+        || n.ends_with("-c++")
+        || n.ends_with("-clang++")
 }
 
 fn is_assembler(name: &str) -> bool {
@@ -189,12 +221,19 @@ fn is_assembler(name: &str) -> bool {
 }
 
 fn is_linker(name: &str) -> bool {
-    matches!(name, "ld" | "ld.bfd" | "ld.gold" | "ld.lld" | "lld" | "mold" | "collect2" | "gold") || name.ends_with("-ld")
+    matches!(
+        name,
+        "ld" | "ld.bfd" | "ld.gold" | "ld.lld" | "lld" | "mold" | "collect2" | "gold"
+    ) || name.ends_with("-ld")
 }
 
 fn is_archiver(name: &str) -> bool {
     let n = strip_version(name);
-    matches!(n, "ar" | "ranlib" | "gcc-ar" | "gcc-ranlib" | "llvm-ar" | "llvm-ranlib") || n.ends_with("-ar") || n.ends_with("-ranlib")
+    matches!(
+        n,
+        "ar" | "ranlib" | "gcc-ar" | "gcc-ranlib" | "llvm-ar" | "llvm-ranlib"
+    ) || n.ends_with("-ar")
+        || n.ends_with("-ranlib")
 }
 
 fn is_make(name: &str) -> bool {
@@ -206,7 +245,11 @@ fn is_shell(name: &str) -> bool {
 }
 
 fn is_interpreter(name: &str) -> bool {
-    is_shell(name) || matches!(strip_version(name), "python" | "perl" | "ruby" | "tclsh" | "lua" | "node")
+    is_shell(name)
+        || matches!(
+            strip_version(name),
+            "python" | "perl" | "ruby" | "tclsh" | "lua" | "node"
+        )
 }
 
 /// Tools whose job is to turn text into text: with an output file they generate it.
@@ -214,13 +257,74 @@ fn is_generator(name: &str) -> bool {
     let n = strip_version(name);
     matches!(
         n,
-        "awk" | "gawk" | "mawk" | "nawk" | "sed" | "gsed" | "perl" | "python" | "m4" | "bison" | "yacc" | "byacc"
-            | "flex" | "lex" | "gperf" | "msgfmt" | "msgmerge" | "xgettext" | "msgcat" | "rpcgen" | "makeinfo"
-            | "texi2dvi" | "texi2pdf" | "tr" | "sort" | "uniq" | "cut" | "grep" | "egrep" | "fgrep" | "head"
-            | "tail" | "tac" | "paste" | "join" | "xxd" | "od" | "base64" | "gzip" | "bzip2" | "xz" | "zstd"
-            | "tar" | "cpio" | "localedef" | "iconv" | "readelf" | "objdump" | "nm" | "size" | "pkg-config"
-            | "autoconf" | "autoheader" | "automake" | "aclocal" | "libtoolize" | "config.status" | "configure"
-            | "tic" | "zic" | "gencat" | "dot" | "doxygen" | "pod2man" | "help2man" | "envsubst" | "jq" | "diff"
+        "awk"
+            | "gawk"
+            | "mawk"
+            | "nawk"
+            | "sed"
+            | "gsed"
+            | "perl"
+            | "python"
+            | "m4"
+            | "bison"
+            | "yacc"
+            | "byacc"
+            | "flex"
+            | "lex"
+            | "gperf"
+            | "msgfmt"
+            | "msgmerge"
+            | "xgettext"
+            | "msgcat"
+            | "rpcgen"
+            | "makeinfo"
+            | "texi2dvi"
+            | "texi2pdf"
+            | "tr"
+            | "sort"
+            | "uniq"
+            | "cut"
+            | "grep"
+            | "egrep"
+            | "fgrep"
+            | "head"
+            | "tail"
+            | "tac"
+            | "paste"
+            | "join"
+            | "xxd"
+            | "od"
+            | "base64"
+            | "gzip"
+            | "bzip2"
+            | "xz"
+            | "zstd"
+            | "tar"
+            | "cpio"
+            | "localedef"
+            | "iconv"
+            | "readelf"
+            | "objdump"
+            | "nm"
+            | "size"
+            | "pkg-config"
+            | "autoconf"
+            | "autoheader"
+            | "automake"
+            | "aclocal"
+            | "libtoolize"
+            | "config.status"
+            | "configure"
+            | "tic"
+            | "zic"
+            | "gencat"
+            | "dot"
+            | "doxygen"
+            | "pod2man"
+            | "help2man"
+            | "envsubst"
+            | "jq"
+            | "diff"
     ) || n.ends_with("-readelf")
         || n.ends_with("-objdump")
         || n.ends_with("-nm")
@@ -241,9 +345,10 @@ fn bookkeeping(name: &str) -> Option<(&'static str, u8)> {
         "rm" | "rmdir" | "unlink" => ("RM", 19),
         "echo" | "printf" | "cat" => ("ECHO", 5),
         "test" | "[" | "[[" | "cmp" => ("CHECK", 4),
-        "cd" | "pushd" | "popd" | "true" | "false" | ":" | "exit" | "set" | "export" | "unset" | "shift" | "read"
-        | "eval" | "wait" | "trap" | "sleep" | "return" | "local" | "continue" | "break" | "sync" | "type"
-        | "which" | "pwd" | "umask" | "ulimit" | "hash" | "source" | "." => ("SH", 1),
+        "cd" | "pushd" | "popd" | "true" | "false" | ":" | "exit" | "set" | "export" | "unset"
+        | "shift" | "read" | "eval" | "wait" | "trap" | "sleep" | "return" | "local"
+        | "continue" | "break" | "sync" | "type" | "which" | "pwd" | "umask" | "ulimit"
+        | "hash" | "source" | "." => ("SH", 1),
         _ => return None,
     })
 }
@@ -285,8 +390,17 @@ fn classify_simple(
         b == "evaluate-test.sh" || b == "test-driver" || b == "tap-driver.sh"
     }) {
         let named = words.get(pos + 1).filter(|w| !w.starts_with('-')).cloned();
-        let object = if ctx.target.is_empty() { named.unwrap_or_default() } else { test_name(ctx) };
-        return Some(Candidate { rank: RANK_TEST, verb: "TEST".into(), object, rule: Rule::TestRun });
+        let object = if ctx.target.is_empty() {
+            named.unwrap_or_default()
+        } else {
+            test_name(ctx)
+        };
+        return Some(Candidate {
+            rank: RANK_TEST,
+            verb: "TEST".into(),
+            object,
+            rule: Rule::TestRun,
+        });
     }
 
     if name == "cd" || name == "pushd" {
@@ -298,12 +412,20 @@ fn classify_simple(
             .or_else(|| cd.clone())
             .map(|d| if d.starts_with('/') { ctx.show(&d) } else { d })
             .unwrap_or_else(|| ctx.show(&ctx.dir.to_string_lossy()));
-        return Some(Candidate { rank: RANK_MAKE, verb: "MAKE".into(), object, rule: Rule::SubMake });
+        return Some(Candidate {
+            rank: RANK_MAKE,
+            verb: "MAKE".into(),
+            object,
+            rule: Rule::SubMake,
+        });
     }
 
     if is_shell(name) && depth < 3 {
         // `sh -c 'text'`: classify the text itself.
-        if let Some(pos) = args.iter().position(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c')) {
+        if let Some(pos) = args
+            .iter()
+            .position(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c'))
+        {
             if let Some(text) = args.get(pos + 1) {
                 let inner = shell::simple_commands(text);
                 collect(ctx, &inner, cd, best, depth + 1);
@@ -313,7 +435,11 @@ fn classify_simple(
     }
 
     // `sh script args`, `python3 -B script.py args`: the script is the program.
-    let script = if is_interpreter(name) { args.iter().position(|a| !a.starts_with('-')) } else { None };
+    let script = if is_interpreter(name) {
+        args.iter().position(|a| !a.starts_with('-'))
+    } else {
+        None
+    };
     let was_script = script.is_some();
     let (name, args) = match script {
         Some(pos) => (basename(&args[pos]), &args[pos + 1..]),
@@ -324,31 +450,76 @@ fn classify_simple(
         return Some(compiler(ctx, name, args, command));
     }
     if is_assembler(name) {
-        let object = ctx.target_or(|| output_option(args).map(|o| ctx.show(&o)).unwrap_or_default());
-        return Some(Candidate { rank: RANK_BUILD, verb: "AS".into(), object, rule: Rule::Assembler });
+        let object = ctx.target_or(|| {
+            output_option(args)
+                .map(|o| ctx.show(&o))
+                .unwrap_or_default()
+        });
+        return Some(Candidate {
+            rank: RANK_BUILD,
+            verb: "AS".into(),
+            object,
+            rule: Rule::Assembler,
+        });
     }
     if is_linker(name) {
-        let object = ctx.target_or(|| output_option(args).map(|o| ctx.show(&o)).unwrap_or_default());
-        return Some(Candidate { rank: RANK_BUILD, verb: "LD".into(), object, rule: Rule::Linker });
+        let object = ctx.target_or(|| {
+            output_option(args)
+                .map(|o| ctx.show(&o))
+                .unwrap_or_default()
+        });
+        return Some(Candidate {
+            rank: RANK_BUILD,
+            verb: "LD".into(),
+            object,
+            rule: Rule::Linker,
+        });
     }
     if is_archiver(name) {
         let object = ctx.target_or(|| {
             // `ar cru lib.a objs…`: the archive follows the operation letters.
             let operands: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-            let archive = if name.contains("ranlib") { operands.first() } else { operands.get(1) };
+            let archive = if name.contains("ranlib") {
+                operands.first()
+            } else {
+                operands.get(1)
+            };
             archive.map(|a| ctx.show(a)).unwrap_or_default()
         });
-        return Some(Candidate { rank: RANK_AR, verb: "AR".into(), object, rule: Rule::Archiver });
+        return Some(Candidate {
+            rank: RANK_AR,
+            verb: "AR".into(),
+            object,
+            rule: Rule::Archiver,
+        });
     }
     if matches!(name, "install" | "ginstall" | "install-sh") {
         let object = ctx.target_or(|| last_operand(args).map(|a| ctx.show(a)).unwrap_or_default());
-        return Some(Candidate { rank: RANK_INSTALL, verb: "INSTALL".into(), object, rule: Rule::Install });
+        return Some(Candidate {
+            rank: RANK_INSTALL,
+            verb: "INSTALL".into(),
+            object,
+            rule: Rule::Install,
+        });
     }
     if matches!(name, "pytest" | "py.test" | "ctest" | "prove") {
-        return Some(Candidate { rank: RANK_TEST, verb: "TEST".into(), object: test_name(ctx), rule: Rule::TestRun });
+        return Some(Candidate {
+            rank: RANK_TEST,
+            verb: "TEST".into(),
+            object: test_name(ctx),
+            rule: Rule::TestRun,
+        });
     }
-    if test_target(ctx) && !best.as_ref().is_some_and(|b| b.rank >= RANK_AR) && bookkeeping(name).is_none() {
-        return Some(Candidate { rank: RANK_TEST, verb: "TEST".into(), object: test_name(ctx), rule: Rule::TestRun });
+    if test_target(ctx)
+        && !best.as_ref().is_some_and(|b| b.rank >= RANK_AR)
+        && bookkeeping(name).is_none()
+    {
+        return Some(Candidate {
+            rank: RANK_TEST,
+            verb: "TEST".into(),
+            object: test_name(ctx),
+            rule: Rule::TestRun,
+        });
     }
     let writes_target = writes_file
         || output_option(args).is_some()
@@ -361,32 +532,76 @@ fn classify_simple(
                 .unwrap_or_default()
         });
         if let Some((verb, rank)) = bookkeeping(name).filter(|_| !writes_file) {
-            return Some(Candidate { rank, verb: verb.into(), object, rule: Rule::Bookkeeping });
+            return Some(Candidate {
+                rank,
+                verb: verb.into(),
+                object,
+                rule: Rule::Bookkeeping,
+            });
         }
-        return Some(Candidate { rank: RANK_GEN, verb: "GEN".into(), object, rule: Rule::Generator });
+        return Some(Candidate {
+            rank: RANK_GEN,
+            verb: "GEN".into(),
+            object,
+            rule: Rule::Generator,
+        });
     }
-    if matches!(strip_version(name), "objcopy" | "strip" | "eu-strip") || name.ends_with("-objcopy") || name.ends_with("-strip") {
-        let verb = if name.contains("objcopy") { "OBJCOPY" } else { "STRIP" };
+    if matches!(strip_version(name), "objcopy" | "strip" | "eu-strip")
+        || name.ends_with("-objcopy")
+        || name.ends_with("-strip")
+    {
+        let verb = if name.contains("objcopy") {
+            "OBJCOPY"
+        } else {
+            "STRIP"
+        };
         let object = ctx.target_or(|| last_operand(args).map(|a| ctx.show(a)).unwrap_or_default());
-        return Some(Candidate { rank: RANK_BINUTILS, verb: verb.into(), object, rule: Rule::Binutils });
+        return Some(Candidate {
+            rank: RANK_BINUTILS,
+            verb: verb.into(),
+            object,
+            rule: Rule::Binutils,
+        });
     }
     if let Some((verb, rank)) = bookkeeping(name) {
         if writes_file && matches!(verb, "ECHO" | "SH" | "CHECK") {
             let object = ctx.target_or(|| redirect_object().unwrap_or_default());
-            return Some(Candidate { rank: RANK_GEN, verb: "GEN".into(), object, rule: Rule::Generator });
+            return Some(Candidate {
+                rank: RANK_GEN,
+                verb: "GEN".into(),
+                object,
+                rule: Rule::Generator,
+            });
         }
         let object = ctx.target_or(|| last_operand(args).map(|a| ctx.show(a)).unwrap_or_default());
-        return Some(Candidate { rank, verb: verb.into(), object, rule: Rule::Bookkeeping });
+        return Some(Candidate {
+            rank,
+            verb: verb.into(),
+            object,
+            rule: Rule::Bookkeeping,
+        });
     }
     if writes_target {
         let object = ctx.target_or(|| {
-            redirect_object().or_else(|| output_option(args).map(|o| ctx.show(&o))).unwrap_or_default()
+            redirect_object()
+                .or_else(|| output_option(args).map(|o| ctx.show(&o)))
+                .unwrap_or_default()
         });
-        return Some(Candidate { rank: RANK_GEN, verb: "GEN".into(), object, rule: Rule::Generator });
+        return Some(Candidate {
+            rank: RANK_GEN,
+            verb: "GEN".into(),
+            object,
+            rule: Rule::Generator,
+        });
     }
     if name.contains('$') || name.contains('`') || name.is_empty() {
         // A program chosen at run time: nothing to call it by.
-        return Some(Candidate { rank: 2, verb: "SH".into(), object: ctx.target_or(String::new), rule: Rule::Fallback });
+        return Some(Candidate {
+            rank: 2,
+            verb: "SH".into(),
+            object: ctx.target_or(String::new),
+            rule: Rule::Fallback,
+        });
     }
     Some(Candidate {
         rank: RANK_FALLBACK,
@@ -416,19 +631,31 @@ fn compiler(ctx: &Context, name: &str, args: &[String], command: &SimpleCommand)
                 language = args.get(i + 1).cloned();
                 i += 1;
             }
-            "-I" | "-D" | "-U" | "-include" | "-imacros" | "-isystem" | "-iquote" | "-idirafter" | "-MF" | "-MT"
-            | "-MQ" | "-L" | "-l" | "-Xlinker" | "-Xassembler" | "-Xpreprocessor" | "-T" | "-B" | "-specs"
-            | "-aux-info" | "--param" | "-z" | "-e" | "-u" => i += 1,
+            "-I" | "-D" | "-U" | "-include" | "-imacros" | "-isystem" | "-iquote"
+            | "-idirafter" | "-MF" | "-MT" | "-MQ" | "-L" | "-l" | "-Xlinker" | "-Xassembler"
+            | "-Xpreprocessor" | "-T" | "-B" | "-specs" | "-aux-info" | "--param" | "-z" | "-e"
+            | "-u" => i += 1,
             _ if a.starts_with("-o") && a.len() > 2 => output = Some(a[2..].to_string()),
             _ if a.starts_with('-') => {}
             _ => inputs.push(a),
         }
         i += 1;
     }
-    let assembly_source = |f: &&str| f.ends_with(".S") || f.ends_with(".s") || f.ends_with(".sx") || f.ends_with(".asm");
-    let cxx_source = |f: &&str| [".cc", ".cpp", ".cxx", ".C", ".c++"].iter().any(|s| f.ends_with(s));
-    let is_asm = language.as_deref().is_some_and(|l| l.starts_with("assembler")) || inputs.iter().any(assembly_source);
-    let is_cxx = is_cxx_compiler(name) || language.as_deref() == Some("c++") || inputs.iter().any(cxx_source);
+    let assembly_source = |f: &&str| {
+        f.ends_with(".S") || f.ends_with(".s") || f.ends_with(".sx") || f.ends_with(".asm")
+    };
+    let cxx_source = |f: &&str| {
+        [".cc", ".cpp", ".cxx", ".C", ".c++"]
+            .iter()
+            .any(|s| f.ends_with(s))
+    };
+    let is_asm = language
+        .as_deref()
+        .is_some_and(|l| l.starts_with("assembler"))
+        || inputs.iter().any(assembly_source);
+    let is_cxx = is_cxx_compiler(name)
+        || language.as_deref() == Some("c++")
+        || inputs.iter().any(cxx_source);
     let (verb, rule) = match mode {
         Some("-E") => ("CPP", Rule::Compiler),
         Some(_) if is_asm => ("AS", Rule::Compiler),
@@ -444,7 +671,19 @@ fn compiler(ctx: &Context, name: &str, args: &[String], command: &SimpleCommand)
             .map(|o| ctx.show(&o))
             .unwrap_or_default()
     });
-    Candidate { rank: RANK_BUILD, verb: verb.into(), object, rule }
+    // No mode, no input, no output: a query (`gcc -print-file-name=…`, `-Wl,--verbose`),
+    // less telling than whatever uses its answer.
+    let rank = if mode.is_none() && inputs.is_empty() && output.is_none() {
+        3
+    } else {
+        RANK_BUILD
+    };
+    Candidate {
+        rank,
+        verb: verb.into(),
+        object,
+        rule,
+    }
 }
 
 /// `-C dir`, `-Cdir`, `--directory=dir`, `--directory dir`.
@@ -461,7 +700,10 @@ fn submake_dir(args: &[String]) -> Option<String> {
                 _ => d,
             });
             i += 1;
-        } else if let Some(d) = a.strip_prefix("--directory=").or_else(|| a.strip_prefix("-C")) {
+        } else if let Some(d) = a
+            .strip_prefix("--directory=")
+            .or_else(|| a.strip_prefix("-C"))
+        {
             dir = Some(d.to_string());
         }
         i += 1;
@@ -485,11 +727,16 @@ fn output_option(args: &[String]) -> Option<String> {
 }
 
 fn last_operand(args: &[String]) -> Option<&String> {
-    args.iter().rev().find(|a| !a.starts_with('-') && !a.is_empty())
+    args.iter()
+        .rev()
+        .find(|a| !a.starts_with('-') && !a.is_empty())
 }
 
 fn looks_like_script(program: &str) -> bool {
-    [".sh", ".py", ".pl", ".awk", ".rb", ".tcl"].iter().any(|s| program.ends_with(s)) || program.contains("scripts/")
+    [".sh", ".py", ".pl", ".awk", ".rb", ".tcl"]
+        .iter()
+        .any(|s| program.ends_with(s))
+        || program.contains("scripts/")
 }
 
 /// Whether a word names the target (or its temporary twin `$@T`, `$@.new`, `$@-tmp`).
@@ -502,12 +749,15 @@ fn mentions(word: &str, target: &str) -> bool {
         let before = &word[..pos];
         let after = &word[pos + t.len()..];
         (before.is_empty() || before.ends_with('/') || before.ends_with('='))
-            && (after.is_empty() || (after.len() <= 6 && after.starts_with(['T', '.', '-', '~', '$', '_'])))
+            && (after.is_empty()
+                || (after.len() <= 6 && after.starts_with(['T', '.', '-', '~', '$', '_'])))
     })
 }
 
 fn test_target(ctx: &Context) -> bool {
-    ctx.target.ends_with(".out") || ctx.target.ends_with(".test-result") || ctx.target.ends_with(".trs")
+    ctx.target.ends_with(".out")
+        || ctx.target.ends_with(".test-result")
+        || ctx.target.ends_with(".trs")
 }
 
 /// A test's name: its target without the result suffix.
@@ -529,7 +779,11 @@ pub(crate) fn lossy_path(bytes: &[u8]) -> PathBuf {
 /// `path` (relative to `dir` unless absolute) as seen from `top`: `elf/dl-load.os`.
 /// Paths far outside `top` stay absolute.
 pub fn relative_to(top: &Path, dir: &Path, path: &str) -> String {
-    let joined = if path.starts_with('/') { PathBuf::from(path) } else { dir.join(path) };
+    let joined = if path.starts_with('/') {
+        PathBuf::from(path)
+    } else {
+        dir.join(path)
+    };
     let absolute = normalize(&joined);
     let top = normalize(top);
     if !absolute.is_absolute() || !top.is_absolute() {
@@ -604,15 +858,31 @@ mod tests {
             label("/src/string", "/b/string/strlen-avx2.os", "gcc ../sysdeps/x86_64/multiarch/strlen-avx2.S -c -DPIC -o /b/string/strlen-avx2.os"),
             ("AS string/strlen-avx2.os".into(), Rule::Compiler)
         );
-        assert_eq!(label("/b", "x.o", "ccache g++-12 -O2 -c x.cc -o x.o"), ("CXX x.o".into(), Rule::Compiler));
-        assert_eq!(label("/b", "x.s", "clang -S x.c"), ("CC x.s".into(), Rule::Compiler));
-        assert_eq!(label("/b", "x.o", "x86_64-linux-gnu-gcc -c x.c"), ("CC x.o".into(), Rule::Compiler));
         assert_eq!(
-            label("/b", "bits/stdio_lim.h", "{ echo '#include \"x.h\"'; } | gcc -E -dM -MD -x c - > bits/stdio_lim.hT"),
+            label("/b", "x.o", "ccache g++-12 -O2 -c x.cc -o x.o"),
+            ("CXX x.o".into(), Rule::Compiler)
+        );
+        assert_eq!(
+            label("/b", "x.s", "clang -S x.c"),
+            ("CC x.s".into(), Rule::Compiler)
+        );
+        assert_eq!(
+            label("/b", "x.o", "x86_64-linux-gnu-gcc -c x.c"),
+            ("CC x.o".into(), Rule::Compiler)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "bits/stdio_lim.h",
+                "{ echo '#include \"x.h\"'; } | gcc -E -dM -MD -x c - > bits/stdio_lim.hT"
+            ),
             ("CPP bits/stdio_lim.h".into(), Rule::Compiler)
         );
         // Without a target, the -o word names the object.
-        assert_eq!(label("/src/csu", "", "gcc init-first.c -c -o /b/csu/init-first.o"), ("CC csu/init-first.o".into(), Rule::Compiler));
+        assert_eq!(
+            label("/src/csu", "", "gcc init-first.c -c -o /b/csu/init-first.o"),
+            ("CC csu/init-first.o".into(), Rule::Compiler)
+        );
     }
 
     #[test]
@@ -621,31 +891,78 @@ mod tests {
             label("/src/elf", "/b/elf/ld.so", "gcc -nostdlib -nostartfiles -shared -o /b/elf/ld.so.new -Wl,-z,defs /b/elf/librtld.os"),
             ("LD elf/ld.so".into(), Rule::Linker)
         );
-        assert_eq!(label("/b", "prog", "cc -o prog a.o b.o -lm"), ("LD prog".into(), Rule::Linker));
-        assert_eq!(label("/b", "", "ld -r -o all.o a.o b.o"), ("LD all.o".into(), Rule::Linker));
-        assert_eq!(label("/b", "", "/usr/lib/gcc/x86_64-linux-gnu/12/collect2 -o x a.o"), ("LD x".into(), Rule::Linker));
+        assert_eq!(
+            label("/b", "prog", "cc -o prog a.o b.o -lm"),
+            ("LD prog".into(), Rule::Linker)
+        );
+        assert_eq!(
+            label("/b", "", "ld -r -o all.o a.o b.o"),
+            ("LD all.o".into(), Rule::Linker)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "",
+                "/usr/lib/gcc/x86_64-linux-gnu/12/collect2 -o x a.o"
+            ),
+            ("LD x".into(), Rule::Linker)
+        );
     }
 
     #[test]
     fn assemblers() {
-        assert_eq!(label("/b", "start.o", "as --64 -o start.o start.s"), ("AS start.o".into(), Rule::Assembler));
-        assert_eq!(label("/b", "", "nasm -f elf64 -o a.o a.asm"), ("AS a.o".into(), Rule::Assembler));
+        assert_eq!(
+            label("/b", "start.o", "as --64 -o start.o start.s"),
+            ("AS start.o".into(), Rule::Assembler)
+        );
+        assert_eq!(
+            label("/b", "", "nasm -f elf64 -o a.o a.asm"),
+            ("AS a.o".into(), Rule::Assembler)
+        );
     }
 
     #[test]
     fn archivers() {
-        assert_eq!(label("/b", "/b/libc_pic.a", "cd /b && ar cruv libc_pic.a `cat csu/stamp.os`"), ("AR libc_pic.a".into(), Rule::Archiver));
-        assert_eq!(label("/b", "", "ar crv /b/sunrpc/librpc_compat_pic.a /b/sunrpc/a.os"), ("AR sunrpc/librpc_compat_pic.a".into(), Rule::Archiver));
-        assert_eq!(label("/b", "", "ranlib libfoo.a"), ("AR libfoo.a".into(), Rule::Archiver));
+        assert_eq!(
+            label(
+                "/b",
+                "/b/libc_pic.a",
+                "cd /b && ar cruv libc_pic.a `cat csu/stamp.os`"
+            ),
+            ("AR libc_pic.a".into(), Rule::Archiver)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "",
+                "ar crv /b/sunrpc/librpc_compat_pic.a /b/sunrpc/a.os"
+            ),
+            ("AR sunrpc/librpc_compat_pic.a".into(), Rule::Archiver)
+        );
+        assert_eq!(
+            label("/b", "", "ranlib libfoo.a"),
+            ("AR libfoo.a".into(), Rule::Archiver)
+        );
     }
 
     #[test]
     fn generators() {
         assert_eq!(
-            label("/src", "/b/sysd-rules", "LC_ALL=C gawk -f scripts/sysd-rules.awk > /b/sysd-rulesT \\\n\t\t-v x='.o .os'"),
+            label(
+                "/src",
+                "/b/sysd-rules",
+                "LC_ALL=C gawk -f scripts/sysd-rules.awk > /b/sysd-rulesT \\\n\t\t-v x='.o .os'"
+            ),
             ("GEN sysd-rules".into(), Rule::Generator)
         );
-        assert_eq!(label("/src/csu", "/b/csu/abi-tag.h", "sed -e 's/x/y/' < abi-tag.h.in > /b/csu/abi-tag.h.new"), ("GEN csu/abi-tag.h".into(), Rule::Generator));
+        assert_eq!(
+            label(
+                "/src/csu",
+                "/b/csu/abi-tag.h",
+                "sed -e 's/x/y/' < abi-tag.h.in > /b/csu/abi-tag.h.new"
+            ),
+            ("GEN csu/abi-tag.h".into(), Rule::Generator)
+        );
         assert_eq!(
             label("/src/iconvdata", "/b/iconvdata/iso8859-2.stmp", "LC_ALL=C /bin/sh ./gen-8bit.sh ../localedata/charmaps/ISO-8859-2 > /b/iconvdata/iso8859-2.T"),
             ("GEN iconvdata/iso8859-2.stmp".into(), Rule::Generator)
@@ -654,74 +971,215 @@ mod tests {
             label("/src/csu", "/b/tcb-offsets.h", "python3 -B ../scripts/gen-as-const.py --cc=\"gcc -O2\" tcb-offsets.sym > /b/tcb-offsets.hT"),
             ("GEN tcb-offsets.h".into(), Rule::Generator)
         );
-        assert_eq!(label("/b", "x.h", "(echo '#define A 1'; \\\n echo '#define B 2') > x.hT"), ("GEN x.h".into(), Rule::Generator));
-        assert_eq!(label("/b", "", "echo '' > /b/csu/stamp.oST"), ("GEN csu/stamp.oST".into(), Rule::Generator));
-        assert_eq!(label("/b", "parse.c", "bison -d -o parse.c parse.y"), ("GEN parse.c".into(), Rule::Generator));
-        assert_eq!(label("/b", "out.txt", "./tool --frobnicate -o out.txt"), ("GEN out.txt".into(), Rule::Generator));
+        assert_eq!(
+            label(
+                "/b",
+                "x.h",
+                "(echo '#define A 1'; \\\n echo '#define B 2') > x.hT"
+            ),
+            ("GEN x.h".into(), Rule::Generator)
+        );
+        assert_eq!(
+            label("/b", "", "echo '' > /b/csu/stamp.oST"),
+            ("GEN csu/stamp.oST".into(), Rule::Generator)
+        );
+        assert_eq!(
+            label("/b", "parse.c", "bison -d -o parse.c parse.y"),
+            ("GEN parse.c".into(), Rule::Generator)
+        );
+        assert_eq!(
+            label("/b", "out.txt", "./tool --frobnicate -o out.txt"),
+            ("GEN out.txt".into(), Rule::Generator)
+        );
         // A program nobody knows that writes its target is a generator too.
-        assert_eq!(label("/b", "data.bin", "frob data.in data.bin"), ("GEN data.bin".into(), Rule::Generator));
+        assert_eq!(
+            label("/b", "data.bin", "frob data.in data.bin"),
+            ("GEN data.bin".into(), Rule::Generator)
+        );
     }
 
     #[test]
     fn test_runs() {
         let text = "env GCONV_PATH=/b/iconvdata LC_ALL=C /b/elf/ld-linux-x86-64.so.2 --library-path /b /b/elf/tst-tls1 > /b/elf/tst-tls1.out; \\\n../scripts/evaluate-test.sh elf/tst-tls1 $? false false > /b/elf/tst-tls1.test-result";
-        assert_eq!(label("/src/elf", "/b/elf/tst-tls1.out", text), ("TEST elf/tst-tls1".into(), Rule::TestRun));
-        assert_eq!(label("/src/elf", "", text), ("TEST elf/tst-tls1".into(), Rule::TestRun));
-        assert_eq!(label("/b", "/b/string/tst-x.out", "/bin/bash tst-x.sh /b/ > /b/string/tst-x.out"), ("TEST string/tst-x".into(), Rule::TestRun));
-        assert_eq!(label("/b", "t1.log", "../build-aux/test-driver --test-name t1 --log-file t1.log -- ./t1"), ("TEST t1".into(), Rule::TestRun));
+        assert_eq!(
+            label("/src/elf", "/b/elf/tst-tls1.out", text),
+            ("TEST elf/tst-tls1".into(), Rule::TestRun)
+        );
+        assert_eq!(
+            label("/src/elf", "", text),
+            ("TEST elf/tst-tls1".into(), Rule::TestRun)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "/b/string/tst-x.out",
+                "/bin/bash tst-x.sh /b/ > /b/string/tst-x.out"
+            ),
+            ("TEST string/tst-x".into(), Rule::TestRun)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "t1.log",
+                "../build-aux/test-driver --test-name t1 --log-file t1.log -- ./t1"
+            ),
+            ("TEST t1".into(), Rule::TestRun)
+        );
         // A program linked to a.out is no test.
-        assert_eq!(label("/b", "a.out", "gcc x.c"), ("LD a.out".into(), Rule::Linker));
+        assert_eq!(
+            label("/b", "a.out", "gcc x.c"),
+            ("LD a.out".into(), Rule::Linker)
+        );
     }
 
     #[test]
     fn submakes() {
-        assert_eq!(label("/src", "subdir_lib", "make  subdir=elf -C elf ..=../ subdir_lib"), ("MAKE elf".into(), Rule::SubMake));
-        assert_eq!(label("/b", "all", "make -r PARALLELMFLAGS=\"\" -C ../src objdir=`pwd` all"), ("MAKE ../src".into(), Rule::SubMake));
-        assert_eq!(label("/b", "all", "cd lib && /usr/bin/make all"), ("MAKE lib".into(), Rule::SubMake));
-        assert_eq!(label("/b", "all", "for d in a b; do $(MAKE) -C $d; done"), ("SH all".into(), Rule::Fallback));
-        assert_eq!(label("/b", "all", "for d in a b; do make -C $d || exit 1; done"), ("MAKE $d".into(), Rule::SubMake));
-        assert_eq!(label("/b/sub", "all", "make --directory=/b/sub/x"), ("MAKE sub/x".into(), Rule::SubMake));
-        assert_eq!(label("/b/sub", "all", "make"), ("MAKE sub".into(), Rule::SubMake));
+        assert_eq!(
+            label(
+                "/src",
+                "subdir_lib",
+                "make  subdir=elf -C elf ..=../ subdir_lib"
+            ),
+            ("MAKE elf".into(), Rule::SubMake)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "all",
+                "make -r PARALLELMFLAGS=\"\" -C ../src objdir=`pwd` all"
+            ),
+            ("MAKE ../src".into(), Rule::SubMake)
+        );
+        assert_eq!(
+            label("/b", "all", "cd lib && /usr/bin/make all"),
+            ("MAKE lib".into(), Rule::SubMake)
+        );
+        assert_eq!(
+            label("/b", "all", "for d in a b; do $(MAKE) -C $d; done"),
+            ("SH all".into(), Rule::Fallback)
+        );
+        assert_eq!(
+            label("/b", "all", "for d in a b; do make -C $d || exit 1; done"),
+            ("MAKE $d".into(), Rule::SubMake)
+        );
+        assert_eq!(
+            label("/b/sub", "all", "make --directory=/b/sub/x"),
+            ("MAKE sub/x".into(), Rule::SubMake)
+        );
+        assert_eq!(
+            label("/b/sub", "all", "make"),
+            ("MAKE sub".into(), Rule::SubMake)
+        );
     }
 
     #[test]
     fn install() {
-        assert_eq!(label("/b", "/b/bits/std_abs.h", "/usr/bin/install -c -m 644 /usr/include/x.h /b/bits/std_abs.hT"), ("INSTALL bits/std_abs.h".into(), Rule::Install));
-        assert_eq!(label("/b", "", "install -m 755 prog /usr/bin/prog"), ("INSTALL /usr/bin/prog".into(), Rule::Install));
+        assert_eq!(
+            label(
+                "/b",
+                "/b/bits/std_abs.h",
+                "/usr/bin/install -c -m 644 /usr/include/x.h /b/bits/std_abs.hT"
+            ),
+            ("INSTALL bits/std_abs.h".into(), Rule::Install)
+        );
+        assert_eq!(
+            label("/b", "", "install -m 755 prog /usr/bin/prog"),
+            ("INSTALL /usr/bin/prog".into(), Rule::Install)
+        );
     }
 
     #[test]
     fn bookkeeping_rules() {
-        assert_eq!(label("/b", "", "mkdir -p -- /b/csu"), ("MKDIR csu".into(), Rule::Bookkeeping));
-        assert_eq!(label("/src", "", ".././scripts/mkinstalldirs /b/elf"), ("MKDIR elf".into(), Rule::Bookkeeping));
-        assert_eq!(label("/b", "/b/x.h", "/bin/sh ../scripts/move-if-change /b/x.hT /b/x.h"), ("MV x.h".into(), Rule::Bookkeeping));
-        assert_eq!(label("/b", "", "mv -f /b/sysd-rulesT /b/sysd-rules"), ("MV sysd-rules".into(), Rule::Bookkeeping));
-        assert_eq!(label("/b", "/b/x.stmp", "touch /b/x.stmp"), ("TOUCH x.stmp".into(), Rule::Bookkeeping));
-        assert_eq!(label("/b", "clean", "rm -f *.o"), ("RM clean".into(), Rule::Bookkeeping));
-        assert_eq!(label("/b", "", "/bin/sh ../scripts/rellns-sh /b/elf/ld.so /b/elf/ld.so.2.new"), ("LN elf/ld.so.2.new".into(), Rule::Bookkeeping));
+        assert_eq!(
+            label("/b", "", "mkdir -p -- /b/csu"),
+            ("MKDIR csu".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label("/src", "", ".././scripts/mkinstalldirs /b/elf"),
+            ("MKDIR elf".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "/b/x.h",
+                "/bin/sh ../scripts/move-if-change /b/x.hT /b/x.h"
+            ),
+            ("MV x.h".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label("/b", "", "mv -f /b/sysd-rulesT /b/sysd-rules"),
+            ("MV sysd-rules".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label("/b", "/b/x.stmp", "touch /b/x.stmp"),
+            ("TOUCH x.stmp".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label("/b", "clean", "rm -f *.o"),
+            ("RM clean".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "",
+                "/bin/sh ../scripts/rellns-sh /b/elf/ld.so /b/elf/ld.so.2.new"
+            ),
+            ("LN elf/ld.so.2.new".into(), Rule::Bookkeeping)
+        );
         // mv after rm: mv is the more telling.
-        assert_eq!(label("/b", "t", "rm -f t; mv t.new t"), ("MV t".into(), Rule::Bookkeeping));
-        assert_eq!(label("/b", "", "test -s /b/shlib.ldsT"), ("CHECK shlib.ldsT".into(), Rule::Bookkeeping));
-        assert_eq!(label("/b", "", "echo hello"), ("ECHO hello".into(), Rule::Bookkeeping));
+        assert_eq!(
+            label("/b", "t", "rm -f t; mv t.new t"),
+            ("MV t".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label("/b", "", "test -s /b/shlib.ldsT"),
+            ("CHECK shlib.ldsT".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label("/b", "", "echo hello"),
+            ("ECHO hello".into(), Rule::Bookkeeping)
+        );
         // A compile beats the bookkeeping around it.
-        assert_eq!(label("/b", "x.o", "mkdir -p d && cd d && gcc -c ../x.c -o ../x.o; mv -f a b"), ("CC x.o".into(), Rule::Compiler));
+        assert_eq!(
+            label(
+                "/b",
+                "x.o",
+                "mkdir -p d && cd d && gcc -c ../x.c -o ../x.o; mv -f a b"
+            ),
+            ("CC x.o".into(), Rule::Compiler)
+        );
     }
 
     #[test]
     fn binutils() {
-        assert_eq!(label("/b", "x.debug", "objcopy --only-keep-debug x x.debug"), ("OBJCOPY x.debug".into(), Rule::Binutils));
-        assert_eq!(label("/b", "", "strip prog"), ("STRIP prog".into(), Rule::Binutils));
+        assert_eq!(
+            label("/b", "x.debug", "objcopy --only-keep-debug x x.debug"),
+            ("OBJCOPY x.debug".into(), Rule::Binutils)
+        );
+        assert_eq!(
+            label("/b", "", "strip prog"),
+            ("STRIP prog".into(), Rule::Binutils)
+        );
     }
 
     #[test]
     fn nested_shell() {
-        assert_eq!(label("/b", "x.o", "sh -c 'cd sub && gcc -c x.c -o ../x.o'"), ("CC x.o".into(), Rule::Compiler));
+        assert_eq!(
+            label("/b", "x.o", "sh -c 'cd sub && gcc -c x.c -o ../x.o'"),
+            ("CC x.o".into(), Rule::Compiler)
+        );
     }
 
     #[test]
     fn fallback_and_empty() {
-        assert_eq!(label("/b", "doc", "frobnicate --all"), ("FROBNICATE doc".into(), Rule::Fallback));
-        assert_eq!(label("/b", "", "frobnicate --all x"), ("FROBNICATE x".into(), Rule::Fallback));
+        assert_eq!(
+            label("/b", "doc", "frobnicate --all"),
+            ("FROBNICATE doc".into(), Rule::Fallback)
+        );
+        assert_eq!(
+            label("/b", "", "frobnicate --all x"),
+            ("FROBNICATE x".into(), Rule::Fallback)
+        );
         assert_eq!(label("/b", "t", "   "), ("SH t".into(), Rule::Empty));
         assert_eq!(label("/b", "t", "X=1 Y=2"), ("SH t".into(), Rule::Empty));
     }
@@ -729,10 +1187,23 @@ mod tests {
     #[test]
     fn relative_paths() {
         let top = Path::new("/work/glibc/build");
-        assert_eq!(relative_to(top, Path::new("/work/glibc/glibc-2.36/elf"), "/work/glibc/build/elf/x.os"), "elf/x.os");
-        assert_eq!(relative_to(top, Path::new("/work/glibc/glibc-2.36/elf"), "plural.c"), "../glibc-2.36/elf/plural.c");
+        assert_eq!(
+            relative_to(
+                top,
+                Path::new("/work/glibc/glibc-2.36/elf"),
+                "/work/glibc/build/elf/x.os"
+            ),
+            "elf/x.os"
+        );
+        assert_eq!(
+            relative_to(top, Path::new("/work/glibc/glibc-2.36/elf"), "plural.c"),
+            "../glibc-2.36/elf/plural.c"
+        );
         assert_eq!(relative_to(top, top, "."), ".");
-        assert_eq!(relative_to(top, top, "/usr/include/x.h"), "/usr/include/x.h");
+        assert_eq!(
+            relative_to(top, top, "/usr/include/x.h"),
+            "/usr/include/x.h"
+        );
         assert_eq!(relative_to(Path::new("relative"), top, "x"), "x");
     }
 }

@@ -57,9 +57,15 @@ impl Printer {
     /// A printer on the process's stdout and stderr; `expected_total` is the command
     /// count of the last similar build.
     pub fn new(mode: Mode, expected_total: Option<u64>) -> Printer {
-        let terminal = std::io::stdout().is_terminal() && std::env::var_os("TERM").map_or(true, |t| t != "dumb");
+        let terminal = std::io::stdout().is_terminal()
+            && std::env::var_os("TERM").map_or(true, |t| t != "dumb");
         let color = terminal && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty());
-        let mut printer = Printer::with_writers(mode, expected_total, Box::new(std::io::stdout()), Box::new(std::io::stderr()));
+        let mut printer = Printer::with_writers(
+            mode,
+            expected_total,
+            Box::new(std::io::stdout()),
+            Box::new(std::io::stderr()),
+        );
         printer.terminal = terminal;
         printer.color = color;
         if terminal && matches!(mode, Mode::Concise | Mode::Verbose) {
@@ -101,12 +107,19 @@ impl Printer {
     /// A recipe line started.
     pub fn started(&mut self, info: &CommandInfo, label: &Label) {
         self.started += 1;
-        self.running.push((info.id, label_text(label), label.verb == "MAKE"));
+        self.running
+            .push((info.id, label_text(label), label.verb == "MAKE"));
         self.update_bar();
     }
 
     /// A recipe line finished; `output` is its chunks in arrival order.
-    pub fn finished(&mut self, info: &CommandInfo, label: &Label, output: &[(Stream, Vec<u8>)], outcome: &Outcome) {
+    pub fn finished(
+        &mut self,
+        info: &CommandInfo,
+        label: &Label,
+        output: &[(Stream, Vec<u8>)],
+        outcome: &Outcome,
+    ) {
         self.done += 1;
         if let Some(pos) = self.running.iter().position(|(id, ..)| *id == info.id) {
             self.running.remove(pos);
@@ -133,10 +146,14 @@ impl Printer {
                     end_line(&mut block);
                 }
                 Mode::Concise if printed || !self.terminal => {
-                    block.extend_from_slice(format!("  {:<5} {}\n", label.verb, label.object).as_bytes());
+                    block.extend_from_slice(
+                        format!("  {:<5} {}\n", label.verb, label.object).as_bytes(),
+                    );
                 }
                 Mode::Quiet if printed => {
-                    block.extend_from_slice(format!("  {:<5} {}\n", label.verb, label.object).as_bytes());
+                    block.extend_from_slice(
+                        format!("  {:<5} {}\n", label.verb, label.object).as_bytes(),
+                    );
                 }
                 _ => {}
             }
@@ -163,7 +180,9 @@ impl Printer {
         }
         let index = stream_index(stream);
         self.pending[index].extend_from_slice(bytes);
-        let Some(last_newline) = self.pending[index].iter().rposition(|&b| b == b'\n') else { return };
+        let Some(last_newline) = self.pending[index].iter().rposition(|&b| b == b'\n') else {
+            return;
+        };
         let rest = self.pending[index].split_off(last_newline + 1);
         let lines = std::mem::replace(&mut self.pending[index], rest);
         self.make_lines(stream, &lines);
@@ -216,20 +235,31 @@ impl Printer {
     fn summary_line(&self, summary: &Summary) -> Option<String> {
         let commands = summary.commands.max(self.done);
         let failed = summary.failed.max(self.failed);
-        let elapsed = clock(if summary.elapsed.is_zero() { self.start.elapsed() } else { summary.elapsed });
+        let elapsed = clock(if summary.elapsed.is_zero() {
+            self.start.elapsed()
+        } else {
+            summary.elapsed
+        });
         let record = summary
             .record
             .as_ref()
             .map(|r| format!("; record in {}", r.display()))
             .unwrap_or_default();
-        let show = self.first_failure.map(|id| format!(" `makescope show {id}` has everything.")).unwrap_or_default();
-        let plural = |n: u64, what: &str| format!("{} {what}{}", group(n), if n == 1 { "" } else { "s" });
+        let show = self
+            .first_failure
+            .map(|id| format!(" `makescope show {id}` has everything."))
+            .unwrap_or_default();
+        let plural =
+            |n: u64, what: &str| format!("{} {what}{}", group(n), if n == 1 { "" } else { "s" });
         let ok = summary.exit_code == Some(0) && summary.signal.is_none();
         let text = if ok && failed == 0 {
             if self.mode == Mode::Quiet {
                 return None;
             }
-            format!("makescope: {} in {elapsed}{record}\n", plural(commands, "command"))
+            format!(
+                "makescope: {} in {elapsed}{record}\n",
+                plural(commands, "command")
+            )
         } else if ok {
             format!(
                 "makescope: build succeeded in {elapsed}; {} failed, make ignored the {}{record}.{show}\n",
@@ -242,8 +272,15 @@ impl Printer {
                 (None, Some(code)) => format!("build failed (make exited {code})"),
                 (None, None) => "build failed".to_string(),
             };
-            let how = if self.color { format!("\x1b[1;31m{how}\x1b[0m") } else { how };
-            format!("makescope: {how} after {elapsed}; {} failed{record}.{show}\n", plural(failed, "command"))
+            let how = if self.color {
+                format!("\x1b[1;31m{how}\x1b[0m")
+            } else {
+                how
+            };
+            format!(
+                "makescope: {how} after {elapsed}; {} failed{record}.{show}\n",
+                plural(failed, "command")
+            )
         };
         Some(text)
     }
@@ -262,14 +299,22 @@ impl Printer {
         }
         let mut context = format!("{dir}, make level {}", info.make_level);
         if !info.recipe_file.is_empty() {
-            context.push_str(&format!(", recipe at {}:{}", String::from_utf8_lossy(&info.recipe_file), info.recipe_line));
+            context.push_str(&format!(
+                ", recipe at {}:{}",
+                String::from_utf8_lossy(&info.recipe_file),
+                info.recipe_line
+            ));
         }
         if let Some(signal) = outcome.signal {
             context.push_str(&format!(", killed by signal {signal}"));
         } else if outcome.exit_code.is_none() {
             context.push_str(", no exit status");
         }
-        let failed = if self.color { "\x1b[1;31mFAILED:\x1b[0m" } else { "FAILED:" };
+        let failed = if self.color {
+            "\x1b[1;31mFAILED:\x1b[0m"
+        } else {
+            "FAILED:"
+        };
         block.extend_from_slice(format!("{failed} {target}   ({context})\n").as_bytes());
     }
 
@@ -317,7 +362,11 @@ fn progress_bar(expected_total: Option<u64>) -> ProgressBar {
             let _ = write!(w, "-:--");
         } else {
             let per = state.elapsed().as_secs_f64() / pos as f64;
-            let _ = write!(w, "{}", clock(Duration::from_secs_f64(per * (len - pos) as f64)));
+            let _ = write!(
+                w,
+                "{}",
+                clock(Duration::from_secs_f64(per * (len - pos) as f64))
+            );
         }
     };
     let (bar, template) = match expected_total {
@@ -360,7 +409,9 @@ fn end_line(block: &mut Vec<u8>) {
 /// `make[2]: Entering directory '/x'` and its `Leaving` twin.
 pub(crate) fn is_directory_line(line: &[u8]) -> bool {
     let line = String::from_utf8_lossy(line);
-    let Some((program, rest)) = line.split_once(": ") else { return false };
+    let Some((program, rest)) = line.split_once(": ") else {
+        return false;
+    };
     let program = program.split('[').next().unwrap_or(program);
     (rest.starts_with("Entering directory ") || rest.starts_with("Leaving directory "))
         && super::shell::basename(program).ends_with("make")
@@ -391,7 +442,10 @@ pub(crate) fn strip_escapes(bytes: &[u8]) -> Vec<u8> {
             }
             Some(b']') => {
                 i += 1;
-                while i < bytes.len() && bytes[i] != 0x07 && !(bytes[i] == 0x1b && bytes.get(i + 1) == Some(&b'\\')) {
+                while i < bytes.len()
+                    && bytes[i] != 0x07
+                    && !(bytes[i] == 0x1b && bytes.get(i + 1) == Some(&b'\\'))
+                {
                     i += 1;
                 }
                 i += if bytes.get(i) == Some(&0x07) { 1 } else { 2 };
@@ -450,7 +504,11 @@ mod tests {
 
     fn printer(mode: Mode) -> (Printer, Shared, Shared) {
         let (out, err) = (Shared::default(), Shared::default());
-        (Printer::with_writers(mode, Some(10), Box::new(out.clone()), Box::new(err.clone())), out, err)
+        (
+            Printer::with_writers(mode, Some(10), Box::new(out.clone()), Box::new(err.clone())),
+            out,
+            err,
+        )
     }
 
     fn info(id: i64, target: &str, command: &str) -> CommandInfo {
@@ -467,20 +525,49 @@ mod tests {
     }
 
     fn ok() -> Outcome {
-        Outcome { exit_code: Some(0), signal: None, duration_ns: 1 }
+        Outcome {
+            exit_code: Some(0),
+            signal: None,
+            duration_ns: 1,
+        }
     }
 
     #[test]
     fn failure_block() {
         let (mut p, out, err) = printer(Mode::Concise);
-        let i = info(7, "/b/elf/dl-load.os", "gcc dl-load.c -c -o /b/elf/dl-load.os");
+        let i = info(
+            7,
+            "/b/elf/dl-load.os",
+            "gcc dl-load.c -c -o /b/elf/dl-load.os",
+        );
         let l = crate::output::default_label(&i);
         p.started(&i, &l);
-        let output = vec![(Stream::Stderr, b"dl-load.c:812:3: error: expected ';'".to_vec())];
-        p.finished(&i, &l, &output, &Outcome { exit_code: Some(1), signal: None, duration_ns: 1 });
-        p.make_output(Stream::Stderr, b"make[2]: *** [../Makerules:1023: /b/elf/dl-load.os] Err");
+        let output = vec![(
+            Stream::Stderr,
+            b"dl-load.c:812:3: error: expected ';'".to_vec(),
+        )];
+        p.finished(
+            &i,
+            &l,
+            &output,
+            &Outcome {
+                exit_code: Some(1),
+                signal: None,
+                duration_ns: 1,
+            },
+        );
+        p.make_output(
+            Stream::Stderr,
+            b"make[2]: *** [../Makerules:1023: /b/elf/dl-load.os] Err",
+        );
         p.make_output(Stream::Stderr, b"or 1\n");
-        p.finish(&Summary { commands: 1, failed: 1, exit_code: Some(2), elapsed: Duration::from_secs(113), ..Summary::default() });
+        p.finish(&Summary {
+            commands: 1,
+            failed: 1,
+            exit_code: Some(2),
+            elapsed: Duration::from_secs(113),
+            ..Summary::default()
+        });
         assert_eq!(
             out.text(),
             "FAILED: elf/dl-load.os   (elf/, make level 2, recipe at ../Makerules:1023)\n\
@@ -498,7 +585,16 @@ mod tests {
     fn signal_in_failure_header() {
         let (mut p, out, _) = printer(Mode::Quiet);
         let i = info(1, "x", "sleep 100");
-        p.finished(&i, &crate::output::default_label(&i), &[], &Outcome { exit_code: None, signal: Some(9), duration_ns: 1 });
+        p.finished(
+            &i,
+            &crate::output::default_label(&i),
+            &[],
+            &Outcome {
+                exit_code: None,
+                signal: Some(9),
+                duration_ns: 1,
+            },
+        );
         assert!(out.text().starts_with("FAILED: elf/x   (elf/, make level 2, recipe at ../Makerules:1023, killed by signal 9)\n"));
     }
 
@@ -507,13 +603,22 @@ mod tests {
         let (mut p, out, _) = printer(Mode::Concise);
         let a = info(1, "/b/elf/a.o", "gcc -c a.c -o /b/elf/a.o");
         let b = info(2, "/b/elf/b.o", "gcc -c b.c -o /b/elf/b.o");
-        let (la, lb) = (crate::output::default_label(&a), crate::output::default_label(&b));
+        let (la, lb) = (
+            crate::output::default_label(&a),
+            crate::output::default_label(&b),
+        );
         p.started(&a, &la);
         p.started(&b, &lb);
-        p.make_output(Stream::Stdout, b"make[2]: Entering directory '/b/elf'\nmake[2]: Noth");
+        p.make_output(
+            Stream::Stdout,
+            b"make[2]: Entering directory '/b/elf'\nmake[2]: Noth",
+        );
         p.finished(&b, &lb, &[], &ok());
         p.make_output(Stream::Stdout, b"ing to be done for 'x'.\n");
-        let chunks = vec![(Stream::Stderr, b"a.c:1: warning: one\n".to_vec()), (Stream::Stdout, b"a.c:2: warning: two".to_vec())];
+        let chunks = vec![
+            (Stream::Stderr, b"a.c:1: warning: one\n".to_vec()),
+            (Stream::Stdout, b"a.c:2: warning: two".to_vec()),
+        ];
         p.finished(&a, &la, &chunks, &ok());
         assert_eq!(
             out.text(),
@@ -530,8 +635,16 @@ mod tests {
         let (mut p, out, err) = printer(Mode::Verbose);
         p.finished(&i, &l, &[], &ok());
         p.make_output(Stream::Stdout, b"make: Entering directory '/b'\n");
-        assert_eq!(out.text(), "gcc -c a.c -o /b/elf/a.o\nmake: Entering directory '/b'\n");
-        p.finish(&Summary { commands: 1, exit_code: Some(0), elapsed: Duration::from_secs(61), ..Summary::default() });
+        assert_eq!(
+            out.text(),
+            "gcc -c a.c -o /b/elf/a.o\nmake: Entering directory '/b'\n"
+        );
+        p.finish(&Summary {
+            commands: 1,
+            exit_code: Some(0),
+            elapsed: Duration::from_secs(61),
+            ..Summary::default()
+        });
         assert_eq!(err.text(), "makescope: 1 command in 1:01\n");
 
         let (mut p, out, err) = printer(Mode::Quiet);
@@ -539,16 +652,30 @@ mod tests {
         p.finished(&i, &l, &warn, &ok());
         p.make_output(Stream::Stdout, b"hello from $(info)\n");
         p.make_output(Stream::Stderr, b"Makefile:3: a $(warning)\n");
-        p.finish(&Summary { commands: 2, exit_code: Some(0), ..Summary::default() });
+        p.finish(&Summary {
+            commands: 2,
+            exit_code: Some(0),
+            ..Summary::default()
+        });
         assert_eq!(out.text(), "  CC    elf/a.o\nwarning: x\n");
         assert_eq!(err.text(), "Makefile:3: a $(warning)\n");
 
         let (mut p, out, err) = printer(Mode::Plain);
         p.finished(&i, &l, &warn, &ok());
-        p.make_output(Stream::Stdout, b"gcc -c a.c\nmake: Entering directory '/b'\npartial");
-        p.finish(&Summary { commands: 1, exit_code: Some(0), ..Summary::default() });
+        p.make_output(
+            Stream::Stdout,
+            b"gcc -c a.c\nmake: Entering directory '/b'\npartial",
+        );
+        p.finish(&Summary {
+            commands: 1,
+            exit_code: Some(0),
+            ..Summary::default()
+        });
         // Untouched: not even a newline added.
-        assert_eq!(out.text(), "gcc -c a.c\nmake: Entering directory '/b'\npartial");
+        assert_eq!(
+            out.text(),
+            "gcc -c a.c\nmake: Entering directory '/b'\npartial"
+        );
         assert!(err.text().starts_with("makescope: 1 command in 0:00"));
     }
 
@@ -557,7 +684,11 @@ mod tests {
         let (mut p, out, _) = printer(Mode::Concise);
         let i = info(1, "a.o", "gcc -c a.c");
         let l = crate::output::default_label(&i);
-        let colored = vec![(Stream::Stderr, b"\x1b[01;35m\x1b[Kwarning:\x1b[m\x1b[K x \x1b]8;;http://x\x07link\x1b]8;;\x07\n".to_vec())];
+        let colored = vec![(
+            Stream::Stderr,
+            b"\x1b[01;35m\x1b[Kwarning:\x1b[m\x1b[K x \x1b]8;;http://x\x07link\x1b]8;;\x07\n"
+                .to_vec(),
+        )];
         p.finished(&i, &l, &colored, &ok());
         assert_eq!(out.text(), "  CC    elf/a.o\nwarning: x link\n");
     }
@@ -573,16 +704,26 @@ mod tests {
             signal: None,
             record: Some(".makescope/db.sqlite".into()),
         });
-        assert_eq!(err.text(), "makescope: 7,856 commands in 8:44; record in .makescope/db.sqlite\n");
+        assert_eq!(
+            err.text(),
+            "makescope: 7,856 commands in 8:44; record in .makescope/db.sqlite\n"
+        );
         let (mut p, _, err) = printer(Mode::Concise);
-        p.finish(&Summary { commands: 3, signal: Some(2), elapsed: Duration::from_secs(3725), ..Summary::default() });
+        p.finish(&Summary {
+            commands: 3,
+            signal: Some(2),
+            elapsed: Duration::from_secs(3725),
+            ..Summary::default()
+        });
         assert_eq!(err.text(), "makescope: build interrupted (make killed by signal 2) after 1:02:05; 0 commands failed.\n");
     }
 
     #[test]
     fn directory_lines() {
         assert!(is_directory_line(b"make[12]: Entering directory '/a b'\n"));
-        assert!(is_directory_line(b"/usr/bin/make: Leaving directory '/x'\n"));
+        assert!(is_directory_line(
+            b"/usr/bin/make: Leaving directory '/x'\n"
+        ));
         assert!(!is_directory_line(b"make: *** [Makefile:3: x] Error 1\n"));
         assert!(!is_directory_line(b"gcc: Entering directory x\n"));
     }

@@ -29,7 +29,10 @@ impl SimpleCommand {
         self.redirects
             .iter()
             .filter(|(op, file)| {
-                let writes = op.ends_with('>') && !op.starts_with('2') || op == ">|" || op == "&>" || op == "&>>";
+                let writes = op.ends_with('>') && !op.starts_with('2')
+                    || op == ">|"
+                    || op == "&>"
+                    || op == "&>>";
                 writes && file != "/dev/null" && !file.starts_with('&')
             })
             .map(|(_, file)| file.as_str())
@@ -38,7 +41,10 @@ impl SimpleCommand {
 
 /// The last path component of a word.
 pub fn basename(word: &str) -> &str {
-    word.trim_end_matches('/').rsplit('/').next().unwrap_or(word)
+    word.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(word)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,8 +91,8 @@ pub fn simple_commands(text: &str) -> Vec<SimpleCommand> {
                         continue;
                     }
                     match word.as_str() {
-                        "if" | "then" | "else" | "elif" | "fi" | "do" | "done" | "while" | "until" | "{" | "}"
-                        | "!" | "esac" | "time" => {
+                        "if" | "then" | "else" | "elif" | "fi" | "do" | "done" | "while"
+                        | "until" | "{" | "}" | "!" | "esac" | "time" => {
                             push(&mut commands, &mut current);
                             continue;
                         }
@@ -108,7 +114,8 @@ pub fn simple_commands(text: &str) -> Vec<SimpleCommand> {
 
 fn push(commands: &mut Vec<SimpleCommand>, current: &mut SimpleCommand) {
     let command = std::mem::take(current);
-    if !command.words.is_empty() || !command.redirects.is_empty() || !command.assignments.is_empty() {
+    if !command.words.is_empty() || !command.redirects.is_empty() || !command.assignments.is_empty()
+    {
         commands.push(command);
     }
 }
@@ -201,7 +208,12 @@ fn tokenize(text: &str) -> Vec<Token> {
                 }
                 op.push(c);
                 i += 1;
-                while i < n && (chars[i] == '>' || chars[i] == '|' || chars[i] == '&' || (c == '<' && chars[i] == '<')) {
+                while i < n
+                    && (chars[i] == '>'
+                        || chars[i] == '|'
+                        || chars[i] == '&'
+                        || (c == '<' && chars[i] == '<'))
+                {
                     op.push(chars[i]);
                     i += 1;
                 }
@@ -232,12 +244,18 @@ fn tokenize(text: &str) -> Vec<Token> {
                 in_word = true;
                 i += 1;
                 while i < n && chars[i] != '"' {
-                    if chars[i] == '\\' && i + 1 < n && matches!(chars[i + 1], '"' | '\\' | '$' | '`') {
+                    if chars[i] == '\\'
+                        && i + 1 < n
+                        && matches!(chars[i + 1], '"' | '\\' | '$' | '`')
+                    {
                         word.push(chars[i + 1]);
                         i += 2;
                     } else if chars[i] == '\\' && i + 1 < n && chars[i + 1] == '\n' {
                         i += 2;
-                    } else if chars[i] == '$' && i + 1 < n && (chars[i + 1] == '(' || chars[i + 1] == '{') {
+                    } else if chars[i] == '$'
+                        && i + 1 < n
+                        && (chars[i + 1] == '(' || chars[i + 1] == '{')
+                    {
                         i = copy_expansion(&chars, i, &mut word);
                     } else if chars[i] == '`' {
                         i = copy_backquote(&chars, i, &mut word);
@@ -263,7 +281,9 @@ fn tokenize(text: &str) -> Vec<Token> {
             }
         }
     }
-    end_word!();
+    if in_word {
+        tokens.push(Token::Word(word));
+    }
     tokens
 }
 
@@ -329,7 +349,11 @@ mod tests {
     fn splits_statements_and_removes_quotes() {
         assert_eq!(
             words("cd x && gcc -c 'a b.c' -o \"o\\\"ut\"; mv -f a b"),
-            vec![vec!["cd", "x"], vec!["gcc", "-c", "a b.c", "-o", "o\"ut"], vec!["mv", "-f", "a", "b"]]
+            vec![
+                vec!["cd", "x"],
+                vec!["gcc", "-c", "a b.c", "-o", "o\"ut"],
+                vec!["mv", "-f", "a", "b"]
+            ]
         );
     }
 
@@ -349,7 +373,13 @@ mod tests {
     fn expansions_are_opaque_words() {
         assert_eq!(
             words("echo $(dirname $@) `pwd` ${x:-a b} \"$(a \"b\" c)\""),
-            vec![vec!["echo", "$(dirname $@)", "`pwd`", "${x:-a b}", "$(a \"b\" c)"]]
+            vec![vec![
+                "echo",
+                "$(dirname $@)",
+                "`pwd`",
+                "${x:-a b}",
+                "$(a \"b\" c)"
+            ]]
         );
     }
 
@@ -359,17 +389,30 @@ mod tests {
         assert_eq!(
             words(text),
             // The last is the group's redirection, with no words.
-            vec![vec!["echo", "a"], vec!["echo", "$i"], vec!["test", "-f", "x"], vec!["rm", "x"], vec![]]
+            vec![
+                vec!["echo", "a"],
+                vec!["echo", "$i"],
+                vec!["test", "-f", "x"],
+                vec!["rm", "x"],
+                vec![]
+            ]
         );
         let cmds = simple_commands(text);
-        assert_eq!(cmds.last().unwrap().output_files().collect::<Vec<_>>(), vec!["out"]);
+        assert_eq!(
+            cmds.last().unwrap().output_files().collect::<Vec<_>>(),
+            vec!["out"]
+        );
     }
 
     #[test]
     fn pipelines() {
         assert_eq!(
             words("{ echo '#include <x>'; } | gcc -E - | sed 's/a/b/' > x.h"),
-            vec![vec!["echo", "#include <x>"], vec!["gcc", "-E", "-"], vec!["sed", "s/a/b/"]]
+            vec![
+                vec!["echo", "#include <x>"],
+                vec!["gcc", "-E", "-"],
+                vec!["sed", "s/a/b/"]
+            ]
         );
     }
 
