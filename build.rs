@@ -1,1 +1,67 @@
-fn main() {}
+//! Builds the GNU make plugin (`make-plugin/*.c`) into one shared object that the
+//! binary embeds, so an installed makescope needs nothing beside itself.
+
+use std::env;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let plugin = out.join("makescope.so");
+    let mut sources: Vec<PathBuf> = std::fs::read_dir("make-plugin")
+        .expect("make-plugin/ exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .collect();
+    sources.sort();
+    println!("cargo:rerun-if-changed=make-plugin");
+    for source in &sources {
+        println!("cargo:rerun-if-changed={}", source.display());
+    }
+    let libpython = libpython();
+    let cc = env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = Command::new(&cc)
+        .args([
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Wno-unused-parameter",
+            "-std=gnu11",
+        ])
+        .arg(format!("-DMAKESCOPE_LIBPYTHON=\"{libpython}\""))
+        .args(python_includes())
+        .arg("-o")
+        .arg(&plugin)
+        .args(&sources)
+        .arg("-ldl")
+        .status()
+        .unwrap_or_else(|e| panic!("running {cc} to build the make plugin: {e}"));
+    assert!(status.success(), "building the make plugin failed");
+    println!("cargo:rustc-env=MAKESCOPE_PLUGIN_SO={}", plugin.display());
+}
+
+/// The libpython that `$(python …)` loads on first use (dlopen, so make processes that
+/// never call it pay nothing).
+fn libpython() -> String {
+    python_config(
+        "import sysconfig, os; print(os.path.join(sysconfig.get_config_var('LIBDIR'), sysconfig.get_config_var('LDLIBRARY')))",
+    )
+    .unwrap_or_else(|| "libpython3.so".into())
+}
+
+fn python_includes() -> Vec<String> {
+    python_config("import sysconfig; print(sysconfig.get_paths()['include'])")
+        .map(|dir| vec![format!("-I{dir}")])
+        .unwrap_or_default()
+}
+
+fn python_config(code: &str) -> Option<String> {
+    let python = env::var("PYO3_PYTHON").unwrap_or_else(|_| "python3".into());
+    let output = Command::new(python).args(["-c", code]).output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}

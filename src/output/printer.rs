@@ -208,6 +208,12 @@ impl Printer {
         }
     }
 
+    /// makescope's own warning (a command it could not trace, …): one line on stderr.
+    pub fn warning(&mut self, text: &str) {
+        let line = format!("makescope: warning: {text}\n");
+        self.emit(Stream::Stderr, line.as_bytes());
+    }
+
     /// The build is over: flush make's last partial lines, clear the progress line and
     /// print one summary line on stderr.
     pub fn finish(&mut self, summary: &Summary) {

@@ -1,0 +1,305 @@
+/* makescope's GNU make plugin (make 4.3 loadable object).
+ *
+ * It hands make's own facts to the recorder and thinks about nothing:
+ *  - every recipe line runs through the shim: a pattern-specific `SHELL` that puts the
+ *    shim in front of the makefile's own SHELL (looked up in make's global scope, so
+ *    `SHELL := /bin/bash` and command-line SHELL=… are kept);
+ *  - every recipe's environment gets MAKESCOPE_CTX: the make pid, a job number, $@,
+ *    the recipe's makefile and line, $?, SHELL and .SHELLFLAGS;
+ *  - each make process announces itself when it starts (and waits to be acknowledged,
+ *    so the recorder knows it before any of its jobs) and when it exits, with a dump of
+ *    its database for `makescope targets --recursive`.
+ * Loaded on its own (`load makescope.so` outside makescope) it only provides
+ * $(python …) from python.c.
+ *
+ * The message format mirrors src/protocol.rs. make 4.3 internals used: the exported
+ * symbols below and the first fields of `struct file`, `struct commands` and
+ * `struct variable_set_list` (filedef.h, commands.h, variable.h of make 4.3).
+ */
+#define _GNU_SOURCE
+#include <gnumake.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+int plugin_is_GPL_compatible;
+
+struct variable_set_list { struct variable_set_list *next; void *set; int next_is_parent; };
+struct floc43 { const char *filenm; unsigned long lineno; unsigned long offset; };
+struct commands43 { struct floc43 fileinfo; };
+struct file43 { const char *name, *hname, *vpath; void *deps; struct commands43 *cmds; };
+extern struct variable_set_list *current_variable_set_list;
+extern struct file43 *lookup_file (const char *name);
+extern int run_silent;
+extern unsigned int makelevel;
+extern void print_variable_data_base (void);
+extern void print_rule_data_base (void);
+extern void print_file_data_base (void);
+
+int makescope_python_setup (const gmk_floc *floc) __attribute__ ((weak));
+
+enum { MAKE_START = 1, MAKE_END = 2, ACK = 20 };
+#define NEWER_MAX 16384
+
+static int sock = -1;
+static const char *shim;
+static int silent;
+static unsigned long job_serial;
+
+struct msg { char *data; size_t len, cap; };
+
+static void put (struct msg *m, const void *data, size_t len)
+{
+  uint32_t n = (uint32_t) len;
+  if (m->len + 4 + len > m->cap)
+    {
+      m->cap = (m->len + 4 + len) * 2;
+      m->data = realloc (m->data, m->cap);
+      if (!m->data)
+        abort ();
+    }
+  memcpy (m->data + m->len, &n, 4);   /* little-endian on every target we build for */
+  memcpy (m->data + m->len + 4, data, len);
+  m->len += 4 + len;
+}
+static void put_str (struct msg *m, const char *s) { put (m, s, s ? strlen (s) : 0); }
+static void put_num (struct msg *m, long long n) { char b[32]; put (m, b, snprintf (b, sizeof b, "%lld", n)); }
+static long long now_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  return (long long) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+static void send_msg (struct msg *m)
+{
+  if (sock >= 0 && send (sock, m->data, m->len, MSG_NOSIGNAL) < 0)
+    {
+      close (sock);
+      sock = -1;
+    }
+  free (m->data);
+}
+
+/* Expand TEXT in make's global scope, whatever target we are expanding for. */
+static char *global_expand (const char *text)
+{
+  struct variable_set_list *saved = current_variable_set_list, *global = saved;
+  while (global->next)
+    global = global->next;
+  current_variable_set_list = global;
+  char *value = gmk_expand (text);
+  current_variable_set_list = saved;
+  return value;
+}
+
+static char *copy (const char *s)
+{
+  char *r = gmk_alloc (strlen (s) + 1);
+  strcpy (r, s);
+  return r;
+}
+
+/* $(makescope-shell x): what make should run instead of the makefile's SHELL. */
+static char *shell_fn (const char *name, unsigned int argc, char **argv)
+{
+  if (silent)
+    run_silent = 1;     /* make's own echo of each command: the recorder prints instead */
+  char *real = global_expand ("$(SHELL)");
+  char *r = gmk_alloc (strlen (shim) + strlen (real) + 2);
+  sprintf (r, "%s %s", shim, real);
+  gmk_free (real);
+  return r;
+}
+
+/* $(makescope-ctx x): this job's context, exported as MAKESCOPE_CTX. */
+static char *ctx_fn (const char *name, unsigned int argc, char **argv)
+{
+  char *target = gmk_expand ("$@");
+  char *newer = gmk_expand ("$?");
+  char *flags = gmk_expand ("$(.SHELLFLAGS)");
+  char *shell = global_expand ("$(SHELL)");
+  struct file43 *f = *target ? lookup_file (target) : NULL;
+  const char *file = f && f->cmds && f->cmds->fileinfo.filenm ? f->cmds->fileinfo.filenm : "";
+  unsigned long line = f && f->cmds ? f->cmds->fileinfo.lineno : 0;
+  size_t newer_len = strlen (newer);
+  if (newer_len > NEWER_MAX)
+    newer_len = NEWER_MAX;
+  size_t cap = strlen (target) + strlen (file) + newer_len + strlen (flags) + strlen (shell) + 128;
+  char *r = gmk_alloc (cap);
+  snprintf (r, cap, "1\x1f%d\x1f%lu\x1f%s\x1f%s\x1f%lu\x1f%.*s\x1f%s\x1f%s\x1f%u",
+            (int) getpid (), ++job_serial, target, file, line, (int) newer_len, newer,
+            shell, flags, makelevel);
+  gmk_free (target);
+  gmk_free (newer);
+  gmk_free (flags);
+  gmk_free (shell);
+  return r;
+}
+
+static char *read_all (const char *path, size_t *len)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  size_t cap = 4096, n = 0;
+  char *buf = malloc (cap);
+  ssize_t got;
+  while (buf && (got = read (fd, buf + n, cap - n)) > 0)
+    if ((n += got) == cap)
+      buf = realloc (buf, cap *= 2);
+  close (fd);
+  *len = n;
+  return buf;
+}
+
+/* A name for this make's database that changes when its makefiles or arguments do. */
+static unsigned long long dump_key (const char *makefiles)
+{
+  unsigned long long h = 1469598103934665603ULL;
+#define MIX(p, n) do { const unsigned char *q_ = (const unsigned char *) (p); \
+    for (size_t i_ = 0; i_ < (n); i_++) h = (h ^ q_[i_]) * 1099511628211ULL; } while (0)
+  size_t len = 0;
+  char *cmdline = read_all ("/proc/self/cmdline", &len);
+  if (cmdline)
+    MIX (cmdline, len);
+  free (cmdline);
+  char cwd[4096];
+  if (getcwd (cwd, sizeof cwd))
+    MIX (cwd, strlen (cwd));
+  char *list = strdup (makefiles), *save = NULL;
+  for (char *w = strtok_r (list, " \t", &save); w; w = strtok_r (NULL, " \t", &save))
+    {
+      struct stat st;
+      MIX (w, strlen (w));
+      if (stat (w, &st) == 0)
+        {
+          MIX (&st.st_mtim, sizeof st.st_mtim);
+          MIX (&st.st_size, sizeof st.st_size);
+          MIX (&st.st_ino, sizeof st.st_ino);
+        }
+    }
+  free (list);
+#undef MIX
+  return h;
+}
+
+/* Write make's database (the sections `make -p` prints) once per key. */
+static char *dump_database (const char *dir, const char *makefiles)
+{
+  static char path[4200];
+  char tmp[4300];
+  snprintf (path, sizeof path, "%s/%016llx.mkdb", dir, dump_key (makefiles));
+  if (access (path, F_OK) == 0)
+    return path;
+  snprintf (tmp, sizeof tmp, "%s.%d.tmp", path, (int) getpid ());
+  int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return NULL;
+  fflush (stdout);
+  int saved = dup (STDOUT_FILENO);
+  dup2 (fd, STDOUT_FILENO);
+  close (fd);
+  print_variable_data_base ();
+  print_rule_data_base ();
+  print_file_data_base ();
+  fflush (stdout);
+  dup2 (saved, STDOUT_FILENO);
+  close (saved);
+  return rename (tmp, path) == 0 ? path : NULL;
+}
+
+static void at_exit (void)
+{
+  if (sock < 0)
+    return;
+  char *goal = global_expand ("$(.DEFAULT_GOAL)");
+  char *makefiles = global_expand ("$(MAKEFILE_LIST)");
+  const char *dir = getenv ("MAKESCOPE_MAKEDB_DIR");
+  const char *dump = dir && *dir ? dump_database (dir, makefiles) : NULL;
+  struct msg m = { 0 };
+  char kind = MAKE_END;
+  m.data = malloc (m.cap = 256);
+  m.data[m.len++] = kind;
+  put_num (&m, getpid ());
+  put_num (&m, now_ns ());
+  put_str (&m, goal);
+  put_str (&m, makefiles);
+  put_str (&m, dump);
+  send_msg (&m);
+  gmk_free (goal);
+  gmk_free (makefiles);
+}
+
+static int connect_recorder (const char *path)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  if (strlen (path) >= sizeof addr.sun_path)
+    return -1;
+  strcpy (addr.sun_path, path);
+  int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
+    {
+      close (fd);
+      fd = -1;
+    }
+  return fd;
+}
+
+static void announce (void)
+{
+  struct msg m = { 0 };
+  char cwd[4096];
+  size_t argv_len = 0;
+  char *argv = read_all ("/proc/self/cmdline", &argv_len);
+  m.data = malloc (m.cap = 1024);
+  m.data[m.len++] = MAKE_START;
+  put_num (&m, getpid ());
+  put_num (&m, getppid ());
+  put_num (&m, makelevel);
+  put_str (&m, getcwd (cwd, sizeof cwd) ? cwd : "");
+  put (&m, argv ? argv : "", argv ? argv_len : 0);
+  put_str (&m, getenv ("MAKESCOPE_CTX"));
+  put_num (&m, now_ns ());
+  free (argv);
+  send_msg (&m);
+  char ack[16];
+  if (sock >= 0 && recv (sock, ack, sizeof ack, 0) <= 0)
+    {
+      close (sock);
+      sock = -1;
+    }
+}
+
+int makescope_gmk_setup (const gmk_floc *floc)
+{
+  if (makescope_python_setup && !makescope_python_setup (floc))
+    return 0;
+  const char *path = getenv ("MAKESCOPE_SOCK");
+  shim = getenv ("MAKESCOPE_SHIM");
+  if (!path || !*path || !shim || !*shim)
+    return 1;   /* loaded outside makescope: only $(python …) */
+  if (strpbrk (shim, " \t\n"))
+    {
+      fprintf (stderr, "makescope: the shim's path must not contain spaces: %s\n", shim);
+      return 0;
+    }
+  silent = getenv ("MAKESCOPE_SILENT") && !strcmp (getenv ("MAKESCOPE_SILENT"), "1");
+  sock = connect_recorder (path);
+  if (sock < 0)
+    return 1;   /* the recorder is gone (e.g. make run by hand inside a recipe) */
+  announce ();
+  atexit (at_exit);
+  gmk_add_function ("makescope-shell", shell_fn, 0, 1, GMK_FUNC_NOEXPAND);
+  gmk_add_function ("makescope-ctx", ctx_fn, 0, 1, GMK_FUNC_NOEXPAND);
+  gmk_eval ("export MAKESCOPE_CTX = $(makescope-ctx x)\n"
+            "%: override SHELL = $(makescope-shell x)\n", floc);
+  return 1;
+}
