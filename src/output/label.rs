@@ -70,8 +70,20 @@ pub fn classify(info: &CommandInfo) -> Classified {
     match best {
         Some(c) => Classified {
             label: Label {
+                object: match c.explicit {
+                    // A target like `all` that the command never names (`all: ; touch x`)
+                    // says less than what the command writes.
+                    Some(written)
+                        if !ctx.target.is_empty()
+                            && !matches!(c.rule, Rule::SubMake | Rule::TestRun)
+                            && !basename(&ctx.target).contains('.')
+                            && !text.contains(basename(&ctx.target)) =>
+                    {
+                        ctx.show(&written)
+                    }
+                    _ => c.object,
+                },
                 verb: c.verb,
-                object: c.object,
             },
             rule: c.rule,
         },
@@ -114,6 +126,9 @@ struct Candidate {
     verb: String,
     object: String,
     rule: Rule,
+    /// What the command's own words say it writes (`-o`, `>`, the operand of `touch`):
+    /// the object when the target is not mentioned at all (a phony `all: ; touch x`).
+    explicit: Option<String>,
 }
 
 fn offer(best: &mut Option<Candidate>, candidate: Candidate) {
@@ -379,6 +394,7 @@ fn classify_simple(
             verb: "GEN".into(),
             object: ctx.target_or(|| redirect_object().unwrap_or_default()),
             rule: Rule::Generator,
+            explicit: command.output_files().last().map(str::to_string),
         });
     };
     let name = basename(first);
@@ -400,6 +416,7 @@ fn classify_simple(
             verb: "TEST".into(),
             object,
             rule: Rule::TestRun,
+            explicit: None,
         });
     }
 
@@ -417,6 +434,7 @@ fn classify_simple(
             verb: "MAKE".into(),
             object,
             rule: Rule::SubMake,
+            explicit: None,
         });
     }
 
@@ -460,6 +478,7 @@ fn classify_simple(
             verb: "AS".into(),
             object,
             rule: Rule::Assembler,
+            explicit: output_option(args),
         });
     }
     if is_linker(name) {
@@ -473,6 +492,7 @@ fn classify_simple(
             verb: "LD".into(),
             object,
             rule: Rule::Linker,
+            explicit: output_option(args),
         });
     }
     if is_archiver(name) {
@@ -491,6 +511,7 @@ fn classify_simple(
             verb: "AR".into(),
             object,
             rule: Rule::Archiver,
+            explicit: None,
         });
     }
     if matches!(name, "install" | "ginstall" | "install-sh") {
@@ -500,6 +521,7 @@ fn classify_simple(
             verb: "INSTALL".into(),
             object,
             rule: Rule::Install,
+            explicit: last_operand(args).cloned(),
         });
     }
     if matches!(name, "pytest" | "py.test" | "ctest" | "prove") {
@@ -508,6 +530,7 @@ fn classify_simple(
             verb: "TEST".into(),
             object: test_name(ctx),
             rule: Rule::TestRun,
+            explicit: None,
         });
     }
     if test_target(ctx)
@@ -519,8 +542,14 @@ fn classify_simple(
             verb: "TEST".into(),
             object: test_name(ctx),
             rule: Rule::TestRun,
+            explicit: None,
         });
     }
+    let written = command
+        .output_files()
+        .last()
+        .map(str::to_string)
+        .or_else(|| output_option(args));
     let writes_target = writes_file
         || output_option(args).is_some()
         || (!ctx.target.is_empty() && args.iter().any(|a| mentions(a, &ctx.target)));
@@ -537,6 +566,7 @@ fn classify_simple(
                 verb: verb.into(),
                 object,
                 rule: Rule::Bookkeeping,
+                explicit: None,
             });
         }
         return Some(Candidate {
@@ -544,6 +574,7 @@ fn classify_simple(
             verb: "GEN".into(),
             object,
             rule: Rule::Generator,
+            explicit: written.clone(),
         });
     }
     if matches!(strip_version(name), "objcopy" | "strip" | "eu-strip")
@@ -561,6 +592,7 @@ fn classify_simple(
             verb: verb.into(),
             object,
             rule: Rule::Binutils,
+            explicit: last_operand(args).cloned(),
         });
     }
     if let Some((verb, rank)) = bookkeeping(name) {
@@ -571,6 +603,7 @@ fn classify_simple(
                 verb: "GEN".into(),
                 object,
                 rule: Rule::Generator,
+                explicit: written.clone(),
             });
         }
         let object = ctx.target_or(|| last_operand(args).map(|a| ctx.show(a)).unwrap_or_default());
@@ -579,6 +612,9 @@ fn classify_simple(
             verb: verb.into(),
             object,
             rule: Rule::Bookkeeping,
+            explicit: matches!(verb, "TOUCH" | "MKDIR" | "CP" | "LN" | "MV" | "CHMOD")
+                .then(|| last_operand(args).cloned())
+                .flatten(),
         });
     }
     if writes_target {
@@ -592,6 +628,7 @@ fn classify_simple(
             verb: "GEN".into(),
             object,
             rule: Rule::Generator,
+            explicit: written.clone(),
         });
     }
     if name.contains('$') || name.contains('`') || name.is_empty() {
@@ -601,6 +638,7 @@ fn classify_simple(
             verb: "SH".into(),
             object: ctx.target_or(String::new),
             rule: Rule::Fallback,
+            explicit: None,
         });
     }
     Some(Candidate {
@@ -608,6 +646,7 @@ fn classify_simple(
         verb: name.to_uppercase(),
         object: ctx.target_or(|| last_operand(args).map(|a| ctx.show(a)).unwrap_or_default()),
         rule: Rule::Fallback,
+        explicit: None,
     })
 }
 
@@ -683,6 +722,7 @@ fn compiler(ctx: &Context, name: &str, args: &[String], command: &SimpleCommand)
         verb: verb.into(),
         object,
         rule,
+        explicit: output.or_else(|| command.output_files().last().map(str::to_string)),
     }
 }
 
@@ -1167,6 +1207,31 @@ mod tests {
         assert_eq!(
             label("/b", "x.o", "sh -c 'cd sub && gcc -c x.c -o ../x.o'"),
             ("CC x.o".into(), Rule::Compiler)
+        );
+    }
+
+    #[test]
+    fn phony_targets_name_what_is_written() {
+        assert_eq!(
+            label("/b/d", "all", "touch x"),
+            ("TOUCH d/x".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label("/b", "all", "gcc -o prog main.o"),
+            ("LD prog".into(), Rule::Linker)
+        );
+        assert_eq!(
+            label("/b", "docs", "pandoc a.md > a.html"),
+            ("GEN a.html".into(), Rule::Generator)
+        );
+        // A file target stays, even when only its temporary twin is named.
+        assert_eq!(
+            label("/b", "x.stmp", "gen.sh > x.T"),
+            ("GEN x.stmp".into(), Rule::Generator)
+        );
+        assert_eq!(
+            label("/b", "clean", "rm -f *.o"),
+            ("RM clean".into(), Rule::Bookkeeping)
         );
     }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use super::label::{lossy_path, relative_to};
+use super::label::{classify, lossy_path, relative_to, Rule};
 use super::{CommandInfo, Label, Mode, Outcome, Stream};
 
 /// What the recorder knows at the end of the build.
@@ -124,7 +124,10 @@ impl Printer {
         if let Some(pos) = self.running.iter().position(|(id, ..)| *id == info.id) {
             self.running.remove(pos);
         }
-        let failed = outcome.failed();
+        // A sub-make's failure is its child's failure, already shown with its own
+        // FAILED block: the sub-make only adds make's error lines, like make itself.
+        let submake = outcome.failed() && classify(info).rule == Rule::SubMake;
+        let failed = outcome.failed() && !submake;
         if failed {
             self.failed += 1;
             self.first_failure.get_or_insert(info.id);
@@ -133,12 +136,27 @@ impl Printer {
         if self.mode == Mode::Plain {
             return;
         }
-        let printed = output.iter().any(|(_, bytes)| !bytes.is_empty());
+        // A sub-make's output is make's own: drop its directory lines as make_output does.
+        let mut body: Vec<u8> = output
+            .iter()
+            .flat_map(|(_, bytes)| bytes.iter().copied())
+            .collect();
+        if self.mode != Mode::Verbose && contains(&body, b" directory ") {
+            body = body
+                .split_inclusive(|&b| b == b'\n')
+                .filter(|line| !is_directory_line(line))
+                .flatten()
+                .copied()
+                .collect();
+        }
+        let printed = !body.is_empty();
         let mut block = Vec::new();
         if failed {
             self.failure_header(&mut block, info, outcome);
             block.extend_from_slice(&info.command);
             end_line(&mut block);
+        } else if submake {
+            // Only make's error lines.
         } else {
             match self.mode {
                 Mode::Verbose => {
@@ -158,12 +176,10 @@ impl Printer {
                 _ => {}
             }
         }
-        if block.is_empty() {
+        if block.is_empty() && !(submake && printed) {
             return;
         }
-        for (_, bytes) in output {
-            block.extend_from_slice(bytes);
-        }
+        block.extend_from_slice(&body);
         end_line(&mut block);
         if !self.terminal {
             block = strip_escapes(&block);
@@ -240,7 +256,12 @@ impl Printer {
 
     fn summary_line(&self, summary: &Summary) -> Option<String> {
         let commands = summary.commands.max(self.done);
-        let failed = summary.failed.max(self.failed);
+        // The printer's count leaves out sub-makes that failed because a child did.
+        let failed = if self.done > 0 {
+            self.failed
+        } else {
+            summary.failed
+        };
         let elapsed = clock(if summary.elapsed.is_zero() {
             self.start.elapsed()
         } else {
@@ -404,6 +425,10 @@ fn stream_index(stream: Stream) -> usize {
         Stream::Stdout => 0,
         Stream::Stderr => 1,
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn end_line(block: &mut Vec<u8>) {
