@@ -71,12 +71,15 @@ pub fn classify(info: &CommandInfo) -> Classified {
         Some(c) => Classified {
             label: Label {
                 object: match c.explicit {
-                    // A target like `all` that the command never names (`all: ; touch x`)
-                    // says less than what the command writes.
+                    // A target the command never names (`all: ; touch x`, `x/y.h: ;
+                    // mkdir -p x`) says less than what the command writes; but a
+                    // generator's stamp target (`x.stmp: ; gen > x.T`) is still the
+                    // better name.
                     Some(written)
                         if !ctx.target.is_empty()
                             && !matches!(c.rule, Rule::SubMake | Rule::TestRun)
-                            && !basename(&ctx.target).contains('.')
+                            && (c.rule != Rule::Generator
+                                || !basename(&ctx.target).contains('.'))
                             && !text.contains(basename(&ctx.target)) =>
                     {
                         ctx.show(&written)
