@@ -273,7 +273,8 @@ fn run_make(
         .env(protocol::ENV_SHELL_DIR, &runtime.shell_dir)
         .env(protocol::ENV_TRACE, if options.no_trace { "0" } else { "1" })
         .env(protocol::ENV_TEE, if plain { "1" } else { "0" })
-        .env(protocol::ENV_SILENT, if plain || options.verbose { "0" } else { "1" })
+        // With -v the printer prints each command with its output: make must not echo.
+        .env(protocol::ENV_SILENT, if plain { "0" } else { "1" })
         .env(protocol::ENV_MAKEDB_DIR, makedb_dir)
         .env_remove(protocol::ENV_CTX)
         .env_remove(protocol::ENV_TRACED);

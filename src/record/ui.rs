@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::writer::Write;
 use super::Setup;
 use crate::hooks::Hooks;
-use crate::output::{default_label, CommandInfo, Label, Outcome, Printer, Stream};
+use crate::output::{default_label, CommandInfo, Label, Outcome, Printer, Stream, Summary};
 use crate::store::CommandNotes;
 
 /// What the event loop and main thread tell the UI.
@@ -74,7 +74,7 @@ fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult 
             Event::Finished { info, output, outcome } => {
                 let label = labels.remove(&info.id).unwrap_or_else(|| default_label(&info));
                 finished += 1;
-                if outcome.exit_code != Some(0) {
+                if outcome.failed() {
                     failed += 1;
                 }
                 if let Some(hooks) = hooks.as_mut() {
@@ -92,19 +92,16 @@ fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult 
                 printer.finished(&info, &label, &output, &outcome);
             }
             Event::MakeOutput(stream, bytes) => printer.make_output(stream, &bytes),
-            Event::Warning(text) => eprintln!("makescope: warning: {text}"),
+            Event::Warning(text) => printer.warning(&text),
             Event::Done { exit_code, signal, elapsed } => {
-                let how = match (exit_code, signal) {
-                    (_, Some(signal)) => format!("interrupted by signal {signal}"),
-                    (Some(0), _) => "done".to_string(),
-                    (Some(code), _) => format!("build failed (make exited {code})"),
-                    (None, None) => "ended".to_string(),
+                let summary = Summary {
+                    commands: finished as u64,
+                    failed: failed as u64,
+                    elapsed,
+                    exit_code,
+                    signal,
+                    record: Some(setup.db.clone()),
                 };
-                let summary = format!(
-                    "makescope: {how} in {:.1}s: {finished} commands, {failed} failed; record in {}",
-                    elapsed.as_secs_f64(),
-                    setup.db.display()
-                );
                 printer.finish(&summary);
             }
         }
