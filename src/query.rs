@@ -18,8 +18,12 @@ fn open(config: &Config) -> Result<Store> {
 
 fn pick_build(store: &Store, id: Option<i64>) -> Result<BuildRow> {
     match id {
-        Some(id) => store.build(id)?.with_context(|| format!("there is no build {id} in {}", store.path().display())),
-        None => store.last_build()?.with_context(|| format!("{} holds no build yet", store.path().display())),
+        Some(id) => store
+            .build(id)?
+            .with_context(|| format!("there is no build {id} in {}", store.path().display())),
+        None => store
+            .last_build()?
+            .with_context(|| format!("{} holds no build yet", store.path().display())),
     }
 }
 
@@ -60,7 +64,10 @@ pub fn command_json(c: &CommandRow) -> Value {
 pub fn log(config: &Config, args: &LogArgs) -> Result<()> {
     let store = open(config)?;
     let build = pick_build(&store, args.build)?;
-    let filter = CommandFilter { failed_only: args.failed, target_contains: args.target.as_ref().map(|t| t.as_bytes().to_vec()) };
+    let filter = CommandFilter {
+        failed_only: args.failed,
+        target_contains: args.target.as_ref().map(|t| t.as_bytes().to_vec()),
+    };
     let commands = store.commands(build.id, &filter)?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -68,10 +75,16 @@ pub fn log(config: &Config, args: &LogArgs) -> Result<()> {
         for c in &commands {
             let mut item = command_json(c);
             let tags = store.tags(c.id)?;
-            item["tags"] = json!(tags.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>());
+            item["tags"] = json!(tags
+                .iter()
+                .map(|(n, v)| json!({"name": n, "value": v}))
+                .collect::<Vec<_>>());
             items.push(item);
         }
-        serde_json::to_writer_pretty(&mut out, &json!({ "build": build_json(&build), "commands": items }))?;
+        serde_json::to_writer_pretty(
+            &mut out,
+            &json!({ "build": build_json(&build), "commands": items }),
+        )?;
         writeln!(out)?;
         return Ok(());
     }
@@ -79,7 +92,11 @@ pub fn log(config: &Config, args: &LogArgs) -> Result<()> {
     let rows: Vec<[String; 5]> = commands
         .iter()
         .map(|c| {
-            let label = c.label.clone().filter(|l| !l.is_empty()).unwrap_or_else(|| lossy(&c.target).into_owned());
+            let label = c
+                .label
+                .clone()
+                .filter(|l| !l.is_empty())
+                .unwrap_or_else(|| lossy(&c.target).into_owned());
             let place = match (&c.recipe_file, c.recipe_line) {
                 (Some(file), Some(line)) if !file.is_empty() => format!("{}:{line}", lossy(file)),
                 _ => String::new(),
@@ -93,7 +110,9 @@ pub fn log(config: &Config, args: &LogArgs) -> Result<()> {
             ]
         })
         .collect();
-    let widths: Vec<usize> = (0..5).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
     for row in &rows {
         writeln!(
             out,
@@ -109,8 +128,16 @@ pub fn log(config: &Config, args: &LogArgs) -> Result<()> {
             w3 = widths[3]
         )?;
     }
-    let failed = commands.iter().filter(|c| c.state != "ok" && c.state != "running").count();
-    eprintln!("{} commands in build {} ({}), {failed} not ok", commands.len(), build.id, build.state);
+    let failed = commands
+        .iter()
+        .filter(|c| c.state != "ok" && c.state != "running")
+        .count();
+    eprintln!(
+        "{} commands in build {} ({}), {failed} not ok",
+        commands.len(),
+        build.id,
+        build.state
+    );
     Ok(())
 }
 
@@ -150,7 +177,10 @@ fn build_json(b: &BuildRow) -> Value {
 
 /// Find the commands a REF names: an id, a target, or a path a command wrote.
 pub fn resolve(store: &Store, build: &BuildRow, reference: &[u8]) -> Result<Vec<i64>> {
-    if let Some(id) = std::str::from_utf8(reference).ok().and_then(|s| s.parse::<i64>().ok()) {
+    if let Some(id) = std::str::from_utf8(reference)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+    {
         if store.command(id)?.is_some() {
             return Ok(vec![id]);
         }
@@ -160,7 +190,9 @@ pub fn resolve(store: &Store, build: &BuildRow, reference: &[u8]) -> Result<Vec<
     if !exact.is_empty() {
         return Ok(exact);
     }
-    let cwd = std::env::current_dir().map(|d| d.as_os_str().as_bytes().to_vec()).unwrap_or_default();
+    let cwd = std::env::current_dir()
+        .map(|d| d.as_os_str().as_bytes().to_vec())
+        .unwrap_or_default();
     let wanted = absolute(&cwd, reference);
     let mut suffix = b"/".to_vec();
     suffix.extend_from_slice(reference);
@@ -184,7 +216,11 @@ pub fn resolve(store: &Store, build: &BuildRow, reference: &[u8]) -> Result<Vec<
     if !by_suffix.is_empty() {
         return Ok(by_suffix);
     }
-    bail!("nothing in build {} matches `{}`: not a command id, a target, or a path a command wrote", build.id, lossy(reference))
+    bail!(
+        "nothing in build {} matches `{}`: not a command id, a target, or a path a command wrote",
+        build.id,
+        lossy(reference)
+    )
 }
 
 /// `makescope show`.
@@ -192,20 +228,41 @@ pub fn show(config: &Config, args: &ShowArgs) -> Result<()> {
     let store = open(config)?;
     let build = pick_build(&store, args.build)?;
     let ids = resolve(&store, &build, args.reference.as_bytes())?;
-    let commands: Vec<CommandRow> = ids.iter().filter_map(|&id| store.command(id).transpose()).collect::<Result<_, _>>()?;
+    let commands: Vec<CommandRow> = ids
+        .iter()
+        .filter_map(|&id| store.command(id).transpose())
+        .collect::<Result<_, _>>()?;
     let first = &commands[0];
-    let one_recipe = commands.iter().all(|c| c.make_id == first.make_id && c.job == first.job);
+    let one_recipe = commands
+        .iter()
+        .all(|c| c.make_id == first.make_id && c.job == first.job);
     if !one_recipe {
-        let mut text = format!("`{}` matches {} commands of different recipes; pick one by id:\n", lossy(args.reference.as_bytes()), commands.len());
+        let mut text = format!(
+            "`{}` matches {} commands of different recipes; pick one by id:\n",
+            lossy(args.reference.as_bytes()),
+            commands.len()
+        );
         for c in commands.iter().take(20) {
-            text.push_str(&format!("  {:>6}  {}  ({})\n", c.id, lossy(&c.target), lossy(&c.directory)));
+            text.push_str(&format!(
+                "  {:>6}  {}  ({})\n",
+                c.id,
+                lossy(&c.target),
+                lossy(&c.directory)
+            ));
         }
         bail!("{}", text.trim_end());
     }
     let mut out = std::io::stdout().lock();
     if args.json {
-        let items: Vec<Value> = commands.iter().map(|c| full_json(&store, c)).collect::<Result<_>>()?;
-        let value = if items.len() == 1 { items.into_iter().next().unwrap_or_default() } else { Value::Array(items) };
+        let items: Vec<Value> = commands
+            .iter()
+            .map(|c| full_json(&store, c))
+            .collect::<Result<_>>()?;
+        let value = if items.len() == 1 {
+            items.into_iter().next().unwrap_or_default()
+        } else {
+            Value::Array(items)
+        };
         serde_json::to_writer_pretty(&mut out, &value)?;
         writeln!(out)?;
         return Ok(());
@@ -225,10 +282,19 @@ fn full_json(store: &Store, c: &CommandRow) -> Result<Value> {
     value["stdout"] = json_bytes(&output.stdout);
     value["stderr"] = json_bytes(&output.stderr);
     value["environment"] = json!(c.env.iter().map(|e| json_bytes(e)).collect::<Vec<_>>());
-    value["left_behind"] = json!(c.left_behind.as_deref().map(|l| crate::protocol::split_nul(l).into_iter().map(json_bytes).collect::<Vec<_>>()));
+    value["left_behind"] = json!(c
+        .left_behind
+        .as_deref()
+        .map(|l| crate::protocol::split_nul(l)
+            .into_iter()
+            .map(json_bytes)
+            .collect::<Vec<_>>()));
     let mut files: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for a in store.accesses(c.id)? {
-        files.entry(a.kind.clone()).or_default().push(json_bytes(&a.path));
+        files
+            .entry(a.kind.clone())
+            .or_default()
+            .push(json_bytes(&a.path));
     }
     value["files"] = json!(files);
     value["processes"] = json!(store
@@ -242,7 +308,11 @@ fn full_json(store: &Store, c: &CommandRow) -> Result<Value> {
             "started_ns": p.started_ns, "ended_ns": p.ended_ns, "exit_code": p.exit_code,
         }))
         .collect::<Vec<_>>());
-    value["tags"] = json!(store.tags(c.id)?.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>());
+    value["tags"] = json!(store
+        .tags(c.id)?
+        .iter()
+        .map(|(n, v)| json!({"name": n, "value": v}))
+        .collect::<Vec<_>>());
     if let Some(make) = c.make_id.map(|id| store.make(id)).transpose()?.flatten() {
         value["make"] = json!({
             "id": make.id, "pid": make.pid, "level": make.level,
@@ -257,8 +327,16 @@ fn full_json(store: &Store, c: &CommandRow) -> Result<Value> {
 
 fn show_text(out: &mut impl Write, store: &Store, c: &CommandRow, all_files: bool) -> Result<()> {
     let field = |out: &mut dyn Write, name: &str, value: &str| writeln!(out, "{name:<10} {value}");
-    field(out, "command", &format!("#{}  {}", c.id, c.label.as_deref().unwrap_or("")))?;
-    field(out, "target", &format!("{}   (why: {})", lossy(&c.target), c.why()))?;
+    field(
+        out,
+        "command",
+        &format!("#{}  {}", c.id, c.label.as_deref().unwrap_or("")),
+    )?;
+    field(
+        out,
+        "target",
+        &format!("{}   (why: {})", lossy(&c.target), c.why()),
+    )?;
     let recipe = match (&c.recipe_file, c.recipe_line) {
         (Some(file), Some(line)) if !file.is_empty() => format!("{}:{line}", lossy(file)),
         _ => "unknown".into(),
@@ -268,13 +346,49 @@ fn show_text(out: &mut impl Write, store: &Store, c: &CommandRow, all_files: boo
         if let Some(parent) = make.parent_command_id {
             make_text.push_str(&format!(", started by command #{parent}"));
         }
-        make_text.push_str(&format!(" (`{}`)", make.argv.iter().map(|a| lossy(a)).collect::<Vec<_>>().join(" ")));
+        make_text.push_str(&format!(
+            " (`{}`)",
+            make.argv
+                .iter()
+                .map(|a| lossy(a))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
     }
-    field(out, "recipe", &format!("{recipe}   line {} of the recipe, {make_text}", c.line_index + 1))?;
+    field(
+        out,
+        "recipe",
+        &format!(
+            "{recipe}   line {} of the recipe, {make_text}",
+            c.line_index + 1
+        ),
+    )?;
     field(out, "directory", &lossy(&c.directory))?;
-    let shell = c.shell.as_deref().map(|s| crate::protocol::split_nul(s).iter().map(|w| lossy(w).into_owned()).collect::<Vec<_>>().join(" "));
-    let flags = c.shell_flags.as_deref().map(|s| crate::protocol::split_nul(s).iter().map(|w| lossy(w).into_owned()).collect::<Vec<_>>().join(" "));
-    field(out, "shell", &format!("{} {}", shell.unwrap_or_default(), flags.unwrap_or_default()).trim().to_string())?;
+    let shell = c.shell.as_deref().map(|s| {
+        crate::protocol::split_nul(s)
+            .iter()
+            .map(|w| lossy(w).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let flags = c.shell_flags.as_deref().map(|s| {
+        crate::protocol::split_nul(s)
+            .iter()
+            .map(|w| lossy(w).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    field(
+        out,
+        "shell",
+        &format!(
+            "{} {}",
+            shell.unwrap_or_default(),
+            flags.unwrap_or_default()
+        )
+        .trim()
+        .to_string(),
+    )?;
     field(out, "command", &lossy(&c.command))?;
     let when = chrono_like(c.started_ns);
     let status = match (c.exit_code, c.signal) {
@@ -282,10 +396,17 @@ fn show_text(out: &mut impl Write, store: &Store, c: &CommandRow, all_files: boo
         (_, Some(signal)) => format!("killed by signal {signal}"),
         _ => c.state.clone(),
     };
-    let duration = c.seconds().map(|s| format!("{s:.2} s")).unwrap_or_else(|| "still running or lost".into());
+    let duration = c
+        .seconds()
+        .map(|s| format!("{s:.2} s"))
+        .unwrap_or_else(|| "still running or lost".into());
     let mut ran = format!("{when}, {duration}, {status}");
     if let (Some(user), Some(system)) = (c.user_us, c.system_us) {
-        ran.push_str(&format!(" (user {:.2} s, system {:.2} s", user as f64 / 1e6, system as f64 / 1e6));
+        ran.push_str(&format!(
+            " (user {:.2} s, system {:.2} s",
+            user as f64 / 1e6,
+            system as f64 / 1e6
+        ));
         if let Some(rss) = c.max_rss_kib {
             ran.push_str(&format!(", max RSS {} MiB", rss / 1024));
         }
@@ -293,15 +414,29 @@ fn show_text(out: &mut impl Write, store: &Store, c: &CommandRow, all_files: boo
     }
     field(out, "ran", &ran)?;
     if let Some(test) = &c.test_name {
-        field(out, "test", &format!("{test}: {}", c.test_result.as_deref().unwrap_or("no result")))?;
+        field(
+            out,
+            "test",
+            &format!(
+                "{test}: {}",
+                c.test_result.as_deref().unwrap_or("no result")
+            ),
+        )?;
     }
     let tags = store.tags(c.id)?;
     if !tags.is_empty() {
-        let text: Vec<String> = tags.iter().map(|(n, v)| v.as_ref().map_or(n.clone(), |v| format!("{n}={v}"))).collect();
+        let text: Vec<String> = tags
+            .iter()
+            .map(|(n, v)| v.as_ref().map_or(n.clone(), |v| format!("{n}={v}")))
+            .collect();
         field(out, "tags", &text.join(" "))?;
     }
     if !c.traced {
-        field(out, "files", "not traced (--no-trace, or the kernel refused)")?;
+        field(
+            out,
+            "files",
+            "not traced (--no-trace, or the kernel refused)",
+        )?;
     } else {
         let accesses = store.accesses(c.id)?;
         let mut by_kind: BTreeMap<&str, Vec<&AccessRow>> = BTreeMap::new();
@@ -321,8 +456,20 @@ fn show_text(out: &mut impl Write, store: &Store, c: &CommandRow, all_files: boo
                     field(out, if i == 0 { name } else { "" }, &lossy(&a.path))?;
                 }
             } else {
-                let sample: Vec<String> = items.iter().take(3).map(|a| lossy(&a.path).into_owned()).collect();
-                field(out, name, &format!("{} paths ({}, …)   --files to list", items.len(), sample.join(", ")))?;
+                let sample: Vec<String> = items
+                    .iter()
+                    .take(3)
+                    .map(|a| lossy(&a.path).into_owned())
+                    .collect();
+                field(
+                    out,
+                    name,
+                    &format!(
+                        "{} paths ({}, …)   --files to list",
+                        items.len(),
+                        sample.join(", ")
+                    ),
+                )?;
             }
         }
         let processes = store.processes(c.id)?;
@@ -330,21 +477,42 @@ fn show_text(out: &mut impl Write, store: &Store, c: &CommandRow, all_files: boo
             let names: Vec<String> = processes
                 .iter()
                 .filter_map(|p| p.exe.as_deref())
-                .map(|e| lossy(crate::util::bytes_path(e).file_name().map(|f| f.as_bytes()).unwrap_or(e)).into_owned())
+                .map(|e| {
+                    lossy(
+                        crate::util::bytes_path(e)
+                            .file_name()
+                            .map(|f| f.as_bytes())
+                            .unwrap_or(e),
+                    )
+                    .into_owned()
+                })
                 .collect();
-            field(out, "processes", &format!("{}: {}", processes.len(), names.join(" → ")))?;
+            field(
+                out,
+                "processes",
+                &format!("{}: {}", processes.len(), names.join(" → ")),
+            )?;
         }
     }
     if let Some(left) = c.left_behind.as_deref().filter(|l| !l.is_empty()) {
-        let items: Vec<String> = crate::protocol::split_nul(left).iter().map(|l| lossy(l).into_owned()).collect();
-        field(out, "left", &format!("still running when it ended: {}", items.join(", ")))?;
+        let items: Vec<String> = crate::protocol::split_nul(left)
+            .iter()
+            .map(|l| lossy(l).into_owned())
+            .collect();
+        field(
+            out,
+            "left",
+            &format!("still running when it ended: {}", items.join(", ")),
+        )?;
     }
     let output = store.output(c.id)?;
     if !output.stdout.is_empty() || !output.stderr.is_empty() {
         writeln!(out, "output")?;
         out.write_all(&output.stdout)?;
         out.write_all(&output.stderr)?;
-        if !output.stderr.ends_with(b"\n") && !(output.stderr.is_empty() && output.stdout.ends_with(b"\n")) {
+        if !output.stderr.ends_with(b"\n")
+            && !(output.stderr.is_empty() && output.stdout.ends_with(b"\n"))
+        {
             writeln!(out)?;
         }
     }
@@ -366,7 +534,12 @@ fn chrono_like(ns: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
@@ -374,6 +547,9 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(super::chrono_like(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::chrono_like(1_795_940_000_000_000_000), "2026-11-29 08:13:20 UTC");
+        assert_eq!(
+            super::chrono_like(1_795_940_000_000_000_000),
+            "2026-11-29 08:13:20 UTC"
+        );
     }
 }

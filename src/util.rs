@@ -27,7 +27,9 @@ pub fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
 pub fn json_bytes(bytes: &[u8]) -> serde_json::Value {
     match std::str::from_utf8(bytes) {
         Ok(text) => serde_json::Value::String(text.to_owned()),
-        Err(_) => serde_json::json!({ "text": String::from_utf8_lossy(bytes), "base64": base64(bytes) }),
+        Err(_) => {
+            serde_json::json!({ "text": String::from_utf8_lossy(bytes), "base64": base64(bytes) })
+        }
     }
 }
 
@@ -36,7 +38,9 @@ pub fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        let n = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -52,7 +56,11 @@ pub fn base64(bytes: &[u8]) -> String {
 pub fn looks_secret(name: &[u8]) -> bool {
     let upper = name.to_ascii_uppercase();
     let contains = |needle: &[u8]| upper.windows(needle.len()).any(|w| w == needle);
-    contains(b"TOKEN") || contains(b"SECRET") || contains(b"PASSWORD") || contains(b"PASSWD") || upper.ends_with(b"_KEY")
+    contains(b"TOKEN")
+        || contains(b"SECRET")
+        || contains(b"PASSWORD")
+        || contains(b"PASSWD")
+        || upper.ends_with(b"_KEY")
 }
 
 /// Replace the values of secret-looking `NAME=VALUE` entries.
@@ -115,7 +123,10 @@ mod tests {
         assert!(looks_secret(b"API_KEY"));
         assert!(!looks_secret(b"KEYBOARD"));
         assert!(!looks_secret(b"PATH"));
-        assert_eq!(redact_environment(&[b"A=1", b"MY_TOKEN=xyz"]), b"A=1\0MY_TOKEN=<redacted>");
+        assert_eq!(
+            redact_environment(&[b"A=1", b"MY_TOKEN=xyz"]),
+            b"A=1\0MY_TOKEN=<redacted>"
+        );
     }
 
     #[test]
@@ -131,6 +142,9 @@ mod tests {
         assert_eq!(base64(b"f"), "Zg==");
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-        assert_eq!(json_bytes(b"\xff/a"), serde_json::json!({"text": "\u{fffd}/a", "base64": "/y9h"}));
+        assert_eq!(
+            json_bytes(b"\xff/a"),
+            serde_json::json!({"text": "\u{fffd}/a", "base64": "/y9h"})
+        );
     }
 }

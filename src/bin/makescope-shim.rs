@@ -29,7 +29,8 @@ static CHILD: AtomicI32 = AtomicI32::new(0);
 fn main() {
     let mut args: Vec<OsString> = std::env::args_os().collect();
     let shell_dir = std::env::var_os(protocol::ENV_SHELL_DIR).unwrap_or_default();
-    let real = protocol::real_shell(shell_dir.as_bytes(), args[0].as_bytes()).map(|r| OsStr::from_bytes(r).to_owned());
+    let real = protocol::real_shell(shell_dir.as_bytes(), args[0].as_bytes())
+        .map(|r| OsStr::from_bytes(r).to_owned());
     match real {
         Some(real) => args[0] = real,
         None => {
@@ -44,7 +45,9 @@ fn main() {
         std::process::exit(127);
     }
     let context = std::env::var_os(protocol::ENV_CTX).and_then(|v| JobContext::parse(v.as_bytes()));
-    let ours = context.as_ref().is_some_and(|c| c.make_pid == unsafe { libc::getppid() });
+    let ours = context
+        .as_ref()
+        .is_some_and(|c| c.make_pid == unsafe { libc::getppid() });
     let recorder = match (ours, std::env::var_os(protocol::ENV_SOCK)) {
         (true, Some(path)) => connect(&path),
         _ => None,
@@ -64,7 +67,10 @@ fn exec(args: &[OsString]) -> ! {
 }
 
 fn exec_error(args: &[OsString]) -> io::Error {
-    let c_args: Vec<CString> = args.iter().map(|a| CString::new(a.as_bytes()).unwrap_or_default()).collect();
+    let c_args: Vec<CString> = args
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).unwrap_or_default())
+        .collect();
     let mut argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     unsafe { libc::execvp(argv[0], argv.as_ptr()) };
@@ -74,7 +80,12 @@ fn exec_error(args: &[OsString]) -> io::Error {
 /// If the makefile exports SHELL, make put our link in the environment: give the
 /// command the makefile's shell instead.
 fn restore_shell_variable() {
-    let (Some(shell), Some(dir)) = (std::env::var_os("SHELL"), std::env::var_os(protocol::ENV_SHELL_DIR)) else { return };
+    let (Some(shell), Some(dir)) = (
+        std::env::var_os("SHELL"),
+        std::env::var_os(protocol::ENV_SHELL_DIR),
+    ) else {
+        return;
+    };
     if let Some(real) = protocol::real_shell(dir.as_bytes(), shell.as_bytes()) {
         let real = OsStr::from_bytes(real).to_owned();
         std::env::set_var("SHELL", real);
@@ -98,13 +109,26 @@ fn connect(path: &OsStr) -> Option<UnixStream> {
         *dst = src as libc::c_char;
     }
     let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-    let ok = unsafe { libc::connect(fd.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, len) } == 0;
+    let ok = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            &addr as *const _ as *const libc::sockaddr,
+            len,
+        )
+    } == 0;
     ok.then(|| UnixStream::from(fd))
 }
 
 fn send(sock: &UnixStream, message: &Writer) -> bool {
     let bytes = message.bytes();
-    let sent = unsafe { libc::send(sock.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
+    let sent = unsafe {
+        libc::send(
+            sock.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
     sent >= 0
 }
 
@@ -137,12 +161,18 @@ fn run(args: &[OsString], context: &JobContext, recorder: UnixStream) -> ! {
     let tee = std::env::var_os(protocol::ENV_TEE).is_some_and(|v| v == "1");
     restore_shell_variable();
 
-    let cwd = std::env::current_dir().map(|d| d.into_os_string().into_vec()).unwrap_or_default();
+    let cwd = std::env::current_dir()
+        .map(|d| d.into_os_string().into_vec())
+        .unwrap_or_default();
     let target_existed = target_exists(&context.target);
     let mut start = Writer::new(Kind::CommandStart);
     start
         .number(std::process::id() as i64)
-        .field(std::env::var_os(protocol::ENV_CTX).unwrap_or_default().as_bytes())
+        .field(
+            std::env::var_os(protocol::ENV_CTX)
+                .unwrap_or_default()
+                .as_bytes(),
+        )
         .field(&protocol::join_nul(args.iter().map(|a| a.as_bytes())))
         .field(&cwd)
         .field(&environment())
@@ -159,7 +189,9 @@ fn run(args: &[OsString], context: &JobContext, recorder: UnixStream) -> ! {
         unsafe { libc::recv(recorder.as_raw_fd(), ack.as_mut_ptr().cast(), ack.len(), 0) };
     }
 
-    let (Ok((out_r, out_w)), Ok((err_r, err_w))) = (pipe(), pipe()) else { exec(args) };
+    let (Ok((out_r, out_w)), Ok((err_r, err_w))) = (pipe(), pipe()) else {
+        exec(args)
+    };
     unsafe {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         libc::signal(libc::SIGINT, libc::SIG_IGN);
@@ -218,7 +250,11 @@ fn run(args: &[OsString], context: &JobContext, recorder: UnixStream) -> ! {
             libc::kill(libc::getpid(), signal);
         }
     }
-    std::process::exit(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 127 })
+    std::process::exit(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        127
+    })
 }
 
 extern "C" fn forward(signal: libc::c_int) {
@@ -229,7 +265,9 @@ extern "C" fn forward(signal: libc::c_int) {
 }
 
 fn target_exists(target: &[u8]) -> bool {
-    let Ok(path) = CString::new(target) else { return false };
+    let Ok(path) = CString::new(target) else {
+        return false;
+    };
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     !target.is_empty() && unsafe { libc::stat(path.as_ptr(), &mut st) } == 0
 }
@@ -254,7 +292,10 @@ fn start_tracing(recorder: &UnixStream) {
 
 fn send_fd(sock: &UnixStream, bytes: &[u8], fd: RawFd) -> bool {
     unsafe {
-        let mut iov = libc::iovec { iov_base: bytes.as_ptr() as *mut _, iov_len: bytes.len() };
+        let mut iov = libc::iovec {
+            iov_base: bytes.as_ptr() as *mut _,
+            iov_len: bytes.len(),
+        };
         let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
         let mut control = vec![0u8; space];
         let mut msg: libc::msghdr = std::mem::zeroed();
@@ -277,9 +318,21 @@ fn send_fd(sock: &UnixStream, bytes: &[u8], fd: RawFd) -> bool {
 fn pump_output(recorder: &UnixStream, child: libc::pid_t, out: OwnedFd, err: OwnedFd, tee: bool) {
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child, 0) } as RawFd;
     let mut fds = [
-        libc::pollfd { fd: out.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd: err.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-        libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 },
+        libc::pollfd {
+            fd: out.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: err.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: pidfd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
     ];
     let mut buffer = vec![0u8; protocol::MAX_MESSAGE - 64];
     let mut exited = pidfd < 0;
@@ -344,7 +397,9 @@ fn write_all(fd: RawFd, mut bytes: &[u8]) {
 /// NUL-separated `pid argv0` entries.
 fn left_behind() -> Vec<u8> {
     let me = std::process::id();
-    let Ok(children) = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) else { return Vec::new() };
+    let Ok(children) = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) else {
+        return Vec::new();
+    };
     let entries = children.split_whitespace().map(|pid| {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
@@ -371,7 +426,11 @@ fn tail(fds: &[OsString]) -> ! {
         let mut polls: Vec<libc::pollfd> = listeners
             .iter()
             .zip(&open)
-            .map(|(fd, &o)| libc::pollfd { fd: if o { fd.as_raw_fd() } else { -1 }, events: libc::POLLIN, revents: 0 })
+            .map(|(fd, &o)| libc::pollfd {
+                fd: if o { fd.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            })
             .collect();
         if unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, -1) } < 0 {
             continue;

@@ -55,21 +55,33 @@ pub(crate) struct Setup {
 /// `makescope make`: run make, record the build, return make's exit status.
 pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
     let options = &args.options;
-    let top_directory = std::env::current_dir().context("the current directory is not accessible")?;
+    let top_directory =
+        std::env::current_dir().context("the current directory is not accessible")?;
     let mut store = Store::open_write(&config.db)?;
     let tracing = !options.no_trace;
     if tracing {
         check_tracing()?;
     }
     let runtime = Runtime::create()?;
-    let makedb_dir = config.db.parent().map(|d| d.join("makedb")).unwrap_or_else(|| PathBuf::from("makedb"));
-    std::fs::create_dir_all(&makedb_dir).with_context(|| format!("cannot create {}", makedb_dir.display()))?;
+    let makedb_dir = config
+        .db
+        .parent()
+        .map(|d| d.join("makedb"))
+        .unwrap_or_else(|| PathBuf::from("makedb"));
+    std::fs::create_dir_all(&makedb_dir)
+        .with_context(|| format!("cannot create {}", makedb_dir.display()))?;
 
     let argv = protocol::join_nul(args.make_args.iter().map(|a| a.as_bytes()));
     let directory = top_directory.as_os_str().as_bytes().to_vec();
     let ids = store.next_ids()?;
     let expected_total = store.previous_command_count(&directory, &argv)?;
-    store.insert_build(&NewBuild { id: ids.build, argv, directory: directory.clone(), started_ns: now_ns(), traced: tracing })?;
+    store.insert_build(&NewBuild {
+        id: ids.build,
+        argv,
+        directory: directory.clone(),
+        started_ns: now_ns(),
+        traced: tracing,
+    })?;
 
     let setup = Setup {
         build_id: ids.build,
@@ -86,15 +98,25 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
     let (to_ui, ui_rx) = mpsc::channel();
     let writer = writer::spawn(store, writer_rx);
     let ui = ui::spawn(setup.clone(), ui_rx, to_writer.clone());
-    let server = server::Server::bind(&runtime.socket, setup.clone(), ids, to_writer.clone(), to_ui.clone())?;
+    let server = server::Server::bind(
+        &runtime.socket,
+        setup.clone(),
+        ids,
+        to_writer.clone(),
+        to_ui.clone(),
+    )?;
     let stopper = server.stopper();
-    let server = std::thread::Builder::new().name("events".into()).spawn(move || server.run())?;
+    let server = std::thread::Builder::new()
+        .name("events".into())
+        .spawn(move || server.run())?;
 
     install_signal_handlers();
     let started = std::time::Instant::now();
     let status = run_make(options, &args.make_args, &runtime, &makedb_dir, &to_ui);
     stopper.stop();
-    let leftovers = server.join().map_err(|_| anyhow::anyhow!("the event loop panicked"))?;
+    let leftovers = server
+        .join()
+        .map_err(|_| anyhow::anyhow!("the event loop panicked"))?;
     server::keep_answering(leftovers);
 
     let status = status?;
@@ -108,13 +130,27 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
     } else {
         "failed"
     };
-    let _ = to_ui.send(ui::Event::Done { exit_code, signal, elapsed: started.elapsed() });
+    let _ = to_ui.send(ui::Event::Done {
+        exit_code,
+        signal,
+        elapsed: started.elapsed(),
+    });
     drop(to_ui);
-    let ui_result = ui.join().map_err(|_| anyhow::anyhow!("the output thread panicked"))?;
-    let end = BuildEnd { ended_ns: now_ns(), state, exit_code, signal, hooks_failed: ui_result.hooks_failed };
+    let ui_result = ui
+        .join()
+        .map_err(|_| anyhow::anyhow!("the output thread panicked"))?;
+    let end = BuildEnd {
+        ended_ns: now_ns(),
+        state,
+        exit_code,
+        signal,
+        hooks_failed: ui_result.hooks_failed,
+    };
     let _ = to_writer.send(writer::Write::BuildEnd(setup.build_id, end));
     drop(to_writer);
-    writer.join().map_err(|_| anyhow::anyhow!("the record's writer panicked"))??;
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the record's writer panicked"))??;
 
     if let Some(signal) = signal {
         // Die the way make died, so whoever ran us sees the same.
@@ -194,15 +230,27 @@ impl Runtime {
         template.push(0);
         let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
         if made.is_null() {
-            bail!("cannot create a private directory in {}: {}", base.display(), std::io::Error::last_os_error());
+            bail!(
+                "cannot create a private directory in {}: {}",
+                base.display(),
+                std::io::Error::last_os_error()
+            );
         }
         template.pop();
         let dir = PathBuf::from(OsString::from_vec(template));
         let plugin = dir.join("makescope.so");
-        std::fs::write(&plugin, PLUGIN).with_context(|| format!("cannot write {}", plugin.display()))?;
+        std::fs::write(&plugin, PLUGIN)
+            .with_context(|| format!("cannot write {}", plugin.display()))?;
         let shell_dir = dir.join("sh");
-        std::fs::create_dir(&shell_dir).with_context(|| format!("cannot create {}", shell_dir.display()))?;
-        Ok(Runtime { socket: dir.join("sock"), plugin, shim: shim_binary()?, shell_dir, dir })
+        std::fs::create_dir(&shell_dir)
+            .with_context(|| format!("cannot create {}", shell_dir.display()))?;
+        Ok(Runtime {
+            socket: dir.join("sock"),
+            plugin,
+            shim: shim_binary()?,
+            shell_dir,
+            dir,
+        })
     }
 }
 
@@ -226,7 +274,10 @@ fn shim_binary() -> Result<PathBuf> {
             return Ok(shim);
         }
     }
-    bail!("makescope-shim is missing: it must be installed beside {}", exe.display())
+    bail!(
+        "makescope-shim is missing: it must be installed beside {}",
+        exe.display()
+    )
 }
 
 extern "C" fn on_signal(signal: libc::c_int) {
@@ -271,7 +322,10 @@ fn run_make(
         .env(protocol::ENV_SOCK, &runtime.socket)
         .env(protocol::ENV_SHIM, &runtime.shim)
         .env(protocol::ENV_SHELL_DIR, &runtime.shell_dir)
-        .env(protocol::ENV_TRACE, if options.no_trace { "0" } else { "1" })
+        .env(
+            protocol::ENV_TRACE,
+            if options.no_trace { "0" } else { "1" },
+        )
         .env(protocol::ENV_TEE, if plain { "1" } else { "0" })
         // With -v the printer prints each command with its output: make must not echo.
         .env(protocol::ENV_SILENT, if plain { "0" } else { "1" })
@@ -290,18 +344,23 @@ fn run_make(
         });
     }
     let mut child = command.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => anyhow::anyhow!("cannot run {}: not found", options.make_program.display()),
+        std::io::ErrorKind::NotFound => {
+            anyhow::anyhow!("cannot run {}: not found", options.make_program.display())
+        }
         _ => anyhow::anyhow!("cannot run {}: {e}", options.make_program.display()),
     })?;
     MAKE_PID.store(child.id() as i32, Ordering::Relaxed);
-    let readers: Vec<_> = [(child.stdout.take().map(OwnedFd::from), Stream::Stdout), (child.stderr.take().map(OwnedFd::from), Stream::Stderr)]
-        .into_iter()
-        .filter_map(|(fd, stream)| fd.map(|fd| (fd, stream)))
-        .map(|(fd, stream)| {
-            let to_ui = to_ui.clone();
-            std::thread::spawn(move || forward_make_output(fd, stream, to_ui))
-        })
-        .collect();
+    let readers: Vec<_> = [
+        (child.stdout.take().map(OwnedFd::from), Stream::Stdout),
+        (child.stderr.take().map(OwnedFd::from), Stream::Stderr),
+    ]
+    .into_iter()
+    .filter_map(|(fd, stream)| fd.map(|fd| (fd, stream)))
+    .map(|(fd, stream)| {
+        let to_ui = to_ui.clone();
+        std::thread::spawn(move || forward_make_output(fd, stream, to_ui))
+    })
+    .collect();
     let status = loop {
         match child.wait() {
             Ok(status) => break status,
@@ -323,7 +382,10 @@ fn forward_make_output(fd: OwnedFd, stream: Stream, to_ui: mpsc::Sender<ui::Even
         match file.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => {
-                if to_ui.send(ui::Event::MakeOutput(stream, buffer[..n].to_vec())).is_err() {
+                if to_ui
+                    .send(ui::Event::MakeOutput(stream, buffer[..n].to_vec()))
+                    .is_err()
+                {
                     break;
                 }
             }

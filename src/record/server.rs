@@ -24,7 +24,9 @@ use super::writer::Write;
 use super::Setup;
 use crate::output::{CommandInfo, Outcome, Stream};
 use crate::protocol::{self, DecodeError, JobContext, Kind, Message};
-use crate::store::{CommandEnd, MakeEnd, NewAccess, NewCommand, NewMake, NewProcess, NextIds, Owner};
+use crate::store::{
+    CommandEnd, MakeEnd, NewAccess, NewCommand, NewMake, NewProcess, NextIds, Owner,
+};
 use crate::trace::{self, Handled, Supervisor};
 use crate::util::{now_ns, redact_environment};
 
@@ -100,10 +102,20 @@ fn check(result: libc::c_int, what: &str) -> Result<libc::c_int> {
 }
 
 impl Server {
-    pub fn bind(socket: &Path, setup: Setup, ids: NextIds, to_writer: Sender<Write>, to_ui: Sender<UiEvent>) -> Result<Server> {
+    pub fn bind(
+        socket: &Path,
+        setup: Setup,
+        ids: NextIds,
+        to_writer: Sender<Write>,
+        to_ui: Sender<UiEvent>,
+    ) -> Result<Server> {
         let listen = unsafe {
             OwnedFd::from_raw_fd(check(
-                libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0),
+                libc::socket(
+                    libc::AF_UNIX,
+                    libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                    0,
+                ),
                 "creating the recorder's socket",
             )?)
         };
@@ -111,20 +123,38 @@ impl Server {
         addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
         let path = socket.as_os_str().as_bytes();
         if path.len() >= addr.sun_path.len() {
-            bail!("the socket path {} is too long (set TMPDIR to a shorter directory)", socket.display());
+            bail!(
+                "the socket path {} is too long (set TMPDIR to a shorter directory)",
+                socket.display()
+            );
         }
         for (dst, &src) in addr.sun_path.iter_mut().zip(path) {
             *dst = src as libc::c_char;
         }
         let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
         check(
-            unsafe { libc::bind(listen.as_raw_fd(), &addr as *const _ as *const libc::sockaddr, len) },
+            unsafe {
+                libc::bind(
+                    listen.as_raw_fd(),
+                    &addr as *const _ as *const libc::sockaddr,
+                    len,
+                )
+            },
             "binding the recorder's socket",
         )?;
-        check(unsafe { libc::listen(listen.as_raw_fd(), 1024) }, "listening on the recorder's socket")?;
-        let epoll = unsafe { OwnedFd::from_raw_fd(check(libc::epoll_create1(libc::EPOLL_CLOEXEC), "epoll")?) };
-        let wake =
-            unsafe { OwnedFd::from_raw_fd(check(libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK), "eventfd")?) };
+        check(
+            unsafe { libc::listen(listen.as_raw_fd(), 1024) },
+            "listening on the recorder's socket",
+        )?;
+        let epoll = unsafe {
+            OwnedFd::from_raw_fd(check(libc::epoll_create1(libc::EPOLL_CLOEXEC), "epoll")?)
+        };
+        let wake = unsafe {
+            OwnedFd::from_raw_fd(check(
+                libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK),
+                "eventfd",
+            )?)
+        };
         let server = Server {
             setup,
             epoll,
@@ -158,13 +188,26 @@ impl Server {
     }
 
     fn watch(&self, fd: RawFd) -> Result<()> {
-        let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: fd as u64 };
-        check(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) }, "epoll_ctl")?;
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: fd as u64,
+        };
+        check(
+            unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) },
+            "epoll_ctl",
+        )?;
         Ok(())
     }
 
     fn unwatch(&self, fd: RawFd) {
-        unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+        unsafe {
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd,
+                std::ptr::null_mut(),
+            )
+        };
     }
 
     /// Run until stopped and drained; returns the listeners that still have processes.
@@ -173,7 +216,14 @@ impl Server {
         let mut stopping: Option<Instant> = None;
         loop {
             let timeout = if stopping.is_some() { 50 } else { 1000 };
-            let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, timeout) };
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.epoll.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    events.len() as i32,
+                    timeout,
+                )
+            };
             if n < 0 {
                 if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                     continue;
@@ -182,8 +232,15 @@ impl Server {
                 break;
             }
             // Answer traced processes first: they are waiting.
-            let ready: Vec<RawFd> = events[..n as usize].iter().map(|e| e.u64 as RawFd).collect();
-            let traced: Vec<RawFd> = ready.iter().copied().filter(|fd| self.listeners.contains_key(fd)).collect();
+            let ready: Vec<RawFd> = events[..n as usize]
+                .iter()
+                .map(|e| e.u64 as RawFd)
+                .collect();
+            let traced: Vec<RawFd> = ready
+                .iter()
+                .copied()
+                .filter(|fd| self.listeners.contains_key(fd))
+                .collect();
             for fd in traced {
                 self.on_notification(fd);
             }
@@ -210,21 +267,35 @@ impl Server {
     fn accept(&mut self) {
         loop {
             let fd = unsafe {
-                libc::accept4(self.listen.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
+                libc::accept4(
+                    self.listen.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                )
             };
             if fd < 0 {
                 return;
             }
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
             if self.watch(fd.as_raw_fd()).is_ok() {
-                self.connections.insert(fd.as_raw_fd(), Connection { fd, role: Role::Unknown });
+                self.connections.insert(
+                    fd.as_raw_fd(),
+                    Connection {
+                        fd,
+                        role: Role::Unknown,
+                    },
+                );
             }
         }
     }
 
     fn on_readable(&mut self, fd: RawFd) {
         loop {
-            let mut iov = libc::iovec { iov_base: self.buffer.as_mut_ptr().cast(), iov_len: self.buffer.len() };
+            let mut iov = libc::iovec {
+                iov_base: self.buffer.as_mut_ptr().cast(),
+                iov_len: self.buffer.len(),
+            };
             let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
             let mut control = [0u8; 64];
             let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -232,7 +303,8 @@ impl Server {
             msg.msg_iovlen = 1;
             msg.msg_control = control.as_mut_ptr().cast();
             msg.msg_controllen = space;
-            let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT) };
+            let n =
+                unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT) };
             if n < 0 {
                 match std::io::Error::last_os_error().raw_os_error() {
                     Some(libc::EAGAIN) => return,
@@ -261,10 +333,22 @@ impl Server {
 
     fn ack(fd: RawFd) {
         let byte = [Kind::Ack as u8];
-        unsafe { libc::send(fd, byte.as_ptr().cast(), 1, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+        unsafe {
+            libc::send(
+                fd,
+                byte.as_ptr().cast(),
+                1,
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
     }
 
-    fn on_message(&mut self, fd: RawFd, m: &Message<'_>, passed: Option<OwnedFd>) -> Result<(), DecodeError> {
+    fn on_message(
+        &mut self,
+        fd: RawFd,
+        m: &Message<'_>,
+        passed: Option<OwnedFd>,
+    ) -> Result<(), DecodeError> {
         match m.kind {
             Kind::MakeStart => {
                 let id = self.make_started(m)?;
@@ -298,7 +382,11 @@ impl Server {
             }
             Kind::Output => {
                 if let Some(Role::Command(id)) = self.connections.get(&fd).map(|c| &c.role) {
-                    let stream = if m.bytes(0)? == b"2" { Stream::Stderr } else { Stream::Stdout };
+                    let stream = if m.bytes(0)? == b"2" {
+                        Stream::Stderr
+                    } else {
+                        Stream::Stdout
+                    };
                     let bytes = m.bytes(1)?;
                     if let Some(running) = self.commands.get_mut(id) {
                         match stream {
@@ -306,7 +394,9 @@ impl Server {
                             Stream::Stderr => running.stderr.extend_from_slice(bytes),
                         }
                         match running.chunks.last_mut() {
-                            Some((last, chunk)) if *last == stream => chunk.extend_from_slice(bytes),
+                            Some((last, chunk)) if *last == stream => {
+                                chunk.extend_from_slice(bytes)
+                            }
                             _ => running.chunks.push((stream, bytes.to_vec())),
                         }
                     }
@@ -340,7 +430,9 @@ impl Server {
                 }
             }
             Kind::Listener => {
-                let Some(listener) = passed else { return Ok(()) };
+                let Some(listener) = passed else {
+                    return Ok(());
+                };
                 if let Some(Role::Command(id)) = self.connections.get(&fd).map(|c| &c.role) {
                     let id = *id;
                     if let Some(running) = self.commands.get_mut(&id) {
@@ -356,7 +448,9 @@ impl Server {
                 let reason = String::from_utf8_lossy(m.bytes(0)?).into_owned();
                 if !self.warned_trace {
                     self.warned_trace = true;
-                    self.warn(format!("a command could not be traced ({reason}); the record marks it untraced"));
+                    self.warn(format!(
+                        "a command could not be traced ({reason}); the record marks it untraced"
+                    ));
                 }
             }
             Kind::Ack => {}
@@ -375,7 +469,9 @@ impl Server {
             Some(Owner::Command(command)) => Some(command),
             _ => None,
         };
-        let parent_make_id = context.as_ref().and_then(|c| self.makes.get(&c.make_pid).copied());
+        let parent_make_id = context
+            .as_ref()
+            .and_then(|c| self.makes.get(&c.make_pid).copied());
         self.makes.insert(pid, id);
         self.owners.insert(pid, Owner::Make(id));
         self.roots.insert(pid);
@@ -401,16 +497,36 @@ impl Server {
         let environment = m.list(4)?;
         let id = self.ids.command;
         self.ids.command += 1;
-        let line = self.job_lines.entry((context.make_pid, context.job)).or_insert(0);
+        let line = self
+            .job_lines
+            .entry((context.make_pid, context.job))
+            .or_insert(0);
         let line_index = *line;
         *line += 1;
 
         // argv is the makefile's SHELL words, then .SHELLFLAGS words, then the command.
-        let shell_words = context.shell.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()).count().max(1);
-        let command = if argv.len() > shell_words { argv[argv.len() - 1].to_vec() } else { Vec::new() };
+        let shell_words = context
+            .shell
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|w| !w.is_empty())
+            .count()
+            .max(1);
+        let command = if argv.len() > shell_words {
+            argv[argv.len() - 1].to_vec()
+        } else {
+            Vec::new()
+        };
         let shell = protocol::join_nul(argv.iter().take(shell_words.min(argv.len())));
-        let flags = protocol::join_nul(argv.iter().take(argv.len().saturating_sub(1)).skip(shell_words));
-        let env = if self.setup.keep_secrets { protocol::join_nul(&environment) } else { redact_environment(&environment) };
+        let flags = protocol::join_nul(
+            argv.iter()
+                .take(argv.len().saturating_sub(1))
+                .skip(shell_words),
+        );
+        let env = if self.setup.keep_secrets {
+            protocol::join_nul(&environment)
+        } else {
+            redact_environment(&environment)
+        };
 
         self.owners.insert(shim_pid, Owner::Command(id));
         self.roots.insert(shim_pid);
@@ -423,7 +539,13 @@ impl Server {
             top_directory: self.setup.top_directory.clone(),
             command: command.clone(),
             recipe_file: context.recipe_file.clone(),
-            recipe_line: context.recipe_line,
+            // make names the line that ran the way its own error messages do: the
+            // recipe's first line plus the line's position in the recipe.
+            recipe_line: if context.recipe_line > 0 {
+                context.recipe_line + line_index as u32
+            } else {
+                0
+            },
             make_level: context.make_level,
         };
         self.write(Write::Command(NewCommand {
@@ -451,35 +573,66 @@ impl Server {
         let _ = self.to_ui.send(UiEvent::Started(info.clone()));
         let traced = self.setup.tracing && nested;
         let started_ns = m.number(5)?;
-        self.commands.insert(id, Running { info, chunks: Vec::new(), stdout: Vec::new(), stderr: Vec::new(), traced, started_ns });
+        self.commands.insert(
+            id,
+            Running {
+                info,
+                chunks: Vec::new(),
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                traced,
+                started_ns,
+            },
+        );
         Ok(id)
     }
 
     fn command_ended(&mut self, id: i64, mut end: CommandEnd) {
-        let Some(running) = self.commands.remove(&id) else { return };
+        let Some(running) = self.commands.remove(&id) else {
+            return;
+        };
         self.flush_accesses(Owner::Command(id));
-        let outcome = Outcome { exit_code: end.exit_code, signal: end.signal, duration_ns: end.ended_ns - running.started_ns };
+        let outcome = Outcome {
+            exit_code: end.exit_code,
+            signal: end.signal,
+            duration_ns: end.ended_ns - running.started_ns,
+        };
         end.traced = running.traced && !self.incomplete.remove(&id);
         end.stdout = running.stdout;
         end.stderr = running.stderr;
         self.write(Write::CommandEnd(id, end));
-        let _ = self.to_ui.send(UiEvent::Finished { info: running.info, output: running.chunks, outcome });
+        let _ = self.to_ui.send(UiEvent::Finished {
+            info: running.info,
+            output: running.chunks,
+            outcome,
+        });
     }
 
     fn on_closed(&mut self, fd: RawFd) {
         self.unwatch(fd);
-        let Some(connection) = self.connections.remove(&fd) else { return };
+        let Some(connection) = self.connections.remove(&fd) else {
+            return;
+        };
         if let Role::Command(id) = connection.role {
             if self.commands.contains_key(&id) {
                 // The shim died without reporting: make saw it fail.
-                self.command_ended(id, CommandEnd { ended_ns: now_ns(), state: "lost", ..Default::default() });
+                self.command_ended(
+                    id,
+                    CommandEnd {
+                        ended_ns: now_ns(),
+                        state: "lost",
+                        ..Default::default()
+                    },
+                );
             }
         }
         drop(connection.fd);
     }
 
     fn on_notification(&mut self, fd: RawFd) {
-        let Some((listener, top)) = self.listeners.get(&fd) else { return };
+        let Some((listener, top)) = self.listeners.get(&fd) else {
+            return;
+        };
         let top = *top;
         let listener = listener.try_clone();
         let Ok(listener) = listener else { return };
@@ -531,21 +684,43 @@ impl Server {
                     started_ns: time_ns,
                 }));
             }
-            trace::Event::Access { pid, path, kind, time_ns } => {
+            trace::Event::Access {
+                pid,
+                path,
+                kind,
+                time_ns,
+            } => {
                 let owner = self.owner_of(pid).unwrap_or(Owner::Command(top));
                 let process_id = self.processes.get(&pid).copied();
                 let aggregate = self.accesses.entry(owner).or_default();
                 aggregate
                     .entry((path, kind as u8))
                     .and_modify(|a| a.count += 1)
-                    .or_insert(Aggregate { count: 1, first_ns: time_ns, process_id });
+                    .or_insert(Aggregate {
+                        count: 1,
+                        first_ns: time_ns,
+                        process_id,
+                    });
             }
-            trace::Event::Exec { pid, path, argv, cwd, .. } => {
+            trace::Event::Exec {
+                pid,
+                path,
+                argv,
+                cwd,
+                ..
+            } => {
                 if let Some(&id) = self.processes.get(&pid) {
-                    self.write(Write::ProcessExec { id, exe: path, argv: protocol::join_nul(&argv), cwd });
+                    self.write(Write::ProcessExec {
+                        id,
+                        exe: path,
+                        argv: protocol::join_nul(&argv),
+                        cwd,
+                    });
                 }
             }
-            trace::Event::Exit { pid, code, time_ns } => self.process_gone(pid, time_ns, Some(code)),
+            trace::Event::Exit { pid, code, time_ns } => {
+                self.process_gone(pid, time_ns, Some(code))
+            }
             trace::Event::Gone { pid, time_ns } => self.process_gone(pid, time_ns, None),
             trace::Event::Lost { pid, syscall, .. } => {
                 // We saw the call but could not read it: the command's files are incomplete.
@@ -562,7 +737,11 @@ impl Server {
 
     fn process_gone(&mut self, pid: i32, time_ns: i64, exit_code: Option<i32>) {
         if let Some(id) = self.processes.remove(&pid) {
-            self.write(Write::ProcessEnd { id, ended_ns: time_ns, exit_code });
+            self.write(Write::ProcessEnd {
+                id,
+                ended_ns: time_ns,
+                exit_code,
+            });
         }
         if !self.roots.contains(&pid) {
             self.owners.remove(&pid);
@@ -595,15 +774,27 @@ impl Server {
     }
 
     fn flush_accesses(&mut self, owner: Owner) {
-        let Some(accesses) = self.accesses.remove(&owner) else { return };
+        let Some(accesses) = self.accesses.remove(&owner) else {
+            return;
+        };
         if accesses.is_empty() {
             return;
         }
         let accesses = accesses
             .into_iter()
-            .map(|((path, kind), a)| NewAccess { path, kind, process_id: a.process_id, first_ns: a.first_ns, count: a.count })
+            .map(|((path, kind), a)| NewAccess {
+                path,
+                kind,
+                process_id: a.process_id,
+                first_ns: a.first_ns,
+                count: a.count,
+            })
             .collect();
-        self.write(Write::Accesses { build_id: self.setup.build_id, owner, accesses });
+        self.write(Write::Accesses {
+            build_id: self.setup.build_id,
+            owner,
+            accesses,
+        });
     }
 
     fn finish(mut self) -> Vec<OwnedFd> {
@@ -630,7 +821,9 @@ impl Server {
 /// make's argv as the user gave it: without the `--eval=load …/makescope.so` we add.
 fn without_our_plugin(argv: &[u8]) -> Vec<u8> {
     protocol::join_nul(
-        protocol::split_nul(argv).into_iter().filter(|a| !(a.starts_with(b"--eval=load ") && a.ends_with(b"/makescope.so"))),
+        protocol::split_nul(argv)
+            .into_iter()
+            .filter(|a| !(a.starts_with(b"--eval=load ") && a.ends_with(b"/makescope.so"))),
     )
 }
 
@@ -644,7 +837,10 @@ fn split_owner(owner: Owner) -> (Option<i64>, Option<i64>) {
 /// The file descriptor passed with SCM_RIGHTS, if any.
 unsafe fn received_fd(msg: &libc::msghdr) -> Option<OwnedFd> {
     let cmsg = libc::CMSG_FIRSTHDR(msg);
-    if cmsg.is_null() || (*cmsg).cmsg_level != libc::SOL_SOCKET || (*cmsg).cmsg_type != libc::SCM_RIGHTS {
+    if cmsg.is_null()
+        || (*cmsg).cmsg_level != libc::SOL_SOCKET
+        || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+    {
         return None;
     }
     let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
@@ -658,7 +854,9 @@ pub(crate) fn keep_answering(listeners: Vec<OwnedFd>) {
     if listeners.is_empty() {
         return;
     }
-    let Ok(shim) = super::shim_binary() else { return };
+    let Ok(shim) = super::shim_binary() else {
+        return;
+    };
     let mut command = std::process::Command::new(shim);
     command.arg("--makescope-tail");
     for fd in &listeners {

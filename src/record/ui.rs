@@ -18,10 +18,18 @@ use crate::store::CommandNotes;
 #[derive(Debug)]
 pub(crate) enum Event {
     Started(CommandInfo),
-    Finished { info: CommandInfo, output: Vec<(Stream, Vec<u8>)>, outcome: Outcome },
+    Finished {
+        info: CommandInfo,
+        output: Vec<(Stream, Vec<u8>)>,
+        outcome: Outcome,
+    },
     MakeOutput(Stream, Vec<u8>),
     Warning(String),
-    Done { exit_code: Option<i32>, signal: Option<i32>, elapsed: Duration },
+    Done {
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        elapsed: Duration,
+    },
 }
 
 /// How the UI thread ended.
@@ -30,7 +38,11 @@ pub(crate) struct UiResult {
     pub hooks_failed: bool,
 }
 
-pub(crate) fn spawn(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> std::thread::JoinHandle<UiResult> {
+pub(crate) fn spawn(
+    setup: Setup,
+    rx: Receiver<Event>,
+    to_writer: Sender<Write>,
+) -> std::thread::JoinHandle<UiResult> {
     std::thread::Builder::new()
         .name("output".into())
         .spawn(move || run(setup, rx, to_writer))
@@ -67,19 +79,31 @@ fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult 
                     None => default,
                 };
                 printer.started(&info, &label);
-                let notes = CommandNotes { label: Some(format!("{} {}", label.verb, label.object)), ..Default::default() };
+                let notes = CommandNotes {
+                    label: Some(format!("{} {}", label.verb, label.object)),
+                    ..Default::default()
+                };
                 let _ = to_writer.send(Write::Notes(info.id, notes));
                 labels.insert(info.id, label);
             }
-            Event::Finished { info, output, outcome } => {
-                let label = labels.remove(&info.id).unwrap_or_else(|| default_label(&info));
+            Event::Finished {
+                info,
+                output,
+                outcome,
+            } => {
+                let label = labels
+                    .remove(&info.id)
+                    .unwrap_or_else(|| default_label(&info));
                 finished += 1;
                 if outcome.failed() {
                     failed += 1;
                 }
                 if let Some(hooks) = hooks.as_mut() {
                     let verdict = hooks.finished(&info, &outcome);
-                    if !verdict.tags.is_empty() || verdict.test_name.is_some() || verdict.test_result.is_some() {
+                    if !verdict.tags.is_empty()
+                        || verdict.test_name.is_some()
+                        || verdict.test_result.is_some()
+                    {
                         let notes = CommandNotes {
                             label: None,
                             test_name: verdict.test_name,
@@ -93,7 +117,11 @@ fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult 
             }
             Event::MakeOutput(stream, bytes) => printer.make_output(stream, &bytes),
             Event::Warning(text) => printer.warning(&text),
-            Event::Done { exit_code, signal, elapsed } => {
+            Event::Done {
+                exit_code,
+                signal,
+                elapsed,
+            } => {
                 let summary = Summary {
                     commands: finished as u64,
                     failed: failed as u64,

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::store::{BuildEnd, CommandEnd, CommandNotes, MakeEnd, NewAccess, NewCommand, NewMake, NewProcess, Owner, Store};
+use crate::store::{
+    BuildEnd, CommandEnd, CommandNotes, MakeEnd, NewAccess, NewCommand, NewMake, NewProcess, Owner,
+    Store,
+};
 
 /// One thing to write.
 #[derive(Debug)]
@@ -21,9 +24,22 @@ pub(crate) enum Write {
     CommandEnd(i64, CommandEnd),
     Notes(i64, CommandNotes),
     Process(NewProcess),
-    ProcessExec { id: i64, exe: Vec<u8>, argv: Vec<u8>, cwd: Vec<u8> },
-    ProcessEnd { id: i64, ended_ns: i64, exit_code: Option<i32> },
-    Accesses { build_id: i64, owner: Owner, accesses: Vec<NewAccess> },
+    ProcessExec {
+        id: i64,
+        exe: Vec<u8>,
+        argv: Vec<u8>,
+        cwd: Vec<u8>,
+    },
+    ProcessEnd {
+        id: i64,
+        ended_ns: i64,
+        exit_code: Option<i32>,
+    },
+    Accesses {
+        build_id: i64,
+        owner: Owner,
+        accesses: Vec<NewAccess>,
+    },
     BuildEnd(i64, BuildEnd),
 }
 
@@ -43,7 +59,11 @@ fn write_all(mut store: Store, rx: Receiver<Write>) -> Result<()> {
     let mut since = Instant::now();
     let mut ended_build = None;
     loop {
-        let timeout = if open { BATCH_TIME.saturating_sub(since.elapsed()) } else { Duration::from_secs(3600) };
+        let timeout = if open {
+            BATCH_TIME.saturating_sub(since.elapsed())
+        } else {
+            Duration::from_secs(3600)
+        };
         match rx.recv_timeout(timeout) {
             Ok(write) => {
                 if !open {
@@ -76,7 +96,9 @@ fn write_all(mut store: Store, rx: Receiver<Write>) -> Result<()> {
     }
     if let Some(build) = ended_build {
         store.begin()?;
-        store.compute_edges(build).context("computing the command graph")?;
+        store
+            .compute_edges(build)
+            .context("computing the command graph")?;
         store.commit()?;
     }
     Ok(())
@@ -91,8 +113,16 @@ fn apply(store: &mut Store, write: Write) -> Result<()> {
         Write::Notes(id, notes) => store.note_command(id, &notes)?,
         Write::Process(p) => store.insert_process(&p)?,
         Write::ProcessExec { id, exe, argv, cwd } => store.exec_process(id, &exe, &argv, &cwd)?,
-        Write::ProcessEnd { id, ended_ns, exit_code } => store.finish_process(id, ended_ns, exit_code)?,
-        Write::Accesses { build_id, owner, accesses } => store.insert_accesses(build_id, owner, &accesses)?,
+        Write::ProcessEnd {
+            id,
+            ended_ns,
+            exit_code,
+        } => store.finish_process(id, ended_ns, exit_code)?,
+        Write::Accesses {
+            build_id,
+            owner,
+            accesses,
+        } => store.insert_accesses(build_id, owner, &accesses)?,
         Write::BuildEnd(id, end) => store.finish_build(id, &end)?,
     }
     Ok(())

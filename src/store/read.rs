@@ -78,14 +78,17 @@ impl CommandRow {
     pub fn why(&self) -> String {
         match (self.target_existed, self.newer.as_deref()) {
             (Some(false), _) => "target did not exist".into(),
-            (_, Some(newer)) if !newer.is_empty() => format!("newer: {}", String::from_utf8_lossy(newer)),
+            (_, Some(newer)) if !newer.is_empty() => {
+                format!("newer: {}", String::from_utf8_lossy(newer))
+            }
             _ => "always remade (phony or forced)".into(),
         }
     }
 
     /// Duration in seconds, if it ended.
     pub fn seconds(&self) -> Option<f64> {
-        self.ended_ns.map(|end| (end - self.started_ns) as f64 / 1e9)
+        self.ended_ns
+            .map(|end| (end - self.started_ns) as f64 / 1e9)
     }
 }
 
@@ -131,10 +134,14 @@ pub struct CommandFilter {
 }
 
 fn split(bytes: Option<Vec<u8>>) -> Vec<Vec<u8>> {
-    crate::protocol::split_nul(&bytes.unwrap_or_default()).into_iter().map(<[u8]>::to_vec).collect()
+    crate::protocol::split_nul(&bytes.unwrap_or_default())
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
-const BUILD_COLUMNS: &str = "id, argv, directory, started_ns, ended_ns, state, exit_code, signal, traced, hooks_failed";
+const BUILD_COLUMNS: &str =
+    "id, argv, directory, started_ns, ended_ns, state, exit_code, signal, traced, hooks_failed";
 
 fn build_row(r: &Row<'_>) -> rusqlite::Result<BuildRow> {
     Ok(BuildRow {
@@ -151,7 +158,8 @@ fn build_row(r: &Row<'_>) -> rusqlite::Result<BuildRow> {
     })
 }
 
-const MAKE_COLUMNS: &str = "id, build_id, pid, parent_make_id, parent_command_id, level, directory, argv, started_ns, \
+const MAKE_COLUMNS: &str =
+    "id, build_id, pid, parent_make_id, parent_command_id, level, directory, argv, started_ns, \
                             ended_ns, default_goal, makefiles, makedb_path";
 
 fn make_row(r: &Row<'_>) -> rusqlite::Result<MakeRow> {
@@ -238,27 +246,48 @@ impl Store {
     ) -> Result<Vec<T>, StoreError> {
         let mut st = self.conn.prepare_cached(sql).map_err(|e| self.sqlite(e))?;
         let rows = st.query_map(params, f).map_err(|e| self.sqlite(e))?;
-        rows.collect::<rusqlite::Result<Vec<T>>>().map_err(|e| self.sqlite(e))
+        rows.collect::<rusqlite::Result<Vec<T>>>()
+            .map_err(|e| self.sqlite(e))
     }
 
     /// Every build, oldest first.
     pub fn builds(&self) -> Result<Vec<BuildRow>, StoreError> {
-        self.rows(&format!("SELECT {BUILD_COLUMNS} FROM build ORDER BY id"), [], build_row)
+        self.rows(
+            &format!("SELECT {BUILD_COLUMNS} FROM build ORDER BY id"),
+            [],
+            build_row,
+        )
     }
 
     /// One build.
     pub fn build(&self, id: i64) -> Result<Option<BuildRow>, StoreError> {
-        Ok(self.rows(&format!("SELECT {BUILD_COLUMNS} FROM build WHERE id = ?1"), [id], build_row)?.pop())
+        Ok(self
+            .rows(
+                &format!("SELECT {BUILD_COLUMNS} FROM build WHERE id = ?1"),
+                [id],
+                build_row,
+            )?
+            .pop())
     }
 
     /// The newest build.
     pub fn last_build(&self) -> Result<Option<BuildRow>, StoreError> {
-        Ok(self.rows(&format!("SELECT {BUILD_COLUMNS} FROM build ORDER BY id DESC LIMIT 1"), [], build_row)?.pop())
+        Ok(self
+            .rows(
+                &format!("SELECT {BUILD_COLUMNS} FROM build ORDER BY id DESC LIMIT 1"),
+                [],
+                build_row,
+            )?
+            .pop())
     }
 
     /// How many commands the last finished build with these arguments in this
     /// directory ran: the progress bar's total.
-    pub fn previous_command_count(&self, directory: &[u8], argv: &[u8]) -> Result<Option<u64>, StoreError> {
+    pub fn previous_command_count(
+        &self,
+        directory: &[u8],
+        argv: &[u8],
+    ) -> Result<Option<u64>, StoreError> {
         Ok(self
             .rows(
                 "SELECT (SELECT count(*) FROM command c WHERE c.build_id = b.id) FROM build b
@@ -273,16 +302,30 @@ impl Store {
 
     /// The make processes of a build, in the order they started.
     pub fn makes(&self, build_id: i64) -> Result<Vec<MakeRow>, StoreError> {
-        self.rows(&format!("SELECT {MAKE_COLUMNS} FROM make WHERE build_id = ?1 ORDER BY id"), [build_id], make_row)
+        self.rows(
+            &format!("SELECT {MAKE_COLUMNS} FROM make WHERE build_id = ?1 ORDER BY id"),
+            [build_id],
+            make_row,
+        )
     }
 
     /// One make process.
     pub fn make(&self, id: i64) -> Result<Option<MakeRow>, StoreError> {
-        Ok(self.rows(&format!("SELECT {MAKE_COLUMNS} FROM make WHERE id = ?1"), [id], make_row)?.pop())
+        Ok(self
+            .rows(
+                &format!("SELECT {MAKE_COLUMNS} FROM make WHERE id = ?1"),
+                [id],
+                make_row,
+            )?
+            .pop())
     }
 
     /// The commands of a build, in the order they started.
-    pub fn commands(&self, build_id: i64, filter: &CommandFilter) -> Result<Vec<CommandRow>, StoreError> {
+    pub fn commands(
+        &self,
+        build_id: i64,
+        filter: &CommandFilter,
+    ) -> Result<Vec<CommandRow>, StoreError> {
         let mut sql = format!("SELECT {COMMAND_COLUMNS} FROM command c LEFT JOIN make m ON m.id = c.make_id WHERE c.build_id = ?1");
         if filter.failed_only {
             sql.push_str(" AND c.state NOT IN ('ok', 'running')");
@@ -311,12 +354,16 @@ impl Store {
     /// What a command printed.
     pub fn output(&self, command_id: i64) -> Result<CommandOutput, StoreError> {
         Ok(self
-            .rows("SELECT stdout, stderr FROM command WHERE id = ?1", [command_id], |r| {
-                Ok(CommandOutput {
-                    stdout: get_bytes(r, 0)?.unwrap_or_default(),
-                    stderr: get_bytes(r, 1)?.unwrap_or_default(),
-                })
-            })?
+            .rows(
+                "SELECT stdout, stderr FROM command WHERE id = ?1",
+                [command_id],
+                |r| {
+                    Ok(CommandOutput {
+                        stdout: get_bytes(r, 0)?.unwrap_or_default(),
+                        stderr: get_bytes(r, 1)?.unwrap_or_default(),
+                    })
+                },
+            )?
             .pop()
             .unwrap_or_default())
     }
@@ -373,9 +420,11 @@ impl Store {
 
     /// A command's tags.
     pub fn tags(&self, command_id: i64) -> Result<Vec<(String, Option<String>)>, StoreError> {
-        self.rows("SELECT name, value FROM tag WHERE command_id = ?1 ORDER BY rowid", [command_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        self.rows(
+            "SELECT name, value FROM tag WHERE command_id = ?1 ORDER BY rowid",
+            [command_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// The commands that wrote into a path during a build (newest last).
@@ -410,7 +459,11 @@ impl Store {
     }
 
     /// Commands of a build whose target is exactly `target`.
-    pub fn commands_for_target(&self, build_id: i64, target: &[u8]) -> Result<Vec<i64>, StoreError> {
+    pub fn commands_for_target(
+        &self,
+        build_id: i64,
+        target: &[u8],
+    ) -> Result<Vec<i64>, StoreError> {
         self.rows(
             "SELECT id FROM command WHERE build_id = ?1 AND target = ?2 ORDER BY id",
             params![build_id, Bytes(target)],
@@ -423,7 +476,13 @@ impl Store {
         self.rows(
             "SELECT id, target, directory FROM command WHERE build_id = ?1 ORDER BY id",
             [build_id],
-            |r| Ok((r.get(0)?, get_bytes(r, 1)?.unwrap_or_default(), get_bytes(r, 2)?.unwrap_or_default())),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    get_bytes(r, 1)?.unwrap_or_default(),
+                    get_bytes(r, 2)?.unwrap_or_default(),
+                ))
+            },
         )
     }
 }

@@ -143,22 +143,35 @@ pub struct NextIds {
 impl Store {
     /// Start a batch.
     pub fn begin(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.write_error(e))
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.write_error(e))
     }
 
     /// End a batch.
     pub fn commit(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("COMMIT").map_err(|e| self.write_error(e))
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(|e| self.write_error(e))
     }
 
     /// The ids a new build starts from.
     pub fn next_ids(&self) -> Result<NextIds, StoreError> {
         let next = |table: &str| -> Result<i64, StoreError> {
             self.conn
-                .query_row(&format!("SELECT coalesce(max(id), 0) + 1 FROM {table}"), [], |r| r.get(0))
+                .query_row(
+                    &format!("SELECT coalesce(max(id), 0) + 1 FROM {table}"),
+                    [],
+                    |r| r.get(0),
+                )
                 .map_err(|e| self.sqlite(e))
         };
-        Ok(NextIds { build: next("build")?, make: next("make")?, command: next("command")?, process: next("process")? })
+        Ok(NextIds {
+            build: next("build")?,
+            make: next("make")?,
+            command: next("command")?,
+            process: next("process")?,
+        })
     }
 
     pub fn insert_build(&mut self, b: &NewBuild) -> Result<(), StoreError> {
@@ -270,7 +283,10 @@ impl Store {
 
     pub fn note_command(&mut self, id: i64, notes: &CommandNotes) -> Result<(), StoreError> {
         if let Some(label) = &notes.label {
-            self.exec("UPDATE command SET label = ?2 WHERE id = ?1", params![id, label])?;
+            self.exec(
+                "UPDATE command SET label = ?2 WHERE id = ?1",
+                params![id, label],
+            )?;
         }
         if notes.test_name.is_some() || notes.test_result.is_some() {
             self.exec(
@@ -279,7 +295,10 @@ impl Store {
             )?;
         }
         for (name, value) in &notes.tags {
-            self.exec("INSERT INTO tag (command_id, name, value) VALUES (?1, ?2, ?3)", params![id, name, value])?;
+            self.exec(
+                "INSERT INTO tag (command_id, name, value) VALUES (?1, ?2, ?3)",
+                params![id, name, value],
+            )?;
         }
         Ok(())
     }
@@ -288,19 +307,41 @@ impl Store {
         self.exec(
             "INSERT INTO process (id, build_id, command_id, make_id, pid, parent_pid, started_ns)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![p.id, p.build_id, p.command_id, p.make_id, p.pid, p.parent_pid, p.started_ns],
+            params![
+                p.id,
+                p.build_id,
+                p.command_id,
+                p.make_id,
+                p.pid,
+                p.parent_pid,
+                p.started_ns
+            ],
         )
     }
 
-    pub fn exec_process(&mut self, id: i64, exe: &[u8], argv: &[u8], cwd: &[u8]) -> Result<(), StoreError> {
+    pub fn exec_process(
+        &mut self,
+        id: i64,
+        exe: &[u8],
+        argv: &[u8],
+        cwd: &[u8],
+    ) -> Result<(), StoreError> {
         self.exec(
             "UPDATE process SET exe = ?2, argv = ?3, cwd = ?4, args_text = ?5 WHERE id = ?1",
             params![id, Bytes(exe), Bytes(argv), Bytes(cwd), args_text(argv)],
         )
     }
 
-    pub fn finish_process(&mut self, id: i64, ended_ns: i64, exit_code: Option<i32>) -> Result<(), StoreError> {
-        self.exec("UPDATE process SET ended_ns = ?2, exit_code = ?3 WHERE id = ?1", params![id, ended_ns, exit_code])
+    pub fn finish_process(
+        &mut self,
+        id: i64,
+        ended_ns: i64,
+        exit_code: Option<i32>,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE process SET ended_ns = ?2, exit_code = ?3 WHERE id = ?1",
+            params![id, ended_ns, exit_code],
+        )
     }
 
     /// The id of a path, interning it.
@@ -317,7 +358,12 @@ impl Store {
         Ok(id)
     }
 
-    pub fn insert_accesses(&mut self, build_id: i64, owner: Owner, accesses: &[NewAccess]) -> Result<(), StoreError> {
+    pub fn insert_accesses(
+        &mut self,
+        build_id: i64,
+        owner: Owner,
+        accesses: &[NewAccess],
+    ) -> Result<(), StoreError> {
         let (command_id, make_id) = match owner {
             Owner::Command(id) => (Some(id), None),
             Owner::Make(id) => (None, Some(id)),
@@ -354,19 +400,29 @@ impl Store {
     }
 
     fn exec(&mut self, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
-        self.conn.prepare_cached(sql).and_then(|mut st| st.execute(params)).map(drop).map_err(|e| self.write_error(e))
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(params))
+            .map(drop)
+            .map_err(|e| self.write_error(e))
     }
 }
 
 /// A NUL-separated argv as one line a shell would accept (lossy where not UTF-8).
 pub fn args_text(argv: &[u8]) -> String {
-    crate::protocol::split_nul(argv).iter().map(|a| shell_quote(&String::from_utf8_lossy(a))).collect::<Vec<_>>().join(" ")
+    crate::protocol::split_nul(argv)
+        .iter()
+        .map(|a| shell_quote(&String::from_utf8_lossy(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Quote a word for a POSIX shell, only when it needs it.
 pub fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
-        && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&b));
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&b));
     if plain {
         word.to_owned()
     } else {

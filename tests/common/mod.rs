@@ -34,22 +34,41 @@ pub struct Output {
 impl Output {
     #[track_caller]
     pub fn success(&self) -> &Output {
-        assert_eq!(self.code, Some(0), "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(0),
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
     #[track_caller]
     pub fn code(&self, code: i32) -> &Output {
-        assert_eq!(self.code, Some(code), "expected exit {code}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
     }
 }
 
 impl Test {
     pub fn new() -> Test {
-        Test { dir: tempfile::tempdir().expect("tempdir"), args: Vec::new(), env: Vec::new(), cwd: None, timeout: TIMEOUT }
+        Test {
+            dir: tempfile::tempdir().expect("tempdir"),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            timeout: TIMEOUT,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -98,7 +117,11 @@ impl Test {
         let mut command = Command::new(makescope_bin());
         command
             .args(&self.args)
-            .current_dir(self.cwd.clone().unwrap_or_else(|| self.dir.path().to_owned()))
+            .current_dir(
+                self.cwd
+                    .clone()
+                    .unwrap_or_else(|| self.dir.path().to_owned()),
+            )
             .env_remove("MAKEFLAGS")
             .env_remove("MAKELEVEL")
             .env_remove("MFLAGS")
@@ -114,7 +137,10 @@ impl Test {
     /// Run and wait, killing it and failing the test after the timeout.
     pub fn run(&self) -> Output {
         let mut command = self.command();
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         run_with_timeout(command, self.timeout)
     }
 
@@ -127,7 +153,11 @@ impl Test {
         let mut command = Command::new(makescope_bin());
         command
             .args(args.into_iter().map(Into::into))
-            .current_dir(self.cwd.clone().unwrap_or_else(|| self.dir.path().to_owned()))
+            .current_dir(
+                self.cwd
+                    .clone()
+                    .unwrap_or_else(|| self.dir.path().to_owned()),
+            )
             .env_remove("MAKESCOPE_DB")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -137,7 +167,8 @@ impl Test {
 
     /// The record, for SQL assertions.
     pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.dir.path().join(".makescope/db.sqlite")).expect("the record exists")
+        rusqlite::Connection::open(self.dir.path().join(".makescope/db.sqlite"))
+            .expect("the record exists")
     }
 }
 
