@@ -133,6 +133,28 @@ pub struct CommandFilter {
     pub target_contains: Option<Vec<u8>>,
 }
 
+/// The `access_kind` id of a kind's name.
+fn kind_order(name: &str) -> u8 {
+    match name {
+        "read" => 1,
+        "write" => 2,
+        "create" => 3,
+        "truncate" => 4,
+        "append" => 5,
+        "exec" => 6,
+        "stat" => 7,
+        "probe" => 8,
+        "list" => 9,
+        "remove" => 10,
+        "rename_from" => 11,
+        "rename_to" => 12,
+        "mkdir" => 13,
+        "symlink" => 14,
+        "link" => 15,
+        _ => 16,
+    }
+}
+
 fn split(bytes: Option<Vec<u8>>) -> Vec<Vec<u8>> {
     crate::protocol::split_nul(&bytes.unwrap_or_default())
         .into_iter()
@@ -368,8 +390,41 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// A command's file accesses, by kind then path.
+    /// The paths a command probed (looked for and found missing).
+    pub fn probes(&self, command_id: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let sets: Vec<Vec<u8>> =
+            self.rows("SELECT path_ids FROM probe_set WHERE command_id = ?1", [command_id], |r| r.get(0))?;
+        let mut paths = Vec::new();
+        let mut st = self.conn.prepare_cached("SELECT path FROM path WHERE id = ?1").map_err(|e| self.sqlite(e))?;
+        for set in sets {
+            for id in super::decode_ids(&set) {
+                let path = st.query_row([id], |r| get_bytes(r, 0)).map_err(|e| self.sqlite(e))?;
+                paths.push(path.unwrap_or_default());
+            }
+        }
+        paths.sort();
+        paths.dedup();
+        Ok(paths)
+    }
+
+    /// A command's file accesses, by kind then path (probes included).
     pub fn accesses(&self, command_id: i64) -> Result<Vec<AccessRow>, StoreError> {
+        let mut rows = self.direct_accesses(command_id)?;
+        let probes = self.probes(command_id)?;
+        let at = rows.iter().position(|a| kind_order(&a.kind) > 8).unwrap_or(rows.len());
+        let probe_rows = probes.into_iter().map(|path| AccessRow {
+            command_id: Some(command_id),
+            make_id: None,
+            path,
+            kind: "probe".into(),
+            count: 1,
+            process_id: None,
+        });
+        rows.splice(at..at, probe_rows);
+        Ok(rows)
+    }
+
+    fn direct_accesses(&self, command_id: i64) -> Result<Vec<AccessRow>, StoreError> {
         self.rows(
             "SELECT a.command_id, a.make_id, p.path, k.name, a.count, a.process_id
              FROM access a JOIN path p ON p.id = a.path_id JOIN access_kind k ON k.id = a.kind

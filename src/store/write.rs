@@ -6,6 +6,9 @@ use rusqlite::params;
 
 use super::{Bytes, Store, StoreError};
 
+/// `access_kind` id of a probe; probes are stored in `probe_set`.
+const PROBE: u8 = 8;
+
 /// A build about to start.
 #[derive(Debug, Clone)]
 pub struct NewBuild {
@@ -368,12 +371,25 @@ impl Store {
             Owner::Command(id) => (Some(id), None),
             Owner::Make(id) => (None, Some(id)),
         };
+        let mut probes = Vec::new();
         for a in accesses {
             let path_id = self.path_id(&a.path)?;
+            if a.kind == PROBE {
+                probes.push(path_id);
+                continue;
+            }
             self.exec(
                 "INSERT INTO access (build_id, command_id, make_id, path_id, kind, process_id, first_ns, count)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![build_id, command_id, make_id, path_id, a.kind, a.process_id, a.first_ns, a.count],
+            )?;
+        }
+        if !probes.is_empty() {
+            probes.sort_unstable();
+            probes.dedup();
+            self.exec(
+                "INSERT INTO probe_set (build_id, command_id, make_id, count, path_ids) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![build_id, command_id, make_id, probes.len() as i64, super::encode_ids(&probes)],
             )?;
         }
         Ok(())
@@ -383,6 +399,66 @@ impl Store {
     /// to every command that started after it and read, executed, stat'ed, listed or
     /// probed that path.
     pub fn compute_edges(&mut self, build_id: i64) -> Result<usize, StoreError> {
+        let direct = self.direct_edges(build_id)?;
+        Ok(direct + self.probe_edges(build_id)?)
+    }
+
+    /// Edges to commands that probed a path after another command wrote it (it was
+    /// written, then removed or renamed away before the probe).
+    fn probe_edges(&mut self, build_id: i64) -> Result<usize, StoreError> {
+        let mut writers: std::collections::HashMap<i64, Vec<(i64, i64)>> = std::collections::HashMap::new();
+        {
+            let mut st = self
+                .conn
+                .prepare(
+                    "SELECT a.path_id, a.command_id, c.started_ns FROM access a JOIN command c ON c.id = a.command_id
+                     WHERE a.build_id = ?1 AND a.kind IN (2, 3, 4, 5, 12, 13, 14, 15)",
+                )
+                .map_err(|e| self.sqlite(e))?;
+            let rows = st
+                .query_map([build_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+                .map_err(|e| self.sqlite(e))?;
+            for row in rows {
+                let (path, command, started) = row.map_err(|e| self.sqlite(e))?;
+                writers.entry(path).or_default().push((command, started));
+            }
+        }
+        if writers.is_empty() {
+            return Ok(0);
+        }
+        let mut edges = Vec::new();
+        {
+            let mut st = self
+                .conn
+                .prepare(
+                    "SELECT p.command_id, c.started_ns, p.path_ids FROM probe_set p JOIN command c ON c.id = p.command_id
+                     WHERE p.build_id = ?1",
+                )
+                .map_err(|e| self.sqlite(e))?;
+            let rows = st
+                .query_map([build_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?)))
+                .map_err(|e| self.sqlite(e))?;
+            for row in rows {
+                let (reader, started, ids) = row.map_err(|e| self.sqlite(e))?;
+                for path in super::decode_ids(&ids) {
+                    for &(writer, written) in writers.get(&path).into_iter().flatten() {
+                        if writer != reader && started >= written {
+                            edges.push((writer, reader, path));
+                        }
+                    }
+                }
+            }
+        }
+        for (from, to, path) in &edges {
+            self.exec(
+                "INSERT INTO edge (build_id, from_command_id, to_command_id, path_id) VALUES (?1, ?2, ?3, ?4)",
+                params![build_id, from, to, path],
+            )?;
+        }
+        Ok(edges.len())
+    }
+
+    fn direct_edges(&mut self, build_id: i64) -> Result<usize, StoreError> {
         self.conn
             .execute(
                 "INSERT INTO edge (build_id, from_command_id, to_command_id, path_id)
@@ -392,7 +468,7 @@ impl Store {
                  JOIN command cw ON cw.id = w.command_id
                  JOIN command cr ON cr.id = r.command_id
                  WHERE w.build_id = ?1 AND w.kind IN (2, 3, 4, 5, 12, 13, 14, 15)
-                   AND r.kind IN (1, 6, 7, 8, 9) AND r.command_id <> w.command_id
+                   AND r.kind IN (1, 6, 7, 9) AND r.command_id <> w.command_id
                    AND cr.started_ns >= cw.started_ns",
                 params![build_id],
             )
