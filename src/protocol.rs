@@ -95,7 +95,8 @@ impl Writer {
 
     /// Append a field.
     pub fn field(&mut self, bytes: &[u8]) -> &mut Writer {
-        self.buffer.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        self.buffer
+            .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         self.buffer.extend_from_slice(bytes);
         self
     }
@@ -295,13 +296,22 @@ mod tests {
 
     #[test]
     fn truncated() {
-        assert_eq!(Message::decode(&[10, 5, 0, 0, 0, b'a']).unwrap_err(), DecodeError::Truncated);
-        assert_eq!(Message::decode(&[99]).unwrap_err(), DecodeError::UnknownKind(99));
+        assert_eq!(
+            Message::decode(&[10, 5, 0, 0, 0, b'a']).unwrap_err(),
+            DecodeError::Truncated
+        );
+        assert_eq!(
+            Message::decode(&[99]).unwrap_err(),
+            DecodeError::UnknownKind(99)
+        );
     }
 
     #[test]
     fn context() {
-        let ctx = JobContext::parse(b"1\x1f77\x1f3\x1fall\x1fMakefile\x1f12\x1fa b\x1f/bin/bash\x1f-c\x1f0").unwrap();
+        let ctx = JobContext::parse(
+            b"1\x1f77\x1f3\x1fall\x1fMakefile\x1f12\x1fa b\x1f/bin/bash\x1f-c\x1f0",
+        )
+        .unwrap();
         assert_eq!(ctx.make_pid, 77);
         assert_eq!(ctx.target, b"all");
         assert_eq!(ctx.recipe_line, 12);

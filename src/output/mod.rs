@@ -40,7 +40,10 @@ pub struct Label {
 
 /// The rule-based label for a command.
 pub fn default_label(info: &CommandInfo) -> Label {
-    Label { verb: "RUN".into(), object: String::from_utf8_lossy(&info.target).into_owned() }
+    Label {
+        verb: "RUN".into(),
+        object: String::from_utf8_lossy(&info.target).into_owned(),
+    }
 }
 
 /// How the build is printed.
@@ -71,7 +74,13 @@ impl Printer {
         Printer { mode }
     }
     pub fn started(&mut self, _info: &CommandInfo, _label: &Label) {}
-    pub fn finished(&mut self, info: &CommandInfo, label: &Label, output: &[(Stream, Vec<u8>)], outcome: &Outcome) {
+    pub fn finished(
+        &mut self,
+        info: &CommandInfo,
+        label: &Label,
+        output: &[(Stream, Vec<u8>)],
+        outcome: &Outcome,
+    ) {
         if self.mode == Mode::Plain {
             return;
         }

@@ -44,9 +44,20 @@ pub enum Event {
     Process { pid: i32, ppid: i32, time_ns: i64 },
     /// A path was touched. `path` is absolute and normalised (no `.`, `..` or `//`);
     /// symlinks are not resolved.
-    Access { pid: i32, path: Vec<u8>, kind: AccessKind, time_ns: i64 },
+    Access {
+        pid: i32,
+        path: Vec<u8>,
+        kind: AccessKind,
+        time_ns: i64,
+    },
     /// A successful-looking execve/execveat: the program and its arguments.
-    Exec { pid: i32, path: Vec<u8>, argv: Vec<Vec<u8>>, cwd: Vec<u8>, time_ns: i64 },
+    Exec {
+        pid: i32,
+        path: Vec<u8>,
+        argv: Vec<Vec<u8>>,
+        cwd: Vec<u8>,
+        time_ns: i64,
+    },
     /// exit_group: the process is ending with this code.
     Exit { pid: i32, code: i32, time_ns: i64 },
 }
@@ -68,7 +79,9 @@ pub enum TraceError {
 /// Install the filter in the calling process (the shim's child, just before exec).
 /// Returns the listener. Sets `PR_SET_NO_NEW_PRIVS`.
 pub fn install_filter() -> Result<OwnedFd, TraceError> {
-    Err(TraceError::Refused(std::io::Error::from_raw_os_error(libc::ENOSYS)))
+    Err(TraceError::Refused(std::io::Error::from_raw_os_error(
+        libc::ENOSYS,
+    )))
 }
 
 /// What [`Supervisor::handle`] found on the listener.
@@ -93,7 +106,11 @@ impl Supervisor {
     }
 
     /// Receive and answer one notification from `listener`, pushing what it meant.
-    pub fn handle(&mut self, _listener: BorrowedFd<'_>, _events: &mut Vec<Event>) -> Result<Handled, TraceError> {
+    pub fn handle(
+        &mut self,
+        _listener: BorrowedFd<'_>,
+        _events: &mut Vec<Event>,
+    ) -> Result<Handled, TraceError> {
         Ok(Handled::Hangup)
     }
 }
@@ -101,5 +118,8 @@ impl Supervisor {
 /// The parent of a process, from `/proc/<pid>/status`.
 pub fn parent_of(pid: i32) -> Option<i32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
