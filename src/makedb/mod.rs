@@ -250,6 +250,7 @@ fn recorded_section(
                     list::add_database(&mut section, db, &make.directory, &mut sources);
                 }
                 list::sort(&mut section);
+                section.level = Some(make.level as u32);
                 section.argv = vec![argv];
                 section.warnings = dump_warnings(&dump_path.display().to_string(), &dump.errors);
                 return Ok((section, Some(dump_path.clone())));
@@ -432,11 +433,12 @@ fn print(sections: &[Section], args: &TargetsArgs, base: &Path) -> Result<()> {
                 .level
                 .map(|l| format!("make level {l}, "))
                 .unwrap_or_default();
+            let makes = section.argv.len().max(1);
             writeln!(
                 out,
-                "# {} ({level}{} makes, from {})",
+                "# {} ({level}{makes} make{}, from {})",
                 relative(&section.directory, base).display(),
-                section.argv.len().max(1),
+                if makes == 1 { "" } else { "s" },
                 section.source
             )?;
         }

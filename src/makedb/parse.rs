@@ -744,13 +744,13 @@ mod tests {
 
     #[test]
     fn continuation_lines_may_look_like_anything() {
-        let text = "# Files\n\nt:\n#  recipe to execute (from 'M', line 2):\n\techo a \\\n# Files\nx: y \\\n\n\techo b\n\nu:\n";
+        let text = "# Files\n\nt:\n#  recipe to execute (from 'M', line 2):\n\techo a \\\n# Files \\\nx: y \\\n\n\techo b\n\nu:\n";
         let dump = parse(text).unwrap();
         let rules = &dump.databases[0].rules;
         assert_eq!(rules.len(), 2, "{rules:?}");
         assert_eq!(
             rules[0].recipe_lines,
-            ["echo a \\\n# Files\nx: y \\\n", "echo b"]
+            ["echo a \\\n# Files \\\nx: y \\\n", "echo b"]
         );
         assert!(dump.errors.is_empty());
     }
