@@ -108,8 +108,29 @@ impl Cache {
         self.dirty = true;
     }
 
+    /// Every input of these entries, once each.
+    pub fn inputs(&self, keys: &[String]) -> Vec<Identity> {
+        let mut out: Vec<Identity> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for key in keys {
+            for input in self
+                .file
+                .entries
+                .get(key)
+                .map(|e| e.inputs.as_slice())
+                .unwrap_or(&[])
+            {
+                if seen.insert(input.path.clone()) {
+                    out.push(input.clone());
+                }
+            }
+        }
+        out
+    }
+
     /// Forget entries not used by this listing, and write the cache if it changed.
     pub fn save(mut self, used: &[String]) {
+        let used: std::collections::HashSet<&String> = used.iter().collect();
         let before = self.file.entries.len();
         self.file.entries.retain(|k, _| used.contains(k));
         if !self.dirty && before == self.file.entries.len() {
@@ -125,6 +146,55 @@ impl Cache {
             return;
         };
         if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}
+
+/// A whole listing's output, replayed while the record's makes and every input are
+/// unchanged: `--recursive` over glibc then costs a few thousand `stat`s.
+#[derive(Serialize, Deserialize)]
+pub struct Output {
+    pub keys: Vec<String>,
+    pub inputs: Vec<Identity>,
+    pub warnings: Vec<String>,
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+}
+
+fn output_path(record: &Path, view: &str) -> Option<PathBuf> {
+    let record = std::fs::canonicalize(record).unwrap_or_else(|_| record.to_path_buf());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    record.hash(&mut hasher);
+    let r = hasher.finish();
+    view.hash(&mut hasher);
+    directory().map(|d| d.join(format!("targets-{r:016x}-{:016x}.out", hasher.finish())))
+}
+
+impl Output {
+    /// The cached output for this record, view (arguments) and makes, if still valid.
+    pub fn load(record: &Path, view: &str, keys: &[String]) -> Option<Output> {
+        let bytes = std::fs::read(output_path(record, view)?).ok()?;
+        let newline = bytes.iter().position(|&b| b == b'\n')?;
+        let mut output: Output = serde_json::from_slice(&bytes[..newline]).ok()?;
+        if output.keys != keys || !output.inputs.iter().all(Identity::unchanged) {
+            return None;
+        }
+        output.bytes = bytes[newline + 1..].to_vec();
+        Some(output)
+    }
+
+    pub fn save(&self, record: &Path, view: &str) {
+        let Some(path) = output_path(record, view) else {
+            return;
+        };
+        let Ok(mut data) = serde_json::to_vec(self) else {
+            return;
+        };
+        data.push(b'\n');
+        data.extend_from_slice(&self.bytes);
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, data).is_ok() && std::fs::rename(&tmp, &path).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
     }

@@ -71,16 +71,15 @@ pub fn targets(config: &crate::cli::Config, args: &TargetsArgs) -> Result<u8> {
             .with_context(|| format!("no directory {}", d.display()))?,
         None => cwd.clone(),
     };
-    let sections = if args.recursive {
-        recursive_sections(config, args)?
-    } else {
-        vec![listing_section(args, &directory)?]
-    };
     let base = if args.directory.is_some() {
-        directory
+        directory.clone()
     } else {
         cwd
     };
+    if args.recursive {
+        return recursive(config, args, &base);
+    }
+    let sections = vec![listing_section(args, &directory)?];
     print(&sections, args, &base)?;
     Ok(0)
 }
@@ -299,7 +298,10 @@ fn recorded_section(
     Ok((section, None))
 }
 
-fn recursive_sections(config: &crate::cli::Config, args: &TargetsArgs) -> Result<Vec<Section>> {
+/// `--recursive`: the listing of every recorded make. When nothing changed since the
+/// last identical listing, its output is replayed from the cache without reading the
+/// per-make listings at all (glibc's are ~100 MB of JSON).
+fn recursive(config: &crate::cli::Config, args: &TargetsArgs, base: &Path) -> Result<u8> {
     let (build, makes) = record::makes(&config.db, args.build)?;
     if makes.is_empty() {
         anyhow::bail!(
@@ -307,14 +309,61 @@ fn recursive_sections(config: &crate::cli::Config, args: &TargetsArgs) -> Result
             config.db.display()
         );
     }
+    let keys: Vec<String> = makes
+        .iter()
+        .map(
+            |make| match make.makedb_path.as_ref().filter(|p| p.exists()) {
+                Some(dump) => format!("dump\0{}", dump.display()),
+                None => format!("make\0{}\0{:?}", make.directory.display(), make.argv),
+            },
+        )
+        .collect();
+    let view = format!(
+        "{}\0{}\0{}\0{}\0{}",
+        base.display(),
+        args.phony,
+        args.prereqs,
+        args.json,
+        args.make_program.display()
+    );
+    let mut stdout = std::io::stdout().lock();
+    if let Some(output) = cache::Output::load(&config.db, &view, &keys) {
+        for w in &output.warnings {
+            warn(w);
+        }
+        stdout.write_all(&output.bytes)?;
+        stdout.flush()?;
+        return Ok(0);
+    }
     let mut cache = cache::Cache::open(&config.db);
-    let mut used = Vec::new();
+    let sections = recursive_sections(args, &makes, &keys, &mut cache)?;
+    let mut bytes = Vec::new();
+    render(&sections, args, base, &mut bytes)?;
+    stdout.write_all(&bytes)?;
+    stdout.flush()?;
+    summary(&sections, args);
+    let warnings: Vec<String> = sections.iter().flat_map(|s| s.warnings.clone()).collect();
+    let inputs = cache.inputs(&keys);
+    cache.save(&keys);
+    cache::Output {
+        keys,
+        inputs,
+        warnings,
+        bytes,
+    }
+    .save(&config.db, &view);
+    Ok(0)
+}
+
+fn recursive_sections(
+    args: &TargetsArgs,
+    makes: &[record::RecordedMake],
+    keys: &[String],
+    cache: &mut cache::Cache,
+) -> Result<Vec<Section>> {
     let mut sections: Vec<Section> = Vec::new();
-    for make in &makes {
-        let key = match make.makedb_path.as_ref().filter(|p| p.exists()) {
-            Some(dump) => format!("dump\0{}", dump.display()),
-            None => format!("make\0{}\0{:?}", make.directory.display(), make.argv),
-        };
+    for (make, key) in makes.iter().zip(keys) {
+        let key = key.clone();
         let part = match cache.get(&key) {
             Some(part) => part,
             None => {
@@ -329,7 +378,6 @@ fn recursive_sections(config: &crate::cli::Config, args: &TargetsArgs) -> Result
                 part
             }
         };
-        used.push(key);
         for w in &part.warnings {
             warn(w);
         }
@@ -339,7 +387,6 @@ fn recursive_sections(config: &crate::cli::Config, args: &TargetsArgs) -> Result
         }
     }
     sections.iter_mut().for_each(list::sort);
-    cache.save(&used);
     Ok(sections)
 }
 
@@ -405,6 +452,50 @@ fn write_table(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()
 fn print(sections: &[Section], args: &TargetsArgs, base: &Path) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    render(sections, args, base, &mut out)?;
+    out.flush()?;
+    summary(sections, args);
+    Ok(())
+}
+
+fn summary(sections: &[Section], args: &TargetsArgs) {
+    if args.json || !std::io::stderr().is_terminal() {
+        return;
+    }
+    let keep = |t: &&Target| !args.phony || t.phony;
+    let targets: usize = sections
+        .iter()
+        .map(|s| s.targets.iter().filter(keep).count())
+        .sum();
+    let phony: usize = sections
+        .iter()
+        .map(|s| s.targets.iter().filter(|t| t.phony).count())
+        .sum();
+    let patterns: usize = if args.phony {
+        0
+    } else {
+        sections.iter().map(|s| s.pattern_rules.len()).sum()
+    };
+    let makefiles: std::collections::HashSet<&PathBuf> =
+        sections.iter().flat_map(|s| &s.makefiles).collect();
+    eprintln!(
+        "{targets} targets ({phony} phony), {patterns} pattern rules, from {} makefiles{}",
+        makefiles.len(),
+        if args.recursive {
+            format!(" in {} directories", sections.len())
+        } else {
+            String::new()
+        }
+    );
+}
+
+/// The listing as text or JSON.
+fn render(
+    sections: &[Section],
+    args: &TargetsArgs,
+    base: &Path,
+    out: &mut impl Write,
+) -> Result<()> {
     let filtered: Vec<Section> = sections
         .iter()
         .map(|s| {
@@ -418,12 +509,10 @@ fn print(sections: &[Section], args: &TargetsArgs, base: &Path) -> Result<()> {
         .collect();
     if args.json {
         let doc = serde_json::json!({ "version": 1, "sections": filtered });
-        serde_json::to_writer_pretty(&mut out, &doc)?;
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
         writeln!(out)?;
-        out.flush()?;
         return Ok(());
     }
-    let (mut targets, mut phony, mut patterns) = (0, 0, 0);
     for (n, section) in filtered.iter().enumerate() {
         if args.recursive {
             if n > 0 {
@@ -458,7 +547,7 @@ fn print(sections: &[Section], args: &TargetsArgs, base: &Path) -> Result<()> {
                 row
             })
             .collect();
-        write_table(&mut out, &rows)?;
+        write_table(out, &rows)?;
         if !section.pattern_rules.is_empty() {
             writeln!(out, "\n# pattern rules")?;
             let rows: Vec<Vec<String>> = section
@@ -478,25 +567,8 @@ fn print(sections: &[Section], args: &TargetsArgs, base: &Path) -> Result<()> {
                     ]
                 })
                 .collect();
-            write_table(&mut out, &rows)?;
+            write_table(out, &rows)?;
         }
-        targets += section.targets.len();
-        phony += section.targets.iter().filter(|t| t.phony).count();
-        patterns += section.pattern_rules.len();
-    }
-    out.flush()?;
-    if std::io::stderr().is_terminal() {
-        let makefiles: std::collections::HashSet<&PathBuf> =
-            sections.iter().flat_map(|s| &s.makefiles).collect();
-        eprintln!(
-            "{targets} targets ({phony} phony), {patterns} pattern rules, from {} makefiles{}",
-            makefiles.len(),
-            if args.recursive {
-                format!(" in {} directories", sections.len())
-            } else {
-                String::new()
-            }
-        );
     }
     Ok(())
 }
