@@ -139,7 +139,9 @@ impl Config {
             None => (PathBuf::from(".makescope").join("db.sqlite"), false),
         };
         // Absolute, because sub-makes run elsewhere and are told where things are.
-        let db = std::env::current_dir().map(|cwd| cwd.join(&db)).unwrap_or(db);
+        let db = std::env::current_dir()
+            .map(|cwd| cwd.join(&db))
+            .unwrap_or(db);
         Ok(Config { db, db_explicit })
     }
 }

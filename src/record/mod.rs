@@ -92,7 +92,11 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
         hooks: hooks_path(options),
         expected_total,
         // For people: relative to where they are, when it is below.
-        db: config.db.strip_prefix(&top_directory).map(Path::to_path_buf).unwrap_or_else(|_| config.db.clone()),
+        db: config
+            .db
+            .strip_prefix(&top_directory)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| config.db.clone()),
     };
 
     let (to_writer, writer_rx) = mpsc::channel();

@@ -392,13 +392,21 @@ impl Store {
 
     /// The paths a command probed (looked for and found missing).
     pub fn probes(&self, command_id: i64) -> Result<Vec<Vec<u8>>, StoreError> {
-        let sets: Vec<Vec<u8>> =
-            self.rows("SELECT path_ids FROM probe_set WHERE command_id = ?1", [command_id], |r| r.get(0))?;
+        let sets: Vec<Vec<u8>> = self.rows(
+            "SELECT path_ids FROM probe_set WHERE command_id = ?1",
+            [command_id],
+            |r| r.get(0),
+        )?;
         let mut paths = Vec::new();
-        let mut st = self.conn.prepare_cached("SELECT path FROM path WHERE id = ?1").map_err(|e| self.sqlite(e))?;
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT path FROM path WHERE id = ?1")
+            .map_err(|e| self.sqlite(e))?;
         for set in sets {
             for id in super::decode_ids(&set) {
-                let path = st.query_row([id], |r| get_bytes(r, 0)).map_err(|e| self.sqlite(e))?;
+                let path = st
+                    .query_row([id], |r| get_bytes(r, 0))
+                    .map_err(|e| self.sqlite(e))?;
                 paths.push(path.unwrap_or_default());
             }
         }
@@ -411,7 +419,10 @@ impl Store {
     pub fn accesses(&self, command_id: i64) -> Result<Vec<AccessRow>, StoreError> {
         let mut rows = self.direct_accesses(command_id)?;
         let probes = self.probes(command_id)?;
-        let at = rows.iter().position(|a| kind_order(&a.kind) > 8).unwrap_or(rows.len());
+        let at = rows
+            .iter()
+            .position(|a| kind_order(&a.kind) > 8)
+            .unwrap_or(rows.len());
         let probe_rows = probes.into_iter().map(|path| AccessRow {
             command_id: Some(command_id),
             make_id: None,

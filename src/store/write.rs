@@ -406,7 +406,8 @@ impl Store {
     /// Edges to commands that probed a path after another command wrote it (it was
     /// written, then removed or renamed away before the probe).
     fn probe_edges(&mut self, build_id: i64) -> Result<usize, StoreError> {
-        let mut writers: std::collections::HashMap<i64, Vec<(i64, i64)>> = std::collections::HashMap::new();
+        let mut writers: std::collections::HashMap<i64, Vec<(i64, i64)>> =
+            std::collections::HashMap::new();
         {
             let mut st = self
                 .conn
@@ -416,7 +417,13 @@ impl Store {
                 )
                 .map_err(|e| self.sqlite(e))?;
             let rows = st
-                .query_map([build_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+                .query_map([build_id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
                 .map_err(|e| self.sqlite(e))?;
             for row in rows {
                 let (path, command, started) = row.map_err(|e| self.sqlite(e))?;
@@ -436,7 +443,13 @@ impl Store {
                 )
                 .map_err(|e| self.sqlite(e))?;
             let rows = st
-                .query_map([build_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?)))
+                .query_map([build_id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                })
                 .map_err(|e| self.sqlite(e))?;
             for row in rows {
                 let (reader, started, ids) = row.map_err(|e| self.sqlite(e))?;
