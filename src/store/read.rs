@@ -524,6 +524,15 @@ impl Store {
         )
     }
 
+    /// The DAG's edges of a build, as (from, to) command ids.
+    pub fn edges(&self, build_id: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        self.rows(
+            "SELECT DISTINCT from_command_id, to_command_id FROM edge WHERE build_id = ?1",
+            [build_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    }
+
     /// Commands of a build whose target is exactly `target`.
     pub fn commands_for_target(
         &self,
