@@ -563,7 +563,6 @@ impl Server {
             shell,
             shell_flags: flags,
             command,
-            argv: protocol::join_nul(&argv),
             env,
             pid: shim_pid,
             started_ns: m.number(5)?,

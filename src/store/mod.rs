@@ -141,6 +141,7 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     paths: std::collections::HashMap<Vec<u8>, i64>,
+    environments: std::collections::HashMap<Vec<u8>, i64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -167,6 +168,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             paths: Default::default(),
+            environments: Default::default(),
         };
         store.prepare(true)?;
         Ok(store)
@@ -188,6 +190,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             paths: Default::default(),
+            environments: Default::default(),
         };
         store.prepare(false)?;
         Ok(store)

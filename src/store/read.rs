@@ -203,7 +203,7 @@ fn make_row(r: &Row<'_>) -> rusqlite::Result<MakeRow> {
 }
 
 const COMMAND_COLUMNS: &str = "c.id, c.build_id, c.make_id, m.level, c.job, c.line_index, c.target, c.recipe_file, \
-    c.recipe_line, c.newer, c.target_existed, c.directory, c.shell, c.shell_flags, c.command, c.argv, c.env, c.pid, \
+    c.recipe_line, c.newer, c.target_existed, c.directory, c.shell, c.shell_flags, c.command, NULL, e.entries, c.pid, \
     c.started_ns, c.ended_ns, c.state, c.exit_code, c.signal, c.user_us, c.system_us, c.max_rss_kib, c.label, \
     c.test_name, c.test_result, c.traced, c.left_behind";
 
@@ -224,7 +224,13 @@ fn command_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
         shell: get_bytes(r, 12)?,
         shell_flags: get_bytes(r, 13)?,
         command: get_bytes(r, 14)?.unwrap_or_default(),
-        argv: split(get_bytes(r, 15)?),
+        argv: {
+            // What make executed: the shell's words, its flags, the command.
+            let mut argv = split(get_bytes(r, 12)?);
+            argv.extend(split(get_bytes(r, 13)?));
+            argv.push(get_bytes(r, 14)?.unwrap_or_default());
+            argv
+        },
         env: split(get_bytes(r, 16)?),
         pid: r.get(17)?,
         started_ns: r.get(18)?,
@@ -251,7 +257,13 @@ fn process_row(r: &Row<'_>) -> rusqlite::Result<ProcessRow> {
         pid: r.get(3)?,
         parent_pid: r.get(4)?,
         exe: get_bytes(r, 5)?,
-        argv: split(get_bytes(r, 6)?),
+        argv: match get_bytes(r, 6)? {
+            Some(exact) => split(Some(exact)),
+            None => r
+                .get::<_, Option<String>>(11)?
+                .map(|t| super::split_args_text(&t))
+                .unwrap_or_default(),
+        },
         cwd: get_bytes(r, 7)?,
         started_ns: r.get(8)?,
         ended_ns: r.get(9)?,
@@ -348,7 +360,7 @@ impl Store {
         build_id: i64,
         filter: &CommandFilter,
     ) -> Result<Vec<CommandRow>, StoreError> {
-        let mut sql = format!("SELECT {COMMAND_COLUMNS} FROM command c LEFT JOIN make m ON m.id = c.make_id WHERE c.build_id = ?1");
+        let mut sql = format!("SELECT {COMMAND_COLUMNS} FROM command c LEFT JOIN make m ON m.id = c.make_id LEFT JOIN environment e ON e.id = c.environment_id WHERE c.build_id = ?1");
         if filter.failed_only {
             sql.push_str(" AND c.state NOT IN ('ok', 'running')");
         }
@@ -366,7 +378,7 @@ impl Store {
     pub fn command(&self, id: i64) -> Result<Option<CommandRow>, StoreError> {
         Ok(self
             .rows(
-                &format!("SELECT {COMMAND_COLUMNS} FROM command c LEFT JOIN make m ON m.id = c.make_id WHERE c.id = ?1"),
+                &format!("SELECT {COMMAND_COLUMNS} FROM command c LEFT JOIN make m ON m.id = c.make_id LEFT JOIN environment e ON e.id = c.environment_id WHERE c.id = ?1"),
                 [id],
                 command_row,
             )?
@@ -477,7 +489,7 @@ impl Store {
     /// A command's processes, in the order they were seen.
     pub fn processes(&self, command_id: i64) -> Result<Vec<ProcessRow>, StoreError> {
         self.rows(
-            "SELECT id, command_id, make_id, pid, parent_pid, exe, argv, cwd, started_ns, ended_ns, exit_code
+            "SELECT id, command_id, make_id, pid, parent_pid, exe, argv, cwd, started_ns, ended_ns, exit_code, args_text
              FROM process WHERE command_id = ?1 ORDER BY id",
             [command_id],
             process_row,

@@ -71,7 +71,7 @@ pub struct NewCommand {
     pub shell: Vec<u8>,
     pub shell_flags: Vec<u8>,
     pub command: Vec<u8>,
-    pub argv: Vec<u8>,
+    /// NAME=VALUE entries, NUL-separated (stored once per distinct content).
     pub env: Vec<u8>,
     pub pid: i32,
     pub started_ns: i64,
@@ -232,11 +232,12 @@ impl Store {
     }
 
     pub fn insert_command(&mut self, c: &NewCommand) -> Result<(), StoreError> {
+        let environment_id = self.environment_id(&c.env)?;
         self.exec(
             "INSERT INTO command (id, build_id, make_id, job, line_index, target, recipe_file, recipe_line, newer,
-                                  target_existed, directory, shell, shell_flags, command, argv, env, pid,
+                                  target_existed, directory, shell, shell_flags, command, environment_id, pid,
                                   started_ns, state, traced, label)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, 'running', ?19, ?20)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, 'running', ?18, ?19)",
             params![
                 c.id,
                 c.build_id,
@@ -252,14 +253,39 @@ impl Store {
                 Bytes(&c.shell),
                 Bytes(&c.shell_flags),
                 Bytes(&c.command),
-                Bytes(&c.argv),
-                Bytes(&c.env),
+                environment_id,
                 c.pid,
                 c.started_ns,
                 c.traced,
                 c.label
             ],
         )
+    }
+
+    /// The id of an environment, storing it once.
+    fn environment_id(&mut self, entries: &[u8]) -> Result<i64, StoreError> {
+        use std::hash::{BuildHasher, Hasher};
+        if let Some(&id) = self.environments.get(entries) {
+            return Ok(id);
+        }
+        // 128 bits from two differently seeded SipHashes: collisions are not a concern.
+        let mut hash = Vec::with_capacity(16);
+        for seed in [0x6d61_6b65u64, 0x7363_6f70u64] {
+            let mut hasher = std::hash::BuildHasherDefault::<
+                std::collections::hash_map::DefaultHasher,
+            >::default()
+            .build_hasher();
+            hasher.write_u64(seed);
+            hasher.write(entries);
+            hash.extend_from_slice(&hasher.finish().to_le_bytes());
+        }
+        let id = self
+            .conn
+            .prepare_cached("INSERT INTO environment (hash, entries) VALUES (?1, ?2) ON CONFLICT (hash) DO UPDATE SET hash = hash RETURNING id")
+            .and_then(|mut st| st.query_row(params![hash, Bytes(entries)], |r| r.get(0)))
+            .map_err(|e| self.write_error(e))?;
+        self.environments.insert(entries.to_vec(), id);
+        Ok(id)
     }
 
     pub fn finish_command(&mut self, id: i64, end: &CommandEnd) -> Result<(), StoreError> {
@@ -329,9 +355,11 @@ impl Store {
         argv: &[u8],
         cwd: &[u8],
     ) -> Result<(), StoreError> {
+        // The text is exact when every argument is UTF-8; only then is the blob left out.
+        let exact = std::str::from_utf8(argv).is_err().then_some(argv);
         self.exec(
             "UPDATE process SET exe = ?2, argv = ?3, cwd = ?4, args_text = ?5 WHERE id = ?1",
-            params![id, Bytes(exe), Bytes(argv), Bytes(cwd), args_text(argv)],
+            params![id, Bytes(exe), exact, Bytes(cwd), args_text(argv)],
         )
     }
 
@@ -516,5 +544,60 @@ pub fn shell_quote(word: &str) -> String {
         word.to_owned()
     } else {
         format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// Split what [`args_text`] wrote back into the arguments.
+pub fn split_args_text(text: &str) -> Vec<Vec<u8>> {
+    let mut words = Vec::new();
+    let mut word = Vec::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' if quoted => quoted = false,
+            '\'' => {
+                quoted = true;
+                in_word = true;
+            }
+            '\\' if !quoted && chars.peek() == Some(&'\'') => {
+                chars.next();
+                word.push(b'\'');
+                in_word = true;
+            }
+            ' ' if !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                }
+                in_word = false;
+            }
+            c => {
+                let mut buffer = [0u8; 4];
+                word.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_text_round_trips() {
+        let argv: &[&[u8]] = &[b"gcc", b"-DX=\"a b\"", b"it's", b"", b"-I../x", b"$HOME"];
+        let joined = crate::protocol::join_nul(argv);
+        let text = args_text(&joined);
+        assert_eq!(text, "gcc '-DX=\"a b\"' 'it'\\''s' '' -I../x '$HOME'");
+        assert_eq!(
+            split_args_text(&text),
+            argv.iter().map(|a| a.to_vec()).collect::<Vec<_>>()
+        );
     }
 }
