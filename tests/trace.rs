@@ -612,3 +612,39 @@ fn normalize(path: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// i386 callers (`int 0x80`) are trapped through their own syscall table; argv
+/// pointers are 4 bytes wide.
+#[test]
+fn i386_program_followed() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trace/i386.S");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("trace-fixture");
+    std::fs::create_dir_all(&out).unwrap();
+    let obj = out.join("i386.o");
+    let exe = out.join("i386");
+    let assembled = Command::new("as")
+        .args(["--32", "-o"])
+        .arg(&obj)
+        .arg(&src)
+        .status()
+        .unwrap();
+    let linked = Command::new("ld")
+        .args(["-m", "elf_i386", "-o"])
+        .arg(&exe)
+        .arg(&obj)
+        .status()
+        .unwrap();
+    assert!(assembled.success() && linked.success());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = canon(tmp.path());
+    let traced = run_in(&dir, &exe, &[]);
+    let ev = &traced.events;
+    expect(ev, &dir.join("i386-missing.txt"), AccessKind::Probe);
+    expect(ev, &dir.join("i386-dir"), AccessKind::Mkdir);
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Exec { path, argv, .. }
+            if path == b"/bin/true" && argv == &[b"true".to_vec(), b"from-i386".to_vec()])),
+        "{}",
+        show(ev)
+    );
+}
