@@ -648,3 +648,29 @@ fn i386_program_followed() {
         show(ev)
     );
 }
+
+/// The kernel opens `#!` interpreters and ld.so inside execve: they are recorded too.
+#[test]
+fn interpreters_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = canon(tmp.path());
+    let script = dir.join("script");
+    std::fs::write(&script, "#!/bin/sh -e\ntrue\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let traced = run_in(&dir, &script, &[]);
+    let ev = &traced.events;
+    expect(ev, &script, AccessKind::Exec);
+    expect(ev, Path::new("/bin/sh"), AccessKind::Exec);
+    let (dynamic, fixed) = programs();
+    let traced = run_in(&dir, dynamic, &["loop", "1"]);
+    expect(
+        &traced.events,
+        Path::new("/lib64/ld-linux-x86-64.so.2"),
+        AccessKind::Exec,
+    );
+    let traced = run_in(&dir, fixed, &["loop", "1"]);
+    assert!(!traced
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Access { path, .. } if path.ends_with(b".so.2"))));
+}

@@ -48,28 +48,62 @@ enum Variant {
 fn variants() -> Vec<(&'static str, Variant)> {
     vec![
         ("untraced", Variant::Plain),
-        ("traced (sync wake-up)", Variant::Traced(FilterOptions { trap_readlink: false, sync_wakeup: true })),
-        ("traced (no sync wake-up)", Variant::Traced(FilterOptions { trap_readlink: false, sync_wakeup: false })),
-        ("traced + readlink", Variant::Traced(FilterOptions { trap_readlink: true, sync_wakeup: true })),
+        (
+            "traced (sync wake-up)",
+            Variant::Traced(FilterOptions {
+                trap_readlink: false,
+                sync_wakeup: true,
+            }),
+        ),
+        (
+            "traced (no sync wake-up)",
+            Variant::Traced(FilterOptions {
+                trap_readlink: false,
+                sync_wakeup: false,
+            }),
+        ),
+        (
+            "traced + readlink",
+            Variant::Traced(FilterOptions {
+                trap_readlink: true,
+                sync_wakeup: true,
+            }),
+        ),
     ]
 }
 
-/// Run once; returns wall time and notifications.
-fn run(variant: Variant, make: &dyn Fn() -> Command) -> (Duration, u64) {
+/// CPU seconds (user + system) of this process and of its reaped descendants.
+fn cpu() -> (f64, f64) {
+    let get = |who| {
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut ru) };
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    };
+    (get(libc::RUSAGE_SELF), get(libc::RUSAGE_CHILDREN))
+}
+
+/// Run once; returns wall time, CPU time (the command's processes plus, when traced,
+/// the supervisor) and notifications.
+fn run(variant: Variant, make: &dyn Fn() -> Command) -> (Duration, f64, u64) {
+    let (self0, kids0) = cpu();
     let start = Instant::now();
-    match variant {
+    let notes = match variant {
         Variant::Plain => {
             let status = make().status().unwrap();
             assert!(status.success());
-            (start.elapsed(), 0)
+            0
         }
         Variant::Traced(options) => {
             let filter = Filter::new(options);
             let traced = run_traced(&mut make(), &filter, Duration::from_secs(120)).unwrap();
             assert!(traced.status.success() && !traced.timed_out);
-            (start.elapsed(), traced.counts.iter().map(|(_, n)| n).sum())
+            traced.counts.iter().map(|(_, n)| n).sum()
         }
-    }
+    };
+    let wall = start.elapsed();
+    let (self1, kids1) = cpu();
+    (wall, (self1 - self0) + (kids1 - kids0), notes)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -82,29 +116,36 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn bench(title: &str, rounds: usize, make: &dyn Fn() -> Command) -> Vec<(&'static str, f64, u64)> {
+fn bench(
+    title: &str,
+    rounds: usize,
+    make: &dyn Fn() -> Command,
+) -> Vec<(&'static str, f64, f64, u64)> {
     let vs = variants();
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); vs.len()];
+    let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); vs.len()];
     let mut notes = vec![0u64; vs.len()];
     for (_, v) in &vs {
         run(*v, make); // warm caches
     }
     for _ in 0..rounds {
         for (i, (_, v)) in vs.iter().enumerate() {
-            let (t, n) = run(*v, make);
+            let (t, c, n) = run(*v, make);
             times[i].push(t.as_secs_f64() * 1e3);
+            cpus[i].push(c * 1e3);
             notes[i] = n;
         }
     }
     println!("\n### {title} ({rounds} rounds, alternating)\n");
-    println!("| variant | median ms | mean ms | notifications/run |");
-    println!("|---|---:|---:|---:|");
+    println!("| variant | wall median ms | wall min ms | CPU median ms | notifications/run |");
+    println!("|---|---:|---:|---:|---:|");
     let mut out = Vec::new();
     for (i, (name, _)) in vs.iter().enumerate() {
         let med = median(times[i].clone());
-        let mean = times[i].iter().sum::<f64>() / times[i].len() as f64;
-        println!("| {name} | {med:.2} | {mean:.2} | {} |", notes[i]);
-        out.push((*name, med, notes[i]));
+        let min = times[i].iter().cloned().fold(f64::INFINITY, f64::min);
+        let cpu = median(cpus[i].clone());
+        println!("| {name} | {med:.2} | {min:.2} | {cpu:.2} | {} |", notes[i]);
+        out.push((*name, med, cpu, notes[i]));
     }
     out
 }
@@ -114,7 +155,12 @@ fn fixture_prog() -> PathBuf {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("trace-bench");
     std::fs::create_dir_all(&out).unwrap();
     let exe = out.join("prog");
-    let status = Command::new("gcc").args(["-O2", "-pthread", "-o"]).arg(&exe).arg(&src).status().unwrap();
+    let status = Command::new("gcc")
+        .args(["-O2", "-pthread", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .unwrap();
     assert!(status.success());
     exe
 }
@@ -122,44 +168,81 @@ fn fixture_prog() -> PathBuf {
 #[test]
 #[ignore]
 fn trace_bench() {
-    let rounds: usize = std::env::var("TRACE_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    println!("kernel: {}", String::from_utf8_lossy(&Command::new("uname").arg("-r").output().unwrap().stdout).trim());
+    let rounds: usize = std::env::var("TRACE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    println!(
+        "kernel: {}",
+        String::from_utf8_lossy(&Command::new("uname").arg("-r").output().unwrap().stdout).trim()
+    );
 
     let prog = fixture_prog();
     let loops = 20_000;
-    let per_call = bench("trapped-call loop: 20,000 × (open missing + faccessat existing)", rounds, &|| {
-        let mut c = Command::new(&prog);
-        c.args(["loop", &loops.to_string()]);
-        c
-    });
+    let per_call = bench(
+        "trapped-call loop: 20,000 × (open missing + faccessat existing)",
+        rounds,
+        &|| {
+            let mut c = Command::new(&prog);
+            c.args(["loop", &loops.to_string()]);
+            c
+        },
+    );
     println!();
-    let plain = per_call[0].1;
-    for (name, med, n) in &per_call[1..] {
-        println!("- {name}: {:.2} µs per notification", (med - plain) * 1e3 / *n as f64);
+    let (plain, plain_cpu) = (per_call[0].1, per_call[0].2);
+    for (name, med, cpu, n) in &per_call[1..] {
+        println!(
+            "- {name}: {:.2} µs wall, {:.2} µs CPU per notification",
+            (med - plain) * 1e3 / *n as f64,
+            (cpu - plain_cpu) * 1e3 / *n as f64
+        );
     }
 
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("twenty.c");
-    let mut text: String = HEADERS.iter().map(|h| format!("#include <{h}>\n")).collect();
-    text.push_str("int twenty(int x) { return (int)sqrt((double)x) + (int)strlen(\"x\") + abs(x); }\n");
+    let mut text: String = HEADERS
+        .iter()
+        .map(|h| format!("#include <{h}>\n"))
+        .collect();
+    text.push_str(
+        "int twenty(int x) { return (int)sqrt((double)x) + (int)strlen(\"x\") + abs(x); }\n",
+    );
     std::fs::write(&src, text).unwrap();
     let dir = tmp.path().to_path_buf();
-    let compile = bench("gcc -O1 -c of a file with 20 system headers", rounds, &|| {
-        let mut c = Command::new("gcc");
-        c.args(["-O1", "-c", "twenty.c", "-o", "twenty.o"]).current_dir(&dir);
-        c
-    });
+    let compile = bench(
+        "gcc -O1 -c of a file with 20 system headers",
+        rounds,
+        &|| {
+            let mut c = Command::new("gcc");
+            c.args(["-O1", "-c", "twenty.c", "-o", "twenty.o"])
+                .current_dir(&dir);
+            c
+        },
+    );
     println!();
-    let plain = compile[0].1;
-    for (name, med, n) in &compile[1..] {
+    let (plain, plain_cpu) = (compile[0].1, compile[0].2);
+    for (name, med, cpu, n) in &compile[1..] {
         println!(
-            "- {name}: +{:.2} ms per compile ({:+.1}%), {:.2} µs per notification",
+            "- {name}: wall {:+.2} ms per compile ({:+.1}%), CPU {:+.2} ms ({:+.1}%)",
             med - plain,
             (med / plain - 1.0) * 100.0,
-            (med - plain) * 1e3 / *n as f64
+            cpu - plain_cpu,
+            (cpu / plain_cpu - 1.0) * 100.0,
         );
     }
-    let traced =
-        run_traced(&mut Command::new("gcc").args(["-O1", "-c", "twenty.c", "-o", "twenty.o"]).current_dir(&dir), &Filter::new(FilterOptions { trap_readlink: true, sync_wakeup: true }), Duration::from_secs(60)).unwrap();
-    println!("\nnotifications of one compile (readlink trapped): {:?}", traced.counts);
+    let traced = run_traced(
+        &mut Command::new("gcc")
+            .args(["-O1", "-c", "twenty.c", "-o", "twenty.o"])
+            .current_dir(&dir),
+        &Filter::new(FilterOptions {
+            trap_readlink: true,
+            sync_wakeup: true,
+        }),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    println!(
+        "\nnotifications of one compile (readlink trapped): {:?}",
+        traced.counts
+    );
 }

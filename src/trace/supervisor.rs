@@ -492,6 +492,26 @@ impl Supervisor {
                         cwd,
                         time_ns,
                     });
+                    // The kernel itself opens `#!` interpreters and the ELF interpreter
+                    // (ld.so): no system call shows them, so read them from the file.
+                    let mut program = std::mem::take(&mut self.scratch.abs[0]);
+                    for _ in 0..4 {
+                        match interpreter(&program, &mut self.scratch.mem) {
+                            Some(interp) => {
+                                normalize(&interp, &mut self.scratch.norm);
+                                let path = self.scratch.norm.clone();
+                                events.push(Event::Access {
+                                    pid: call.tgid,
+                                    path,
+                                    kind: AccessKind::Exec,
+                                    time_ns,
+                                });
+                                program = interp;
+                            }
+                            None => break,
+                        }
+                    }
+                    self.scratch.abs[0] = program;
                 } else {
                     self.emit(call, 0, AccessKind::Probe, time_ns, events);
                 }
@@ -919,6 +939,92 @@ fn read_small_file(path: &[u8], buf: &mut [u8]) -> Option<usize> {
         len += n as usize;
     }
     Some(len)
+}
+
+/// The program the kernel runs for `path` besides `path` itself: the `#!` interpreter
+/// of a script or the `PT_INTERP` of an ELF file (absolute paths only).
+fn interpreter(path: &[u8], buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let mut cpath = Vec::with_capacity(path.len() + 1);
+    cpath.extend_from_slice(path);
+    cpath.push(0);
+    let fd = unsafe {
+        libc::open(
+            cpath.as_ptr() as *const libc::c_char,
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let pread = |buf: &mut Vec<u8>, offset: u64, len: usize| -> Option<()> {
+        buf.clear();
+        buf.reserve(len);
+        let n = unsafe {
+            libc::pread(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                len,
+                offset as libc::off_t,
+            )
+        };
+        if n < 0 {
+            return None;
+        }
+        unsafe { buf.set_len(n as usize) };
+        Some(())
+    };
+    pread(buf, 0, 4096)?;
+    if buf.starts_with(b"#!") {
+        let line = &buf[2..buf.iter().position(|&b| b == b'\n')?];
+        let start = line.iter().position(|b| !b.is_ascii_whitespace())?;
+        let word = &line[start..];
+        let end = word
+            .iter()
+            .position(|b| b.is_ascii_whitespace())
+            .unwrap_or(word.len());
+        return word.starts_with(b"/").then(|| word[..end].to_vec());
+    }
+    if buf.len() < 64 || !buf.starts_with(b"\x7fELF") || buf[5] != 1 {
+        return None; // not a little-endian ELF file
+    }
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as u64;
+    let u32_at =
+        |b: &[u8], o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) as u64;
+    let u64_at = |b: &[u8], o: usize| u32_at(b, o) | (u32_at(b, o + 4) << 32);
+    let wide = buf[4] == 2;
+    let (phoff, phentsize, phnum) = if wide {
+        (u64_at(buf, 32), u16_at(buf, 54), u16_at(buf, 56))
+    } else {
+        (u32_at(buf, 28), u16_at(buf, 42), u16_at(buf, 44))
+    };
+    if phentsize < 32 || phnum > 256 {
+        return None;
+    }
+    let table = (phentsize * phnum) as usize;
+    if phoff as usize + table > buf.len() {
+        pread(buf, phoff, table)?;
+    } else {
+        buf.drain(..phoff as usize);
+    }
+    for i in 0..phnum as usize {
+        let ph = &buf[i * phentsize as usize..];
+        if ph.len() < phentsize as usize || u32_at(ph, 0) != 3 {
+            continue; // PT_INTERP is 3
+        }
+        let (offset, size) = if wide {
+            (u64_at(ph, 8), u64_at(ph, 32))
+        } else {
+            (u32_at(ph, 4), u32_at(ph, 16))
+        };
+        if size == 0 || size > 4096 {
+            return None;
+        }
+        pread(buf, offset, size as usize)?;
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        return buf[..end].starts_with(b"/").then(|| buf[..end].to_vec());
+    }
+    None
 }
 
 /// Most arguments an exec may have that we record (the kernel's own limit is higher).
