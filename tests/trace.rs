@@ -674,3 +674,35 @@ fn interpreters_recorded() {
         .iter()
         .any(|e| matches!(e, Event::Access { path, .. } if path.ends_with(b".so.2"))));
 }
+
+/// The fast path's filter side: calls made from the trusted page pass unseen, the same
+/// call from anywhere else is still trapped.
+#[test]
+fn trusted_page_passes_unseen() {
+    use makescope::trace::FilterOptions;
+    let page = 0x100_0000_0000u64;
+    let filter = Filter::new(FilterOptions {
+        trusted_page: Some(page),
+        ..FilterOptions::default()
+    });
+    let (dynamic, fixed) = programs();
+    for program in [dynamic, fixed] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = canon(tmp.path());
+        let mut cmd = Command::new(program);
+        cmd.args(["bypass", &format!("{page:x}"), "0"])
+            .current_dir(&dir);
+        let traced = run_traced(&mut cmd, &filter, TIMEOUT).unwrap();
+        assert!(traced.status.success() && !traced.timed_out);
+        expect(
+            &traced.events,
+            &dir.join("not-bypassed.txt"),
+            AccessKind::Probe,
+        );
+        assert!(
+            !has(&traced.events, &dir.join("bypassed.txt"), AccessKind::Probe),
+            "{}",
+            show(&traced.events)
+        );
+    }
+}

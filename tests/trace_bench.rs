@@ -53,6 +53,7 @@ fn variants() -> Vec<(&'static str, Variant)> {
             Variant::Traced(FilterOptions {
                 trap_readlink: false,
                 sync_wakeup: true,
+                trusted_page: None,
             }),
         ),
         (
@@ -60,6 +61,7 @@ fn variants() -> Vec<(&'static str, Variant)> {
             Variant::Traced(FilterOptions {
                 trap_readlink: false,
                 sync_wakeup: false,
+                trusted_page: None,
             }),
         ),
         (
@@ -67,6 +69,7 @@ fn variants() -> Vec<(&'static str, Variant)> {
             Variant::Traced(FilterOptions {
                 trap_readlink: true,
                 sync_wakeup: true,
+                trusted_page: None,
             }),
         ),
     ]
@@ -119,9 +122,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn bench(
     title: &str,
     rounds: usize,
+    vs: Vec<(&'static str, Variant)>,
     make: &dyn Fn() -> Command,
 ) -> Vec<(&'static str, f64, f64, u64)> {
-    let vs = variants();
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); vs.len()];
     let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); vs.len()];
     let mut notes = vec![0u64; vs.len()];
@@ -182,6 +185,7 @@ fn trace_bench() {
     let per_call = bench(
         "trapped-call loop: 20,000 × (open missing + faccessat existing)",
         rounds,
+        variants(),
         &|| {
             let mut c = Command::new(&prog);
             c.args(["loop", &loops.to_string()]);
@@ -198,6 +202,33 @@ fn trace_bench() {
         );
     }
 
+    // The fast path's filter side: the same calls made from the trusted page.
+    let page = 0x100_0000_0000u64;
+    let trusted = vec![
+        ("untraced", Variant::Plain),
+        (
+            "traced, calls from the trusted page",
+            Variant::Traced(FilterOptions {
+                trusted_page: Some(page),
+                ..FilterOptions::default()
+            }),
+        ),
+    ];
+    let fast = bench(
+        "the same loop through the trusted page",
+        rounds,
+        trusted,
+        &|| {
+            let mut c = Command::new(&prog);
+            c.args(["bypass", &format!("{page:x}"), &loops.to_string()]);
+            c
+        },
+    );
+    println!(
+        "\n- trusted page: {:.3} µs wall per call",
+        (fast[1].1 - fast[0].1) * 1e3 / (2.0 * loops as f64)
+    );
+
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("twenty.c");
     let mut text: String = HEADERS
@@ -212,6 +243,7 @@ fn trace_bench() {
     let compile = bench(
         "gcc -O1 -c of a file with 20 system headers",
         rounds,
+        variants(),
         &|| {
             let mut c = Command::new("gcc");
             c.args(["-O1", "-c", "twenty.c", "-o", "twenty.o"])
@@ -237,6 +269,7 @@ fn trace_bench() {
         &Filter::new(FilterOptions {
             trap_readlink: true,
             sync_wakeup: true,
+            trusted_page: None,
         }),
         Duration::from_secs(60),
     )
