@@ -14,6 +14,25 @@ use makescope::trace::{run_traced, AccessKind, Event, Filter, Traced};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The fast path's preload helper, built once per test run.
+fn preload() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/trace/preload.c");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("trace-fixture");
+        std::fs::create_dir_all(&out).unwrap();
+        let so = out.join("libmakescope-preload.so");
+        let status = Command::new("gcc")
+            .args(["-O2", "-Wall", "-Werror", "-shared", "-fPIC", "-o"])
+            .arg(&so)
+            .arg(&src)
+            .status()
+            .unwrap();
+        assert!(status.success(), "compiling {}", src.display());
+        so
+    })
+}
+
 /// The fixture program, built once per test run: (dynamic, static).
 fn programs() -> &'static (PathBuf, PathBuf) {
     static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
@@ -412,6 +431,17 @@ fn daemon_survives_detach() {
 /// ENOENT) is among our events with the same kind, for a small compile and a pipeline.
 #[test]
 fn strace_oracle() {
+    oracle(false);
+}
+
+/// The same oracle with the in-process fast path: the ring and the trapped calls
+/// together must still show everything strace shows.
+#[test]
+fn strace_oracle_fast_path() {
+    oracle(true);
+}
+
+fn oracle(fast: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = canon(tmp.path());
     std::fs::write(dir.join("local.h"), "#define LOCAL 1\n").unwrap();
@@ -423,22 +453,38 @@ fn strace_oracle() {
     .unwrap();
     let script = "gcc -O1 -c foo.c -o foo.o && cat foo.c | grep -c include > count.txt && ls nothing-here 2>/dev/null; \
                   rm -f count.txt; test -e foo.o";
-    let traced = trace(
-        Command::new("strace")
-            .args([
-                "-ff",
-                "-qq",
-                "-y",
-                "-s",
-                "4096",
-                "-e",
-                "trace=%file,%process",
-                "-o",
-            ])
-            .arg(dir.join("strace.out"))
-            .args(["sh", "-c", script])
-            .current_dir(&dir),
-    );
+    let mut cmd = Command::new("strace");
+    cmd.args([
+        "-ff",
+        "-qq",
+        "-y",
+        "-s",
+        "4096",
+        "-e",
+        "trace=%file,%process",
+        "-o",
+    ])
+    .arg(dir.join("strace.out"))
+    .args(["sh", "-c", script])
+    .current_dir(&dir);
+    let traced = if fast {
+        let traced = makescope::trace::run_traced_fast(&mut cmd, preload(), TIMEOUT).unwrap();
+        assert!(!traced.timed_out);
+        let ring = traced
+            .counts
+            .iter()
+            .find(|(n, _)| *n == "ring")
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        assert!(
+            ring > 500,
+            "the fast path served too little: {:?}",
+            traced.counts
+        );
+        traced
+    } else {
+        trace(&mut cmd)
+    };
     assert!(traced.status.success());
     let ours = accesses(&traced.events);
     let mut expected = BTreeSet::new();
@@ -705,4 +751,51 @@ fn trusted_page_passes_unseen() {
             show(&traced.events)
         );
     }
+}
+
+/// The fast path records what trapping records: the same (path, kind) set for a
+/// compile, apart from the helper library itself.
+#[test]
+fn fast_path_matches_trapping() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = canon(tmp.path());
+    std::fs::write(
+        dir.join("a.c"),
+        "#include <stdio.h>\n#include <math.h>\nint f(void) { return 1; }\n",
+    )
+    .unwrap();
+    let compile = || {
+        let mut c = Command::new("gcc");
+        c.args(["-O1", "-c", "a.c", "-o", "a.o"]).current_dir(&dir);
+        c
+    };
+    let slow = trace(&mut compile());
+    std::fs::remove_file(dir.join("a.o")).unwrap();
+    let fast = makescope::trace::run_traced_fast(&mut compile(), preload(), TIMEOUT).unwrap();
+    assert!(slow.status.success() && fast.status.success() && !fast.timed_out);
+    // gcc's temporary files have random names: leave them out.
+    let helper = bytes(preload());
+    let keep = |(p, _): &(Vec<u8>, AccessKind)| *p != helper && !p.starts_with(b"/tmp/cc");
+    let slow_set: BTreeSet<_> = accesses(&slow.events).into_iter().filter(keep).collect();
+    let fast_set: BTreeSet<_> = accesses(&fast.events).into_iter().filter(keep).collect();
+    let only_slow: Vec<_> = slow_set.difference(&fast_set).collect();
+    let only_fast: Vec<_> = fast_set.difference(&slow_set).collect();
+    assert!(
+        only_slow.is_empty() && only_fast.is_empty(),
+        "only trapped: {only_slow:?}\nonly fast: {only_fast:?}"
+    );
+    let notified = |t: &Traced| {
+        t.counts
+            .iter()
+            .filter(|(n, _)| *n != "ring")
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    eprintln!(
+        "notifications: trapped {}, fast {} (+ring {:?})",
+        notified(&slow),
+        notified(&fast),
+        fast.counts
+    );
+    assert!(notified(&fast) * 2 < notified(&slow));
 }

@@ -22,12 +22,16 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 mod filter;
 mod path;
+mod ring;
 mod run;
 mod supervisor;
 mod sys;
 
 pub use filter::FilterOptions;
-pub use run::{continue_all, detach, recv_fd, run_traced, send_fd, seqpacket_pair, Traced};
+pub use ring::{Ring, RingRecord, FAST_PATH_PAGE};
+pub use run::{
+    continue_all, detach, recv_fd, run_traced, run_traced_fast, send_fd, seqpacket_pair, Traced,
+};
 pub use supervisor::Supervisor;
 
 /// How a path was touched. The numbers are the record's `access_kind` ids.

@@ -21,6 +21,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::filter::{decode, Abi, Sys};
 use super::path::{join, normalize};
+use super::ring::Ring;
 use super::sys::*;
 use super::{AccessKind, Event, Handled, TraceError};
 
@@ -94,6 +95,10 @@ pub struct Supervisor {
     pending_count: usize,
     scratch: Scratch,
     counts: [u64; SYS_COUNT],
+    /// Fast-path rings by listener, and the pids seen only through a ring (they ended
+    /// before the supervisor could look at them).
+    rings: HashMap<RawFd, (Ring, std::collections::HashSet<i32>)>,
+    ring_records: u64,
 }
 
 const SYS_COUNT: usize = Sys::IoUringSetup as usize + 1;
@@ -124,6 +129,8 @@ impl Supervisor {
             pending_count: 0,
             scratch: Scratch::default(),
             counts: [0; SYS_COUNT],
+            rings: HashMap::new(),
+            ring_records: 0,
         }
     }
 
@@ -166,6 +173,7 @@ impl Supervisor {
         if revents & libc::POLLIN == 0 {
             self.reap();
             self.flush(fd, events);
+            self.drain_ring(fd, events);
             if revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
                 self.forget(listener, events);
                 return Ok(Handled::Hangup);
@@ -184,6 +192,8 @@ impl Supervisor {
         }
         self.reap();
         self.flush(fd, events);
+        // What the process did through the fast path before this call comes first.
+        self.drain_ring(fd, events);
         self.dispatch(fd, &notif, events);
         Ok(Handled::Answered)
     }
@@ -194,6 +204,8 @@ impl Supervisor {
     pub fn forget(&mut self, listener: BorrowedFd<'_>, events: &mut Vec<Event>) {
         let fd = listener.as_raw_fd();
         self.flush(fd, events);
+        self.drain_ring(fd, events);
+        self.rings.remove(&fd);
         self.pending.remove(&fd);
         let time_ns = now_ns();
         let mut gone: Vec<i32> = self
@@ -214,13 +226,64 @@ impl Supervisor {
         self.threads.retain(|_, t| procs.contains_key(&t.tgid));
     }
 
-    /// How many notifications of each system call were answered, for measurements.
+    /// How many notifications of each system call were answered, for measurements
+    /// (`ring` counts the fast path's records).
     pub fn counts(&self) -> Vec<(&'static str, u64)> {
-        ALL_SYS
+        let mut counts: Vec<_> = ALL_SYS
             .iter()
             .map(|&s| (s.name(), self.counts[s as usize]))
             .filter(|&(_, n)| n > 0)
-            .collect()
+            .collect();
+        if self.ring_records > 0 {
+            counts.push(("ring", self.ring_records));
+        }
+        counts
+    }
+
+    /// Attach the fast path's ring of `listener`'s command (prototype, see
+    /// docs/tracer.md): its records are delivered as events on that listener's calls,
+    /// before the notification each call answers, and when it hangs up.
+    pub fn attach_ring(&mut self, listener: BorrowedFd<'_>, ring: Ring) {
+        self.rings
+            .insert(listener.as_raw_fd(), (ring, Default::default()));
+    }
+
+    fn drain_ring(&mut self, fd: RawFd, events: &mut Vec<Event>) {
+        let Some((mut ring, mut dead)) = self.rings.remove(&fd) else {
+            return;
+        };
+        let mut records = Vec::new();
+        ring.drain(|r| records.push(r));
+        for r in records {
+            self.ring_records += 1;
+            if !self.procs.contains_key(&r.pid) && !dead.contains(&r.pid) {
+                match self.task(fd, r.pid) {
+                    Some((pid, Some(ppid))) => events.push(Event::Process {
+                        pid,
+                        ppid,
+                        time_ns: r.time_ns,
+                    }),
+                    Some(_) => {}
+                    None => {
+                        // Ended already: what the record says is all we know.
+                        dead.insert(r.pid);
+                        events.push(Event::Process {
+                            pid: r.pid,
+                            ppid: r.ppid,
+                            time_ns: r.time_ns,
+                        });
+                    }
+                }
+            }
+            normalize(&r.path, &mut self.scratch.norm);
+            events.push(Event::Access {
+                pid: r.pid,
+                path: self.scratch.norm.clone(),
+                kind: r.kind,
+                time_ns: r.time_ns,
+            });
+        }
+        self.rings.insert(fd, (ring, dead));
     }
 
     fn flush(&mut self, fd: RawFd, events: &mut Vec<Event>) {
