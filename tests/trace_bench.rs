@@ -14,7 +14,26 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use makescope::trace::{run_traced, Filter, FilterOptions};
+use makescope::trace::{run_traced, run_traced_fast, Filter, FilterOptions};
+
+/// The fast path's preload helper, built once.
+fn preload() -> &'static Path {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/trace/preload.c");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("trace-bench");
+        std::fs::create_dir_all(&out).unwrap();
+        let so = out.join("libmakescope-preload.so");
+        let status = Command::new("gcc")
+            .args(["-O2", "-shared", "-fPIC", "-o"])
+            .arg(&so)
+            .arg(&src)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        so
+    })
+}
 
 const HEADERS: &[&str] = &[
     "stdio.h",
@@ -43,6 +62,8 @@ const HEADERS: &[&str] = &[
 enum Variant {
     Plain,
     Traced(FilterOptions),
+    /// The in-process fast path (preload helper + ring).
+    Fast,
 }
 
 fn variants() -> Vec<(&'static str, Variant)> {
@@ -102,6 +123,16 @@ fn run(variant: Variant, make: &dyn Fn() -> Command) -> (Duration, f64, u64) {
             let traced = run_traced(&mut make(), &filter, Duration::from_secs(120)).unwrap();
             assert!(traced.status.success() && !traced.timed_out);
             traced.counts.iter().map(|(_, n)| n).sum()
+        }
+        Variant::Fast => {
+            let traced = run_traced_fast(&mut make(), preload(), Duration::from_secs(120)).unwrap();
+            assert!(traced.status.success() && !traced.timed_out);
+            traced
+                .counts
+                .iter()
+                .filter(|(n, _)| *n != "ring")
+                .map(|(_, n)| n)
+                .sum()
         }
     };
     let wall = start.elapsed();
@@ -240,10 +271,12 @@ fn trace_bench() {
     );
     std::fs::write(&src, text).unwrap();
     let dir = tmp.path().to_path_buf();
+    let mut with_fast = variants();
+    with_fast.push(("traced + fast path (prototype)", Variant::Fast));
     let compile = bench(
         "gcc -O1 -c of a file with 20 system headers",
         rounds,
-        variants(),
+        with_fast,
         &|| {
             let mut c = Command::new("gcc");
             c.args(["-O1", "-c", "twenty.c", "-o", "twenty.o"])
