@@ -61,6 +61,8 @@ const HEADERS: &[&str] = &[
 #[derive(Clone, Copy, Debug)]
 enum Variant {
     Plain,
+    /// The same harness (fork, filter, listener, supervisor thread), trapping nothing.
+    Harness,
     Traced(FilterOptions),
     /// The in-process fast path (preload helper + ring).
     Fast,
@@ -69,6 +71,7 @@ enum Variant {
 fn variants() -> Vec<(&'static str, Variant)> {
     vec![
         ("untraced", Variant::Plain),
+        ("harness only (filter traps nothing)", Variant::Harness),
         (
             "traced (sync wake-up)",
             Variant::Traced(FilterOptions {
@@ -110,6 +113,13 @@ fn cpu() -> (f64, f64) {
 /// Run once; returns wall time, CPU time (the command's processes plus, when traced,
 /// the supervisor) and notifications.
 fn run(variant: Variant, make: &dyn Fn() -> Command) -> (Duration, f64, u64) {
+    // cargo sets LD_LIBRARY_PATH (target dirs, the toolchain): ld.so would probe each
+    // library in each of them, which no real build does.
+    let make = || {
+        let mut c = make();
+        c.env_remove("LD_LIBRARY_PATH");
+        c
+    };
     let (self0, kids0) = cpu();
     let start = Instant::now();
     let notes = match variant {
@@ -123,6 +133,12 @@ fn run(variant: Variant, make: &dyn Fn() -> Command) -> (Duration, f64, u64) {
             let traced = run_traced(&mut make(), &filter, Duration::from_secs(120)).unwrap();
             assert!(traced.status.success() && !traced.timed_out);
             traced.counts.iter().map(|(_, n)| n).sum()
+        }
+        Variant::Harness => {
+            let traced =
+                run_traced(&mut make(), &Filter::allow_all(), Duration::from_secs(120)).unwrap();
+            assert!(traced.status.success() && !traced.timed_out);
+            0
         }
         Variant::Fast => {
             let traced = run_traced_fast(&mut make(), preload(), Duration::from_secs(120)).unwrap();
@@ -224,8 +240,8 @@ fn trace_bench() {
         },
     );
     println!();
-    let (plain, plain_cpu) = (per_call[0].1, per_call[0].2);
-    for (name, med, cpu, n) in &per_call[1..] {
+    let (plain, plain_cpu) = (per_call[1].1, per_call[1].2);
+    for (name, med, cpu, n) in &per_call[2..] {
         println!(
             "- {name}: {:.2} µs wall, {:.2} µs CPU per notification",
             (med - plain) * 1e3 / *n as f64,
@@ -285,10 +301,11 @@ fn trace_bench() {
         },
     );
     println!();
-    let (plain, plain_cpu) = (compile[0].1, compile[0].2);
-    for (name, med, cpu, n) in &compile[1..] {
+    let (plain, plain_cpu) = (compile[1].1, compile[1].2);
+    println!("(overheads below are against the harness-only baseline)");
+    for (name, med, cpu, n) in &compile[2..] {
         println!(
-            "- {name}: wall {:+.2} ms per compile ({:+.1}%), CPU {:+.2} ms ({:+.1}%)",
+            "- {name}: wall {:+.2} ms per compile ({:+.1}%), CPU {:+.2} ms ({:+.1}%), {n} notifications",
             med - plain,
             (med / plain - 1.0) * 100.0,
             cpu - plain_cpu,
@@ -296,7 +313,8 @@ fn trace_bench() {
         );
     }
     let traced = run_traced(
-        &mut Command::new("gcc")
+        Command::new("gcc")
+            .env_remove("LD_LIBRARY_PATH")
             .args(["-O1", "-c", "twenty.c", "-o", "twenty.o"])
             .current_dir(&dir),
         &Filter::new(FilterOptions {

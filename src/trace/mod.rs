@@ -180,6 +180,18 @@ impl Filter {
         }
     }
 
+    /// A filter that traps nothing (every call allowed, no notification ever): the
+    /// baseline for measuring what the machinery around the tracer costs by itself.
+    pub fn allow_all() -> Filter {
+        Filter {
+            program: filter::allow_all(),
+            options: FilterOptions {
+                sync_wakeup: false,
+                ..FilterOptions::default()
+            },
+        }
+    }
+
     /// Install the filter in the calling thread (`PR_SET_NO_NEW_PRIVS` first) and return
     /// the listener (close-on-exec). Async-signal-safe: no allocation, no locks.
     ///
