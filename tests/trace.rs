@@ -397,14 +397,13 @@ fn daemon_survives_detach() {
                 events: libc::POLLIN,
                 revents: 0,
             };
-            if unsafe { libc::poll(&mut pfd, 1, 10) } > 0 {
-                if supervisor
+            if unsafe { libc::poll(&mut pfd, 1, 10) } > 0
+                && supervisor
                     .handle_ready(listener.as_fd(), pfd.revents, &mut events)
                     .unwrap()
                     == Handled::Hangup
-                {
-                    break;
-                }
+            {
+                break;
             }
         }
         (listener, events)
@@ -562,7 +561,7 @@ fn strace_expectations(line: &[u8], cwd: &Path) -> Vec<(Vec<u8>, AccessKind)> {
                     .chars()
                     .all(|c| c.is_ascii_digit())
             {
-                base = before[lt + 1..gt].as_bytes().to_vec();
+                base = before.as_bytes()[lt + 1..gt].to_vec();
             }
         } else if before.contains("AT_FDCWD") {
             base = cwd.as_os_str().as_bytes().to_vec();
