@@ -798,3 +798,45 @@ fn fast_path_matches_trapping() {
     );
     assert!(notified(&fast) < notified(&slow));
 }
+
+/// A small ring wraps around and fills up: calls then go the trapped way, and every
+/// call is recorded exactly once either way.
+#[test]
+fn fast_path_ring_wraps_and_fills_without_loss() {
+    use makescope::trace::{run_traced_with_ring, Ring};
+    let (dynamic, _) = programs();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(dynamic);
+    cmd.args(["loop", "2000"]).current_dir(tmp.path());
+    let traced =
+        run_traced_with_ring(&mut cmd, preload(), Ring::new(64).unwrap(), TIMEOUT).unwrap();
+    assert!(traced.status.success() && !traced.timed_out);
+    let count = |want: &[u8], kind: AccessKind| {
+        traced
+            .events
+            .iter()
+            .filter(
+                |e| matches!(e, Event::Access { path, kind: k, .. } if path == want && *k == kind),
+            )
+            .count()
+    };
+    assert_eq!(
+        count(b"/nonexistent/x", AccessKind::Probe),
+        2000,
+        "{:?}",
+        traced.counts
+    );
+    assert_eq!(
+        count(b"/etc/passwd", AccessKind::Stat),
+        2000,
+        "{:?}",
+        traced.counts
+    );
+    let ring = traced
+        .counts
+        .iter()
+        .find(|(n, _)| *n == "ring")
+        .map(|(_, n)| *n)
+        .unwrap_or(0);
+    assert!(ring >= 64, "the ring was not used: {:?}", traced.counts);
+}

@@ -30,7 +30,8 @@ mod sys;
 pub use filter::FilterOptions;
 pub use ring::{Ring, RingRecord, FAST_PATH_PAGE};
 pub use run::{
-    continue_all, detach, recv_fd, run_traced, run_traced_fast, send_fd, seqpacket_pair, Traced,
+    continue_all, detach, recv_fd, run_traced, run_traced_fast, run_traced_with_ring, send_fd,
+    seqpacket_pair, Traced,
 };
 pub use supervisor::Supervisor;
 

@@ -11,7 +11,11 @@
  * can lose speed, never records.
  *
  * Environment (set by the shim): MAKESCOPE_TRACE_PAGE (hex address), MAKESCOPE_TRACE_RING
- * (fd of the ring memfd). Without both, the helper does nothing. The layout of the ring
+ * (fd of the ring memfd). Without both, the helper does nothing.
+ *
+ * A slot is reserved before the call is made (so that a call made through the trusted
+ * page is always recorded); a call that blocks (a FIFO) holds the supervisor's reading
+ * at its slot meanwhile, and others fall back to trapping once the ring is full. The layout of the ring
  * is mirrored in src/trace/ring.rs: change both or neither.
  */
 #define _GNU_SOURCE
@@ -32,8 +36,9 @@
 #define PATH_ROOM (SLOT_SIZE - 24)
 
 struct ring_header {
-    uint64_t head;   /* next free slot (atomic fetch-add) */
+    uint64_t head;   /* next record number to reserve (compare-and-swap) */
     uint64_t nslots; /* slots after the header page */
+    uint64_t tail;   /* next record number the supervisor will read (it advances it) */
 };
 
 struct slot {
@@ -125,9 +130,13 @@ static struct slot *reserve(int dirfd, const char *path) {
         }
         if (blen + 1 + plen >= PATH_ROOM) return NULL;
     }
-    uint64_t i = __atomic_fetch_add(&ring->head, 1, __ATOMIC_RELAXED);
-    if (i >= ring->nslots) return NULL;
-    struct slot *s = &slots[i];
+    /* Reserve record number h, unless the ring is full (then take the trapped route). */
+    uint64_t h = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE);
+    do {
+        uint64_t t = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+        if (h - t >= ring->nslots) return NULL;
+    } while (!__atomic_compare_exchange_n(&ring->head, &h, h + 1, 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+    struct slot *s = &slots[h % ring->nslots];
     size_t len = 0;
     if (blen) {
         memcpy(s->path, base, blen);

@@ -2,12 +2,14 @@
 //! (`preload.c`) in every process of one command appends records to, and the supervisor
 //! drains. Layout mirrored in `preload.c`: change both or neither.
 //!
-//! One header page (`head`: next free slot, fetch-added by producers; `nslots`), then
-//! fixed 256-byte slots: `ready` (u32, set last with release), `kind` (u16, an
+//! One header page (`head`: the next record number, reserved by producers with
+//! compare-and-swap; `nslots`; `tail`: the next record number the supervisor reads, which
+//! it advances), then fixed 256-byte slots, record `n` in slot `n % nslots`: `ready` (u32,
+//! set last with release by the producer, cleared by the consumer), `kind` (u16, an
 //! [`AccessKind`] id; 0 = nothing), `len` (u16), `pid`, `ppid` (i32), `time_ns` (i64),
-//! the path (up to 232 bytes, absolute, not normalised). No wrap-around yet: when the
-//! slots run out the helper stops using the fast path and every call is trapped again,
-//! so a full ring costs speed, never records.
+//! the path (up to 232 bytes, absolute, not normalised). A producer that finds the ring
+//! full (`head - tail == nslots`) makes its call the trapped way: a full ring costs
+//! speed, never records.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -113,38 +115,57 @@ impl Ring {
         unsafe { &*(self.map.add(8) as *const AtomicU64) }
     }
 
-    /// Call `f` for each complete record not seen yet, in slot order. Stops at the first
-    /// slot still being written (a later call continues there).
-    pub fn drain(&mut self, mut f: impl FnMut(RingRecord)) {
-        let head = self.head().load(Ordering::Acquire).min(self.nslots);
+    fn tail_field(&self) -> &AtomicU64 {
+        unsafe { &*(self.map.add(16) as *const AtomicU64) }
+    }
+
+    /// Call `f` for each complete record not seen yet, in order. Stops at the first
+    /// record still being written (a later call continues there), unless `final_drain`:
+    /// then every producer is gone and such a record (its writer died) is skipped.
+    pub fn drain(&mut self, final_drain: bool, mut f: impl FnMut(RingRecord)) {
+        let head = self.head().load(Ordering::Acquire);
         while self.tail < head {
-            let slot = unsafe { self.map.add(HEADER + self.tail as usize * SLOT_SIZE) };
+            let at = HEADER + (self.tail % self.nslots) as usize * SLOT_SIZE;
+            let slot = unsafe { self.map.add(at) };
             let ready = unsafe { &*(slot as *const AtomicU32) };
-            if ready.load(Ordering::Acquire) == 0 {
+            if ready.load(Ordering::Acquire) == 0 && !final_drain {
                 return;
             }
-            self.tail += 1;
-            let bytes = unsafe { std::slice::from_raw_parts(slot, SLOT_SIZE) };
-            let kind = u16::from_le_bytes([bytes[4], bytes[5]]);
-            let len = (u16::from_le_bytes([bytes[6], bytes[7]]) as usize).min(SLOT_SIZE - PATH_AT);
-            let i32_at =
-                |o: usize| i32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
-            let kind = match kind {
-                1 => AccessKind::Read,
-                7 => AccessKind::Stat,
-                8 => AccessKind::Probe,
-                _ => continue,
+            let complete = ready.load(Ordering::Acquire) != 0;
+            let record = if complete {
+                Self::decode(unsafe { std::slice::from_raw_parts(slot, SLOT_SIZE) })
+            } else {
+                None
             };
-            let mut time = [0u8; 8];
-            time.copy_from_slice(&bytes[16..24]);
-            f(RingRecord {
-                pid: i32_at(8),
-                ppid: i32_at(12),
-                kind,
-                path: bytes[PATH_AT..PATH_AT + len].to_vec(),
-                time_ns: i64::from_le_bytes(time),
-            });
+            ready.store(0, Ordering::Relaxed);
+            self.tail += 1;
+            // Only now may a producer reuse the slot.
+            self.tail_field().store(self.tail, Ordering::Release);
+            if let Some(record) = record {
+                f(record);
+            }
         }
+    }
+
+    fn decode(bytes: &[u8]) -> Option<RingRecord> {
+        let kind = match u16::from_le_bytes([bytes[4], bytes[5]]) {
+            1 => AccessKind::Read,
+            7 => AccessKind::Stat,
+            8 => AccessKind::Probe,
+            _ => return None,
+        };
+        let len = (u16::from_le_bytes([bytes[6], bytes[7]]) as usize).min(SLOT_SIZE - PATH_AT);
+        let i32_at =
+            |o: usize| i32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+        let mut time = [0u8; 8];
+        time.copy_from_slice(&bytes[16..24]);
+        Some(RingRecord {
+            pid: i32_at(8),
+            ppid: i32_at(12),
+            kind,
+            path: bytes[PATH_AT..PATH_AT + len].to_vec(),
+            time_ns: i64::from_le_bytes(time),
+        })
     }
 }
 

@@ -41,7 +41,16 @@ pub fn run_traced(cmd: &mut Command, filter: &Filter, timeout: Duration) -> io::
 /// through the trusted page [`FAST_PATH_PAGE`] and a [`Ring`]; everything else is
 /// trapped as usual. Sets `LD_PRELOAD`, `MAKESCOPE_TRACE_PAGE`, `MAKESCOPE_TRACE_RING`.
 pub fn run_traced_fast(cmd: &mut Command, preload: &Path, timeout: Duration) -> io::Result<Traced> {
-    let ring = Ring::new(1 << 16)?;
+    run_traced_with_ring(cmd, preload, Ring::new(1 << 16)?, timeout)
+}
+
+/// [`run_traced_fast`] with a given ring (tests use a small one to make it wrap and fill).
+pub fn run_traced_with_ring(
+    cmd: &mut Command,
+    preload: &Path,
+    ring: Ring,
+    timeout: Duration,
+) -> io::Result<Traced> {
     let ring_fd = ring.fd().as_raw_fd();
     cmd.env("LD_PRELOAD", preload)
         .env("MAKESCOPE_TRACE_PAGE", format!("{FAST_PATH_PAGE:x}"))

@@ -173,7 +173,8 @@ impl Supervisor {
         if revents & libc::POLLIN == 0 {
             self.reap();
             self.flush(fd, events);
-            self.drain_ring(fd, events);
+            let hangup = revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0;
+            self.drain_ring(fd, hangup, events);
             if revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
                 self.forget(listener, events);
                 return Ok(Handled::Hangup);
@@ -193,7 +194,7 @@ impl Supervisor {
         self.reap();
         self.flush(fd, events);
         // What the process did through the fast path before this call comes first.
-        self.drain_ring(fd, events);
+        self.drain_ring(fd, false, events);
         self.dispatch(fd, &notif, events);
         Ok(Handled::Answered)
     }
@@ -204,7 +205,7 @@ impl Supervisor {
     pub fn forget(&mut self, listener: BorrowedFd<'_>, events: &mut Vec<Event>) {
         let fd = listener.as_raw_fd();
         self.flush(fd, events);
-        self.drain_ring(fd, events);
+        self.drain_ring(fd, true, events);
         self.rings.remove(&fd);
         self.pending.remove(&fd);
         let time_ns = now_ns();
@@ -248,12 +249,12 @@ impl Supervisor {
             .insert(listener.as_raw_fd(), (ring, Default::default()));
     }
 
-    fn drain_ring(&mut self, fd: RawFd, events: &mut Vec<Event>) {
+    fn drain_ring(&mut self, fd: RawFd, final_drain: bool, events: &mut Vec<Event>) {
         let Some((mut ring, mut dead)) = self.rings.remove(&fd) else {
             return;
         };
         let mut records = Vec::new();
-        ring.drain(|r| records.push(r));
+        ring.drain(final_drain, |r| records.push(r));
         for r in records {
             self.ring_records += 1;
             if !self.procs.contains_key(&r.pid) && !dead.contains(&r.pid) {
