@@ -840,3 +840,30 @@ fn fast_path_ring_wraps_and_fills_without_loss() {
         .unwrap_or(0);
     assert!(ring >= 64, "the ring was not used: {:?}", traced.counts);
 }
+
+/// A process killed by a signal never calls exit_group: its end is still reported.
+#[test]
+fn killed_process_reported_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let traced = trace(
+        Command::new("sh")
+            .args(["-c", "cat /etc/hostname >/dev/null; kill -9 $$"])
+            .current_dir(tmp.path()),
+    );
+    assert!(!traced.status.success());
+    let ev = &traced.events;
+    let sh = first_pid(ev);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Gone { pid, .. } if *pid == sh)),
+        "{}",
+        show(ev)
+    );
+    assert!(!ev
+        .iter()
+        .any(|e| matches!(e, Event::Exit { pid, .. } if *pid == sh)));
+    // cat ended normally.
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::Exit { pid, code: 0, .. } if *pid != sh)));
+}
