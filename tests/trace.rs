@@ -14,6 +14,25 @@ use makescope::trace::{run_traced, AccessKind, Event, Filter, Traced};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The fast path's preload helper, built once per test run.
+fn preload() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/trace/preload.c");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("trace-fixture");
+        std::fs::create_dir_all(&out).unwrap();
+        let so = out.join("libmakescope-preload.so");
+        let status = Command::new("gcc")
+            .args(["-O2", "-Wall", "-Werror", "-shared", "-fPIC", "-o"])
+            .arg(&so)
+            .arg(&src)
+            .status()
+            .unwrap();
+        assert!(status.success(), "compiling {}", src.display());
+        so
+    })
+}
+
 /// The fixture program, built once per test run: (dynamic, static).
 fn programs() -> &'static (PathBuf, PathBuf) {
     static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
@@ -378,14 +397,13 @@ fn daemon_survives_detach() {
                 events: libc::POLLIN,
                 revents: 0,
             };
-            if unsafe { libc::poll(&mut pfd, 1, 10) } > 0 {
-                if supervisor
+            if unsafe { libc::poll(&mut pfd, 1, 10) } > 0
+                && supervisor
                     .handle_ready(listener.as_fd(), pfd.revents, &mut events)
                     .unwrap()
                     == Handled::Hangup
-                {
-                    break;
-                }
+            {
+                break;
             }
         }
         (listener, events)
@@ -412,6 +430,17 @@ fn daemon_survives_detach() {
 /// ENOENT) is among our events with the same kind, for a small compile and a pipeline.
 #[test]
 fn strace_oracle() {
+    oracle(false);
+}
+
+/// The same oracle with the in-process fast path: the ring and the trapped calls
+/// together must still show everything strace shows.
+#[test]
+fn strace_oracle_fast_path() {
+    oracle(true);
+}
+
+fn oracle(fast: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = canon(tmp.path());
     std::fs::write(dir.join("local.h"), "#define LOCAL 1\n").unwrap();
@@ -423,22 +452,38 @@ fn strace_oracle() {
     .unwrap();
     let script = "gcc -O1 -c foo.c -o foo.o && cat foo.c | grep -c include > count.txt && ls nothing-here 2>/dev/null; \
                   rm -f count.txt; test -e foo.o";
-    let traced = trace(
-        Command::new("strace")
-            .args([
-                "-ff",
-                "-qq",
-                "-y",
-                "-s",
-                "4096",
-                "-e",
-                "trace=%file,%process",
-                "-o",
-            ])
-            .arg(dir.join("strace.out"))
-            .args(["sh", "-c", script])
-            .current_dir(&dir),
-    );
+    let mut cmd = Command::new("strace");
+    cmd.args([
+        "-ff",
+        "-qq",
+        "-y",
+        "-s",
+        "4096",
+        "-e",
+        "trace=%file,%process",
+        "-o",
+    ])
+    .arg(dir.join("strace.out"))
+    .args(["sh", "-c", script])
+    .current_dir(&dir);
+    let traced = if fast {
+        let traced = makescope::trace::run_traced_fast(&mut cmd, preload(), TIMEOUT).unwrap();
+        assert!(!traced.timed_out);
+        let ring = traced
+            .counts
+            .iter()
+            .find(|(n, _)| *n == "ring")
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        assert!(
+            ring > 100,
+            "the fast path served too little: {:?}",
+            traced.counts
+        );
+        traced
+    } else {
+        trace(&mut cmd)
+    };
     assert!(traced.status.success());
     let ours = accesses(&traced.events);
     let mut expected = BTreeSet::new();
@@ -516,7 +561,7 @@ fn strace_expectations(line: &[u8], cwd: &Path) -> Vec<(Vec<u8>, AccessKind)> {
                     .chars()
                     .all(|c| c.is_ascii_digit())
             {
-                base = before[lt + 1..gt].as_bytes().to_vec();
+                base = before.as_bytes()[lt + 1..gt].to_vec();
             }
         } else if before.contains("AT_FDCWD") {
             base = cwd.as_os_str().as_bytes().to_vec();
@@ -611,4 +656,214 @@ fn normalize(path: &[u8]) -> Vec<u8> {
         out.push(b'/');
     }
     out
+}
+
+/// i386 callers (`int 0x80`) are trapped through their own syscall table; argv
+/// pointers are 4 bytes wide.
+#[test]
+fn i386_program_followed() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trace/i386.S");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("trace-fixture");
+    std::fs::create_dir_all(&out).unwrap();
+    let obj = out.join("i386.o");
+    let exe = out.join("i386");
+    let assembled = Command::new("as")
+        .args(["--32", "-o"])
+        .arg(&obj)
+        .arg(&src)
+        .status()
+        .unwrap();
+    let linked = Command::new("ld")
+        .args(["-m", "elf_i386", "-o"])
+        .arg(&exe)
+        .arg(&obj)
+        .status()
+        .unwrap();
+    assert!(assembled.success() && linked.success());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = canon(tmp.path());
+    let traced = run_in(&dir, &exe, &[]);
+    let ev = &traced.events;
+    expect(ev, &dir.join("i386-missing.txt"), AccessKind::Probe);
+    expect(ev, &dir.join("i386-dir"), AccessKind::Mkdir);
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Exec { path, argv, .. }
+            if path == b"/bin/true" && argv == &[b"true".to_vec(), b"from-i386".to_vec()])),
+        "{}",
+        show(ev)
+    );
+}
+
+/// The kernel opens `#!` interpreters and ld.so inside execve: they are recorded too.
+#[test]
+fn interpreters_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = canon(tmp.path());
+    let script = dir.join("script");
+    std::fs::write(&script, "#!/bin/sh -e\ntrue\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let traced = run_in(&dir, &script, &[]);
+    let ev = &traced.events;
+    expect(ev, &script, AccessKind::Exec);
+    expect(ev, Path::new("/bin/sh"), AccessKind::Exec);
+    let (dynamic, fixed) = programs();
+    let traced = run_in(&dir, dynamic, &["loop", "1"]);
+    expect(
+        &traced.events,
+        Path::new("/lib64/ld-linux-x86-64.so.2"),
+        AccessKind::Exec,
+    );
+    let traced = run_in(&dir, fixed, &["loop", "1"]);
+    assert!(!traced
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Access { path, .. } if path.ends_with(b".so.2"))));
+}
+
+/// The fast path's filter side: calls made from the trusted page pass unseen, the same
+/// call from anywhere else is still trapped.
+#[test]
+fn trusted_page_passes_unseen() {
+    use makescope::trace::FilterOptions;
+    let page = 0x100_0000_0000u64;
+    let filter = Filter::new(FilterOptions {
+        trusted_page: Some(page),
+        ..FilterOptions::default()
+    });
+    let (dynamic, fixed) = programs();
+    for program in [dynamic, fixed] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = canon(tmp.path());
+        let mut cmd = Command::new(program);
+        cmd.args(["bypass", &format!("{page:x}"), "0"])
+            .current_dir(&dir);
+        let traced = run_traced(&mut cmd, &filter, TIMEOUT).unwrap();
+        assert!(traced.status.success() && !traced.timed_out);
+        expect(
+            &traced.events,
+            &dir.join("not-bypassed.txt"),
+            AccessKind::Probe,
+        );
+        assert!(
+            !has(&traced.events, &dir.join("bypassed.txt"), AccessKind::Probe),
+            "{}",
+            show(&traced.events)
+        );
+    }
+}
+
+/// The fast path records what trapping records: the same (path, kind) set for a
+/// compile, apart from the helper library itself.
+#[test]
+fn fast_path_matches_trapping() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = canon(tmp.path());
+    std::fs::write(
+        dir.join("a.c"),
+        "#include <stdio.h>\n#include <math.h>\nint f(void) { return 1; }\n",
+    )
+    .unwrap();
+    let compile = || {
+        let mut c = Command::new("gcc");
+        c.args(["-O1", "-c", "a.c", "-o", "a.o"]).current_dir(&dir);
+        c
+    };
+    let slow = trace(&mut compile());
+    std::fs::remove_file(dir.join("a.o")).unwrap();
+    let fast = makescope::trace::run_traced_fast(&mut compile(), preload(), TIMEOUT).unwrap();
+    assert!(slow.status.success() && fast.status.success() && !fast.timed_out);
+    // gcc's temporary files have random names: leave them out.
+    let helper = bytes(preload());
+    let keep = |(p, _): &(Vec<u8>, AccessKind)| *p != helper && !p.starts_with(b"/tmp/cc");
+    let slow_set: BTreeSet<_> = accesses(&slow.events).into_iter().filter(keep).collect();
+    let fast_set: BTreeSet<_> = accesses(&fast.events).into_iter().filter(keep).collect();
+    let only_slow: Vec<_> = slow_set.difference(&fast_set).collect();
+    let only_fast: Vec<_> = fast_set.difference(&slow_set).collect();
+    assert!(
+        only_slow.is_empty() && only_fast.is_empty(),
+        "only trapped: {only_slow:?}\nonly fast: {only_fast:?}"
+    );
+    let notified = |t: &Traced| {
+        t.counts
+            .iter()
+            .filter(|(n, _)| *n != "ring")
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
+    eprintln!(
+        "notifications: trapped {}, fast {} (+ring {:?})",
+        notified(&slow),
+        notified(&fast),
+        fast.counts
+    );
+    assert!(notified(&fast) < notified(&slow));
+}
+
+/// A small ring wraps around and fills up: calls then go the trapped way, and every
+/// call is recorded exactly once either way.
+#[test]
+fn fast_path_ring_wraps_and_fills_without_loss() {
+    use makescope::trace::{run_traced_with_ring, Ring};
+    let (dynamic, _) = programs();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(dynamic);
+    cmd.args(["loop", "2000"]).current_dir(tmp.path());
+    let traced =
+        run_traced_with_ring(&mut cmd, preload(), Ring::new(64).unwrap(), TIMEOUT).unwrap();
+    assert!(traced.status.success() && !traced.timed_out);
+    let count = |want: &[u8], kind: AccessKind| {
+        traced
+            .events
+            .iter()
+            .filter(
+                |e| matches!(e, Event::Access { path, kind: k, .. } if path == want && *k == kind),
+            )
+            .count()
+    };
+    assert_eq!(
+        count(b"/nonexistent/x", AccessKind::Probe),
+        2000,
+        "{:?}",
+        traced.counts
+    );
+    assert_eq!(
+        count(b"/etc/passwd", AccessKind::Stat),
+        2000,
+        "{:?}",
+        traced.counts
+    );
+    let ring = traced
+        .counts
+        .iter()
+        .find(|(n, _)| *n == "ring")
+        .map(|(_, n)| *n)
+        .unwrap_or(0);
+    assert!(ring >= 64, "the ring was not used: {:?}", traced.counts);
+}
+
+/// A process killed by a signal never calls exit_group: its end is still reported.
+#[test]
+fn killed_process_reported_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let traced = trace(
+        Command::new("sh")
+            .args(["-c", "cat /etc/hostname >/dev/null; kill -9 $$"])
+            .current_dir(tmp.path()),
+    );
+    assert!(!traced.status.success());
+    let ev = &traced.events;
+    let sh = first_pid(ev);
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Gone { pid, .. } if *pid == sh)),
+        "{}",
+        show(ev)
+    );
+    assert!(!ev
+        .iter()
+        .any(|e| matches!(e, Event::Exit { pid, .. } if *pid == sh)));
+    // cat ended normally.
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::Exit { pid, code: 0, .. } if *pid != sh)));
 }

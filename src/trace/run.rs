@@ -10,7 +10,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::sys::{notif_continue, notif_recv, SeccompNotif};
-use super::{Event, Filter, Handled, Supervisor, TraceError};
+use super::{Event, Filter, FilterOptions, Handled, Ring, Supervisor, TraceError, FAST_PATH_PAGE};
+use std::path::Path;
 
 /// What [`run_traced`] saw.
 #[derive(Debug)]
@@ -32,6 +33,50 @@ pub struct Traced {
 /// `pre_exec` and passes the listener over a socketpair with `SCM_RIGHTS`, as the
 /// shim's child does; a thread supervises (spawning blocks until the exec is answered).
 pub fn run_traced(cmd: &mut Command, filter: &Filter, timeout: Duration) -> io::Result<Traced> {
+    run(cmd, filter, None, timeout)
+}
+
+/// [`run_traced`] with the in-process fast path (prototype): the preload helper built
+/// from `src/trace/preload.c` at `preload` serves read-only opens, stats and accesses
+/// through the trusted page [`FAST_PATH_PAGE`] and a [`Ring`]; everything else is
+/// trapped as usual. Sets `LD_PRELOAD`, `MAKESCOPE_TRACE_PAGE`, `MAKESCOPE_TRACE_RING`.
+pub fn run_traced_fast(cmd: &mut Command, preload: &Path, timeout: Duration) -> io::Result<Traced> {
+    run_traced_with_ring(cmd, preload, Ring::new(1 << 16)?, timeout)
+}
+
+/// [`run_traced_fast`] with a given ring (tests use a small one to make it wrap and fill).
+pub fn run_traced_with_ring(
+    cmd: &mut Command,
+    preload: &Path,
+    ring: Ring,
+    timeout: Duration,
+) -> io::Result<Traced> {
+    let ring_fd = ring.fd().as_raw_fd();
+    cmd.env("LD_PRELOAD", preload)
+        .env("MAKESCOPE_TRACE_PAGE", format!("{FAST_PATH_PAGE:x}"))
+        .env("MAKESCOPE_TRACE_RING", ring_fd.to_string());
+    unsafe {
+        // The memfd is close-on-exec in the recorder; the command must inherit it.
+        cmd.pre_exec(move || {
+            if libc::fcntl(ring_fd, libc::F_SETFD, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let filter = Filter::new(FilterOptions {
+        trusted_page: Some(FAST_PATH_PAGE),
+        ..FilterOptions::default()
+    });
+    run(cmd, &filter, Some(ring), timeout)
+}
+
+fn run(
+    cmd: &mut Command,
+    filter: &Filter,
+    ring: Option<Ring>,
+    timeout: Duration,
+) -> io::Result<Traced> {
     let deadline = Instant::now() + timeout;
     let (ours, theirs) = seqpacket_pair()?;
     let child_sock = theirs.as_raw_fd();
@@ -46,7 +91,7 @@ pub fn run_traced(cmd: &mut Command, filter: &Filter, timeout: Duration) -> io::
             Ok(())
         });
     }
-    let supervisor = std::thread::spawn(move || supervise(ours, deadline));
+    let supervisor = std::thread::spawn(move || supervise(ours, ring, deadline));
     let spawned = cmd.spawn();
     drop(theirs);
     let mut child = match spawned {
@@ -87,7 +132,7 @@ pub fn run_traced(cmd: &mut Command, filter: &Filter, timeout: Duration) -> io::
 
 type Supervised = (Vec<Event>, Vec<(&'static str, u64)>, bool);
 
-fn supervise(sock: OwnedFd, deadline: Instant) -> io::Result<Supervised> {
+fn supervise(sock: OwnedFd, ring: Option<Ring>, deadline: Instant) -> io::Result<Supervised> {
     let Some(listener) = recv_fd(sock.as_fd(), deadline)? else {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -95,6 +140,9 @@ fn supervise(sock: OwnedFd, deadline: Instant) -> io::Result<Supervised> {
         ));
     };
     let mut supervisor = Supervisor::new();
+    if let Some(ring) = ring {
+        supervisor.attach_ring(listener.as_fd(), ring);
+    }
     let mut events = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

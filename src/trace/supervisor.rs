@@ -21,6 +21,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::filter::{decode, Abi, Sys};
 use super::path::{join, normalize};
+use super::ring::Ring;
 use super::sys::*;
 use super::{AccessKind, Event, Handled, TraceError};
 
@@ -94,6 +95,10 @@ pub struct Supervisor {
     pending_count: usize,
     scratch: Scratch,
     counts: [u64; SYS_COUNT],
+    /// Fast-path rings by listener, and the pids seen only through a ring (they ended
+    /// before the supervisor could look at them).
+    rings: HashMap<RawFd, (Ring, std::collections::HashSet<i32>)>,
+    ring_records: u64,
 }
 
 const SYS_COUNT: usize = Sys::IoUringSetup as usize + 1;
@@ -124,6 +129,8 @@ impl Supervisor {
             pending_count: 0,
             scratch: Scratch::default(),
             counts: [0; SYS_COUNT],
+            rings: HashMap::new(),
+            ring_records: 0,
         }
     }
 
@@ -166,6 +173,8 @@ impl Supervisor {
         if revents & libc::POLLIN == 0 {
             self.reap();
             self.flush(fd, events);
+            let hangup = revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0;
+            self.drain_ring(fd, hangup, events);
             if revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
                 self.forget(listener, events);
                 return Ok(Handled::Hangup);
@@ -184,6 +193,8 @@ impl Supervisor {
         }
         self.reap();
         self.flush(fd, events);
+        // What the process did through the fast path before this call comes first.
+        self.drain_ring(fd, false, events);
         self.dispatch(fd, &notif, events);
         Ok(Handled::Answered)
     }
@@ -194,6 +205,8 @@ impl Supervisor {
     pub fn forget(&mut self, listener: BorrowedFd<'_>, events: &mut Vec<Event>) {
         let fd = listener.as_raw_fd();
         self.flush(fd, events);
+        self.drain_ring(fd, true, events);
+        self.rings.remove(&fd);
         self.pending.remove(&fd);
         let time_ns = now_ns();
         let mut gone: Vec<i32> = self
@@ -214,13 +227,64 @@ impl Supervisor {
         self.threads.retain(|_, t| procs.contains_key(&t.tgid));
     }
 
-    /// How many notifications of each system call were answered, for measurements.
+    /// How many notifications of each system call were answered, for measurements
+    /// (`ring` counts the fast path's records).
     pub fn counts(&self) -> Vec<(&'static str, u64)> {
-        ALL_SYS
+        let mut counts: Vec<_> = ALL_SYS
             .iter()
             .map(|&s| (s.name(), self.counts[s as usize]))
             .filter(|&(_, n)| n > 0)
-            .collect()
+            .collect();
+        if self.ring_records > 0 {
+            counts.push(("ring", self.ring_records));
+        }
+        counts
+    }
+
+    /// Attach the fast path's ring of `listener`'s command (prototype, see
+    /// docs/tracer.md): its records are delivered as events on that listener's calls,
+    /// before the notification each call answers, and when it hangs up.
+    pub fn attach_ring(&mut self, listener: BorrowedFd<'_>, ring: Ring) {
+        self.rings
+            .insert(listener.as_raw_fd(), (ring, Default::default()));
+    }
+
+    fn drain_ring(&mut self, fd: RawFd, final_drain: bool, events: &mut Vec<Event>) {
+        let Some((mut ring, mut dead)) = self.rings.remove(&fd) else {
+            return;
+        };
+        let mut records = Vec::new();
+        ring.drain(final_drain, |r| records.push(r));
+        for r in records {
+            self.ring_records += 1;
+            if !self.procs.contains_key(&r.pid) && !dead.contains(&r.pid) {
+                match self.task(fd, r.pid) {
+                    Some((pid, Some(ppid))) => events.push(Event::Process {
+                        pid,
+                        ppid,
+                        time_ns: r.time_ns,
+                    }),
+                    Some(_) => {}
+                    None => {
+                        // Ended already: what the record says is all we know.
+                        dead.insert(r.pid);
+                        events.push(Event::Process {
+                            pid: r.pid,
+                            ppid: r.ppid,
+                            time_ns: r.time_ns,
+                        });
+                    }
+                }
+            }
+            normalize(&r.path, &mut self.scratch.norm);
+            events.push(Event::Access {
+                pid: r.pid,
+                path: self.scratch.norm.clone(),
+                kind: r.kind,
+                time_ns: r.time_ns,
+            });
+        }
+        self.rings.insert(fd, (ring, dead));
     }
 
     fn flush(&mut self, fd: RawFd, events: &mut Vec<Event>) {
@@ -492,6 +556,26 @@ impl Supervisor {
                         cwd,
                         time_ns,
                     });
+                    // The kernel itself opens `#!` interpreters and the ELF interpreter
+                    // (ld.so): no system call shows them, so read them from the file.
+                    let mut program = std::mem::take(&mut self.scratch.abs[0]);
+                    for _ in 0..4 {
+                        match interpreter(&program, &mut self.scratch.mem) {
+                            Some(interp) => {
+                                normalize(&interp, &mut self.scratch.norm);
+                                let path = self.scratch.norm.clone();
+                                events.push(Event::Access {
+                                    pid: call.tgid,
+                                    path,
+                                    kind: AccessKind::Exec,
+                                    time_ns,
+                                });
+                                program = interp;
+                            }
+                            None => break,
+                        }
+                    }
+                    self.scratch.abs[0] = program;
                 } else {
                     self.emit(call, 0, AccessKind::Probe, time_ns, events);
                 }
@@ -919,6 +1003,92 @@ fn read_small_file(path: &[u8], buf: &mut [u8]) -> Option<usize> {
         len += n as usize;
     }
     Some(len)
+}
+
+/// The program the kernel runs for `path` besides `path` itself: the `#!` interpreter
+/// of a script or the `PT_INTERP` of an ELF file (absolute paths only).
+fn interpreter(path: &[u8], buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let mut cpath = Vec::with_capacity(path.len() + 1);
+    cpath.extend_from_slice(path);
+    cpath.push(0);
+    let fd = unsafe {
+        libc::open(
+            cpath.as_ptr() as *const libc::c_char,
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let pread = |buf: &mut Vec<u8>, offset: u64, len: usize| -> Option<()> {
+        buf.clear();
+        buf.reserve(len);
+        let n = unsafe {
+            libc::pread(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                len,
+                offset as libc::off_t,
+            )
+        };
+        if n < 0 {
+            return None;
+        }
+        unsafe { buf.set_len(n as usize) };
+        Some(())
+    };
+    pread(buf, 0, 4096)?;
+    if buf.starts_with(b"#!") {
+        let line = &buf[2..buf.iter().position(|&b| b == b'\n')?];
+        let start = line.iter().position(|b| !b.is_ascii_whitespace())?;
+        let word = &line[start..];
+        let end = word
+            .iter()
+            .position(|b| b.is_ascii_whitespace())
+            .unwrap_or(word.len());
+        return word.starts_with(b"/").then(|| word[..end].to_vec());
+    }
+    if buf.len() < 64 || !buf.starts_with(b"\x7fELF") || buf[5] != 1 {
+        return None; // not a little-endian ELF file
+    }
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as u64;
+    let u32_at =
+        |b: &[u8], o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) as u64;
+    let u64_at = |b: &[u8], o: usize| u32_at(b, o) | (u32_at(b, o + 4) << 32);
+    let wide = buf[4] == 2;
+    let (phoff, phentsize, phnum) = if wide {
+        (u64_at(buf, 32), u16_at(buf, 54), u16_at(buf, 56))
+    } else {
+        (u32_at(buf, 28), u16_at(buf, 42), u16_at(buf, 44))
+    };
+    if phentsize < 32 || phnum > 256 {
+        return None;
+    }
+    let table = (phentsize * phnum) as usize;
+    if phoff as usize + table > buf.len() {
+        pread(buf, phoff, table)?;
+    } else {
+        buf.drain(..phoff as usize);
+    }
+    for i in 0..phnum as usize {
+        let ph = &buf[i * phentsize as usize..];
+        if ph.len() < phentsize as usize || u32_at(ph, 0) != 3 {
+            continue; // PT_INTERP is 3
+        }
+        let (offset, size) = if wide {
+            (u64_at(ph, 8), u64_at(ph, 32))
+        } else {
+            (u32_at(ph, 4), u32_at(ph, 16))
+        };
+        if size == 0 || size > 4096 {
+            return None;
+        }
+        pread(buf, offset, size as usize)?;
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        return buf[..end].starts_with(b"/").then(|| buf[..end].to_vec());
+    }
+    None
 }
 
 /// Most arguments an exec may have that we record (the kernel's own limit is higher).

@@ -1,0 +1,176 @@
+//! The fast path's shared-memory ring (prototype): a memfd that the preload helper
+//! (`preload.c`) in every process of one command appends records to, and the supervisor
+//! drains. Layout mirrored in `preload.c`: change both or neither.
+//!
+//! One header page (`head`: the next record number, reserved by producers with
+//! compare-and-swap; `nslots`; `tail`: the next record number the supervisor reads, which
+//! it advances), then fixed 256-byte slots, record `n` in slot `n % nslots`: `ready` (u32,
+//! set last with release by the producer, cleared by the consumer), `kind` (u16, an
+//! [`AccessKind`] id; 0 = nothing), `len` (u16), `pid`, `ppid` (i32), `time_ns` (i64),
+//! the path (up to 232 bytes, absolute, not normalised). A producer that finds the ring
+//! full (`head - tail == nslots`) makes its call the trapped way: a full ring costs
+//! speed, never records.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use super::AccessKind;
+
+/// Size of one record.
+pub const SLOT_SIZE: usize = 256;
+const HEADER: usize = 4096;
+const PATH_AT: usize = 24;
+
+/// The address of the fast path's trusted code page, agreed between the filter
+/// ([`super::FilterOptions::trusted_page`]) and the helper (`MAKESCOPE_TRACE_PAGE`).
+pub const FAST_PATH_PAGE: u64 = 0x100_0000_0000;
+
+/// One record read from the ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingRecord {
+    /// The process (getpid in the helper).
+    pub pid: i32,
+    /// Its parent when it wrote the record.
+    pub ppid: i32,
+    /// What happened, from the call's actual result.
+    pub kind: AccessKind,
+    /// Absolute, not normalised.
+    pub path: Vec<u8>,
+    /// When.
+    pub time_ns: i64,
+}
+
+/// A command's ring: create it before starting the command, give its fd to the command
+/// (without close-on-exec, number in `MAKESCOPE_TRACE_RING`), attach it to the
+/// supervisor with the command's listener.
+pub struct Ring {
+    fd: OwnedFd,
+    map: *mut u8,
+    size: usize,
+    nslots: u64,
+    tail: u64,
+}
+
+// The mapping is owned by the Ring; producers in other processes only append.
+unsafe impl Send for Ring {}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("nslots", &self.nslots)
+            .field("tail", &self.tail)
+            .finish()
+    }
+}
+
+impl Ring {
+    /// A ring with room for `nslots` records (memory is only used as records arrive).
+    pub fn new(nslots: u64) -> io::Result<Ring> {
+        let fd = unsafe { libc::memfd_create(c"makescope-ring".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let size = HEADER + nslots as usize * SLOT_SIZE;
+        if unsafe { libc::ftruncate(std::os::fd::AsRawFd::as_raw_fd(&fd), size as libc::off_t) }
+            != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ring = Ring {
+            fd,
+            map: map as *mut u8,
+            size,
+            nslots,
+            tail: 0,
+        };
+        ring.nslots_field().store(nslots, Ordering::Release);
+        Ok(ring)
+    }
+
+    /// The memfd to hand to the command.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    fn head(&self) -> &AtomicU64 {
+        unsafe { &*(self.map as *const AtomicU64) }
+    }
+
+    fn nslots_field(&self) -> &AtomicU64 {
+        unsafe { &*(self.map.add(8) as *const AtomicU64) }
+    }
+
+    fn tail_field(&self) -> &AtomicU64 {
+        unsafe { &*(self.map.add(16) as *const AtomicU64) }
+    }
+
+    /// Call `f` for each complete record not seen yet, in order. Stops at the first
+    /// record still being written (a later call continues there), unless `final_drain`:
+    /// then every producer is gone and such a record (its writer died) is skipped.
+    pub fn drain(&mut self, final_drain: bool, mut f: impl FnMut(RingRecord)) {
+        let head = self.head().load(Ordering::Acquire);
+        while self.tail < head {
+            let at = HEADER + (self.tail % self.nslots) as usize * SLOT_SIZE;
+            let slot = unsafe { self.map.add(at) };
+            let ready = unsafe { &*(slot as *const AtomicU32) };
+            if ready.load(Ordering::Acquire) == 0 && !final_drain {
+                return;
+            }
+            let complete = ready.load(Ordering::Acquire) != 0;
+            let record = if complete {
+                Self::decode(unsafe { std::slice::from_raw_parts(slot, SLOT_SIZE) })
+            } else {
+                None
+            };
+            ready.store(0, Ordering::Relaxed);
+            self.tail += 1;
+            // Only now may a producer reuse the slot.
+            self.tail_field().store(self.tail, Ordering::Release);
+            if let Some(record) = record {
+                f(record);
+            }
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Option<RingRecord> {
+        let kind = match u16::from_le_bytes([bytes[4], bytes[5]]) {
+            1 => AccessKind::Read,
+            7 => AccessKind::Stat,
+            8 => AccessKind::Probe,
+            _ => return None,
+        };
+        let len = (u16::from_le_bytes([bytes[6], bytes[7]]) as usize).min(SLOT_SIZE - PATH_AT);
+        let i32_at =
+            |o: usize| i32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+        let mut time = [0u8; 8];
+        time.copy_from_slice(&bytes[16..24]);
+        Some(RingRecord {
+            pid: i32_at(8),
+            ppid: i32_at(12),
+            kind,
+            path: bytes[PATH_AT..PATH_AT + len].to_vec(),
+            time_ns: i64::from_le_bytes(time),
+        })
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        unsafe { libc::munmap(self.map as *mut libc::c_void, self.size) };
+    }
+}
