@@ -1,1 +1,257 @@
-//! The SQLite record. (Being written.)
+//! The SQLite record: one file per project, holding every build.
+//!
+//! One writer (the recorder's writer thread) batches inserts into transactions; readers
+//! (`log`, `show`, `targets`, the Python package) open the same file. WAL mode lets them
+//! read while a build is being recorded, and a build cut short is still readable: rows
+//! are committed as they come, and the build row says `running` until the recorder
+//! marks it `complete`, `failed` or `interrupted` (a crash leaves `running`).
+//!
+//! Schema changes are an append-only list of migrations keyed by `PRAGMA user_version`
+//! and applied in one exclusive transaction (as cargo's `util/sqlite.rs` does): never
+//! edit a released migration. A file that is not a makescope record, is corrupt, or was
+//! written by a newer makescope is refused before anything touches it.
+
+mod read;
+mod write;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use read::*;
+pub use write::*;
+
+/// `PRAGMA application_id` of a makescope record ("MkSc").
+pub const APPLICATION_ID: i32 = 0x4d6b_5363;
+
+/// Migrations, oldest first; the schema version is their count.
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+
+/// The schema version this makescope writes and reads.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// What can go wrong with a record, in the user's terms.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// There is no record at that path.
+    #[error("no record at {path} (run `makescope make` first, or pass --db)")]
+    Missing { path: PathBuf },
+    /// The file could not be opened or created.
+    #[error("cannot open the record {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    /// The record's directory could not be created.
+    #[error("cannot create the record's directory {path}: {source}")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    /// A SQLite database, but not one makescope wrote.
+    #[error("{path} is not a makescope record (application_id {found:#x})")]
+    NotARecord { path: PathBuf, found: i32 },
+    /// Written by a newer makescope.
+    #[error("{path} was written by a newer makescope (schema {found}; this one reads up to {supported}); upgrade makescope or use another --db")]
+    SchemaTooNew { path: PathBuf, found: i32, supported: i32 },
+    /// Not a database at all, or damaged.
+    #[error("{path} is corrupt or not a database: {detail}; move it away or use another --db")]
+    Corrupt { path: PathBuf, detail: String },
+    /// The record cannot be written (read-only file or directory).
+    #[error("cannot write the record {path}: {detail}")]
+    ReadOnly { path: PathBuf, detail: String },
+    /// Any other SQLite failure.
+    #[error("record {path}: {source}")]
+    Sqlite { path: PathBuf, source: rusqlite::Error },
+}
+
+/// An open record.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    paths: std::collections::HashMap<Vec<u8>, i64>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Open a record for writing, creating it (and its directory) if needed.
+    pub fn open_write(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.to_owned(), source })?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .map_err(|source| open_error(path, source))?;
+        let mut store = Store { conn, path: path.to_owned(), paths: Default::default() };
+        store.prepare(true)?;
+        Ok(store)
+    }
+
+    /// Open an existing record for reading (older schemas are migrated first when the
+    /// file is writable).
+    pub fn open_read(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing { path: path.to_owned() });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .or_else(|_| Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY))
+            .map_err(|source| open_error(path, source))?;
+        let mut store = Store { conn, path: path.to_owned(), paths: Default::default() };
+        store.prepare(false)?;
+        Ok(store)
+    }
+
+    /// The record's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The underlying connection, for queries the read API does not cover.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn sqlite(&self, source: rusqlite::Error) -> StoreError {
+        classify(&self.path, source)
+    }
+
+    /// Check what the file is, then migrate it to [`SCHEMA_VERSION`].
+    fn prepare(&mut self, writing: bool) -> Result<(), StoreError> {
+        self.conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| self.sqlite(e))?;
+        let (version, app_id, tables) = self.identify()?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew { path: self.path.clone(), found: version, supported: SCHEMA_VERSION });
+        }
+        if app_id != APPLICATION_ID && (app_id != 0 || tables > 0) {
+            return Err(StoreError::NotARecord { path: self.path.clone(), found: app_id });
+        }
+        if version < SCHEMA_VERSION {
+            if !writing && version == 0 {
+                return Err(StoreError::NotARecord { path: self.path.clone(), found: app_id });
+            }
+            self.migrate(version)?;
+        }
+        if writing {
+            self.conn
+                .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+                .map_err(|e| self.write_error(e))?;
+        }
+        self.conn.execute_batch("PRAGMA foreign_keys = OFF;").map_err(|e| self.sqlite(e))?;
+        Ok(())
+    }
+
+    fn identify(&self) -> Result<(i32, i32, i64), StoreError> {
+        let pragma = |name: &str| -> Result<i32, StoreError> {
+            self.conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0)).map_err(|e| self.sqlite(e))
+        };
+        let version = pragma("user_version")?;
+        let app_id = pragma("application_id")?;
+        let tables: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(|e| self.sqlite(e))?;
+        Ok((version, app_id, tables))
+    }
+
+    /// Apply the migrations after `from` in one exclusive transaction.
+    fn migrate(&mut self, from: i32) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+            .map_err(|e| write_error(&path, e))?;
+        // Another writer may have migrated while we waited for the lock.
+        let current: i32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| classify(&path, e))?;
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(current.max(from) as usize) {
+            tx.execute_batch(migration).map_err(|e| write_error(&path, e))?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).map_err(|e| write_error(&path, e))?;
+        }
+        tx.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}")).map_err(|e| write_error(&path, e))?;
+        tx.commit().map_err(|e| write_error(&path, e))
+    }
+
+    fn write_error(&self, source: rusqlite::Error) -> StoreError {
+        write_error(&self.path, source)
+    }
+}
+
+fn open_error(path: &Path, source: rusqlite::Error) -> StoreError {
+    match &source {
+        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::CannotOpen => {
+            StoreError::Open { path: path.to_owned(), source }
+        }
+        _ => classify(path, source),
+    }
+}
+
+fn classify(path: &Path, source: rusqlite::Error) -> StoreError {
+    match &source {
+        rusqlite::Error::SqliteFailure(e, detail)
+            if matches!(e.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) =>
+        {
+            StoreError::Corrupt { path: path.to_owned(), detail: detail.clone().unwrap_or_else(|| e.to_string()) }
+        }
+        _ => StoreError::Sqlite { path: path.to_owned(), source },
+    }
+}
+
+fn write_error(path: &Path, source: rusqlite::Error) -> StoreError {
+    match &source {
+        rusqlite::Error::SqliteFailure(e, detail)
+            if matches!(e.code, rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::PermissionDenied) =>
+        {
+            StoreError::ReadOnly { path: path.to_owned(), detail: detail.clone().unwrap_or_else(|| e.to_string()) }
+        }
+        _ => classify(path, source),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        drop(Store::open_write(&path).unwrap());
+        let schema = |s: &Store| -> Vec<String> {
+            let mut st = s.conn.prepare("SELECT sql FROM sqlite_master ORDER BY name").unwrap();
+            st.query_map([], |r| r.get::<_, Option<String>>(0)).unwrap().map(|r| r.unwrap().unwrap_or_default()).collect()
+        };
+        let first = schema(&Store::open_write(&path).unwrap());
+        let second = Store::open_write(&path).unwrap();
+        assert_eq!(first, schema(&second));
+        assert_eq!(second.identify().unwrap().0, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn refuses_newer_schema_without_touching_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        drop(Store::open_write(&path).unwrap());
+        Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 99").unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let error = Store::open_write(&path).unwrap_err();
+        assert!(matches!(error, StoreError::SchemaTooNew { found: 99, .. }), "{error}");
+        assert_eq!(before, std::fs::read(&path).unwrap());
+    }
+
+    #[test]
+    fn refuses_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
+        let error = Store::open_write(&path).unwrap_err();
+        assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
+        assert_eq!(std::fs::read(&path).unwrap(), vec![0x42u8; 8192]);
+    }
+
+    #[test]
+    fn refuses_other_databases() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.sqlite");
+        Connection::open(&path).unwrap().execute_batch("CREATE TABLE t(x)").unwrap();
+        assert!(matches!(Store::open_write(&path).unwrap_err(), StoreError::NotARecord { .. }));
+    }
+}

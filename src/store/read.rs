@@ -1,0 +1,429 @@
+//! The readers' side: typed rows and the queries every command shares.
+
+use rusqlite::{params, Row};
+
+use super::{Store, StoreError};
+
+/// A recorded build.
+#[derive(Debug, Clone)]
+pub struct BuildRow {
+    pub id: i64,
+    pub argv: Vec<Vec<u8>>,
+    pub directory: Vec<u8>,
+    pub started_ns: i64,
+    pub ended_ns: Option<i64>,
+    pub state: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub traced: bool,
+    pub hooks_failed: bool,
+}
+
+/// A make process of a build.
+#[derive(Debug, Clone)]
+pub struct MakeRow {
+    pub id: i64,
+    pub build_id: i64,
+    pub pid: i32,
+    pub parent_make_id: Option<i64>,
+    pub parent_command_id: Option<i64>,
+    pub level: i64,
+    pub directory: Vec<u8>,
+    pub argv: Vec<Vec<u8>>,
+    pub started_ns: i64,
+    pub ended_ns: Option<i64>,
+    pub default_goal: Option<Vec<u8>>,
+    pub makefiles: Option<Vec<u8>>,
+    pub makedb_path: Option<Vec<u8>>,
+}
+
+/// A recorded command.
+#[derive(Debug, Clone)]
+pub struct CommandRow {
+    pub id: i64,
+    pub build_id: i64,
+    pub make_id: Option<i64>,
+    pub make_level: Option<i64>,
+    pub job: i64,
+    pub line_index: i64,
+    pub target: Vec<u8>,
+    pub recipe_file: Option<Vec<u8>>,
+    pub recipe_line: Option<i64>,
+    pub newer: Option<Vec<u8>>,
+    pub target_existed: Option<bool>,
+    pub directory: Vec<u8>,
+    pub shell: Option<Vec<u8>>,
+    pub shell_flags: Option<Vec<u8>>,
+    pub command: Vec<u8>,
+    pub argv: Vec<Vec<u8>>,
+    pub env: Vec<Vec<u8>>,
+    pub pid: Option<i32>,
+    pub started_ns: i64,
+    pub ended_ns: Option<i64>,
+    pub state: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub user_us: Option<i64>,
+    pub system_us: Option<i64>,
+    pub max_rss_kib: Option<i64>,
+    pub label: Option<String>,
+    pub test_name: Option<String>,
+    pub test_result: Option<String>,
+    pub traced: bool,
+    pub left_behind: Option<Vec<u8>>,
+}
+
+impl CommandRow {
+    /// Why make ran it, in words.
+    pub fn why(&self) -> String {
+        match (self.target_existed, self.newer.as_deref()) {
+            (Some(false), _) => "target did not exist".into(),
+            (_, Some(newer)) if !newer.is_empty() => format!("newer: {}", String::from_utf8_lossy(newer)),
+            _ => "always remade (phony or forced)".into(),
+        }
+    }
+
+    /// Duration in seconds, if it ended.
+    pub fn seconds(&self) -> Option<f64> {
+        self.ended_ns.map(|end| (end - self.started_ns) as f64 / 1e9)
+    }
+}
+
+/// One (owner, path, kind) access.
+#[derive(Debug, Clone)]
+pub struct AccessRow {
+    pub command_id: Option<i64>,
+    pub make_id: Option<i64>,
+    pub path: Vec<u8>,
+    pub kind: String,
+    pub count: i64,
+    pub process_id: Option<i64>,
+}
+
+/// A process.
+#[derive(Debug, Clone)]
+pub struct ProcessRow {
+    pub id: i64,
+    pub command_id: Option<i64>,
+    pub make_id: Option<i64>,
+    pub pid: i32,
+    pub parent_pid: Option<i32>,
+    pub exe: Option<Vec<u8>>,
+    pub argv: Vec<Vec<u8>>,
+    pub cwd: Option<Vec<u8>>,
+    pub started_ns: Option<i64>,
+    pub ended_ns: Option<i64>,
+    pub exit_code: Option<i32>,
+}
+
+/// A command's output.
+#[derive(Debug, Clone, Default)]
+pub struct CommandOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Filters for [`Store::commands`].
+#[derive(Debug, Clone, Default)]
+pub struct CommandFilter {
+    pub failed_only: bool,
+    pub target_contains: Option<Vec<u8>>,
+}
+
+fn split(bytes: Option<Vec<u8>>) -> Vec<Vec<u8>> {
+    crate::protocol::split_nul(&bytes.unwrap_or_default()).into_iter().map(<[u8]>::to_vec).collect()
+}
+
+const BUILD_COLUMNS: &str = "id, argv, directory, started_ns, ended_ns, state, exit_code, signal, traced, hooks_failed";
+
+fn build_row(r: &Row<'_>) -> rusqlite::Result<BuildRow> {
+    Ok(BuildRow {
+        id: r.get(0)?,
+        argv: split(r.get(1)?),
+        directory: r.get(2)?,
+        started_ns: r.get(3)?,
+        ended_ns: r.get(4)?,
+        state: r.get(5)?,
+        exit_code: r.get(6)?,
+        signal: r.get(7)?,
+        traced: r.get(8)?,
+        hooks_failed: r.get(9)?,
+    })
+}
+
+const MAKE_COLUMNS: &str = "id, build_id, pid, parent_make_id, parent_command_id, level, directory, argv, started_ns, \
+                            ended_ns, default_goal, makefiles, makedb_path";
+
+fn make_row(r: &Row<'_>) -> rusqlite::Result<MakeRow> {
+    Ok(MakeRow {
+        id: r.get(0)?,
+        build_id: r.get(1)?,
+        pid: r.get(2)?,
+        parent_make_id: r.get(3)?,
+        parent_command_id: r.get(4)?,
+        level: r.get(5)?,
+        directory: r.get(6)?,
+        argv: split(r.get(7)?),
+        started_ns: r.get(8)?,
+        ended_ns: r.get(9)?,
+        default_goal: r.get(10)?,
+        makefiles: r.get(11)?,
+        makedb_path: r.get(12)?,
+    })
+}
+
+const COMMAND_COLUMNS: &str = "c.id, c.build_id, c.make_id, m.level, c.job, c.line_index, c.target, c.recipe_file, \
+    c.recipe_line, c.newer, c.target_existed, c.directory, c.shell, c.shell_flags, c.command, c.argv, c.env, c.pid, \
+    c.started_ns, c.ended_ns, c.state, c.exit_code, c.signal, c.user_us, c.system_us, c.max_rss_kib, c.label, \
+    c.test_name, c.test_result, c.traced, c.left_behind";
+
+fn command_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
+    Ok(CommandRow {
+        id: r.get(0)?,
+        build_id: r.get(1)?,
+        make_id: r.get(2)?,
+        make_level: r.get(3)?,
+        job: r.get(4)?,
+        line_index: r.get(5)?,
+        target: r.get(6)?,
+        recipe_file: r.get(7)?,
+        recipe_line: r.get(8)?,
+        newer: r.get(9)?,
+        target_existed: r.get(10)?,
+        directory: r.get(11)?,
+        shell: r.get(12)?,
+        shell_flags: r.get(13)?,
+        command: r.get(14)?,
+        argv: split(r.get(15)?),
+        env: split(r.get(16)?),
+        pid: r.get(17)?,
+        started_ns: r.get(18)?,
+        ended_ns: r.get(19)?,
+        state: r.get(20)?,
+        exit_code: r.get(21)?,
+        signal: r.get(22)?,
+        user_us: r.get(23)?,
+        system_us: r.get(24)?,
+        max_rss_kib: r.get(25)?,
+        label: r.get(26)?,
+        test_name: r.get(27)?,
+        test_result: r.get(28)?,
+        traced: r.get(29)?,
+        left_behind: r.get(30)?,
+    })
+}
+
+fn process_row(r: &Row<'_>) -> rusqlite::Result<ProcessRow> {
+    Ok(ProcessRow {
+        id: r.get(0)?,
+        command_id: r.get(1)?,
+        make_id: r.get(2)?,
+        pid: r.get(3)?,
+        parent_pid: r.get(4)?,
+        exe: r.get(5)?,
+        argv: split(r.get(6)?),
+        cwd: r.get(7)?,
+        started_ns: r.get(8)?,
+        ended_ns: r.get(9)?,
+        exit_code: r.get(10)?,
+    })
+}
+
+impl Store {
+    fn rows<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut st = self.conn.prepare_cached(sql).map_err(|e| self.sqlite(e))?;
+        let rows = st.query_map(params, f).map_err(|e| self.sqlite(e))?;
+        rows.collect::<rusqlite::Result<Vec<T>>>().map_err(|e| self.sqlite(e))
+    }
+
+    /// Every build, oldest first.
+    pub fn builds(&self) -> Result<Vec<BuildRow>, StoreError> {
+        self.rows(&format!("SELECT {BUILD_COLUMNS} FROM build ORDER BY id"), [], build_row)
+    }
+
+    /// One build.
+    pub fn build(&self, id: i64) -> Result<Option<BuildRow>, StoreError> {
+        Ok(self.rows(&format!("SELECT {BUILD_COLUMNS} FROM build WHERE id = ?1"), [id], build_row)?.pop())
+    }
+
+    /// The newest build.
+    pub fn last_build(&self) -> Result<Option<BuildRow>, StoreError> {
+        Ok(self.rows(&format!("SELECT {BUILD_COLUMNS} FROM build ORDER BY id DESC LIMIT 1"), [], build_row)?.pop())
+    }
+
+    /// How many commands the last finished build with these arguments in this
+    /// directory ran: the progress bar's total.
+    pub fn previous_command_count(&self, directory: &[u8], argv: &[u8]) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT (SELECT count(*) FROM command c WHERE c.build_id = b.id) FROM build b
+                 WHERE b.directory = ?1 AND b.argv = ?2 AND b.state IN ('complete', 'failed')
+                 ORDER BY b.id DESC LIMIT 1",
+                params![directory, argv],
+                |r| r.get::<_, i64>(0),
+            )?
+            .pop()
+            .map(|n| n as u64))
+    }
+
+    /// The make processes of a build, in the order they started.
+    pub fn makes(&self, build_id: i64) -> Result<Vec<MakeRow>, StoreError> {
+        self.rows(&format!("SELECT {MAKE_COLUMNS} FROM make WHERE build_id = ?1 ORDER BY id"), [build_id], make_row)
+    }
+
+    /// One make process.
+    pub fn make(&self, id: i64) -> Result<Option<MakeRow>, StoreError> {
+        Ok(self.rows(&format!("SELECT {MAKE_COLUMNS} FROM make WHERE id = ?1"), [id], make_row)?.pop())
+    }
+
+    /// The commands of a build, in the order they started.
+    pub fn commands(&self, build_id: i64, filter: &CommandFilter) -> Result<Vec<CommandRow>, StoreError> {
+        let mut sql = format!("SELECT {COMMAND_COLUMNS} FROM command c LEFT JOIN make m ON m.id = c.make_id WHERE c.build_id = ?1");
+        if filter.failed_only {
+            sql.push_str(" AND c.state NOT IN ('ok', 'running')");
+        }
+        if filter.target_contains.is_some() {
+            sql.push_str(" AND instr(c.target, ?2) > 0");
+        }
+        sql.push_str(" ORDER BY c.id");
+        match &filter.target_contains {
+            Some(text) => self.rows(&sql, params![build_id, text], command_row),
+            None => self.rows(&sql, params![build_id], command_row),
+        }
+    }
+
+    /// One command.
+    pub fn command(&self, id: i64) -> Result<Option<CommandRow>, StoreError> {
+        Ok(self
+            .rows(
+                &format!("SELECT {COMMAND_COLUMNS} FROM command c LEFT JOIN make m ON m.id = c.make_id WHERE c.id = ?1"),
+                [id],
+                command_row,
+            )?
+            .pop())
+    }
+
+    /// What a command printed.
+    pub fn output(&self, command_id: i64) -> Result<CommandOutput, StoreError> {
+        Ok(self
+            .rows("SELECT stdout, stderr FROM command WHERE id = ?1", [command_id], |r| {
+                Ok(CommandOutput {
+                    stdout: r.get::<_, Option<Vec<u8>>>(0)?.unwrap_or_default(),
+                    stderr: r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default(),
+                })
+            })?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// A command's file accesses, by kind then path.
+    pub fn accesses(&self, command_id: i64) -> Result<Vec<AccessRow>, StoreError> {
+        self.rows(
+            "SELECT a.command_id, a.make_id, p.path, k.name, a.count, a.process_id
+             FROM access a JOIN path p ON p.id = a.path_id JOIN access_kind k ON k.id = a.kind
+             WHERE a.command_id = ?1 ORDER BY a.kind, p.path",
+            [command_id],
+            |r| {
+                Ok(AccessRow {
+                    command_id: r.get(0)?,
+                    make_id: r.get(1)?,
+                    path: r.get(2)?,
+                    kind: r.get(3)?,
+                    count: r.get(4)?,
+                    process_id: r.get(5)?,
+                })
+            },
+        )
+    }
+
+    /// Every access to one path in a build: who wrote it, who read it.
+    pub fn accesses_to(&self, build_id: i64, path: &[u8]) -> Result<Vec<AccessRow>, StoreError> {
+        self.rows(
+            "SELECT a.command_id, a.make_id, p.path, k.name, a.count, a.process_id
+             FROM access a JOIN path p ON p.id = a.path_id JOIN access_kind k ON k.id = a.kind
+             WHERE a.build_id = ?1 AND p.path = ?2 ORDER BY a.command_id, a.kind",
+            params![build_id, path],
+            |r| {
+                Ok(AccessRow {
+                    command_id: r.get(0)?,
+                    make_id: r.get(1)?,
+                    path: r.get(2)?,
+                    kind: r.get(3)?,
+                    count: r.get(4)?,
+                    process_id: r.get(5)?,
+                })
+            },
+        )
+    }
+
+    /// A command's processes, in the order they were seen.
+    pub fn processes(&self, command_id: i64) -> Result<Vec<ProcessRow>, StoreError> {
+        self.rows(
+            "SELECT id, command_id, make_id, pid, parent_pid, exe, argv, cwd, started_ns, ended_ns, exit_code
+             FROM process WHERE command_id = ?1 ORDER BY id",
+            [command_id],
+            process_row,
+        )
+    }
+
+    /// A command's tags.
+    pub fn tags(&self, command_id: i64) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        self.rows("SELECT name, value FROM tag WHERE command_id = ?1 ORDER BY rowid", [command_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+    }
+
+    /// The commands that wrote into a path during a build (newest last).
+    pub fn writers_of(&self, build_id: i64, path: &[u8]) -> Result<Vec<i64>, StoreError> {
+        self.rows(
+            "SELECT DISTINCT a.command_id FROM access a JOIN path p ON p.id = a.path_id
+             WHERE a.build_id = ?1 AND p.path = ?2 AND a.command_id IS NOT NULL
+               AND a.kind IN (2, 3, 4, 5, 12, 13, 14, 15) ORDER BY a.command_id",
+            params![build_id, path],
+            |r| r.get(0),
+        )
+    }
+
+    /// The commands that depend on a command through the files it wrote.
+    pub fn dependents(&self, command_id: i64) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        self.rows(
+            "SELECT e.to_command_id, p.path FROM edge e JOIN path p ON p.id = e.path_id
+             WHERE e.from_command_id = ?1 ORDER BY e.to_command_id",
+            [command_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    }
+
+    /// The commands a command depends on through the files it read.
+    pub fn dependencies(&self, command_id: i64) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        self.rows(
+            "SELECT e.from_command_id, p.path FROM edge e JOIN path p ON p.id = e.path_id
+             WHERE e.to_command_id = ?1 ORDER BY e.from_command_id",
+            [command_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    }
+
+    /// Commands of a build whose target is exactly `target`.
+    pub fn commands_for_target(&self, build_id: i64, target: &[u8]) -> Result<Vec<i64>, StoreError> {
+        self.rows(
+            "SELECT id FROM command WHERE build_id = ?1 AND target = ?2 ORDER BY id",
+            params![build_id, target],
+            |r| r.get(0),
+        )
+    }
+
+    /// Every command of a build with its target and directory (for matching names).
+    pub fn targets_of(&self, build_id: i64) -> Result<Vec<(i64, Vec<u8>, Vec<u8>)>, StoreError> {
+        self.rows(
+            "SELECT id, target, directory FROM command WHERE build_id = ?1 ORDER BY id",
+            [build_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+    }
+}

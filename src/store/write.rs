@@ -1,0 +1,347 @@
+//! The writer's side: rows as the recorder produces them. Ids are assigned by the
+//! recorder (see [`Store::next_ids`]), so rows that refer to each other can be written
+//! in any order and in batches.
+
+use rusqlite::params;
+
+use super::{Store, StoreError};
+
+/// A build about to start.
+#[derive(Debug, Clone)]
+pub struct NewBuild {
+    pub id: i64,
+    /// make's arguments, NUL-separated.
+    pub argv: Vec<u8>,
+    pub directory: Vec<u8>,
+    pub started_ns: i64,
+    pub traced: bool,
+}
+
+/// How a build ended.
+#[derive(Debug, Clone)]
+pub struct BuildEnd {
+    pub ended_ns: i64,
+    /// `complete`, `failed` or `interrupted`.
+    pub state: &'static str,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub hooks_failed: bool,
+}
+
+/// A make process.
+#[derive(Debug, Clone)]
+pub struct NewMake {
+    pub id: i64,
+    pub build_id: i64,
+    pub pid: i32,
+    pub parent_make_id: Option<i64>,
+    pub parent_command_id: Option<i64>,
+    pub level: i64,
+    pub directory: Vec<u8>,
+    pub argv: Vec<u8>,
+    pub started_ns: i64,
+}
+
+/// How a make process ended.
+#[derive(Debug, Clone)]
+pub struct MakeEnd {
+    pub ended_ns: i64,
+    pub default_goal: Vec<u8>,
+    pub makefiles: Vec<u8>,
+    pub makedb_path: Option<Vec<u8>>,
+}
+
+/// A recipe command that started.
+#[derive(Debug, Clone)]
+pub struct NewCommand {
+    pub id: i64,
+    pub build_id: i64,
+    pub make_id: Option<i64>,
+    pub job: i64,
+    pub line_index: i64,
+    pub target: Vec<u8>,
+    pub recipe_file: Vec<u8>,
+    pub recipe_line: i64,
+    pub newer: Vec<u8>,
+    pub target_existed: bool,
+    pub directory: Vec<u8>,
+    pub shell: Vec<u8>,
+    pub shell_flags: Vec<u8>,
+    pub command: Vec<u8>,
+    pub argv: Vec<u8>,
+    pub env: Vec<u8>,
+    pub pid: i32,
+    pub started_ns: i64,
+    pub traced: bool,
+    pub label: String,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, Default)]
+pub struct CommandEnd {
+    pub ended_ns: i64,
+    /// `ok`, `failed`, `killed` or `lost`.
+    pub state: &'static str,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub user_us: Option<i64>,
+    pub system_us: Option<i64>,
+    pub max_rss_kib: Option<i64>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub traced: bool,
+    pub left_behind: Vec<u8>,
+}
+
+/// What hooks (or built-in rules) decided about a command.
+#[derive(Debug, Clone, Default)]
+pub struct CommandNotes {
+    pub label: Option<String>,
+    pub test_name: Option<String>,
+    pub test_result: Option<String>,
+    pub tags: Vec<(String, Option<String>)>,
+}
+
+/// A process of a traced command or of a make.
+#[derive(Debug, Clone)]
+pub struct NewProcess {
+    pub id: i64,
+    pub build_id: i64,
+    pub command_id: Option<i64>,
+    pub make_id: Option<i64>,
+    pub pid: i32,
+    pub parent_pid: Option<i32>,
+    pub started_ns: i64,
+}
+
+/// Whose file access it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Owner {
+    Command(i64),
+    Make(i64),
+}
+
+/// One deduplicated access.
+#[derive(Debug, Clone)]
+pub struct NewAccess {
+    pub path: Vec<u8>,
+    pub kind: u8,
+    pub process_id: Option<i64>,
+    pub first_ns: i64,
+    pub count: i64,
+}
+
+/// The next free ids, so that a new build continues the numbering.
+#[derive(Debug, Clone, Copy)]
+pub struct NextIds {
+    pub build: i64,
+    pub make: i64,
+    pub command: i64,
+    pub process: i64,
+}
+
+impl Store {
+    /// Start a batch.
+    pub fn begin(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.write_error(e))
+    }
+
+    /// End a batch.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("COMMIT").map_err(|e| self.write_error(e))
+    }
+
+    /// The ids a new build starts from.
+    pub fn next_ids(&self) -> Result<NextIds, StoreError> {
+        let next = |table: &str| -> Result<i64, StoreError> {
+            self.conn
+                .query_row(&format!("SELECT coalesce(max(id), 0) + 1 FROM {table}"), [], |r| r.get(0))
+                .map_err(|e| self.sqlite(e))
+        };
+        Ok(NextIds { build: next("build")?, make: next("make")?, command: next("command")?, process: next("process")? })
+    }
+
+    pub fn insert_build(&mut self, b: &NewBuild) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO build (id, argv, directory, started_ns, state, traced, makescope_version)
+                 VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![b.id, b.argv, b.directory, b.started_ns, b.traced, env!("CARGO_PKG_VERSION")])
+            })
+            .map(drop)
+            .map_err(|e| self.write_error(e))
+    }
+
+    pub fn finish_build(&mut self, id: i64, end: &BuildEnd) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE build SET ended_ns = ?2, state = ?3, exit_code = ?4, signal = ?5, hooks_failed = ?6 WHERE id = ?1",
+            params![id, end.ended_ns, end.state, end.exit_code, end.signal, end.hooks_failed],
+        )
+    }
+
+    pub fn insert_make(&mut self, m: &NewMake) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO make (id, build_id, pid, parent_make_id, parent_command_id, level, directory, argv, started_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                m.id,
+                m.build_id,
+                m.pid,
+                m.parent_make_id,
+                m.parent_command_id,
+                m.level,
+                m.directory,
+                m.argv,
+                m.started_ns
+            ],
+        )
+    }
+
+    pub fn finish_make(&mut self, id: i64, end: &MakeEnd) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE make SET ended_ns = ?2, default_goal = ?3, makefiles = ?4, makedb_path = ?5 WHERE id = ?1",
+            params![id, end.ended_ns, end.default_goal, end.makefiles, end.makedb_path],
+        )
+    }
+
+    pub fn insert_command(&mut self, c: &NewCommand) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO command (id, build_id, make_id, job, line_index, target, recipe_file, recipe_line, newer,
+                                  target_existed, directory, shell, shell_flags, command, argv, env, pid,
+                                  started_ns, state, traced, label)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, 'running', ?19, ?20)",
+            params![
+                c.id,
+                c.build_id,
+                c.make_id,
+                c.job,
+                c.line_index,
+                c.target,
+                c.recipe_file,
+                c.recipe_line,
+                c.newer,
+                c.target_existed,
+                c.directory,
+                c.shell,
+                c.shell_flags,
+                c.command,
+                c.argv,
+                c.env,
+                c.pid,
+                c.started_ns,
+                c.traced,
+                c.label
+            ],
+        )
+    }
+
+    pub fn finish_command(&mut self, id: i64, end: &CommandEnd) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE command SET ended_ns = ?2, state = ?3, exit_code = ?4, signal = ?5, user_us = ?6, system_us = ?7,
+                                max_rss_kib = ?8, stdout = ?9, stderr = ?10, traced = ?11, left_behind = ?12
+             WHERE id = ?1",
+            params![
+                id,
+                end.ended_ns,
+                end.state,
+                end.exit_code,
+                end.signal,
+                end.user_us,
+                end.system_us,
+                end.max_rss_kib,
+                end.stdout,
+                end.stderr,
+                end.traced,
+                if end.left_behind.is_empty() { None } else { Some(&end.left_behind) }
+            ],
+        )
+    }
+
+    pub fn note_command(&mut self, id: i64, notes: &CommandNotes) -> Result<(), StoreError> {
+        if let Some(label) = &notes.label {
+            self.exec("UPDATE command SET label = ?2 WHERE id = ?1", params![id, label])?;
+        }
+        if notes.test_name.is_some() || notes.test_result.is_some() {
+            self.exec(
+                "UPDATE command SET test_name = coalesce(?2, test_name), test_result = coalesce(?3, test_result) WHERE id = ?1",
+                params![id, notes.test_name, notes.test_result],
+            )?;
+        }
+        for (name, value) in &notes.tags {
+            self.exec("INSERT INTO tag (command_id, name, value) VALUES (?1, ?2, ?3)", params![id, name, value])?;
+        }
+        Ok(())
+    }
+
+    pub fn insert_process(&mut self, p: &NewProcess) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO process (id, build_id, command_id, make_id, pid, parent_pid, started_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![p.id, p.build_id, p.command_id, p.make_id, p.pid, p.parent_pid, p.started_ns],
+        )
+    }
+
+    pub fn exec_process(&mut self, id: i64, exe: &[u8], argv: &[u8], cwd: &[u8]) -> Result<(), StoreError> {
+        self.exec("UPDATE process SET exe = ?2, argv = ?3, cwd = ?4 WHERE id = ?1", params![id, exe, argv, cwd])
+    }
+
+    pub fn finish_process(&mut self, id: i64, ended_ns: i64, exit_code: Option<i32>) -> Result<(), StoreError> {
+        self.exec("UPDATE process SET ended_ns = ?2, exit_code = ?3 WHERE id = ?1", params![id, ended_ns, exit_code])
+    }
+
+    /// The id of a path, interning it.
+    pub fn path_id(&mut self, path: &[u8]) -> Result<i64, StoreError> {
+        if let Some(&id) = self.paths.get(path) {
+            return Ok(id);
+        }
+        let id = self
+            .conn
+            .prepare_cached("INSERT INTO path (path) VALUES (?1) ON CONFLICT (path) DO UPDATE SET path = path RETURNING id")
+            .and_then(|mut st| st.query_row(params![path], |r| r.get(0)))
+            .map_err(|e| self.write_error(e))?;
+        self.paths.insert(path.to_vec(), id);
+        Ok(id)
+    }
+
+    pub fn insert_accesses(&mut self, build_id: i64, owner: Owner, accesses: &[NewAccess]) -> Result<(), StoreError> {
+        let (command_id, make_id) = match owner {
+            Owner::Command(id) => (Some(id), None),
+            Owner::Make(id) => (None, Some(id)),
+        };
+        for a in accesses {
+            let path_id = self.path_id(&a.path)?;
+            self.exec(
+                "INSERT INTO access (build_id, command_id, make_id, path_id, kind, process_id, first_ns, count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![build_id, command_id, make_id, path_id, a.kind, a.process_id, a.first_ns, a.count],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Compute the command DAG of a build: an edge from the command that wrote a path
+    /// to every command that started after it and read, executed, stat'ed, listed or
+    /// probed that path.
+    pub fn compute_edges(&mut self, build_id: i64) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO edge (build_id, from_command_id, to_command_id, path_id)
+                 SELECT DISTINCT ?1, w.command_id, r.command_id, w.path_id
+                 FROM access w
+                 JOIN access r ON r.path_id = w.path_id AND r.build_id = w.build_id
+                 JOIN command cw ON cw.id = w.command_id
+                 JOIN command cr ON cr.id = r.command_id
+                 WHERE w.build_id = ?1 AND w.kind IN (2, 3, 4, 5, 12, 13, 14, 15)
+                   AND r.kind IN (1, 6, 7, 8, 9) AND r.command_id <> w.command_id
+                   AND cr.started_ns >= cw.started_ns",
+                params![build_id],
+            )
+            .map_err(|e| self.write_error(e))
+    }
+
+    fn exec(&mut self, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
+        self.conn.prepare_cached(sql).and_then(|mut st| st.execute(params)).map(drop).map_err(|e| self.write_error(e))
+    }
+}
