@@ -213,18 +213,30 @@ fn interleaved_commands_keep_their_own_object() {
 
 #[test]
 fn non_utf8_target_reaches_python_as_fsdecode_would() {
-    let fixture = Fixture::new(
-        "import os\ndef label(cmd):\n    assert os.fsencode(cmd.target) == b'caf\\xe9.o', repr(cmd.target)\n    return 'CC ' + ascii(cmd.target)\n",
-    );
+    let fixture = Fixture::new(concat!(
+        "import os\n",
+        "def label(cmd):\n",
+        "    assert os.fsencode(cmd.target) == b'caf\\xe9.o', repr(cmd.target)\n",
+        "    return 'CC ' + cmd.target\n",
+        "def finished(cmd):\n",
+        "    cmd.test_name = cmd.target\n",
+        "    cmd.tags[cmd.target] = cmd.target\n",
+    ));
     let mut hooks = fixture.load();
-    let (label, _) = run(&mut hooks, &info(1, b"caf\xe9.o"), &ok(), None);
+    let (label, verdict) = run(&mut hooks, &info(1, b"caf\xe9.o"), &ok(), None);
     assert_eq!(fixture.messages(), "");
+    // Labels, test names and tags are text: bytes that were not UTF-8 become U+FFFD.
     assert_eq!(
         label,
         Label {
             verb: "CC".into(),
-            object: "'caf\\udce9.o'".into()
+            object: "caf\u{fffd}.o".into()
         }
+    );
+    assert_eq!(verdict.test_name.as_deref(), Some("caf\u{fffd}.o"));
+    assert_eq!(
+        verdict.tags,
+        vec![("caf\u{fffd}.o".into(), Some("caf\u{fffd}.o".into()))]
     );
 }
 

@@ -39,7 +39,7 @@ pub struct Verdict {
 /// the store keeps them. The recorder passes `None` when the command was not traced.
 #[derive(Debug, Clone, Default)]
 pub struct Files {
-    /// Read or executed.
+    /// Read, executed, stat'ed, listed or probed (the kinds the DAG's edges follow).
     pub reads: Vec<Vec<u8>>,
     /// Written, created, truncated, appended, renamed into place.
     pub writes: Vec<Vec<u8>>,

@@ -46,9 +46,9 @@ pub struct PyCommand {
     /// The label, `"VERB object"`: the default one inside `label()`, the final one after.
     #[pyo3(get)]
     label: String,
-    #[pyo3(get, set)]
+    #[pyo3(get)]
     test_name: Option<String>,
-    #[pyo3(get, set)]
+    #[pyo3(get)]
     test_result: Option<String>,
     /// Tags to record: name → value (or None).
     #[pyo3(get)]
@@ -110,7 +110,7 @@ impl PyCommand {
     fn duration(&self) -> Option<f64> {
         self.duration_ns.map(|ns| ns as f64 / 1e9)
     }
-    /// Files it read or executed; None until it finished, or if it was not traced.
+    /// Files it read, executed, stat'ed, listed or probed; None until it finished, or if it was not traced.
     #[getter]
     fn reads(&self, py: Python<'_>) -> Option<Vec<PyObject>> {
         self.files
@@ -123,6 +123,16 @@ impl PyCommand {
         self.files
             .as_ref()
             .map(|f| f.writes.iter().map(|p| fsdecode(py, p)).collect())
+    }
+    #[setter]
+    fn set_test_name(&mut self, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        self.test_name = lossy_text(value)?;
+        Ok(())
+    }
+    #[setter]
+    fn set_test_result(&mut self, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        self.test_result = lossy_text(value)?;
+        Ok(())
     }
     /// Attach a tag (`cmd.tags[name] = value` does the same).
     #[pyo3(signature = (name, value=None))]
@@ -361,6 +371,33 @@ impl Drop for PyHooks {
     }
 }
 
+/// `str(value)` as Rust text; None stays None.
+fn lossy_text(value: Option<Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+    match value {
+        Some(v) if !v.is_none() => Ok(Some(text(&v.str()?))),
+        _ => Ok(None),
+    }
+}
+
+/// A Python str as Rust text. Bytes that came from make as non-UTF-8 (surrogate escapes,
+/// as `os.fsdecode` makes them) become U+FFFD one for one, as `String::from_utf8_lossy`
+/// of the original bytes would show them.
+fn text(s: &Bound<'_, PyString>) -> String {
+    if let Ok(s) = s.to_str() {
+        return s.to_string();
+    }
+    match s.call_method1("encode", ("utf-8", "surrogateescape")) {
+        Ok(bytes) => String::from_utf8_lossy(
+            bytes
+                .downcast::<pyo3::types::PyBytes>()
+                .map(|b| b.as_bytes())
+                .unwrap_or_default(),
+        )
+        .into_owned(),
+        Err(_) => s.to_string_lossy().into_owned(),
+    }
+}
+
 fn format_label(label: &Label) -> String {
     if label.object.is_empty() {
         label.verb.clone()
@@ -374,8 +411,9 @@ fn parse_label(value: &Bound<'_, PyAny>) -> PyResult<Option<Label>> {
     if value.is_none() {
         return Ok(None);
     }
+    // Labels are text: bytes that were not UTF-8 (surrogate escapes) become U+FFFD.
     if let Ok(text) = value.downcast::<PyString>() {
-        let text = text.to_cow()?;
+        let text = self::text(text);
         let text = text.trim();
         let (verb, object) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
         return Ok(Some(Label {
@@ -384,7 +422,8 @@ fn parse_label(value: &Bound<'_, PyAny>) -> PyResult<Option<Label>> {
         }));
     }
     if let Ok(pair) = value.downcast::<PyTuple>() {
-        if let Ok((verb, object)) = pair.extract::<(String, String)>() {
+        if let Ok((verb, object)) = pair.extract::<(Bound<'_, PyString>, Bound<'_, PyString>)>() {
+            let (verb, object) = (text(&verb), text(&object));
             return Ok(Some(Label { verb, object }));
         }
     }
@@ -397,12 +436,8 @@ fn parse_label(value: &Bound<'_, PyAny>) -> PyResult<Option<Label>> {
 fn verdict(py: Python<'_>, cmd: &PyCommand, outcome: &Outcome) -> PyResult<Verdict> {
     let mut tags = Vec::new();
     for (name, value) in cmd.tags.bind(py).iter() {
-        let value = if value.is_none() {
-            None
-        } else {
-            Some(value.str()?.to_string())
-        };
-        tags.push((name.str()?.to_string(), value));
+        let name = text(&name.str()?);
+        tags.push((name, lossy_text(Some(value))?));
     }
     let test_result = match (&cmd.test_name, &cmd.test_result) {
         (Some(_), None) => Some(
