@@ -150,6 +150,8 @@ static char *python_exec_fn (const char *name, unsigned int argc, char **argv)
 
 int makescope_python_setup (const gmk_floc *floc)
 {
+  /* A makefile may `load` the plugin under another name while makescope has loaded it:
+     make then calls setup again. Registering twice is harmless, but say so. */
   gmk_add_function ("python", python_fn, 1, 1, 0);
   gmk_add_function ("python-exec", python_exec_fn, 1, 1, 0);
   return 1;

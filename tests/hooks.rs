@@ -369,3 +369,92 @@ fn find_prefers_the_explicit_file_then_dot_makescope() {
         Some(PathBuf::from("h.py"))
     );
 }
+
+/// examples/hooks/glibc.py on a command as glibc's Rules and Makeconfig expand it.
+#[test]
+fn glibc_hooks_name_tests_and_read_their_result_files() {
+    let hooks_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hooks/glibc.py");
+    let messages: Arc<Mutex<String>> = Arc::default();
+    let sink = messages.clone();
+    let mut hooks = Hooks::load_with_reporter(
+        &hooks_file,
+        Box::new(move |m: &str| sink.lock().unwrap().push_str(m)),
+    )
+    .unwrap();
+    let build = tempfile::tempdir().unwrap();
+    let objdir = build.path().display().to_string();
+    std::fs::create_dir(build.path().join("string")).unwrap();
+    std::fs::write(
+        build.path().join("string/test-strlen.test-result"),
+        "FAIL: string/test-strlen\noriginal exit status 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        build.path().join("string/tst-xfail.test-result"),
+        "XFAIL: string/tst-xfail\noriginal exit status 1\n",
+    )
+    .unwrap();
+    let test = |id: i64, name: &str| {
+        CommandInfo {
+        id,
+        target: format!("{objdir}/{name}.out").into_bytes(),
+        directory: b"/usr/src/glibc/string".to_vec(),
+        top_directory: objdir.clone().into_bytes(),
+        command: format!(
+            "env GCONV_PATH={objdir}/iconvdata LOCPATH={objdir}/localedata LC_ALL=C {objdir}/elf/ld-linux-x86-64.so.2 \
+             --library-path {objdir}:{objdir}/math {objdir}/{name}  > {objdir}/{name}.out; \\\n\
+             ../scripts/evaluate-test.sh {name} $? false false > {objdir}/{name}.test-result"
+        )
+        .into_bytes(),
+        recipe_file: b"../Rules".to_vec(),
+        recipe_line: 339,
+        make_level: 2,
+    }
+    };
+
+    let (label, verdict) = run(&mut hooks, &test(1, "string/test-strlen"), &ok(), None);
+    assert_eq!(
+        label,
+        Label {
+            verb: "TEST".into(),
+            object: "string/test-strlen".into()
+        }
+    );
+    assert_eq!(verdict.test_name.as_deref(), Some("string/test-strlen"));
+    assert_eq!(
+        verdict.test_result.as_deref(),
+        Some("FAIL"),
+        "the result file wins over exit status 0"
+    );
+    assert_eq!(verdict.tags, vec![("subdir".into(), Some("string".into()))]);
+
+    let (_, verdict) = run(&mut hooks, &test(2, "string/tst-xfail"), &ok(), None);
+    assert_eq!(verdict.test_result.as_deref(), Some("XFAIL"));
+
+    let (_, verdict) = run(
+        &mut hooks,
+        &test(3, "string/tst-killed"),
+        &Outcome {
+            signal: Some(9),
+            exit_code: None,
+            duration_ns: 1,
+        },
+        None,
+    );
+    assert_eq!(
+        verdict.test_result.as_deref(),
+        Some("FAIL"),
+        "no result file and no exit 0"
+    );
+
+    let compile = CommandInfo {
+        command: b"gcc test-strlen.c -c -o /b/string/test-strlen.o".to_vec(),
+        target: b"/b/string/test-strlen.o".to_vec(),
+        ..test(4, "x")
+    };
+    let (label, verdict) = run(&mut hooks, &compile, &ok(), None);
+    assert_eq!(label, default_label(&compile));
+    assert_eq!(verdict, Verdict::default());
+    assert_eq!(messages.lock().unwrap().as_str(), "");
+    assert!(!hooks.failed());
+}
