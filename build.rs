@@ -21,7 +21,15 @@ fn main() {
     let libpython = libpython();
     let cc = env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&cc)
-        .args(["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"])
+        .args([
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Wno-unused-parameter",
+            "-std=gnu11",
+        ])
         .arg(format!("-DMAKESCOPE_LIBPYTHON=\"{libpython}\""))
         .args(python_includes())
         .arg("-o")
@@ -52,5 +60,8 @@ fn python_includes() -> Vec<String> {
 fn python_config(code: &str) -> Option<String> {
     let python = env::var("PYO3_PYTHON").unwrap_or_else(|_| "python3".into());
     let output = Command::new(python).args(["-c", code]).output().ok()?;
-    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
 }

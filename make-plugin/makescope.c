@@ -1,9 +1,11 @@
 /* makescope's GNU make plugin (make 4.3 loadable object).
  *
  * It hands make's own facts to the recorder and thinks about nothing:
- *  - every recipe line runs through the shim: a pattern-specific `SHELL` that puts the
- *    shim in front of the makefile's own SHELL (looked up in make's global scope, so
- *    `SHELL := /bin/bash` and command-line SHELL=… are kept);
+ *  - every recipe line runs through the shim: a pattern-specific `SHELL` names a link to
+ *    the shim whose path spells the makefile's own SHELL (looked up in make's global
+ *    scope, so `SHELL := /bin/bash` and command-line SHELL=… are kept):
+ *    `<dir>/abs/bin/bash` for /bin/bash. One word, so .ONESHELL (which does not split
+ *    SHELL) works, and make's bourne-shell checks see `bash`;
  *  - every recipe's environment gets MAKESCOPE_CTX: the make pid, a job number, $@,
  *    the recipe's makefile and line, $?, SHELL and .SHELLFLAGS;
  *  - each make process announces itself when it starts (and waits to be acknowledged,
@@ -51,6 +53,7 @@ enum { MAKE_START = 1, MAKE_END = 2, ACK = 20 };
 
 static int sock = -1;
 static const char *shim;
+static const char *shell_dir;
 static int silent;
 static unsigned long job_serial;
 
@@ -107,15 +110,37 @@ static char *copy (const char *s)
   return r;
 }
 
+/* Make sure PATH (a link to the shim) exists, with its directories. */
+static void ensure_link (char *path)
+{
+  static char last[4096];
+  if (!strcmp (path, last) || access (path, F_OK) == 0)
+    return;
+  for (char *slash = strchr (path + strlen (shell_dir) + 1, '/'); slash; slash = strchr (slash + 1, '/'))
+    {
+      *slash = '\0';
+      mkdir (path, 0700);
+      *slash = '/';
+    }
+  if (symlink (shim, path) == 0 || errno == EEXIST)
+    snprintf (last, sizeof last, "%s", path);
+}
+
 /* $(makescope-shell x): what make should run instead of the makefile's SHELL. */
 static char *shell_fn (const char *name, unsigned int argc, char **argv)
 {
   if (silent)
     run_silent = 1;     /* make's own echo of each command: the recorder prints instead */
   char *real = global_expand ("$(SHELL)");
-  char *r = gmk_alloc (strlen (shim) + strlen (real) + 2);
-  sprintf (r, "%s %s", shim, real);
+  const char *kind = real[0] == '/' ? "/abs" : "/rel/";
+  char *r = gmk_alloc (strlen (shell_dir) + strlen (kind) + strlen (real) + 1);
+  sprintf (r, "%s%s%s", shell_dir, kind, real);
   gmk_free (real);
+  char *first = strdup (r), *end = strpbrk (first + strlen (shell_dir), " \t");
+  if (end)
+    *end = '\0';
+  ensure_link (first);
+  free (first);
   return r;
 }
 
@@ -284,11 +309,12 @@ int makescope_gmk_setup (const gmk_floc *floc)
     return 0;
   const char *path = getenv ("MAKESCOPE_SOCK");
   shim = getenv ("MAKESCOPE_SHIM");
-  if (!path || !*path || !shim || !*shim)
+  shell_dir = getenv ("MAKESCOPE_SHELL_DIR");
+  if (!path || !*path || !shim || !*shim || !shell_dir || !*shell_dir)
     return 1;   /* loaded outside makescope: only $(python …) */
-  if (strpbrk (shim, " \t\n"))
+  if (strpbrk (shell_dir, " \t\n"))
     {
-      fprintf (stderr, "makescope: the shim's path must not contain spaces: %s\n", shim);
+      fprintf (stderr, "makescope: the temporary directory must not contain spaces: %s\n", shell_dir);
       return 0;
     }
   silent = getenv ("MAKESCOPE_SILENT") && !strcmp (getenv ("MAKESCOPE_SILENT"), "1");

@@ -70,7 +70,12 @@ pub struct BuildOptions {
     #[arg(long)]
     pub keep_secrets: bool,
     /// The make program to run.
-    #[arg(long, env = "MAKESCOPE_MAKE", default_value = "make", value_name = "PROGRAM")]
+    #[arg(
+        long,
+        env = "MAKESCOPE_MAKE",
+        default_value = "make",
+        value_name = "PROGRAM"
+    )]
     pub make_program: PathBuf,
 }
 
@@ -152,7 +157,8 @@ impl Command {
 /// Parse, run, and turn errors into one `error:` line and exit status 2.
 pub fn main() -> ExitCode {
     let arguments = Arguments::parse();
-    let result = Config::from_arguments(&arguments).and_then(|config| arguments.command.execute(&config));
+    let result =
+        Config::from_arguments(&arguments).and_then(|config| arguments.command.execute(&config));
     match result {
         Ok(code) => ExitCode::from(code),
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
@@ -164,7 +170,9 @@ pub fn main() -> ExitCode {
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| cause.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe))
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
 }

@@ -28,8 +28,22 @@ pub const ENV_TEE: &str = "MAKESCOPE_TEE";
 pub const ENV_SILENT: &str = "MAKESCOPE_SILENT";
 /// Set by the recorder: directory where the plugin leaves make's database dumps.
 pub const ENV_MAKEDB_DIR: &str = "MAKESCOPE_MAKEDB_DIR";
-/// The shim's path, for the plugin to put in front of the makefile's SHELL.
+/// The shim binary's path, for the plugin's links to point at.
 pub const ENV_SHIM: &str = "MAKESCOPE_SHIM";
+/// The directory of links to the shim: `<dir>/abs/bin/bash` runs `/bin/bash` through the
+/// shim, `<dir>/rel/bash` runs `bash` (found on PATH).
+pub const ENV_SHELL_DIR: &str = "MAKESCOPE_SHELL_DIR";
+
+/// The real shell behind a shim link, given the link directory and the path the shim
+/// was run as (its argv\[0\]); `None` if it was not run through a link.
+pub fn real_shell<'a>(shell_dir: &[u8], argv0: &'a [u8]) -> Option<&'a [u8]> {
+    let rest = argv0.strip_prefix(shell_dir)?;
+    if let Some(absolute) = rest.strip_prefix(b"/abs") {
+        absolute.starts_with(b"/").then_some(absolute)
+    } else {
+        rest.strip_prefix(b"/rel/").filter(|r| !r.is_empty())
+    }
+}
 
 /// The largest message a client sends; output is cut into chunks below this.
 pub const MAX_MESSAGE: usize = 60 * 1024;
@@ -95,7 +109,8 @@ impl Writer {
 
     /// Append a field.
     pub fn field(&mut self, bytes: &[u8]) -> &mut Writer {
-        self.buffer.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        self.buffer
+            .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         self.buffer.extend_from_slice(bytes);
         self
     }
@@ -295,13 +310,33 @@ mod tests {
 
     #[test]
     fn truncated() {
-        assert_eq!(Message::decode(&[10, 5, 0, 0, 0, b'a']).unwrap_err(), DecodeError::Truncated);
-        assert_eq!(Message::decode(&[99]).unwrap_err(), DecodeError::UnknownKind(99));
+        assert_eq!(
+            Message::decode(&[10, 5, 0, 0, 0, b'a']).unwrap_err(),
+            DecodeError::Truncated
+        );
+        assert_eq!(
+            Message::decode(&[99]).unwrap_err(),
+            DecodeError::UnknownKind(99)
+        );
+    }
+
+    #[test]
+    fn shells_behind_links() {
+        assert_eq!(
+            real_shell(b"/t/sh", b"/t/sh/abs/bin/bash"),
+            Some(&b"/bin/bash"[..])
+        );
+        assert_eq!(real_shell(b"/t/sh", b"/t/sh/rel/bash"), Some(&b"bash"[..]));
+        assert_eq!(real_shell(b"/t/sh", b"/bin/bash"), None);
+        assert_eq!(real_shell(b"/t/sh", b"/t/sh/rel/"), None);
     }
 
     #[test]
     fn context() {
-        let ctx = JobContext::parse(b"1\x1f77\x1f3\x1fall\x1fMakefile\x1f12\x1fa b\x1f/bin/bash\x1f-c\x1f0").unwrap();
+        let ctx = JobContext::parse(
+            b"1\x1f77\x1f3\x1fall\x1fMakefile\x1f12\x1fa b\x1f/bin/bash\x1f-c\x1f0",
+        )
+        .unwrap();
         assert_eq!(ctx.make_pid, 77);
         assert_eq!(ctx.target, b"all");
         assert_eq!(ctx.recipe_line, 12);

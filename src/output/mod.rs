@@ -2,11 +2,20 @@
 //! output for what printed something, a `FAILED:` block for what failed.
 //!
 //! The recorder calls a [`Printer`] from one thread, in the order commands start and
-//! finish. It never reads the record and never blocks the build: the recorder buffers.
+//! finish. It never reads the record and never blocks the build: the recorder buffers,
+//! and a write that fails (a closed pipe) is dropped, never an error.
 //!
-//! (Interface fixed by the recorder; implementation in progress.)
+//! Labels ([`default_label`]) are a pure function of [`CommandInfo`]: that is the seam
+//! where a user's hook replaces them. Where each line goes is documented in
+//! docs/output.md: build lines on stdout (like make and ninja), progress on stdout only
+//! when it is a terminal, makescope's summary line on stderr.
 
-use std::io::Write;
+mod label;
+mod printer;
+pub mod shell;
+
+pub use label::{classify, default_label, relative_to, Classified, Rule};
+pub use printer::{Printer, Summary};
 
 /// Which output stream bytes came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,17 +47,16 @@ pub struct Label {
     pub object: String,
 }
 
-/// The rule-based label for a command.
-pub fn default_label(info: &CommandInfo) -> Label {
-    Label { verb: "RUN".into(), object: String::from_utf8_lossy(&info.target).into_owned() }
-}
-
 /// How the build is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// One label per command (on a terminal: only those that printed something) and progress.
     Concise,
+    /// `-v`: every full command, as plain make would echo it, with its output.
     Verbose,
+    /// `-q`: only failures, commands that printed something (warnings) and make's stderr.
     Quiet,
+    /// `--plain`: make's output passes through untouched; only the summary line is ours.
     Plain,
 }
 
@@ -60,37 +68,9 @@ pub struct Outcome {
     pub duration_ns: i64,
 }
 
-/// Prints the build.
-pub struct Printer {
-    mode: Mode,
-}
-
-impl Printer {
-    /// A printer; `expected_total` is the command count of the last similar build.
-    pub fn new(mode: Mode, _expected_total: Option<u64>) -> Printer {
-        Printer { mode }
+impl Outcome {
+    /// Whether the command failed (a non-zero exit, a signal, or no status at all).
+    pub fn failed(&self) -> bool {
+        self.signal.is_some() || self.exit_code != Some(0)
     }
-    pub fn started(&mut self, _info: &CommandInfo, _label: &Label) {}
-    pub fn finished(&mut self, info: &CommandInfo, label: &Label, output: &[(Stream, Vec<u8>)], outcome: &Outcome) {
-        if self.mode == Mode::Plain {
-            return;
-        }
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "  {:<5} {}", label.verb, label.object);
-        for (_, bytes) in output {
-            let _ = out.write_all(bytes);
-        }
-        if outcome.exit_code != Some(0) {
-            let _ = writeln!(out, "FAILED: {}", String::from_utf8_lossy(&info.target));
-        }
-    }
-    /// make's own output (errors, `$(info)`, …).
-    pub fn make_output(&mut self, stream: Stream, bytes: &[u8]) {
-        let _ = match stream {
-            Stream::Stdout => std::io::stdout().write_all(bytes),
-            Stream::Stderr => std::io::stderr().write_all(bytes),
-        };
-    }
-    /// The build is over.
-    pub fn finish(&mut self, _summary: &str) {}
 }

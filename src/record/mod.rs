@@ -1,2 +1,396 @@
-//! The recorder. (Being written.)
-pub fn run(_config: &crate::cli::Config, _args: crate::cli::MakeArgs) -> anyhow::Result<u8> { anyhow::bail!("not yet") }
+//! The recorder: runs make with the plugin, takes events, drives the output, writes the
+//! record.
+//!
+//! Four threads, data flowing one way: the event loop ([`server`]) reads the plugin's
+//! and the shims' messages and the seccomp notifications and attributes every event to
+//! a command or a make; the UI thread ([`ui`]) labels commands, runs the user's hooks
+//! and prints; the writer thread ([`writer`]) batches rows into SQLite; the main thread
+//! starts make, passes signals on, and waits. The event loop never waits for the
+//! printer or the database, because traced processes wait for it.
+//!
+//! The record is opened and checked before make starts, so a bad `--db` costs nothing.
+//! Whatever happens to the build, the record ends up saying how it ended.
+
+mod server;
+mod ui;
+mod writer;
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::mpsc;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{BuildOptions, Config, MakeArgs, EXIT_HOOKS_FAILED};
+use crate::output::{Mode, Stream};
+use crate::protocol;
+use crate::store::{BuildEnd, NewBuild, Store};
+use crate::util::now_ns;
+
+/// The plugin, built by build.rs and carried inside the binary.
+static PLUGIN: &[u8] = include_bytes!(env!("MAKESCOPE_PLUGIN_SO"));
+
+static MAKE_PID: AtomicI32 = AtomicI32::new(0);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Everything the build's threads share, fixed before make starts.
+#[derive(Debug, Clone)]
+pub(crate) struct Setup {
+    pub build_id: i64,
+    pub top_directory: Vec<u8>,
+    pub tracing: bool,
+    pub keep_secrets: bool,
+    pub mode: Mode,
+    pub hooks: Option<PathBuf>,
+    pub expected_total: Option<u64>,
+    pub db: PathBuf,
+}
+
+/// `makescope make`: run make, record the build, return make's exit status.
+pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
+    let options = &args.options;
+    let top_directory =
+        std::env::current_dir().context("the current directory is not accessible")?;
+    let mut store = Store::open_write(&config.db)?;
+    let tracing = !options.no_trace;
+    if tracing {
+        check_tracing()?;
+    }
+    let runtime = Runtime::create()?;
+    let makedb_dir = config
+        .db
+        .parent()
+        .map(|d| d.join("makedb"))
+        .unwrap_or_else(|| PathBuf::from("makedb"));
+    std::fs::create_dir_all(&makedb_dir)
+        .with_context(|| format!("cannot create {}", makedb_dir.display()))?;
+
+    let argv = protocol::join_nul(args.make_args.iter().map(|a| a.as_bytes()));
+    let directory = top_directory.as_os_str().as_bytes().to_vec();
+    let ids = store.next_ids()?;
+    let expected_total = store.previous_command_count(&directory, &argv)?;
+    store.insert_build(&NewBuild {
+        id: ids.build,
+        argv,
+        directory: directory.clone(),
+        started_ns: now_ns(),
+        traced: tracing,
+    })?;
+
+    let setup = Setup {
+        build_id: ids.build,
+        top_directory: directory,
+        tracing,
+        keep_secrets: options.keep_secrets,
+        mode: mode(options),
+        hooks: hooks_path(options),
+        expected_total,
+        db: config.db.clone(),
+    };
+
+    let (to_writer, writer_rx) = mpsc::channel();
+    let (to_ui, ui_rx) = mpsc::channel();
+    let writer = writer::spawn(store, writer_rx);
+    let ui = ui::spawn(setup.clone(), ui_rx, to_writer.clone());
+    let server = server::Server::bind(
+        &runtime.socket,
+        setup.clone(),
+        ids,
+        to_writer.clone(),
+        to_ui.clone(),
+    )?;
+    let stopper = server.stopper();
+    let server = std::thread::Builder::new()
+        .name("events".into())
+        .spawn(move || server.run())?;
+
+    install_signal_handlers();
+    let started = std::time::Instant::now();
+    let status = run_make(options, &args.make_args, &runtime, &makedb_dir, &to_ui);
+    stopper.stop();
+    let leftovers = server
+        .join()
+        .map_err(|_| anyhow::anyhow!("the event loop panicked"))?;
+    server::keep_answering(leftovers);
+
+    let status = status?;
+    let signal = status.signal();
+    let exit_code = status.code();
+    let interrupted = signal.is_some() || INTERRUPTED.load(Ordering::Relaxed);
+    let state = if interrupted {
+        "interrupted"
+    } else if exit_code == Some(0) {
+        "complete"
+    } else {
+        "failed"
+    };
+    let _ = to_ui.send(ui::Event::Done {
+        exit_code,
+        signal,
+        elapsed: started.elapsed(),
+    });
+    drop(to_ui);
+    let ui_result = ui
+        .join()
+        .map_err(|_| anyhow::anyhow!("the output thread panicked"))?;
+    let end = BuildEnd {
+        ended_ns: now_ns(),
+        state,
+        exit_code,
+        signal,
+        hooks_failed: ui_result.hooks_failed,
+    };
+    let _ = to_writer.send(writer::Write::BuildEnd(setup.build_id, end));
+    drop(to_writer);
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the record's writer panicked"))??;
+
+    if let Some(signal) = signal {
+        // Die the way make died, so whoever ran us sees the same.
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+            libc::kill(libc::getpid(), signal);
+        }
+    }
+    Ok(match exit_code {
+        Some(0) if ui_result.hooks_failed => EXIT_HOOKS_FAILED,
+        Some(code) => code as u8,
+        None => 2,
+    })
+}
+
+fn mode(options: &BuildOptions) -> Mode {
+    if options.plain {
+        Mode::Plain
+    } else if options.verbose {
+        Mode::Verbose
+    } else if options.quiet {
+        Mode::Quiet
+    } else {
+        Mode::Concise
+    }
+}
+
+fn hooks_path(options: &BuildOptions) -> Option<PathBuf> {
+    options.hooks.clone().or_else(|| {
+        let default = Path::new(".makescope").join("hooks.py");
+        default.exists().then_some(default)
+    })
+}
+
+/// Fail early, with what to do, when the kernel will not let us trace.
+fn check_tracing() -> Result<()> {
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        bail!("cannot fork: {}", std::io::Error::last_os_error());
+    }
+    if child == 0 {
+        let code = match crate::trace::install_filter() {
+            Ok(_) => 0,
+            Err(crate::trace::TraceError::AlreadyFiltered) => 3,
+            Err(_) => 1,
+        };
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(child, &mut status, 0) };
+    match libc::WEXITSTATUS(status) {
+        0 => Ok(()),
+        3 => bail!(
+            "cannot trace files: this process already runs under a seccomp user-notification filter \
+             (makescope inside makescope, or a sandbox); run with --no-trace to record commands without files"
+        ),
+        _ => bail!(
+            "cannot trace files: the kernel refused a seccomp user-notification filter (needs Linux ≥ 5.5 \
+             with seccomp); run with --no-trace to record commands without files"
+        ),
+    }
+}
+
+/// The private directory a build's socket, plugin and shim links live in.
+struct Runtime {
+    dir: PathBuf,
+    socket: PathBuf,
+    plugin: PathBuf,
+    shim: PathBuf,
+    shell_dir: PathBuf,
+}
+
+impl Runtime {
+    fn create() -> Result<Runtime> {
+        let base = std::env::temp_dir();
+        let mut template = base.join("makescope-XXXXXX").into_os_string().into_vec();
+        template.push(0);
+        let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
+        if made.is_null() {
+            bail!(
+                "cannot create a private directory in {}: {}",
+                base.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+        template.pop();
+        let dir = PathBuf::from(OsString::from_vec(template));
+        let plugin = dir.join("makescope.so");
+        std::fs::write(&plugin, PLUGIN)
+            .with_context(|| format!("cannot write {}", plugin.display()))?;
+        let shell_dir = dir.join("sh");
+        std::fs::create_dir(&shell_dir)
+            .with_context(|| format!("cannot create {}", shell_dir.display()))?;
+        Ok(Runtime {
+            socket: dir.join("sock"),
+            plugin,
+            shim: shim_binary()?,
+            shell_dir,
+            dir,
+        })
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `makescope-shim` lives beside the `makescope` binary.
+fn shim_binary() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the makescope binary")?;
+    let shim = exe.with_file_name("makescope-shim");
+    if shim.exists() {
+        return Ok(shim);
+    }
+    // `cargo test` runs us from target/debug/deps sometimes; the shim is one level up.
+    if let Some(parent) = exe.parent().and_then(Path::parent) {
+        let shim = parent.join("makescope-shim");
+        if shim.exists() {
+            return Ok(shim);
+        }
+    }
+    bail!(
+        "makescope-shim is missing: it must be installed beside {}",
+        exe.display()
+    )
+}
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    if signal == libc::SIGINT || signal == libc::SIGQUIT {
+        // The terminal sent it to make too; make decides what happens.
+        INTERRUPTED.store(true, Ordering::Relaxed);
+        return;
+    }
+    INTERRUPTED.store(true, Ordering::Relaxed);
+    let make = MAKE_PID.load(Ordering::Relaxed);
+    if make > 0 {
+        unsafe { libc::kill(make, signal) };
+    }
+}
+
+fn install_signal_handlers() {
+    // Handlers, not SIG_IGN: make must start with the default dispositions.
+    for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as *const () as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+fn run_make(
+    options: &BuildOptions,
+    make_args: &[OsString],
+    runtime: &Runtime,
+    makedb_dir: &Path,
+    to_ui: &mpsc::Sender<ui::Event>,
+) -> Result<std::process::ExitStatus> {
+    let mut eval = OsString::from("--eval=load ");
+    eval.push(&runtime.plugin);
+    let plain = options.plain;
+    let mut command = Command::new(&options.make_program);
+    command
+        .arg(eval)
+        .args(make_args)
+        .env(protocol::ENV_SOCK, &runtime.socket)
+        .env(protocol::ENV_SHIM, &runtime.shim)
+        .env(protocol::ENV_SHELL_DIR, &runtime.shell_dir)
+        .env(
+            protocol::ENV_TRACE,
+            if options.no_trace { "0" } else { "1" },
+        )
+        .env(protocol::ENV_TEE, if plain { "1" } else { "0" })
+        // With -v the printer prints each command with its output: make must not echo.
+        .env(protocol::ENV_SILENT, if plain { "0" } else { "1" })
+        .env(protocol::ENV_MAKEDB_DIR, makedb_dir)
+        .env_remove(protocol::ENV_CTX)
+        .env_remove(protocol::ENV_TRACED);
+    if !plain {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    unsafe {
+        command.pre_exec(|| {
+            for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            anyhow::anyhow!("cannot run {}: not found", options.make_program.display())
+        }
+        _ => anyhow::anyhow!("cannot run {}: {e}", options.make_program.display()),
+    })?;
+    MAKE_PID.store(child.id() as i32, Ordering::Relaxed);
+    let readers: Vec<_> = [
+        (child.stdout.take().map(OwnedFd::from), Stream::Stdout),
+        (child.stderr.take().map(OwnedFd::from), Stream::Stderr),
+    ]
+    .into_iter()
+    .filter_map(|(fd, stream)| fd.map(|fd| (fd, stream)))
+    .map(|(fd, stream)| {
+        let to_ui = to_ui.clone();
+        std::thread::spawn(move || forward_make_output(fd, stream, to_ui))
+    })
+    .collect();
+    let status = loop {
+        match child.wait() {
+            Ok(status) => break status,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("waiting for make"),
+        }
+    };
+    MAKE_PID.store(0, Ordering::Relaxed);
+    for reader in readers {
+        let _ = reader.join();
+    }
+    Ok(status)
+}
+
+fn forward_make_output(fd: OwnedFd, stream: Stream, to_ui: mpsc::Sender<ui::Event>) {
+    let mut file = std::fs::File::from(fd);
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to_ui
+                    .send(ui::Event::MakeOutput(stream, buffer[..n].to_vec()))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+}

@@ -21,6 +21,32 @@ use rusqlite::{Connection, OpenFlags};
 pub use read::*;
 pub use write::*;
 
+/// Bytes as SQLite stores them: TEXT when they are UTF-8 (so `WHERE target = 'all'`
+/// works in the sqlite3 shell), BLOB only when they are not, so nothing is lost.
+#[derive(Debug, Clone, Copy)]
+pub struct Bytes<'a>(pub &'a [u8]);
+
+impl rusqlite::ToSql for Bytes<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match std::str::from_utf8(self.0) {
+            Ok(text) => ValueRef::Text(text.as_bytes()),
+            Err(_) => ValueRef::Blob(self.0),
+        }))
+    }
+}
+
+/// Read a TEXT-or-BLOB column as bytes.
+pub(crate) fn get_bytes(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Vec<u8>>> {
+    use rusqlite::types::ValueRef;
+    Ok(match row.get_ref(i)? {
+        ValueRef::Null => None,
+        ValueRef::Text(b) | ValueRef::Blob(b) => Some(b.to_vec()),
+        ValueRef::Integer(n) => Some(n.to_string().into_bytes()),
+        ValueRef::Real(n) => Some(n.to_string().into_bytes()),
+    })
+}
+
 /// `PRAGMA application_id` of a makescope record ("MkSc").
 pub const APPLICATION_ID: i32 = 0x4d6b_5363;
 
@@ -38,16 +64,26 @@ pub enum StoreError {
     Missing { path: PathBuf },
     /// The file could not be opened or created.
     #[error("cannot open the record {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     /// The record's directory could not be created.
     #[error("cannot create the record's directory {path}: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A SQLite database, but not one makescope wrote.
     #[error("{path} is not a makescope record (application_id {found:#x})")]
     NotARecord { path: PathBuf, found: i32 },
     /// Written by a newer makescope.
     #[error("{path} was written by a newer makescope (schema {found}; this one reads up to {supported}); upgrade makescope or use another --db")]
-    SchemaTooNew { path: PathBuf, found: i32, supported: i32 },
+    SchemaTooNew {
+        path: PathBuf,
+        found: i32,
+        supported: i32,
+    },
     /// Not a database at all, or damaged.
     #[error("{path} is corrupt or not a database: {detail}; move it away or use another --db")]
     Corrupt { path: PathBuf, detail: String },
@@ -56,7 +92,10 @@ pub enum StoreError {
     ReadOnly { path: PathBuf, detail: String },
     /// Any other SQLite failure.
     #[error("record {path}: {source}")]
-    Sqlite { path: PathBuf, source: rusqlite::Error },
+    Sqlite {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
 }
 
 /// An open record.
@@ -76,12 +115,21 @@ impl Store {
     /// Open a record for writing, creating it (and its directory) if needed.
     pub fn open_write(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir { path: dir.to_owned(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)
-            .map_err(|source| open_error(path, source))?;
-        let mut store = Store { conn, path: path.to_owned(), paths: Default::default() };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn =
+            Connection::open_with_flags(path, flags).map_err(|source| open_error(path, source))?;
+        let mut store = Store {
+            conn,
+            path: path.to_owned(),
+            paths: Default::default(),
+        };
         store.prepare(true)?;
         Ok(store)
     }
@@ -90,13 +138,19 @@ impl Store {
     /// file is writable).
     pub fn open_read(path: &Path) -> Result<Store, StoreError> {
         if !path.exists() {
-            return Err(StoreError::Missing { path: path.to_owned() });
+            return Err(StoreError::Missing {
+                path: path.to_owned(),
+            });
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)
             .or_else(|_| Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY))
             .map_err(|source| open_error(path, source))?;
-        let mut store = Store { conn, path: path.to_owned(), paths: Default::default() };
+        let mut store = Store {
+            conn,
+            path: path.to_owned(),
+            paths: Default::default(),
+        };
         store.prepare(false)?;
         Ok(store)
     }
@@ -117,17 +171,29 @@ impl Store {
 
     /// Check what the file is, then migrate it to [`SCHEMA_VERSION`].
     fn prepare(&mut self, writing: bool) -> Result<(), StoreError> {
-        self.conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| self.sqlite(e))?;
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| self.sqlite(e))?;
         let (version, app_id, tables) = self.identify()?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError::SchemaTooNew { path: self.path.clone(), found: version, supported: SCHEMA_VERSION });
+            return Err(StoreError::SchemaTooNew {
+                path: self.path.clone(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
         }
         if app_id != APPLICATION_ID && (app_id != 0 || tables > 0) {
-            return Err(StoreError::NotARecord { path: self.path.clone(), found: app_id });
+            return Err(StoreError::NotARecord {
+                path: self.path.clone(),
+                found: app_id,
+            });
         }
         if version < SCHEMA_VERSION {
             if !writing && version == 0 {
-                return Err(StoreError::NotARecord { path: self.path.clone(), found: app_id });
+                return Err(StoreError::NotARecord {
+                    path: self.path.clone(),
+                    found: app_id,
+                });
             }
             self.migrate(version)?;
         }
@@ -136,13 +202,17 @@ impl Store {
                 .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
                 .map_err(|e| self.write_error(e))?;
         }
-        self.conn.execute_batch("PRAGMA foreign_keys = OFF;").map_err(|e| self.sqlite(e))?;
+        self.conn
+            .execute_batch("PRAGMA foreign_keys = OFF;")
+            .map_err(|e| self.sqlite(e))?;
         Ok(())
     }
 
     fn identify(&self) -> Result<(i32, i32, i64), StoreError> {
         let pragma = |name: &str| -> Result<i32, StoreError> {
-            self.conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0)).map_err(|e| self.sqlite(e))
+            self.conn
+                .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .map_err(|e| self.sqlite(e))
         };
         let version = pragma("user_version")?;
         let app_id = pragma("application_id")?;
@@ -161,12 +231,21 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
             .map_err(|e| write_error(&path, e))?;
         // Another writer may have migrated while we waited for the lock.
-        let current: i32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| classify(&path, e))?;
-        for (i, migration) in MIGRATIONS.iter().enumerate().skip(current.max(from) as usize) {
-            tx.execute_batch(migration).map_err(|e| write_error(&path, e))?;
-            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).map_err(|e| write_error(&path, e))?;
+        let current: i32 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| classify(&path, e))?;
+        for (i, migration) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(current.max(from) as usize)
+        {
+            tx.execute_batch(migration)
+                .map_err(|e| write_error(&path, e))?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .map_err(|e| write_error(&path, e))?;
         }
-        tx.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}")).map_err(|e| write_error(&path, e))?;
+        tx.execute_batch(&format!("PRAGMA application_id = {APPLICATION_ID}"))
+            .map_err(|e| write_error(&path, e))?;
         tx.commit().map_err(|e| write_error(&path, e))
     }
 
@@ -178,7 +257,10 @@ impl Store {
 fn open_error(path: &Path, source: rusqlite::Error) -> StoreError {
     match &source {
         rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::CannotOpen => {
-            StoreError::Open { path: path.to_owned(), source }
+            StoreError::Open {
+                path: path.to_owned(),
+                source,
+            }
         }
         _ => classify(path, source),
     }
@@ -187,20 +269,37 @@ fn open_error(path: &Path, source: rusqlite::Error) -> StoreError {
 fn classify(path: &Path, source: rusqlite::Error) -> StoreError {
     match &source {
         rusqlite::Error::SqliteFailure(e, detail)
-            if matches!(e.code, rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) =>
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+            ) =>
         {
-            StoreError::Corrupt { path: path.to_owned(), detail: detail.clone().unwrap_or_else(|| e.to_string()) }
+            StoreError::Corrupt {
+                path: path.to_owned(),
+                detail: detail.clone().unwrap_or_else(|| e.to_string()),
+            }
         }
-        _ => StoreError::Sqlite { path: path.to_owned(), source },
+        _ => StoreError::Sqlite {
+            path: path.to_owned(),
+            source,
+        },
     }
 }
 
 fn write_error(path: &Path, source: rusqlite::Error) -> StoreError {
     match &source {
         rusqlite::Error::SqliteFailure(e, detail)
-            if matches!(e.code, rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::PermissionDenied) =>
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::PermissionDenied
+            ) =>
         {
-            StoreError::ReadOnly { path: path.to_owned(), detail: detail.clone().unwrap_or_else(|| e.to_string()) }
+            StoreError::ReadOnly {
+                path: path.to_owned(),
+                detail: detail.clone().unwrap_or_else(|| e.to_string()),
+            }
         }
         _ => classify(path, source),
     }
@@ -216,8 +315,14 @@ mod tests {
         let path = dir.path().join("db.sqlite");
         drop(Store::open_write(&path).unwrap());
         let schema = |s: &Store| -> Vec<String> {
-            let mut st = s.conn.prepare("SELECT sql FROM sqlite_master ORDER BY name").unwrap();
-            st.query_map([], |r| r.get::<_, Option<String>>(0)).unwrap().map(|r| r.unwrap().unwrap_or_default()).collect()
+            let mut st = s
+                .conn
+                .prepare("SELECT sql FROM sqlite_master ORDER BY name")
+                .unwrap();
+            st.query_map([], |r| r.get::<_, Option<String>>(0))
+                .unwrap()
+                .map(|r| r.unwrap().unwrap_or_default())
+                .collect()
         };
         let first = schema(&Store::open_write(&path).unwrap());
         let second = Store::open_write(&path).unwrap();
@@ -230,10 +335,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
         drop(Store::open_write(&path).unwrap());
-        Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 99").unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 99")
+            .unwrap();
         let before = std::fs::read(&path).unwrap();
         let error = Store::open_write(&path).unwrap_err();
-        assert!(matches!(error, StoreError::SchemaTooNew { found: 99, .. }), "{error}");
+        assert!(
+            matches!(error, StoreError::SchemaTooNew { found: 99, .. }),
+            "{error}"
+        );
         assert_eq!(before, std::fs::read(&path).unwrap());
     }
 
@@ -251,7 +362,13 @@ mod tests {
     fn refuses_other_databases() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("other.sqlite");
-        Connection::open(&path).unwrap().execute_batch("CREATE TABLE t(x)").unwrap();
-        assert!(matches!(Store::open_write(&path).unwrap_err(), StoreError::NotARecord { .. }));
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t(x)")
+            .unwrap();
+        assert!(matches!(
+            Store::open_write(&path).unwrap_err(),
+            StoreError::NotARecord { .. }
+        ));
     }
 }

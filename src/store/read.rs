@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Row};
 
-use super::{Store, StoreError};
+use super::{get_bytes, Bytes, Store, StoreError};
 
 /// A recorded build.
 #[derive(Debug, Clone)]
@@ -78,14 +78,17 @@ impl CommandRow {
     pub fn why(&self) -> String {
         match (self.target_existed, self.newer.as_deref()) {
             (Some(false), _) => "target did not exist".into(),
-            (_, Some(newer)) if !newer.is_empty() => format!("newer: {}", String::from_utf8_lossy(newer)),
+            (_, Some(newer)) if !newer.is_empty() => {
+                format!("newer: {}", String::from_utf8_lossy(newer))
+            }
             _ => "always remade (phony or forced)".into(),
         }
     }
 
     /// Duration in seconds, if it ended.
     pub fn seconds(&self) -> Option<f64> {
-        self.ended_ns.map(|end| (end - self.started_ns) as f64 / 1e9)
+        self.ended_ns
+            .map(|end| (end - self.started_ns) as f64 / 1e9)
     }
 }
 
@@ -131,16 +134,20 @@ pub struct CommandFilter {
 }
 
 fn split(bytes: Option<Vec<u8>>) -> Vec<Vec<u8>> {
-    crate::protocol::split_nul(&bytes.unwrap_or_default()).into_iter().map(<[u8]>::to_vec).collect()
+    crate::protocol::split_nul(&bytes.unwrap_or_default())
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
-const BUILD_COLUMNS: &str = "id, argv, directory, started_ns, ended_ns, state, exit_code, signal, traced, hooks_failed";
+const BUILD_COLUMNS: &str =
+    "id, argv, directory, started_ns, ended_ns, state, exit_code, signal, traced, hooks_failed";
 
 fn build_row(r: &Row<'_>) -> rusqlite::Result<BuildRow> {
     Ok(BuildRow {
         id: r.get(0)?,
-        argv: split(r.get(1)?),
-        directory: r.get(2)?,
+        argv: split(get_bytes(r, 1)?),
+        directory: get_bytes(r, 2)?.unwrap_or_default(),
         started_ns: r.get(3)?,
         ended_ns: r.get(4)?,
         state: r.get(5)?,
@@ -151,7 +158,8 @@ fn build_row(r: &Row<'_>) -> rusqlite::Result<BuildRow> {
     })
 }
 
-const MAKE_COLUMNS: &str = "id, build_id, pid, parent_make_id, parent_command_id, level, directory, argv, started_ns, \
+const MAKE_COLUMNS: &str =
+    "id, build_id, pid, parent_make_id, parent_command_id, level, directory, argv, started_ns, \
                             ended_ns, default_goal, makefiles, makedb_path";
 
 fn make_row(r: &Row<'_>) -> rusqlite::Result<MakeRow> {
@@ -162,13 +170,13 @@ fn make_row(r: &Row<'_>) -> rusqlite::Result<MakeRow> {
         parent_make_id: r.get(3)?,
         parent_command_id: r.get(4)?,
         level: r.get(5)?,
-        directory: r.get(6)?,
-        argv: split(r.get(7)?),
+        directory: get_bytes(r, 6)?.unwrap_or_default(),
+        argv: split(get_bytes(r, 7)?),
         started_ns: r.get(8)?,
         ended_ns: r.get(9)?,
-        default_goal: r.get(10)?,
-        makefiles: r.get(11)?,
-        makedb_path: r.get(12)?,
+        default_goal: get_bytes(r, 10)?,
+        makefiles: get_bytes(r, 11)?,
+        makedb_path: get_bytes(r, 12)?,
     })
 }
 
@@ -185,17 +193,17 @@ fn command_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
         make_level: r.get(3)?,
         job: r.get(4)?,
         line_index: r.get(5)?,
-        target: r.get(6)?,
-        recipe_file: r.get(7)?,
+        target: get_bytes(r, 6)?.unwrap_or_default(),
+        recipe_file: get_bytes(r, 7)?,
         recipe_line: r.get(8)?,
-        newer: r.get(9)?,
+        newer: get_bytes(r, 9)?,
         target_existed: r.get(10)?,
-        directory: r.get(11)?,
-        shell: r.get(12)?,
-        shell_flags: r.get(13)?,
-        command: r.get(14)?,
-        argv: split(r.get(15)?),
-        env: split(r.get(16)?),
+        directory: get_bytes(r, 11)?.unwrap_or_default(),
+        shell: get_bytes(r, 12)?,
+        shell_flags: get_bytes(r, 13)?,
+        command: get_bytes(r, 14)?.unwrap_or_default(),
+        argv: split(get_bytes(r, 15)?),
+        env: split(get_bytes(r, 16)?),
         pid: r.get(17)?,
         started_ns: r.get(18)?,
         ended_ns: r.get(19)?,
@@ -209,7 +217,7 @@ fn command_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
         test_name: r.get(27)?,
         test_result: r.get(28)?,
         traced: r.get(29)?,
-        left_behind: r.get(30)?,
+        left_behind: get_bytes(r, 30)?,
     })
 }
 
@@ -220,9 +228,9 @@ fn process_row(r: &Row<'_>) -> rusqlite::Result<ProcessRow> {
         make_id: r.get(2)?,
         pid: r.get(3)?,
         parent_pid: r.get(4)?,
-        exe: r.get(5)?,
-        argv: split(r.get(6)?),
-        cwd: r.get(7)?,
+        exe: get_bytes(r, 5)?,
+        argv: split(get_bytes(r, 6)?),
+        cwd: get_bytes(r, 7)?,
         started_ns: r.get(8)?,
         ended_ns: r.get(9)?,
         exit_code: r.get(10)?,
@@ -238,33 +246,54 @@ impl Store {
     ) -> Result<Vec<T>, StoreError> {
         let mut st = self.conn.prepare_cached(sql).map_err(|e| self.sqlite(e))?;
         let rows = st.query_map(params, f).map_err(|e| self.sqlite(e))?;
-        rows.collect::<rusqlite::Result<Vec<T>>>().map_err(|e| self.sqlite(e))
+        rows.collect::<rusqlite::Result<Vec<T>>>()
+            .map_err(|e| self.sqlite(e))
     }
 
     /// Every build, oldest first.
     pub fn builds(&self) -> Result<Vec<BuildRow>, StoreError> {
-        self.rows(&format!("SELECT {BUILD_COLUMNS} FROM build ORDER BY id"), [], build_row)
+        self.rows(
+            &format!("SELECT {BUILD_COLUMNS} FROM build ORDER BY id"),
+            [],
+            build_row,
+        )
     }
 
     /// One build.
     pub fn build(&self, id: i64) -> Result<Option<BuildRow>, StoreError> {
-        Ok(self.rows(&format!("SELECT {BUILD_COLUMNS} FROM build WHERE id = ?1"), [id], build_row)?.pop())
+        Ok(self
+            .rows(
+                &format!("SELECT {BUILD_COLUMNS} FROM build WHERE id = ?1"),
+                [id],
+                build_row,
+            )?
+            .pop())
     }
 
     /// The newest build.
     pub fn last_build(&self) -> Result<Option<BuildRow>, StoreError> {
-        Ok(self.rows(&format!("SELECT {BUILD_COLUMNS} FROM build ORDER BY id DESC LIMIT 1"), [], build_row)?.pop())
+        Ok(self
+            .rows(
+                &format!("SELECT {BUILD_COLUMNS} FROM build ORDER BY id DESC LIMIT 1"),
+                [],
+                build_row,
+            )?
+            .pop())
     }
 
     /// How many commands the last finished build with these arguments in this
     /// directory ran: the progress bar's total.
-    pub fn previous_command_count(&self, directory: &[u8], argv: &[u8]) -> Result<Option<u64>, StoreError> {
+    pub fn previous_command_count(
+        &self,
+        directory: &[u8],
+        argv: &[u8],
+    ) -> Result<Option<u64>, StoreError> {
         Ok(self
             .rows(
                 "SELECT (SELECT count(*) FROM command c WHERE c.build_id = b.id) FROM build b
                  WHERE b.directory = ?1 AND b.argv = ?2 AND b.state IN ('complete', 'failed')
                  ORDER BY b.id DESC LIMIT 1",
-                params![directory, argv],
+                params![Bytes(directory), Bytes(argv)],
                 |r| r.get::<_, i64>(0),
             )?
             .pop()
@@ -273,16 +302,30 @@ impl Store {
 
     /// The make processes of a build, in the order they started.
     pub fn makes(&self, build_id: i64) -> Result<Vec<MakeRow>, StoreError> {
-        self.rows(&format!("SELECT {MAKE_COLUMNS} FROM make WHERE build_id = ?1 ORDER BY id"), [build_id], make_row)
+        self.rows(
+            &format!("SELECT {MAKE_COLUMNS} FROM make WHERE build_id = ?1 ORDER BY id"),
+            [build_id],
+            make_row,
+        )
     }
 
     /// One make process.
     pub fn make(&self, id: i64) -> Result<Option<MakeRow>, StoreError> {
-        Ok(self.rows(&format!("SELECT {MAKE_COLUMNS} FROM make WHERE id = ?1"), [id], make_row)?.pop())
+        Ok(self
+            .rows(
+                &format!("SELECT {MAKE_COLUMNS} FROM make WHERE id = ?1"),
+                [id],
+                make_row,
+            )?
+            .pop())
     }
 
     /// The commands of a build, in the order they started.
-    pub fn commands(&self, build_id: i64, filter: &CommandFilter) -> Result<Vec<CommandRow>, StoreError> {
+    pub fn commands(
+        &self,
+        build_id: i64,
+        filter: &CommandFilter,
+    ) -> Result<Vec<CommandRow>, StoreError> {
         let mut sql = format!("SELECT {COMMAND_COLUMNS} FROM command c LEFT JOIN make m ON m.id = c.make_id WHERE c.build_id = ?1");
         if filter.failed_only {
             sql.push_str(" AND c.state NOT IN ('ok', 'running')");
@@ -292,7 +335,7 @@ impl Store {
         }
         sql.push_str(" ORDER BY c.id");
         match &filter.target_contains {
-            Some(text) => self.rows(&sql, params![build_id, text], command_row),
+            Some(text) => self.rows(&sql, params![build_id, Bytes(text)], command_row),
             None => self.rows(&sql, params![build_id], command_row),
         }
     }
@@ -311,12 +354,16 @@ impl Store {
     /// What a command printed.
     pub fn output(&self, command_id: i64) -> Result<CommandOutput, StoreError> {
         Ok(self
-            .rows("SELECT stdout, stderr FROM command WHERE id = ?1", [command_id], |r| {
-                Ok(CommandOutput {
-                    stdout: r.get::<_, Option<Vec<u8>>>(0)?.unwrap_or_default(),
-                    stderr: r.get::<_, Option<Vec<u8>>>(1)?.unwrap_or_default(),
-                })
-            })?
+            .rows(
+                "SELECT stdout, stderr FROM command WHERE id = ?1",
+                [command_id],
+                |r| {
+                    Ok(CommandOutput {
+                        stdout: get_bytes(r, 0)?.unwrap_or_default(),
+                        stderr: get_bytes(r, 1)?.unwrap_or_default(),
+                    })
+                },
+            )?
             .pop()
             .unwrap_or_default())
     }
@@ -332,7 +379,7 @@ impl Store {
                 Ok(AccessRow {
                     command_id: r.get(0)?,
                     make_id: r.get(1)?,
-                    path: r.get(2)?,
+                    path: get_bytes(r, 2)?.unwrap_or_default(),
                     kind: r.get(3)?,
                     count: r.get(4)?,
                     process_id: r.get(5)?,
@@ -347,12 +394,12 @@ impl Store {
             "SELECT a.command_id, a.make_id, p.path, k.name, a.count, a.process_id
              FROM access a JOIN path p ON p.id = a.path_id JOIN access_kind k ON k.id = a.kind
              WHERE a.build_id = ?1 AND p.path = ?2 ORDER BY a.command_id, a.kind",
-            params![build_id, path],
+            params![build_id, Bytes(path)],
             |r| {
                 Ok(AccessRow {
                     command_id: r.get(0)?,
                     make_id: r.get(1)?,
-                    path: r.get(2)?,
+                    path: get_bytes(r, 2)?.unwrap_or_default(),
                     kind: r.get(3)?,
                     count: r.get(4)?,
                     process_id: r.get(5)?,
@@ -373,9 +420,11 @@ impl Store {
 
     /// A command's tags.
     pub fn tags(&self, command_id: i64) -> Result<Vec<(String, Option<String>)>, StoreError> {
-        self.rows("SELECT name, value FROM tag WHERE command_id = ?1 ORDER BY rowid", [command_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        self.rows(
+            "SELECT name, value FROM tag WHERE command_id = ?1 ORDER BY rowid",
+            [command_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// The commands that wrote into a path during a build (newest last).
@@ -384,7 +433,7 @@ impl Store {
             "SELECT DISTINCT a.command_id FROM access a JOIN path p ON p.id = a.path_id
              WHERE a.build_id = ?1 AND p.path = ?2 AND a.command_id IS NOT NULL
                AND a.kind IN (2, 3, 4, 5, 12, 13, 14, 15) ORDER BY a.command_id",
-            params![build_id, path],
+            params![build_id, Bytes(path)],
             |r| r.get(0),
         )
     }
@@ -395,7 +444,7 @@ impl Store {
             "SELECT e.to_command_id, p.path FROM edge e JOIN path p ON p.id = e.path_id
              WHERE e.from_command_id = ?1 ORDER BY e.to_command_id",
             [command_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, get_bytes(r, 1)?.unwrap_or_default())),
         )
     }
 
@@ -405,15 +454,19 @@ impl Store {
             "SELECT e.from_command_id, p.path FROM edge e JOIN path p ON p.id = e.path_id
              WHERE e.to_command_id = ?1 ORDER BY e.from_command_id",
             [command_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, get_bytes(r, 1)?.unwrap_or_default())),
         )
     }
 
     /// Commands of a build whose target is exactly `target`.
-    pub fn commands_for_target(&self, build_id: i64, target: &[u8]) -> Result<Vec<i64>, StoreError> {
+    pub fn commands_for_target(
+        &self,
+        build_id: i64,
+        target: &[u8],
+    ) -> Result<Vec<i64>, StoreError> {
         self.rows(
             "SELECT id FROM command WHERE build_id = ?1 AND target = ?2 ORDER BY id",
-            params![build_id, target],
+            params![build_id, Bytes(target)],
             |r| r.get(0),
         )
     }
@@ -423,7 +476,13 @@ impl Store {
         self.rows(
             "SELECT id, target, directory FROM command WHERE build_id = ?1 ORDER BY id",
             [build_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    get_bytes(r, 1)?.unwrap_or_default(),
+                    get_bytes(r, 2)?.unwrap_or_default(),
+                ))
+            },
         )
     }
 }

@@ -4,13 +4,15 @@
 -- interface for people with the `sqlite3` shell and are documented in the README.
 -- Paths, argv, environments and output are BLOBs: make and the programs it runs deal
 -- in bytes, and file names need not be UTF-8. Lists (argv, environment) are
--- NUL-separated. Times are nanoseconds since the Unix epoch.
+-- NUL-separated (SQLite's text functions stop at NUL, so `args_text` columns hold the
+-- same lists shell-quoted for reading). Times are nanoseconds since the Unix epoch.
 --
 -- Released migrations are never edited: a change is a new schema_vN.sql.
 
 CREATE TABLE build (
     id                INTEGER PRIMARY KEY,
     argv              BLOB NOT NULL,      -- make's arguments as given to makescope
+    args_text         TEXT NOT NULL,      -- the same, shell-quoted, for reading
     directory         BLOB NOT NULL,      -- where `makescope make` ran
     started_ns        INTEGER NOT NULL,
     ended_ns          INTEGER,
@@ -32,6 +34,7 @@ CREATE TABLE make (
     level             INTEGER NOT NULL,   -- MAKELEVEL
     directory         BLOB NOT NULL,
     argv              BLOB NOT NULL,
+    args_text         TEXT NOT NULL,      -- argv shell-quoted, for reading
     started_ns        INTEGER NOT NULL,
     ended_ns          INTEGER,
     default_goal      BLOB,
@@ -94,6 +97,7 @@ CREATE TABLE process (
     parent_pid        INTEGER,
     exe               BLOB,
     argv              BLOB,
+    args_text         TEXT,               -- argv shell-quoted, for reading
     cwd               BLOB,
     started_ns        INTEGER,
     ended_ns          INTEGER,
@@ -157,7 +161,7 @@ CREATE INDEX edge_to ON edge(to_command_id);
 
 -- Public views.
 CREATE VIEW builds AS
-SELECT id, replace(CAST(argv AS TEXT), char(0), ' ') AS argv, CAST(directory AS TEXT) AS directory,
+SELECT id, args_text AS argv, CAST(directory AS TEXT) AS directory,
        datetime(started_ns / 1000000000, 'unixepoch') AS started,
        (ended_ns - started_ns) / 1e9 AS seconds, state, exit_code, signal, traced,
        (SELECT count(*) FROM command c WHERE c.build_id = build.id) AS commands
@@ -165,7 +169,7 @@ FROM build;
 
 CREATE VIEW makes AS
 SELECT id, build_id, pid, parent_make_id, parent_command_id, level,
-       CAST(directory AS TEXT) AS directory, replace(CAST(argv AS TEXT), char(0), ' ') AS argv,
+       CAST(directory AS TEXT) AS directory, args_text AS argv,
        (ended_ns - started_ns) / 1e9 AS seconds, CAST(default_goal AS TEXT) AS default_goal
 FROM make;
 
@@ -185,7 +189,7 @@ FROM command c LEFT JOIN make m ON m.id = c.make_id;
 
 CREATE VIEW processes AS
 SELECT p.id, p.build_id, p.command_id, p.make_id, p.pid, p.parent_pid,
-       CAST(p.exe AS TEXT) AS exe, replace(CAST(p.argv AS TEXT), char(0), ' ') AS argv,
+       CAST(p.exe AS TEXT) AS exe, p.args_text AS argv,
        CAST(p.cwd AS TEXT) AS cwd, (p.ended_ns - p.started_ns) / 1e9 AS seconds, p.exit_code
 FROM process p;
 

@@ -4,7 +4,7 @@
 
 use rusqlite::params;
 
-use super::{Store, StoreError};
+use super::{Bytes, Store, StoreError};
 
 /// A build about to start.
 #[derive(Debug, Clone)]
@@ -143,32 +143,53 @@ pub struct NextIds {
 impl Store {
     /// Start a batch.
     pub fn begin(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.write_error(e))
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.write_error(e))
     }
 
     /// End a batch.
     pub fn commit(&mut self) -> Result<(), StoreError> {
-        self.conn.execute_batch("COMMIT").map_err(|e| self.write_error(e))
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(|e| self.write_error(e))
     }
 
     /// The ids a new build starts from.
     pub fn next_ids(&self) -> Result<NextIds, StoreError> {
         let next = |table: &str| -> Result<i64, StoreError> {
             self.conn
-                .query_row(&format!("SELECT coalesce(max(id), 0) + 1 FROM {table}"), [], |r| r.get(0))
+                .query_row(
+                    &format!("SELECT coalesce(max(id), 0) + 1 FROM {table}"),
+                    [],
+                    |r| r.get(0),
+                )
                 .map_err(|e| self.sqlite(e))
         };
-        Ok(NextIds { build: next("build")?, make: next("make")?, command: next("command")?, process: next("process")? })
+        Ok(NextIds {
+            build: next("build")?,
+            make: next("make")?,
+            command: next("command")?,
+            process: next("process")?,
+        })
     }
 
     pub fn insert_build(&mut self, b: &NewBuild) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO build (id, argv, directory, started_ns, state, traced, makescope_version)
-                 VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6)",
+                "INSERT INTO build (id, argv, args_text, directory, started_ns, state, traced, makescope_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)",
             )
             .and_then(|mut st| {
-                st.execute(params![b.id, b.argv, b.directory, b.started_ns, b.traced, env!("CARGO_PKG_VERSION")])
+                st.execute(params![
+                    b.id,
+                    Bytes(&b.argv),
+                    args_text(&b.argv),
+                    Bytes(&b.directory),
+                    b.started_ns,
+                    b.traced,
+                    env!("CARGO_PKG_VERSION")
+                ])
             })
             .map(drop)
             .map_err(|e| self.write_error(e))
@@ -183,8 +204,8 @@ impl Store {
 
     pub fn insert_make(&mut self, m: &NewMake) -> Result<(), StoreError> {
         self.exec(
-            "INSERT INTO make (id, build_id, pid, parent_make_id, parent_command_id, level, directory, argv, started_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO make (id, build_id, pid, parent_make_id, parent_command_id, level, directory, argv, started_ns, args_text)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 m.id,
                 m.build_id,
@@ -192,9 +213,10 @@ impl Store {
                 m.parent_make_id,
                 m.parent_command_id,
                 m.level,
-                m.directory,
-                m.argv,
-                m.started_ns
+                Bytes(&m.directory),
+                Bytes(&m.argv),
+                m.started_ns,
+                args_text(&m.argv)
             ],
         )
     }
@@ -202,7 +224,7 @@ impl Store {
     pub fn finish_make(&mut self, id: i64, end: &MakeEnd) -> Result<(), StoreError> {
         self.exec(
             "UPDATE make SET ended_ns = ?2, default_goal = ?3, makefiles = ?4, makedb_path = ?5 WHERE id = ?1",
-            params![id, end.ended_ns, end.default_goal, end.makefiles, end.makedb_path],
+            params![id, end.ended_ns, Bytes(&end.default_goal), Bytes(&end.makefiles), end.makedb_path],
         )
     }
 
@@ -218,17 +240,17 @@ impl Store {
                 c.make_id,
                 c.job,
                 c.line_index,
-                c.target,
-                c.recipe_file,
+                Bytes(&c.target),
+                Bytes(&c.recipe_file),
                 c.recipe_line,
-                c.newer,
+                Bytes(&c.newer),
                 c.target_existed,
-                c.directory,
-                c.shell,
-                c.shell_flags,
-                c.command,
-                c.argv,
-                c.env,
+                Bytes(&c.directory),
+                Bytes(&c.shell),
+                Bytes(&c.shell_flags),
+                Bytes(&c.command),
+                Bytes(&c.argv),
+                Bytes(&c.env),
                 c.pid,
                 c.started_ns,
                 c.traced,
@@ -251,17 +273,20 @@ impl Store {
                 end.user_us,
                 end.system_us,
                 end.max_rss_kib,
-                end.stdout,
-                end.stderr,
+                Bytes(&end.stdout),
+                Bytes(&end.stderr),
                 end.traced,
-                if end.left_behind.is_empty() { None } else { Some(&end.left_behind) }
+                if end.left_behind.is_empty() { None } else { Some(Bytes(&end.left_behind)) }
             ],
         )
     }
 
     pub fn note_command(&mut self, id: i64, notes: &CommandNotes) -> Result<(), StoreError> {
         if let Some(label) = &notes.label {
-            self.exec("UPDATE command SET label = ?2 WHERE id = ?1", params![id, label])?;
+            self.exec(
+                "UPDATE command SET label = ?2 WHERE id = ?1",
+                params![id, label],
+            )?;
         }
         if notes.test_name.is_some() || notes.test_result.is_some() {
             self.exec(
@@ -270,7 +295,10 @@ impl Store {
             )?;
         }
         for (name, value) in &notes.tags {
-            self.exec("INSERT INTO tag (command_id, name, value) VALUES (?1, ?2, ?3)", params![id, name, value])?;
+            self.exec(
+                "INSERT INTO tag (command_id, name, value) VALUES (?1, ?2, ?3)",
+                params![id, name, value],
+            )?;
         }
         Ok(())
     }
@@ -279,16 +307,41 @@ impl Store {
         self.exec(
             "INSERT INTO process (id, build_id, command_id, make_id, pid, parent_pid, started_ns)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![p.id, p.build_id, p.command_id, p.make_id, p.pid, p.parent_pid, p.started_ns],
+            params![
+                p.id,
+                p.build_id,
+                p.command_id,
+                p.make_id,
+                p.pid,
+                p.parent_pid,
+                p.started_ns
+            ],
         )
     }
 
-    pub fn exec_process(&mut self, id: i64, exe: &[u8], argv: &[u8], cwd: &[u8]) -> Result<(), StoreError> {
-        self.exec("UPDATE process SET exe = ?2, argv = ?3, cwd = ?4 WHERE id = ?1", params![id, exe, argv, cwd])
+    pub fn exec_process(
+        &mut self,
+        id: i64,
+        exe: &[u8],
+        argv: &[u8],
+        cwd: &[u8],
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE process SET exe = ?2, argv = ?3, cwd = ?4, args_text = ?5 WHERE id = ?1",
+            params![id, Bytes(exe), Bytes(argv), Bytes(cwd), args_text(argv)],
+        )
     }
 
-    pub fn finish_process(&mut self, id: i64, ended_ns: i64, exit_code: Option<i32>) -> Result<(), StoreError> {
-        self.exec("UPDATE process SET ended_ns = ?2, exit_code = ?3 WHERE id = ?1", params![id, ended_ns, exit_code])
+    pub fn finish_process(
+        &mut self,
+        id: i64,
+        ended_ns: i64,
+        exit_code: Option<i32>,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE process SET ended_ns = ?2, exit_code = ?3 WHERE id = ?1",
+            params![id, ended_ns, exit_code],
+        )
     }
 
     /// The id of a path, interning it.
@@ -299,13 +352,18 @@ impl Store {
         let id = self
             .conn
             .prepare_cached("INSERT INTO path (path) VALUES (?1) ON CONFLICT (path) DO UPDATE SET path = path RETURNING id")
-            .and_then(|mut st| st.query_row(params![path], |r| r.get(0)))
+            .and_then(|mut st| st.query_row(params![Bytes(path)], |r| r.get(0)))
             .map_err(|e| self.write_error(e))?;
         self.paths.insert(path.to_vec(), id);
         Ok(id)
     }
 
-    pub fn insert_accesses(&mut self, build_id: i64, owner: Owner, accesses: &[NewAccess]) -> Result<(), StoreError> {
+    pub fn insert_accesses(
+        &mut self,
+        build_id: i64,
+        owner: Owner,
+        accesses: &[NewAccess],
+    ) -> Result<(), StoreError> {
         let (command_id, make_id) = match owner {
             Owner::Command(id) => (Some(id), None),
             Owner::Make(id) => (None, Some(id)),
@@ -342,6 +400,32 @@ impl Store {
     }
 
     fn exec(&mut self, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
-        self.conn.prepare_cached(sql).and_then(|mut st| st.execute(params)).map(drop).map_err(|e| self.write_error(e))
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(params))
+            .map(drop)
+            .map_err(|e| self.write_error(e))
+    }
+}
+
+/// A NUL-separated argv as one line a shell would accept (lossy where not UTF-8).
+pub fn args_text(argv: &[u8]) -> String {
+    crate::protocol::split_nul(argv)
+        .iter()
+        .map(|a| shell_quote(&String::from_utf8_lossy(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Quote a word for a POSIX shell, only when it needs it.
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }

@@ -1,54 +1,148 @@
 //! The file tracer: seccomp user notification under every recipe command.
 //!
-//! The shim's child installs a seccomp filter ([`install_filter`]) just before it execs
-//! the recipe's shell; the filter sends file and process system calls to a listener fd
-//! that travels to the recorder, whose [`Supervisor`] reads each notification, works out
-//! the absolute path and what kind of access it is, and lets the call continue
-//! (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). No ptrace: a recipe may run strace or gdb.
-//! The filter is inherited across fork, clone and exec, so every process of the command
-//! is covered, statically linked ones included.
+//! The shim's child installs a seccomp filter ([`install_filter`], or a prepared
+//! [`Filter`]) just before it execs the recipe's shell; the filter sends file and process
+//! system calls to a listener fd that travels to the recorder, whose [`Supervisor`] reads
+//! each notification, works out the absolute path and what kind of access it is, and
+//! lets the call continue (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`). No ptrace: a recipe may
+//! run strace or gdb. The filter is inherited across fork, clone and exec, so every
+//! process of the command is covered, statically linked ones included.
+//!
+//! We never see a call's result. Whether an access found its file ("read") or not
+//! ("probe") is decided by looking at the path from the supervisor while the tracee is
+//! stopped at the call, which is exact for the tracee's own view unless another process
+//! changes the same path at the same moment.
 //!
 //! The tracer never opens the record and never decides which command a process belongs
-//! to: it reports what processes did, the recorder attributes.
+//! to: it reports what processes did, the recorder attributes (by listener).
 //!
-//! (Interface fixed by the recorder; implementation in progress.)
+//! What it traps and how each call is classified is documented in `docs/tracer.md`.
 
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+mod filter;
+mod path;
+mod run;
+mod supervisor;
+mod sys;
+
+pub use filter::FilterOptions;
+pub use run::{continue_all, detach, recv_fd, run_traced, send_fd, seqpacket_pair, Traced};
+pub use supervisor::Supervisor;
 
 /// How a path was touched. The numbers are the record's `access_kind` ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum AccessKind {
+    /// Opened read-only, and it existed.
     Read = 1,
+    /// Opened for writing without `O_TRUNC`/`O_APPEND`; it existed.
     Write = 2,
+    /// Opened with `O_CREAT` (or `creat`) and did not exist.
     Create = 3,
+    /// Opened with `O_TRUNC` (or `truncate(2)`) and existed.
     Truncate = 4,
+    /// Opened with `O_APPEND` and existed.
     Append = 5,
+    /// Executed (execve/execveat on an existing file).
     Exec = 6,
+    /// Metadata looked at (stat, access, `O_PATH`, readlink if trapped), or an operation
+    /// that failed because the path existed (`mkdir`, `O_CREAT|O_EXCL`); it existed.
     Stat = 7,
+    /// Looked for and found missing (any call on a path that does not exist).
     Probe = 8,
+    /// A directory listed (getdents on a directory fd).
     List = 9,
+    /// unlink/unlinkat/rmdir of an existing path.
     Remove = 10,
+    /// The old side of a rename.
     RenameFrom = 11,
+    /// The new side of a rename.
     RenameTo = 12,
+    /// A directory created.
     Mkdir = 13,
+    /// A symbolic link created (the link's own path; its target is just text).
     Symlink = 14,
+    /// A hard link created (the new path; the old one is recorded as `Stat`).
     Link = 15,
+    /// Changed directory into (chdir/fchdir).
     Chdir = 16,
+}
+
+impl AccessKind {
+    /// The record's name for the kind (`access_kind.name`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AccessKind::Read => "read",
+            AccessKind::Write => "write",
+            AccessKind::Create => "create",
+            AccessKind::Truncate => "truncate",
+            AccessKind::Append => "append",
+            AccessKind::Exec => "exec",
+            AccessKind::Stat => "stat",
+            AccessKind::Probe => "probe",
+            AccessKind::List => "list",
+            AccessKind::Remove => "remove",
+            AccessKind::RenameFrom => "rename_from",
+            AccessKind::RenameTo => "rename_to",
+            AccessKind::Mkdir => "mkdir",
+            AccessKind::Symlink => "symlink",
+            AccessKind::Link => "link",
+            AccessKind::Chdir => "chdir",
+        }
+    }
 }
 
 /// What a traced process did. `pid` is always the thread group id (the process).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A process seen for the first time.
+    /// A process seen for the first time (its first trapped call). Always comes before
+    /// the process's other events.
     Process { pid: i32, ppid: i32, time_ns: i64 },
     /// A path was touched. `path` is absolute and normalised (no `.`, `..` or `//`);
     /// symlinks are not resolved.
-    Access { pid: i32, path: Vec<u8>, kind: AccessKind, time_ns: i64 },
-    /// A successful-looking execve/execveat: the program and its arguments.
-    Exec { pid: i32, path: Vec<u8>, argv: Vec<Vec<u8>>, cwd: Vec<u8>, time_ns: i64 },
-    /// exit_group: the process is ending with this code.
+    Access {
+        pid: i32,
+        path: Vec<u8>,
+        kind: AccessKind,
+        time_ns: i64,
+    },
+    /// A successful-looking execve/execveat: the program (absolute, normalised) and its
+    /// arguments, and the process's cwd. Comes right after the `Access` of kind `Exec`.
+    Exec {
+        pid: i32,
+        path: Vec<u8>,
+        argv: Vec<Vec<u8>>,
+        cwd: Vec<u8>,
+        time_ns: i64,
+    },
+    /// exit_group: the process is ending with this code (0–255).
     Exit { pid: i32, code: i32, time_ns: i64 },
+    /// The process ended without calling exit_group (killed by a signal, or its last
+    /// thread called `exit`). Reported when the tracer notices: at the latest when its
+    /// listener hangs up.
+    Gone { pid: i32, time_ns: i64 },
+    /// The process made this call but we could not read its arguments (it made itself
+    /// non-dumpable, for instance): the record is incomplete here.
+    Lost {
+        pid: i32,
+        syscall: &'static str,
+        time_ns: i64,
+    },
+}
+
+impl Event {
+    /// The process the event is about.
+    pub fn pid(&self) -> i32 {
+        match *self {
+            Event::Process { pid, .. }
+            | Event::Access { pid, .. }
+            | Event::Exec { pid, .. }
+            | Event::Exit { pid, .. }
+            | Event::Gone { pid, .. }
+            | Event::Lost { pid, .. } => pid,
+        }
+    }
 }
 
 /// Why tracing could not be set up or went wrong.
@@ -65,10 +159,49 @@ pub enum TraceError {
     Listener(std::io::Error),
 }
 
-/// Install the filter in the calling process (the shim's child, just before exec).
-/// Returns the listener. Sets `PR_SET_NO_NEW_PRIVS`.
+/// A seccomp filter program, built ahead of time so that installing it allocates
+/// nothing (safe between fork and exec in a multi-threaded process).
+#[derive(Debug, Clone)]
+pub struct Filter {
+    program: Vec<sys::SockFilter>,
+    options: FilterOptions,
+}
+
+impl Filter {
+    /// Build the program for these options.
+    pub fn new(options: FilterOptions) -> Filter {
+        Filter {
+            program: filter::program(&options),
+            options,
+        }
+    }
+
+    /// Install the filter in the calling thread (`PR_SET_NO_NEW_PRIVS` first) and return
+    /// the listener (close-on-exec). Async-signal-safe: no allocation, no locks.
+    ///
+    /// Call it in the process that will exec the command, after everything else that
+    /// process does (its own system calls after this point are trapped too), and send
+    /// the listener away before exec: the first notification is that exec.
+    pub fn install(&self) -> Result<OwnedFd, TraceError> {
+        match filter::install(&self.program, &self.options) {
+            Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+            Err(err) if err.raw_os_error() == Some(libc::EBUSY) => Err(TraceError::AlreadyFiltered),
+            Err(err) => Err(TraceError::Refused(err)),
+        }
+    }
+}
+
+impl Default for Filter {
+    fn default() -> Filter {
+        Filter::new(FilterOptions::default())
+    }
+}
+
+/// Install the default filter in the calling process (the shim's child, just before
+/// exec). Returns the listener. Sets `PR_SET_NO_NEW_PRIVS`. Allocates (it builds the
+/// program): in a multi-threaded process, build a [`Filter`] before fork instead.
 pub fn install_filter() -> Result<OwnedFd, TraceError> {
-    Err(TraceError::Refused(std::io::Error::from_raw_os_error(libc::ENOSYS)))
+    Filter::default().install()
 }
 
 /// What [`Supervisor::handle`] found on the listener.
@@ -76,30 +209,17 @@ pub fn install_filter() -> Result<OwnedFd, TraceError> {
 pub enum Handled {
     /// A notification was answered (events may have been pushed).
     Answered,
-    /// Nothing to read right now.
+    /// Nothing to read right now (or the notifying task died first: ordinary).
     Idle,
     /// No process uses this filter any more: close the listener.
     Hangup,
 }
 
-/// Answers notifications and keeps per-process state (cwd cache, tgid), keyed by pid.
-#[derive(Debug, Default)]
-pub struct Supervisor {}
-
-impl Supervisor {
-    /// A supervisor with no processes known.
-    pub fn new() -> Supervisor {
-        Supervisor {}
-    }
-
-    /// Receive and answer one notification from `listener`, pushing what it meant.
-    pub fn handle(&mut self, _listener: BorrowedFd<'_>, _events: &mut Vec<Event>) -> Result<Handled, TraceError> {
-        Ok(Handled::Hangup)
-    }
-}
-
 /// The parent of a process, from `/proc/<pid>/status`.
 pub fn parent_of(pid: i32) -> Option<i32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("PPid:")).and_then(|v| v.trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
 }

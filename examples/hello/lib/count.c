@@ -1,0 +1,6 @@
+#include "greet.h"
+
+int greet_count(void)
+{
+    return 3;
+}

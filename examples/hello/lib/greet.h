@@ -1,0 +1,2 @@
+void greet(const char *who);
+int greet_count(void);

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every test, Rust and Python, on a fresh machine of this kind: installs what the tests
+# need (Debian packages, PyPI packages), then runs them. Used by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for tool in make gcc strace tmux; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+[ -e /usr/include/gnumake.h ] || missing+=(make)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+cargo build --quiet --bins
+cargo test

@@ -1,0 +1,1277 @@
+//! The built-in label rules: a verb and the thing made, from the command text.
+//!
+//! Labelling is a pure function of [`CommandInfo`] so that a user's hook can replace it
+//! (the hook sees the default label and may return another). The command is split into
+//! simple commands (see [`super::shell`]); each is classified by its program and
+//! arguments; the most telling one names the verb (a compile beats the `mv` after it,
+//! anything beats `rm`/`mkdir`); the object is the target (`$@`) relative to the
+//! directory `makescope make` ran in, or what the command's words say it writes.
+//! A program no rule knows falls back to its own name in capitals (documented in
+//! docs/output.md): `[Rule::Fallback]`.
+
+use std::path::{Component, Path, PathBuf};
+
+use super::shell::{self, basename, SimpleCommand};
+use super::{CommandInfo, Label};
+
+/// Which rule produced a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    /// `make -C dir`, `cd dir && $(MAKE)`: `MAKE dir`.
+    SubMake,
+    /// A test run (`evaluate-test.sh`, `test-driver`, a `.out`/`.test-result` target): `TEST name`.
+    TestRun,
+    /// A compiler with `-c`, `-S` or `-E`: `CC`, `CXX`, `AS` (assembly source), `CPP`.
+    Compiler,
+    /// An assembler: `AS`.
+    Assembler,
+    /// A compiler without `-c`/`-S`/`-E`, `ld`, `collect2`: `LD`.
+    Linker,
+    /// `ar`, `ranlib`: `AR`.
+    Archiver,
+    /// `install`, `install-sh`: `INSTALL`.
+    Install,
+    /// A text tool, interpreter or script that writes a file (`> $@`, `-o $@`): `GEN`.
+    Generator,
+    /// `objcopy`, `strip`: the tool's name.
+    Binutils,
+    /// `rm`, `mkdir`, `mv`, `cp`, `ln`, `touch`, `chmod`, `echo`, `test`, … on their own.
+    Bookkeeping,
+    /// No rule knew the program: its own name in capitals.
+    Fallback,
+    /// Nothing to run (an empty command or only assignments): `SH`.
+    Empty,
+}
+
+/// A label with the rule that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    pub label: Label,
+    pub rule: Rule,
+}
+
+/// The rule-based label for a command.
+pub fn default_label(info: &CommandInfo) -> Label {
+    classify(info).label
+}
+
+/// Classify a command: its label and the rule that chose it.
+pub fn classify(info: &CommandInfo) -> Classified {
+    let text = String::from_utf8_lossy(&info.command);
+    let ctx = Context {
+        top: lossy_path(&info.top_directory),
+        dir: lossy_path(&info.directory),
+        target: String::from_utf8_lossy(&info.target).into_owned(),
+    };
+    let mut best: Option<Candidate> = None;
+    let commands = shell::simple_commands(&text);
+    let mut cd: Option<String> = None;
+    collect(&ctx, &commands, &mut cd, &mut best, 0);
+    match best {
+        Some(c) => Classified {
+            label: Label {
+                object: match c.explicit {
+                    // A target the command never names (`all: ; touch x`, `x/y.h: ;
+                    // mkdir -p x`) says less than what the command writes; but a
+                    // generator's stamp target (`x.stmp: ; gen > x.T`) is still the
+                    // better name.
+                    Some(written)
+                        if !ctx.target.is_empty()
+                            && !matches!(c.rule, Rule::SubMake | Rule::TestRun)
+                            && (c.rule != Rule::Generator
+                                || !basename(&ctx.target).contains('.'))
+                            && !text.contains(basename(&ctx.target)) =>
+                    {
+                        ctx.show(&written)
+                    }
+                    _ => c.object,
+                },
+                verb: c.verb,
+            },
+            rule: c.rule,
+        },
+        None => Classified {
+            label: Label {
+                verb: "SH".into(),
+                object: ctx.target_or(|| String::new()),
+            },
+            rule: Rule::Empty,
+        },
+    }
+}
+
+struct Context {
+    top: PathBuf,
+    dir: PathBuf,
+    target: String,
+}
+
+impl Context {
+    /// A path as written in the command, relative to the top directory when possible.
+    fn show(&self, path: &str) -> String {
+        if path.is_empty() || path.contains('$') || path.contains('`') {
+            return path.to_string();
+        }
+        relative_to(&self.top, &self.dir, path)
+    }
+
+    fn target_or(&self, otherwise: impl FnOnce() -> String) -> String {
+        if self.target.is_empty() {
+            otherwise()
+        } else {
+            self.show(&self.target)
+        }
+    }
+}
+
+struct Candidate {
+    rank: u8,
+    verb: String,
+    object: String,
+    rule: Rule,
+    /// What the command's own words say it writes (`-o`, `>`, the operand of `touch`):
+    /// the object when the target is not mentioned at all (a phony `all: ; touch x`).
+    explicit: Option<String>,
+}
+
+fn offer(best: &mut Option<Candidate>, candidate: Candidate) {
+    if best.as_ref().map_or(true, |b| candidate.rank > b.rank) {
+        *best = Some(candidate);
+    }
+}
+
+fn collect(
+    ctx: &Context,
+    commands: &[SimpleCommand],
+    cd: &mut Option<String>,
+    best: &mut Option<Candidate>,
+    depth: u8,
+) {
+    for command in commands {
+        if let Some(candidate) = classify_simple(ctx, command, cd, best, depth) {
+            offer(best, candidate);
+        }
+    }
+}
+
+/// Programs that run the next word as the real program.
+fn skip_wrappers(words: &[String]) -> &[String] {
+    let mut words = words;
+    loop {
+        let Some(first) = words.first() else {
+            return words;
+        };
+        match basename(first) {
+            "env" => {
+                words = &words[1..];
+                while let Some(w) = words.first() {
+                    if shell::is_assignment(w) || w.starts_with('-') {
+                        let takes_value = matches!(w.as_str(), "-u" | "-C" | "-S");
+                        words = &words[if takes_value { 2.min(words.len()) } else { 1 }..];
+                    } else {
+                        break;
+                    }
+                }
+            }
+            "exec" | "command" | "nohup" | "time" | "builtin" | "ccache" | "distcc" | "sccache"
+            | "xargs" | "stdbuf" | "nice" | "ionice" | "chronic" => {
+                words = &words[1..];
+                while let Some(w) = words.first() {
+                    if w.starts_with('-') {
+                        let takes_value = matches!(
+                            w.as_str(),
+                            "-n" | "-c" | "-o" | "-e" | "-i" | "-I" | "-P" | "-s"
+                        );
+                        words = &words[if takes_value { 2.min(words.len()) } else { 1 }..];
+                    } else {
+                        break;
+                    }
+                }
+            }
+            "timeout" => {
+                words = &words[1..];
+                while words.first().is_some_and(|w| w.starts_with('-')) {
+                    words = &words[1..];
+                }
+                // The duration.
+                words = &words[1.min(words.len())..];
+            }
+            _ => return words,
+        }
+    }
+}
+
+fn strip_version(name: &str) -> &str {
+    // gcc-12, clang-15, python3.11
+    let trimmed = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let trimmed = trimmed.strip_suffix('-').unwrap_or(trimmed);
+    if trimmed.is_empty() {
+        name
+    } else {
+        trimmed
+    }
+}
+
+fn is_c_compiler(name: &str) -> bool {
+    let n = strip_version(name);
+    n == "cc"
+        || n == "gcc"
+        || n == "clang"
+        || n == "icc"
+        || n == "tcc"
+        || n.ends_with("-gcc")
+        || n.ends_with("-cc")
+        || n.ends_with("-clang")
+}
+
+fn is_cxx_compiler(name: &str) -> bool {
+    let n = strip_version(name);
+    n == "c++"
+        || n == "g++"
+        || n == "clang++"
+        || n.ends_with("-g++")
+        || n.ends_with("-c++")
+        || n.ends_with("-clang++")
+}
+
+fn is_assembler(name: &str) -> bool {
+    matches!(name, "as" | "gas" | "nasm" | "yasm") || name.ends_with("-as")
+}
+
+fn is_linker(name: &str) -> bool {
+    matches!(
+        name,
+        "ld" | "ld.bfd" | "ld.gold" | "ld.lld" | "lld" | "mold" | "collect2" | "gold"
+    ) || name.ends_with("-ld")
+}
+
+fn is_archiver(name: &str) -> bool {
+    let n = strip_version(name);
+    matches!(
+        n,
+        "ar" | "ranlib" | "gcc-ar" | "gcc-ranlib" | "llvm-ar" | "llvm-ranlib"
+    ) || n.ends_with("-ar")
+        || n.ends_with("-ranlib")
+}
+
+fn is_make(name: &str) -> bool {
+    matches!(name, "make" | "gmake" | "remake")
+}
+
+fn is_shell(name: &str) -> bool {
+    matches!(strip_version(name), "sh" | "bash" | "dash" | "ksh" | "zsh")
+}
+
+fn is_interpreter(name: &str) -> bool {
+    is_shell(name)
+        || matches!(
+            strip_version(name),
+            "python" | "perl" | "ruby" | "tclsh" | "lua" | "node"
+        )
+}
+
+/// Tools whose job is to turn text into text: with an output file they generate it.
+fn is_generator(name: &str) -> bool {
+    let n = strip_version(name);
+    matches!(
+        n,
+        "awk"
+            | "gawk"
+            | "mawk"
+            | "nawk"
+            | "sed"
+            | "gsed"
+            | "perl"
+            | "python"
+            | "m4"
+            | "bison"
+            | "yacc"
+            | "byacc"
+            | "flex"
+            | "lex"
+            | "gperf"
+            | "msgfmt"
+            | "msgmerge"
+            | "xgettext"
+            | "msgcat"
+            | "rpcgen"
+            | "makeinfo"
+            | "texi2dvi"
+            | "texi2pdf"
+            | "tr"
+            | "sort"
+            | "uniq"
+            | "cut"
+            | "grep"
+            | "egrep"
+            | "fgrep"
+            | "head"
+            | "tail"
+            | "tac"
+            | "paste"
+            | "join"
+            | "xxd"
+            | "od"
+            | "base64"
+            | "gzip"
+            | "bzip2"
+            | "xz"
+            | "zstd"
+            | "tar"
+            | "cpio"
+            | "localedef"
+            | "iconv"
+            | "readelf"
+            | "objdump"
+            | "nm"
+            | "size"
+            | "pkg-config"
+            | "autoconf"
+            | "autoheader"
+            | "automake"
+            | "aclocal"
+            | "libtoolize"
+            | "config.status"
+            | "configure"
+            | "tic"
+            | "zic"
+            | "gencat"
+            | "dot"
+            | "doxygen"
+            | "pod2man"
+            | "help2man"
+            | "envsubst"
+            | "jq"
+            | "diff"
+    ) || n.ends_with("-readelf")
+        || n.ends_with("-objdump")
+        || n.ends_with("-nm")
+        || n.starts_with("gen-")
+        || n.starts_with("gen_")
+}
+
+/// Bookkeeping programs and scripts: their verb and rank (higher is more telling).
+fn bookkeeping(name: &str) -> Option<(&'static str, u8)> {
+    Some(match name {
+        "install" | "ginstall" | "install-sh" => return None,
+        "cp" => ("CP", 24),
+        "ln" | "rellns-sh" => ("LN", 24),
+        "mv" | "move-if-change" => ("MV", 23),
+        "touch" => ("TOUCH", 22),
+        "chmod" | "chown" | "chgrp" => ("CHMOD", 21),
+        "mkdir" | "mkinstalldirs" | "mkdirhier" => ("MKDIR", 20),
+        "rm" | "rmdir" | "unlink" => ("RM", 19),
+        "echo" | "printf" | "cat" => ("ECHO", 5),
+        "test" | "[" | "[[" | "cmp" => ("CHECK", 4),
+        "cd" | "pushd" | "popd" | "true" | "false" | ":" | "exit" | "set" | "export" | "unset"
+        | "shift" | "read" | "eval" | "wait" | "trap" | "sleep" | "return" | "local"
+        | "continue" | "break" | "sync" | "type" | "which" | "pwd" | "umask" | "ulimit"
+        | "hash" | "source" | "." => ("SH", 1),
+        _ => return None,
+    })
+}
+
+const RANK_MAKE: u8 = 100;
+const RANK_TEST: u8 = 90;
+const RANK_BUILD: u8 = 80;
+const RANK_AR: u8 = 70;
+const RANK_INSTALL: u8 = 60;
+const RANK_GEN: u8 = 50;
+const RANK_BINUTILS: u8 = 45;
+const RANK_FALLBACK: u8 = 40;
+
+fn classify_simple(
+    ctx: &Context,
+    command: &SimpleCommand,
+    cd: &mut Option<String>,
+    best: &mut Option<Candidate>,
+    depth: u8,
+) -> Option<Candidate> {
+    let words = skip_wrappers(&command.words);
+    let writes_file = command.output_files().next().is_some();
+    let redirect_object = || command.output_files().last().map(|f| ctx.show(f));
+    let Some(first) = words.first() else {
+        // A group's redirection: `(echo …; echo …) > $@`.
+        return writes_file.then(|| Candidate {
+            rank: RANK_GEN,
+            verb: "GEN".into(),
+            object: ctx.target_or(|| redirect_object().unwrap_or_default()),
+            rule: Rule::Generator,
+            explicit: command.output_files().last().map(str::to_string),
+        });
+    };
+    let name = basename(first);
+    let args = &words[1..];
+
+    // Test runs are recognised by their helper anywhere in the command.
+    if let Some(pos) = words.iter().position(|w| {
+        let b = basename(w);
+        b == "evaluate-test.sh" || b == "test-driver" || b == "tap-driver.sh"
+    }) {
+        let named = words.get(pos + 1).filter(|w| !w.starts_with('-')).cloned();
+        let object = if ctx.target.is_empty() {
+            named.unwrap_or_default()
+        } else {
+            test_name(ctx)
+        };
+        return Some(Candidate {
+            rank: RANK_TEST,
+            verb: "TEST".into(),
+            object,
+            rule: Rule::TestRun,
+            explicit: None,
+        });
+    }
+
+    if name == "cd" || name == "pushd" {
+        *cd = args.iter().find(|a| !a.starts_with('-')).cloned();
+    }
+
+    if is_make(name) {
+        let object = submake_dir(args)
+            .or_else(|| cd.clone())
+            .map(|d| if d.starts_with('/') { ctx.show(&d) } else { d })
+            .unwrap_or_else(|| ctx.show(&ctx.dir.to_string_lossy()));
+        return Some(Candidate {
+            rank: RANK_MAKE,
+            verb: "MAKE".into(),
+            object,
+            rule: Rule::SubMake,
+            explicit: None,
+        });
+    }
+
+    if is_shell(name) && depth < 3 {
+        // `sh -c 'text'`: classify the text itself.
+        if let Some(pos) = args
+            .iter()
+            .position(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c'))
+        {
+            if let Some(text) = args.get(pos + 1) {
+                let inner = shell::simple_commands(text);
+                collect(ctx, &inner, cd, best, depth + 1);
+                return None;
+            }
+        }
+    }
+
+    // `sh script args`, `python3 -B script.py args`: the script is the program.
+    let script = if is_interpreter(name) {
+        args.iter().position(|a| !a.starts_with('-'))
+    } else {
+        None
+    };
+    let was_script = script.is_some();
+    let (name, args) = match script {
+        Some(pos) => (basename(&args[pos]), &args[pos + 1..]),
+        None => (name, args),
+    };
+
+    if is_c_compiler(name) || is_cxx_compiler(name) {
+        return Some(compiler(ctx, name, args, command));
+    }
+    if is_assembler(name) {
+        let object = ctx.target_or(|| {
+            output_option(args)
+                .map(|o| ctx.show(&o))
+                .unwrap_or_default()
+        });
+        return Some(Candidate {
+            rank: RANK_BUILD,
+            verb: "AS".into(),
+            object,
+            rule: Rule::Assembler,
+            explicit: output_option(args),
+        });
+    }
+    if is_linker(name) {
+        let object = ctx.target_or(|| {
+            output_option(args)
+                .map(|o| ctx.show(&o))
+                .unwrap_or_default()
+        });
+        return Some(Candidate {
+            rank: RANK_BUILD,
+            verb: "LD".into(),
+            object,
+            rule: Rule::Linker,
+            explicit: output_option(args),
+        });
+    }
+    if is_archiver(name) {
+        let object = ctx.target_or(|| {
+            // `ar cru lib.a objs…`: the archive follows the operation letters.
+            let operands: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+            let archive = if name.contains("ranlib") {
+                operands.first()
+            } else {
+                operands.get(1)
+            };
+            archive.map(|a| ctx.show(a)).unwrap_or_default()
+        });
+        return Some(Candidate {
+            rank: RANK_AR,
+            verb: "AR".into(),
+            object,
+            rule: Rule::Archiver,
+            explicit: None,
+        });
+    }
+    if matches!(name, "install" | "ginstall" | "install-sh") {
+        let object = ctx.target_or(|| last_operand(args).map(|a| ctx.show(a)).unwrap_or_default());
+        return Some(Candidate {
+            rank: RANK_INSTALL,
+            verb: "INSTALL".into(),
+            object,
+            rule: Rule::Install,
+            explicit: last_operand(args).cloned(),
+        });
+    }
+    if matches!(name, "pytest" | "py.test" | "ctest" | "prove") {
+        return Some(Candidate {
+            rank: RANK_TEST,
+            verb: "TEST".into(),
+            object: test_name(ctx),
+            rule: Rule::TestRun,
+            explicit: None,
+        });
+    }
+    if test_target(ctx)
+        && !best.as_ref().is_some_and(|b| b.rank >= RANK_AR)
+        && bookkeeping(name).is_none()
+    {
+        return Some(Candidate {
+            rank: RANK_TEST,
+            verb: "TEST".into(),
+            object: test_name(ctx),
+            rule: Rule::TestRun,
+            explicit: None,
+        });
+    }
+    let written = command
+        .output_files()
+        .last()
+        .map(str::to_string)
+        .or_else(|| output_option(args));
+    let writes_target = writes_file
+        || output_option(args).is_some()
+        || (!ctx.target.is_empty() && args.iter().any(|a| mentions(a, &ctx.target)));
+    if is_generator(name) || was_script || looks_like_script(first) {
+        let object = ctx.target_or(|| {
+            redirect_object()
+                .or_else(|| output_option(args).map(|o| ctx.show(&o)))
+                .or_else(|| last_operand(args).map(|a| ctx.show(a)))
+                .unwrap_or_default()
+        });
+        if let Some((verb, rank)) = bookkeeping(name).filter(|_| !writes_file) {
+            return Some(Candidate {
+                rank,
+                verb: verb.into(),
+                object,
+                rule: Rule::Bookkeeping,
+                explicit: None,
+            });
+        }
+        return Some(Candidate {
+            rank: RANK_GEN,
+            verb: "GEN".into(),
+            object,
+            rule: Rule::Generator,
+            explicit: written.clone(),
+        });
+    }
+    if matches!(strip_version(name), "objcopy" | "strip" | "eu-strip")
+        || name.ends_with("-objcopy")
+        || name.ends_with("-strip")
+    {
+        let verb = if name.contains("objcopy") {
+            "OBJCOPY"
+        } else {
+            "STRIP"
+        };
+        let object = ctx.target_or(|| last_operand(args).map(|a| ctx.show(a)).unwrap_or_default());
+        return Some(Candidate {
+            rank: RANK_BINUTILS,
+            verb: verb.into(),
+            object,
+            rule: Rule::Binutils,
+            explicit: last_operand(args).cloned(),
+        });
+    }
+    if let Some((verb, rank)) = bookkeeping(name) {
+        if writes_file && matches!(verb, "ECHO" | "SH" | "CHECK") {
+            let object = ctx.target_or(|| redirect_object().unwrap_or_default());
+            return Some(Candidate {
+                rank: RANK_GEN,
+                verb: "GEN".into(),
+                object,
+                rule: Rule::Generator,
+                explicit: written.clone(),
+            });
+        }
+        let object = ctx.target_or(|| last_operand(args).map(|a| ctx.show(a)).unwrap_or_default());
+        return Some(Candidate {
+            rank,
+            verb: verb.into(),
+            object,
+            rule: Rule::Bookkeeping,
+            explicit: matches!(verb, "TOUCH" | "MKDIR" | "CP" | "LN" | "MV" | "CHMOD")
+                .then(|| last_operand(args).cloned())
+                .flatten(),
+        });
+    }
+    if writes_target {
+        let object = ctx.target_or(|| {
+            redirect_object()
+                .or_else(|| output_option(args).map(|o| ctx.show(&o)))
+                .unwrap_or_default()
+        });
+        return Some(Candidate {
+            rank: RANK_GEN,
+            verb: "GEN".into(),
+            object,
+            rule: Rule::Generator,
+            explicit: written.clone(),
+        });
+    }
+    if name.contains('$') || name.contains('`') || name.is_empty() {
+        // A program chosen at run time: nothing to call it by.
+        return Some(Candidate {
+            rank: 2,
+            verb: "SH".into(),
+            object: ctx.target_or(String::new),
+            rule: Rule::Fallback,
+            explicit: None,
+        });
+    }
+    Some(Candidate {
+        rank: RANK_FALLBACK,
+        verb: name.to_uppercase(),
+        object: ctx.target_or(|| last_operand(args).map(|a| ctx.show(a)).unwrap_or_default()),
+        rule: Rule::Fallback,
+        explicit: None,
+    })
+}
+
+fn compiler(ctx: &Context, name: &str, args: &[String], command: &SimpleCommand) -> Candidate {
+    let mut mode = None;
+    let mut inputs = Vec::new();
+    let mut output = None;
+    let mut language: Option<String> = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        match a {
+            "-c" | "-S" | "-E" => mode = Some(a),
+            // Dependencies only: a preprocessor run.
+            "-M" | "-MM" if mode.is_none() => mode = Some("-E"),
+            "-o" => {
+                output = args.get(i + 1).cloned();
+                i += 1;
+            }
+            "-x" => {
+                language = args.get(i + 1).cloned();
+                i += 1;
+            }
+            "-I" | "-D" | "-U" | "-include" | "-imacros" | "-isystem" | "-iquote"
+            | "-idirafter" | "-MF" | "-MT" | "-MQ" | "-L" | "-l" | "-Xlinker" | "-Xassembler"
+            | "-Xpreprocessor" | "-T" | "-B" | "-specs" | "-aux-info" | "--param" | "-z" | "-e"
+            | "-u" => i += 1,
+            _ if a.starts_with("-o") && a.len() > 2 => output = Some(a[2..].to_string()),
+            _ if a.starts_with('-') => {}
+            _ => inputs.push(a),
+        }
+        i += 1;
+    }
+    let assembly_source = |f: &&str| {
+        f.ends_with(".S") || f.ends_with(".s") || f.ends_with(".sx") || f.ends_with(".asm")
+    };
+    let cxx_source = |f: &&str| {
+        [".cc", ".cpp", ".cxx", ".C", ".c++"]
+            .iter()
+            .any(|s| f.ends_with(s))
+    };
+    let is_asm = language
+        .as_deref()
+        .is_some_and(|l| l.starts_with("assembler"))
+        || inputs.iter().any(assembly_source);
+    let is_cxx = is_cxx_compiler(name)
+        || language.as_deref() == Some("c++")
+        || inputs.iter().any(cxx_source);
+    let (verb, rule) = match mode {
+        Some("-E") => ("CPP", Rule::Compiler),
+        Some(_) if is_asm => ("AS", Rule::Compiler),
+        Some(_) if is_cxx => ("CXX", Rule::Compiler),
+        Some(_) => ("CC", Rule::Compiler),
+        None => ("LD", Rule::Linker),
+    };
+    let object = ctx.target_or(|| {
+        output
+            .clone()
+            .or_else(|| command.output_files().last().map(str::to_string))
+            .or_else(|| inputs.first().map(|s| s.to_string()))
+            .map(|o| ctx.show(&o))
+            .unwrap_or_default()
+    });
+    // No mode, no input, no output: a query (`gcc -print-file-name=…`, `-Wl,--verbose`),
+    // less telling than whatever uses its answer.
+    let rank = if mode.is_none() && inputs.is_empty() && output.is_none() {
+        3
+    } else {
+        RANK_BUILD
+    };
+    Candidate {
+        rank,
+        verb: verb.into(),
+        object,
+        rule,
+        explicit: output.or_else(|| command.output_files().last().map(str::to_string)),
+    }
+}
+
+/// `-C dir`, `-Cdir`, `--directory=dir`, `--directory dir`.
+fn submake_dir(args: &[String]) -> Option<String> {
+    let mut i = 0;
+    let mut dir: Option<String> = None;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "-C" || a == "--directory" {
+            let d = args.get(i + 1)?.clone();
+            // Several -C options nest.
+            dir = Some(match dir {
+                Some(prev) if !d.starts_with('/') => format!("{prev}/{d}"),
+                _ => d,
+            });
+            i += 1;
+        } else if let Some(d) = a
+            .strip_prefix("--directory=")
+            .or_else(|| a.strip_prefix("-C"))
+        {
+            dir = Some(d.to_string());
+        }
+        i += 1;
+    }
+    dir
+}
+
+fn output_option(args: &[String]) -> Option<String> {
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a == "-o" || a == "--output" {
+            return args.get(i + 1).cloned();
+        }
+        if let Some(o) = a.strip_prefix("--output=") {
+            return Some(o.to_string());
+        }
+        i += 1;
+    }
+    None
+}
+
+fn last_operand(args: &[String]) -> Option<&String> {
+    args.iter()
+        .rev()
+        .find(|a| !a.starts_with('-') && !a.is_empty())
+}
+
+fn looks_like_script(program: &str) -> bool {
+    [".sh", ".py", ".pl", ".awk", ".rb", ".tcl"]
+        .iter()
+        .any(|s| program.ends_with(s))
+        || program.contains("scripts/")
+}
+
+/// Whether a word names the target (or its temporary twin `$@T`, `$@.new`, `$@-tmp`).
+fn mentions(word: &str, target: &str) -> bool {
+    let t = basename(target);
+    if t.is_empty() {
+        return false;
+    }
+    word.match_indices(t).any(|(pos, _)| {
+        let before = &word[..pos];
+        let after = &word[pos + t.len()..];
+        (before.is_empty() || before.ends_with('/') || before.ends_with('='))
+            && (after.is_empty()
+                || (after.len() <= 6 && after.starts_with(['T', '.', '-', '~', '$', '_'])))
+    })
+}
+
+fn test_target(ctx: &Context) -> bool {
+    ctx.target.ends_with(".out")
+        || ctx.target.ends_with(".test-result")
+        || ctx.target.ends_with(".trs")
+}
+
+/// A test's name: its target without the result suffix.
+fn test_name(ctx: &Context) -> String {
+    let shown = ctx.show(&ctx.target);
+    for suffix in [".test-result", ".out", ".trs", ".log"] {
+        if let Some(name) = shown.strip_suffix(suffix) {
+            return name.to_string();
+        }
+    }
+    shown
+}
+
+pub(crate) fn lossy_path(bytes: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
+}
+
+/// `path` (relative to `dir` unless absolute) as seen from `top`: `elf/dl-load.os`.
+/// Paths far outside `top` stay absolute.
+pub fn relative_to(top: &Path, dir: &Path, path: &str) -> String {
+    let joined = if path.starts_with('/') {
+        PathBuf::from(path)
+    } else {
+        dir.join(path)
+    };
+    let absolute = normalize(&joined);
+    let top = normalize(top);
+    if !absolute.is_absolute() || !top.is_absolute() {
+        return path.to_string();
+    }
+    if let Ok(rest) = absolute.strip_prefix(&top) {
+        let s = rest.to_string_lossy().into_owned();
+        return if s.is_empty() { ".".into() } else { s };
+    }
+    let a: Vec<Component> = absolute.components().collect();
+    let t: Vec<Component> = top.components().collect();
+    let common = a.iter().zip(&t).take_while(|(x, y)| x == y).count();
+    let ups = t.len() - common;
+    if common <= 1 || ups > 2 {
+        return absolute.to_string_lossy().into_owned();
+    }
+    let mut out = PathBuf::new();
+    for _ in 0..ups {
+        out.push("..");
+    }
+    for c in &a[common..] {
+        out.push(c.as_os_str());
+    }
+    out.to_string_lossy().into_owned()
+}
+
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(dir: &str, target: &str, command: &str) -> CommandInfo {
+        CommandInfo {
+            id: 1,
+            target: target.into(),
+            directory: dir.into(),
+            top_directory: b"/b".to_vec(),
+            command: command.into(),
+            recipe_file: b"Makefile".to_vec(),
+            recipe_line: 1,
+            make_level: 0,
+        }
+    }
+
+    fn label(dir: &str, target: &str, command: &str) -> (String, Rule) {
+        let c = classify(&info(dir, target, command));
+        (format!("{} {}", c.label.verb, c.label.object), c.rule)
+    }
+
+    #[test]
+    fn compilers() {
+        assert_eq!(
+            label("/src/elf", "/b/elf/dl-load.os", "gcc dl-load.c -c -std=gnu11 -O2 -I../include -o /b/elf/dl-load.os -MD -MP -MF /b/elf/dl-load.os.dt"),
+            ("CC elf/dl-load.os".into(), Rule::Compiler)
+        );
+        assert_eq!(
+            label("/src/string", "/b/string/strlen-avx2.os", "gcc ../sysdeps/x86_64/multiarch/strlen-avx2.S -c -DPIC -o /b/string/strlen-avx2.os"),
+            ("AS string/strlen-avx2.os".into(), Rule::Compiler)
+        );
+        assert_eq!(
+            label("/b", "x.o", "ccache g++-12 -O2 -c x.cc -o x.o"),
+            ("CXX x.o".into(), Rule::Compiler)
+        );
+        assert_eq!(
+            label("/b", "x.s", "clang -S x.c"),
+            ("CC x.s".into(), Rule::Compiler)
+        );
+        assert_eq!(
+            label("/b", "x.o", "x86_64-linux-gnu-gcc -c x.c"),
+            ("CC x.o".into(), Rule::Compiler)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "bits/stdio_lim.h",
+                "{ echo '#include \"x.h\"'; } | gcc -E -dM -MD -x c - > bits/stdio_lim.hT"
+            ),
+            ("CPP bits/stdio_lim.h".into(), Rule::Compiler)
+        );
+        // Without a target, the -o word names the object.
+        assert_eq!(
+            label("/src/csu", "", "gcc init-first.c -c -o /b/csu/init-first.o"),
+            ("CC csu/init-first.o".into(), Rule::Compiler)
+        );
+    }
+
+    #[test]
+    fn linkers() {
+        assert_eq!(
+            label("/src/elf", "/b/elf/ld.so", "gcc -nostdlib -nostartfiles -shared -o /b/elf/ld.so.new -Wl,-z,defs /b/elf/librtld.os"),
+            ("LD elf/ld.so".into(), Rule::Linker)
+        );
+        assert_eq!(
+            label("/b", "prog", "cc -o prog a.o b.o -lm"),
+            ("LD prog".into(), Rule::Linker)
+        );
+        assert_eq!(
+            label("/b", "", "ld -r -o all.o a.o b.o"),
+            ("LD all.o".into(), Rule::Linker)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "",
+                "/usr/lib/gcc/x86_64-linux-gnu/12/collect2 -o x a.o"
+            ),
+            ("LD x".into(), Rule::Linker)
+        );
+    }
+
+    #[test]
+    fn assemblers() {
+        assert_eq!(
+            label("/b", "start.o", "as --64 -o start.o start.s"),
+            ("AS start.o".into(), Rule::Assembler)
+        );
+        assert_eq!(
+            label("/b", "", "nasm -f elf64 -o a.o a.asm"),
+            ("AS a.o".into(), Rule::Assembler)
+        );
+    }
+
+    #[test]
+    fn archivers() {
+        assert_eq!(
+            label(
+                "/b",
+                "/b/libc_pic.a",
+                "cd /b && ar cruv libc_pic.a `cat csu/stamp.os`"
+            ),
+            ("AR libc_pic.a".into(), Rule::Archiver)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "",
+                "ar crv /b/sunrpc/librpc_compat_pic.a /b/sunrpc/a.os"
+            ),
+            ("AR sunrpc/librpc_compat_pic.a".into(), Rule::Archiver)
+        );
+        assert_eq!(
+            label("/b", "", "ranlib libfoo.a"),
+            ("AR libfoo.a".into(), Rule::Archiver)
+        );
+    }
+
+    #[test]
+    fn generators() {
+        assert_eq!(
+            label(
+                "/src",
+                "/b/sysd-rules",
+                "LC_ALL=C gawk -f scripts/sysd-rules.awk > /b/sysd-rulesT \\\n\t\t-v x='.o .os'"
+            ),
+            ("GEN sysd-rules".into(), Rule::Generator)
+        );
+        assert_eq!(
+            label(
+                "/src/csu",
+                "/b/csu/abi-tag.h",
+                "sed -e 's/x/y/' < abi-tag.h.in > /b/csu/abi-tag.h.new"
+            ),
+            ("GEN csu/abi-tag.h".into(), Rule::Generator)
+        );
+        assert_eq!(
+            label("/src/iconvdata", "/b/iconvdata/iso8859-2.stmp", "LC_ALL=C /bin/sh ./gen-8bit.sh ../localedata/charmaps/ISO-8859-2 > /b/iconvdata/iso8859-2.T"),
+            ("GEN iconvdata/iso8859-2.stmp".into(), Rule::Generator)
+        );
+        assert_eq!(
+            label("/src/csu", "/b/tcb-offsets.h", "python3 -B ../scripts/gen-as-const.py --cc=\"gcc -O2\" tcb-offsets.sym > /b/tcb-offsets.hT"),
+            ("GEN tcb-offsets.h".into(), Rule::Generator)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "x.h",
+                "(echo '#define A 1'; \\\n echo '#define B 2') > x.hT"
+            ),
+            ("GEN x.h".into(), Rule::Generator)
+        );
+        assert_eq!(
+            label("/b", "", "echo '' > /b/csu/stamp.oST"),
+            ("GEN csu/stamp.oST".into(), Rule::Generator)
+        );
+        assert_eq!(
+            label("/b", "parse.c", "bison -d -o parse.c parse.y"),
+            ("GEN parse.c".into(), Rule::Generator)
+        );
+        assert_eq!(
+            label("/b", "out.txt", "./tool --frobnicate -o out.txt"),
+            ("GEN out.txt".into(), Rule::Generator)
+        );
+        // A program nobody knows that writes its target is a generator too.
+        assert_eq!(
+            label("/b", "data.bin", "frob data.in data.bin"),
+            ("GEN data.bin".into(), Rule::Generator)
+        );
+    }
+
+    #[test]
+    fn test_runs() {
+        let text = "env GCONV_PATH=/b/iconvdata LC_ALL=C /b/elf/ld-linux-x86-64.so.2 --library-path /b /b/elf/tst-tls1 > /b/elf/tst-tls1.out; \\\n../scripts/evaluate-test.sh elf/tst-tls1 $? false false > /b/elf/tst-tls1.test-result";
+        assert_eq!(
+            label("/src/elf", "/b/elf/tst-tls1.out", text),
+            ("TEST elf/tst-tls1".into(), Rule::TestRun)
+        );
+        assert_eq!(
+            label("/src/elf", "", text),
+            ("TEST elf/tst-tls1".into(), Rule::TestRun)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "/b/string/tst-x.out",
+                "/bin/bash tst-x.sh /b/ > /b/string/tst-x.out"
+            ),
+            ("TEST string/tst-x".into(), Rule::TestRun)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "t1.log",
+                "../build-aux/test-driver --test-name t1 --log-file t1.log -- ./t1"
+            ),
+            ("TEST t1".into(), Rule::TestRun)
+        );
+        // A program linked to a.out is no test.
+        assert_eq!(
+            label("/b", "a.out", "gcc x.c"),
+            ("LD a.out".into(), Rule::Linker)
+        );
+    }
+
+    #[test]
+    fn submakes() {
+        assert_eq!(
+            label(
+                "/src",
+                "subdir_lib",
+                "make  subdir=elf -C elf ..=../ subdir_lib"
+            ),
+            ("MAKE elf".into(), Rule::SubMake)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "all",
+                "make -r PARALLELMFLAGS=\"\" -C ../src objdir=`pwd` all"
+            ),
+            ("MAKE ../src".into(), Rule::SubMake)
+        );
+        assert_eq!(
+            label("/b", "all", "cd lib && /usr/bin/make all"),
+            ("MAKE lib".into(), Rule::SubMake)
+        );
+        assert_eq!(
+            label("/b", "all", "for d in a b; do $(MAKE) -C $d; done"),
+            ("SH all".into(), Rule::Fallback)
+        );
+        assert_eq!(
+            label("/b", "all", "for d in a b; do make -C $d || exit 1; done"),
+            ("MAKE $d".into(), Rule::SubMake)
+        );
+        assert_eq!(
+            label("/b/sub", "all", "make --directory=/b/sub/x"),
+            ("MAKE sub/x".into(), Rule::SubMake)
+        );
+        assert_eq!(
+            label("/b/sub", "all", "make"),
+            ("MAKE sub".into(), Rule::SubMake)
+        );
+    }
+
+    #[test]
+    fn install() {
+        assert_eq!(
+            label(
+                "/b",
+                "/b/bits/std_abs.h",
+                "/usr/bin/install -c -m 644 /usr/include/x.h /b/bits/std_abs.hT"
+            ),
+            ("INSTALL bits/std_abs.h".into(), Rule::Install)
+        );
+        assert_eq!(
+            label("/b", "", "install -m 755 prog /usr/bin/prog"),
+            ("INSTALL /usr/bin/prog".into(), Rule::Install)
+        );
+    }
+
+    #[test]
+    fn bookkeeping_rules() {
+        assert_eq!(
+            label("/b", "", "mkdir -p -- /b/csu"),
+            ("MKDIR csu".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label("/src", "", ".././scripts/mkinstalldirs /b/elf"),
+            ("MKDIR elf".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "/b/x.h",
+                "/bin/sh ../scripts/move-if-change /b/x.hT /b/x.h"
+            ),
+            ("MV x.h".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label("/b", "", "mv -f /b/sysd-rulesT /b/sysd-rules"),
+            ("MV sysd-rules".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label("/b", "/b/x.stmp", "touch /b/x.stmp"),
+            ("TOUCH x.stmp".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label("/b", "clean", "rm -f *.o"),
+            ("RM clean".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "",
+                "/bin/sh ../scripts/rellns-sh /b/elf/ld.so /b/elf/ld.so.2.new"
+            ),
+            ("LN elf/ld.so.2.new".into(), Rule::Bookkeeping)
+        );
+        // mv after rm: mv is the more telling.
+        assert_eq!(
+            label("/b", "t", "rm -f t; mv t.new t"),
+            ("MV t".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label("/b", "", "test -s /b/shlib.ldsT"),
+            ("CHECK shlib.ldsT".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label("/b", "", "echo hello"),
+            ("ECHO hello".into(), Rule::Bookkeeping)
+        );
+        // A compile beats the bookkeeping around it.
+        assert_eq!(
+            label(
+                "/b",
+                "x.o",
+                "mkdir -p d && cd d && gcc -c ../x.c -o ../x.o; mv -f a b"
+            ),
+            ("CC x.o".into(), Rule::Compiler)
+        );
+    }
+
+    #[test]
+    fn binutils() {
+        assert_eq!(
+            label("/b", "x.debug", "objcopy --only-keep-debug x x.debug"),
+            ("OBJCOPY x.debug".into(), Rule::Binutils)
+        );
+        assert_eq!(
+            label("/b", "", "strip prog"),
+            ("STRIP prog".into(), Rule::Binutils)
+        );
+    }
+
+    #[test]
+    fn nested_shell() {
+        assert_eq!(
+            label("/b", "x.o", "sh -c 'cd sub && gcc -c x.c -o ../x.o'"),
+            ("CC x.o".into(), Rule::Compiler)
+        );
+    }
+
+    #[test]
+    fn phony_targets_name_what_is_written() {
+        assert_eq!(
+            label("/b/d", "all", "touch x"),
+            ("TOUCH d/x".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label("/b", "all", "gcc -o prog main.o"),
+            ("LD prog".into(), Rule::Linker)
+        );
+        assert_eq!(
+            label("/b", "docs", "pandoc a.md > a.html"),
+            ("GEN a.html".into(), Rule::Generator)
+        );
+        // A file target stays, even when only its temporary twin is named.
+        assert_eq!(
+            label("/b", "x.stmp", "gen.sh > x.T"),
+            ("GEN x.stmp".into(), Rule::Generator)
+        );
+        assert_eq!(
+            label("/b", "clean", "rm -f *.o"),
+            ("RM clean".into(), Rule::Bookkeeping)
+        );
+    }
+
+    #[test]
+    fn fallback_and_empty() {
+        assert_eq!(
+            label("/b", "doc", "frobnicate --all"),
+            ("FROBNICATE doc".into(), Rule::Fallback)
+        );
+        assert_eq!(
+            label("/b", "", "frobnicate --all x"),
+            ("FROBNICATE x".into(), Rule::Fallback)
+        );
+        assert_eq!(label("/b", "t", "   "), ("SH t".into(), Rule::Empty));
+        assert_eq!(label("/b", "t", "X=1 Y=2"), ("SH t".into(), Rule::Empty));
+    }
+
+    #[test]
+    fn relative_paths() {
+        let top = Path::new("/work/glibc/build");
+        assert_eq!(
+            relative_to(
+                top,
+                Path::new("/work/glibc/glibc-2.36/elf"),
+                "/work/glibc/build/elf/x.os"
+            ),
+            "elf/x.os"
+        );
+        assert_eq!(
+            relative_to(top, Path::new("/work/glibc/glibc-2.36/elf"), "plural.c"),
+            "../glibc-2.36/elf/plural.c"
+        );
+        assert_eq!(relative_to(top, top, "."), ".");
+        assert_eq!(
+            relative_to(top, top, "/usr/include/x.h"),
+            "/usr/include/x.h"
+        );
+        assert_eq!(relative_to(Path::new("relative"), top, "x"), "x");
+    }
+}

@@ -1,0 +1,761 @@
+//! The status printer, after ninja's: on a terminal one overprinted progress line at the
+//! bottom and nothing else unless a command printed something or failed; piped, one
+//! plain line per finished command and never an escape byte.
+//!
+//! A command's output is printed in one write when it finishes, so jobs running in
+//! parallel never interleave. make's own output arrives in arbitrary chunks and is
+//! line-buffered here so that its lines never split around a command's block.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+
+use super::label::{classify, lossy_path, relative_to, Rule};
+use super::{CommandInfo, Label, Mode, Outcome, Stream};
+
+/// What the recorder knows at the end of the build.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Commands make ran.
+    pub commands: u64,
+    /// Commands that failed (including those whose failure make ignored).
+    pub failed: u64,
+    /// Wall time of the whole build.
+    pub elapsed: Duration,
+    /// make's exit status, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended make, when one did.
+    pub signal: Option<i32>,
+    /// Where the record is, as the user should type it.
+    pub record: Option<PathBuf>,
+}
+
+/// Prints the build.
+pub struct Printer {
+    mode: Mode,
+    out: Box<dyn Write + Send>,
+    err: Box<dyn Write + Send>,
+    /// The progress line; only on a terminal.
+    bar: Option<ProgressBar>,
+    color: bool,
+    terminal: bool,
+    expected_total: Option<u64>,
+    started: u64,
+    done: u64,
+    failed: u64,
+    /// Running commands in start order: id, label, whether it is a sub-make.
+    running: Vec<(i64, String, bool)>,
+    /// make's partial lines, per stream.
+    pending: [Vec<u8>; 2],
+    first_failure: Option<i64>,
+    start: Instant,
+}
+
+impl Printer {
+    /// A printer on the process's stdout and stderr; `expected_total` is the command
+    /// count of the last similar build.
+    pub fn new(mode: Mode, expected_total: Option<u64>) -> Printer {
+        let terminal = std::io::stdout().is_terminal()
+            && std::env::var_os("TERM").map_or(true, |t| t != "dumb");
+        let color = terminal && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty());
+        let mut printer = Printer::with_writers(
+            mode,
+            expected_total,
+            Box::new(std::io::stdout()),
+            Box::new(std::io::stderr()),
+        );
+        printer.terminal = terminal;
+        printer.color = color;
+        if terminal && matches!(mode, Mode::Concise | Mode::Verbose) {
+            printer.bar = Some(progress_bar(expected_total));
+        }
+        printer
+    }
+
+    /// A printer on given writers, as when piped: no progress line, no color.
+    pub fn with_writers(
+        mode: Mode,
+        expected_total: Option<u64>,
+        out: Box<dyn Write + Send>,
+        err: Box<dyn Write + Send>,
+    ) -> Printer {
+        Printer {
+            mode,
+            out,
+            err,
+            bar: None,
+            color: false,
+            terminal: false,
+            expected_total,
+            started: 0,
+            done: 0,
+            failed: 0,
+            running: Vec::new(),
+            pending: [Vec::new(), Vec::new()],
+            first_failure: None,
+            start: Instant::now(),
+        }
+    }
+
+    /// Commands finished so far and how many of them failed.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.done, self.failed)
+    }
+
+    /// A recipe line started.
+    pub fn started(&mut self, info: &CommandInfo, label: &Label) {
+        self.started += 1;
+        self.running
+            .push((info.id, label_text(label), label.verb == "MAKE"));
+        self.update_bar();
+    }
+
+    /// A recipe line finished; `output` is its chunks in arrival order.
+    pub fn finished(
+        &mut self,
+        info: &CommandInfo,
+        label: &Label,
+        output: &[(Stream, Vec<u8>)],
+        outcome: &Outcome,
+    ) {
+        self.done += 1;
+        if let Some(pos) = self.running.iter().position(|(id, ..)| *id == info.id) {
+            self.running.remove(pos);
+        }
+        // A sub-make's failure is its child's failure, already shown with its own
+        // FAILED block: the sub-make only adds make's error lines, like make itself.
+        let submake = outcome.failed() && classify(info).rule == Rule::SubMake;
+        let failed = outcome.failed() && !submake;
+        if failed {
+            self.failed += 1;
+            self.first_failure.get_or_insert(info.id);
+        }
+        self.update_bar();
+        if self.mode == Mode::Plain {
+            return;
+        }
+        // A sub-make's output is make's own: drop its directory lines as make_output does.
+        let mut body: Vec<u8> = output
+            .iter()
+            .flat_map(|(_, bytes)| bytes.iter().copied())
+            .collect();
+        if self.mode != Mode::Verbose && contains(&body, b" directory ") {
+            body = body
+                .split_inclusive(|&b| b == b'\n')
+                .filter(|line| !is_directory_line(line))
+                .flatten()
+                .copied()
+                .collect();
+        }
+        let printed = !body.is_empty();
+        let mut block = Vec::new();
+        if failed {
+            self.failure_header(&mut block, info, outcome);
+            block.extend_from_slice(&info.command);
+            end_line(&mut block);
+        } else if submake {
+            // Only make's error lines.
+        } else {
+            match self.mode {
+                Mode::Verbose => {
+                    block.extend_from_slice(&info.command);
+                    end_line(&mut block);
+                }
+                Mode::Concise if printed || !self.terminal => {
+                    block.extend_from_slice(
+                        format!("  {:<5} {}\n", label.verb, label.object).as_bytes(),
+                    );
+                }
+                Mode::Quiet if printed => {
+                    block.extend_from_slice(
+                        format!("  {:<5} {}\n", label.verb, label.object).as_bytes(),
+                    );
+                }
+                _ => {}
+            }
+        }
+        if block.is_empty() && !(submake && printed) {
+            return;
+        }
+        block.extend_from_slice(&body);
+        end_line(&mut block);
+        if !self.terminal {
+            block = strip_escapes(&block);
+        }
+        self.emit(Stream::Stdout, &block);
+    }
+
+    /// make's own output (errors, `$(info)`, `$(warning)`, directory messages), in
+    /// arbitrary chunks.
+    pub fn make_output(&mut self, stream: Stream, bytes: &[u8]) {
+        if self.mode == Mode::Plain {
+            self.emit(stream, bytes);
+            return;
+        }
+        let index = stream_index(stream);
+        self.pending[index].extend_from_slice(bytes);
+        let Some(last_newline) = self.pending[index].iter().rposition(|&b| b == b'\n') else {
+            return;
+        };
+        let rest = self.pending[index].split_off(last_newline + 1);
+        let lines = std::mem::replace(&mut self.pending[index], rest);
+        self.make_lines(stream, &lines);
+    }
+
+    fn make_lines(&mut self, stream: Stream, lines: &[u8]) {
+        let mut kept = Vec::new();
+        for line in lines.split_inclusive(|&b| b == b'\n') {
+            let keep = match self.mode {
+                Mode::Plain | Mode::Verbose => true,
+                Mode::Concise => !is_directory_line(line),
+                Mode::Quiet => stream == Stream::Stderr && !is_directory_line(line),
+            };
+            if keep {
+                kept.extend_from_slice(line);
+            }
+        }
+        if !kept.is_empty() {
+            if !self.terminal {
+                kept = strip_escapes(&kept);
+            }
+            self.emit(stream, &kept);
+        }
+    }
+
+    /// makescope's own warning (a command it could not trace, …): one line on stderr.
+    pub fn warning(&mut self, text: &str) {
+        let line = format!("makescope: warning: {text}\n");
+        self.emit(Stream::Stderr, line.as_bytes());
+    }
+
+    /// The build is over: flush make's last partial lines, clear the progress line and
+    /// print one summary line on stderr.
+    pub fn finish(&mut self, summary: &Summary) {
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let mut rest = std::mem::take(&mut self.pending[stream_index(stream)]);
+            if !rest.is_empty() {
+                end_line(&mut rest);
+                if self.mode == Mode::Plain {
+                    self.emit(stream, &rest);
+                } else {
+                    self.make_lines(stream, &rest);
+                }
+            }
+        }
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let line = self.summary_line(summary);
+        if let Some(line) = line {
+            let _ = self.err.write_all(line.as_bytes());
+            let _ = self.err.flush();
+        }
+    }
+
+    fn summary_line(&self, summary: &Summary) -> Option<String> {
+        let commands = summary.commands.max(self.done);
+        // The printer's count leaves out sub-makes that failed because a child did.
+        let failed = if self.done > 0 {
+            self.failed
+        } else {
+            summary.failed
+        };
+        let elapsed = clock(if summary.elapsed.is_zero() {
+            self.start.elapsed()
+        } else {
+            summary.elapsed
+        });
+        let record = summary
+            .record
+            .as_ref()
+            .map(|r| format!("; record in {}", r.display()))
+            .unwrap_or_default();
+        let show = self
+            .first_failure
+            .map(|id| format!(" `makescope show {id}` has everything."))
+            .unwrap_or_default();
+        let plural =
+            |n: u64, what: &str| format!("{} {what}{}", group(n), if n == 1 { "" } else { "s" });
+        let ok = summary.exit_code == Some(0) && summary.signal.is_none();
+        let text = if ok && failed == 0 {
+            if self.mode == Mode::Quiet {
+                return None;
+            }
+            format!(
+                "makescope: {} in {elapsed}{record}\n",
+                plural(commands, "command")
+            )
+        } else if ok {
+            format!(
+                "makescope: build succeeded in {elapsed}; {} failed, make ignored the {}{record}.{show}\n",
+                plural(failed, "command"),
+                if failed == 1 { "error" } else { "errors" }
+            )
+        } else {
+            let how = match (summary.signal, summary.exit_code) {
+                (Some(signal), _) => format!("build interrupted (make killed by signal {signal})"),
+                (None, Some(code)) => format!("build failed (make exited {code})"),
+                (None, None) => "build failed".to_string(),
+            };
+            let how = if self.color {
+                format!("\x1b[1;31m{how}\x1b[0m")
+            } else {
+                how
+            };
+            format!(
+                "makescope: {how} after {elapsed}; {} failed{record}.{show}\n",
+                plural(failed, "command")
+            )
+        };
+        Some(text)
+    }
+
+    fn failure_header(&self, block: &mut Vec<u8>, info: &CommandInfo, outcome: &Outcome) {
+        let top = lossy_path(&info.top_directory);
+        let dir_path = lossy_path(&info.directory);
+        let target = if info.target.is_empty() {
+            "(no target)".to_string()
+        } else {
+            relative_to(&top, &dir_path, &String::from_utf8_lossy(&info.target))
+        };
+        let mut dir = relative_to(&top, &dir_path, ".");
+        if !dir.ends_with('/') {
+            dir.push('/');
+        }
+        let mut context = format!("{dir}, make level {}", info.make_level);
+        if !info.recipe_file.is_empty() {
+            context.push_str(&format!(
+                ", recipe at {}:{}",
+                String::from_utf8_lossy(&info.recipe_file),
+                info.recipe_line
+            ));
+        }
+        if let Some(signal) = outcome.signal {
+            context.push_str(&format!(", killed by signal {signal}"));
+        } else if outcome.exit_code.is_none() {
+            context.push_str(", no exit status");
+        }
+        let failed = if self.color {
+            "\x1b[1;31mFAILED:\x1b[0m"
+        } else {
+            "FAILED:"
+        };
+        block.extend_from_slice(format!("{failed} {target}   ({context})\n").as_bytes());
+    }
+
+    fn update_bar(&mut self) {
+        let Some(bar) = &self.bar else { return };
+        if let Some(total) = self.expected_total {
+            bar.set_length(total.max(self.started).max(1));
+        }
+        bar.set_position(self.done);
+        // Show the newest running command, preferring real work to a waiting sub-make.
+        let shown = self
+            .running
+            .iter()
+            .rev()
+            .find(|(_, _, make)| !make)
+            .or_else(|| self.running.last())
+            .map(|(_, text, _)| text.clone())
+            .unwrap_or_default();
+        bar.set_message(shown);
+    }
+
+    fn emit(&mut self, stream: Stream, bytes: &[u8]) {
+        let writer = match stream {
+            Stream::Stdout => &mut self.out,
+            Stream::Stderr => &mut self.err,
+        };
+        let mut write = || {
+            let _ = writer.write_all(bytes);
+            let _ = writer.flush();
+        };
+        match &self.bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+}
+
+fn progress_bar(expected_total: Option<u64>) -> ProgressBar {
+    let elapsed = |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+        let _ = write!(w, "{}", clock(state.elapsed()));
+    };
+    let eta = |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+        let (pos, len) = (state.pos(), state.len().unwrap_or(0));
+        if pos == 0 || len <= pos {
+            let _ = write!(w, "-:--");
+        } else {
+            let per = state.elapsed().as_secs_f64() / pos as f64;
+            let _ = write!(
+                w,
+                "{}",
+                clock(Duration::from_secs_f64(per * (len - pos) as f64))
+            );
+        }
+    };
+    let (bar, template) = match expected_total {
+        Some(total) => (
+            ProgressBar::with_draw_target(Some(total.max(1)), ProgressDrawTarget::stdout()),
+            "[{pos}/{len}] {percent:>2}% {my_elapsed} elapsed  ETA {my_eta}   {wide_msg}",
+        ),
+        None => (
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout()),
+            "{spinner} [{pos}] {my_elapsed} elapsed   {wide_msg}",
+        ),
+    };
+    let style = ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key("my_elapsed", elapsed)
+        .with_key("my_eta", eta)
+        .tick_strings(&["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏", " "]);
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(250));
+    bar
+}
+
+fn label_text(label: &Label) -> String {
+    format!("{} {}", label.verb, label.object)
+}
+
+fn stream_index(stream: Stream) -> usize {
+    match stream {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn end_line(block: &mut Vec<u8>) {
+    if block.last().is_some_and(|&b| b != b'\n') {
+        block.push(b'\n');
+    }
+}
+
+/// `make[2]: Entering directory '/x'` and its `Leaving` twin.
+pub(crate) fn is_directory_line(line: &[u8]) -> bool {
+    let line = String::from_utf8_lossy(line);
+    let Some((program, rest)) = line.split_once(": ") else {
+        return false;
+    };
+    let program = program.split('[').next().unwrap_or(program);
+    (rest.starts_with("Entering directory ") || rest.starts_with("Leaving directory "))
+        && super::shell::basename(program).ends_with("make")
+}
+
+/// Drop ANSI escape sequences (CSI `ESC [ … final`, OSC `ESC ] … BEL/ST`, and two-byte
+/// escapes) and any other ESC byte: piped output must be plain text.
+pub(crate) fn strip_escapes(bytes: &[u8]) -> Vec<u8> {
+    if !bytes.contains(&0x1b) {
+        return bytes.to_vec();
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != 0x1b {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        match bytes.get(i) {
+            Some(b'[') => {
+                i += 1;
+                while i < bytes.len() && !(0x40..=0x7e).contains(&bytes[i]) {
+                    i += 1;
+                }
+                i += 1;
+            }
+            Some(b']') => {
+                i += 1;
+                while i < bytes.len()
+                    && bytes[i] != 0x07
+                    && !(bytes[i] == 0x1b && bytes.get(i + 1) == Some(&b'\\'))
+                {
+                    i += 1;
+                }
+                i += if bytes.get(i) == Some(&0x07) { 1 } else { 2 };
+            }
+            Some(_) => i += 1,
+            None => {}
+        }
+    }
+    out
+}
+
+/// `4:21`, `1:02:03`.
+pub(crate) fn clock(duration: Duration) -> String {
+    let s = duration.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// `7,856`.
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Shared {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn printer(mode: Mode) -> (Printer, Shared, Shared) {
+        let (out, err) = (Shared::default(), Shared::default());
+        (
+            Printer::with_writers(mode, Some(10), Box::new(out.clone()), Box::new(err.clone())),
+            out,
+            err,
+        )
+    }
+
+    fn info(id: i64, target: &str, command: &str) -> CommandInfo {
+        CommandInfo {
+            id,
+            target: target.into(),
+            directory: b"/b/elf".to_vec(),
+            top_directory: b"/b".to_vec(),
+            command: command.into(),
+            recipe_file: b"../Makerules".to_vec(),
+            recipe_line: 1023,
+            make_level: 2,
+        }
+    }
+
+    fn ok() -> Outcome {
+        Outcome {
+            exit_code: Some(0),
+            signal: None,
+            duration_ns: 1,
+        }
+    }
+
+    #[test]
+    fn failure_block() {
+        let (mut p, out, err) = printer(Mode::Concise);
+        let i = info(
+            7,
+            "/b/elf/dl-load.os",
+            "gcc dl-load.c -c -o /b/elf/dl-load.os",
+        );
+        let l = crate::output::default_label(&i);
+        p.started(&i, &l);
+        let output = vec![(
+            Stream::Stderr,
+            b"dl-load.c:812:3: error: expected ';'".to_vec(),
+        )];
+        p.finished(
+            &i,
+            &l,
+            &output,
+            &Outcome {
+                exit_code: Some(1),
+                signal: None,
+                duration_ns: 1,
+            },
+        );
+        p.make_output(
+            Stream::Stderr,
+            b"make[2]: *** [../Makerules:1023: /b/elf/dl-load.os] Err",
+        );
+        p.make_output(Stream::Stderr, b"or 1\n");
+        p.finish(&Summary {
+            commands: 1,
+            failed: 1,
+            exit_code: Some(2),
+            elapsed: Duration::from_secs(113),
+            ..Summary::default()
+        });
+        assert_eq!(
+            out.text(),
+            "FAILED: elf/dl-load.os   (elf/, make level 2, recipe at ../Makerules:1023)\n\
+             gcc dl-load.c -c -o /b/elf/dl-load.os\n\
+             dl-load.c:812:3: error: expected ';'\n"
+        );
+        assert_eq!(
+            err.text(),
+            "make[2]: *** [../Makerules:1023: /b/elf/dl-load.os] Error 1\n\
+             makescope: build failed (make exited 2) after 1:53; 1 command failed. `makescope show 7` has everything.\n"
+        );
+    }
+
+    #[test]
+    fn signal_in_failure_header() {
+        let (mut p, out, _) = printer(Mode::Quiet);
+        let i = info(1, "x", "sleep 100");
+        p.finished(
+            &i,
+            &crate::output::default_label(&i),
+            &[],
+            &Outcome {
+                exit_code: None,
+                signal: Some(9),
+                duration_ns: 1,
+            },
+        );
+        assert!(out.text().starts_with("FAILED: elf/x   (elf/, make level 2, recipe at ../Makerules:1023, killed by signal 9)\n"));
+    }
+
+    #[test]
+    fn concise_piped_prints_one_line_per_command_and_output_whole() {
+        let (mut p, out, _) = printer(Mode::Concise);
+        let a = info(1, "/b/elf/a.o", "gcc -c a.c -o /b/elf/a.o");
+        let b = info(2, "/b/elf/b.o", "gcc -c b.c -o /b/elf/b.o");
+        let (la, lb) = (
+            crate::output::default_label(&a),
+            crate::output::default_label(&b),
+        );
+        p.started(&a, &la);
+        p.started(&b, &lb);
+        p.make_output(
+            Stream::Stdout,
+            b"make[2]: Entering directory '/b/elf'\nmake[2]: Noth",
+        );
+        p.finished(&b, &lb, &[], &ok());
+        p.make_output(Stream::Stdout, b"ing to be done for 'x'.\n");
+        let chunks = vec![
+            (Stream::Stderr, b"a.c:1: warning: one\n".to_vec()),
+            (Stream::Stdout, b"a.c:2: warning: two".to_vec()),
+        ];
+        p.finished(&a, &la, &chunks, &ok());
+        assert_eq!(
+            out.text(),
+            "  CC    elf/b.o\nmake[2]: Nothing to be done for 'x'.\n  CC    elf/a.o\na.c:1: warning: one\na.c:2: warning: two\n"
+        );
+    }
+
+    #[test]
+    fn modes() {
+        let i = info(1, "/b/elf/a.o", "gcc -c a.c -o /b/elf/a.o");
+        let l = crate::output::default_label(&i);
+        let warn = vec![(Stream::Stderr, b"warning: x\n".to_vec())];
+
+        let (mut p, out, err) = printer(Mode::Verbose);
+        p.finished(&i, &l, &[], &ok());
+        p.make_output(Stream::Stdout, b"make: Entering directory '/b'\n");
+        assert_eq!(
+            out.text(),
+            "gcc -c a.c -o /b/elf/a.o\nmake: Entering directory '/b'\n"
+        );
+        p.finish(&Summary {
+            commands: 1,
+            exit_code: Some(0),
+            elapsed: Duration::from_secs(61),
+            ..Summary::default()
+        });
+        assert_eq!(err.text(), "makescope: 1 command in 1:01\n");
+
+        let (mut p, out, err) = printer(Mode::Quiet);
+        p.finished(&i, &l, &[], &ok());
+        p.finished(&i, &l, &warn, &ok());
+        p.make_output(Stream::Stdout, b"hello from $(info)\n");
+        p.make_output(Stream::Stderr, b"Makefile:3: a $(warning)\n");
+        p.finish(&Summary {
+            commands: 2,
+            exit_code: Some(0),
+            ..Summary::default()
+        });
+        assert_eq!(out.text(), "  CC    elf/a.o\nwarning: x\n");
+        assert_eq!(err.text(), "Makefile:3: a $(warning)\n");
+
+        let (mut p, out, err) = printer(Mode::Plain);
+        p.finished(&i, &l, &warn, &ok());
+        p.make_output(
+            Stream::Stdout,
+            b"gcc -c a.c\nmake: Entering directory '/b'\npartial",
+        );
+        p.finish(&Summary {
+            commands: 1,
+            exit_code: Some(0),
+            ..Summary::default()
+        });
+        // Untouched: not even a newline added.
+        assert_eq!(
+            out.text(),
+            "gcc -c a.c\nmake: Entering directory '/b'\npartial"
+        );
+        assert!(err.text().starts_with("makescope: 1 command in 0:00"));
+    }
+
+    #[test]
+    fn escapes_are_stripped_when_piped() {
+        let (mut p, out, _) = printer(Mode::Concise);
+        let i = info(1, "a.o", "gcc -c a.c");
+        let l = crate::output::default_label(&i);
+        let colored = vec![(
+            Stream::Stderr,
+            b"\x1b[01;35m\x1b[Kwarning:\x1b[m\x1b[K x \x1b]8;;http://x\x07link\x1b]8;;\x07\n"
+                .to_vec(),
+        )];
+        p.finished(&i, &l, &colored, &ok());
+        assert_eq!(out.text(), "  CC    elf/a.o\nwarning: x link\n");
+    }
+
+    #[test]
+    fn summary_lines() {
+        let (mut p, _, err) = printer(Mode::Concise);
+        p.finish(&Summary {
+            commands: 7856,
+            failed: 0,
+            elapsed: Duration::from_secs(524),
+            exit_code: Some(0),
+            signal: None,
+            record: Some(".makescope/db.sqlite".into()),
+        });
+        assert_eq!(
+            err.text(),
+            "makescope: 7,856 commands in 8:44; record in .makescope/db.sqlite\n"
+        );
+        let (mut p, _, err) = printer(Mode::Concise);
+        p.finish(&Summary {
+            commands: 3,
+            signal: Some(2),
+            elapsed: Duration::from_secs(3725),
+            ..Summary::default()
+        });
+        assert_eq!(err.text(), "makescope: build interrupted (make killed by signal 2) after 1:02:05; 0 commands failed.\n");
+    }
+
+    #[test]
+    fn directory_lines() {
+        assert!(is_directory_line(b"make[12]: Entering directory '/a b'\n"));
+        assert!(is_directory_line(
+            b"/usr/bin/make: Leaving directory '/x'\n"
+        ));
+        assert!(!is_directory_line(b"make: *** [Makefile:3: x] Error 1\n"));
+        assert!(!is_directory_line(b"gcc: Entering directory x\n"));
+    }
+}

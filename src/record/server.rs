@@ -1,0 +1,879 @@
+//! The event loop: one thread reading the plugin's and the shims' messages and the
+//! seccomp listeners, attributing every event to a command or a make process.
+//!
+//! Attribution is by process ancestry, kept in a map keyed by pid: a shim's pid belongs
+//! to its command (registered by its `CommandStart`), a make's pid to that make
+//! (`MakeStart`), and any other process to the owner of its nearest known ancestor.
+//! Shims are child subreapers, so orphans still lead back to their command. A pid is
+//! forgotten when its process exits, so a reused pid starts afresh.
+//!
+//! Traced processes are blocked until their notification is answered, so this thread
+//! does nothing slow: rows go to the writer, output to the UI, both over channels.
+
+use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+
+use super::ui::Event as UiEvent;
+use super::writer::Write;
+use super::Setup;
+use crate::output::{CommandInfo, Outcome, Stream};
+use crate::protocol::{self, DecodeError, JobContext, Kind, Message};
+use crate::store::{
+    CommandEnd, MakeEnd, NewAccess, NewCommand, NewMake, NewProcess, NextIds, Owner,
+};
+use crate::trace::{self, Handled, Supervisor};
+use crate::util::{now_ns, redact_environment};
+
+const RECEIVE_BUFFER: usize = 512 * 1024;
+/// How long to wait for stragglers once make has exited.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Asks the event loop to finish once make has exited.
+pub(crate) struct Stopper(RawFd);
+
+impl Stopper {
+    pub fn stop(&self) {
+        let one: u64 = 1;
+        unsafe { libc::write(self.0, (&one as *const u64).cast(), 8) };
+    }
+}
+
+enum Role {
+    Unknown,
+    Make(i64),
+    Command(i64),
+}
+
+struct Connection {
+    fd: OwnedFd,
+    role: Role,
+}
+
+struct Running {
+    info: CommandInfo,
+    chunks: Vec<(Stream, Vec<u8>)>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    traced: bool,
+    started_ns: i64,
+}
+
+struct Aggregate {
+    count: i64,
+    first_ns: i64,
+    process_id: Option<i64>,
+}
+
+pub(crate) struct Server {
+    setup: Setup,
+    epoll: OwnedFd,
+    listen: OwnedFd,
+    wake: OwnedFd,
+    connections: HashMap<RawFd, Connection>,
+    listeners: HashMap<RawFd, (OwnedFd, i64)>,
+    ids: NextIds,
+    makes: HashMap<i32, i64>,
+    commands: HashMap<i64, Running>,
+    job_lines: HashMap<(i32, u64), i64>,
+    owners: HashMap<i32, Owner>,
+    roots: HashSet<i32>,
+    processes: HashMap<i32, i64>,
+    accesses: HashMap<Owner, HashMap<(Vec<u8>, u8), Aggregate>>,
+    supervisor: Supervisor,
+    to_writer: Sender<Write>,
+    to_ui: Sender<UiEvent>,
+    buffer: Vec<u8>,
+    warned_trace: bool,
+    warned_lost: bool,
+    incomplete: HashSet<i64>,
+}
+
+fn check(result: libc::c_int, what: &str) -> Result<libc::c_int> {
+    if result < 0 {
+        bail!("{what}: {}", std::io::Error::last_os_error());
+    }
+    Ok(result)
+}
+
+impl Server {
+    pub fn bind(
+        socket: &Path,
+        setup: Setup,
+        ids: NextIds,
+        to_writer: Sender<Write>,
+        to_ui: Sender<UiEvent>,
+    ) -> Result<Server> {
+        let listen = unsafe {
+            OwnedFd::from_raw_fd(check(
+                libc::socket(
+                    libc::AF_UNIX,
+                    libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                    0,
+                ),
+                "creating the recorder's socket",
+            )?)
+        };
+        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        let path = socket.as_os_str().as_bytes();
+        if path.len() >= addr.sun_path.len() {
+            bail!(
+                "the socket path {} is too long (set TMPDIR to a shorter directory)",
+                socket.display()
+            );
+        }
+        for (dst, &src) in addr.sun_path.iter_mut().zip(path) {
+            *dst = src as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        check(
+            unsafe {
+                libc::bind(
+                    listen.as_raw_fd(),
+                    &addr as *const _ as *const libc::sockaddr,
+                    len,
+                )
+            },
+            "binding the recorder's socket",
+        )?;
+        check(
+            unsafe { libc::listen(listen.as_raw_fd(), 1024) },
+            "listening on the recorder's socket",
+        )?;
+        let epoll = unsafe {
+            OwnedFd::from_raw_fd(check(libc::epoll_create1(libc::EPOLL_CLOEXEC), "epoll")?)
+        };
+        let wake = unsafe {
+            OwnedFd::from_raw_fd(check(
+                libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK),
+                "eventfd",
+            )?)
+        };
+        let server = Server {
+            setup,
+            epoll,
+            listen,
+            wake,
+            connections: HashMap::new(),
+            listeners: HashMap::new(),
+            ids,
+            makes: HashMap::new(),
+            commands: HashMap::new(),
+            job_lines: HashMap::new(),
+            owners: HashMap::new(),
+            roots: HashSet::new(),
+            processes: HashMap::new(),
+            accesses: HashMap::new(),
+            supervisor: Supervisor::new(),
+            to_writer,
+            to_ui,
+            buffer: vec![0; RECEIVE_BUFFER],
+            warned_trace: false,
+            warned_lost: false,
+            incomplete: HashSet::new(),
+        };
+        server.watch(server.listen.as_raw_fd())?;
+        server.watch(server.wake.as_raw_fd())?;
+        Ok(server)
+    }
+
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.wake.as_raw_fd())
+    }
+
+    fn watch(&self, fd: RawFd) -> Result<()> {
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: fd as u64,
+        };
+        check(
+            unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) },
+            "epoll_ctl",
+        )?;
+        Ok(())
+    }
+
+    fn unwatch(&self, fd: RawFd) {
+        unsafe {
+            libc::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd,
+                std::ptr::null_mut(),
+            )
+        };
+    }
+
+    /// Run until stopped and drained; returns the listeners that still have processes.
+    pub fn run(mut self) -> Vec<OwnedFd> {
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 128];
+        let mut stopping: Option<Instant> = None;
+        loop {
+            let timeout = if stopping.is_some() { 50 } else { 1000 };
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.epoll.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    events.len() as i32,
+                    timeout,
+                )
+            };
+            if n < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                self.warn(format!("event loop: {}", std::io::Error::last_os_error()));
+                break;
+            }
+            // Answer traced processes first: they are waiting.
+            let ready: Vec<RawFd> = events[..n as usize]
+                .iter()
+                .map(|e| e.u64 as RawFd)
+                .collect();
+            let traced: Vec<RawFd> = ready
+                .iter()
+                .copied()
+                .filter(|fd| self.listeners.contains_key(fd))
+                .collect();
+            for fd in traced {
+                self.on_notification(fd);
+            }
+            for fd in ready {
+                if fd == self.listen.as_raw_fd() {
+                    self.accept();
+                } else if fd == self.wake.as_raw_fd() {
+                    let mut count = 0u64;
+                    unsafe { libc::read(fd, (&mut count as *mut u64).cast(), 8) };
+                    stopping.get_or_insert_with(Instant::now);
+                } else if self.connections.contains_key(&fd) {
+                    self.on_readable(fd);
+                }
+            }
+            if let Some(since) = stopping {
+                if self.connections.is_empty() || since.elapsed() > DRAIN {
+                    break;
+                }
+            }
+        }
+        self.finish()
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let fd = unsafe {
+                libc::accept4(
+                    self.listen.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                )
+            };
+            if fd < 0 {
+                return;
+            }
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            if self.watch(fd.as_raw_fd()).is_ok() {
+                self.connections.insert(
+                    fd.as_raw_fd(),
+                    Connection {
+                        fd,
+                        role: Role::Unknown,
+                    },
+                );
+            }
+        }
+    }
+
+    fn on_readable(&mut self, fd: RawFd) {
+        loop {
+            let mut iov = libc::iovec {
+                iov_base: self.buffer.as_mut_ptr().cast(),
+                iov_len: self.buffer.len(),
+            };
+            let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+            let mut control = [0u8; 64];
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = space;
+            let n =
+                unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT) };
+            if n < 0 {
+                match std::io::Error::last_os_error().raw_os_error() {
+                    Some(libc::EAGAIN) => return,
+                    Some(libc::EINTR) => continue,
+                    _ => return self.on_closed(fd),
+                }
+            }
+            if n == 0 {
+                return self.on_closed(fd);
+            }
+            let passed = unsafe { received_fd(&msg) };
+            let bytes = self.buffer[..n as usize].to_vec();
+            if msg.msg_flags & libc::MSG_TRUNC != 0 {
+                self.warn("a message from make or a shim was too large and was cut; some facts are missing".into());
+            }
+            match Message::decode(&bytes) {
+                Ok(message) => {
+                    if let Err(error) = self.on_message(fd, &message, passed) {
+                        self.warn(format!("a malformed {:?} message: {error}", message.kind));
+                    }
+                }
+                Err(error) => self.warn(format!("an unreadable message: {error}")),
+            }
+        }
+    }
+
+    fn ack(fd: RawFd) {
+        let byte = [Kind::Ack as u8];
+        unsafe {
+            libc::send(
+                fd,
+                byte.as_ptr().cast(),
+                1,
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+    }
+
+    fn on_message(
+        &mut self,
+        fd: RawFd,
+        m: &Message<'_>,
+        passed: Option<OwnedFd>,
+    ) -> Result<(), DecodeError> {
+        match m.kind {
+            Kind::MakeStart => {
+                let id = self.make_started(m)?;
+                if let Some(connection) = self.connections.get_mut(&fd) {
+                    connection.role = Role::Make(id);
+                }
+                Self::ack(fd);
+            }
+            Kind::MakeEnd => {
+                if let Some(Role::Make(id)) = self.connections.get(&fd).map(|c| &c.role) {
+                    let id = *id;
+                    let dump = m.bytes(4)?;
+                    let end = MakeEnd {
+                        ended_ns: m.number(1)?,
+                        default_goal: m.bytes(2)?.to_vec(),
+                        makefiles: m.bytes(3)?.to_vec(),
+                        makedb_path: (!dump.is_empty()).then(|| dump.to_vec()),
+                    };
+                    self.flush_accesses(Owner::Make(id));
+                    self.write(Write::MakeEnd(id, end));
+                }
+            }
+            Kind::CommandStart => {
+                let id = self.command_started(m)?;
+                if let Some(connection) = self.connections.get_mut(&fd) {
+                    connection.role = Role::Command(id);
+                }
+                if m.bytes(7)?.contains(&b'a') {
+                    Self::ack(fd);
+                }
+            }
+            Kind::Output => {
+                if let Some(Role::Command(id)) = self.connections.get(&fd).map(|c| &c.role) {
+                    let stream = if m.bytes(0)? == b"2" {
+                        Stream::Stderr
+                    } else {
+                        Stream::Stdout
+                    };
+                    let bytes = m.bytes(1)?;
+                    if let Some(running) = self.commands.get_mut(id) {
+                        match stream {
+                            Stream::Stdout => running.stdout.extend_from_slice(bytes),
+                            Stream::Stderr => running.stderr.extend_from_slice(bytes),
+                        }
+                        match running.chunks.last_mut() {
+                            Some((last, chunk)) if *last == stream => {
+                                chunk.extend_from_slice(bytes)
+                            }
+                            _ => running.chunks.push((stream, bytes.to_vec())),
+                        }
+                    }
+                }
+            }
+            Kind::CommandEnd => {
+                if let Some(Role::Command(id)) = self.connections.get(&fd).map(|c| &c.role) {
+                    let id = *id;
+                    let status = m.number(0)? as i32;
+                    let exited = libc::WIFEXITED(status);
+                    let signaled = libc::WIFSIGNALED(status);
+                    let left_behind = m.bytes(5)?.to_vec();
+                    let end = CommandEnd {
+                        ended_ns: m.number(1)?,
+                        state: if exited && libc::WEXITSTATUS(status) == 0 {
+                            "ok"
+                        } else if signaled {
+                            "killed"
+                        } else {
+                            "failed"
+                        },
+                        exit_code: exited.then(|| libc::WEXITSTATUS(status)),
+                        signal: signaled.then(|| libc::WTERMSIG(status)),
+                        user_us: Some(m.number(2)?),
+                        system_us: Some(m.number(3)?),
+                        max_rss_kib: Some(m.number(4)?),
+                        left_behind,
+                        ..Default::default()
+                    };
+                    self.command_ended(id, end);
+                }
+            }
+            Kind::Listener => {
+                let Some(listener) = passed else {
+                    return Ok(());
+                };
+                if let Some(Role::Command(id)) = self.connections.get(&fd).map(|c| &c.role) {
+                    let id = *id;
+                    if let Some(running) = self.commands.get_mut(&id) {
+                        running.traced = true;
+                    }
+                    let raw = listener.as_raw_fd();
+                    if self.watch(raw).is_ok() {
+                        self.listeners.insert(raw, (listener, id));
+                    }
+                }
+            }
+            Kind::TraceRefused => {
+                let reason = String::from_utf8_lossy(m.bytes(0)?).into_owned();
+                if !self.warned_trace {
+                    self.warned_trace = true;
+                    self.warn(format!(
+                        "a command could not be traced ({reason}); the record marks it untraced"
+                    ));
+                }
+            }
+            Kind::Ack => {}
+        }
+        Ok(())
+    }
+
+    fn make_started(&mut self, m: &Message<'_>) -> Result<i64, DecodeError> {
+        let pid = m.number(0)? as i32;
+        let ppid = m.number(1)? as i32;
+        let context = JobContext::parse(m.bytes(5)?);
+        let id = self.ids.make;
+        self.ids.make += 1;
+        // The recipe that ran this make: the nearest ancestor that is a command.
+        let parent_command_id = match self.owner_of(ppid) {
+            Some(Owner::Command(command)) => Some(command),
+            _ => None,
+        };
+        let parent_make_id = context
+            .as_ref()
+            .and_then(|c| self.makes.get(&c.make_pid).copied());
+        self.makes.insert(pid, id);
+        self.owners.insert(pid, Owner::Make(id));
+        self.roots.insert(pid);
+        self.write(Write::Make(NewMake {
+            id,
+            build_id: self.setup.build_id,
+            pid,
+            parent_make_id,
+            parent_command_id,
+            level: m.number(2)?,
+            directory: m.bytes(3)?.to_vec(),
+            argv: without_our_plugin(m.bytes(4)?),
+            started_ns: m.number(6)?,
+        }));
+        Ok(id)
+    }
+
+    fn command_started(&mut self, m: &Message<'_>) -> Result<i64, DecodeError> {
+        let shim_pid = m.number(0)? as i32;
+        let context = JobContext::parse(m.bytes(1)?).unwrap_or_default();
+        let argv = m.list(2)?;
+        let directory = m.bytes(3)?.to_vec();
+        let environment = m.list(4)?;
+        let id = self.ids.command;
+        self.ids.command += 1;
+        let line = self
+            .job_lines
+            .entry((context.make_pid, context.job))
+            .or_insert(0);
+        let line_index = *line;
+        *line += 1;
+
+        // argv is the makefile's SHELL words, then .SHELLFLAGS words, then the command.
+        let shell_words = context
+            .shell
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|w| !w.is_empty())
+            .count()
+            .max(1);
+        let command = if argv.len() > shell_words {
+            argv[argv.len() - 1].to_vec()
+        } else {
+            Vec::new()
+        };
+        let shell = protocol::join_nul(argv.iter().take(shell_words.min(argv.len())));
+        let flags = protocol::join_nul(
+            argv.iter()
+                .take(argv.len().saturating_sub(1))
+                .skip(shell_words),
+        );
+        let env = if self.setup.keep_secrets {
+            protocol::join_nul(&environment)
+        } else {
+            redact_environment(&environment)
+        };
+
+        self.owners.insert(shim_pid, Owner::Command(id));
+        self.roots.insert(shim_pid);
+        let make_id = self.makes.get(&context.make_pid).copied();
+        let nested = m.bytes(7)?.contains(&b'a');
+        let info = CommandInfo {
+            id,
+            target: context.target.clone(),
+            directory: directory.clone(),
+            top_directory: self.setup.top_directory.clone(),
+            command: command.clone(),
+            recipe_file: context.recipe_file.clone(),
+            // make names the line that ran the way its own error messages do: the
+            // recipe's first line plus the line's position in the recipe.
+            recipe_line: if context.recipe_line > 0 {
+                context.recipe_line + line_index as u32
+            } else {
+                0
+            },
+            make_level: context.make_level,
+        };
+        self.write(Write::Command(NewCommand {
+            id,
+            build_id: self.setup.build_id,
+            make_id,
+            job: context.job as i64,
+            line_index,
+            target: context.target,
+            recipe_file: context.recipe_file,
+            recipe_line: context.recipe_line as i64,
+            newer: context.newer,
+            target_existed: m.number(6)? == 1,
+            directory,
+            shell,
+            shell_flags: flags,
+            command,
+            argv: protocol::join_nul(&argv),
+            env,
+            pid: shim_pid,
+            started_ns: m.number(5)?,
+            traced: false,
+            label: String::new(),
+        }));
+        let _ = self.to_ui.send(UiEvent::Started(info.clone()));
+        let traced = self.setup.tracing && nested;
+        let started_ns = m.number(5)?;
+        self.commands.insert(
+            id,
+            Running {
+                info,
+                chunks: Vec::new(),
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                traced,
+                started_ns,
+            },
+        );
+        Ok(id)
+    }
+
+    fn command_ended(&mut self, id: i64, mut end: CommandEnd) {
+        let Some(running) = self.commands.remove(&id) else {
+            return;
+        };
+        self.flush_accesses(Owner::Command(id));
+        let outcome = Outcome {
+            exit_code: end.exit_code,
+            signal: end.signal,
+            duration_ns: end.ended_ns - running.started_ns,
+        };
+        end.traced = running.traced && !self.incomplete.remove(&id);
+        end.stdout = running.stdout;
+        end.stderr = running.stderr;
+        self.write(Write::CommandEnd(id, end));
+        let _ = self.to_ui.send(UiEvent::Finished {
+            info: running.info,
+            output: running.chunks,
+            outcome,
+        });
+    }
+
+    fn on_closed(&mut self, fd: RawFd) {
+        self.unwatch(fd);
+        let Some(connection) = self.connections.remove(&fd) else {
+            return;
+        };
+        if let Role::Command(id) = connection.role {
+            if self.commands.contains_key(&id) {
+                // The shim died without reporting: make saw it fail.
+                self.command_ended(
+                    id,
+                    CommandEnd {
+                        ended_ns: now_ns(),
+                        state: "lost",
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+        drop(connection.fd);
+    }
+
+    fn on_notification(&mut self, fd: RawFd) {
+        let Some((listener, top)) = self.listeners.get(&fd) else {
+            return;
+        };
+        let top = *top;
+        let listener = listener.try_clone();
+        let Ok(listener) = listener else { return };
+        let mut events = Vec::new();
+        for _ in 0..256 {
+            match self.supervisor.handle(listener.as_fd(), &mut events) {
+                Ok(Handled::Answered) => {}
+                Ok(Handled::Idle) => break,
+                Ok(Handled::Hangup) => {
+                    self.unwatch(fd);
+                    self.listeners.remove(&fd);
+                    break;
+                }
+                Err(error) => {
+                    self.warn(format!("tracing stopped for a command: {error}"));
+                    self.unwatch(fd);
+                    self.listeners.remove(&fd);
+                    break;
+                }
+            }
+            for event in events.drain(..) {
+                self.on_trace(event, top);
+            }
+        }
+        for event in events.drain(..) {
+            self.on_trace(event, top);
+        }
+    }
+
+    fn on_trace(&mut self, event: trace::Event, top: i64) {
+        match event {
+            trace::Event::Process { pid, ppid, time_ns } => {
+                if !self.roots.contains(&pid) {
+                    let owner = self.owner_of(ppid).unwrap_or(Owner::Command(top));
+                    self.owners.insert(pid, owner);
+                }
+                let owner = self.owners[&pid];
+                let id = self.ids.process;
+                self.ids.process += 1;
+                self.processes.insert(pid, id);
+                let (command_id, make_id) = split_owner(owner);
+                self.write(Write::Process(NewProcess {
+                    id,
+                    build_id: self.setup.build_id,
+                    command_id,
+                    make_id,
+                    pid,
+                    parent_pid: Some(ppid),
+                    started_ns: time_ns,
+                }));
+            }
+            trace::Event::Access {
+                pid,
+                path,
+                kind,
+                time_ns,
+            } => {
+                let owner = self.owner_of(pid).unwrap_or(Owner::Command(top));
+                let process_id = self.processes.get(&pid).copied();
+                let aggregate = self.accesses.entry(owner).or_default();
+                aggregate
+                    .entry((path, kind as u8))
+                    .and_modify(|a| a.count += 1)
+                    .or_insert(Aggregate {
+                        count: 1,
+                        first_ns: time_ns,
+                        process_id,
+                    });
+            }
+            trace::Event::Exec {
+                pid,
+                path,
+                argv,
+                cwd,
+                ..
+            } => {
+                if let Some(&id) = self.processes.get(&pid) {
+                    self.write(Write::ProcessExec {
+                        id,
+                        exe: path,
+                        argv: protocol::join_nul(&argv),
+                        cwd,
+                    });
+                }
+            }
+            trace::Event::Exit { pid, code, time_ns } => {
+                self.process_gone(pid, time_ns, Some(code))
+            }
+            trace::Event::Gone { pid, time_ns } => self.process_gone(pid, time_ns, None),
+            trace::Event::Lost { pid, syscall, .. } => {
+                // We saw the call but could not read it: the command's files are incomplete.
+                if let Some(Owner::Command(id)) = self.owner_of(pid) {
+                    self.incomplete.insert(id);
+                }
+                if !self.warned_lost {
+                    self.warned_lost = true;
+                    self.warn(format!("could not read the arguments of a {syscall} call; that command is marked untraced"));
+                }
+            }
+        }
+    }
+
+    fn process_gone(&mut self, pid: i32, time_ns: i64, exit_code: Option<i32>) {
+        if let Some(id) = self.processes.remove(&pid) {
+            self.write(Write::ProcessEnd {
+                id,
+                ended_ns: time_ns,
+                exit_code,
+            });
+        }
+        if !self.roots.contains(&pid) {
+            self.owners.remove(&pid);
+        }
+    }
+
+    /// The owner of a process: its own registration or its nearest known ancestor's.
+    fn owner_of(&mut self, pid: i32) -> Option<Owner> {
+        let mut chain = Vec::new();
+        let mut current = pid;
+        let owner = loop {
+            if let Some(&owner) = self.owners.get(&current) {
+                break Some(owner);
+            }
+            if current <= 1 || chain.len() > 64 {
+                break None;
+            }
+            chain.push(current);
+            match trace::parent_of(current) {
+                Some(parent) => current = parent,
+                None => break None,
+            }
+        };
+        if let Some(owner) = owner {
+            for pid in chain {
+                self.owners.insert(pid, owner);
+            }
+        }
+        owner
+    }
+
+    fn flush_accesses(&mut self, owner: Owner) {
+        let Some(accesses) = self.accesses.remove(&owner) else {
+            return;
+        };
+        if accesses.is_empty() {
+            return;
+        }
+        let accesses = accesses
+            .into_iter()
+            .map(|((path, kind), a)| NewAccess {
+                path,
+                kind,
+                process_id: a.process_id,
+                first_ns: a.first_ns,
+                count: a.count,
+            })
+            .collect();
+        self.write(Write::Accesses {
+            build_id: self.setup.build_id,
+            owner,
+            accesses,
+        });
+    }
+
+    fn finish(mut self) -> Vec<OwnedFd> {
+        let fds: Vec<RawFd> = self.connections.keys().copied().collect();
+        for fd in fds {
+            self.on_closed(fd);
+        }
+        let owners: Vec<Owner> = self.accesses.keys().copied().collect();
+        for owner in owners {
+            self.flush_accesses(owner);
+        }
+        self.listeners.drain().map(|(_, (fd, _))| fd).collect()
+    }
+
+    fn write(&self, write: Write) {
+        let _ = self.to_writer.send(write);
+    }
+
+    fn warn(&self, text: String) {
+        let _ = self.to_ui.send(UiEvent::Warning(text));
+    }
+}
+
+/// make's argv as the user gave it: without the `--eval=load …/makescope.so` we add.
+fn without_our_plugin(argv: &[u8]) -> Vec<u8> {
+    protocol::join_nul(
+        protocol::split_nul(argv)
+            .into_iter()
+            .filter(|a| !(a.starts_with(b"--eval=load ") && a.ends_with(b"/makescope.so"))),
+    )
+}
+
+fn split_owner(owner: Owner) -> (Option<i64>, Option<i64>) {
+    match owner {
+        Owner::Command(id) => (Some(id), None),
+        Owner::Make(id) => (None, Some(id)),
+    }
+}
+
+/// The file descriptor passed with SCM_RIGHTS, if any.
+unsafe fn received_fd(msg: &libc::msghdr) -> Option<OwnedFd> {
+    let cmsg = libc::CMSG_FIRSTHDR(msg);
+    if cmsg.is_null()
+        || (*cmsg).cmsg_level != libc::SOL_SOCKET
+        || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+    {
+        return None;
+    }
+    let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
+    Some(OwnedFd::from_raw_fd(fd))
+}
+
+/// Listeners whose processes outlived the build (daemons a recipe started) must keep
+/// being answered, or their system calls would fail once we exit: hand them to a
+/// detached `makescope-shim --makescope-tail` that answers until the last one is gone.
+pub(crate) fn keep_answering(listeners: Vec<OwnedFd>) {
+    if listeners.is_empty() {
+        return;
+    }
+    let Ok(shim) = super::shim_binary() else {
+        return;
+    };
+    let mut command = std::process::Command::new(shim);
+    command.arg("--makescope-tail");
+    for fd in &listeners {
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) };
+        command.arg(fd.as_raw_fd().to_string());
+    }
+    use std::os::unix::process::CommandExt;
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let _ = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .env_remove(protocol::ENV_CTX)
+        .spawn();
+}

@@ -1,0 +1,141 @@
+//! The UI thread: labels each command (built-in rules, then the user's hooks), prints
+//! the build, and passes what hooks decided on to the writer.
+//!
+//! Hooks run here, in one embedded interpreter for the whole build, never in the event
+//! loop (traced processes wait on that) and never inside a traced command.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, Sender};
+use std::time::Duration;
+
+use super::writer::Write;
+use super::Setup;
+use crate::hooks::Hooks;
+use crate::output::{default_label, CommandInfo, Label, Outcome, Printer, Stream, Summary};
+use crate::store::CommandNotes;
+
+/// What the event loop and main thread tell the UI.
+#[derive(Debug)]
+pub(crate) enum Event {
+    Started(CommandInfo),
+    Finished {
+        info: CommandInfo,
+        output: Vec<(Stream, Vec<u8>)>,
+        outcome: Outcome,
+    },
+    MakeOutput(Stream, Vec<u8>),
+    Warning(String),
+    Done {
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        elapsed: Duration,
+    },
+}
+
+/// How the UI thread ended.
+#[derive(Debug, Default)]
+pub(crate) struct UiResult {
+    pub hooks_failed: bool,
+}
+
+pub(crate) fn spawn(
+    setup: Setup,
+    rx: Receiver<Event>,
+    to_writer: Sender<Write>,
+) -> std::thread::JoinHandle<UiResult> {
+    std::thread::Builder::new()
+        .name("output".into())
+        .spawn(move || run(setup, rx, to_writer))
+        .expect("spawning the output thread")
+}
+
+fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult {
+    let mut printer = Printer::new(setup.mode, setup.expected_total);
+    let mut hooks_failed = false;
+    let mut hooks = match &setup.hooks {
+        None => None,
+        Some(path) => match Hooks::load(path) {
+            Ok(hooks) => Some(hooks),
+            Err(error) => {
+                eprintln!("makescope: hooks: {error:#}");
+                eprintln!("makescope: the build goes on without hooks");
+                hooks_failed = true;
+                None
+            }
+        },
+    };
+    let mut labels: HashMap<i64, Label> = HashMap::new();
+    let mut failed = 0usize;
+    let mut finished = 0usize;
+    for event in rx {
+        match event {
+            Event::Started(info) => {
+                let default = default_label(&info);
+                let label = match hooks.as_mut() {
+                    Some(hooks) => {
+                        hooks.started(&info);
+                        hooks.label(&info, &default).unwrap_or(default)
+                    }
+                    None => default,
+                };
+                printer.started(&info, &label);
+                let notes = CommandNotes {
+                    label: Some(format!("{} {}", label.verb, label.object)),
+                    ..Default::default()
+                };
+                let _ = to_writer.send(Write::Notes(info.id, notes));
+                labels.insert(info.id, label);
+            }
+            Event::Finished {
+                info,
+                output,
+                outcome,
+            } => {
+                let label = labels
+                    .remove(&info.id)
+                    .unwrap_or_else(|| default_label(&info));
+                finished += 1;
+                if outcome.failed() {
+                    failed += 1;
+                }
+                if let Some(hooks) = hooks.as_mut() {
+                    let verdict = hooks.finished(&info, &outcome);
+                    if !verdict.tags.is_empty()
+                        || verdict.test_name.is_some()
+                        || verdict.test_result.is_some()
+                    {
+                        let notes = CommandNotes {
+                            label: None,
+                            test_name: verdict.test_name,
+                            test_result: verdict.test_result,
+                            tags: verdict.tags,
+                        };
+                        let _ = to_writer.send(Write::Notes(info.id, notes));
+                    }
+                }
+                printer.finished(&info, &label, &output, &outcome);
+            }
+            Event::MakeOutput(stream, bytes) => printer.make_output(stream, &bytes),
+            Event::Warning(text) => printer.warning(&text),
+            Event::Done {
+                exit_code,
+                signal,
+                elapsed,
+            } => {
+                let summary = Summary {
+                    commands: finished as u64,
+                    failed: failed as u64,
+                    elapsed,
+                    exit_code,
+                    signal,
+                    record: Some(setup.db.clone()),
+                };
+                printer.finish(&summary);
+            }
+        }
+    }
+    if hooks.as_ref().is_some_and(Hooks::failed) {
+        hooks_failed = true;
+    }
+    UiResult { hooks_failed }
+}

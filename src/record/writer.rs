@@ -1,0 +1,129 @@
+//! The writer thread: the only code that writes the record during a build.
+//!
+//! Rows arrive on a channel and are written in transactions of up to a fifth of a
+//! second, so a build's rows are on disk within moments and the event loop never waits
+//! for SQLite. When the channel closes everything left is committed and the build's
+//! DAG is computed.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::store::{
+    BuildEnd, CommandEnd, CommandNotes, MakeEnd, NewAccess, NewCommand, NewMake, NewProcess, Owner,
+    Store,
+};
+
+/// One thing to write.
+#[derive(Debug)]
+pub(crate) enum Write {
+    Make(NewMake),
+    MakeEnd(i64, MakeEnd),
+    Command(NewCommand),
+    CommandEnd(i64, CommandEnd),
+    Notes(i64, CommandNotes),
+    Process(NewProcess),
+    ProcessExec {
+        id: i64,
+        exe: Vec<u8>,
+        argv: Vec<u8>,
+        cwd: Vec<u8>,
+    },
+    ProcessEnd {
+        id: i64,
+        ended_ns: i64,
+        exit_code: Option<i32>,
+    },
+    Accesses {
+        build_id: i64,
+        owner: Owner,
+        accesses: Vec<NewAccess>,
+    },
+    BuildEnd(i64, BuildEnd),
+}
+
+const BATCH_TIME: Duration = Duration::from_millis(200);
+const BATCH_ROWS: usize = 20_000;
+
+pub(crate) fn spawn(store: Store, rx: Receiver<Write>) -> std::thread::JoinHandle<Result<()>> {
+    std::thread::Builder::new()
+        .name("writer".into())
+        .spawn(move || write_all(store, rx))
+        .expect("spawning the writer thread")
+}
+
+fn write_all(mut store: Store, rx: Receiver<Write>) -> Result<()> {
+    let mut open = false;
+    let mut rows = 0;
+    let mut since = Instant::now();
+    let mut ended_build = None;
+    loop {
+        let timeout = if open {
+            BATCH_TIME.saturating_sub(since.elapsed())
+        } else {
+            Duration::from_secs(3600)
+        };
+        match rx.recv_timeout(timeout) {
+            Ok(write) => {
+                if !open {
+                    store.begin()?;
+                    open = true;
+                    rows = 0;
+                    since = Instant::now();
+                }
+                if let Write::BuildEnd(id, _) = &write {
+                    ended_build = Some(*id);
+                }
+                apply(&mut store, write)?;
+                rows += 1;
+                if rows >= BATCH_ROWS || since.elapsed() >= BATCH_TIME {
+                    store.commit()?;
+                    open = false;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if open {
+                    store.commit()?;
+                    open = false;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if open {
+        store.commit()?;
+    }
+    if let Some(build) = ended_build {
+        store.begin()?;
+        store
+            .compute_edges(build)
+            .context("computing the command graph")?;
+        store.commit()?;
+    }
+    Ok(())
+}
+
+fn apply(store: &mut Store, write: Write) -> Result<()> {
+    match write {
+        Write::Make(m) => store.insert_make(&m)?,
+        Write::MakeEnd(id, end) => store.finish_make(id, &end)?,
+        Write::Command(c) => store.insert_command(&c)?,
+        Write::CommandEnd(id, end) => store.finish_command(id, &end)?,
+        Write::Notes(id, notes) => store.note_command(id, &notes)?,
+        Write::Process(p) => store.insert_process(&p)?,
+        Write::ProcessExec { id, exe, argv, cwd } => store.exec_process(id, &exe, &argv, &cwd)?,
+        Write::ProcessEnd {
+            id,
+            ended_ns,
+            exit_code,
+        } => store.finish_process(id, ended_ns, exit_code)?,
+        Write::Accesses {
+            build_id,
+            owner,
+            accesses,
+        } => store.insert_accesses(build_id, owner, &accesses)?,
+        Write::BuildEnd(id, end) => store.finish_build(id, &end)?,
+    }
+    Ok(())
+}

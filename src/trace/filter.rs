@@ -1,0 +1,485 @@
+//! The seccomp filter: which system calls go to the supervisor, which are refused, and
+//! which pass unseen; and the syscall numbering on each ABI the filter admits.
+//!
+//! The program is hand-written classic BPF (seccompiler has no user notification). Its
+//! shape keeps untrapped calls free: the verdict for every call we do not trap depends
+//! only on the architecture and the number, so the kernel's per-filter action cache
+//! (5.11+) lets `read`, `mmap`, `close` … through without running the program at all.
+//! Only `newfstatat`/`fstatat64`/`statx` look at an argument (`AT_EMPTY_PATH` makes them
+//! `fstat`, which glibc ≥ 2.33 uses for every `fstat`, so they pass unseen).
+//!
+//! ABIs: native x86_64; x32 (the `__X32_SYSCALL_BIT`, numbers mostly shared with
+//! x86_64) is trapped through the same table with the bit masked off, plus its own
+//! `execve`/`execveat` numbers; i386 (`int 0x80`, 32-bit programs) has its own table.
+//! Any other architecture cannot occur on an x86_64 kernel and is allowed.
+
+use super::sys::*;
+
+/// A system call the tracer understands, independent of the ABI it came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sys {
+    Open,
+    Creat,
+    Openat,
+    Openat2,
+    Execve,
+    Execveat,
+    Stat,
+    Lstat,
+    Newfstatat,
+    Statx,
+    Access,
+    Faccessat,
+    Faccessat2,
+    Unlink,
+    Unlinkat,
+    Rmdir,
+    Rename,
+    Renameat,
+    Renameat2,
+    Mkdir,
+    Mkdirat,
+    Symlink,
+    Symlinkat,
+    Link,
+    Linkat,
+    Chdir,
+    Fchdir,
+    Getdents,
+    Getdents64,
+    Truncate,
+    ExitGroup,
+    Readlink,
+    Readlinkat,
+    /// Refused with ENOSYS by the filter; never notified.
+    IoUringSetup,
+}
+
+impl Sys {
+    /// The system call's name, as strace spells it (x86_64).
+    pub fn name(self) -> &'static str {
+        match self {
+            Sys::Open => "open",
+            Sys::Creat => "creat",
+            Sys::Openat => "openat",
+            Sys::Openat2 => "openat2",
+            Sys::Execve => "execve",
+            Sys::Execveat => "execveat",
+            Sys::Stat => "stat",
+            Sys::Lstat => "lstat",
+            Sys::Newfstatat => "newfstatat",
+            Sys::Statx => "statx",
+            Sys::Access => "access",
+            Sys::Faccessat => "faccessat",
+            Sys::Faccessat2 => "faccessat2",
+            Sys::Unlink => "unlink",
+            Sys::Unlinkat => "unlinkat",
+            Sys::Rmdir => "rmdir",
+            Sys::Rename => "rename",
+            Sys::Renameat => "renameat",
+            Sys::Renameat2 => "renameat2",
+            Sys::Mkdir => "mkdir",
+            Sys::Mkdirat => "mkdirat",
+            Sys::Symlink => "symlink",
+            Sys::Symlinkat => "symlinkat",
+            Sys::Link => "link",
+            Sys::Linkat => "linkat",
+            Sys::Chdir => "chdir",
+            Sys::Fchdir => "fchdir",
+            Sys::Getdents => "getdents",
+            Sys::Getdents64 => "getdents64",
+            Sys::Truncate => "truncate",
+            Sys::ExitGroup => "exit_group",
+            Sys::Readlink => "readlink",
+            Sys::Readlinkat => "readlinkat",
+            Sys::IoUringSetup => "io_uring_setup",
+        }
+    }
+}
+
+/// x86_64 numbers.
+const X86_64: &[(u32, Sys)] = &[
+    (2, Sys::Open),
+    (4, Sys::Stat),
+    (6, Sys::Lstat),
+    (21, Sys::Access),
+    (59, Sys::Execve),
+    (76, Sys::Truncate),
+    (78, Sys::Getdents),
+    (80, Sys::Chdir),
+    (81, Sys::Fchdir),
+    (82, Sys::Rename),
+    (83, Sys::Mkdir),
+    (84, Sys::Rmdir),
+    (85, Sys::Creat),
+    (86, Sys::Link),
+    (87, Sys::Unlink),
+    (88, Sys::Symlink),
+    (89, Sys::Readlink),
+    (217, Sys::Getdents64),
+    (231, Sys::ExitGroup),
+    (257, Sys::Openat),
+    (258, Sys::Mkdirat),
+    (262, Sys::Newfstatat),
+    (263, Sys::Unlinkat),
+    (264, Sys::Renameat),
+    (265, Sys::Linkat),
+    (266, Sys::Symlinkat),
+    (267, Sys::Readlinkat),
+    (269, Sys::Faccessat),
+    (316, Sys::Renameat2),
+    (322, Sys::Execveat),
+    (332, Sys::Statx),
+    (425, Sys::IoUringSetup),
+    (437, Sys::Openat2),
+    (439, Sys::Faccessat2),
+    // x32-only entry points (reached with the x32 bit masked off).
+    (520, Sys::Execve),
+    (545, Sys::Execveat),
+];
+
+/// i386 numbers. `stat`/`lstat` here are the old 32-bit-struct calls, `stat64` and
+/// friends the ones glibc uses; `truncate64` takes its length in two registers.
+const I386: &[(u32, Sys)] = &[
+    (5, Sys::Open),
+    (8, Sys::Creat),
+    (9, Sys::Link),
+    (10, Sys::Unlink),
+    (11, Sys::Execve),
+    (12, Sys::Chdir),
+    (18, Sys::Stat),
+    (33, Sys::Access),
+    (38, Sys::Rename),
+    (39, Sys::Mkdir),
+    (40, Sys::Rmdir),
+    (83, Sys::Symlink),
+    (84, Sys::Lstat),
+    (85, Sys::Readlink),
+    (92, Sys::Truncate),
+    (106, Sys::Stat),
+    (107, Sys::Lstat),
+    (133, Sys::Fchdir),
+    (141, Sys::Getdents),
+    (193, Sys::Truncate),
+    (195, Sys::Stat),
+    (196, Sys::Lstat),
+    (220, Sys::Getdents64),
+    (252, Sys::ExitGroup),
+    (295, Sys::Openat),
+    (296, Sys::Mkdirat),
+    (300, Sys::Newfstatat),
+    (301, Sys::Unlinkat),
+    (302, Sys::Renameat),
+    (303, Sys::Linkat),
+    (304, Sys::Symlinkat),
+    (305, Sys::Readlinkat),
+    (307, Sys::Faccessat),
+    (353, Sys::Renameat2),
+    (358, Sys::Execveat),
+    (383, Sys::Statx),
+    (425, Sys::IoUringSetup),
+    (437, Sys::Openat2),
+    (439, Sys::Faccessat2),
+];
+
+/// Which calling convention a notification came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abi {
+    X86_64,
+    X32,
+    I386,
+}
+
+impl Abi {
+    /// Size of a pointer in the tracee (argv arrays).
+    pub fn pointer_size(self) -> usize {
+        match self {
+            Abi::X86_64 => 8,
+            Abi::X32 | Abi::I386 => 4,
+        }
+    }
+}
+
+/// What a notification's `(arch, nr)` means.
+pub fn decode(arch: u32, nr: i32) -> Option<(Abi, Sys)> {
+    let nr = nr as u32;
+    let (abi, table, nr) = match arch {
+        AUDIT_ARCH_X86_64 if nr & X32_SYSCALL_BIT != 0 => (Abi::X32, X86_64, nr & !X32_SYSCALL_BIT),
+        AUDIT_ARCH_X86_64 => (Abi::X86_64, X86_64, nr),
+        AUDIT_ARCH_I386 => (Abi::I386, I386, nr),
+        _ => return None,
+    };
+    table
+        .iter()
+        .find(|(n, _)| *n == nr)
+        .map(|&(_, sys)| (abi, sys))
+}
+
+/// What the filter traps besides the fixed set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilterOptions {
+    /// Trap `readlink`/`readlinkat` too (off by default: gcc makes ~2,300 a compile, most
+    /// on paths it also opens or stats; see docs/tracer.md).
+    pub trap_readlink: bool,
+    /// Ask for `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` on the listener (6.6+): the kernel
+    /// wakes the supervisor on the tracee's CPU and the tracee on the supervisor's answer
+    /// synchronously. Ignored where the kernel lacks it.
+    pub sync_wakeup: bool,
+}
+
+impl Default for FilterOptions {
+    fn default() -> FilterOptions {
+        FilterOptions {
+            trap_readlink: false,
+            sync_wakeup: true,
+        }
+    }
+}
+
+// Classic BPF opcodes.
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JMP_JEQ_K: u16 = 0x15;
+const BPF_JMP_JSET_K: u16 = 0x45;
+const BPF_JMP_JA: u16 = 0x05;
+const BPF_ALU_AND_K: u16 = 0x54;
+const BPF_RET_K: u16 = 0x06;
+
+const OFF_NR: u32 = 0;
+const OFF_ARCH: u32 = 4;
+fn off_arg_lo(i: u32) -> u32 {
+    16 + 8 * i // little-endian: the low word comes first
+}
+
+/// A tiny assembler with forward labels, so that the program reads top to bottom.
+struct Asm {
+    code: Vec<SockFilter>,
+    /// (instruction index, true-branch label, false-branch label); u32::MAX = next.
+    fixups: Vec<(usize, u32, u32)>,
+    labels: Vec<Option<usize>>,
+}
+
+const NEXT: u32 = u32::MAX;
+
+impl Asm {
+    fn new() -> Asm {
+        Asm {
+            code: Vec::new(),
+            fixups: Vec::new(),
+            labels: Vec::new(),
+        }
+    }
+    fn label(&mut self) -> u32 {
+        self.labels.push(None);
+        (self.labels.len() - 1) as u32
+    }
+    fn bind(&mut self, label: u32) {
+        self.labels[label as usize] = Some(self.code.len());
+    }
+    fn stmt(&mut self, code: u16, k: u32) {
+        self.code.push(SockFilter {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        });
+    }
+    fn jump(&mut self, code: u16, k: u32, jt: u32, jf: u32) {
+        self.fixups.push((self.code.len(), jt, jf));
+        self.code.push(SockFilter {
+            code,
+            jt: 0,
+            jf: 0,
+            k,
+        });
+    }
+    fn goto(&mut self, label: u32) {
+        self.fixups.push((self.code.len(), label, NEXT));
+        self.code.push(SockFilter {
+            code: BPF_JMP_JA,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        });
+    }
+    fn finish(mut self) -> Vec<SockFilter> {
+        for &(at, jt, jf) in &self.fixups {
+            let target = |label: u32| -> usize {
+                if label == NEXT {
+                    at + 1
+                } else {
+                    self.labels[label as usize].expect("unbound label")
+                }
+            };
+            let (t, f) = (target(jt), target(jf));
+            let insn = &mut self.code[at];
+            if insn.code == BPF_JMP_JA {
+                insn.k = (t - at - 1) as u32;
+            } else {
+                let (dt, df) = (t - at - 1, f - at - 1);
+                assert!(dt < 256 && df < 256, "filter jump too long");
+                insn.jt = dt as u8;
+                insn.jf = df as u8;
+            }
+        }
+        self.code
+    }
+}
+
+/// Build the filter program.
+pub fn program(options: &FilterOptions) -> Vec<SockFilter> {
+    let mut a = Asm::new();
+    let notify = a.label();
+    let allow = a.label();
+    let enosys = a.label();
+    let i386 = a.label();
+    let x86_fstatat = a.label();
+    let x86_statx = a.label();
+    let i386_fstatat = a.label();
+    let i386_statx = a.label();
+
+    a.stmt(BPF_LD_W_ABS, OFF_ARCH);
+    a.jump(BPF_JMP_JEQ_K, AUDIT_ARCH_X86_64, NEXT, i386);
+    a.stmt(BPF_LD_W_ABS, OFF_NR);
+    // x32 shares x86_64's numbers: look them up with the bit masked off.
+    a.stmt(BPF_ALU_AND_K, !X32_SYSCALL_BIT);
+    table(
+        &mut a,
+        X86_64,
+        options,
+        notify,
+        enosys,
+        x86_fstatat,
+        x86_statx,
+        allow,
+    );
+
+    a.bind(i386);
+    a.jump(BPF_JMP_JEQ_K, AUDIT_ARCH_I386, NEXT, allow);
+    a.stmt(BPF_LD_W_ABS, OFF_NR);
+    table(
+        &mut a,
+        I386,
+        options,
+        notify,
+        enosys,
+        i386_fstatat,
+        i386_statx,
+        allow,
+    );
+
+    // fstatat(fd, "", buf, AT_EMPTY_PATH) is fstat: let it through unseen.
+    for (label, flags_arg) in [
+        (x86_fstatat, 3),
+        (x86_statx, 2),
+        (i386_fstatat, 3),
+        (i386_statx, 2),
+    ] {
+        a.bind(label);
+        a.stmt(BPF_LD_W_ABS, off_arg_lo(flags_arg));
+        a.jump(BPF_JMP_JSET_K, AT_EMPTY_PATH as u32, allow, notify);
+    }
+
+    a.bind(allow);
+    a.stmt(BPF_RET_K, SECCOMP_RET_ALLOW);
+    a.bind(notify);
+    a.stmt(BPF_RET_K, SECCOMP_RET_USER_NOTIF);
+    a.bind(enosys);
+    a.stmt(BPF_RET_K, SECCOMP_RET_ERRNO | libc::ENOSYS as u32);
+    a.finish()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn table(
+    a: &mut Asm,
+    entries: &[(u32, Sys)],
+    options: &FilterOptions,
+    notify: u32,
+    enosys: u32,
+    fstatat: u32,
+    statx: u32,
+    allow: u32,
+) {
+    for &(nr, sys) in entries {
+        let target = match sys {
+            Sys::IoUringSetup => enosys,
+            Sys::Newfstatat => fstatat,
+            Sys::Statx => statx,
+            Sys::Readlink | Sys::Readlinkat if !options.trap_readlink => continue,
+            _ => notify,
+        };
+        a.jump(BPF_JMP_JEQ_K, nr, target, NEXT);
+    }
+    a.goto(allow);
+}
+
+/// Install `program` with a new listener in the calling thread. Allocation-free:
+/// safe between fork and exec in a multi-threaded parent.
+pub fn install(
+    program: &[SockFilter],
+    options: &FilterOptions,
+) -> std::io::Result<std::os::fd::RawFd> {
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let prog = SockFprog {
+        len: program.len() as u16,
+        filter: program.as_ptr(),
+    };
+    let seccomp = |flags: libc::c_ulong| unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const SockFprog,
+        )
+    };
+    // WAIT_KILLABLE_RECV (5.19): once the supervisor has the notification, a non-fatal
+    // signal cannot interrupt the call and make it restart (or fail with EINTR).
+    let mut fd = seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV);
+    if fd < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        fd = seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER);
+    }
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = fd as std::os::fd::RawFd;
+    if options.sync_wakeup {
+        // Absent before 6.6: only a speed-up, so its failure is ignored.
+        let _ = notif_set_flags(fd, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+    }
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_each_abi() {
+        assert_eq!(
+            decode(AUDIT_ARCH_X86_64, 257),
+            Some((Abi::X86_64, Sys::Openat))
+        );
+        assert_eq!(
+            decode(AUDIT_ARCH_X86_64, (X32_SYSCALL_BIT | 257) as i32),
+            Some((Abi::X32, Sys::Openat))
+        );
+        assert_eq!(
+            decode(AUDIT_ARCH_X86_64, (X32_SYSCALL_BIT | 520) as i32),
+            Some((Abi::X32, Sys::Execve))
+        );
+        assert_eq!(decode(AUDIT_ARCH_I386, 11), Some((Abi::I386, Sys::Execve)));
+        assert_eq!(decode(AUDIT_ARCH_X86_64, 0), None);
+    }
+
+    #[test]
+    fn program_fits() {
+        for trap_readlink in [false, true] {
+            let p = program(&FilterOptions {
+                trap_readlink,
+                sync_wakeup: true,
+            });
+            assert!(p.len() < 200, "{}", p.len());
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! Running one command under the tracer without the recorder (tests, benchmarks, and a
+//! model of what the shim and recorder do together), and keeping filtered processes
+//! alive once nobody records them.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitStatus};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::sys::{notif_continue, notif_recv, SeccompNotif};
+use super::{Event, Filter, Handled, Supervisor, TraceError};
+
+/// What [`run_traced`] saw.
+#[derive(Debug)]
+pub struct Traced {
+    /// The command's exit status.
+    pub status: ExitStatus,
+    /// Every event, in order.
+    pub events: Vec<Event>,
+    /// Notifications per system call.
+    pub counts: Vec<(&'static str, u64)>,
+    /// The deadline passed: the command's process group was killed.
+    pub timed_out: bool,
+}
+
+/// Run `cmd` under `filter` and a [`Supervisor`] until the command and every process
+/// it started have ended, or `timeout` passes (then its process group is killed).
+///
+/// The command runs in a new process group. The child installs the filter in
+/// `pre_exec` and passes the listener over a socketpair with `SCM_RIGHTS`, as the
+/// shim's child does; a thread supervises (spawning blocks until the exec is answered).
+pub fn run_traced(cmd: &mut Command, filter: &Filter, timeout: Duration) -> io::Result<Traced> {
+    let deadline = Instant::now() + timeout;
+    let (ours, theirs) = seqpacket_pair()?;
+    let child_sock = theirs.as_raw_fd();
+    let filter = filter.clone();
+    unsafe {
+        cmd.process_group(0).pre_exec(move || {
+            let listener = filter.install().map_err(|e| match e {
+                TraceError::Refused(err) | TraceError::Listener(err) => err,
+                TraceError::AlreadyFiltered => io::Error::from_raw_os_error(libc::EBUSY),
+            })?;
+            send_fd(child_sock, listener.as_raw_fd())?;
+            Ok(())
+        });
+    }
+    let supervisor = std::thread::spawn(move || supervise(ours, deadline));
+    let spawned = cmd.spawn();
+    drop(theirs);
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(err) => {
+            let _ = supervisor.join();
+            return Err(err);
+        }
+    };
+    let pgid = child.id() as i32;
+    let (done, watchdog_rx) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) =
+            watchdog_rx.recv_timeout(deadline - Instant::now())
+        {
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            return true;
+        }
+        false
+    });
+    let status = child.wait()?;
+    let (events, counts, supervisor_timed_out) = match supervisor.join() {
+        Ok(result) => result?,
+        Err(_) => return Err(io::Error::other("supervisor thread panicked")),
+    };
+    let _ = done.send(());
+    let killed = watchdog.join().unwrap_or(false);
+    if supervisor_timed_out {
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+    Ok(Traced {
+        status,
+        events,
+        counts,
+        timed_out: killed || supervisor_timed_out,
+    })
+}
+
+type Supervised = (Vec<Event>, Vec<(&'static str, u64)>, bool);
+
+fn supervise(sock: OwnedFd, deadline: Instant) -> io::Result<Supervised> {
+    let Some(listener) = recv_fd(sock.as_fd(), deadline)? else {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the child sent no listener",
+        ));
+    };
+    let mut supervisor = Supervisor::new();
+    let mut events = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok((events, supervisor.counts(), true));
+        }
+        let mut pfd = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let rc = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(err);
+        }
+        if rc == 0 {
+            continue;
+        }
+        match supervisor.handle_ready(listener.as_fd(), pfd.revents, &mut events) {
+            Ok(Handled::Hangup) => return Ok((events, supervisor.counts(), false)),
+            Ok(_) => {}
+            Err(TraceError::Listener(err)) | Err(TraceError::Refused(err)) => return Err(err),
+            Err(TraceError::AlreadyFiltered) => {
+                return Err(io::Error::from_raw_os_error(libc::EBUSY))
+            }
+        }
+    }
+}
+
+/// A `SOCK_SEQPACKET` socketpair, both ends close-on-exec.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Send one fd with `SCM_RIGHTS` (and one byte). Allocation-free.
+pub fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr() as *mut libc::c_void,
+        iov_len: 1,
+    };
+    let mut cmsg_buf = [0u64; 4];
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg_buf.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, fd);
+    }
+    loop {
+        if unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } >= 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
+/// Receive one fd sent by [`send_fd`]; `None` when the peer closed without sending.
+pub fn recv_fd(sock: BorrowedFd<'_>, deadline: Instant) -> io::Result<Option<OwnedFd>> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let rc = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if rc == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no listener before the deadline",
+            ));
+        }
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(err);
+        }
+        break;
+    }
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr() as *mut libc::c_void,
+        iov_len: 1,
+    };
+    let mut cmsg_buf = [0u64; 4];
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg_buf.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = std::mem::size_of_val(&cmsg_buf);
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null()
+            || (*cmsg).cmsg_level != libc::SOL_SOCKET
+            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+        {
+            return Ok(None);
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const RawFd);
+        Ok(Some(OwnedFd::from_raw_fd(fd)))
+    }
+}
+
+/// Answer every notification on `listeners` with CONTINUE, recording nothing, until
+/// each has hung up (every process using it has ended). For processes that outlive
+/// the recorder (a daemon started by a recipe): once a listener is closed, the
+/// filtered calls of the processes still under it fail with ENOSYS.
+pub fn continue_all(listeners: &[BorrowedFd<'_>]) -> Result<(), TraceError> {
+    let mut fds: Vec<libc::pollfd> = listeners
+        .iter()
+        .map(|l| libc::pollfd {
+            fd: l.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    continue_loop(&mut fds).map_err(TraceError::Listener)
+}
+
+/// The allocation-free loop behind [`continue_all`] and [`detach`].
+fn continue_loop(fds: &mut [libc::pollfd]) -> io::Result<()> {
+    let mut live = fds.iter().filter(|p| p.fd >= 0).count();
+    let mut notif = SeccompNotif::default();
+    while live > 0 {
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(err);
+        }
+        for p in fds.iter_mut() {
+            if p.fd < 0 || p.revents == 0 {
+                continue;
+            }
+            if p.revents & libc::POLLIN != 0 {
+                match notif_recv(p.fd, &mut notif) {
+                    Ok(()) => {
+                        let _ = notif_continue(p.fd, notif.id);
+                    }
+                    Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(_) => {
+                        p.fd = -1;
+                        live -= 1;
+                    }
+                }
+            } else {
+                // POLLHUP: nobody uses the filter any more.
+                p.fd = -1;
+                live -= 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hand `listeners` to a detached process (double fork, new session, stdio on
+/// /dev/null, every other fd closed) that runs [`continue_all`] on them, so that
+/// processes still under them keep running normally after the recorder exits.
+/// Safe to call from a multi-threaded process: the child allocates nothing.
+pub fn detach(listeners: Vec<OwnedFd>) -> io::Result<()> {
+    if listeners.is_empty() {
+        return Ok(());
+    }
+    let mut fds: Vec<libc::pollfd> = listeners
+        .iter()
+        .map(|l| libc::pollfd {
+            fd: l.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    fds.sort_by_key(|p| p.fd);
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        unsafe {
+            libc::setsid();
+            if libc::fork() != 0 {
+                libc::_exit(0);
+            }
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            if null >= 0 {
+                for std_fd in 0..3 {
+                    libc::dup2(null, std_fd);
+                }
+            }
+            // Close everything but stdio and the listeners.
+            let mut from = 3u32;
+            for p in fds.iter() {
+                let fd = p.fd as u32;
+                if fd > from {
+                    libc::syscall(libc::SYS_close_range, from, fd - 1, 0);
+                }
+                from = fd + 1;
+            }
+            libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
+            let _ = continue_loop(&mut fds);
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    drop(listeners);
+    Ok(())
+}

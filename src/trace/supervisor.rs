@@ -1,0 +1,1027 @@
+//! The supervisor: answers notifications and turns them into [`Event`]s.
+//!
+//! Per notification, in this order (the tracee is blocked until step 5):
+//! 1. receive it; reap tasks whose pidfds say they ended (so a recycled pid is never
+//!    mistaken for the process that used it before);
+//! 2. find the process (tid → tgid, first sight: `/proc/<tid>/status`, pidfds);
+//! 3. read the path(s) (and argv for exec) with `process_vm_readv`, and what a relative
+//!    path is relative to (`/proc/<tid>/cwd`, cached per process until it changes
+//!    directory; `/proc/<tid>/fd/<dirfd>`; `/proc/<tid>/root` once per process);
+//! 4. check `SECCOMP_IOCTL_NOTIF_ID_VALID`: only then is what was read known to be the
+//!    tracee's;
+//! 5. for calls that change whether their path exists (`O_CREAT`, unlink, rename, mkdir,
+//!    symlink, link), check existence first and then answer CONTINUE; for all others
+//!    answer CONTINUE first and check existence while the tracee runs;
+//! 6. push events (the only allocation per notification: the event's own bytes).
+//!
+//! Every notification is answered, whatever fails: a tracee is never left blocked.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use super::filter::{decode, Abi, Sys};
+use super::path::{join, normalize};
+use super::sys::*;
+use super::{AccessKind, Event, Handled, TraceError};
+
+/// A process (thread group) we have seen.
+struct Proc {
+    listener: RawFd,
+    /// Readable when the whole thread group has exited.
+    _pidfd: OwnedFd,
+    /// `/proc/<pid>/cwd`, while known not to have changed (chdir/fchdir clear it).
+    cwd: Option<Vec<u8>>,
+    /// `/proc/<pid>/root` when it is not `/` (a chroot).
+    root: Option<Vec<u8>>,
+    /// exit_group seen: its end is already reported.
+    exited: bool,
+    /// The last directory the leader thread listed (repeated getdents on one directory
+    /// is one listing).
+    last_list: Vec<u8>,
+}
+
+/// A thread that is not its group's leader.
+struct Thread {
+    tgid: i32,
+    /// Readable when this thread has exited (`PIDFD_THREAD`).
+    _pidfd: OwnedFd,
+    /// The last directory this thread listed (repeated getdents on one directory is one
+    /// listing).
+    last_list: Vec<u8>,
+}
+
+const EPOLL_THREAD: u64 = 1 << 32;
+
+/// Reused buffers: nothing on the per-notification path allocates except the events.
+#[derive(Default)]
+struct Scratch {
+    raw: [Vec<u8>; 2],
+    abs: [Vec<u8>; 2],
+    norm: Vec<u8>,
+    base: Vec<u8>,
+    mem: Vec<u8>,
+}
+
+/// What went wrong while looking at a notification's task.
+enum Miss {
+    /// The task is gone (ID no longer valid): nothing happened.
+    Gone,
+    /// The call itself is invalid (bad pointer, empty path): it will fail, nothing to record.
+    Invalid,
+    /// We could not read what the task did (e.g. it made itself non-dumpable).
+    Unreadable,
+}
+
+fn miss_of(err: std::io::Error) -> Miss {
+    match err.raw_os_error() {
+        Some(libc::EFAULT) | Some(libc::EBADF) | Some(libc::ENOENT) => Miss::Invalid,
+        Some(libc::ESRCH) => Miss::Gone,
+        _ => Miss::Unreadable,
+    }
+}
+
+/// Answers notifications and keeps per-process state (cwd cache, tgid), keyed by pid.
+///
+/// One supervisor can serve any number of listeners (one per traced command). The events
+/// pushed by a call to [`Supervisor::handle`] for a listener always belong to that
+/// listener's processes.
+pub struct Supervisor {
+    procs: HashMap<i32, Proc>,
+    threads: HashMap<i32, Thread>,
+    epoll: Option<OwnedFd>,
+    /// Ends found while serving another listener, delivered on this listener's next call.
+    pending: HashMap<RawFd, Vec<Event>>,
+    pending_count: usize,
+    scratch: Scratch,
+    counts: [u64; SYS_COUNT],
+}
+
+const SYS_COUNT: usize = Sys::IoUringSetup as usize + 1;
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("processes", &self.procs.len())
+            .field("threads", &self.threads.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Supervisor {
+    fn default() -> Supervisor {
+        Supervisor::new()
+    }
+}
+
+impl Supervisor {
+    /// A supervisor with no processes known.
+    pub fn new() -> Supervisor {
+        Supervisor {
+            procs: HashMap::new(),
+            threads: HashMap::new(),
+            epoll: None,
+            pending: HashMap::new(),
+            pending_count: 0,
+            scratch: Scratch::default(),
+            counts: [0; SYS_COUNT],
+        }
+    }
+
+    /// Receive and answer one notification from `listener`, pushing what it meant.
+    /// Polls the listener first (without blocking); see [`Supervisor::handle_ready`] to
+    /// pass the readiness an event loop already has.
+    pub fn handle(
+        &mut self,
+        listener: BorrowedFd<'_>,
+        events: &mut Vec<Event>,
+    ) -> Result<Handled, TraceError> {
+        let mut pfd = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        loop {
+            let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
+            if rc >= 0 {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINTR) {
+                return Err(TraceError::Listener(err));
+            }
+        }
+        self.handle_ready(listener, pfd.revents, events)
+    }
+
+    /// Like [`Supervisor::handle`], with the listener's poll/epoll `revents` (POLLIN,
+    /// POLLHUP …) as the event loop saw them: saves one system call per notification.
+    /// `revents` must be current (a level-triggered report from this loop iteration).
+    pub fn handle_ready(
+        &mut self,
+        listener: BorrowedFd<'_>,
+        revents: i16,
+        events: &mut Vec<Event>,
+    ) -> Result<Handled, TraceError> {
+        let fd = listener.as_raw_fd();
+        if revents & libc::POLLIN == 0 {
+            self.reap();
+            self.flush(fd, events);
+            if revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                self.forget(listener, events);
+                return Ok(Handled::Hangup);
+            }
+            return Ok(Handled::Idle);
+        }
+        let mut notif = SeccompNotif::default();
+        if let Err(err) = notif_recv(fd, &mut notif) {
+            // ENOENT: the task was killed between poll and receive: ordinary.
+            if err.raw_os_error() == Some(libc::ENOENT) {
+                self.reap();
+                self.flush(fd, events);
+                return Ok(Handled::Idle);
+            }
+            return Err(TraceError::Listener(err));
+        }
+        self.reap();
+        self.flush(fd, events);
+        self.dispatch(fd, &notif, events);
+        Ok(Handled::Answered)
+    }
+
+    /// Drop everything known about `listener`'s processes (call when closing it without
+    /// having seen [`Handled::Hangup`]). Processes whose end was not seen get
+    /// [`Event::Gone`].
+    pub fn forget(&mut self, listener: BorrowedFd<'_>, events: &mut Vec<Event>) {
+        let fd = listener.as_raw_fd();
+        self.flush(fd, events);
+        self.pending.remove(&fd);
+        let time_ns = now_ns();
+        let mut gone: Vec<i32> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| p.listener == fd)
+            .map(|(&pid, _)| pid)
+            .collect();
+        gone.sort_unstable();
+        for pid in gone {
+            if let Some(p) = self.procs.remove(&pid) {
+                if !p.exited {
+                    events.push(Event::Gone { pid, time_ns });
+                }
+            }
+        }
+        let procs = &self.procs;
+        self.threads.retain(|_, t| procs.contains_key(&t.tgid));
+    }
+
+    /// How many notifications of each system call were answered, for measurements.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        ALL_SYS
+            .iter()
+            .map(|&s| (s.name(), self.counts[s as usize]))
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    }
+
+    fn flush(&mut self, fd: RawFd, events: &mut Vec<Event>) {
+        if self.pending_count == 0 {
+            return;
+        }
+        if let Some(mut v) = self.pending.remove(&fd) {
+            self.pending_count -= v.len();
+            events.append(&mut v);
+        }
+    }
+
+    /// Forget tasks that ended (their pidfds are readable). Must run after receiving a
+    /// notification and before looking its pid up: a pid is only recycled after the
+    /// task that had it was reaped, by which time its pidfd is readable.
+    fn reap(&mut self) {
+        let Some(epoll) = &self.epoll else { return };
+        let mut ready = [libc::epoll_event { events: 0, u64: 0 }; 32];
+        loop {
+            let n = unsafe {
+                libc::epoll_wait(epoll.as_raw_fd(), ready.as_mut_ptr(), ready.len() as i32, 0)
+            };
+            if n <= 0 {
+                return;
+            }
+            let mut time_ns = 0;
+            for ev in &ready[..n as usize] {
+                let data = ev.u64;
+                let pid = data as u32 as i32;
+                if data & EPOLL_THREAD != 0 {
+                    self.threads.remove(&pid);
+                } else if let Some(p) = self.procs.remove(&pid) {
+                    if !p.exited {
+                        if time_ns == 0 {
+                            time_ns = now_ns();
+                        }
+                        self.pending
+                            .entry(p.listener)
+                            .or_default()
+                            .push(Event::Gone { pid, time_ns });
+                        self.pending_count += 1;
+                    }
+                }
+            }
+            if (n as usize) < ready.len() {
+                return;
+            }
+        }
+    }
+
+    fn watch(&mut self, pidfd: RawFd, data: u64) -> bool {
+        if self.epoll.is_none() {
+            let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+            if ep < 0 {
+                return false;
+            }
+            self.epoll = Some(unsafe { OwnedFd::from_raw_fd(ep) });
+        }
+        let ep = self.epoll.as_ref().map(|e| e.as_raw_fd()).unwrap_or(-1);
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: data,
+        };
+        unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, pidfd, &mut ev) == 0 }
+    }
+
+    /// The process `tid` belongs to, creating its state on first sight. Returns the tgid
+    /// and, when it is new, its parent.
+    fn task(&mut self, listener: RawFd, tid: i32) -> Option<(i32, Option<i32>)> {
+        if self.procs.contains_key(&tid) {
+            return Some((tid, None));
+        }
+        if let Some(t) = self.threads.get(&tid) {
+            return Some((t.tgid, None));
+        }
+        let (tgid, ppid) = read_status(tid)?;
+        let mut new_parent = None;
+        if !self.procs.contains_key(&tgid) {
+            let pidfd = pidfd_open(tgid, 0).ok()?;
+            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+            if !self.watch(pidfd.as_raw_fd(), tgid as u32 as u64) {
+                return None;
+            }
+            let root = read_root(tid);
+            self.procs.insert(
+                tgid,
+                Proc {
+                    listener,
+                    _pidfd: pidfd,
+                    cwd: None,
+                    root,
+                    exited: false,
+                    last_list: Vec::new(),
+                },
+            );
+            new_parent = Some(ppid);
+        }
+        if tid != tgid {
+            let pidfd = pidfd_open(tid, PIDFD_THREAD).ok()?;
+            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+            if !self.watch(pidfd.as_raw_fd(), EPOLL_THREAD | tid as u32 as u64) {
+                return None;
+            }
+            self.threads.insert(
+                tid,
+                Thread {
+                    tgid,
+                    _pidfd: pidfd,
+                    last_list: Vec::new(),
+                },
+            );
+        }
+        Some((tgid, new_parent))
+    }
+
+    fn dispatch(&mut self, listener: RawFd, notif: &SeccompNotif, events: &mut Vec<Event>) {
+        let mut call = Call {
+            listener,
+            id: notif.id,
+            tid: notif.pid as i32,
+            tgid: 0,
+            answered: false,
+        };
+        let Some((abi, sys)) = decode(notif.data.arch, notif.data.nr) else {
+            call.answer();
+            return;
+        };
+        self.counts[sys as usize] += 1;
+        let Some((tgid, new_parent)) = self.task(listener, call.tid) else {
+            call.answer();
+            return;
+        };
+        call.tgid = tgid;
+        let time_ns = now_ns();
+        let mark = events.len();
+        if let Some(ppid) = new_parent {
+            events.push(Event::Process {
+                pid: tgid,
+                ppid,
+                time_ns,
+            });
+        }
+        match self.classify(&mut call, abi, sys, &notif.data.args, time_ns, events) {
+            Ok(()) => {}
+            Err(Miss::Gone) => {
+                // Nothing happened: undo what this notification added.
+                events.truncate(mark);
+                if new_parent.is_some() {
+                    self.procs.remove(&tgid);
+                }
+            }
+            Err(Miss::Invalid) => {}
+            Err(Miss::Unreadable) => {
+                if notif_id_valid(listener, call.id) {
+                    events.push(Event::Lost {
+                        pid: tgid,
+                        syscall: sys.name(),
+                        time_ns,
+                    });
+                }
+            }
+        }
+        call.answer();
+    }
+
+    fn classify(
+        &mut self,
+        call: &mut Call,
+        abi: Abi,
+        sys: Sys,
+        a: &[u64; 6],
+        time_ns: i64,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Miss> {
+        const FDCWD: u64 = libc::AT_FDCWD as u64;
+        match sys {
+            Sys::ExitGroup => {
+                if let Some(p) = self.procs.get_mut(&call.tgid) {
+                    p.exited = true;
+                }
+                events.push(Event::Exit {
+                    pid: call.tgid,
+                    code: (a[0] & 0xff) as i32,
+                    time_ns,
+                });
+                Ok(())
+            }
+            Sys::Open | Sys::Creat | Sys::Openat | Sys::Openat2 => {
+                let (dirfd, addr, flags, resolve) = match sys {
+                    Sys::Open => (FDCWD, a[0], a[1], 0),
+                    Sys::Creat => (
+                        FDCWD,
+                        a[0],
+                        (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64,
+                        0,
+                    ),
+                    Sys::Openat => (a[0], a[1], a[2], 0),
+                    _ => {
+                        if a[3] < std::mem::size_of::<OpenHow>() as u64 {
+                            return Err(Miss::Invalid);
+                        }
+                        let how: OpenHow = read_pod(call.tid, a[2]).map_err(miss_of)?;
+                        (a[0], a[1], how.flags, how.resolve)
+                    }
+                };
+                let flags = flags as i32;
+                self.operand(call, 0, dirfd, addr, false, resolve & RESOLVE_IN_ROOT != 0)?;
+                let follow = flags & libc::O_NOFOLLOW == 0;
+                let creat =
+                    flags & libc::O_CREAT != 0 && flags & libc::O_TMPFILE & !libc::O_DIRECTORY == 0;
+                let writes =
+                    flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+                let exists = if creat {
+                    self.exists_then_answer(call, 0, follow)?
+                } else {
+                    self.answer_then_exists(call, 0, follow)?
+                };
+                let kind = if flags & libc::O_PATH != 0
+                    || flags & libc::O_TMPFILE & !libc::O_DIRECTORY != 0
+                {
+                    if exists {
+                        AccessKind::Stat
+                    } else {
+                        AccessKind::Probe
+                    }
+                } else if !exists {
+                    if creat {
+                        AccessKind::Create
+                    } else {
+                        AccessKind::Probe
+                    }
+                } else if creat && flags & libc::O_EXCL != 0 {
+                    AccessKind::Stat // fails with EEXIST
+                } else if !writes {
+                    AccessKind::Read
+                } else if flags & libc::O_TRUNC != 0 {
+                    AccessKind::Truncate
+                } else if flags & libc::O_APPEND != 0 {
+                    AccessKind::Append
+                } else {
+                    AccessKind::Write
+                };
+                self.emit(call, 0, kind, time_ns, events);
+                Ok(())
+            }
+            Sys::Execve | Sys::Execveat => {
+                let (dirfd, addr, argv, flags) = match sys {
+                    Sys::Execve => (FDCWD, a[0], a[1], 0),
+                    _ => (a[0], a[1], a[2], a[4]),
+                };
+                self.operand(call, 0, dirfd, addr, flags & AT_EMPTY_PATH != 0, false)?;
+                let argv = read_argv(
+                    call.tid,
+                    abi,
+                    argv,
+                    &mut self.scratch.mem,
+                    &mut self.scratch.base,
+                )?;
+                let cwd = self.cwd(call)?;
+                let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+                let exists = self.answer_then_exists(call, 0, follow)?;
+                if exists {
+                    self.emit(call, 0, AccessKind::Exec, time_ns, events);
+                    let path = self.scratch.norm.clone();
+                    events.push(Event::Exec {
+                        pid: call.tgid,
+                        path,
+                        argv,
+                        cwd,
+                        time_ns,
+                    });
+                } else {
+                    self.emit(call, 0, AccessKind::Probe, time_ns, events);
+                }
+                Ok(())
+            }
+            Sys::Stat
+            | Sys::Lstat
+            | Sys::Newfstatat
+            | Sys::Statx
+            | Sys::Access
+            | Sys::Faccessat
+            | Sys::Faccessat2 => {
+                let (dirfd, addr, follow) = match sys {
+                    Sys::Stat | Sys::Access => (FDCWD, a[0], true),
+                    Sys::Lstat => (FDCWD, a[0], false),
+                    Sys::Newfstatat | Sys::Faccessat2 => {
+                        (a[0], a[1], a[3] & AT_SYMLINK_NOFOLLOW == 0)
+                    }
+                    Sys::Statx => (a[0], a[1], a[2] & AT_SYMLINK_NOFOLLOW == 0),
+                    _ => (a[0], a[1], true),
+                };
+                let empty_ok = matches!(sys, Sys::Faccessat2) && a[3] & AT_EMPTY_PATH != 0;
+                self.operand(call, 0, dirfd, addr, empty_ok, false)?;
+                let exists = self.answer_then_exists(call, 0, follow)?;
+                self.emit(
+                    call,
+                    0,
+                    if exists {
+                        AccessKind::Stat
+                    } else {
+                        AccessKind::Probe
+                    },
+                    time_ns,
+                    events,
+                );
+                Ok(())
+            }
+            Sys::Readlink | Sys::Readlinkat => {
+                let (dirfd, addr) = if sys == Sys::Readlink {
+                    (FDCWD, a[0])
+                } else {
+                    (a[0], a[1])
+                };
+                self.operand(call, 0, dirfd, addr, sys == Sys::Readlinkat, false)?;
+                let exists = self.answer_then_exists(call, 0, false)?;
+                self.emit(
+                    call,
+                    0,
+                    if exists {
+                        AccessKind::Stat
+                    } else {
+                        AccessKind::Probe
+                    },
+                    time_ns,
+                    events,
+                );
+                Ok(())
+            }
+            Sys::Truncate => {
+                self.operand(call, 0, FDCWD, a[0], false, false)?;
+                let exists = self.answer_then_exists(call, 0, true)?;
+                self.emit(
+                    call,
+                    0,
+                    if exists {
+                        AccessKind::Truncate
+                    } else {
+                        AccessKind::Probe
+                    },
+                    time_ns,
+                    events,
+                );
+                Ok(())
+            }
+            Sys::Unlink | Sys::Unlinkat | Sys::Rmdir => {
+                let (dirfd, addr) = if sys == Sys::Unlinkat {
+                    (a[0], a[1])
+                } else {
+                    (FDCWD, a[0])
+                };
+                self.operand(call, 0, dirfd, addr, false, false)?;
+                let exists = self.exists_then_answer(call, 0, false)?;
+                self.emit(
+                    call,
+                    0,
+                    if exists {
+                        AccessKind::Remove
+                    } else {
+                        AccessKind::Probe
+                    },
+                    time_ns,
+                    events,
+                );
+                Ok(())
+            }
+            Sys::Mkdir | Sys::Mkdirat | Sys::Symlink | Sys::Symlinkat => {
+                let (dirfd, addr) = match sys {
+                    Sys::Mkdir => (FDCWD, a[0]),
+                    Sys::Mkdirat => (a[0], a[1]),
+                    Sys::Symlink => (FDCWD, a[1]),
+                    _ => (a[1], a[2]),
+                };
+                self.operand(call, 0, dirfd, addr, false, false)?;
+                let exists = self.exists_then_answer(call, 0, false)?;
+                let made = if matches!(sys, Sys::Mkdir | Sys::Mkdirat) {
+                    AccessKind::Mkdir
+                } else {
+                    AccessKind::Symlink
+                };
+                self.emit(
+                    call,
+                    0,
+                    if exists { AccessKind::Stat } else { made },
+                    time_ns,
+                    events,
+                );
+                Ok(())
+            }
+            Sys::Rename | Sys::Renameat | Sys::Renameat2 | Sys::Link | Sys::Linkat => {
+                let (od, op, nd, np, flags) = match sys {
+                    Sys::Rename | Sys::Link => (FDCWD, a[0], FDCWD, a[1], 0),
+                    Sys::Renameat => (a[0], a[1], a[2], a[3], 0),
+                    _ => (a[0], a[1], a[2], a[3], a[4]),
+                };
+                let link = matches!(sys, Sys::Link | Sys::Linkat);
+                self.operand(call, 0, od, op, link && flags & AT_EMPTY_PATH != 0, false)?;
+                self.operand(call, 1, nd, np, false, false)?;
+                call.validate()?;
+                let old_exists = exists_at(
+                    &mut self.scratch.abs[0],
+                    link && flags & AT_SYMLINK_FOLLOW != 0,
+                );
+                let new_exists = exists_at(&mut self.scratch.abs[1], false);
+                call.answer();
+                if !old_exists {
+                    self.emit(call, 0, AccessKind::Probe, time_ns, events);
+                } else if link {
+                    self.emit(call, 0, AccessKind::Stat, time_ns, events);
+                    self.emit(
+                        call,
+                        1,
+                        if new_exists {
+                            AccessKind::Stat
+                        } else {
+                            AccessKind::Link
+                        },
+                        time_ns,
+                        events,
+                    );
+                } else {
+                    self.emit(call, 0, AccessKind::RenameFrom, time_ns, events);
+                    if flags & RENAME_EXCHANGE != 0 {
+                        self.emit(call, 1, AccessKind::RenameFrom, time_ns, events);
+                        self.emit(call, 0, AccessKind::RenameTo, time_ns, events);
+                    }
+                    self.emit(call, 1, AccessKind::RenameTo, time_ns, events);
+                }
+                Ok(())
+            }
+            Sys::Chdir => {
+                self.operand(call, 0, FDCWD, a[0], false, false)?;
+                if let Some(p) = self.procs.get_mut(&call.tgid) {
+                    p.cwd = None;
+                }
+                let exists = self.answer_then_exists(call, 0, true)?;
+                self.emit(
+                    call,
+                    0,
+                    if exists {
+                        AccessKind::Chdir
+                    } else {
+                        AccessKind::Probe
+                    },
+                    time_ns,
+                    events,
+                );
+                Ok(())
+            }
+            Sys::Fchdir | Sys::Getdents | Sys::Getdents64 => {
+                let fd = a[0] as i32;
+                let mut buf = [0u8; 64];
+                readlink_into(
+                    proc_fd_path(&mut buf, call.tid, fd),
+                    &mut self.scratch.abs[0],
+                )
+                .map_err(miss_of)?;
+                call.validate()?;
+                call.answer();
+                if !self.scratch.abs[0].starts_with(b"/") {
+                    return Ok(()); // not a directory in the file system (a pipe, a socket)
+                }
+                if sys == Sys::Fchdir {
+                    if let Some(p) = self.procs.get_mut(&call.tgid) {
+                        p.cwd = None;
+                    }
+                    self.emit(call, 0, AccessKind::Chdir, time_ns, events);
+                } else {
+                    if let Some(t) = self.threads.get_mut(&call.tid) {
+                        if t.last_list == self.scratch.abs[0] {
+                            return Ok(());
+                        }
+                        t.last_list.clone_from(&self.scratch.abs[0]);
+                    } else if let Some(p) = self.procs.get_mut(&call.tgid) {
+                        if p.last_list == self.scratch.abs[0] {
+                            return Ok(());
+                        }
+                        p.last_list.clone_from(&self.scratch.abs[0]);
+                    }
+                    self.emit(call, 0, AccessKind::List, time_ns, events);
+                }
+                Ok(())
+            }
+            Sys::IoUringSetup => Ok(()), // the filter refuses it; never notified
+        }
+    }
+
+    /// Read path operand `slot` and make it absolute in `scratch.abs[slot]` (joined, not
+    /// normalised). `empty_ok`: an empty path means the dirfd itself (AT_EMPTY_PATH).
+    /// `in_root`: absolute paths are relative to the dirfd (openat2 RESOLVE_IN_ROOT).
+    fn operand(
+        &mut self,
+        call: &Call,
+        slot: usize,
+        dirfd: u64,
+        addr: u64,
+        empty_ok: bool,
+        in_root: bool,
+    ) -> Result<(), Miss> {
+        let s = &mut self.scratch;
+        read_cstr(call.tid, addr, &mut s.raw[slot]).map_err(miss_of)?;
+        let raw = &s.raw[slot];
+        if raw.is_empty() && !empty_ok {
+            return Err(Miss::Invalid); // ENOENT
+        }
+        let dirfd = dirfd as i32;
+        if raw.first() == Some(&b'/') && !in_root {
+            match self.procs.get(&call.tgid).and_then(|p| p.root.as_ref()) {
+                Some(root) => join(root, raw, &mut s.abs[slot]),
+                None => {
+                    s.abs[slot].clear();
+                    s.abs[slot].extend_from_slice(raw);
+                }
+            }
+            return Ok(());
+        }
+        if dirfd == libc::AT_FDCWD {
+            let proc = self.procs.get_mut(&call.tgid);
+            match proc {
+                Some(Proc { cwd: Some(cwd), .. }) => join(cwd, raw, &mut s.abs[slot]),
+                Some(p) => {
+                    let mut buf = [0u8; 64];
+                    readlink_into(proc_path(&mut buf, call.tid, b"cwd"), &mut s.base)
+                        .map_err(miss_of)?;
+                    join(&s.base, raw, &mut s.abs[slot]);
+                    p.cwd = Some(s.base.clone());
+                }
+                None => return Err(Miss::Gone),
+            }
+        } else {
+            let mut buf = [0u8; 64];
+            readlink_into(proc_fd_path(&mut buf, call.tid, dirfd), &mut s.base).map_err(miss_of)?;
+            if raw.is_empty() {
+                s.abs[slot].clone_from(&s.base);
+            } else {
+                join(&s.base, raw, &mut s.abs[slot]);
+            }
+        }
+        Ok(())
+    }
+
+    fn cwd(&mut self, call: &Call) -> Result<Vec<u8>, Miss> {
+        let p = self.procs.get_mut(&call.tgid).ok_or(Miss::Gone)?;
+        if let Some(cwd) = &p.cwd {
+            return Ok(cwd.clone());
+        }
+        let mut buf = [0u8; 64];
+        let mut cwd = Vec::new();
+        readlink_into(proc_path(&mut buf, call.tid, b"cwd"), &mut cwd).map_err(miss_of)?;
+        p.cwd = Some(cwd.clone());
+        Ok(cwd)
+    }
+
+    /// For calls that do not change whether the path exists: let the tracee go, then look.
+    fn answer_then_exists(
+        &mut self,
+        call: &mut Call,
+        slot: usize,
+        follow: bool,
+    ) -> Result<bool, Miss> {
+        call.validate()?;
+        call.answer();
+        Ok(exists_at(&mut self.scratch.abs[slot], follow))
+    }
+
+    /// For calls that may create or remove the path: look while the tracee waits.
+    fn exists_then_answer(
+        &mut self,
+        call: &mut Call,
+        slot: usize,
+        follow: bool,
+    ) -> Result<bool, Miss> {
+        call.validate()?;
+        let exists = exists_at(&mut self.scratch.abs[slot], follow);
+        call.answer();
+        Ok(exists)
+    }
+
+    /// Push an access for operand `slot`, normalised (left in `scratch.norm`).
+    fn emit(
+        &mut self,
+        call: &Call,
+        slot: usize,
+        kind: AccessKind,
+        time_ns: i64,
+        events: &mut Vec<Event>,
+    ) {
+        normalize(&self.scratch.abs[slot], &mut self.scratch.norm);
+        events.push(Event::Access {
+            pid: call.tgid,
+            path: self.scratch.norm.clone(),
+            kind,
+            time_ns,
+        });
+    }
+}
+
+/// One notification being answered.
+struct Call {
+    listener: RawFd,
+    id: u64,
+    tid: i32,
+    tgid: i32,
+    answered: bool,
+}
+
+impl Call {
+    /// Is everything read so far really the tracee's? (Before answering only.)
+    fn validate(&self) -> Result<(), Miss> {
+        if self.answered || notif_id_valid(self.listener, self.id) {
+            Ok(())
+        } else {
+            Err(Miss::Gone)
+        }
+    }
+
+    /// Let the call run (once). ENOENT (the task died meanwhile) is ordinary.
+    fn answer(&mut self) {
+        if !self.answered {
+            let _ = notif_continue(self.listener, self.id);
+            self.answered = true;
+        }
+    }
+}
+
+/// Does the absolute path in `path` exist? (Adds and removes a NUL in place.)
+fn exists_at(path: &mut Vec<u8>, follow: bool) -> bool {
+    path.push(0);
+    let found = exists(path, follow);
+    path.pop();
+    found
+}
+
+/// `Tgid` and `PPid` from `/proc/<tid>/status`.
+fn read_status(tid: i32) -> Option<(i32, i32)> {
+    let mut name = [0u8; 64];
+    let path = proc_path(&mut name, tid, b"status");
+    let mut buf = [0u8; 4096];
+    let n = read_small_file(path, &mut buf)?;
+    let text = &buf[..n];
+    let field = |key: &[u8]| -> Option<i32> {
+        let at = text.windows(key.len()).position(|w| w == key)?;
+        let rest = &text[at + key.len()..];
+        let rest = &rest[rest.iter().position(|b| !b.is_ascii_whitespace())?..];
+        let end = rest
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(rest.len());
+        std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+    };
+    Some((field(b"\nTgid:")?, field(b"\nPPid:")?))
+}
+
+/// `/proc/<tid>/root` when it is not `/`.
+fn read_root(tid: i32) -> Option<Vec<u8>> {
+    let mut name = [0u8; 64];
+    let mut root = Vec::new();
+    readlink_into(proc_path(&mut name, tid, b"root"), &mut root).ok()?;
+    if root == b"/" {
+        None
+    } else {
+        Some(root)
+    }
+}
+
+/// Read a small file (NUL-terminated path) into `buf`; returns its length.
+fn read_small_file(path: &[u8], buf: &mut [u8]) -> Option<usize> {
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr() as *const libc::c_char,
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut len = 0;
+    while len < buf.len() {
+        let n = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                buf[len..].as_mut_ptr() as *mut libc::c_void,
+                buf.len() - len,
+            )
+        };
+        if n < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return None;
+        }
+        if n == 0 {
+            break;
+        }
+        len += n as usize;
+    }
+    Some(len)
+}
+
+/// Most arguments an exec may have that we record (the kernel's own limit is higher).
+const MAX_ARGS: usize = 1 << 17;
+
+/// Read an exec's argv: the pointer array, then the strings, in one read when they lie
+/// close together (they usually do), one read per string otherwise.
+fn read_argv(
+    tid: i32,
+    abi: Abi,
+    addr: u64,
+    mem: &mut Vec<u8>,
+    one: &mut Vec<u8>,
+) -> Result<Vec<Vec<u8>>, Miss> {
+    let width = abi.pointer_size();
+    let mut pointers: Vec<u64> = Vec::new();
+    if addr != 0 {
+        let mut at = addr;
+        'outer: loop {
+            mem.clear();
+            let chunk = (PAGE_SIZE - (at % PAGE_SIZE)) as usize;
+            let n = read_mem(tid, at, chunk, mem).map_err(miss_of)?;
+            if n < width {
+                return Err(Miss::Invalid);
+            }
+            for word in mem[..n - n % width].chunks_exact(width) {
+                let p = if width == 8 {
+                    u64::from_le_bytes(word.try_into().unwrap_or([0; 8]))
+                } else {
+                    u32::from_le_bytes(word.try_into().unwrap_or([0; 4])) as u64
+                };
+                if p == 0 {
+                    break 'outer;
+                }
+                pointers.push(p);
+                if pointers.len() >= MAX_ARGS {
+                    break 'outer;
+                }
+            }
+            at += (n - n % width) as u64;
+        }
+    }
+    let mut argv = Vec::with_capacity(pointers.len());
+    let (lo, hi) = match (pointers.iter().min(), pointers.iter().max()) {
+        (Some(&lo), Some(&hi)) => (lo, hi),
+        _ => return Ok(argv),
+    };
+    // One bulk read covering all the strings when they are within 256 KiB.
+    mem.clear();
+    let mut got = 0;
+    if hi - lo < 256 * 1024 {
+        let end = (hi / PAGE_SIZE + 1) * PAGE_SIZE;
+        got = read_mem(tid, lo, (end - lo) as usize, mem).unwrap_or(0);
+    }
+    for &p in &pointers {
+        let off = (p - lo) as usize;
+        if off < got {
+            if let Some(len) = mem[off..got].iter().position(|&b| b == 0) {
+                argv.push(mem[off..off + len].to_vec());
+                continue;
+            }
+        }
+        read_cstr(tid, p, one).map_err(miss_of)?;
+        argv.push(one.clone());
+    }
+    Ok(argv)
+}
+
+const PAGE_SIZE: u64 = 4096;
+
+const ALL_SYS: &[Sys] = &[
+    Sys::Open,
+    Sys::Creat,
+    Sys::Openat,
+    Sys::Openat2,
+    Sys::Execve,
+    Sys::Execveat,
+    Sys::Stat,
+    Sys::Lstat,
+    Sys::Newfstatat,
+    Sys::Statx,
+    Sys::Access,
+    Sys::Faccessat,
+    Sys::Faccessat2,
+    Sys::Unlink,
+    Sys::Unlinkat,
+    Sys::Rmdir,
+    Sys::Rename,
+    Sys::Renameat,
+    Sys::Renameat2,
+    Sys::Mkdir,
+    Sys::Mkdirat,
+    Sys::Symlink,
+    Sys::Symlinkat,
+    Sys::Link,
+    Sys::Linkat,
+    Sys::Chdir,
+    Sys::Fchdir,
+    Sys::Getdents,
+    Sys::Getdents64,
+    Sys::Truncate,
+    Sys::ExitGroup,
+    Sys::Readlink,
+    Sys::Readlinkat,
+    Sys::IoUringSetup,
+];

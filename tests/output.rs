@@ -1,0 +1,473 @@
+//! Issue 4: the real `makescope make` on small fixture makefiles, as a user sees it:
+//! labels, the failure block, unbroken output of noisy parallel jobs, no escape bytes
+//! when piped, the modes, and (under tmux) the progress line on a terminal.
+//!
+//! These tests print; they do not trace (`--no-trace`), so they run on any kernel.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A fixture project in a temporary directory, and one `makescope make` run on it.
+struct Test {
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+struct Output {
+    status: Option<i32>,
+    stdout: String,
+    stderr: String,
+    stdout_bytes: Vec<u8>,
+    stderr_bytes: Vec<u8>,
+}
+
+impl Test {
+    fn new() -> Test {
+        Test {
+            dir: tempfile::tempdir().expect("tempdir"),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    fn makefile(self, text: &str) -> Test {
+        self.file("Makefile", text)
+    }
+
+    fn file(self, path: &str, text: &str) -> Test {
+        let path = self.dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    fn args(mut self, args: &[&str]) -> Test {
+        self.args = args.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
+    fn env(mut self, key: &str, value: &str) -> Test {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `makescope make --no-trace ARGS…`, piped, killed after [`TIMEOUT`].
+    fn run(&self) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_makescope"));
+        command
+            .arg("make")
+            .arg("--no-trace")
+            .args(&self.args)
+            .current_dir(self.dir.path())
+            .env_remove("MAKEFLAGS")
+            .env_remove("MAKELEVEL")
+            .env_remove("MFLAGS")
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("running makescope");
+        let mut out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let out_thread = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = out.read_to_end(&mut b);
+            b
+        });
+        let err_thread = std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = err.read_to_end(&mut b);
+            b
+        });
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > TIMEOUT {
+                let _ = child.kill();
+                panic!("makescope make timed out after {TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stdout_bytes = out_thread.join().unwrap();
+        let stderr_bytes = err_thread.join().unwrap();
+        Output {
+            status: status.code(),
+            stdout: String::from_utf8_lossy(&stdout_bytes).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr_bytes).into_owned(),
+            stdout_bytes,
+            stderr_bytes,
+        }
+    }
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn each_rule_labels_its_command() {
+    let out = Test::new()
+        .makefile(
+            "all: prog lib.a gen.h sub result.out inst/x.h dir/.stamp\n\
+             prog: main.o\n\tgcc -o prog main.o\n\
+             main.o: main.c gen.h\n\tgcc -c main.c -o main.o\n\
+             lib.a: util.o\n\tar cr lib.a util.o\n\
+             util.o: util.S\n\tgcc -c util.S -o util.o\n\
+             gen.h:\n\tprintf '#define X 1\\n' > gen.hT\n\tmv -f gen.hT gen.h\n\
+             sub:\n\t$(MAKE) -C sub\n\
+             result.out: prog\n\t./prog > result.out; sh ./evaluate-test.sh result $$?\n\
+             inst/x.h: gen.h\n\tmkdir -p inst\n\tinstall -m 644 gen.h inst/x.h\n\
+             dir/.stamp:\n\tmkdir -p dir\n\ttouch dir/.stamp\n\
+             .PHONY: all sub\n",
+        )
+        .file(
+            "main.c",
+            "#include \"gen.h\"\nint main(void) { return X - 1; }\n",
+        )
+        .file("util.S", ".text\n")
+        .file("evaluate-test.sh", "exit 0\n")
+        .file("sub/Makefile", "all: ; true\n")
+        .args(&["-j1"])
+        .run();
+    assert_eq!(out.status, Some(0), "{}{}", out.stdout, out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    for expected in [
+        "  GEN   gen.h",
+        "  MV    gen.h",
+        "  CC    main.o",
+        "  LD    prog",
+        "  AS    util.o",
+        "  AR    lib.a",
+        "  MAKE  sub",
+        "  TEST  result",
+        "  MKDIR inst",
+        "  INSTALL inst/x.h",
+        "  MKDIR dir",
+        "  TOUCH dir/.stamp",
+    ] {
+        assert!(
+            lines.contains(&expected),
+            "missing {expected:?} in:\n{}",
+            out.stdout
+        );
+    }
+    assert!(!out.stdout.contains("Entering directory"), "{}", out.stdout);
+    assert!(out.stderr.starts_with("makescope: 1"), "{}", out.stderr);
+}
+
+#[test]
+fn failure_prints_the_block_then_makes_error() {
+    let out = Test::new()
+        .makefile(
+            "all: ok bad\n\
+             ok:\n\t@echo fine\n\
+             bad:\n\t@echo preparing\n\techo 'bad.c:3:1: error: nope' >&2; echo more; exit 3\n\
+             .PHONY: all ok bad\n",
+        )
+        .args(&["-j1"])
+        .run();
+    assert_eq!(out.status, Some(2), "make's status is ours");
+    // The header, the full command, then the whole output (its two streams may arrive
+    // in either order).
+    let header = "FAILED: bad   (./, make level 0, recipe at Makefile:";
+    let start = out
+        .stdout
+        .find(header)
+        .unwrap_or_else(|| panic!("no FAILED block:\n{}", out.stdout));
+    let block: Vec<&str> = out.stdout[start..].lines().take(4).collect();
+    assert_eq!(
+        block[1], "echo 'bad.c:3:1: error: nope' >&2; echo more; exit 3",
+        "{}",
+        out.stdout
+    );
+    let mut rest = block[2..].to_vec();
+    rest.sort();
+    assert_eq!(rest, ["bad.c:3:1: error: nope", "more"], "{}", out.stdout);
+    assert!(out.stdout.contains("  ECHO  ok\nfine\n"), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .starts_with("make: *** [Makefile:6: bad] Error 3\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("makescope: build failed (make exited 2)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("1 command failed"), "{}", out.stderr);
+}
+
+#[test]
+fn a_failing_sub_make_shows_one_failed_block() {
+    let out = Test::new()
+        .makefile("all:\n\t$(MAKE) -C sub\n")
+        .file("sub/Makefile", "all:\n\tfalse\n")
+        .run();
+    assert_eq!(out.status, Some(2));
+    assert_eq!(out.stdout.matches("FAILED:").count(), 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("FAILED: sub/all   (sub/, make level 1, recipe at Makefile:2)\nfalse\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("make[1]: *** [Makefile:2: all] Error 1"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("1 command failed"), "{}", out.stderr);
+}
+
+#[test]
+fn noisy_parallel_jobs_print_whole() {
+    // Four jobs print 30 lines each, sleeping between lines, all at once.
+    let mut makefile = String::from("all: j1 j2 j3 j4\n.PHONY: all j1 j2 j3 j4\n");
+    for j in 1..=4 {
+        makefile.push_str(&format!(
+            "j{j}:\n\t@for i in $$(seq 1 30); do echo \"job{j} line $$i\"; echo \"job{j} err $$i\" >&2; sleep 0.01; done\n"
+        ));
+    }
+    let out = Test::new().makefile(&makefile).args(&["-j4"]).run();
+    assert_eq!(out.status, Some(0), "{}{}", out.stdout, out.stderr);
+    for j in 1..=4 {
+        let start = out
+            .stdout
+            .find(&format!("j{j}\n"))
+            .unwrap_or_else(|| panic!("no label for j{j}:\n{}", out.stdout));
+        let block: Vec<&str> = out.stdout[start..].lines().skip(1).take(60).collect();
+        let mut expected = Vec::new();
+        for i in 1..=30 {
+            expected.push(format!("job{j} line {i}"));
+            expected.push(format!("job{j} err {i}"));
+        }
+        let mut got: Vec<String> = block.iter().map(|s| s.to_string()).collect();
+        // stdout and stderr of one job arrive in order per stream; their relative
+        // order may differ by a line: compare as sets, and check no other job is inside.
+        got.sort();
+        expected.sort();
+        assert_eq!(
+            got, expected,
+            "job {j}'s output is not contiguous:\n{}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn piped_output_has_no_escape_byte() {
+    for no_color in [false, true] {
+        let mut test = Test::new().makefile(
+            "all: a b\n\
+             a:\n\t@printf '\\033[01;35mwarning:\\033[m colored\\n' >&2\n\
+             b:\n\tfalse\n",
+        );
+        if no_color {
+            test = test.env("NO_COLOR", "1");
+        }
+        let out = test.run();
+        assert_eq!(out.status, Some(2));
+        assert!(
+            !out.stdout_bytes.contains(&0x1b),
+            "escape on stdout: {:?}",
+            out.stdout
+        );
+        assert!(
+            !out.stderr_bytes.contains(&0x1b),
+            "escape on stderr: {:?}",
+            out.stderr
+        );
+        assert!(out.stdout.contains("warning: colored\n"), "{}", out.stdout);
+        assert!(!out.stdout.contains('\r'), "no overprinting when piped");
+    }
+}
+
+#[test]
+fn modes() {
+    let makefile = "all: a b\na:\n\t@echo hello\nb:\n\ttouch b\n.PHONY: all a\n";
+    let verbose = Test::new().makefile(makefile).args(&["-v", "-j1"]).run();
+    assert_eq!(
+        verbose.stdout, "echo hello\nhello\ntouch b\n",
+        "{}",
+        verbose.stderr
+    );
+
+    let quiet = Test::new().makefile(makefile).args(&["-q", "-j1"]).run();
+    assert_eq!(quiet.stdout, "  ECHO  a\nhello\n");
+    assert_eq!(quiet.stderr, "", "quiet and successful: no summary");
+
+    let test = Test::new().makefile(makefile).args(&["--plain", "-j1"]);
+    let plain = test.run();
+    let make = Command::new("make")
+        .arg("-j1")
+        .arg("-B")
+        .current_dir(test.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        plain.stdout_bytes, make.stdout,
+        "--plain passes make's output through"
+    );
+    assert!(
+        plain.stderr.starts_with("makescope: 2 commands"),
+        "{}",
+        plain.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// The terminal, as a person sees it: tmux runs makescope, we read the screen.
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(dir: &Path, command: &str) -> Tmux {
+        let socket = format!("makescope-test-{}", std::process::id());
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "100",
+                "-y",
+                "12",
+            ])
+            .arg(format!("cd {} && {command}; sleep 60", dir.display()))
+            .env_remove("NO_COLOR")
+            .env_remove("MAKEFLAGS")
+            .env_remove("MAKELEVEL")
+            .status()
+            .expect("tmux");
+        assert!(status.success());
+        Tmux { socket }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "t"])
+            .output()
+            .expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, what: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(what) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "{what:?} never appeared; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+/// Times and spinner frames change from run to run.
+fn normalize(screen: &str) -> String {
+    let mut out = String::new();
+    for line in screen.lines() {
+        let mut l = String::new();
+        let chars: Vec<char> = line.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            // `M:SS` → `M:SS`
+            if chars[i].is_ascii_digit() {
+                let mut j = i;
+                while j < chars.len() && chars[j].is_ascii_digit() {
+                    j += 1;
+                }
+                if j + 2 < chars.len()
+                    && chars[j] == ':'
+                    && chars[j + 1].is_ascii_digit()
+                    && chars[j + 2].is_ascii_digit()
+                {
+                    l.push_str("M:SS");
+                    i = j + 3;
+                    continue;
+                }
+            }
+            if "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏".contains(chars[i]) {
+                l.push('*');
+            } else {
+                l.push(chars[i]);
+            }
+            i += 1;
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    }
+    out.trim_end().to_string() + "\n"
+}
+
+#[test]
+fn terminal_shows_progress_and_labels() {
+    if !have("tmux") {
+        eprintln!("skipped: tmux is not installed (apt-get install -y tmux)");
+        return;
+    }
+    let test = Test::new().makefile(
+        "all: a b c slow\n\
+         a:\n\t@echo 'a.c:1:2: warning: unused variable' >&2; touch a\n\
+         b:\n\ttouch b\n\
+         c:\n\ttouch c\n\
+         slow: a b c\n\tsleep 2; touch slow\n",
+    );
+    // A first, piped build gives the second its expected total.
+    let test = test.args(&["-j2"]);
+    let first = test.run();
+    assert_eq!(first.status, Some(0), "{}", first.stderr);
+    for f in ["a", "b", "c", "slow"] {
+        std::fs::remove_file(test.path().join(f)).unwrap();
+    }
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_makescope"));
+    let tmux = Tmux::start(
+        test.path(),
+        &format!("{} make --no-trace -j2", bin.display()),
+    );
+    let during = normalize(&tmux.wait_for("TOUCH slow"));
+    let after = normalize(&tmux.wait_for("makescope: 4 commands"));
+    insta::assert_snapshot!("terminal_during_build", during);
+    insta::assert_snapshot!("terminal_after_build", after);
+}

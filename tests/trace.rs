@@ -1,0 +1,614 @@
+//! The tracer against real processes (issue 3): each test runs a command under the
+//! seccomp filter with a supervisor thread (`trace::run_traced`: fork, filter installed
+//! in the child, listener sent back over a socketpair with SCM_RIGHTS, exec) and checks
+//! the events. Every run has a deadline; a run that reaches it fails the test.
+
+use std::collections::BTreeSet;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use makescope::trace::{run_traced, AccessKind, Event, Filter, Traced};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The fixture program, built once per test run: (dynamic, static).
+fn programs() -> &'static (PathBuf, PathBuf) {
+    static BUILT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trace/prog.c");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("trace-fixture");
+        std::fs::create_dir_all(&out).unwrap();
+        let dynamic = out.join("prog");
+        let fixed = out.join("prog-static");
+        for (exe, extra) in [(&dynamic, None), (&fixed, Some("-static"))] {
+            let mut gcc = Command::new("gcc");
+            gcc.args(["-O1", "-Wall", "-pthread", "-o"])
+                .arg(exe)
+                .arg(&src);
+            gcc.args(extra);
+            let status = gcc.status().expect("gcc");
+            assert!(status.success(), "compiling {}", src.display());
+        }
+        (dynamic, fixed)
+    })
+}
+
+fn trace(cmd: &mut Command) -> Traced {
+    let traced = run_traced(cmd, &Filter::default(), TIMEOUT).expect("run_traced");
+    assert!(!traced.timed_out, "timed out: {:?}", cmd);
+    traced
+}
+
+fn run_in(dir: &Path, program: &Path, args: &[&str]) -> Traced {
+    let traced = trace(Command::new(program).args(args).current_dir(dir));
+    assert!(
+        traced.status.success(),
+        "{} {:?}: {:?}",
+        program.display(),
+        args,
+        traced.status
+    );
+    traced
+}
+
+fn bytes(p: &Path) -> Vec<u8> {
+    p.as_os_str().as_bytes().to_vec()
+}
+
+fn accesses(events: &[Event]) -> BTreeSet<(Vec<u8>, AccessKind)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Access { path, kind, .. } => Some((path.clone(), *kind)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn has(events: &[Event], path: &Path, kind: AccessKind) -> bool {
+    let want = bytes(path);
+    events
+        .iter()
+        .any(|e| matches!(e, Event::Access { path, kind: k, .. } if *path == want && *k == kind))
+}
+
+#[track_caller]
+fn expect(events: &[Event], path: &Path, kind: AccessKind) {
+    assert!(
+        has(events, path, kind),
+        "no {kind:?} of {} in\n{}",
+        path.display(),
+        show(events)
+    );
+}
+
+fn show(events: &[Event]) -> String {
+    events
+        .iter()
+        .map(|e| match e {
+            Event::Access {
+                pid, path, kind, ..
+            } => format!("{pid} {} {}", kind.name(), String::from_utf8_lossy(path)),
+            Event::Exec {
+                pid, path, argv, ..
+            } => {
+                let argv: Vec<_> = argv
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                format!("{pid} EXEC {} {:?}", String::from_utf8_lossy(path), argv)
+            }
+            other => format!("{other:?}"),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The pid of the first process (the one the harness spawned).
+fn first_pid(events: &[Event]) -> i32 {
+    match events.first() {
+        Some(Event::Process { pid, .. }) => *pid,
+        other => panic!("first event is not a process: {other:?}"),
+    }
+}
+
+fn canon(dir: &Path) -> PathBuf {
+    dir.canonicalize().unwrap()
+}
+
+/// Must hold 1: a statically linked program is recorded as completely as a dynamic one.
+#[test]
+fn static_program_recorded_like_dynamic() {
+    let (dynamic, fixed) = programs();
+    let mut seen = Vec::new();
+    for program in [dynamic, fixed] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = canon(tmp.path());
+        let traced = run_in(&dir, program, &["basic"]);
+        let ev = &traced.events;
+        expect(ev, &dir.join("out.txt"), AccessKind::Create);
+        expect(ev, &dir.join("missing.txt"), AccessKind::Probe);
+        expect(ev, &dir.join("out.txt"), AccessKind::Read);
+        expect(ev, &dir.join("out.txt"), AccessKind::Append);
+        expect(ev, program, AccessKind::Exec);
+        expect(ev, Path::new("/bin/true"), AccessKind::Exec);
+        assert!(ev.iter().any(|e| matches!(e, Event::Exec { path, argv, .. }
+            if path == b"/bin/true" && argv == &[b"true".to_vec()])));
+        assert!(
+            ev.iter().any(|e| matches!(e, Event::Exit { code: 0, .. })),
+            "{}",
+            show(ev)
+        );
+        // What the program itself did (in its directory, and the exec) is the same.
+        let own: BTreeSet<_> = accesses(ev)
+            .into_iter()
+            .filter(|(p, _)| p.starts_with(&bytes(&dir)) || p == b"/bin/true")
+            .collect();
+        let rel: BTreeSet<_> = own
+            .into_iter()
+            .map(|(p, k)| (p[bytes(&dir).len().min(p.len())..].to_vec(), k))
+            .collect();
+        seen.push(rel);
+    }
+    assert_eq!(seen[0], seen[1]);
+}
+
+/// Must hold 2: fork, vfork and threads are followed, with the right pids.
+#[test]
+fn fork_vfork_threads_followed() {
+    let (dynamic, fixed) = programs();
+    for program in [dynamic, fixed] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = canon(tmp.path());
+        let traced = run_in(&dir, program, &["procs"]);
+        let ev = &traced.events;
+        let main = first_pid(ev);
+        let children: Vec<i32> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Process { pid, ppid, .. } if *ppid == main => Some(*pid),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            children.len(),
+            2,
+            "fork and vfork children of {main}:\n{}",
+            show(ev)
+        );
+        let forked = children[0];
+        let vforked = children[1];
+        assert!(
+            ev.iter().any(
+                |e| matches!(e, Event::Access { pid, path, kind: AccessKind::Create, .. }
+            if *pid == forked && path.ends_with(b"/from-fork.txt"))
+            ),
+            "{}",
+            show(ev)
+        );
+        assert!(ev
+            .iter()
+            .any(|e| matches!(e, Event::Exit { pid, code: 7, .. } if *pid == forked)));
+        assert!(ev.iter().any(|e| matches!(e, Event::Exec { pid, path, .. } if *pid == vforked && path == b"/bin/true")));
+        // A thread's accesses belong to its process.
+        assert!(
+            ev.iter().any(
+                |e| matches!(e, Event::Access { pid, path, kind: AccessKind::Create, .. }
+            if *pid == main && path.ends_with(b"/from-thread.txt"))
+            ),
+            "{}",
+            show(ev)
+        );
+        // Process events come before anything else a process does.
+        for pid in [main, forked, vforked] {
+            let first = ev.iter().position(|e| e.pid() == pid).unwrap();
+            assert!(matches!(ev[first], Event::Process { .. }), "{}", show(ev));
+            assert_eq!(
+                ev.iter()
+                    .filter(|e| matches!(e, Event::Process { pid: p, .. } if *p == pid))
+                    .count(),
+                1
+            );
+        }
+    }
+}
+
+/// Must hold 2: openat2, statx, faccessat2, renameat2, execveat; io_uring refused.
+#[test]
+fn newer_calls_covered() {
+    let (dynamic, fixed) = programs();
+    for program in [dynamic, fixed] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = canon(tmp.path());
+        let traced = run_in(&dir, program, &["newer"]);
+        let ev = &traced.events;
+        let d = |name: &str| dir.join(name);
+        expect(ev, &d("openat2.txt"), AccessKind::Create);
+        expect(ev, &d("openat2.txt"), AccessKind::Stat);
+        expect(ev, &d("no-statx.txt"), AccessKind::Probe);
+        expect(ev, &d("no-access.txt"), AccessKind::Probe);
+        expect(ev, &d("openat2.txt"), AccessKind::RenameFrom);
+        expect(ev, &d("renamed.txt"), AccessKind::RenameTo);
+        expect(ev, &d("dir"), AccessKind::Mkdir);
+        expect(ev, &d("link"), AccessKind::Symlink);
+        expect(ev, &d("renamed.txt"), AccessKind::Stat);
+        expect(ev, &d("hard"), AccessKind::Link);
+        expect(ev, &d("hard"), AccessKind::Remove);
+        expect(ev, &d("renamed.txt"), AccessKind::Truncate);
+        expect(ev, &d("dir"), AccessKind::Remove);
+        // statx(fd, "", AT_EMPTY_PATH) is fstat: no event for the directory itself.
+        assert!(!has(ev, &dir, AccessKind::Stat), "{}", show(ev));
+        assert_eq!(
+            std::fs::read_to_string(d("io_uring-result")).unwrap(),
+            "ENOSYS\n"
+        );
+        let execs: Vec<(Vec<u8>, Vec<Vec<u8>>)> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Exec { path, argv, .. } => Some((path.clone(), argv.clone())),
+                _ => None,
+            })
+            .collect();
+        let true_path = canon(Path::new("/bin/true"));
+        assert!(
+            execs.contains(&(bytes(&true_path), vec![b"true-by-fd".to_vec()])),
+            "{execs:?}"
+        );
+        let by_dirfd = bytes(&canon(Path::new("/bin")).join("true"));
+        assert!(
+            execs.contains(&(by_dirfd, vec![b"true-by-dirfd".to_vec()])),
+            "{execs:?}"
+        );
+    }
+}
+
+/// Must hold 4: dirfd-relative paths, `..`, chdir and fchdir, a non-UTF-8 name.
+#[test]
+fn relative_paths_resolve() {
+    let (dynamic, fixed) = programs();
+    for program in [dynamic, fixed] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = canon(tmp.path());
+        let traced = run_in(&dir, program, &["paths"]);
+        let ev = &traced.events;
+        expect(ev, &dir.join("top.txt"), AccessKind::Create);
+        expect(ev, &dir.join("top.txt"), AccessKind::Read);
+        expect(ev, &dir.join("sub/deeper/new.txt"), AccessKind::Create);
+        expect(ev, &dir.join("sub"), AccessKind::Chdir);
+        expect(ev, &dir.join("sub/nothing"), AccessKind::Probe);
+        expect(ev, &dir.join("sub/deeper"), AccessKind::Chdir);
+        expect(ev, &dir.join("sub/deeper/new.txt"), AccessKind::Stat);
+        expect(ev, &dir.join("sub/deeper"), AccessKind::List);
+        let mut name = bytes(&dir.join("sub/deeper"));
+        name.extend_from_slice(b"/caf\xe9.txt");
+        assert!(ev.iter().any(|e| matches!(e, Event::Access { path, kind: AccessKind::Create, .. } if *path == name)), "{}", show(ev));
+        assert!(std::fs::read_dir(dir.join("sub/deeper")).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .as_bytes()
+            == b"caf\xe9.txt"));
+    }
+}
+
+/// Must hold 3: ptrace inside the traced tree keeps working.
+#[test]
+fn strace_inside_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = canon(tmp.path());
+    for args in [
+        &["-f", "-o", "/dev/null", "true"][..],
+        &[
+            "-f",
+            "--seccomp-bpf",
+            "-e",
+            "trace=%file",
+            "-o",
+            "/dev/null",
+            "true",
+        ][..],
+    ] {
+        let traced = trace(Command::new("strace").args(args).current_dir(&dir));
+        assert!(
+            traced.status.success(),
+            "strace {args:?}: {:?}",
+            traced.status
+        );
+        let ev = &traced.events;
+        expect(ev, Path::new("/usr/bin/strace"), AccessKind::Exec);
+        assert!(
+            ev.iter()
+                .any(|e| matches!(e, Event::Exec { argv, .. } if argv == &[b"true".to_vec()])),
+            "{}",
+            show(ev)
+        );
+    }
+}
+
+#[test]
+fn ptrace_traceme_works() {
+    let (dynamic, fixed) = programs();
+    for program in [dynamic, fixed] {
+        let tmp = tempfile::tempdir().unwrap();
+        let traced = run_in(tmp.path(), program, &["traceme"]);
+        assert!(traced
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Exec { path, .. } if path == b"/bin/true")));
+    }
+}
+
+/// Must hold 4 (issue): a process that outlives its command keeps working once the
+/// listener is handed to `trace::detach`, and its end is reported while supervised.
+#[test]
+fn daemon_survives_detach() {
+    use makescope::trace::{detach, recv_fd, send_fd, seqpacket_pair, Handled, Supervisor};
+    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::unix::process::CommandExt;
+    use std::time::Instant;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = canon(tmp.path());
+    let deadline = Instant::now() + TIMEOUT;
+    let (ours, theirs) = seqpacket_pair().unwrap();
+    let child_sock = theirs.as_raw_fd();
+    let filter = Filter::default();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("(sleep 1; cat /etc/passwd > marker.tmp && mv marker.tmp marker) >/dev/null 2>&1 </dev/null &")
+        .current_dir(&dir);
+    unsafe {
+        cmd.pre_exec(move || {
+            let listener = filter
+                .install()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            send_fd(child_sock, listener.as_raw_fd())
+        });
+    }
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let supervisor = std::thread::spawn(move || {
+        let listener = recv_fd(ours.as_fd(), deadline).unwrap().unwrap();
+        let mut supervisor = Supervisor::new();
+        let mut events = Vec::new();
+        while stop_rx.try_recv().is_err() && Instant::now() < deadline {
+            let mut pfd = libc::pollfd {
+                fd: listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            if unsafe { libc::poll(&mut pfd, 1, 10) } > 0 {
+                if supervisor
+                    .handle_ready(listener.as_fd(), pfd.revents, &mut events)
+                    .unwrap()
+                    == Handled::Hangup
+                {
+                    break;
+                }
+            }
+        }
+        (listener, events)
+    });
+    let mut child = cmd.spawn().unwrap();
+    drop(theirs);
+    assert!(child.wait().unwrap().success());
+    stop_tx.send(()).unwrap();
+    let (listener, events) = supervisor.join().unwrap();
+    assert_eq!(first_pid(&events), child.id() as i32);
+    // The recorder is leaving: hand the listener over, then close ours.
+    detach(vec![listener]).unwrap();
+    while !dir.join("marker").exists() {
+        assert!(Instant::now() < deadline, "the daemon never finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        std::fs::read(dir.join("marker")).unwrap(),
+        std::fs::read("/etc/passwd").unwrap()
+    );
+}
+
+/// Must hold 5: every path strace shows opened, exec'd or stat'ed (successfully or with
+/// ENOENT) is among our events with the same kind, for a small compile and a pipeline.
+#[test]
+fn strace_oracle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = canon(tmp.path());
+    std::fs::write(dir.join("local.h"), "#define LOCAL 1\n").unwrap();
+    std::fs::write(
+        dir.join("foo.c"),
+        "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <math.h>\n#include \"local.h\"\n\
+         int main(void) { printf(\"%d\\n\", LOCAL + (int)strlen(getenv(\"HOME\")) + (int)sqrt(4.0)); return 0; }\n",
+    )
+    .unwrap();
+    let script = "gcc -O1 -c foo.c -o foo.o && cat foo.c | grep -c include > count.txt && ls nothing-here 2>/dev/null; \
+                  rm -f count.txt; test -e foo.o";
+    let traced = trace(
+        Command::new("strace")
+            .args([
+                "-ff",
+                "-qq",
+                "-y",
+                "-s",
+                "4096",
+                "-e",
+                "trace=%file,%process",
+                "-o",
+            ])
+            .arg(dir.join("strace.out"))
+            .args(["sh", "-c", script])
+            .current_dir(&dir),
+    );
+    assert!(traced.status.success());
+    let ours = accesses(&traced.events);
+    let mut expected = BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .as_bytes()
+            .starts_with(b"strace.out.")
+        {
+            for line in std::fs::read(&path).unwrap().split(|&b| b == b'\n') {
+                expected.extend(strace_expectations(line, &dir));
+            }
+        }
+    }
+    assert!(
+        expected.len() > 50,
+        "the oracle saw too little: {}",
+        expected.len()
+    );
+    let write_family = [
+        AccessKind::Write,
+        AccessKind::Create,
+        AccessKind::Truncate,
+        AccessKind::Append,
+    ];
+    let missing: Vec<String> = expected
+        .iter()
+        .filter(|(path, kind)| {
+            let found = |k: &AccessKind| ours.contains(&(path.clone(), *k));
+            if write_family.contains(kind) {
+                !write_family.iter().any(found)
+            } else {
+                !found(kind)
+            }
+        })
+        .map(|(p, k)| format!("{} {}", k.name(), String::from_utf8_lossy(p)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} strace accesses missing:\n{}",
+        missing.len(),
+        expected.len(),
+        missing.join("\n")
+    );
+}
+
+/// What one line of `strace -y` output says was accessed, as (path, kind).
+fn strace_expectations(line: &[u8], cwd: &Path) -> Vec<(Vec<u8>, AccessKind)> {
+    let line = String::from_utf8_lossy(line);
+    let Some(open) = line.find('(') else {
+        return vec![];
+    };
+    let name = &line[..open];
+    let Some(eq) = line.rfind(") = ") else {
+        return vec![];
+    };
+    let result = &line[eq + 4..];
+    let ok = !result.starts_with('-');
+    if !ok && !result.starts_with("-1 ENOENT") {
+        return vec![];
+    }
+    let args = &line[open + 1..eq];
+    // (dirfd, path) pairs in order: a dirfd is `AT_FDCWD` or `3</dir>` before a string.
+    let mut paths = Vec::new();
+    let mut rest = args;
+    let mut base = cwd.as_os_str().as_bytes().to_vec();
+    while let Some(q) = rest.find('"') {
+        let before = &rest[..q];
+        if let (Some(lt), Some(gt)) = (before.rfind("</"), before.rfind(">,")) {
+            if lt < gt
+                && before[..lt]
+                    .trim_start_matches([',', ' '])
+                    .chars()
+                    .all(|c| c.is_ascii_digit())
+            {
+                base = before[lt + 1..gt].as_bytes().to_vec();
+            }
+        } else if before.contains("AT_FDCWD") {
+            base = cwd.as_os_str().as_bytes().to_vec();
+        }
+        let after = &rest[q + 1..];
+        let mut s = Vec::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some((_, n)) = chars.next() {
+                        s.push(n as u8);
+                    }
+                }
+                '"' => {
+                    end = i;
+                    break;
+                }
+                _ => s.extend_from_slice(c.to_string().as_bytes()),
+            }
+        }
+        let mut full = if s.first() == Some(&b'/') {
+            s.clone()
+        } else {
+            [base.as_slice(), b"/", &s].concat()
+        };
+        if s.is_empty() {
+            full = Vec::new(); // AT_EMPTY_PATH: an fd, not a path
+        }
+        paths.push(normalize(&full));
+        rest = &after[(end + 1).min(after.len())..];
+        if name.starts_with("exec") {
+            break; // argv strings follow
+        }
+    }
+    let Some(first) = paths.first().cloned() else {
+        return vec![];
+    };
+    if first.is_empty() {
+        return vec![];
+    }
+    let probe_or = |k: AccessKind| if ok { k } else { AccessKind::Probe };
+    match name {
+        "open" | "openat" | "openat2" | "creat" => {
+            let writes = ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"]
+                .iter()
+                .any(|f| args.contains(f))
+                || name == "creat";
+            vec![(
+                first,
+                probe_or(if writes {
+                    AccessKind::Write
+                } else {
+                    AccessKind::Read
+                }),
+            )]
+        }
+        "execve" | "execveat" => vec![(first, probe_or(AccessKind::Exec))],
+        "stat" | "lstat" | "newfstatat" | "statx" | "access" | "faccessat" | "faccessat2" => {
+            vec![(first, probe_or(AccessKind::Stat))]
+        }
+        "unlink" | "unlinkat" | "rmdir" => vec![(first, probe_or(AccessKind::Remove))],
+        "chdir" => vec![(first, probe_or(AccessKind::Chdir))],
+        "mkdir" | "mkdirat" if ok => vec![(first, AccessKind::Mkdir)],
+        "rename" | "renameat" | "renameat2" if ok && paths.len() == 2 => {
+            vec![
+                (first, AccessKind::RenameFrom),
+                (paths[1].clone(), AccessKind::RenameTo),
+            ]
+        }
+        _ => vec![],
+    }
+}
+
+fn normalize(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in path.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                let keep = out.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                out.truncate(keep);
+            }
+            _ => {
+                out.push(b'/');
+                out.extend_from_slice(part);
+            }
+        }
+    }
+    if out.is_empty() && !path.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
