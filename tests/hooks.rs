@@ -78,7 +78,7 @@ fn run(
     let default = default_label(info);
     let label = hooks.label(info, &default).unwrap_or(default);
     hooks.started(info);
-    (label, hooks.finished(info, outcome, files))
+    (label, hooks.finished_with_files(info, outcome, files))
 }
 
 const HOOKS: &str = r#"
@@ -193,8 +193,8 @@ fn interleaved_commands_keep_their_own_object() {
     let (a, b) = (info(10, b"a"), info(11, b"b"));
     hooks.started(&a);
     hooks.started(&b);
-    let vb = hooks.finished(&b, &ok(), None);
-    let va = hooks.finished(&a, &ok(), None);
+    let vb = hooks.finished(&b, &ok());
+    let va = hooks.finished(&a, &ok());
     assert_eq!(
         va.tags,
         vec![

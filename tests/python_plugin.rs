@@ -68,7 +68,6 @@ fn targets_computed_in_python_under_plain_make() {
 }
 
 #[test]
-#[ignore = "needs the recorder (`makescope make`) from main"]
 fn targets_computed_in_python_under_makescope_make() {
     let project = Project::copy_of("plugin");
     let out = Command::new(env!("CARGO_BIN_EXE_makescope"))

@@ -1,10 +1,13 @@
 //! Queries the package needs that `Store`'s read API does not have (yet). They use only
 //! the store's connection and the schema, so each can move into `src/store/read.rs`
-//! as is.
+//! as is. Byte strings are stored as TEXT when they are UTF-8 and as BLOB otherwise
+//! (the writer's `Bytes`), so parameters go through `Bytes` and columns through
+//! [`bytes`].
 
 use std::collections::{BTreeSet, VecDeque};
 
-use makescope::store::{AccessRow, ProcessRow, Store, StoreError};
+use makescope::store::{AccessRow, Bytes, ProcessRow, Store, StoreError};
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Row};
 
 /// Access kinds through which a command depends on a path's content or existence: the
@@ -42,6 +45,16 @@ fn rows<T>(
     mapped.collect::<rusqlite::Result<Vec<T>>>().map_err(wrap)
 }
 
+/// A TEXT-or-BLOB column as bytes (as the store's own `get_bytes`).
+fn bytes(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Vec<u8>>> {
+    Ok(match r.get_ref(i)? {
+        ValueRef::Null => None,
+        ValueRef::Text(b) | ValueRef::Blob(b) => Some(b.to_vec()),
+        ValueRef::Integer(n) => Some(n.to_string().into_bytes()),
+        ValueRef::Real(n) => Some(n.to_string().into_bytes()),
+    })
+}
+
 fn split(bytes: Option<Vec<u8>>) -> Vec<Vec<u8>> {
     makescope::protocol::split_nul(&bytes.unwrap_or_default())
         .into_iter()
@@ -61,7 +74,7 @@ impl Queries for Store {
                 Ok(AccessRow {
                     command_id: r.get(0)?,
                     make_id: r.get(1)?,
-                    path: r.get(2)?,
+                    path: bytes(r, 2)?.unwrap_or_default(),
                     kind: r.get(3)?,
                     count: r.get(4)?,
                     process_id: r.get(5)?,
@@ -83,9 +96,9 @@ impl Queries for Store {
                     make_id: r.get(2)?,
                     pid: r.get(3)?,
                     parent_pid: r.get(4)?,
-                    exe: r.get(5)?,
-                    argv: split(r.get(6)?),
-                    cwd: r.get(7)?,
+                    exe: bytes(r, 5)?,
+                    argv: split(bytes(r, 6)?),
+                    cwd: bytes(r, 7)?,
                     started_ns: r.get(8)?,
                     ended_ns: r.get(9)?,
                     exit_code: r.get(10)?,
@@ -121,7 +134,7 @@ impl Queries for Store {
                  WHERE a.build_id = ?1 AND p.path = ?2 AND a.command_id IS NOT NULL
                    AND a.kind IN ({READ_KINDS}) ORDER BY a.command_id"
             ),
-            params![build_id, path],
+            params![build_id, Bytes(path)],
             |r| r.get(0),
         )
     }

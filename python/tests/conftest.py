@@ -40,20 +40,34 @@ def nul(*items: bytes) -> bytes:
     return b"\0".join(items)
 
 
+def stored(value):
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    return value
+
+
 def make_record(path: Path) -> None:
     db = sqlite3.connect(path)
     db.executescript(SCHEMA.read_text())
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     db.execute("PRAGMA user_version = 1")
-    q = db.execute
+
+    def q(sql, params=()):
+        # As the store's writer does: UTF-8 byte strings as TEXT, others as BLOB.
+        return db.execute(sql, tuple(stored(p) for p in params))
     # An older build with one command, to show that queries default to the newest.
-    q("INSERT INTO build VALUES (1, ?, ?, ?, ?, 'complete', 0, NULL, 1, 0, '0.1.0')", (b"-j2", b"/w/build", T0 - 100 * S, T0 - 90 * S))
-    q("INSERT INTO make VALUES (1, 1, 100, NULL, NULL, 0, ?, ?, ?, ?, NULL, NULL, NULL)", (b"/w/build", nul(b"make", b"-j2"), T0 - 100 * S, T0 - 90 * S))
+    BUILD = "INSERT INTO build (id, argv, args_text, directory, started_ns, ended_ns, state, exit_code, signal, traced, hooks_failed, makescope_version) VALUES "
+    MAKE = "INSERT INTO make (id, build_id, pid, parent_make_id, parent_command_id, level, directory, argv, args_text, started_ns, ended_ns, default_goal, makefiles, makedb_path) VALUES "
+    q(BUILD + "(1, ?, '-j2', ?, ?, ?, 'complete', 0, NULL, 1, 0, '0.1.0')", (b"-j2", b"/w/build", T0 - 100 * S, T0 - 90 * S))
+    q(MAKE + "(1, 1, 100, NULL, NULL, 0, ?, ?, 'make -j2', ?, ?, NULL, NULL, NULL)", (b"/w/build", nul(b"make", b"-j2"), T0 - 100 * S, T0 - 90 * S))
     command(q, 1, 1, 1, b"old.o", b"cc -c old.c", T0 - 99 * S, T0 - 98 * S, 0, "CC old.o")
 
-    q("INSERT INTO build VALUES (2, ?, ?, ?, ?, 'failed', 2, NULL, 1, 1, '0.1.0')", (nul(b"-j2", b"check"), b"/w/build", T0, T0 + 60 * S))
-    q("INSERT INTO make VALUES (2, 2, 200, NULL, NULL, 0, ?, ?, ?, ?, ?, ?, NULL)", (b"/w/build", nul(b"make", b"-j2", b"check"), T0, T0 + 60 * S, b"all", b"Makefile rules.mk"))
-    q("INSERT INTO make VALUES (3, 2, 201, 2, 15, 1, ?, ?, ?, ?, NULL, NULL, NULL)", (b"/w/build/sub", nul(b"make", b"-C", b"sub"), T0 + 50 * S, T0 + 55 * S))
+    q(BUILD + "(2, ?, '-j2 check', ?, ?, ?, 'failed', 2, NULL, 1, 1, '0.1.0')", (nul(b"-j2", b"check"), b"/w/build", T0, T0 + 60 * S))
+    q(MAKE + "(2, 2, 200, NULL, NULL, 0, ?, ?, 'make -j2 check', ?, ?, ?, ?, NULL)", (b"/w/build", nul(b"make", b"-j2", b"check"), T0, T0 + 60 * S, b"all", b"Makefile rules.mk"))
+    q(MAKE + "(3, 2, 201, 2, 15, 1, ?, ?, 'make -C sub', ?, ?, NULL, NULL, NULL)", (b"/w/build/sub", nul(b"make", b"-C", b"sub"), T0 + 50 * S, T0 + 55 * S))
     command(q, 10, 2, 2, MAIN_O, b"cc -c ../src/main.c -o main.o", T0 + 1 * S, T0 + 3 * S, 0, "CC main.o", env=nul(b"PATH=/usr/bin", b"CFLAGS=-O2 -g", b"GITHUB_TOKEN=<redacted>"))
     command(q, 11, 2, 2, ODD_O, b"cc -c '../src/caf\xe9.c' -o 'caf\xe9.o'", T0 + 2 * S, T0 + 4 * S, 0, "CC caf\ufffd.o")
     command(q, 12, 2, 2, APP, b"cc main.o caf\xe9.o -o app", T0 + 5 * S, T0 + 6 * S, 0, "LINK app", stdout=b"linked\n")
@@ -83,10 +97,11 @@ def make_record(path: Path) -> None:
           (build, cid, pid[path], kind[k], cid * 10, T0, 2 if k == "read" else 1))
     for src, dst, path in [(10, 12, MAIN_O), (11, 12, ODD_O), (12, 13, APP), (12, 14, APP)]:
         q("INSERT INTO edge VALUES (2, ?, ?, ?)", (src, dst, pid[path]))
+    PROCESS = "INSERT INTO process (id, build_id, command_id, make_id, pid, parent_pid, exe, argv, args_text, cwd, started_ns, ended_ns, exit_code) VALUES "
     for cid in (10, 11, 12, 13, 14):
-        q("INSERT INTO process VALUES (?, 2, ?, NULL, ?, 200, ?, ?, ?, ?, ?, 0)",
+        q(PROCESS + "(?, 2, ?, NULL, ?, 200, ?, ?, 'sh -c x', ?, ?, ?, 0)",
           (cid * 10, cid, 1000 + cid, b"/bin/sh", nul(b"/bin/sh", b"-c", b"x"), b"/w/build", T0 + cid, T0 + cid + 5))
-    q("INSERT INTO process VALUES (101, 2, 10, NULL, 2001, 1010, ?, ?, ?, ?, ?, 0)",
+    q(PROCESS + "(101, 2, 10, NULL, 2001, 1010, ?, ?, 'cc -c ../src/main.c', ?, ?, ?, 0)",
       (CC, nul(b"cc", b"-c", b"../src/main.c"), b"/w/build", T0 + 1, T0 + 2))
     db.commit()
     db.close()

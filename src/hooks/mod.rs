@@ -123,10 +123,15 @@ impl Hooks {
         let _ = info;
     }
 
-    /// A command finished; `files` are what it touched when it was traced. Every command
+    /// A command finished (untraced: `cmd.reads`/`cmd.writes` are None). Every command
     /// that started must finish (failed and killed ones too), or its Python object is
     /// kept until the build ends.
-    pub fn finished(
+    pub fn finished(&mut self, info: &CommandInfo, outcome: &Outcome) -> Verdict {
+        self.finished_with_files(info, outcome, None)
+    }
+
+    /// [`Hooks::finished`], with the files a traced command touched.
+    pub fn finished_with_files(
         &mut self,
         info: &CommandInfo,
         outcome: &Outcome,
