@@ -458,3 +458,38 @@ fn glibc_hooks_name_tests_and_read_their_result_files() {
     assert_eq!(messages.lock().unwrap().as_str(), "");
     assert!(!hooks.failed());
 }
+
+/// The figure behind scripts/bench-hooks.sh, without the build's noise: what the label
+/// hook of the benchmark costs per command inside the recorder.
+/// `cargo test --release --test hooks -- --ignored --nocapture label_hook_cost`
+#[test]
+#[ignore = "a measurement, not a check"]
+fn label_hook_cost() {
+    let fixture = Fixture::new(concat!(
+        "import os\n",
+        "def label(cmd):\n",
+        "    name = os.path.basename(cmd.target)\n",
+        "    if name.endswith('.o') and 'echo' in cmd.command:\n",
+        "        return 'GEN ' + name\n",
+        "    return None\n",
+    ));
+    let mut hooks = fixture.load();
+    let commands: Vec<CommandInfo> = (0..5000)
+        .map(|i| CommandInfo {
+            command: format!("echo obj/file{i}.o > obj/file{i}.o").into_bytes(),
+            ..info(i, format!("obj/file{i}.o").as_bytes())
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    for command in &commands {
+        run(&mut hooks, command, &ok(), None);
+    }
+    let elapsed = start.elapsed();
+    assert!(!hooks.failed(), "{}", fixture.messages());
+    println!(
+        "label hook: {} commands in {:?}, {:.1} µs per command",
+        commands.len(),
+        elapsed,
+        elapsed.as_secs_f64() * 1e6 / 5000.0
+    );
+}
