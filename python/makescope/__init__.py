@@ -332,7 +332,7 @@ class Record:
     """An open record. Use :func:`open`; closes with ``with`` or :meth:`close`."""
 
     def __init__(self, path: PathArg):
-        self._native = _native.NativeRecord(os.fsdecode(path))
+        self._open: Optional[_native.NativeRecord] = _native.NativeRecord(os.fsdecode(path))
         self._directories: Dict[int, str] = {}
 
     def __enter__(self) -> "Record":
@@ -342,8 +342,14 @@ class Record:
         self.close()
 
     def close(self) -> None:
-        """Release the database (queries afterwards raise)."""
-        self._native = None  # type: ignore[assignment]
+        """Release the database; queries afterwards raise :class:`RecordError`."""
+        self._open = None
+
+    @property
+    def _native(self) -> "_native.NativeRecord":
+        if self._open is None:
+            raise RecordError("the record is closed")
+        return self._open
 
     def __repr__(self) -> str:
         return f"<makescope.Record {self.path!r}>"

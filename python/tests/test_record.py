@@ -202,5 +202,5 @@ def test_affected_is_transitive(rec):
 def test_closed_record_refuses_queries(handmade):
     record = makescope.open(handmade)
     record.close()
-    with pytest.raises(AttributeError):
+    with pytest.raises(makescope.RecordError, match="closed"):
         record.builds()
