@@ -138,6 +138,10 @@ impl Config {
             Some(db) => (db.clone(), true),
             None => (PathBuf::from(".makescope").join("db.sqlite"), false),
         };
+        // Absolute, because sub-makes run elsewhere and are told where things are.
+        let db = std::env::current_dir()
+            .map(|cwd| cwd.join(&db))
+            .unwrap_or(db);
         Ok(Config { db, db_explicit })
     }
 }

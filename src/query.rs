@@ -494,6 +494,29 @@ fn show_text(out: &mut impl Write, store: &Store, c: &CommandRow, all_files: boo
             )?;
         }
     }
+    let graph = crate::graph::CommandGraph::load(store, c.build_id)?;
+    let (before, after) = (graph.dependencies(c.id), graph.dependents(c.id));
+    if !before.is_empty() || !after.is_empty() {
+        let list = |ids: &[i64]| {
+            ids.iter()
+                .take(8)
+                .map(|id| format!("#{id}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let reach = graph.downstream(&[c.id]).len();
+        field(
+            out,
+            "graph",
+            &format!(
+                "reads what {} commands wrote ({}); {} read what it wrote ({}), {reach} downstream in all",
+                before.len(),
+                list(&before),
+                after.len(),
+                list(&after)
+            ),
+        )?;
+    }
     if let Some(left) = c.left_behind.as_deref().filter(|l| !l.is_empty()) {
         let items: Vec<String> = crate::protocol::split_nul(left)
             .iter()

@@ -139,7 +139,7 @@ fn parallel_jobs_and_jobserver() {
     // The sub-make got the jobserver: its MAKEFLAGS carries the auth fds.
     let env: Vec<u8> = db
         .query_row(
-            "SELECT CAST(env AS BLOB) FROM command WHERE target = 't99'",
+            "SELECT CAST(e.entries AS BLOB) FROM command c JOIN environment e ON e.id = c.environment_id WHERE c.target = 't99'",
             [],
             |r| r.get(0),
         )
@@ -472,7 +472,7 @@ fn secrets_are_redacted() {
     );
     let env: Vec<u8> = t
         .db()
-        .query_row("SELECT CAST(env AS BLOB) FROM command", [], |r| r.get(0))
+        .query_row("SELECT CAST(e.entries AS BLOB) FROM command c JOIN environment e ON e.id = c.environment_id", [], |r| r.get(0))
         .unwrap();
     let text = String::from_utf8_lossy(&env);
     assert!(text.contains("MY_API_TOKEN=<redacted>"), "{text}");

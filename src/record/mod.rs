@@ -91,7 +91,12 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
         mode: mode(options),
         hooks: hooks_path(options),
         expected_total,
-        db: config.db.clone(),
+        // For people: relative to where they are, when it is below.
+        db: config
+            .db
+            .strip_prefix(&top_directory)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| config.db.clone()),
     };
 
     let (to_writer, writer_rx) = mpsc::channel();

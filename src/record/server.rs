@@ -11,7 +11,7 @@
 //! does nothing slow: rows go to the writer, output to the UI, both over channels.
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::mpsc::Sender;
@@ -563,7 +563,6 @@ impl Server {
             shell,
             shell_flags: flags,
             command,
-            argv: protocol::join_nul(&argv),
             env,
             pid: shim_pid,
             started_ns: m.number(5)?,
@@ -630,15 +629,14 @@ impl Server {
     }
 
     fn on_notification(&mut self, fd: RawFd) {
-        let Some((listener, top)) = self.listeners.get(&fd) else {
+        let Some(&(_, top)) = self.listeners.get(&fd) else {
             return;
         };
-        let top = *top;
-        let listener = listener.try_clone();
-        let Ok(listener) = listener else { return };
+        // Open while it is in `self.listeners`; the loop stops as soon as it is removed.
+        let listener = unsafe { BorrowedFd::borrow_raw(fd) };
         let mut events = Vec::new();
         for _ in 0..256 {
-            match self.supervisor.handle(listener.as_fd(), &mut events) {
+            match self.supervisor.handle(listener, &mut events) {
                 Ok(Handled::Answered) => {}
                 Ok(Handled::Idle) => break,
                 Ok(Handled::Hangup) => {

@@ -36,6 +36,44 @@ impl rusqlite::ToSql for Bytes<'_> {
     }
 }
 
+/// Encode sorted, distinct ids as LEB128 varints of their differences.
+pub fn encode_ids(ids: &[i64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ids.len() * 2);
+    let mut previous = 0i64;
+    for &id in ids {
+        let mut delta = (id - previous) as u64;
+        previous = id;
+        loop {
+            let byte = (delta & 0x7f) as u8;
+            delta >>= 7;
+            if delta == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    out
+}
+
+/// The inverse of [`encode_ids`].
+pub fn decode_ids(bytes: &[u8]) -> Vec<i64> {
+    let mut ids = Vec::with_capacity(bytes.len());
+    let (mut value, mut shift, mut previous) = (0u64, 0u32, 0i64);
+    for &byte in bytes {
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            previous += value as i64;
+            ids.push(previous);
+            value = 0;
+            shift = 0;
+        } else {
+            shift += 7;
+        }
+    }
+    ids
+}
+
 /// Read a TEXT-or-BLOB column as bytes.
 pub(crate) fn get_bytes(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Vec<u8>>> {
     use rusqlite::types::ValueRef;
@@ -103,6 +141,7 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     paths: std::collections::HashMap<Vec<u8>, i64>,
+    environments: std::collections::HashMap<Vec<u8>, i64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -129,6 +168,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             paths: Default::default(),
+            environments: Default::default(),
         };
         store.prepare(true)?;
         Ok(store)
@@ -150,6 +190,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             paths: Default::default(),
+            environments: Default::default(),
         };
         store.prepare(false)?;
         Ok(store)
@@ -308,6 +349,14 @@ fn write_error(path: &Path, source: rusqlite::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_sets_round_trip() {
+        let ids = vec![1, 2, 130, 131, 20_000, 1 << 40];
+        assert_eq!(decode_ids(&encode_ids(&ids)), ids);
+        assert_eq!(encode_ids(&[1, 2, 3]), vec![1, 1, 1]);
+        assert!(decode_ids(&[]).is_empty());
+    }
 
     #[test]
     fn migrating_twice_is_a_no_op() {

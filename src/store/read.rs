@@ -133,6 +133,28 @@ pub struct CommandFilter {
     pub target_contains: Option<Vec<u8>>,
 }
 
+/// The `access_kind` id of a kind's name.
+fn kind_order(name: &str) -> u8 {
+    match name {
+        "read" => 1,
+        "write" => 2,
+        "create" => 3,
+        "truncate" => 4,
+        "append" => 5,
+        "exec" => 6,
+        "stat" => 7,
+        "probe" => 8,
+        "list" => 9,
+        "remove" => 10,
+        "rename_from" => 11,
+        "rename_to" => 12,
+        "mkdir" => 13,
+        "symlink" => 14,
+        "link" => 15,
+        _ => 16,
+    }
+}
+
 fn split(bytes: Option<Vec<u8>>) -> Vec<Vec<u8>> {
     crate::protocol::split_nul(&bytes.unwrap_or_default())
         .into_iter()
@@ -181,7 +203,7 @@ fn make_row(r: &Row<'_>) -> rusqlite::Result<MakeRow> {
 }
 
 const COMMAND_COLUMNS: &str = "c.id, c.build_id, c.make_id, m.level, c.job, c.line_index, c.target, c.recipe_file, \
-    c.recipe_line, c.newer, c.target_existed, c.directory, c.shell, c.shell_flags, c.command, c.argv, c.env, c.pid, \
+    c.recipe_line, c.newer, c.target_existed, c.directory, c.shell, c.shell_flags, c.command, NULL, e.entries, c.pid, \
     c.started_ns, c.ended_ns, c.state, c.exit_code, c.signal, c.user_us, c.system_us, c.max_rss_kib, c.label, \
     c.test_name, c.test_result, c.traced, c.left_behind";
 
@@ -202,7 +224,13 @@ fn command_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
         shell: get_bytes(r, 12)?,
         shell_flags: get_bytes(r, 13)?,
         command: get_bytes(r, 14)?.unwrap_or_default(),
-        argv: split(get_bytes(r, 15)?),
+        argv: {
+            // What make executed: the shell's words, its flags, the command.
+            let mut argv = split(get_bytes(r, 12)?);
+            argv.extend(split(get_bytes(r, 13)?));
+            argv.push(get_bytes(r, 14)?.unwrap_or_default());
+            argv
+        },
         env: split(get_bytes(r, 16)?),
         pid: r.get(17)?,
         started_ns: r.get(18)?,
@@ -229,7 +257,13 @@ fn process_row(r: &Row<'_>) -> rusqlite::Result<ProcessRow> {
         pid: r.get(3)?,
         parent_pid: r.get(4)?,
         exe: get_bytes(r, 5)?,
-        argv: split(get_bytes(r, 6)?),
+        argv: match get_bytes(r, 6)? {
+            Some(exact) => split(Some(exact)),
+            None => r
+                .get::<_, Option<String>>(11)?
+                .map(|t| super::split_args_text(&t))
+                .unwrap_or_default(),
+        },
         cwd: get_bytes(r, 7)?,
         started_ns: r.get(8)?,
         ended_ns: r.get(9)?,
@@ -326,7 +360,7 @@ impl Store {
         build_id: i64,
         filter: &CommandFilter,
     ) -> Result<Vec<CommandRow>, StoreError> {
-        let mut sql = format!("SELECT {COMMAND_COLUMNS} FROM command c LEFT JOIN make m ON m.id = c.make_id WHERE c.build_id = ?1");
+        let mut sql = format!("SELECT {COMMAND_COLUMNS} FROM command c LEFT JOIN make m ON m.id = c.make_id LEFT JOIN environment e ON e.id = c.environment_id WHERE c.build_id = ?1");
         if filter.failed_only {
             sql.push_str(" AND c.state NOT IN ('ok', 'running')");
         }
@@ -344,7 +378,7 @@ impl Store {
     pub fn command(&self, id: i64) -> Result<Option<CommandRow>, StoreError> {
         Ok(self
             .rows(
-                &format!("SELECT {COMMAND_COLUMNS} FROM command c LEFT JOIN make m ON m.id = c.make_id WHERE c.id = ?1"),
+                &format!("SELECT {COMMAND_COLUMNS} FROM command c LEFT JOIN make m ON m.id = c.make_id LEFT JOIN environment e ON e.id = c.environment_id WHERE c.id = ?1"),
                 [id],
                 command_row,
             )?
@@ -368,8 +402,52 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// A command's file accesses, by kind then path.
+    /// The paths a command probed (looked for and found missing).
+    pub fn probes(&self, command_id: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let sets: Vec<Vec<u8>> = self.rows(
+            "SELECT path_ids FROM probe_set WHERE command_id = ?1",
+            [command_id],
+            |r| r.get(0),
+        )?;
+        let mut paths = Vec::new();
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT path FROM path WHERE id = ?1")
+            .map_err(|e| self.sqlite(e))?;
+        for set in sets {
+            for id in super::decode_ids(&set) {
+                let path = st
+                    .query_row([id], |r| get_bytes(r, 0))
+                    .map_err(|e| self.sqlite(e))?;
+                paths.push(path.unwrap_or_default());
+            }
+        }
+        paths.sort();
+        paths.dedup();
+        Ok(paths)
+    }
+
+    /// A command's file accesses, by kind then path (probes included).
     pub fn accesses(&self, command_id: i64) -> Result<Vec<AccessRow>, StoreError> {
+        let mut rows = self.direct_accesses(command_id)?;
+        let probes = self.probes(command_id)?;
+        let at = rows
+            .iter()
+            .position(|a| kind_order(&a.kind) > 8)
+            .unwrap_or(rows.len());
+        let probe_rows = probes.into_iter().map(|path| AccessRow {
+            command_id: Some(command_id),
+            make_id: None,
+            path,
+            kind: "probe".into(),
+            count: 1,
+            process_id: None,
+        });
+        rows.splice(at..at, probe_rows);
+        Ok(rows)
+    }
+
+    fn direct_accesses(&self, command_id: i64) -> Result<Vec<AccessRow>, StoreError> {
         self.rows(
             "SELECT a.command_id, a.make_id, p.path, k.name, a.count, a.process_id
              FROM access a JOIN path p ON p.id = a.path_id JOIN access_kind k ON k.id = a.kind
@@ -411,7 +489,7 @@ impl Store {
     /// A command's processes, in the order they were seen.
     pub fn processes(&self, command_id: i64) -> Result<Vec<ProcessRow>, StoreError> {
         self.rows(
-            "SELECT id, command_id, make_id, pid, parent_pid, exe, argv, cwd, started_ns, ended_ns, exit_code
+            "SELECT id, command_id, make_id, pid, parent_pid, exe, argv, cwd, started_ns, ended_ns, exit_code, args_text
              FROM process WHERE command_id = ?1 ORDER BY id",
             [command_id],
             process_row,
@@ -455,6 +533,15 @@ impl Store {
              WHERE e.to_command_id = ?1 ORDER BY e.from_command_id",
             [command_id],
             |r| Ok((r.get(0)?, get_bytes(r, 1)?.unwrap_or_default())),
+        )
+    }
+
+    /// The DAG's edges of a build, as (from, to) command ids.
+    pub fn edges(&self, build_id: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        self.rows(
+            "SELECT DISTINCT from_command_id, to_command_id FROM edge WHERE build_id = ?1",
+            [build_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
     }
 

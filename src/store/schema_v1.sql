@@ -2,8 +2,8 @@
 --
 -- Tables are singular and hold raw facts; the plural views below are the public
 -- interface for people with the `sqlite3` shell and are documented in the README.
--- Paths, argv, environments and output are BLOBs: make and the programs it runs deal
--- in bytes, and file names need not be UTF-8. Lists (argv, environment) are
+-- Paths, argv, environments and output are bytes: stored as TEXT when they are UTF-8
+-- and as BLOB when not, so nothing is lost and `WHERE target = 'all'` works. Lists (argv, environment) are
 -- NUL-separated (SQLite's text functions stop at NUL, so `args_text` columns hold the
 -- same lists shell-quoted for reading). Times are nanoseconds since the Unix epoch.
 --
@@ -58,8 +58,7 @@ CREATE TABLE command (
     shell             BLOB,               -- the makefile's SHELL
     shell_flags       BLOB,               -- .SHELLFLAGS
     command           BLOB NOT NULL,      -- the expanded command text
-    argv              BLOB NOT NULL,      -- what make executed (NUL-separated)
-    env               BLOB NOT NULL,      -- NAME=VALUE, NUL-separated, secrets redacted
+    environment_id    INTEGER REFERENCES environment(id),
     pid               INTEGER,
     started_ns        INTEGER NOT NULL,
     ended_ns          INTEGER,
@@ -78,6 +77,16 @@ CREATE TABLE command (
     left_behind       BLOB                -- processes still running when it ended
 );
 CREATE INDEX command_build ON command(build_id);
+
+-- Environments, stored once per distinct content (most commands of a make share one):
+-- NAME=VALUE entries, NUL-separated, secrets redacted, without makescope's own
+-- per-job MAKESCOPE_* variables. What make executed is `shell`, `shell_flags` and
+-- `command` in that order.
+CREATE TABLE environment (
+    id                INTEGER PRIMARY KEY,
+    hash              BLOB NOT NULL UNIQUE,
+    entries           BLOB NOT NULL
+);
 CREATE INDEX command_target ON command(target);
 
 CREATE TABLE tag (
@@ -96,8 +105,8 @@ CREATE TABLE process (
     pid               INTEGER NOT NULL,
     parent_pid        INTEGER,
     exe               BLOB,
-    argv              BLOB,
-    args_text         TEXT,               -- argv shell-quoted, for reading
+    args_text         TEXT,               -- argv, shell-quoted (exact when UTF-8)
+    argv              BLOB,               -- the exact argv, only when not UTF-8
     cwd               BLOB,
     started_ns        INTEGER,
     ended_ns          INTEGER,
@@ -147,6 +156,19 @@ CREATE TABLE access (
 );
 CREATE INDEX access_command ON access(command_id);
 CREATE INDEX access_path ON access(path_id);
+
+-- Probes (paths looked for and found missing: include-path and PATH searches) are by far
+-- the most numerous accesses, about 2,500 per glibc compile, so each owner's probes are
+-- one row: the path ids, sorted, as LEB128 varints of the differences between
+-- consecutive ids. `makescope show --files` and the Python package decode them.
+CREATE TABLE probe_set (
+    build_id          INTEGER NOT NULL REFERENCES build(id),
+    command_id        INTEGER REFERENCES command(id),
+    make_id           INTEGER REFERENCES make(id),
+    count             INTEGER NOT NULL,
+    path_ids          BLOB NOT NULL
+);
+CREATE INDEX probe_set_command ON probe_set(command_id);
 
 -- The command DAG: computed when a build ends. An edge from the command that wrote a
 -- path to each later command that read, executed, stat'ed, listed or probed it.

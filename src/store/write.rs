@@ -6,6 +6,9 @@ use rusqlite::params;
 
 use super::{Bytes, Store, StoreError};
 
+/// `access_kind` id of a probe; probes are stored in `probe_set`.
+const PROBE: u8 = 8;
+
 /// A build about to start.
 #[derive(Debug, Clone)]
 pub struct NewBuild {
@@ -68,7 +71,7 @@ pub struct NewCommand {
     pub shell: Vec<u8>,
     pub shell_flags: Vec<u8>,
     pub command: Vec<u8>,
-    pub argv: Vec<u8>,
+    /// NAME=VALUE entries, NUL-separated (stored once per distinct content).
     pub env: Vec<u8>,
     pub pid: i32,
     pub started_ns: i64,
@@ -229,11 +232,12 @@ impl Store {
     }
 
     pub fn insert_command(&mut self, c: &NewCommand) -> Result<(), StoreError> {
+        let environment_id = self.environment_id(&c.env)?;
         self.exec(
             "INSERT INTO command (id, build_id, make_id, job, line_index, target, recipe_file, recipe_line, newer,
-                                  target_existed, directory, shell, shell_flags, command, argv, env, pid,
+                                  target_existed, directory, shell, shell_flags, command, environment_id, pid,
                                   started_ns, state, traced, label)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, 'running', ?19, ?20)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, 'running', ?18, ?19)",
             params![
                 c.id,
                 c.build_id,
@@ -249,14 +253,39 @@ impl Store {
                 Bytes(&c.shell),
                 Bytes(&c.shell_flags),
                 Bytes(&c.command),
-                Bytes(&c.argv),
-                Bytes(&c.env),
+                environment_id,
                 c.pid,
                 c.started_ns,
                 c.traced,
                 c.label
             ],
         )
+    }
+
+    /// The id of an environment, storing it once.
+    fn environment_id(&mut self, entries: &[u8]) -> Result<i64, StoreError> {
+        use std::hash::{BuildHasher, Hasher};
+        if let Some(&id) = self.environments.get(entries) {
+            return Ok(id);
+        }
+        // 128 bits from two differently seeded SipHashes: collisions are not a concern.
+        let mut hash = Vec::with_capacity(16);
+        for seed in [0x6d61_6b65u64, 0x7363_6f70u64] {
+            let mut hasher = std::hash::BuildHasherDefault::<
+                std::collections::hash_map::DefaultHasher,
+            >::default()
+            .build_hasher();
+            hasher.write_u64(seed);
+            hasher.write(entries);
+            hash.extend_from_slice(&hasher.finish().to_le_bytes());
+        }
+        let id = self
+            .conn
+            .prepare_cached("INSERT INTO environment (hash, entries) VALUES (?1, ?2) ON CONFLICT (hash) DO UPDATE SET hash = hash RETURNING id")
+            .and_then(|mut st| st.query_row(params![hash, Bytes(entries)], |r| r.get(0)))
+            .map_err(|e| self.write_error(e))?;
+        self.environments.insert(entries.to_vec(), id);
+        Ok(id)
     }
 
     pub fn finish_command(&mut self, id: i64, end: &CommandEnd) -> Result<(), StoreError> {
@@ -326,9 +355,11 @@ impl Store {
         argv: &[u8],
         cwd: &[u8],
     ) -> Result<(), StoreError> {
+        // The text is exact when every argument is UTF-8; only then is the blob left out.
+        let exact = std::str::from_utf8(argv).is_err().then_some(argv);
         self.exec(
             "UPDATE process SET exe = ?2, argv = ?3, cwd = ?4, args_text = ?5 WHERE id = ?1",
-            params![id, Bytes(exe), Bytes(argv), Bytes(cwd), args_text(argv)],
+            params![id, Bytes(exe), exact, Bytes(cwd), args_text(argv)],
         )
     }
 
@@ -368,12 +399,25 @@ impl Store {
             Owner::Command(id) => (Some(id), None),
             Owner::Make(id) => (None, Some(id)),
         };
+        let mut probes = Vec::new();
         for a in accesses {
             let path_id = self.path_id(&a.path)?;
+            if a.kind == PROBE {
+                probes.push(path_id);
+                continue;
+            }
             self.exec(
                 "INSERT INTO access (build_id, command_id, make_id, path_id, kind, process_id, first_ns, count)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![build_id, command_id, make_id, path_id, a.kind, a.process_id, a.first_ns, a.count],
+            )?;
+        }
+        if !probes.is_empty() {
+            probes.sort_unstable();
+            probes.dedup();
+            self.exec(
+                "INSERT INTO probe_set (build_id, command_id, make_id, count, path_ids) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![build_id, command_id, make_id, probes.len() as i64, super::encode_ids(&probes)],
             )?;
         }
         Ok(())
@@ -383,6 +427,79 @@ impl Store {
     /// to every command that started after it and read, executed, stat'ed, listed or
     /// probed that path.
     pub fn compute_edges(&mut self, build_id: i64) -> Result<usize, StoreError> {
+        let direct = self.direct_edges(build_id)?;
+        Ok(direct + self.probe_edges(build_id)?)
+    }
+
+    /// Edges to commands that probed a path after another command wrote it (it was
+    /// written, then removed or renamed away before the probe).
+    fn probe_edges(&mut self, build_id: i64) -> Result<usize, StoreError> {
+        let mut writers: std::collections::HashMap<i64, Vec<(i64, i64)>> =
+            std::collections::HashMap::new();
+        {
+            let mut st = self
+                .conn
+                .prepare(
+                    "SELECT a.path_id, a.command_id, c.started_ns FROM access a JOIN command c ON c.id = a.command_id
+                     WHERE a.build_id = ?1 AND a.kind IN (2, 3, 4, 5, 12, 13, 14, 15)",
+                )
+                .map_err(|e| self.sqlite(e))?;
+            let rows = st
+                .query_map([build_id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(|e| self.sqlite(e))?;
+            for row in rows {
+                let (path, command, started) = row.map_err(|e| self.sqlite(e))?;
+                writers.entry(path).or_default().push((command, started));
+            }
+        }
+        if writers.is_empty() {
+            return Ok(0);
+        }
+        let mut edges = Vec::new();
+        {
+            let mut st = self
+                .conn
+                .prepare(
+                    "SELECT p.command_id, c.started_ns, p.path_ids FROM probe_set p JOIN command c ON c.id = p.command_id
+                     WHERE p.build_id = ?1",
+                )
+                .map_err(|e| self.sqlite(e))?;
+            let rows = st
+                .query_map([build_id], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                })
+                .map_err(|e| self.sqlite(e))?;
+            for row in rows {
+                let (reader, started, ids) = row.map_err(|e| self.sqlite(e))?;
+                for path in super::decode_ids(&ids) {
+                    for &(writer, written) in writers.get(&path).into_iter().flatten() {
+                        if writer != reader && started >= written {
+                            edges.push((writer, reader, path));
+                        }
+                    }
+                }
+            }
+        }
+        for (from, to, path) in &edges {
+            self.exec(
+                "INSERT INTO edge (build_id, from_command_id, to_command_id, path_id) VALUES (?1, ?2, ?3, ?4)",
+                params![build_id, from, to, path],
+            )?;
+        }
+        Ok(edges.len())
+    }
+
+    fn direct_edges(&mut self, build_id: i64) -> Result<usize, StoreError> {
         self.conn
             .execute(
                 "INSERT INTO edge (build_id, from_command_id, to_command_id, path_id)
@@ -392,7 +509,7 @@ impl Store {
                  JOIN command cw ON cw.id = w.command_id
                  JOIN command cr ON cr.id = r.command_id
                  WHERE w.build_id = ?1 AND w.kind IN (2, 3, 4, 5, 12, 13, 14, 15)
-                   AND r.kind IN (1, 6, 7, 8, 9) AND r.command_id <> w.command_id
+                   AND r.kind IN (1, 6, 7, 9) AND r.command_id <> w.command_id
                    AND cr.started_ns >= cw.started_ns",
                 params![build_id],
             )
@@ -427,5 +544,60 @@ pub fn shell_quote(word: &str) -> String {
         word.to_owned()
     } else {
         format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// Split what [`args_text`] wrote back into the arguments.
+pub fn split_args_text(text: &str) -> Vec<Vec<u8>> {
+    let mut words = Vec::new();
+    let mut word = Vec::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' if quoted => quoted = false,
+            '\'' => {
+                quoted = true;
+                in_word = true;
+            }
+            '\\' if !quoted && chars.peek() == Some(&'\'') => {
+                chars.next();
+                word.push(b'\'');
+                in_word = true;
+            }
+            ' ' if !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                }
+                in_word = false;
+            }
+            c => {
+                let mut buffer = [0u8; 4];
+                word.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_text_round_trips() {
+        let argv: &[&[u8]] = &[b"gcc", b"-DX=\"a b\"", b"it's", b"", b"-I../x", b"$HOME"];
+        let joined = crate::protocol::join_nul(argv);
+        let text = args_text(&joined);
+        assert_eq!(text, "gcc '-DX=\"a b\"' 'it'\\''s' '' -I../x '$HOME'");
+        assert_eq!(
+            split_args_text(&text),
+            argv.iter().map(|a| a.to_vec()).collect::<Vec<_>>()
+        );
     }
 }

@@ -1,0 +1,72 @@
+//! The record's make processes, as `--recursive` needs them, through the store's read API.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+
+use crate::store::Store;
+use anyhow::{Context, Result};
+
+/// One recorded make process.
+#[derive(Debug, Clone)]
+pub struct RecordedMake {
+    pub id: i64,
+    pub level: i64,
+    pub directory: PathBuf,
+    /// argv including argv[0].
+    pub argv: Vec<OsString>,
+    pub makedb_path: Option<PathBuf>,
+    /// The environment of the recipe command that started it (none for the top make).
+    pub env: Option<Vec<(OsString, OsString)>>,
+}
+
+fn path(bytes: Vec<u8>) -> PathBuf {
+    PathBuf::from(OsString::from_vec(bytes))
+}
+
+/// The make processes of the last build (or `build`) in the record at `db`.
+pub fn makes(db: &Path, build: Option<i64>) -> Result<(i64, Vec<RecordedMake>)> {
+    if !db.exists() {
+        anyhow::bail!(
+            "no record at {}: `--recursive` lists the sub-makes of a recorded build; run `makescope make` first",
+            db.display()
+        );
+    }
+    let store = Store::open_read(db)?;
+    let build = match build {
+        Some(b) => b,
+        None => {
+            store
+                .last_build()?
+                .with_context(|| format!("the record {} holds no build", db.display()))?
+                .id
+        }
+    };
+    let mut makes = Vec::new();
+    for make in store.makes(build)? {
+        let env = match make.parent_command_id {
+            Some(id) => store.command(id)?.map(|c| c.env),
+            None => None,
+        };
+        makes.push(RecordedMake {
+            id: make.id,
+            level: make.level,
+            directory: path(make.directory),
+            argv: make.argv.into_iter().map(OsString::from_vec).collect(),
+            makedb_path: make.makedb_path.filter(|p| !p.is_empty()).map(path),
+            env: env.map(|entries| {
+                entries
+                    .into_iter()
+                    .filter_map(|kv| {
+                        let eq = kv.iter().position(|&b| b == b'=')?;
+                        Some((
+                            OsString::from_vec(kv[..eq].to_vec()),
+                            OsString::from_vec(kv[eq + 1..].to_vec()),
+                        ))
+                    })
+                    .collect()
+            }),
+        });
+    }
+    Ok((build, makes))
+}
