@@ -6,18 +6,19 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use makescope::store::{AccessRow, Bytes, ProcessRow, Store, StoreError};
-use rusqlite::types::ValueRef;
+use makescope::store::{decode_ids, AccessRow, Bytes, ProcessRow, Store, StoreError};
 use rusqlite::{params, Row};
 
 /// Access kinds through which a command depends on a path's content or existence: the
-/// same ones `Store::compute_edges` draws edges for (read, exec, stat, list, probe).
-const READ_KINDS: &str = "1, 6, 7, 8, 9";
+/// same ones `Store::compute_edges` draws edges for (read, exec, stat, list; probes are
+/// in `probe_set`).
+const READ_KINDS: &str = "1, 6, 7, 9";
 
 pub trait Queries {
-    /// Every file access of a build, by command then kind then path.
+    /// Every file access of the build's commands (probes included), by command then
+    /// kind then path.
     fn build_accesses(&self, build_id: i64) -> Result<Vec<AccessRow>, StoreError>;
-    /// Every process of a build, in the order seen.
+    /// Every process of the build's commands, in the order seen.
     fn build_processes(&self, build_id: i64) -> Result<Vec<ProcessRow>, StoreError>;
     /// Every tag of a build: `(command_id, name, value)`.
     fn build_tags(&self, build_id: i64) -> Result<Vec<(i64, String, Option<String>)>, StoreError>;
@@ -45,66 +46,36 @@ fn rows<T>(
     mapped.collect::<rusqlite::Result<Vec<T>>>().map_err(wrap)
 }
 
-/// A TEXT-or-BLOB column as bytes (as the store's own `get_bytes`).
-fn bytes(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Vec<u8>>> {
-    Ok(match r.get_ref(i)? {
-        ValueRef::Null => None,
-        ValueRef::Text(b) | ValueRef::Blob(b) => Some(b.to_vec()),
-        ValueRef::Integer(n) => Some(n.to_string().into_bytes()),
-        ValueRef::Real(n) => Some(n.to_string().into_bytes()),
-    })
-}
-
-fn split(bytes: Option<Vec<u8>>) -> Vec<Vec<u8>> {
-    makescope::protocol::split_nul(&bytes.unwrap_or_default())
-        .into_iter()
-        .map(<[u8]>::to_vec)
-        .collect()
-}
-
 impl Queries for Store {
     fn build_accesses(&self, build_id: i64) -> Result<Vec<AccessRow>, StoreError> {
-        rows(
+        let owners: Vec<i64> = rows(
             self,
-            "SELECT a.command_id, a.make_id, p.path, k.name, a.count, a.process_id
-             FROM access a JOIN path p ON p.id = a.path_id JOIN access_kind k ON k.id = a.kind
-             WHERE a.build_id = ?1 ORDER BY a.command_id, a.kind, p.path",
+            "SELECT command_id FROM access WHERE build_id = ?1 AND command_id IS NOT NULL
+             UNION SELECT command_id FROM probe_set WHERE build_id = ?1 AND command_id IS NOT NULL
+             ORDER BY 1",
             [build_id],
-            |r| {
-                Ok(AccessRow {
-                    command_id: r.get(0)?,
-                    make_id: r.get(1)?,
-                    path: bytes(r, 2)?.unwrap_or_default(),
-                    kind: r.get(3)?,
-                    count: r.get(4)?,
-                    process_id: r.get(5)?,
-                })
-            },
-        )
+            |r| r.get(0),
+        )?;
+        let mut all = Vec::new();
+        for id in owners {
+            all.extend(self.accesses(id)?);
+        }
+        Ok(all)
     }
 
     fn build_processes(&self, build_id: i64) -> Result<Vec<ProcessRow>, StoreError> {
-        rows(
+        let owners: Vec<i64> = rows(
             self,
-            "SELECT id, command_id, make_id, pid, parent_pid, exe, argv, cwd, started_ns, ended_ns, exit_code
-             FROM process WHERE build_id = ?1 ORDER BY id",
+            "SELECT DISTINCT command_id FROM process WHERE build_id = ?1 AND command_id IS NOT NULL ORDER BY 1",
             [build_id],
-            |r| {
-                Ok(ProcessRow {
-                    id: r.get(0)?,
-                    command_id: r.get(1)?,
-                    make_id: r.get(2)?,
-                    pid: r.get(3)?,
-                    parent_pid: r.get(4)?,
-                    exe: bytes(r, 5)?,
-                    argv: split(bytes(r, 6)?),
-                    cwd: bytes(r, 7)?,
-                    started_ns: r.get(8)?,
-                    ended_ns: r.get(9)?,
-                    exit_code: r.get(10)?,
-                })
-            },
-        )
+            |r| r.get(0),
+        )?;
+        let mut all = Vec::new();
+        for id in owners {
+            all.extend(self.processes(id)?);
+        }
+        all.sort_by_key(|p| p.id);
+        Ok(all)
     }
 
     fn build_tags(&self, build_id: i64) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
@@ -127,16 +98,39 @@ impl Queries for Store {
     }
 
     fn readers_of(&self, build_id: i64, path: &[u8]) -> Result<Vec<i64>, StoreError> {
-        rows(
+        let mut readers: BTreeSet<i64> = rows(
             self,
             &format!(
                 "SELECT DISTINCT a.command_id FROM access a JOIN path p ON p.id = a.path_id
                  WHERE a.build_id = ?1 AND p.path = ?2 AND a.command_id IS NOT NULL
-                   AND a.kind IN ({READ_KINDS}) ORDER BY a.command_id"
+                   AND a.kind IN ({READ_KINDS})"
             ),
             params![build_id, Bytes(path)],
             |r| r.get(0),
-        )
+        )?
+        .into_iter()
+        .collect();
+        let path_id: Option<i64> = rows(
+            self,
+            "SELECT id FROM path WHERE path = ?1",
+            params![Bytes(path)],
+            |r| r.get(0),
+        )?
+        .pop();
+        if let Some(path_id) = path_id {
+            let sets: Vec<(i64, Vec<u8>)> = rows(
+                self,
+                "SELECT command_id, path_ids FROM probe_set WHERE build_id = ?1 AND command_id IS NOT NULL",
+                [build_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            readers.extend(
+                sets.into_iter()
+                    .filter(|(_, ids)| decode_ids(ids).contains(&path_id))
+                    .map(|(c, _)| c),
+            );
+        }
+        Ok(readers.into_iter().collect())
     }
 
     fn affected(&self, build_id: i64, path: &[u8]) -> Result<Vec<i64>, StoreError> {

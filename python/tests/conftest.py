@@ -86,7 +86,7 @@ def make_record(path: Path) -> None:
     kind = {"read": 1, "create": 3, "truncate": 4, "exec": 6, "stat": 7, "probe": 8}
     accesses = [
         (1, 1, b"/w/old.o", "create"),
-        (2, 10, SRC_C, "read"), (2, 10, HDR, "read"), (2, 10, MISSING, "probe"), (2, 10, CC, "exec"), (2, 10, MAIN_O, "create"),
+        (2, 10, SRC_C, "read"), (2, 10, HDR, "read"), (2, 10, CC, "exec"), (2, 10, MAIN_O, "create"),
         (2, 11, ODD_C, "read"), (2, 11, HDR, "read"), (2, 11, CC, "exec"), (2, 11, ODD_O, "create"),
         (2, 12, MAIN_O, "read"), (2, 12, ODD_O, "read"), (2, 12, CC, "exec"), (2, 12, APP, "create"),
         (2, 13, APP, "exec"), (2, 13, T1_OUT, "truncate"),
@@ -95,16 +95,40 @@ def make_record(path: Path) -> None:
     for build, cid, path, k in accesses:
         q("INSERT INTO access (build_id, command_id, path_id, kind, process_id, first_ns, count) VALUES (?, ?, ?, ?, ?, ?, ?)",
           (build, cid, pid[path], kind[k], cid * 10, T0, 2 if k == "read" else 1))
+    q("INSERT INTO probe_set (build_id, command_id, make_id, count, path_ids) VALUES (2, 10, NULL, 1, ?)", (encode_ids([pid[MISSING]]),))
     for src, dst, path in [(10, 12, MAIN_O), (11, 12, ODD_O), (12, 13, APP), (12, 14, APP)]:
         q("INSERT INTO edge VALUES (2, ?, ?, ?)", (src, dst, pid[path]))
     PROCESS = "INSERT INTO process (id, build_id, command_id, make_id, pid, parent_pid, exe, argv, args_text, cwd, started_ns, ended_ns, exit_code) VALUES "
     for cid in (10, 11, 12, 13, 14):
         q(PROCESS + "(?, 2, ?, NULL, ?, 200, ?, ?, 'sh -c x', ?, ?, ?, 0)",
-          (cid * 10, cid, 1000 + cid, b"/bin/sh", nul(b"/bin/sh", b"-c", b"x"), b"/w/build", T0 + cid, T0 + cid + 5))
+          (cid * 10, cid, 1000 + cid, b"/bin/sh", None, b"/w/build", T0 + cid, T0 + cid + 5))
     q(PROCESS + "(101, 2, 10, NULL, 2001, 1010, ?, ?, 'cc -c ../src/main.c', ?, ?, ?, 0)",
-      (CC, nul(b"cc", b"-c", b"../src/main.c"), b"/w/build", T0 + 1, T0 + 2))
+      (CC, None, b"/w/build", T0 + 1, T0 + 2))
     db.commit()
     db.close()
+
+
+def environment(q, entries: bytes):
+    """The id of an environment row (stored once per content, as the writer does)."""
+    import hashlib
+    digest = bytearray(hashlib.sha256(entries).digest())
+    row = q("SELECT id FROM environment WHERE hash = ?", (digest,)).fetchone()
+    if row:
+        return row[0]
+    return q("INSERT INTO environment (hash, entries) VALUES (?, ?)", (digest, entries)).lastrowid
+
+
+def encode_ids(ids):
+    """Sorted ids as LEB128 varints of their differences (the store's probe_set)."""
+    out, previous = bytearray(), 0
+    for i in sorted(ids):
+        delta, previous = i - previous, i
+        while True:
+            byte, delta = delta & 0x7F, delta >> 7
+            out.append(byte | (0x80 if delta else 0))
+            if not delta:
+                break
+    return bytearray(out)  # a BLOB, as the writer stores it (not decoded to TEXT)
 
 
 def command(q, cid, build, make, target, text, start, end, code, label, *, test=(None, None), env=b"", stdout=None, stderr=None, make_level=0):
@@ -112,10 +136,10 @@ def command(q, cid, build, make, target, text, start, end, code, label, *, test=
     directory = b"/w/build/sub" if make == 3 else b"/w/build"
     q(
         """INSERT INTO command (id, build_id, make_id, job, line_index, target, recipe_file, recipe_line, newer,
-           target_existed, directory, shell, shell_flags, command, argv, env, pid, started_ns, ended_ns, state,
+           target_existed, directory, shell, shell_flags, command, environment_id, pid, started_ns, ended_ns, state,
            exit_code, signal, user_us, system_us, max_rss_kib, stdout, stderr, label, test_name, test_result, traced)
-           VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 1000, 500, 2048, ?, ?, ?, ?, ?, 1)""",
-        (cid, build, make, cid, target, b"Makefile", cid, b"../src/main.c", directory, b"/bin/sh", b"-c", text, nul(b"/bin/sh", b"-c", text), env,
+           VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 1000, 500, 2048, ?, ?, ?, ?, ?, 1)""",
+        (cid, build, make, cid, target, b"Makefile", cid, b"../src/main.c", directory, b"/bin/sh", b"-c", text, environment(q, env),
          1000 + cid, start, end, state, code, stdout, stderr, label, test[0], test[1]),
     )
 
