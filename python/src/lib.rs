@@ -1,0 +1,325 @@
+//! `makescope._native`: the record as the CLI reads it, for the Python package.
+//!
+//! Everything goes through `makescope::store::Store` (the CLI's read API); the few
+//! queries it does not have yet live in [`queries`] so they can move into the store.
+//! Rows cross into Python as dicts that `makescope/__init__.py` turns into objects.
+//! Bytes from the record (paths, targets, commands, argv) become `str` the way
+//! `os.fsdecode` does: UTF-8, undecodable bytes as surrogate escapes, so
+//! `os.fsencode()` gives the exact bytes back. Output (stdout/stderr) stays `bytes`.
+//! This module never writes to the record.
+
+mod queries;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use makescope::store::{
+    AccessRow, BuildRow, CommandFilter, CommandRow, MakeRow, ProcessRow, Store, StoreError,
+};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use queries::Queries;
+
+create_exception!(
+    makescope,
+    RecordError,
+    PyException,
+    "The record cannot be opened or read."
+);
+
+fn err(e: StoreError) -> PyErr {
+    RecordError::new_err(e.to_string())
+}
+
+fn s(py: Python<'_>, bytes: &[u8]) -> PyObject {
+    OsStr::from_bytes(bytes).to_object(py)
+}
+
+fn opt_s(py: Python<'_>, bytes: &Option<Vec<u8>>) -> PyObject {
+    bytes.as_deref().map(|b| s(py, b)).to_object(py)
+}
+
+fn list(py: Python<'_>, items: &[Vec<u8>]) -> PyObject {
+    items
+        .iter()
+        .map(|b| s(py, b))
+        .collect::<Vec<_>>()
+        .to_object(py)
+}
+
+macro_rules! dict {
+    ($py:expr, { $($key:literal : $value:expr),* $(,)? }) => {{
+        let d = PyDict::new_bound($py);
+        $( d.set_item($key, $value)?; )*
+        d.unbind()
+    }};
+}
+
+fn build_dict(py: Python<'_>, b: &BuildRow) -> PyResult<Py<PyDict>> {
+    Ok(dict!(py, {
+        "id": b.id, "argv": list(py, &b.argv), "directory": s(py, &b.directory),
+        "started_ns": b.started_ns, "ended_ns": b.ended_ns, "state": &b.state,
+        "exit_code": b.exit_code, "signal": b.signal, "traced": b.traced, "hooks_failed": b.hooks_failed,
+    }))
+}
+
+fn make_dict(py: Python<'_>, m: &MakeRow) -> PyResult<Py<PyDict>> {
+    Ok(dict!(py, {
+        "id": m.id, "build_id": m.build_id, "pid": m.pid, "parent_make_id": m.parent_make_id,
+        "parent_command_id": m.parent_command_id, "level": m.level, "directory": s(py, &m.directory),
+        "argv": list(py, &m.argv), "started_ns": m.started_ns, "ended_ns": m.ended_ns,
+        "default_goal": opt_s(py, &m.default_goal),
+        "makefiles": m.makefiles.as_deref().map(|b| {
+            b.split(|c| c.is_ascii_whitespace()).filter(|w| !w.is_empty()).map(|w| s(py, w)).collect::<Vec<_>>()
+        }).unwrap_or_default(),
+    }))
+}
+
+fn command_dict(py: Python<'_>, c: &CommandRow) -> PyResult<Py<PyDict>> {
+    let newer: Vec<PyObject> = c
+        .newer
+        .as_deref()
+        .unwrap_or_default()
+        .split(|b| *b == b' ')
+        .filter(|w| !w.is_empty())
+        .map(|w| s(py, w))
+        .collect();
+    Ok(dict!(py, {
+        "id": c.id, "build_id": c.build_id, "make_id": c.make_id, "make_level": c.make_level,
+        "job": c.job, "line_index": c.line_index, "target": s(py, &c.target),
+        "recipe_file": opt_s(py, &c.recipe_file), "recipe_line": c.recipe_line, "newer": newer,
+        "target_existed": c.target_existed, "why": c.why(), "directory": s(py, &c.directory),
+        "shell": opt_s(py, &c.shell), "shell_flags": opt_s(py, &c.shell_flags),
+        "command": s(py, &c.command), "argv": list(py, &c.argv), "env": list(py, &c.env),
+        "pid": c.pid, "started_ns": c.started_ns, "ended_ns": c.ended_ns, "state": &c.state,
+        "exit_code": c.exit_code, "signal": c.signal, "user_us": c.user_us, "system_us": c.system_us,
+        "max_rss_kib": c.max_rss_kib, "label": &c.label, "test_name": &c.test_name,
+        "test_result": &c.test_result, "traced": c.traced,
+    }))
+}
+
+fn access_dict(py: Python<'_>, build_id: i64, a: &AccessRow) -> PyResult<Py<PyDict>> {
+    Ok(dict!(py, {
+        "build_id": build_id, "command_id": a.command_id, "make_id": a.make_id, "path": s(py, &a.path),
+        "kind": &a.kind, "count": a.count, "process_id": a.process_id,
+    }))
+}
+
+fn process_dict(py: Python<'_>, build_id: i64, p: &ProcessRow) -> PyResult<Py<PyDict>> {
+    Ok(dict!(py, {
+        "id": p.id, "build_id": build_id, "command_id": p.command_id, "make_id": p.make_id, "pid": p.pid,
+        "parent_pid": p.parent_pid, "exe": opt_s(py, &p.exe), "argv": list(py, &p.argv),
+        "cwd": opt_s(py, &p.cwd), "started_ns": p.started_ns, "ended_ns": p.ended_ns, "exit_code": p.exit_code,
+    }))
+}
+
+/// An open record (read-only use). `makescope.Record` wraps it.
+#[pyclass(module = "makescope._native", unsendable)]
+struct NativeRecord {
+    store: Store,
+}
+
+#[pymethods]
+impl NativeRecord {
+    #[new]
+    fn new(path: std::path::PathBuf) -> PyResult<Self> {
+        Ok(NativeRecord {
+            store: Store::open_read(Path::new(&path)).map_err(err)?,
+        })
+    }
+
+    #[getter]
+    fn path(&self, py: Python<'_>) -> PyObject {
+        self.store.path().as_os_str().to_object(py)
+    }
+
+    fn builds(&self, py: Python<'_>) -> PyResult<Vec<Py<PyDict>>> {
+        self.store
+            .builds()
+            .map_err(err)?
+            .iter()
+            .map(|b| build_dict(py, b))
+            .collect()
+    }
+
+    #[pyo3(signature = (id=None))]
+    fn build(&self, py: Python<'_>, id: Option<i64>) -> PyResult<Option<Py<PyDict>>> {
+        let row = match id {
+            Some(id) => self.store.build(id),
+            None => self.store.last_build(),
+        }
+        .map_err(err)?;
+        row.map(|b| build_dict(py, &b)).transpose()
+    }
+
+    fn makes(&self, py: Python<'_>, build_id: i64) -> PyResult<Vec<Py<PyDict>>> {
+        self.store
+            .makes(build_id)
+            .map_err(err)?
+            .iter()
+            .map(|m| make_dict(py, m))
+            .collect()
+    }
+
+    #[pyo3(signature = (build_id, failed_only=false, target_contains=None))]
+    fn commands(
+        &self,
+        py: Python<'_>,
+        build_id: i64,
+        failed_only: bool,
+        target_contains: Option<Vec<u8>>,
+    ) -> PyResult<Vec<Py<PyDict>>> {
+        let filter = CommandFilter {
+            failed_only,
+            target_contains,
+        };
+        self.store
+            .commands(build_id, &filter)
+            .map_err(err)?
+            .iter()
+            .map(|c| command_dict(py, c))
+            .collect()
+    }
+
+    fn command(&self, py: Python<'_>, id: i64) -> PyResult<Option<Py<PyDict>>> {
+        self.store
+            .command(id)
+            .map_err(err)?
+            .map(|c| command_dict(py, &c))
+            .transpose()
+    }
+
+    fn commands_for_target(&self, build_id: i64, target: Vec<u8>) -> PyResult<Vec<i64>> {
+        self.store
+            .commands_for_target(build_id, &target)
+            .map_err(err)
+    }
+
+    fn output<'py>(
+        &self,
+        py: Python<'py>,
+        command_id: i64,
+    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+        let out = self.store.output(command_id).map_err(err)?;
+        Ok((
+            PyBytes::new_bound(py, &out.stdout),
+            PyBytes::new_bound(py, &out.stderr),
+        ))
+    }
+
+    fn accesses(
+        &self,
+        py: Python<'_>,
+        build_id: i64,
+        command_id: i64,
+    ) -> PyResult<Vec<Py<PyDict>>> {
+        self.store
+            .accesses(command_id)
+            .map_err(err)?
+            .iter()
+            .map(|a| access_dict(py, build_id, a))
+            .collect()
+    }
+
+    fn accesses_to(
+        &self,
+        py: Python<'_>,
+        build_id: i64,
+        path: Vec<u8>,
+    ) -> PyResult<Vec<Py<PyDict>>> {
+        self.store
+            .accesses_to(build_id, &path)
+            .map_err(err)?
+            .iter()
+            .map(|a| access_dict(py, build_id, a))
+            .collect()
+    }
+
+    fn build_accesses(&self, py: Python<'_>, build_id: i64) -> PyResult<Vec<Py<PyDict>>> {
+        self.store
+            .build_accesses(build_id)
+            .map_err(err)?
+            .iter()
+            .map(|a| access_dict(py, build_id, a))
+            .collect()
+    }
+
+    fn processes(
+        &self,
+        py: Python<'_>,
+        build_id: i64,
+        command_id: i64,
+    ) -> PyResult<Vec<Py<PyDict>>> {
+        self.store
+            .processes(command_id)
+            .map_err(err)?
+            .iter()
+            .map(|p| process_dict(py, build_id, p))
+            .collect()
+    }
+
+    fn build_processes(&self, py: Python<'_>, build_id: i64) -> PyResult<Vec<Py<PyDict>>> {
+        self.store
+            .build_processes(build_id)
+            .map_err(err)?
+            .iter()
+            .map(|p| process_dict(py, build_id, p))
+            .collect()
+    }
+
+    fn tags(&self, command_id: i64) -> PyResult<Vec<(String, Option<String>)>> {
+        self.store.tags(command_id).map_err(err)
+    }
+
+    fn build_tags(&self, build_id: i64) -> PyResult<Vec<(i64, String, Option<String>)>> {
+        self.store.build_tags(build_id).map_err(err)
+    }
+
+    fn tests(&self, build_id: i64) -> PyResult<Vec<i64>> {
+        self.store.test_commands(build_id).map_err(err)
+    }
+
+    fn writers_of(&self, build_id: i64, path: Vec<u8>) -> PyResult<Vec<i64>> {
+        self.store.writers_of(build_id, &path).map_err(err)
+    }
+
+    fn readers_of(&self, build_id: i64, path: Vec<u8>) -> PyResult<Vec<i64>> {
+        self.store.readers_of(build_id, &path).map_err(err)
+    }
+
+    fn dependents(&self, py: Python<'_>, command_id: i64) -> PyResult<Vec<(i64, PyObject)>> {
+        Ok(self
+            .store
+            .dependents(command_id)
+            .map_err(err)?
+            .into_iter()
+            .map(|(id, p)| (id, s(py, &p)))
+            .collect())
+    }
+
+    fn dependencies(&self, py: Python<'_>, command_id: i64) -> PyResult<Vec<(i64, PyObject)>> {
+        Ok(self
+            .store
+            .dependencies(command_id)
+            .map_err(err)?
+            .into_iter()
+            .map(|(id, p)| (id, s(py, &p)))
+            .collect())
+    }
+
+    fn affected(&self, build_id: i64, path: Vec<u8>) -> PyResult<Vec<i64>> {
+        self.store.affected(build_id, &path).map_err(err)
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeRecord>()?;
+    m.add("RecordError", m.py().get_type_bound::<RecordError>())?;
+    m.add("SCHEMA_VERSION", makescope::store::SCHEMA_VERSION)?;
+    Ok(())
+}
