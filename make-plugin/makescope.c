@@ -151,21 +151,23 @@ static char *ctx_fn (const char *name, unsigned int argc, char **argv)
   char *newer = gmk_expand ("$?");
   char *flags = gmk_expand ("$(.SHELLFLAGS)");
   char *shell = global_expand ("$(SHELL)");
+  char *make = gmk_expand ("$(MAKE)");
   struct file43 *f = *target ? lookup_file (target) : NULL;
   const char *file = f && f->cmds && f->cmds->fileinfo.filenm ? f->cmds->fileinfo.filenm : "";
   unsigned long line = f && f->cmds ? f->cmds->fileinfo.lineno : 0;
   size_t newer_len = strlen (newer);
   if (newer_len > NEWER_MAX)
     newer_len = NEWER_MAX;
-  size_t cap = strlen (target) + strlen (file) + newer_len + strlen (flags) + strlen (shell) + 128;
+  size_t cap = strlen (target) + strlen (file) + newer_len + strlen (flags) + strlen (shell) + strlen (make) + 128;
   char *r = gmk_alloc (cap);
-  snprintf (r, cap, "1\x1f%d\x1f%lu\x1f%s\x1f%s\x1f%lu\x1f%.*s\x1f%s\x1f%s\x1f%u",
+  snprintf (r, cap, "1\x1f%d\x1f%lu\x1f%s\x1f%s\x1f%lu\x1f%.*s\x1f%s\x1f%s\x1f%u\x1f%s",
             (int) getpid (), ++job_serial, target, file, line, (int) newer_len, newer,
-            shell, flags, makelevel);
+            shell, flags, makelevel, make);
   gmk_free (target);
   gmk_free (newer);
   gmk_free (flags);
   gmk_free (shell);
+  gmk_free (make);
   return r;
 }
 

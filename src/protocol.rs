@@ -72,6 +72,9 @@ pub enum Kind {
     Listener = 13,
     /// shim: the filter could not be installed. Fields: reason.
     TraceRefused = 14,
+    /// shim: the line runs a sub-make, so it is not filtered itself; the sub-make's
+    /// commands are, each with its own filter. No fields.
+    SubMake = 15,
     /// recorder → client: go on.
     Ack = 20,
 }
@@ -87,6 +90,7 @@ impl Kind {
             12 => Kind::CommandEnd,
             13 => Kind::Listener,
             14 => Kind::TraceRefused,
+            15 => Kind::SubMake,
             20 => Kind::Ack,
             _ => return None,
         })
@@ -263,6 +267,8 @@ pub struct JobContext {
     pub shell_flags: Vec<u8>,
     /// MAKELEVEL of the make process.
     pub make_level: u32,
+    /// `$(MAKE)`: how a recipe line runs a sub-make.
+    pub make: Vec<u8>,
 }
 
 impl JobContext {
@@ -288,6 +294,7 @@ impl JobContext {
             shell: next()?.to_vec(),
             shell_flags: next()?.to_vec(),
             make_level: number(next()?)?,
+            make: next().unwrap_or_default().to_vec(),
         })
     }
 }
@@ -332,6 +339,18 @@ mod tests {
     }
 
     #[test]
+    fn sub_make_lines() {
+        assert!(runs_make(b"make -C sub", b"make"));
+        assert!(runs_make(b"cd sub && make", b"make"));
+        assert!(runs_make(b"/usr/bin/make -C x", b"make"));
+        assert!(runs_make(b"$(MAKE)", b"$(MAKE)"));
+        assert!(!runs_make(b"makeinfo x.texi", b"make"));
+        assert!(!runs_make(b"cmake ..", b"make"));
+        assert!(!runs_make(b"gcc -c x.c", b"make"));
+        assert!(!runs_make(b"echo hi", b""));
+    }
+
+    #[test]
     fn context() {
         let ctx = JobContext::parse(
             b"1\x1f77\x1f3\x1fall\x1fMakefile\x1f12\x1fa b\x1f/bin/bash\x1f-c\x1f0",
@@ -343,4 +362,28 @@ mod tests {
         assert_eq!(ctx.shell, b"/bin/bash");
         assert!(JobContext::parse(b"2\x1f").is_none());
     }
+}
+
+/// Whether a recipe line runs `make` (the value of `$(MAKE)`) as a command word.
+pub fn runs_make(command: &[u8], make: &[u8]) -> bool {
+    if make.is_empty() {
+        return false;
+    }
+    let boundary = |b: Option<&u8>| b.is_none_or(|b| b" \t\n;&|()`'\"=".contains(b));
+    let mut from = 0;
+    while let Some(at) = command[from..].windows(make.len()).position(|w| w == make) {
+        let start = from + at;
+        let end = start + make.len();
+        let before = if start == 0 {
+            None
+        } else {
+            command.get(start - 1)
+        };
+        let before_ok = boundary(before) || (before == Some(&b'/') && !make.contains(&b'/'));
+        if before_ok && boundary(command.get(end)) {
+            return true;
+        }
+        from = start + 1;
+    }
+    false
 }

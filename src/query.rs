@@ -431,7 +431,13 @@ fn show_text(out: &mut impl Write, store: &Store, c: &CommandRow, all_files: boo
             .collect();
         field(out, "tags", &text.join(" "))?;
     }
-    if !c.traced {
+    if c.traced == 2 {
+        field(
+            out,
+            "files",
+            "not traced here: it runs a sub-make, whose commands are traced one by one",
+        )?;
+    } else if c.traced == 0 {
         field(
             out,
             "files",

@@ -120,10 +120,10 @@ fn daemon_is_reported() {
     assert!(left[0][0].contains("sleep"), "{left:?}");
 }
 
-/// make's own file activity belongs to the make, not to a command; the DAG links a
-/// writer to its readers.
+/// A `$(MAKE)` line is not filtered itself (`traced` = 2); its sub-make's commands are,
+/// one by one, and the DAG links a writer to its readers across them.
 #[test]
-fn make_activity_and_the_dag() {
+fn sub_make_lines_and_the_dag() {
     let t = Test::new()
         .makefile("all:\n\t$(MAKE) -C sub\n")
         .file(
@@ -133,15 +133,11 @@ fn make_activity_and_the_dag() {
         .args(["make"]);
     t.run().success();
     let db = t.db();
-    let make_reads = rows(
-        &db,
-        "SELECT count(*) FROM file_accesses f JOIN makes m ON m.id = f.make_id
-         WHERE f.command_id IS NULL AND m.level = 1 AND f.path LIKE '%/sub/Makefile' AND f.kind = 'read'",
-    );
+    let traced = rows(&db, "SELECT target, traced FROM commands ORDER BY id");
     assert_eq!(
-        make_reads,
-        vec![vec!["1"]],
-        "the sub-make reading its makefile is the make's"
+        traced,
+        vec![vec!["all", "2"], vec!["a.txt", "1"], vec!["b.txt", "1"]],
+        "{traced:?}"
     );
     let edges = rows(&db, "SELECT from_target, to_target, replace(path, (SELECT directory FROM builds), '.') FROM edges");
     assert!(
@@ -157,16 +153,60 @@ fn make_activity_and_the_dag() {
     );
 }
 
+/// A sub-make the shim cannot see coming (run by a script) runs under its command's
+/// filter: its commands are still attributed to themselves, and make's own file
+/// activity (reading its makefile) belongs to the make, not to a command.
+#[test]
+fn hidden_sub_make_is_attributed() {
+    let t = Test::new()
+        .makefile("all:\n\t./build.sh\n")
+        .file("build.sh", "#!/bin/sh\nexec \"${MAKE:-make}\" -C sub\n")
+        .file(
+            "sub/Makefile",
+            "b.txt: a.txt\n\tcat a.txt > b.txt\na.txt:\n\techo a > a.txt\n",
+        )
+        .args(["make"]);
+    std::fs::set_permissions(
+        t.path().join("build.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    t.run().success();
+    let db = t.db();
+    let make_reads = rows(
+        &db,
+        "SELECT count(*) FROM file_accesses f JOIN makes m ON m.id = f.make_id
+         WHERE f.command_id IS NULL AND m.level = 1 AND f.path LIKE '%/sub/Makefile' AND f.kind = 'read'",
+    );
+    assert_eq!(
+        make_reads,
+        vec![vec!["1"]],
+        "the sub-make reading its makefile is the make's"
+    );
+    let reads = rows(
+        &db,
+        "SELECT target FROM file_accesses WHERE path LIKE '%/sub/a.txt' AND kind = 'read'",
+    );
+    assert_eq!(
+        reads,
+        vec![vec!["b.txt"]],
+        "cat's read belongs to b.txt's command"
+    );
+    let traced = rows(&db, "SELECT target, traced FROM commands ORDER BY id");
+    assert!(traced.iter().all(|r| r[1] == "1"), "{traced:?}");
+}
+
 /// Must-hold 6: when tracing is refused (here: makescope inside a traced command, whose
 /// filter already has a listener), one line says what to do; --no-trace works.
 #[test]
 fn refused_tracing_is_one_line() {
-    let inner = format!(
-        "nested:\n\t{} --db inner.sqlite make -C inner\n",
-        makescope()
-    );
+    // Through a script, so that the shim does not take the line for a sub-make.
     let t = Test::new()
-        .makefile(&inner)
+        .makefile("nested:\n\tsh run-inner.sh\n")
+        .file(
+            "run-inner.sh",
+            format!("exec {} --db inner.sqlite make -C inner\n", makescope()),
+        )
         .file("inner/Makefile", "x:\n\t@echo inner ran\n")
         .args(["make", "-k"]);
     let out = t.run();

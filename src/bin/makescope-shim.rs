@@ -209,10 +209,20 @@ fn run(args: &[OsString], context: &JobContext, recorder: UnixStream) -> ! {
             libc::dup2(err_w.as_raw_fd(), 2);
         }
         if tracing && !nested {
-            start_tracing(&recorder);
+            if protocol::runs_make(
+                args.last().map(|a| a.as_bytes()).unwrap_or_default(),
+                &context.make,
+            ) {
+                // Leave the sub-make untraced: its own commands get their own filters,
+                // and make's stat traffic stays out of the notification path.
+                send(&recorder, &Writer::new(Kind::SubMake));
+            } else {
+                start_tracing(&recorder);
+            }
         }
         drop(recorder);
-        let error = exec_error(args);
+        let direct = simple_command(args);
+        let error = exec_error(direct.as_deref().unwrap_or(args));
         eprintln!("make: {}: {}", args[0].to_string_lossy(), error);
         unsafe { libc::_exit(127) };
     }
@@ -255,6 +265,39 @@ fn run(args: &[OsString], context: &JobContext, recorder: UnixStream) -> ! {
     } else {
         127
     })
+}
+
+/// make runs a recipe line without a shell when SHELL is /bin/sh and the line needs
+/// none (job.c's `construct_command_argv_internal`): we do the same, so recording costs
+/// no extra exec and the command runs exactly as under plain make. This is a
+/// conservative subset of make's test: anything with a quote, a backslash, an `=`, a
+/// shell metacharacter or a shell builtin first goes to the shell, which make would
+/// either also do or which runs it the same way.
+fn simple_command(args: &[OsString]) -> Option<Vec<OsString>> {
+    const SPECIAL: &[u8] = b"#;\"*?[]&|<>(){}$`^~!'\\=%\n\r";
+    const BUILTINS: &[&str] = &[
+        ".", ":", "alias", "bg", "break", "case", "cd", "command", "continue", "eval", "exec",
+        "exit", "export", "fc", "fg", "for", "getopts", "hash", "if", "jobs", "login", "logout",
+        "read", "readonly", "return", "set", "shift", "test", "trap", "type", "ulimit", "umask",
+        "unalias", "unset", "wait", "while",
+    ];
+    let [shell, flags, command] = args else {
+        return None;
+    };
+    if shell != "/bin/sh" || !(flags == "-c" || flags == "-ec") {
+        return None;
+    }
+    let command = command.as_bytes();
+    if command.iter().any(|b| SPECIAL.contains(b)) {
+        return None;
+    }
+    let words: Vec<OsString> = command
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|w| !w.is_empty())
+        .map(|w| OsStr::from_bytes(w).to_owned())
+        .collect();
+    let first = words.first()?.to_str()?;
+    (!BUILTINS.contains(&first)).then_some(words)
 }
 
 extern "C" fn forward(signal: libc::c_int) {

@@ -30,6 +30,10 @@ use crate::store::{
 use crate::trace::{self, Handled, Supervisor};
 use crate::util::{now_ns, redact_environment};
 
+/// `command.traced` for a line that runs a sub-make: not filtered itself, its sub-make's
+/// commands are.
+pub(crate) const TRACED_SUB_MAKE: i64 = 2;
+
 const RECEIVE_BUFFER: usize = 512 * 1024;
 /// How long to wait for stragglers once make has exited.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -92,6 +96,7 @@ pub(crate) struct Server {
     warned_trace: bool,
     warned_lost: bool,
     incomplete: HashSet<i64>,
+    sub_makes: HashSet<i64>,
 }
 
 fn check(result: libc::c_int, what: &str) -> Result<libc::c_int> {
@@ -177,6 +182,7 @@ impl Server {
             warned_trace: false,
             warned_lost: false,
             incomplete: HashSet::new(),
+            sub_makes: HashSet::new(),
         };
         server.watch(server.listen.as_raw_fd())?;
         server.watch(server.wake.as_raw_fd())?;
@@ -444,6 +450,11 @@ impl Server {
                     }
                 }
             }
+            Kind::SubMake => {
+                if let Some(Role::Command(id)) = self.connections.get(&fd).map(|c| &c.role) {
+                    self.sub_makes.insert(*id);
+                }
+            }
             Kind::TraceRefused => {
                 let reason = String::from_utf8_lossy(m.bytes(0)?).into_owned();
                 if !self.warned_trace {
@@ -596,7 +607,11 @@ impl Server {
             signal: end.signal,
             duration_ns: end.ended_ns - running.started_ns,
         };
-        end.traced = running.traced && !self.incomplete.remove(&id);
+        end.traced = if self.sub_makes.remove(&id) {
+            TRACED_SUB_MAKE
+        } else {
+            i64::from(running.traced && !self.incomplete.remove(&id))
+        };
         end.stdout = running.stdout;
         end.stderr = running.stderr;
         self.write(Write::CommandEnd(id, end));

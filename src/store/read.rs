@@ -69,7 +69,9 @@ pub struct CommandRow {
     pub label: Option<String>,
     pub test_name: Option<String>,
     pub test_result: Option<String>,
-    pub traced: bool,
+    /// 1: its files are complete; 0: not traced; 2: it runs a sub-make, whose own
+    /// commands are traced.
+    pub traced: i64,
     pub left_behind: Option<Vec<u8>>,
 }
 

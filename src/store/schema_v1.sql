@@ -73,7 +73,7 @@ CREATE TABLE command (
     label             TEXT,               -- short label, e.g. `CC elf/dl-load.os`
     test_name         TEXT,               -- set when the command runs a test case
     test_result       TEXT,               -- PASS | FAIL | … as a hook or rule decided
-    traced            INTEGER NOT NULL,   -- 1: its file accesses are complete
+    traced            INTEGER NOT NULL,   -- 1: files complete; 0: not traced; 2: runs a sub-make (whose commands are traced)
     left_behind       BLOB                -- processes still running when it ended
 );
 CREATE INDEX command_build ON command(build_id);

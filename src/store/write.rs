@@ -92,7 +92,9 @@ pub struct CommandEnd {
     pub max_rss_kib: Option<i64>,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
-    pub traced: bool,
+    /// 1: its files are complete; 0: not traced; 2: it runs a sub-make, whose own
+    /// commands are traced.
+    pub traced: i64,
     pub left_behind: Vec<u8>,
 }
 
