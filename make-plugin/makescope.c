@@ -307,6 +307,10 @@ static void announce (void)
 
 int makescope_gmk_setup (const gmk_floc *floc)
 {
+  /* A makefile may `load` us again under makescope: announce ourselves once. */
+  static int done;
+  if (done++)
+    return 1;
   if (makescope_python_setup && !makescope_python_setup (floc))
     return 0;
   const char *path = getenv ("MAKESCOPE_SOCK");

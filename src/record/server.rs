@@ -601,7 +601,7 @@ impl Server {
         let Some(running) = self.commands.remove(&id) else {
             return;
         };
-        self.flush_accesses(Owner::Command(id));
+        let files = self.flush_accesses(Owner::Command(id));
         let outcome = Outcome {
             exit_code: end.exit_code,
             signal: end.signal,
@@ -619,6 +619,7 @@ impl Server {
             info: running.info,
             output: running.chunks,
             outcome,
+            files,
         });
     }
 
@@ -786,13 +787,26 @@ impl Server {
         owner
     }
 
-    fn flush_accesses(&mut self, owner: Owner) {
-        let Some(accesses) = self.accesses.remove(&owner) else {
-            return;
-        };
+    /// Send an owner's accesses to the writer; with hooks loaded, also return what it
+    /// read and wrote, for them.
+    fn flush_accesses(&mut self, owner: Owner) -> Option<crate::hooks::Files> {
+        let accesses = self.accesses.remove(&owner)?;
         if accesses.is_empty() {
-            return;
+            return None;
         }
+        let files = self.setup.hooks.is_some().then(|| {
+            let mut files = crate::hooks::Files::default();
+            for (path, kind) in accesses.keys() {
+                match kind {
+                    1 | 6 | 7 | 8 | 9 => files.reads.push(path.clone()),
+                    2 | 3 | 4 | 5 | 12 => files.writes.push(path.clone()),
+                    _ => {}
+                }
+            }
+            files.reads.sort();
+            files.writes.sort();
+            files
+        });
         let accesses = accesses
             .into_iter()
             .map(|((path, kind), a)| NewAccess {
@@ -808,6 +822,7 @@ impl Server {
             owner,
             accesses,
         });
+        files
     }
 
     fn finish(mut self) -> Vec<OwnedFd> {

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::writer::Write;
@@ -22,6 +23,8 @@ pub(crate) enum Event {
         info: CommandInfo,
         output: Vec<(Stream, Vec<u8>)>,
         outcome: Outcome,
+        /// What it read and wrote, when traced and hooks are loaded.
+        files: Option<crate::hooks::Files>,
     },
     MakeOutput(Stream, Vec<u8>),
     Warning(String),
@@ -52,9 +55,27 @@ pub(crate) fn spawn(
 fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult {
     let mut printer = Printer::new(setup.mode, setup.expected_total);
     let mut hooks_failed = false;
+    // Hook diagnostics (tracebacks) go through the printer, so they do not tear the
+    // progress line: the reporter collects them, the loop prints them.
+    let diagnostics: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = Arc::clone(&diagnostics);
+    let reporter: crate::hooks::Reporter = Box::new(move |text: &str| {
+        if let Ok(mut pending) = sink.lock() {
+            pending.push(text.trim_end().to_owned());
+        }
+    });
+    let flush = |printer: &mut Printer| {
+        let pending = diagnostics
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default();
+        for text in pending {
+            printer.warning(&text);
+        }
+    };
     let mut hooks = match &setup.hooks {
         None => None,
-        Some(path) => match Hooks::load(path) {
+        Some(path) => match Hooks::load_with_reporter(path, reporter) {
             Ok(hooks) => Some(hooks),
             Err(error) => {
                 eprintln!("makescope: hooks: {error:#}");
@@ -73,11 +94,13 @@ fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult 
                 let default = default_label(&info);
                 let label = match hooks.as_mut() {
                     Some(hooks) => {
+                        let label = hooks.label(&info, &default).unwrap_or(default);
                         hooks.started(&info);
-                        hooks.label(&info, &default).unwrap_or(default)
+                        label
                     }
                     None => default,
                 };
+                flush(&mut printer);
                 printer.started(&info, &label);
                 let notes = CommandNotes {
                     label: Some(format!("{} {}", label.verb, label.object)),
@@ -90,6 +113,7 @@ fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult 
                 info,
                 output,
                 outcome,
+                files,
             } => {
                 let label = labels
                     .remove(&info.id)
@@ -99,7 +123,7 @@ fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult 
                     failed += 1;
                 }
                 if let Some(hooks) = hooks.as_mut() {
-                    let verdict = hooks.finished(&info, &outcome);
+                    let verdict = hooks.finished_with_files(&info, &outcome, files.as_ref());
                     if !verdict.tags.is_empty()
                         || verdict.test_name.is_some()
                         || verdict.test_result.is_some()
@@ -113,6 +137,7 @@ fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult 
                         let _ = to_writer.send(Write::Notes(info.id, notes));
                     }
                 }
+                flush(&mut printer);
                 printer.finished(&info, &label, &output, &outcome);
             }
             Event::MakeOutput(stream, bytes) => printer.make_output(stream, &bytes),
@@ -130,6 +155,10 @@ fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult 
                     signal,
                     record: Some(setup.db.clone()),
                 };
+                flush(&mut printer);
+                if let Some(line) = hooks.as_ref().and_then(Hooks::summary) {
+                    printer.warning(&line);
+                }
                 printer.finish(&summary);
             }
         }
