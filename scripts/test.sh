@@ -18,3 +18,8 @@ fi
 
 cargo build --quiet --bins
 cargo test
+
+# The Python package (maturin builds it in pip's isolated environment) and its tests,
+# which also drive target/debug/makescope on a fixture build.
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pytest ./python
+python3 -m pytest -q python/tests
