@@ -245,3 +245,41 @@ fn non_utf8_paths_in_accesses() {
     let text = exact[0]["text"].as_str().unwrap();
     assert!(text.ends_with("caf\u{fffd}.dat"), "{text}");
 }
+
+/// A pid is reused (glibc's build forks far more than pid_max): a process that gets a
+/// finished command's shim pid must belong to its own command. Forces the reuse with
+/// /proc/sys/kernel/ns_last_pid, so it needs root; skipped otherwise.
+#[test]
+fn reused_pids_belong_to_their_new_command() {
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/sys/kernel/ns_last_pid")
+        .is_err()
+    {
+        eprintln!("cannot write /proc/sys/kernel/ns_last_pid (not root): skipped");
+        return;
+    }
+    let makefile = "SHELL := /bin/bash\n\
+        all: b.out\n\
+        a.pid:\n\techo $$PPID > a.pid\n\
+        b.out: a.pid\n\
+        \tfor i in 1 2 3 4 5 6 7 8; do p=$$(( $$(cat a.pid) - 1 )); echo $$p > /proc/sys/kernel/ns_last_pid; \
+        (echo $$BASHPID > b.pid; touch b.out.$$i); [ \"$$(cat b.pid)\" = \"$$(cat a.pid)\" ] && break; done; touch b.out\n";
+    let t = Test::new().makefile(makefile).args(["make"]);
+    t.run().success();
+    let a = std::fs::read_to_string(t.path().join("a.pid")).unwrap();
+    let b = std::fs::read_to_string(t.path().join("b.pid")).unwrap();
+    if a != b {
+        eprintln!("the pid was not reused this time (another process took it): nothing shown");
+        return;
+    }
+    let owners = rows(
+        &t.db(),
+        "SELECT DISTINCT target FROM file_accesses WHERE path LIKE '%/b.out.%' AND kind = 'create'",
+    );
+    assert_eq!(
+        owners,
+        vec![vec!["b.out"]],
+        "the reused pid's files went to {owners:?}"
+    );
+}

@@ -50,7 +50,7 @@ impl Stopper {
 
 enum Role {
     Unknown,
-    Make(i64),
+    Make { id: i64, pid: i32 },
     Command(i64),
 }
 
@@ -66,6 +66,7 @@ struct Running {
     stderr: Vec<u8>,
     traced: bool,
     started_ns: i64,
+    pid: i32,
 }
 
 struct Aggregate {
@@ -358,14 +359,14 @@ impl Server {
         match m.kind {
             Kind::MakeStart => {
                 let id = self.make_started(m)?;
+                let pid = m.number(0)? as i32;
                 if let Some(connection) = self.connections.get_mut(&fd) {
-                    connection.role = Role::Make(id);
+                    connection.role = Role::Make { id, pid };
                 }
                 Self::ack(fd);
             }
             Kind::MakeEnd => {
-                if let Some(Role::Make(id)) = self.connections.get(&fd).map(|c| &c.role) {
-                    let id = *id;
+                if let Some(&Role::Make { id, pid }) = self.connections.get(&fd).map(|c| &c.role) {
                     let dump = m.bytes(4)?;
                     let end = MakeEnd {
                         ended_ns: m.number(1)?,
@@ -375,6 +376,7 @@ impl Server {
                     };
                     self.flush_accesses(Owner::Make(id));
                     self.write(Write::MakeEnd(id, end));
+                    self.make_gone(pid);
                 }
             }
             Kind::CommandStart => {
@@ -592,6 +594,7 @@ impl Server {
                 stderr: Vec::new(),
                 traced,
                 started_ns,
+                pid: shim_pid,
             },
         );
         Ok(id)
@@ -602,6 +605,7 @@ impl Server {
             return;
         };
         let files = self.flush_accesses(Owner::Command(id));
+        self.release_root(running.pid, Owner::Command(id));
         let outcome = Outcome {
             exit_code: end.exit_code,
             signal: end.signal,
@@ -628,6 +632,9 @@ impl Server {
         let Some(connection) = self.connections.remove(&fd) else {
             return;
         };
+        if let Role::Make { pid, .. } = connection.role {
+            self.make_gone(pid);
+        }
         if let Role::Command(id) = connection.role {
             if self.commands.contains_key(&id) {
                 // The shim died without reporting: make saw it fail.
@@ -747,6 +754,22 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// A pid registered by a command's or a make's announcement is that owner's only
+    /// until it ends: pids are reused (glibc's build forks far more than `pid_max`).
+    fn release_root(&mut self, pid: i32, owner: Owner) {
+        if self.owners.get(&pid) == Some(&owner) {
+            self.owners.remove(&pid);
+            self.roots.remove(&pid);
+        }
+    }
+
+    fn make_gone(&mut self, pid: i32) {
+        if let Some(id) = self.makes.remove(&pid) {
+            self.release_root(pid, Owner::Make(id));
+        }
+        self.job_lines.retain(|&(make, _), _| make != pid);
     }
 
     fn process_gone(&mut self, pid: i32, time_ns: i64, exit_code: Option<i32>) {
