@@ -10,7 +10,7 @@
 //!
 //! A message is one kind byte followed by fields; a field is a little-endian `u32`
 //! length and that many bytes. Numbers travel as decimal text. The format is mirrored
-//! in `make-plugin/makescope.c`: change both or neither.
+//! in `make-plugin/makescope.c` and `src/shim/shim.c`: change all or none.
 //!
 //! This module must never allocate per byte or block: the shim's cost is per command.
 
@@ -30,6 +30,8 @@ pub const ENV_SILENT: &str = "MAKESCOPE_SILENT";
 pub const ENV_MAKEDB_DIR: &str = "MAKESCOPE_MAKEDB_DIR";
 /// The shim binary's path, for the plugin's links to point at.
 pub const ENV_SHIM: &str = "MAKESCOPE_SHIM";
+/// The seccomp program the shim's child installs (`struct sock_filter` array).
+pub const ENV_FILTER: &str = "MAKESCOPE_FILTER";
 /// The directory of links to the shim: `<dir>/abs/bin/bash` runs `/bin/bash` through the
 /// shim, `<dir>/rel/bash` runs `bash` (found on PATH).
 pub const ENV_SHELL_DIR: &str = "MAKESCOPE_SHELL_DIR";

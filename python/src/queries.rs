@@ -37,9 +37,9 @@ fn rows<T>(
     params: impl rusqlite::Params,
     f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>, StoreError> {
-    let wrap = |source| StoreError::Sqlite {
+    let wrap = |error| StoreError::Sqlite {
         path: store.path().to_owned(),
-        source,
+        error,
     };
     let mut st = store.connection().prepare_cached(sql).map_err(wrap)?;
     let mapped = st.query_map(params, f).map_err(wrap)?;

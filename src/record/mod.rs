@@ -35,6 +35,8 @@ use crate::util::now_ns;
 
 /// The plugin, built by build.rs and carried inside the binary.
 static PLUGIN: &[u8] = include_bytes!(env!("MAKESCOPE_PLUGIN_SO"));
+/// The shim (src/shim/shim.c, linked statically by build.rs), carried the same way.
+static SHIM: &[u8] = include_bytes!(env!("MAKESCOPE_SHIM_BIN"));
 
 static MAKE_PID: AtomicI32 = AtomicI32::new(0);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -225,6 +227,7 @@ struct Runtime {
     socket: PathBuf,
     plugin: PathBuf,
     shim: PathBuf,
+    filter: PathBuf,
     shell_dir: PathBuf,
 }
 
@@ -249,10 +252,17 @@ impl Runtime {
         let shell_dir = dir.join("sh");
         std::fs::create_dir(&shell_dir)
             .with_context(|| format!("cannot create {}", shell_dir.display()))?;
+        let shim = dir.join("makescope-shim");
+        write_executable(&shim, SHIM)?;
+        // The seccomp program, built once here; the shim's child installs it.
+        let filter = dir.join("filter.bpf");
+        std::fs::write(&filter, crate::trace::Filter::default().program_bytes())
+            .with_context(|| format!("cannot write {}", filter.display()))?;
         Ok(Runtime {
             socket: dir.join("sock"),
             plugin,
-            shim: shim_binary()?,
+            shim,
+            filter,
             shell_dir,
             dir,
         })
@@ -265,24 +275,16 @@ impl Drop for Runtime {
     }
 }
 
-/// `makescope-shim` lives beside the `makescope` binary.
-fn shim_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("cannot find the makescope binary")?;
-    let shim = exe.with_file_name("makescope-shim");
-    if shim.exists() {
-        return Ok(shim);
-    }
-    // `cargo test` runs us from target/debug/deps sometimes; the shim is one level up.
-    if let Some(parent) = exe.parent().and_then(Path::parent) {
-        let shim = parent.join("makescope-shim");
-        if shim.exists() {
-            return Ok(shim);
-        }
-    }
-    bail!(
-        "makescope-shim is missing: it must be installed beside {}",
-        exe.display()
-    )
+fn write_executable(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o755)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::io::Write::write_all(&mut file, bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 extern "C" fn on_signal(signal: libc::c_int) {
@@ -327,6 +329,7 @@ fn run_make(
         .env(protocol::ENV_SOCK, &runtime.socket)
         .env(protocol::ENV_SHIM, &runtime.shim)
         .env(protocol::ENV_SHELL_DIR, &runtime.shell_dir)
+        .env(protocol::ENV_FILTER, &runtime.filter)
         .env(
             protocol::ENV_TRACE,
             if options.no_trace { "0" } else { "1" },

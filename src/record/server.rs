@@ -899,32 +899,8 @@ unsafe fn received_fd(msg: &libc::msghdr) -> Option<OwnedFd> {
 }
 
 /// Listeners whose processes outlived the build (daemons a recipe started) must keep
-/// being answered, or their system calls would fail once we exit: hand them to a
-/// detached `makescope-shim --makescope-tail` that answers until the last one is gone.
+/// being answered, or their system calls would fail once we exit: a detached process
+/// answers them (recording nothing) until the last one is gone.
 pub(crate) fn keep_answering(listeners: Vec<OwnedFd>) {
-    if listeners.is_empty() {
-        return;
-    }
-    let Ok(shim) = super::shim_binary() else {
-        return;
-    };
-    let mut command = std::process::Command::new(shim);
-    command.arg("--makescope-tail");
-    for fd in &listeners {
-        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) };
-        command.arg(fd.as_raw_fd().to_string());
-    }
-    use std::os::unix::process::CommandExt;
-    unsafe {
-        command.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let _ = command
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .env_remove(protocol::ENV_CTX)
-        .spawn();
+    let _ = trace::detach(listeners);
 }

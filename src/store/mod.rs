@@ -101,16 +101,16 @@ pub enum StoreError {
     #[error("no record at {path} (run `makescope make` first, or pass --db)")]
     Missing { path: PathBuf },
     /// The file could not be opened or created.
-    #[error("cannot open the record {path}: {source}")]
+    #[error("cannot open the record {path}: {error}")]
     Open {
         path: PathBuf,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     /// The record's directory could not be created.
-    #[error("cannot create the record's directory {path}: {source}")]
+    #[error("cannot create the record's directory {path}: {error}")]
     CreateDir {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A SQLite database, but not one makescope wrote.
     #[error("{path} is not a makescope record (application_id {found:#x})")]
@@ -129,10 +129,10 @@ pub enum StoreError {
     #[error("cannot write the record {path}: {detail}")]
     ReadOnly { path: PathBuf, detail: String },
     /// Any other SQLite failure.
-    #[error("record {path}: {source}")]
+    #[error("record {path}: {error}")]
     Sqlite {
         path: PathBuf,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
 }
 
@@ -154,9 +154,9 @@ impl Store {
     /// Open a record for writing, creating it (and its directory) if needed.
     pub fn open_write(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            std::fs::create_dir_all(dir).map_err(|error| StoreError::CreateDir {
                 path: dir.to_owned(),
-                source,
+                error,
             })?;
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -300,7 +300,7 @@ fn open_error(path: &Path, source: rusqlite::Error) -> StoreError {
         rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::CannotOpen => {
             StoreError::Open {
                 path: path.to_owned(),
-                source,
+                error: source,
             }
         }
         _ => classify(path, source),
@@ -322,7 +322,7 @@ fn classify(path: &Path, source: rusqlite::Error) -> StoreError {
         }
         _ => StoreError::Sqlite {
             path: path.to_owned(),
-            source,
+            error: source,
         },
     }
 }

@@ -193,6 +193,19 @@ impl Filter {
         }
     }
 
+    /// The program as the kernel's `struct sock_filter` array, for a process that
+    /// installs it without this crate (the C shim reads it from a file).
+    pub fn program_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.program.len() * 8);
+        for instruction in &self.program {
+            bytes.extend_from_slice(&instruction.code.to_ne_bytes());
+            bytes.push(instruction.jt);
+            bytes.push(instruction.jf);
+            bytes.extend_from_slice(&instruction.k.to_ne_bytes());
+        }
+        bytes
+    }
+
     /// Install the filter in the calling thread (`PR_SET_NO_NEW_PRIVS` first) and return
     /// the listener (close-on-exec). Async-signal-safe: no allocation, no locks.
     ///

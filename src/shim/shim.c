@@ -1,0 +1,551 @@
+/* makescope-shim: what make runs instead of the makefile's shell, once per recipe line.
+ *
+ * The plugin sets every target's SHELL to a link to this program whose path spells the
+ * makefile's SHELL (`<dir>/abs/bin/bash`), so make runs `<dir>/abs/bin/bash -c 'CMD'`
+ * and the shim knows the real shell from its argv[0]. If MAKESCOPE_CTX says this is a
+ * recipe line of the make that is our parent, the shim tells the recorder, runs the
+ * real shell with its output on pipes (in a child that first installs the seccomp
+ * filter and hands its listener to the recorder), and reports output, status and
+ * resources. Anything else (`$(shell …)`, a recipe's own `$(SHELL) script`) execs the
+ * real shell straight away. The shell gets the same arguments, environment (less our
+ * SHELL link) and file descriptors it would get from make: the jobserver keeps working.
+ *
+ * Why C, linked statically: it runs for every recipe line, and a dynamically linked
+ * program costs ~0.9 ms just to start on these machines, a static one ~0.1 ms. The
+ * seccomp program itself is built by the recorder (src/trace/filter.rs) and read from
+ * MAKESCOPE_FILTER. The message format mirrors src/protocol.rs; the job context,
+ * `runs_make` and the real-shell rule mirror it too: change both or neither.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+enum { COMMAND_START = 10, OUTPUT = 11, COMMAND_END = 12, LISTENER = 13, TRACE_REFUSED = 14, SUB_MAKE = 15 };
+#define MAX_MESSAGE (60 * 1024)
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS 0x40082104
+#endif
+
+static volatile pid_t child_pid;
+
+/* ---- messages ---------------------------------------------------------------------- */
+
+struct msg { char *data; size_t len, cap; };
+
+static void msg_start (struct msg *m, int kind)
+{
+  m->cap = 4096;
+  m->len = 0;
+  m->data = malloc (m->cap);
+  if (!m->data)
+    abort ();
+  m->data[m->len++] = (char) kind;
+}
+static void put (struct msg *m, const void *data, size_t len)
+{
+  uint32_t n = (uint32_t) len;
+  if (m->len + 4 + len > m->cap)
+    {
+      m->cap = (m->len + 4 + len) * 2;
+      m->data = realloc (m->data, m->cap);
+      if (!m->data)
+        abort ();
+    }
+  memcpy (m->data + m->len, &n, 4);
+  if (len)
+    memcpy (m->data + m->len + 4, data, len);
+  m->len += 4 + len;
+}
+static void put_str (struct msg *m, const char *s) { put (m, s, s ? strlen (s) : 0); }
+static void put_num (struct msg *m, long long n)
+{
+  char b[32];
+  put (m, b, (size_t) snprintf (b, sizeof b, "%lld", n));
+}
+static int send_msg (int sock, struct msg *m)
+{
+  ssize_t n = send (sock, m->data, m->len, MSG_NOSIGNAL);
+  return n < 0 ? -errno : 0;
+}
+
+static long long now_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  return (long long) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- the job context (MAKESCOPE_CTX, see JobContext in src/protocol.rs) ------------ */
+
+struct context { long make_pid; const char *target; size_t target_len; const char *make; size_t make_len; };
+
+static int parse_context (const char *value, struct context *c)
+{
+  const char *field[11];
+  size_t len[11];
+  int n = 0;
+  const char *p = value;
+  while (n < 11)
+    {
+      const char *end = strchr (p, '\x1f');
+      field[n] = p;
+      len[n] = end ? (size_t) (end - p) : strlen (p);
+      n++;
+      if (!end)
+        break;
+      p = end + 1;
+    }
+  if (n < 10 || len[0] != 1 || field[0][0] != '1')
+    return -1;
+  c->make_pid = strtol (field[1], NULL, 10);
+  c->target = field[3];
+  c->target_len = len[3];
+  c->make = n > 10 ? field[10] : "";
+  c->make_len = n > 10 ? len[10] : 0;
+  return 0;
+}
+
+/* Whether COMMAND runs MAKE (the value of $(MAKE)) as a command word. */
+static int is_boundary (int c) { return c == 0 || strchr (" \t\n;&|()`'\"=", c) != NULL; }
+static int runs_make (const char *command, const char *make, size_t make_len)
+{
+  if (!make_len)
+    return 0;
+  int make_has_slash = memchr (make, '/', make_len) != NULL;
+  for (const char *p = command; (p = memmem (p, strlen (p), make, make_len)); p++)
+    {
+      int before = p == command ? 0 : (unsigned char) p[-1];
+      int before_ok = is_boundary (before) || (before == '/' && !make_has_slash);
+      if (before_ok && is_boundary ((unsigned char) p[make_len]))
+        return 1;
+    }
+  return 0;
+}
+
+/* make runs a recipe line without a shell when SHELL is /bin/sh and the line needs none
+   (job.c's construct_command_argv_internal); so do we, a conservative subset of it. */
+static char **simple_command (char **argv, int argc)
+{
+  static const char *builtins[] = {
+    ".", ":", "alias", "bg", "break", "case", "cd", "command", "continue", "eval", "exec", "exit", "export",
+    "fc", "fg", "for", "getopts", "hash", "if", "jobs", "login", "logout", "read", "readonly", "return",
+    "set", "shift", "test", "trap", "type", "ulimit", "umask", "unalias", "unset", "wait", "while", NULL };
+  if (argc != 3 || strcmp (argv[0], "/bin/sh") || (strcmp (argv[1], "-c") && strcmp (argv[1], "-ec")))
+    return NULL;
+  const char *command = argv[2];
+  if (strpbrk (command, "#;\"*?[]&|<>(){}$`^~!'\\=%\n\r"))
+    return NULL;
+  char *copy = strdup (command);
+  char **words = calloc (strlen (command) / 2 + 2, sizeof *words);
+  int n = 0;
+  for (char *save = NULL, *w = strtok_r (copy, " \t", &save); w; w = strtok_r (NULL, " \t", &save))
+    words[n++] = w;
+  if (!n)
+    return NULL;
+  for (const char **b = builtins; *b; b++)
+    if (!strcmp (words[0], *b))
+      return NULL;
+  return words;
+}
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+static void exec_or_die (char **argv)
+{
+  execvp (argv[0], argv);
+  fprintf (stderr, "make: %s: %s\n", argv[0], strerror (errno));
+  _exit (127);
+}
+
+/* If the makefile exports SHELL, make put our link in the environment: give the command
+   the makefile's shell instead. */
+static const char *real_shell (const char *dir, const char *path)
+{
+  size_t n = strlen (dir);
+  if (!dir[0] || strncmp (path, dir, n))
+    return NULL;
+  const char *rest = path + n;
+  if (!strncmp (rest, "/abs/", 5))
+    return rest + 4;
+  if (!strncmp (rest, "/rel/", 5) && rest[5])
+    return rest + 5;
+  return NULL;
+}
+static void restore_shell_variable (const char *dir)
+{
+  const char *shell = getenv ("SHELL");
+  const char *real = shell ? real_shell (dir, shell) : NULL;
+  if (real)
+    setenv ("SHELL", real, 1);
+}
+
+static int connect_recorder (const char *path)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  if (!path || strlen (path) >= sizeof addr.sun_path)
+    return -1;
+  strcpy (addr.sun_path, path);
+  int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
+    {
+      close (fd);
+      fd = -1;
+    }
+  return fd;
+}
+
+static void write_all (int fd, const char *p, size_t n)
+{
+  while (n)
+    {
+      ssize_t w = write (fd, p, n);
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w <= 0)
+        return;
+      p += w;
+      n -= (size_t) w;
+    }
+}
+
+static void forward (int sig)
+{
+  if (child_pid > 0)
+    kill (child_pid, sig);
+}
+
+/* ---- tracing (in the child) ------------------------------------------------------- */
+
+static int send_fd (int sock, struct msg *m, int fd)
+{
+  char control[CMSG_SPACE (sizeof (int))];
+  memset (control, 0, sizeof control);
+  struct iovec iov = { .iov_base = m->data, .iov_len = m->len };
+  struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control };
+  struct cmsghdr *c = CMSG_FIRSTHDR (&h);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN (sizeof (int));
+  memcpy (CMSG_DATA (c), &fd, sizeof fd);
+  return sendmsg (sock, &h, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+/* Install the recorder's filter (read from MAKESCOPE_FILTER) and hand the listener over.
+   Returns 0, or an errno. */
+static int start_tracing (int sock)
+{
+  const char *path = getenv ("MAKESCOPE_FILTER");
+  int fd = path ? open (path, O_RDONLY | O_CLOEXEC) : -1;
+  if (fd < 0)
+    return errno ? errno : ENOENT;
+  static struct sock_filter program[4096];
+  ssize_t n = read (fd, program, sizeof program);
+  close (fd);
+  if (n <= 0 || n % (ssize_t) sizeof program[0])
+    return EINVAL;
+  struct sock_fprog prog = { .len = (unsigned short) (n / (ssize_t) sizeof program[0]), .filter = program };
+  if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+    return errno;
+  long listener = syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                           SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
+  if (listener < 0 && errno == EINVAL)
+    listener = syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+  if (listener < 0)
+    return errno;
+  uint64_t flags = 1; /* SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, 6.6+; only a speed-up */
+  ioctl ((int) listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags);
+  struct msg m;
+  msg_start (&m, LISTENER);
+  put_num (&m, getpid ());
+  int error = send_fd (sock, &m, (int) listener);
+  close ((int) listener);
+  setenv ("MAKESCOPE_TRACED", "1", 1);
+  return error < 0 ? -error : 0;
+}
+
+/* ---- the command ------------------------------------------------------------------- */
+
+static void pump_output (int sock, pid_t child, int out, int err, int tee)
+{
+  int pidfd = (int) syscall (SYS_pidfd_open, child, 0);
+  struct pollfd fds[3] = { { out, POLLIN, 0 }, { err, POLLIN, 0 }, { pidfd, POLLIN, 0 } };
+  static char buffer[MAX_MESSAGE - 64];
+  int exited = pidfd < 0, open_pipes = 2;
+  while (open_pipes > 0)
+    {
+      int ready = poll (fds, 3, exited ? 100 : -1);
+      if (ready < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          break;
+        }
+      if (ready == 0)
+        break;  /* the child is gone and nothing more came: someone else holds the pipe */
+      if (fds[2].revents)
+        {
+          exited = 1;
+          fds[2].fd = -1;
+        }
+      for (int i = 0; i < 2; i++)
+        {
+          if (!fds[i].revents)
+            continue;
+          ssize_t n = read (fds[i].fd, buffer, sizeof buffer);
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n <= 0)
+            {
+              fds[i].fd = -1;
+              open_pipes--;
+              continue;
+            }
+          if (tee)
+            write_all (i + 1, buffer, (size_t) n);
+          struct msg m;
+          msg_start (&m, OUTPUT);
+          put (&m, i == 0 ? "1" : "2", 1);
+          put (&m, buffer, (size_t) n);
+          send_msg (sock, &m);
+          free (m.data);
+        }
+    }
+  if (pidfd >= 0)
+    close (pidfd);
+}
+
+/* Processes the command left running (orphans reparented to us as subreaper). */
+static void put_left_behind (struct msg *m)
+{
+  char path[64], line[4096];
+  snprintf (path, sizeof path, "/proc/%d/task/%d/children", (int) getpid (), (int) getpid ());
+  FILE *f = fopen (path, "re");
+  struct msg list = { 0 };
+  list.data = malloc (list.cap = 256);
+  if (f)
+    {
+      int pid;
+      while (fscanf (f, "%d", &pid) == 1)
+        {
+          char cmd[64];
+          snprintf (cmd, sizeof cmd, "/proc/%d/cmdline", pid);
+          int fd = open (cmd, O_RDONLY | O_CLOEXEC);
+          ssize_t n = fd >= 0 ? read (fd, line, sizeof line - 1) : 0;
+          if (fd >= 0)
+            close (fd);
+          line[n > 0 ? n : 0] = 0;
+          char entry[4200];
+          int len = snprintf (entry, sizeof entry, "%s%d %s", list.len ? "\n" : "", pid, line);
+          if (list.len)
+            entry[0] = 0;  /* NUL-separated */
+          if (list.len + (size_t) len + 1 > list.cap)
+            list.data = realloc (list.data, list.cap = (list.len + (size_t) len + 1) * 2);
+          memcpy (list.data + list.len, entry, (size_t) len);
+          list.len += (size_t) len;
+        }
+      fclose (f);
+    }
+  put (m, list.data, list.len);
+  free (list.data);
+}
+
+static void put_environment (struct msg *m)
+{
+  size_t total = 0;
+  for (char **e = environ; *e; e++)
+    total += strlen (*e) + 1;
+  char *joined = malloc (total + 1), *p = joined;
+  for (char **e = environ; *e; e++)
+    {
+      size_t n = strlen (*e);
+      memcpy (p, *e, n);
+      p += n;
+      *p++ = 0;
+    }
+  put (m, joined, total ? total - 1 : 0);
+  free (joined);
+}
+
+static int run (char **argv, int argc, const char *ctx_raw, const struct context *ctx, int sock)
+{
+  const char *trace = getenv ("MAKESCOPE_TRACE"), *tee_env = getenv ("MAKESCOPE_TEE");
+  int tracing = trace && !strcmp (trace, "1");
+  int nested = getenv ("MAKESCOPE_TRACED") != NULL;
+  int tee = tee_env && !strcmp (tee_env, "1");
+
+  char cwd[8192];
+  if (!getcwd (cwd, sizeof cwd))
+    cwd[0] = 0;
+  char target[8192];
+  size_t tn = ctx->target_len < sizeof target - 1 ? ctx->target_len : sizeof target - 1;
+  memcpy (target, ctx->target, tn);
+  target[tn] = 0;
+  struct stat st;
+  int existed = tn > 0 && stat (target, &st) == 0;
+
+  for (int attempt = 0; attempt < 2; attempt++)
+    {
+      struct msg m;
+      msg_start (&m, COMMAND_START);
+      put_num (&m, getpid ());
+      put_str (&m, ctx_raw);
+      size_t total = 0;
+      for (int i = 0; i < argc; i++)
+        total += strlen (argv[i]) + 1;
+      char *joined = malloc (total + 1), *p = joined;
+      for (int i = 0; i < argc; i++)
+        {
+          size_t n = strlen (argv[i]);
+          memcpy (p, argv[i], n);
+          p += n;
+          *p++ = 0;
+        }
+      put (&m, joined, total ? total - 1 : 0);
+      free (joined);
+      put_str (&m, cwd);
+      if (attempt == 0)
+        put_environment (&m);
+      else
+        put (&m, "", 0);  /* too large for one message: the record keeps the rest */
+      put_num (&m, now_ns ());
+      put_num (&m, existed);
+      put_str (&m, nested ? "a" : "");
+      int error = send_msg (sock, &m);
+      free (m.data);
+      if (!error)
+        break;
+      if (error != -EMSGSIZE || attempt)
+        return -1;
+    }
+  if (nested)
+    {
+      /* Our child's accesses reach the recorder through an outer command's filter: it
+         must know us before the first of them arrives. */
+      char ack[16];
+      recv (sock, ack, sizeof ack, 0);
+    }
+
+  int out[2], err[2];
+  if (pipe2 (out, O_CLOEXEC) || pipe2 (err, O_CLOEXEC))
+    return -1;
+  prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  signal (SIGINT, SIG_IGN);
+  signal (SIGQUIT, SIG_IGN);
+  pid_t child = fork ();
+  if (child < 0)
+    return -1;
+  if (child == 0)
+    {
+      signal (SIGINT, SIG_DFL);
+      signal (SIGQUIT, SIG_DFL);
+      dup2 (out[1], 1);
+      dup2 (err[1], 2);
+      if (tracing && !nested)
+        {
+          if (runs_make (argv[argc - 1], ctx->make, ctx->make_len))
+            {
+              /* Leave the sub-make untraced: its own commands get their own filters. */
+              struct msg m;
+              msg_start (&m, SUB_MAKE);
+              send_msg (sock, &m);
+            }
+          else
+            {
+              int error = start_tracing (sock);
+              if (error)
+                {
+                  struct msg m;
+                  msg_start (&m, TRACE_REFUSED);
+                  put_str (&m, strerror (error));
+                  send_msg (sock, &m);
+                }
+            }
+        }
+      close (sock);
+      char **direct = simple_command (argv, argc);
+      exec_or_die (direct ? direct : argv);
+    }
+  child_pid = child;
+  signal (SIGTERM, forward);
+  signal (SIGHUP, forward);
+  close (out[1]);
+  close (err[1]);
+  pump_output (sock, child, out[0], err[0], tee);
+
+  int status = 0;
+  struct rusage usage;
+  memset (&usage, 0, sizeof usage);
+  while (wait4 (child, &status, 0, &usage) < 0 && errno == EINTR)
+    ;
+  struct msg m;
+  msg_start (&m, COMMAND_END);
+  put_num (&m, status);
+  put_num (&m, now_ns ());
+  put_num (&m, (long long) usage.ru_utime.tv_sec * 1000000 + usage.ru_utime.tv_usec);
+  put_num (&m, (long long) usage.ru_stime.tv_sec * 1000000 + usage.ru_stime.tv_usec);
+  put_num (&m, usage.ru_maxrss);
+  put_left_behind (&m);
+  send_msg (sock, &m);
+  close (sock);
+
+  if (WIFSIGNALED (status))
+    {
+      signal (WTERMSIG (status), SIG_DFL);
+      kill (getpid (), WTERMSIG (status));
+    }
+  return WIFEXITED (status) ? WEXITSTATUS (status) : 127;
+}
+
+int main (int argc, char **argv)
+{
+  const char *dir = getenv ("MAKESCOPE_SHELL_DIR");
+  const char *real = argc > 0 && dir ? real_shell (dir, argv[0]) : NULL;
+  if (real)
+    argv[0] = (char *) real;
+  else
+    {
+      argv++;
+      argc--;
+    }
+  if (argc < 1)
+    {
+      fprintf (stderr, "makescope-shim: run by make in place of SHELL; nothing to run\n");
+      return 127;
+    }
+  if (dir)
+    restore_shell_variable (dir);
+
+  const char *ctx_raw = getenv ("MAKESCOPE_CTX");
+  struct context ctx;
+  int ours = ctx_raw && parse_context (ctx_raw, &ctx) == 0 && ctx.make_pid == (long) getppid ();
+  int sock = ours ? connect_recorder (getenv ("MAKESCOPE_SOCK")) : -1;
+  if (sock < 0)
+    exec_or_die (argv);
+  int code = run (argv, argc, ctx_raw, &ctx, sock);
+  if (code < 0)
+    exec_or_die (argv);  /* the recorder is gone: run the command as make would */
+  return code;
+}
