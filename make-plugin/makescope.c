@@ -49,9 +49,10 @@ extern void print_file_data_base (void);
 int makescope_python_setup (const gmk_floc *floc) __attribute__ ((weak));
 
 enum { MAKE_START = 1, MAKE_END = 2, ACK = 20 };
-#define NEWER_MAX 16384
+#define NEWER_MAX 4096  /* $? travels in every process's environment: keep it small */
 
 static int sock = -1;
+static int make43;  /* the struct layouts above are make 4.3's: only then are they read */
 static const char *shim;
 static const char *shell_dir;
 static int silent;
@@ -152,7 +153,7 @@ static char *ctx_fn (const char *name, unsigned int argc, char **argv)
   char *flags = gmk_expand ("$(.SHELLFLAGS)");
   char *shell = global_expand ("$(SHELL)");
   char *make = gmk_expand ("$(MAKE)");
-  struct file43 *f = *target ? lookup_file (target) : NULL;
+  struct file43 *f = *target && make43 ? lookup_file (target) : NULL;
   const char *file = f && f->cmds && f->cmds->fileinfo.filenm ? f->cmds->fileinfo.filenm : "";
   unsigned long line = f && f->cmds ? f->cmds->fileinfo.lineno : 0;
   size_t newer_len = strlen (newer);
@@ -324,6 +325,9 @@ int makescope_gmk_setup (const gmk_floc *floc)
       return 0;
     }
   silent = getenv ("MAKESCOPE_SILENT") && !strcmp (getenv ("MAKESCOPE_SILENT"), "1");
+  char *version = gmk_expand ("$(MAKE_VERSION)");
+  make43 = !strcmp (version, "4.3");
+  gmk_free (version);
   sock = connect_recorder (path);
   if (sock < 0)
     return 1;   /* the recorder is gone (e.g. make run by hand inside a recipe) */

@@ -257,7 +257,8 @@ pub struct JobContext {
     pub job: u64,
     /// `$@`.
     pub target: Vec<u8>,
-    /// The makefile that holds the recipe.
+    /// The makefile that holds the recipe (empty unless make is 4.3, whose internals
+    /// the plugin reads for it).
     pub recipe_file: Vec<u8>,
     /// The recipe's first line in that makefile (0 when make does not know).
     pub recipe_line: u32,

@@ -544,6 +544,7 @@ impl Server {
         self.owners.insert(shim_pid, Owner::Command(id));
         self.roots.insert(shim_pid);
         let make_id = self.makes.get(&context.make_pid).copied();
+        let target_existed = m.number(6)? == 1;
         let nested = m.bytes(7)?.contains(&b'a');
         let info = CommandInfo {
             id,
@@ -570,8 +571,14 @@ impl Server {
             target: context.target,
             recipe_file: context.recipe_file,
             recipe_line: context.recipe_line as i64,
-            newer: context.newer,
-            target_existed: m.number(6)? == 1,
+            // For a target that did not exist `$?` is every prerequisite (hundreds of
+            // headers for a glibc object) and says nothing the flag does not.
+            newer: if target_existed {
+                context.newer
+            } else {
+                Vec::new()
+            },
+            target_existed,
             directory,
             shell,
             shell_flags: flags,

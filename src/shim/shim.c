@@ -146,7 +146,9 @@ static int runs_make (const char *command, const char *make, size_t make_len)
 }
 
 /* make runs a recipe line without a shell when SHELL is /bin/sh and the line needs none
-   (job.c's construct_command_argv_internal); so do we, a conservative subset of it. */
+   (job.c's construct_command_argv_internal); so do we, a conservative subset of it:
+   no quotes, backslashes or shell metacharacters anywhere, no assignment or builtin
+   as the first word. */
 static char **simple_command (char **argv, int argc)
 {
   static const char *builtins[] = {
@@ -156,14 +158,14 @@ static char **simple_command (char **argv, int argc)
   if (argc != 3 || strcmp (argv[0], "/bin/sh") || (strcmp (argv[1], "-c") && strcmp (argv[1], "-ec")))
     return NULL;
   const char *command = argv[2];
-  if (strpbrk (command, "#;\"*?[]&|<>(){}$`^~!'\\=%\n\r"))
+  if (strpbrk (command, "#;\"*?[]&|<>(){}$`^~!'\\\n\r"))
     return NULL;
   char *copy = strdup (command);
   char **words = calloc (strlen (command) / 2 + 2, sizeof *words);
   int n = 0;
   for (char *save = NULL, *w = strtok_r (copy, " \t", &save); w; w = strtok_r (NULL, " \t", &save))
     words[n++] = w;
-  if (!n)
+  if (!n || strchr (words[0], '='))
     return NULL;
   for (const char **b = builtins; *b; b++)
     if (!strcmp (words[0], *b))
