@@ -478,3 +478,27 @@ fn secrets_are_redacted() {
     assert!(text.contains("MY_API_TOKEN=<redacted>"), "{text}");
     assert!(!text.contains("hunter2"));
 }
+
+/// A make that cannot be started: one line, exit 2, and the build is still ended in the
+/// record (failed), never left `running`.
+#[test]
+fn make_program_missing() {
+    let t = Test::new().makefile("all:\n\ttrue\n").args([
+        "make",
+        "--no-trace",
+        "--make-program",
+        "/nonexistent/make",
+    ]);
+    let out = t.run();
+    out.code(2);
+    assert!(
+        out.stderr
+            .contains("makescope: error: cannot run /nonexistent/make"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        rows(&t.db(), "SELECT state, exit_code FROM build"),
+        vec![vec!["failed", "NULL"]]
+    );
+}

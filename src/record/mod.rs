@@ -91,7 +91,7 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
         tracing,
         keep_secrets: options.keep_secrets,
         mode: mode(options),
-        hooks: hooks_path(options),
+        hooks: crate::hooks::find(options.hooks.as_deref(), &top_directory),
         expected_total,
         // For people: relative to where they are, when it is below.
         db: config
@@ -126,11 +126,15 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
         .map_err(|_| anyhow::anyhow!("the event loop panicked"))?;
     server::keep_answering(leftovers);
 
-    let status = status?;
-    let signal = status.signal();
-    let exit_code = status.code();
+    // make may not even have started: the build still ends in the record, as failed.
+    let (signal, exit_code) = match &status {
+        Ok(status) => (status.signal(), status.code()),
+        Err(_) => (None, None),
+    };
     let interrupted = signal.is_some() || INTERRUPTED.load(Ordering::Relaxed);
-    let state = if interrupted {
+    let state = if status.is_err() {
+        "failed"
+    } else if interrupted {
         "interrupted"
     } else if exit_code == Some(0) {
         "complete"
@@ -158,6 +162,7 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
     writer
         .join()
         .map_err(|_| anyhow::anyhow!("the record's writer panicked"))??;
+    status?;
 
     if let Some(signal) = signal {
         // Die the way make died, so whoever ran us sees the same.
@@ -183,13 +188,6 @@ fn mode(options: &BuildOptions) -> Mode {
     } else {
         Mode::Concise
     }
-}
-
-fn hooks_path(options: &BuildOptions) -> Option<PathBuf> {
-    options.hooks.clone().or_else(|| {
-        let default = Path::new(".makescope").join("hooks.py");
-        default.exists().then_some(default)
-    })
 }
 
 /// Fail early, with what to do, when the kernel will not let us trace.
