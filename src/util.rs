@@ -77,39 +77,22 @@ pub fn redact_environment(entries: &[&[u8]]) -> Vec<u8> {
     }))
 }
 
-/// Lexically normalise an absolute path: no `.`, no `..`, no doubled slashes.
+/// Lexically normalise an absolute path: no `.`, no `..`, no doubled slashes (the
+/// tracer's rule, so queries and the record agree).
 pub fn normalize(path: &[u8]) -> Vec<u8> {
-    let mut parts: Vec<&[u8]> = Vec::new();
-    for part in path.split(|&b| b == b'/') {
-        match part {
-            b"" | b"." => {}
-            b".." => {
-                parts.pop();
-            }
-            _ => parts.push(part),
-        }
-    }
     let mut out = Vec::with_capacity(path.len());
-    for part in parts {
-        out.push(b'/');
-        out.extend_from_slice(part);
-    }
-    if out.is_empty() {
-        out.push(b'/');
-    }
+    crate::trace::path::normalize(path, &mut out);
     out
 }
 
 /// `path` made absolute against `base` and normalised.
 pub fn absolute(base: &[u8], path: &[u8]) -> Vec<u8> {
     if path.starts_with(b"/") {
-        normalize(path)
-    } else {
-        let mut joined = base.to_vec();
-        joined.push(b'/');
-        joined.extend_from_slice(path);
-        normalize(&joined)
+        return normalize(path);
     }
+    let mut joined = Vec::with_capacity(base.len() + path.len() + 1);
+    crate::trace::path::join(base, path, &mut joined);
+    normalize(&joined)
 }
 
 #[cfg(test)]

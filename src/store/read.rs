@@ -251,6 +251,17 @@ fn command_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
     })
 }
 
+fn access_row(r: &Row<'_>) -> rusqlite::Result<AccessRow> {
+    Ok(AccessRow {
+        command_id: r.get(0)?,
+        make_id: r.get(1)?,
+        path: get_bytes(r, 2)?.unwrap_or_default(),
+        kind: r.get(3)?,
+        count: r.get(4)?,
+        process_id: r.get(5)?,
+    })
+}
+
 fn process_row(r: &Row<'_>) -> rusqlite::Result<ProcessRow> {
     Ok(ProcessRow {
         id: r.get(0)?,
@@ -455,16 +466,7 @@ impl Store {
              FROM access a JOIN path p ON p.id = a.path_id JOIN access_kind k ON k.id = a.kind
              WHERE a.command_id = ?1 ORDER BY a.kind, p.path",
             [command_id],
-            |r| {
-                Ok(AccessRow {
-                    command_id: r.get(0)?,
-                    make_id: r.get(1)?,
-                    path: get_bytes(r, 2)?.unwrap_or_default(),
-                    kind: r.get(3)?,
-                    count: r.get(4)?,
-                    process_id: r.get(5)?,
-                })
-            },
+            access_row,
         )
     }
 
@@ -475,16 +477,7 @@ impl Store {
              FROM access a JOIN path p ON p.id = a.path_id JOIN access_kind k ON k.id = a.kind
              WHERE a.build_id = ?1 AND p.path = ?2 ORDER BY a.command_id, a.kind",
             params![build_id, Bytes(path)],
-            |r| {
-                Ok(AccessRow {
-                    command_id: r.get(0)?,
-                    make_id: r.get(1)?,
-                    path: get_bytes(r, 2)?.unwrap_or_default(),
-                    kind: r.get(3)?,
-                    count: r.get(4)?,
-                    process_id: r.get(5)?,
-                })
-            },
+            access_row,
         )
     }
 

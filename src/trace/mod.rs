@@ -21,7 +21,7 @@
 use std::os::fd::{FromRawFd, OwnedFd};
 
 mod filter;
-mod path;
+pub mod path;
 mod ring;
 mod run;
 mod supervisor;
