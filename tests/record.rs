@@ -502,3 +502,29 @@ fn make_program_missing() {
         vec![vec!["failed", "NULL"]]
     );
 }
+
+/// Environments are stored once per distinct content, without makescope's own per-job
+/// variables (which would make every command's environment unique).
+#[test]
+fn environments_are_shared() {
+    let t = Test::new()
+        .makefile("all: a b c\na b c:\n\t@echo $@\n")
+        .args(["make", "--no-trace"]);
+    t.run().success();
+    let db = t.db();
+    assert_eq!(rows(&db, "SELECT count(*) FROM command"), vec![vec!["3"]]);
+    assert_eq!(
+        rows(&db, "SELECT count(DISTINCT environment_id) FROM command"),
+        vec![vec!["1"]]
+    );
+    let env: Vec<u8> = db
+        .query_row("SELECT CAST(entries AS BLOB) FROM environment", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&env).contains("MAKESCOPE_"),
+        "{}",
+        String::from_utf8_lossy(&env)
+    );
+}

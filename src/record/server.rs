@@ -535,6 +535,12 @@ impl Server {
                 .take(argv.len().saturating_sub(1))
                 .skip(shell_words),
         );
+        // Our per-job variables are in the command's own columns; without them most
+        // commands of a make share one environment, which the record stores once.
+        let environment: Vec<&[u8]> = environment
+            .into_iter()
+            .filter(|e| !e.starts_with(b"MAKESCOPE_"))
+            .collect();
         let env = if self.setup.keep_secrets {
             protocol::join_nul(&environment)
         } else {
