@@ -2,7 +2,8 @@
 """Issue 3's oracle on a real build: every file a compiler's depfile names must be
 among the files the record says that compile read.
 
-For each recorded command that wrote a depfile (`-MD -MF X.dt` / `X.d`), read the
+For each recorded compile (a command with -MD, -MMD or -MF) that wrote a depfile
+(`-MD -MF X.dt` / `X.d`), read the
 depfile as it is on disk now (glibc rewrites `X.dt` into `X.d` with `$(common-objpfx)`
 for the build directory), take the first rule's prerequisites, make them absolute
 against the command's directory, and look them up among its `read` accesses.
@@ -32,7 +33,11 @@ def main():
     ).fetchall()
     checked = missing_total = commands = 0
     examples = []
+    compile_flags = ("-MD", "-MMD", "-MF")
     for command_id, depfile, directory in writers:
+        text_of_command = db.execute("SELECT command FROM command WHERE id = ?", (command_id,)).fetchone()[0]
+        if not any(flag in text_of_command.split() for flag in compile_flags):
+            continue  # not a compile: e.g. glibc's sed that rewrites X.dt into X.d
         final = depfile[:-1] if depfile.endswith(".dt") else depfile
         try:
             text = open(final, encoding="utf-8", errors="surrogateescape").read()

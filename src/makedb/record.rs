@@ -42,8 +42,21 @@ pub fn makes(db: &Path, build: Option<i64>) -> Result<(i64, Vec<RecordedMake>)> 
                 .id
         }
     };
+    let all = store.makes(build)?;
+    // make re-executes itself after remaking its makefiles: the later image (same pid,
+    // directory and arguments) has the complete database, the earlier one none.
+    let restarted = |i: usize| {
+        all[i + 1..].iter().any(|later| {
+            later.pid == all[i].pid
+                && later.directory == all[i].directory
+                && later.argv == all[i].argv
+        })
+    };
     let mut makes = Vec::new();
-    for make in store.makes(build)? {
+    for (i, make) in all.iter().cloned().enumerate() {
+        if restarted(i) {
+            continue;
+        }
         let env = match make.parent_command_id {
             Some(id) => store.command(id)?.map(|c| c.env),
             None => None,

@@ -170,7 +170,15 @@ pub fn listing_args(argv: &[OsString]) -> Vec<OsString> {
 /// MAKEFLAGS from a recorded environment, without the jobserver and the flags that
 /// would make a listing unsafe.
 pub fn clean_makeflags(value: &OsStr) -> OsString {
-    let text = value.to_string_lossy();
+    let mut text = value.to_string_lossy().into_owned();
+    // The recorded build loaded makescope's plugin from a run directory that is gone
+    // (`--eval=load\ /tmp/makescope-…/makescope.so`, space escaped): never load it here.
+    while let Some(start) = text.find("--eval=load\\ ") {
+        let Some(end) = text[start..].find("makescope.so") else {
+            break;
+        };
+        text.replace_range(start..start + end + "makescope.so".len(), "");
+    }
     let mut words: Vec<String> = Vec::new();
     for (i, word) in text.split(' ').enumerate() {
         if word.starts_with("--jobserver") || word.starts_with("-j") || word.is_empty() {
@@ -195,6 +203,12 @@ mod tests {
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_recorded_builds_plugin_is_not_loaded() {
+        let flags = OsStr::new("r --eval=load\\ /tmp/makescope-AbC123/makescope.so -- subdir=elf");
+        assert_eq!(clean_makeflags(flags), OsString::from("r -- subdir=elf"));
     }
 
     #[test]

@@ -475,6 +475,18 @@ impl Server {
         let pid = m.number(0)? as i32;
         let ppid = m.number(1)? as i32;
         let context = JobContext::parse(m.bytes(5)?);
+        // make re-executes itself after remaking its makefiles (glibc does, often): the
+        // same pid announces itself again, and the earlier image never said goodbye.
+        if let Some(previous) = self.makes.get(&pid).copied() {
+            self.flush_accesses(Owner::Make(previous));
+            let end = MakeEnd {
+                ended_ns: m.number(6)?,
+                default_goal: Vec::new(),
+                makefiles: Vec::new(),
+                makedb_path: None,
+            };
+            self.write(Write::MakeEnd(previous, end));
+        }
         let id = self.ids.make;
         self.ids.make += 1;
         // The recipe that ran this make: the nearest ancestor that is a command.
