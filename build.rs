@@ -5,6 +5,9 @@ use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
+/// How every C part is compiled.
+const C_FLAGS: &[&str] = &["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"];
+
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let plugin = out.join("makescope.so");
@@ -21,15 +24,8 @@ fn main() {
     let libpython = libpython();
     let cc = env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&cc)
-        .args([
-            "-shared",
-            "-fPIC",
-            "-O2",
-            "-Wall",
-            "-Wextra",
-            "-Wno-unused-parameter",
-            "-std=gnu11",
-        ])
+        .args(["-shared", "-fPIC"])
+        .args(C_FLAGS)
         .arg(format!("-DMAKESCOPE_LIBPYTHON=\"{libpython}\""))
         .args(python_includes())
         .arg("-o")
@@ -41,6 +37,24 @@ fn main() {
     assert!(status.success(), "building the make plugin failed");
     println!("cargo:rustc-env=MAKESCOPE_PLUGIN_SO={}", plugin.display());
     build_shim(&cc, &out);
+    build_preload(&cc, &out);
+}
+
+/// The tracer's in-process fast path (`src/trace/preload.c`): a small shared object
+/// preloaded into traced commands' dynamically linked programs.
+fn build_preload(cc: &str, out: &std::path::Path) {
+    let so = out.join("makescope-preload.so");
+    println!("cargo:rerun-if-changed=src/trace/preload.c");
+    let status = Command::new(cc)
+        .args(["-shared", "-fPIC"])
+        .args(C_FLAGS)
+        .arg("-o")
+        .arg(&so)
+        .arg("src/trace/preload.c")
+        .status()
+        .unwrap_or_else(|e| panic!("running {cc} to build the preload helper: {e}"));
+    assert!(status.success(), "building the preload helper failed");
+    println!("cargo:rustc-env=MAKESCOPE_PRELOAD_SO={}", so.display());
 }
 
 /// The shim runs once per recipe line: linked statically it starts in about a tenth of
@@ -50,13 +64,7 @@ fn build_shim(cc: &str, out: &std::path::Path) {
     println!("cargo:rerun-if-changed=src/shim/shim.c");
     let build = |extra: &[&str]| {
         Command::new(cc)
-            .args([
-                "-O2",
-                "-Wall",
-                "-Wextra",
-                "-Wno-unused-parameter",
-                "-std=gnu11",
-            ])
+            .args(C_FLAGS)
             .args(extra)
             .arg("-o")
             .arg(&shim)

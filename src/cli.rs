@@ -54,6 +54,10 @@ pub struct BuildOptions {
     /// Record commands but not the files they touch (no seccomp tracing).
     #[arg(long)]
     pub no_trace: bool,
+    /// Trace by trapping every file system call, without the in-process helper that
+    /// serves the common ones (LD_PRELOAD): slower; for programs that refuse preloading.
+    #[arg(long, conflicts_with = "no_trace")]
+    pub trap_only: bool,
     /// Pass make's own output through unchanged (still recorded).
     #[arg(long, conflicts_with_all = ["verbose", "quiet"])]
     pub plain: bool,

@@ -32,6 +32,9 @@ pub const ENV_MAKEDB_DIR: &str = "MAKESCOPE_MAKEDB_DIR";
 pub const ENV_SHIM: &str = "MAKESCOPE_SHIM";
 /// The seccomp program the shim's child installs (`struct sock_filter` array).
 pub const ENV_FILTER: &str = "MAKESCOPE_FILTER";
+/// The tracer's in-process helper (`src/trace/preload.c`) the shim preloads into traced
+/// commands; unset or empty: every traced call is trapped.
+pub const ENV_PRELOAD: &str = "MAKESCOPE_PRELOAD";
 /// The directory of links to the shim: `<dir>/abs/bin/bash` runs `/bin/bash` through the
 /// shim, `<dir>/rel/bash` runs `bash` (found on PATH).
 pub const ENV_SHELL_DIR: &str = "MAKESCOPE_SHELL_DIR";
@@ -229,6 +232,30 @@ pub fn split_nul(bytes: &[u8]) -> Vec<&[u8]> {
     bytes.split(|&b| b == 0).collect()
 }
 
+/// An `LD_PRELOAD=…` environment entry without the tracer's `helper` (which the shim
+/// appended): `None` when nothing else is left, so the entry is dropped.
+pub fn without_preload(entry: &[u8], helper: &[u8]) -> Option<Vec<u8>> {
+    let value = entry.strip_prefix(b"LD_PRELOAD=").unwrap_or(entry);
+    let kept: Vec<&[u8]> = value
+        .split(|&b| b == b' ' || b == b':')
+        .filter(|w| !w.is_empty() && *w != helper)
+        .collect();
+    if kept.len()
+        == value
+            .split(|&b| b == b' ' || b == b':')
+            .filter(|w| !w.is_empty())
+            .count()
+    {
+        return Some(entry.to_vec());
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    let mut out = b"LD_PRELOAD=".to_vec();
+    out.extend_from_slice(&kept.join(&b' '));
+    Some(out)
+}
+
 /// Join items with NUL separators.
 pub fn join_nul<I, T>(items: I) -> Vec<u8>
 where
@@ -304,6 +331,26 @@ impl JobContext {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_helper_leaves_recorded_preloads() {
+        let helper = b"/tmp/makescope-x/makescope-preload.so";
+        assert_eq!(
+            without_preload(b"LD_PRELOAD=/tmp/makescope-x/makescope-preload.so", helper),
+            None
+        );
+        assert_eq!(
+            without_preload(
+                b"LD_PRELOAD=libasan.so.8 /tmp/makescope-x/makescope-preload.so",
+                helper
+            ),
+            Some(b"LD_PRELOAD=libasan.so.8".to_vec())
+        );
+        assert_eq!(
+            without_preload(b"LD_PRELOAD=a.so:b.so", helper),
+            Some(b"LD_PRELOAD=a.so:b.so".to_vec())
+        );
+    }
+
     use super::*;
 
     #[test]

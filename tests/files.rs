@@ -283,3 +283,179 @@ fn reused_pids_belong_to_their_new_command() {
         "the reused pid's files went to {owners:?}"
     );
 }
+
+/// The files of `target` in the last build, kind by kind, as `show --json` lists them,
+/// without the compiler's randomly named temporary files.
+fn files_of(t: &Test, target: &str) -> Vec<(String, String)> {
+    let shown = t.then(["show", target, "--json"]).json();
+    let mut files = Vec::new();
+    for (kind, paths) in shown["files"].as_object().expect("files") {
+        for path in paths.as_array().unwrap() {
+            let path = path.as_str().unwrap().to_string();
+            let name = path.rsplit('/').next().unwrap_or("");
+            if path.starts_with("/tmp/") && name.starts_with("cc") {
+                continue;
+            }
+            files.push((kind.clone(), path));
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The in-process fast path records what trapping every call records: a compile with
+/// include-path searches and a shell pipeline, once each way, give the same files with
+/// the same kinds; and the fast path really served most of the calls.
+#[test]
+fn fast_path_records_what_trapping_records() {
+    let t = Test::new()
+        .file("inc/a/one.h", "#define ONE 1\n")
+        .file("inc/b/two.h", "#include \"three.h\"\n#define TWO 2\n")
+        .file("inc/b/three.h", "#define THREE 3\n")
+        .file("main.c", "#include <one.h>\n#include <two.h>\n#include <stdio.h>\nint main(void) { return ONE + TWO + THREE; }\n")
+        .file("in.txt", "hello\n")
+        .makefile(
+            "all: main.o out.txt\n\
+             main.o: main.c\n\tgcc -Iinc/x -Iinc/a -Iinc/b -c main.c -o main.o\n\
+             out.txt: in.txt\n\tcat in.txt | tr a-z A-Z > out.txt; test -e missing.txt || ls inc > /dev/null\n",
+        )
+        .env("MAKESCOPE_TRACE_STATS", "1")
+        // cargo's test environment lists several library directories: the dynamic
+        // loader's searches through them are trapped (it runs before any helper) and
+        // would swamp these numbers.
+        .env("LD_LIBRARY_PATH", "")
+        .args(["make"]);
+    let fast = t.run();
+    fast.success();
+    let stats = fast.stderr.clone();
+    let served: u64 = stats
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ring="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let trapped_opens: u64 = stats
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("openat="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        served > trapped_opens,
+        "the fast path served too little: {stats}"
+    );
+    let fast_compile = files_of(&t, "main.o");
+    let fast_pipe = files_of(&t, "out.txt");
+
+    std::fs::remove_file(t.path().join("main.o")).unwrap();
+    std::fs::remove_file(t.path().join("out.txt")).unwrap();
+    let mut again = t.command();
+    again
+        .arg("--trap-only")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let trapped = common::run_with_timeout(again, std::time::Duration::from_secs(120));
+    trapped.success();
+    let stats = trapped.stderr.clone();
+    assert!(
+        !stats.contains("ring="),
+        "--trap-only used the fast path: {stats}"
+    );
+    assert_eq!(fast_compile, files_of(&t, "main.o"));
+    assert_eq!(fast_pipe, files_of(&t, "out.txt"));
+    let has = |files: &[(String, String)], kind: &str, end: &str| {
+        files.iter().any(|(k, p)| k == kind && p.ends_with(end))
+    };
+    assert!(
+        has(&fast_compile, "probe", "/inc/a/two.h"),
+        "{fast_compile:?}"
+    );
+    assert!(
+        has(&fast_compile, "read", "/inc/a/one.h"),
+        "{fast_compile:?}"
+    );
+    assert!(
+        has(&fast_compile, "read", "/inc/b/three.h"),
+        "{fast_compile:?}"
+    );
+    assert!(has(&fast_pipe, "read", "/in.txt"), "{fast_pipe:?}");
+    assert!(has(&fast_pipe, "probe", "/missing.txt"), "{fast_pipe:?}");
+    assert!(
+        !fast_compile
+            .iter()
+            .any(|(_, p)| p.contains("makescope-preload")),
+        "the helper itself is not the command's file: {fast_compile:?}"
+    );
+}
+
+/// The helper goes after a command's own LD_PRELOAD, and the recorded environment does
+/// not show it.
+#[test]
+fn fast_path_keeps_the_commands_own_preload() {
+    let t = Test::new()
+        .makefile("export LD_PRELOAD = libc.so.6\nseen.txt:\n\tprintenv LD_PRELOAD > seen.txt\n")
+        .args(["make"]);
+    t.run().success();
+    let seen = std::fs::read_to_string(t.path().join("seen.txt")).unwrap();
+    assert!(
+        seen.starts_with("libc.so.6 ") && seen.trim_end().ends_with("/makescope-preload.so"),
+        "{seen}"
+    );
+    let db = t.db();
+    let preloads = rows(
+        &db,
+        "SELECT count(*) FROM environment WHERE instr(entries, CAST('makescope-preload' AS BLOB)) > 0",
+    );
+    assert_eq!(preloads[0][0], "0");
+    let kept = rows(
+        &db,
+        "SELECT count(*) FROM environment WHERE instr(entries, CAST('LD_PRELOAD=libc.so.6' AS BLOB)) > 0",
+    );
+    assert_eq!(kept[0][0], "1");
+}
+
+/// A process that closed the ring and got its descriptor number back for a file of its
+/// own: the helper in the programs it runs must leave that file alone (and tracing falls
+/// back to trapping, so nothing is lost).
+#[test]
+fn fast_path_never_writes_into_a_reused_descriptor() {
+    let source = r#"
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int main(void) {
+    const char *ring = getenv("MAKESCOPE_TRACE_RING");
+    if (!ring) return 3;
+    int n = atoi(ring);
+    close(n);
+    int fd = open("victim.bin", O_RDWR);
+    if (fd < 0 || dup2(fd, n) != n) return 4;
+    if (fd != n) close(fd);
+    execl("/bin/cat", "cat", "in.txt", (char *)0);
+    return 5;
+}
+"#;
+    let t = Test::new()
+        .file("reuse.c", source)
+        .file("in.txt", "hello\n")
+        .file("victim.bin", vec![b'A'; 1 << 20])
+        .makefile(
+            "all: reuse\n\t./reuse > out.txt\n\
+             reuse: reuse.c\n\tgcc -O1 -o $@ $<\n",
+        )
+        .args(["make"]);
+    t.run().success();
+    let victim = std::fs::read(t.path().join("victim.bin")).unwrap();
+    assert!(victim.len() == 1 << 20 && victim.iter().all(|&b| b == b'A'));
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("out.txt")).unwrap(),
+        "hello\n"
+    );
+    let files = files_of(&t, "all");
+    assert!(
+        files
+            .iter()
+            .any(|(k, p)| k == "read" && p.ends_with("/in.txt")),
+        "{files:?}"
+    );
+}

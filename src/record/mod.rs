@@ -37,6 +37,8 @@ use crate::util::now_ns;
 static PLUGIN: &[u8] = include_bytes!(env!("MAKESCOPE_PLUGIN_SO"));
 /// The shim (src/shim/shim.c, linked statically by build.rs), carried the same way.
 static SHIM: &[u8] = include_bytes!(env!("MAKESCOPE_SHIM_BIN"));
+/// The tracer's in-process fast path, preloaded into traced commands.
+static PRELOAD: &[u8] = include_bytes!(env!("MAKESCOPE_PRELOAD_SO"));
 
 static MAKE_PID: AtomicI32 = AtomicI32::new(0);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -52,6 +54,12 @@ pub(crate) struct Setup {
     pub hooks: Option<PathBuf>,
     pub expected_total: Option<u64>,
     pub db: PathBuf,
+    /// The fast path's helper, as it appears in traced commands' LD_PRELOAD (taken out
+    /// of environments recorded inside them).
+    pub preload: Option<Vec<u8>>,
+    /// makescope's private directory for this build, with a trailing slash: accesses
+    /// under it are ours, not the commands'.
+    pub private_dir: Vec<u8>,
 }
 
 /// `makescope make`: run make, record the build, return make's exit status.
@@ -64,7 +72,7 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
     if tracing {
         check_tracing()?;
     }
-    let runtime = Runtime::create()?;
+    let runtime = Runtime::create(tracing && !options.trap_only)?;
     let makedb_dir = config
         .db
         .parent()
@@ -99,6 +107,15 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
             .strip_prefix(&top_directory)
             .map(Path::to_path_buf)
             .unwrap_or_else(|_| config.db.clone()),
+        preload: runtime
+            .preload
+            .as_ref()
+            .map(|p| p.as_os_str().as_bytes().to_vec()),
+        private_dir: {
+            let mut dir = runtime.dir.as_os_str().as_bytes().to_vec();
+            dir.push(b'/');
+            dir
+        },
     };
 
     let (to_writer, writer_rx) = mpsc::channel();
@@ -226,11 +243,14 @@ struct Runtime {
     plugin: PathBuf,
     shim: PathBuf,
     filter: PathBuf,
+    preload: Option<PathBuf>,
     shell_dir: PathBuf,
 }
 
 impl Runtime {
-    fn create() -> Result<Runtime> {
+    /// The private directory with everything make and the shims need; `fast_path`: with
+    /// the tracer's preload helper (and a filter that lets its calls through).
+    fn create(fast_path: bool) -> Result<Runtime> {
         let base = std::env::temp_dir();
         let mut template = base.join("makescope-XXXXXX").into_os_string().into_vec();
         template.push(0);
@@ -254,13 +274,26 @@ impl Runtime {
         write_executable(&shim, SHIM)?;
         // The seccomp program, built once here; the shim's child installs it.
         let filter = dir.join("filter.bpf");
-        std::fs::write(&filter, crate::trace::Filter::default().program_bytes())
+        let options = crate::trace::FilterOptions {
+            trusted_page: fast_path.then_some(crate::trace::FAST_PATH_PAGE),
+            ..Default::default()
+        };
+        std::fs::write(&filter, crate::trace::Filter::new(options).program_bytes())
             .with_context(|| format!("cannot write {}", filter.display()))?;
+        let preload = if fast_path {
+            let path = dir.join("makescope-preload.so");
+            std::fs::write(&path, PRELOAD)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Some(path)
+        } else {
+            None
+        };
         Ok(Runtime {
             socket: dir.join("sock"),
             plugin,
             shim,
             filter,
+            preload,
             shell_dir,
             dir,
         })
@@ -328,6 +361,10 @@ fn run_make(
         .env(protocol::ENV_SHIM, &runtime.shim)
         .env(protocol::ENV_SHELL_DIR, &runtime.shell_dir)
         .env(protocol::ENV_FILTER, &runtime.filter)
+        .env(
+            protocol::ENV_PRELOAD,
+            runtime.preload.as_deref().unwrap_or(Path::new("")),
+        )
         .env(
             protocol::ENV_TRACE,
             if options.no_trace { "0" } else { "1" },

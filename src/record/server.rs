@@ -10,7 +10,7 @@
 //! Traced processes are blocked until their notification is answered, so this thread
 //! does nothing slow: rows go to the writer, output to the UI, both over channels.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -166,24 +166,24 @@ impl Server {
             epoll,
             listen,
             wake,
-            connections: HashMap::new(),
-            listeners: HashMap::new(),
+            connections: HashMap::default(),
+            listeners: HashMap::default(),
             ids,
-            makes: HashMap::new(),
-            commands: HashMap::new(),
-            job_lines: HashMap::new(),
-            owners: HashMap::new(),
-            roots: HashSet::new(),
-            processes: HashMap::new(),
-            accesses: HashMap::new(),
+            makes: HashMap::default(),
+            commands: HashMap::default(),
+            job_lines: HashMap::default(),
+            owners: HashMap::default(),
+            roots: HashSet::default(),
+            processes: HashMap::default(),
+            accesses: HashMap::default(),
             supervisor: Supervisor::new(),
             to_writer,
             to_ui,
             buffer: vec![0; RECEIVE_BUFFER],
             warned_trace: false,
             warned_lost: false,
-            incomplete: HashSet::new(),
-            sub_makes: HashSet::new(),
+            incomplete: HashSet::default(),
+            sub_makes: HashSet::default(),
         };
         server.watch(server.listen.as_raw_fd())?;
         server.watch(server.wake.as_raw_fd())?;
@@ -268,6 +268,16 @@ impl Server {
                 }
             }
         }
+        if std::env::var_os("MAKESCOPE_TRACE_STATS").is_some() {
+            // For measurements (BENCHMARKS.md): what the tracer answered, by call.
+            let counts: Vec<String> = self
+                .supervisor
+                .counts()
+                .iter()
+                .map(|(name, n)| format!("{name}={n}"))
+                .collect();
+            eprintln!("makescope: trace stats: {}", counts.join(" "));
+        }
         self.finish()
     }
 
@@ -303,7 +313,8 @@ impl Server {
                 iov_base: self.buffer.as_mut_ptr().cast(),
                 iov_len: self.buffer.len(),
             };
-            let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+            let space =
+                unsafe { libc::CMSG_SPACE(2 * std::mem::size_of::<RawFd>() as u32) } as usize;
             let mut control = [0u8; 64];
             let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
             msg.msg_iov = &mut iov;
@@ -322,7 +333,7 @@ impl Server {
             if n == 0 {
                 return self.on_closed(fd);
             }
-            let passed = unsafe { received_fd(&msg) };
+            let passed = unsafe { received_fds(&msg) };
             let bytes = self.buffer[..n as usize].to_vec();
             if msg.msg_flags & libc::MSG_TRUNC != 0 {
                 self.warn("a message from make or a shim was too large and was cut; some facts are missing".into());
@@ -354,7 +365,7 @@ impl Server {
         &mut self,
         fd: RawFd,
         m: &Message<'_>,
-        passed: Option<OwnedFd>,
+        passed: Vec<OwnedFd>,
     ) -> Result<(), DecodeError> {
         match m.kind {
             Kind::MakeStart => {
@@ -438,15 +449,27 @@ impl Server {
                 }
             }
             Kind::Listener => {
-                let Some(listener) = passed else {
+                let mut passed = passed.into_iter();
+                let Some(listener) = passed.next() else {
                     return Ok(());
                 };
+                let ring = passed.next();
                 if let Some(Role::Command(id)) = self.connections.get(&fd).map(|c| &c.role) {
                     let id = *id;
                     if let Some(running) = self.commands.get_mut(&id) {
                         running.traced = true;
                     }
                     let raw = listener.as_raw_fd();
+                    if let Some(ring) = ring {
+                        match trace::Ring::from_fd(ring) {
+                            Ok(ring) => self
+                                .supervisor
+                                .attach_ring(std::os::fd::AsFd::as_fd(&listener), ring),
+                            Err(error) => {
+                                self.warn(format!("a command's fast path is off: {error}"))
+                            }
+                        }
+                    }
                     if self.watch(raw).is_ok() {
                         self.listeners.insert(raw, (listener, id));
                     }
@@ -549,9 +572,19 @@ impl Server {
         );
         // Our per-job variables are in the command's own columns; without them most
         // commands of a make share one environment, which the record stores once.
+        let without_helper = self.setup.preload.as_deref().and_then(|helper| {
+            environment
+                .iter()
+                .find(|e| e.starts_with(b"LD_PRELOAD="))
+                .map(|e| protocol::without_preload(e, helper))
+        });
         let environment: Vec<&[u8]> = environment
             .into_iter()
             .filter(|e| !e.starts_with(b"MAKESCOPE_"))
+            .filter_map(|e| match &without_helper {
+                Some(value) if e.starts_with(b"LD_PRELOAD=") => value.as_deref(),
+                _ => Some(e),
+            })
             .collect();
         let env = if self.setup.keep_secrets {
             protocol::join_nul(&environment)
@@ -736,6 +769,9 @@ impl Server {
                 kind,
                 time_ns,
             } => {
+                if path.starts_with(&self.setup.private_dir) {
+                    return; // makescope's own files (the fast path's helper, the socket)
+                }
                 let owner = self.owner_of(pid).unwrap_or(Owner::Command(top));
                 let process_id = self.processes.get(&pid).copied();
                 let aggregate = self.accesses.entry(owner).or_default();
@@ -910,17 +946,23 @@ fn split_owner(owner: Owner) -> (Option<i64>, Option<i64>) {
     }
 }
 
-/// The file descriptor passed with SCM_RIGHTS, if any.
-unsafe fn received_fd(msg: &libc::msghdr) -> Option<OwnedFd> {
-    let cmsg = libc::CMSG_FIRSTHDR(msg);
-    if cmsg.is_null()
-        || (*cmsg).cmsg_level != libc::SOL_SOCKET
-        || (*cmsg).cmsg_type != libc::SCM_RIGHTS
-    {
-        return None;
+/// The file descriptors passed with SCM_RIGHTS, in order (none, the listener, or the
+/// listener and the fast path's ring).
+unsafe fn received_fds(msg: &libc::msghdr) -> Vec<OwnedFd> {
+    let mut fds = Vec::new();
+    let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+    while !cmsg.is_null() {
+        if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+            let data = libc::CMSG_DATA(cmsg);
+            let len = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
+            for i in 0..len / std::mem::size_of::<RawFd>() {
+                let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                fds.push(OwnedFd::from_raw_fd(fd));
+            }
+        }
+        cmsg = libc::CMSG_NXTHDR(msg, cmsg);
     }
-    let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
-    Some(OwnedFd::from_raw_fd(fd))
+    fds
 }
 
 /// Listeners whose processes outlived the build (daemons a recipe started) must keep

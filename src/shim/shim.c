@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -241,22 +242,67 @@ static void forward (int sig)
 
 /* ---- tracing (in the child) ------------------------------------------------------- */
 
-static int send_fd (int sock, struct msg *m, int fd)
+/* Send M with N (1 or 2) file descriptors. */
+static int send_fds (int sock, struct msg *m, const int *fds, int n)
 {
-  char control[CMSG_SPACE (sizeof (int))];
+  char control[CMSG_SPACE (2 * sizeof (int))];
   memset (control, 0, sizeof control);
   struct iovec iov = { .iov_base = m->data, .iov_len = m->len };
-  struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control };
+  struct msghdr h = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                      .msg_controllen = CMSG_SPACE (n * sizeof (int)) };
   struct cmsghdr *c = CMSG_FIRSTHDR (&h);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN (sizeof (int));
-  memcpy (CMSG_DATA (c), &fd, sizeof fd);
+  c->cmsg_len = CMSG_LEN (n * sizeof (int));
+  memcpy (CMSG_DATA (c), fds, n * sizeof (int));
   return sendmsg (sock, &h, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 
-/* Install the recorder's filter (read from MAKESCOPE_FILTER) and hand the listener over.
-   Returns 0, or an errno. */
+/* The fast path's ring (layout in src/trace/ring.rs, made as Ring::new makes it): a
+   memfd sealed against shrinking, inherited by the command (no close-on-exec). -1 when
+   it cannot be made: then every call is trapped, which costs time, not records. */
+#define RING_SLOTS 16384
+#define RING_SLOT_SIZE 256
+#define RING_MAGIC 0x31474e4952534d4bULL
+static int make_ring (void)
+{
+  int fd = memfd_create ("makescope-ring", MFD_ALLOW_SEALING);
+  if (fd < 0)
+    return -1;
+  uint64_t header[4] = { 0, RING_SLOTS, 0, RING_MAGIC };
+  if (ftruncate (fd, 4096 + (off_t) RING_SLOTS * RING_SLOT_SIZE) != 0
+      || pwrite (fd, header, sizeof header, 0) != (ssize_t) sizeof header
+      || fcntl (fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0)
+    {
+      close (fd);
+      return -1;
+    }
+  return fd;
+}
+
+/* Preload the fast path's helper (after any LD_PRELOAD the command already has: a
+   sanitizer's runtime must stay first) and tell it where the ring is. */
+static void enable_fast_path (const char *helper, int ring)
+{
+  char number[16], *value;
+  const char *old = getenv ("LD_PRELOAD");
+  if (old && *old)
+    {
+      if (asprintf (&value, "%s %s", old, helper) < 0)
+        return;
+    }
+  else if (!(value = strdup (helper)))
+    return;
+  snprintf (number, sizeof number, "%d", ring);
+  setenv ("MAKESCOPE_TRACE_RING", number, 1);
+  setenv ("MAKESCOPE_TRACE_PAGE", "10000000000", 1);  /* FAST_PATH_PAGE in ring.rs */
+  setenv ("LD_PRELOAD", value, 1);
+  free (value);
+}
+
+/* Install the recorder's filter (read from MAKESCOPE_FILTER) and hand the listener over,
+   with the fast path's ring when MAKESCOPE_PRELOAD names the helper. Returns 0, or an
+   errno. */
 static int start_tracing (int sock)
 {
   const char *path = getenv ("MAKESCOPE_FILTER");
@@ -269,21 +315,39 @@ static int start_tracing (int sock)
   if (n <= 0 || n % (ssize_t) sizeof program[0])
     return EINVAL;
   struct sock_fprog prog = { .len = (unsigned short) (n / (ssize_t) sizeof program[0]), .filter = program };
-  if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
-    return errno;
-  long listener = syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-                           SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
-  if (listener < 0 && errno == EINVAL)
-    listener = syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+  /* Made before the filter is in place: nothing here may wait for the recorder. */
+  const char *helper = getenv ("MAKESCOPE_PRELOAD");
+  int ring = helper && *helper ? make_ring () : -1;
+  long listener = -1;
+  if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0)
+    {
+      listener = syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                          SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
+      if (listener < 0 && errno == EINVAL)
+        listener = syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    }
   if (listener < 0)
-    return errno;
+    {
+      int error = errno;
+      if (ring >= 0)
+        close (ring);
+      return error;
+    }
   uint64_t flags = 1; /* SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, 6.6+; only a speed-up */
   ioctl ((int) listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags);
+  int fds[2] = { (int) listener, ring };
   struct msg m;
   msg_start (&m, LISTENER);
   put_num (&m, getpid ());
-  int error = send_fd (sock, &m, (int) listener);
+  int error = send_fds (sock, &m, fds, fds[1] >= 0 ? 2 : 1);
   close ((int) listener);
+  if (fds[1] >= 0)
+    {
+      if (!error)
+        enable_fast_path (helper, fds[1]);
+      else
+        close (fds[1]);
+    }
   setenv ("MAKESCOPE_TRACED", "1", 1);
   return error < 0 ? -error : 0;
 }

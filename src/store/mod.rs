@@ -140,8 +140,8 @@ pub enum StoreError {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
-    paths: std::collections::HashMap<Vec<u8>, i64>,
-    environments: std::collections::HashMap<Vec<u8>, i64>,
+    paths: rustc_hash::FxHashMap<Vec<u8>, i64>,
+    environments: rustc_hash::FxHashMap<Vec<u8>, i64>,
 }
 
 impl std::fmt::Debug for Store {

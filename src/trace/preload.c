@@ -1,4 +1,4 @@
-/* makescope's in-process fast path (prototype): an LD_PRELOAD helper.
+/* makescope's in-process fast path: an LD_PRELOAD helper in traced commands.
  *
  * The seccomp filter traps file system calls and costs a supervisor round trip each.
  * This helper serves the common, read-only ones itself: open/openat without write
@@ -11,7 +11,9 @@
  * can lose speed, never records.
  *
  * Environment (set by the shim): MAKESCOPE_TRACE_PAGE (hex address), MAKESCOPE_TRACE_RING
- * (fd of the ring memfd). Without both, the helper does nothing.
+ * (fd of the ring memfd). Without both, or when that fd is not a sealed memfd carrying
+ * the ring's magic (a process may have closed it and reused the number), the helper
+ * does nothing.
  *
  * A slot is reserved before the call is made (so that a call made through the trusted
  * page is always recorded); a call that blocks (a FIFO) holds the supervisor's reading
@@ -39,7 +41,9 @@ struct ring_header {
     uint64_t head;   /* next record number to reserve (compare-and-swap) */
     uint64_t nslots; /* slots after the header page */
     uint64_t tail;   /* next record number the supervisor will read (it advances it) */
+    uint64_t magic;  /* RING_MAGIC */
 };
+#define RING_MAGIC 0x31474e4952534d4bULL /* "KMSRING1" */
 
 struct slot {
     uint32_t ready; /* 1 once the slot is complete (release) */
@@ -81,7 +85,12 @@ __attribute__((constructor)) static void setup(void) {
     if (!page_env || !ring_env) return;
     int fd = atoi(ring_env);
     struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size < 8192) return;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 8192) return;
+    int seals = fcntl(fd, F_GET_SEALS);
+    struct ring_header h;
+    if (seals < 0 || !(seals & F_SEAL_SHRINK) || pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
+        h.magic != RING_MAGIC || h.nslots == 0 || 4096 + h.nslots * SLOT_SIZE > (uint64_t)st.st_size)
+        return;
     void *want = (void *)strtoul(page_env, NULL, 16);
     void *page = mmap(want, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (page != want) {

@@ -1,15 +1,20 @@
-//! The fast path's shared-memory ring (prototype): a memfd that the preload helper
+//! The fast path's shared-memory ring: a memfd that the preload helper
 //! (`preload.c`) in every process of one command appends records to, and the supervisor
 //! drains. Layout mirrored in `preload.c`: change both or neither.
 //!
 //! One header page (`head`: the next record number, reserved by producers with
 //! compare-and-swap; `nslots`; `tail`: the next record number the supervisor reads, which
-//! it advances), then fixed 256-byte slots, record `n` in slot `n % nslots`: `ready` (u32,
+//! it advances; `magic`), then fixed 256-byte slots, record `n` in slot `n % nslots`: `ready` (u32,
 //! set last with release by the producer, cleared by the consumer), `kind` (u16, an
 //! [`AccessKind`] id; 0 = nothing), `len` (u16), `pid`, `ppid` (i32), `time_ns` (i64),
 //! the path (up to 232 bytes, absolute, not normalised). A producer that finds the ring
 //! full (`head - tail == nslots`) makes its call the trapped way: a full ring costs
-//! speed, never records.
+//! speed, never records. The memfd is sealed against shrinking (a process that truncated
+//! it would otherwise crash the recorder reading it) and carries `MAGIC`, so the helper
+//! never mistakes another file that took its descriptor number for it.
+//!
+//! The shim creates the ring in C (`src/shim/shim.c`) the same way [`Ring::new`] does, and
+//! the recorder maps it with [`Ring::from_fd`].
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -21,6 +26,8 @@ use super::AccessKind;
 pub const SLOT_SIZE: usize = 256;
 const HEADER: usize = 4096;
 const PATH_AT: usize = 24;
+/// The header's fourth word: "KMSRING1" read as a little-endian u64.
+pub const MAGIC: u64 = 0x3147_4e49_5253_4d4b;
 
 /// The address of the fast path's trusted code page, agreed between the filter
 /// ([`super::FilterOptions::trusted_page`]) and the helper (`MAKESCOPE_TRACE_PAGE`).
@@ -67,17 +74,73 @@ impl std::fmt::Debug for Ring {
 impl Ring {
     /// A ring with room for `nslots` records (memory is only used as records arrive).
     pub fn new(nslots: u64) -> io::Result<Ring> {
-        let fd = unsafe { libc::memfd_create(c"makescope-ring".as_ptr(), libc::MFD_CLOEXEC) };
+        let fd = unsafe {
+            libc::memfd_create(
+                c"makescope-ring".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let size = HEADER + nslots as usize * SLOT_SIZE;
-        if unsafe { libc::ftruncate(std::os::fd::AsRawFd::as_raw_fd(&fd), size as libc::off_t) }
-            != 0
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        if unsafe { libc::ftruncate(raw, size as libc::off_t) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut header = [0u8; 32];
+        header[8..16].copy_from_slice(&nslots.to_le_bytes());
+        header[24..32].copy_from_slice(&MAGIC.to_le_bytes());
+        if unsafe { libc::pwrite(raw, header.as_ptr().cast(), header.len(), 0) } != 32
+            || unsafe {
+                libc::fcntl(
+                    raw,
+                    libc::F_ADD_SEALS,
+                    libc::F_SEAL_SHRINK | libc::F_SEAL_GROW,
+                )
+            } != 0
         {
             return Err(io::Error::last_os_error());
         }
+        Self::map(fd, size, nslots)
+    }
+
+    /// Map a ring made by someone else (the shim): checks that it is a memfd sealed
+    /// against shrinking, large enough for the slots its header announces, with the magic.
+    pub fn from_fd(fd: OwnedFd) -> io::Result<Ring> {
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        let invalid = |what: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("not a fast-path ring: {what}"),
+            )
+        };
+        let seals = unsafe { libc::fcntl(raw, libc::F_GET_SEALS) };
+        if seals < 0 || seals & libc::F_SEAL_SHRINK == 0 {
+            return Err(invalid("not sealed against shrinking"));
+        }
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(raw, &mut st) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut header = [0u8; 32];
+        if unsafe { libc::pread(raw, header.as_mut_ptr().cast(), 32, 0) } != 32 {
+            return Err(invalid("short header"));
+        }
+        let word = |i: usize| u64::from_le_bytes(header[i * 8..i * 8 + 8].try_into().unwrap());
+        let nslots = word(1);
+        if word(3) != MAGIC || word(2) != 0 || nslots == 0 || nslots > 1 << 24 {
+            return Err(invalid("bad header"));
+        }
+        let size = HEADER + nslots as usize * SLOT_SIZE;
+        if (st.st_size as u64) < size as u64 {
+            return Err(invalid("smaller than its slots"));
+        }
+        Self::map(fd, size, nslots)
+    }
+
+    fn map(fd: OwnedFd, size: usize, nslots: u64) -> io::Result<Ring> {
         let map = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -91,15 +154,13 @@ impl Ring {
         if map == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let ring = Ring {
+        Ok(Ring {
             fd,
             map: map as *mut u8,
             size,
             nslots,
             tail: 0,
-        };
-        ring.nslots_field().store(nslots, Ordering::Release);
-        Ok(ring)
+        })
     }
 
     /// The memfd to hand to the command.
@@ -109,10 +170,6 @@ impl Ring {
 
     fn head(&self) -> &AtomicU64 {
         unsafe { &*(self.map as *const AtomicU64) }
-    }
-
-    fn nslots_field(&self) -> &AtomicU64 {
-        unsafe { &*(self.map.add(8) as *const AtomicU64) }
     }
 
     fn tail_field(&self) -> &AtomicU64 {

@@ -16,7 +16,7 @@
 //!
 //! Every notification is answered, whatever fails: a tracee is never left blocked.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::filter::{decode, Abi, Sys};
@@ -97,7 +97,7 @@ pub struct Supervisor {
     counts: [u64; SYS_COUNT],
     /// Fast-path rings by listener, and the pids seen only through a ring (they ended
     /// before the supervisor could look at them).
-    rings: HashMap<RawFd, (Ring, std::collections::HashSet<i32>)>,
+    rings: HashMap<RawFd, (Ring, rustc_hash::FxHashSet<i32>)>,
     ring_records: u64,
 }
 
@@ -122,14 +122,14 @@ impl Supervisor {
     /// A supervisor with no processes known.
     pub fn new() -> Supervisor {
         Supervisor {
-            procs: HashMap::new(),
-            threads: HashMap::new(),
+            procs: HashMap::default(),
+            threads: HashMap::default(),
             epoll: None,
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             pending_count: 0,
             scratch: Scratch::default(),
             counts: [0; SYS_COUNT],
-            rings: HashMap::new(),
+            rings: HashMap::default(),
             ring_records: 0,
         }
     }
