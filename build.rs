@@ -6,7 +6,13 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// How every C part is compiled.
-const C_FLAGS: &[&str] = &["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"];
+const C_FLAGS: &[&str] = &[
+    "-O2",
+    "-Wall",
+    "-Wextra",
+    "-Wno-unused-parameter",
+    "-std=gnu11",
+];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));

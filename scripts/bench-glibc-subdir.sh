@@ -3,7 +3,8 @@
 # them with `make subdir_lib`, alternating variants; reports wall, user+sys of everything,
 # and the CPU of makescope's own process (sampled from /proc/PID/stat).
 #
-#   scripts/bench-glibc-subdir.sh OBJDIR SUBDIR ROUNDS VARIANT...   (plain | notrace | traced)
+#   scripts/bench-glibc-subdir.sh OBJDIR SUBDIR ROUNDS VARIANT...
+#   VARIANT: plain | notrace | traced | traponly (traced, --trap-only) | bear | strace
 set -euo pipefail
 objdir=$(realpath "$1"); subdir=$2; rounds=$3; shift 3
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +24,10 @@ for round in $(seq 1 "$rounds"); do
             plain) cmd=("${make[@]}") ;;
             notrace) cmd=("$makescope" make --no-trace "${make[@]:1}") ;;
             traced) cmd=("$makescope" make "${make[@]:1}") ;;
+            traponly) cmd=("$makescope" make --trap-only "${make[@]:1}") ;;
+            bear) cmd=(bear --output /tmp/bench-subdir.json -- "${make[@]}") ;;
+            strace) cmd=(strace -f --seccomp-bpf -e trace=%file,%process -o /tmp/bench-subdir.strace "${make[@]}") ;;
+            *) echo "unknown variant $variant" >&2; exit 2 ;;
         esac
         start=$(date +%s.%N)
         /usr/bin/time -f '%U %S' -o /tmp/bench-subdir.time "${cmd[@]}" > /tmp/bench-subdir.log 2>&1 &
@@ -39,7 +44,8 @@ for round in $(seq 1 "$rounds"); do
         wait $! || { echo "$variant failed" >&2; tail /tmp/bench-subdir.log >&2; exit 1; }
         end=$(date +%s.%N)
         read -r user sys < /tmp/bench-subdir.time
-        [ "$variant" = plain ] && self=0
+        case $variant in plain|bear|strace) self=0 ;; esac
+        rm -f /tmp/bench-subdir.strace /tmp/bench-subdir.json
         printf '%s\t%s\t%.2f\t%s\t%s\t%.2f\n' "$variant" "$round" "$(echo "$end - $start" | bc)" "$user" "$sys" "$(echo "$self / $tick" | bc -l)"
     done
 done

@@ -232,6 +232,37 @@ pub fn split_nul(bytes: &[u8]) -> Vec<&[u8]> {
     bytes.split(|&b| b == 0).collect()
 }
 
+/// The setting the shim appends to `ASAN_OPTIONS` along with the fast path's helper.
+const ASAN_LINK_ORDER: &[u8] = b"verify_asan_link_order=0";
+
+/// An environment as the command would have had it without the tracer's fast path (the
+/// shim appends `helper` to `LD_PRELOAD` and [`ASAN_LINK_ORDER`] to `ASAN_OPTIONS`), or
+/// `None` when the helper is not in it.
+pub fn without_fast_path(environment: &[&[u8]], helper: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let preload = environment.iter().find(|e| e.starts_with(b"LD_PRELOAD="))?;
+    let cleaned = without_preload(preload, helper);
+    if cleaned.as_deref() == Some(*preload) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(environment.len());
+    for &entry in environment {
+        if entry.starts_with(b"LD_PRELOAD=") {
+            out.extend(cleaned.clone());
+        } else if let Some(options) = entry.strip_prefix(b"ASAN_OPTIONS=") {
+            let kept = options
+                .strip_suffix(ASAN_LINK_ORDER)
+                .map(|rest| rest.strip_suffix(b":").unwrap_or(rest))
+                .unwrap_or(options);
+            if !kept.is_empty() {
+                out.push([b"ASAN_OPTIONS=".as_slice(), kept].concat());
+            }
+        } else {
+            out.push(entry.to_vec());
+        }
+    }
+    Some(out)
+}
+
 /// An `LD_PRELOAD=…` environment entry without the tracer's `helper` (which the shim
 /// appended): `None` when nothing else is left, so the entry is dropped.
 pub fn without_preload(entry: &[u8], helper: &[u8]) -> Option<Vec<u8>> {
@@ -349,6 +380,20 @@ mod tests {
             without_preload(b"LD_PRELOAD=a.so:b.so", helper),
             Some(b"LD_PRELOAD=a.so:b.so".to_vec())
         );
+        let inside: [&[u8]; 3] = [
+            b"PATH=/bin",
+            b"ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0",
+            b"LD_PRELOAD=/tmp/makescope-x/makescope-preload.so",
+        ];
+        assert_eq!(
+            without_fast_path(&inside, helper),
+            Some(vec![
+                b"PATH=/bin".to_vec(),
+                b"ASAN_OPTIONS=detect_leaks=0".to_vec()
+            ])
+        );
+        let outside: [&[u8]; 2] = [b"PATH=/bin", b"ASAN_OPTIONS=verify_asan_link_order=0"];
+        assert_eq!(without_fast_path(&outside, helper), None);
     }
 
     use super::*;

@@ -141,6 +141,9 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     paths: rustc_hash::FxHashMap<Vec<u8>, i64>,
+    /// Path ids by the recorder's own number for each path ([`NewAccess::key`]); 0:
+    /// not known yet.
+    keyed_paths: Vec<i64>,
     environments: rustc_hash::FxHashMap<Vec<u8>, i64>,
 }
 
@@ -168,6 +171,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             paths: Default::default(),
+            keyed_paths: Vec::new(),
             environments: Default::default(),
         };
         store.prepare(true)?;
@@ -190,6 +194,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             paths: Default::default(),
+            keyed_paths: Vec::new(),
             environments: Default::default(),
         };
         store.prepare(false)?;

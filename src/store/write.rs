@@ -129,7 +129,11 @@ pub enum Owner {
 /// One deduplicated access.
 #[derive(Debug, Clone)]
 pub struct NewAccess {
-    pub path: Vec<u8>,
+    /// The path, shared with the recorder's table of the build's paths.
+    pub path: std::sync::Arc<[u8]>,
+    /// The recorder's number for `path` in this build (dense, from 0): the store finds
+    /// the path's id by it without hashing the path again.
+    pub key: u32,
     pub kind: u8,
     pub process_id: Option<i64>,
     pub first_ns: i64,
@@ -403,7 +407,18 @@ impl Store {
         };
         let mut probes = Vec::new();
         for a in accesses {
-            let path_id = self.path_id(&a.path)?;
+            let key = a.key as usize;
+            let path_id = match self.keyed_paths.get(key) {
+                Some(&id) if id > 0 => id,
+                _ => {
+                    let id = self.path_id(&a.path)?;
+                    if self.keyed_paths.len() <= key {
+                        self.keyed_paths.resize(key + 1, 0);
+                    }
+                    self.keyed_paths[key] = id;
+                    id
+                }
+            };
             if a.kind == PROBE {
                 probes.push(path_id);
                 continue;

@@ -464,9 +464,12 @@ pub fn install(
     };
     // WAIT_KILLABLE_RECV (5.19): once the supervisor has the notification, a non-fatal
     // signal cannot interrupt the call and make it restart (or fail with EINTR).
-    let mut fd = seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV);
+    // SPEC_ALLOW (4.17): the filter observes, it does not sandbox; kernels that mitigate
+    // speculative store bypass for seccomp'd tasks would otherwise slow every tracee.
+    let base = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_SPEC_ALLOW;
+    let mut fd = seccomp(base | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV);
     if fd < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
-        fd = seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER);
+        fd = seccomp(base);
     }
     if fd < 0 {
         return Err(std::io::Error::last_os_error());

@@ -2,8 +2,9 @@
  *
  * The seccomp filter traps file system calls and costs a supervisor round trip each.
  * This helper serves the common, read-only ones itself: open/openat without write
- * flags, the stat family, access/faccessat. It makes the real system call from one page
- * of code at a fixed address, which the filter trusts (FilterOptions::trusted_page),
+ * flags, the stat family, access/faccessat, and execve of a path that does not exist.
+ * It makes the real system call from one page of code at a fixed address, which the
+ * filter trusts (FilterOptions::trusted_page),
  * and writes what happened (path, kind derived from the actual result) into a ring in
  * shared memory that the supervisor drains. Everything else (writes, exec, exit,
  * raw syscalls, static programs, the dynamic loader's own opens, anything this helper
@@ -221,6 +222,26 @@ int openat(int dirfd, const char *path, int flags, ...) {
 int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat")));
 int __openat_2(int dirfd, const char *path, int flags) { return (int)fast_openat(dirfd, path, flags, 0); }
 int __openat64_2(int dirfd, const char *path, int flags) __attribute__((alias("__openat_2")));
+
+/* A PATH search (dash, or a program's own loop) tries execve in one directory after the
+ * other: each miss would be a trapped call. A path that does not exist is recorded here
+ * as the probe it is; any other execve is made the ordinary, trapped way (the recorder
+ * must see every exec). */
+int execve(const char *path, char *const argv[], char *const envp[]) {
+    const char *p = path;
+    __asm__("" : "+r"(p)); /* declared nonnull, yet a caller may pass NULL: EFAULT, not a crash */
+    if (__atomic_load_n(&ring, __ATOMIC_ACQUIRE) && p && *p) {
+        struct stat st;
+        long rc = raw(SYS_newfstatat, AT_FDCWD, (long)path, (long)&st, 0, 0);
+        struct slot *s;
+        if ((rc == -ENOENT || rc == -ENOTDIR) && (s = reserve(AT_FDCWD, path))) {
+            commit(s, KIND_PROBE);
+            errno = (int)-rc;
+            return -1;
+        }
+    }
+    return (int)syscall(SYS_execve, path, argv, envp);
+}
 
 int stat(const char *path, struct stat *buf) {
     return (int)fast_path_call(SYS_newfstatat, AT_FDCWD, path, (long)buf, 0, 0);

@@ -64,6 +64,7 @@ pub struct OpenHow {
 }
 
 pub const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+pub const SECCOMP_FILTER_FLAG_SPEC_ALLOW: libc::c_ulong = 1 << 2;
 pub const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 1 << 3;
 pub const SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: libc::c_ulong = 1 << 5;
 pub const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
