@@ -459,3 +459,63 @@ int main(void) {
         "{files:?}"
     );
 }
+
+/// A program built with AddressSanitizer insists that its runtime be the first library
+/// loaded; the helper must not stop it from starting (and its files are still recorded:
+/// ASan's shadow memory covers the helper's page, so its calls are trapped).
+#[test]
+fn asan_program_runs_under_the_fast_path() {
+    let probe = std::process::Command::new("gcc")
+        .args(["-fsanitize=address", "-x", "c", "-o", "/dev/null", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"int main(void){return 0;}\n")?;
+            child.wait()
+        });
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("gcc cannot link with -fsanitize=address here (libasan missing); skipped");
+        return;
+    }
+    let source = r#"
+#include <stdio.h>
+int main(void) {
+    FILE *f = fopen("in.txt", "r");
+    char b[8];
+    if (f) { fread(b, 1, 1, f); fclose(f); }
+    puts("asan ok");
+    return 0;
+}
+"#;
+    let t = Test::new()
+        .file("asan.c", source)
+        .file("in.txt", "hello\n")
+        .makefile(
+            "all: asan\n\t./asan > out.txt\nasan: asan.c\n\tgcc -fsanitize=address -o $@ $<\n",
+        )
+        .args(["make"]);
+    t.run().success();
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("out.txt")).unwrap(),
+        "asan ok\n"
+    );
+    let files = files_of(&t, "all");
+    assert!(
+        files
+            .iter()
+            .any(|(k, p)| k == "read" && p.ends_with("/in.txt")),
+        "{files:?}"
+    );
+    let db = t.db();
+    let options = rows(
+        &db,
+        "SELECT count(*) FROM environment WHERE instr(entries, CAST('verify_asan_link_order' AS BLOB)) > 0",
+    );
+    assert_eq!(options[0][0], "0");
+}
