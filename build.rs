@@ -63,26 +63,62 @@ fn build_preload(cc: &str, out: &std::path::Path) {
     println!("cargo:rustc-env=MAKESCOPE_PRELOAD_SO={}", so.display());
 }
 
-/// The shim runs once per recipe line: linked statically it starts in about a tenth of
-/// the time a dynamically linked program needs here. Without a static libc, dynamic.
+/// The shim runs once per recipe line, so its start-up is paid per line. Linked
+/// statically it starts in a fraction of the time a dynamically linked program needs
+/// here; linked statically against musl, faster still: glibc's start-up (static or not)
+/// probes the CPU's caches with dozens of CPUID instructions, each a VM exit on a
+/// virtual machine (measured: shim + /bin/true 1.45 ms of CPU with static glibc, 0.85 ms
+/// with static musl; /bin/true alone 0.55 ms). Preference: musl-gcc (musl-tools), then
+/// static glibc (libc6-dev), then dynamic.
 fn build_shim(cc: &str, out: &std::path::Path) {
     let shim = out.join("makescope-shim");
     println!("cargo:rerun-if-changed=src/shim/shim.c");
-    let build = |extra: &[&str]| {
-        Command::new(cc)
+    let build = |compiler: &str, extra: &[&str]| {
+        Command::new(compiler)
             .args(C_FLAGS)
             .args(extra)
             .arg("-o")
             .arg(&shim)
             .arg("src/shim/shim.c")
+            .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     };
-    if !build(&["-static"]) {
+    let musl = kernel_headers(out).is_some_and(|headers| {
+        build(
+            "musl-gcc",
+            &["-static", "-isystem", &headers.display().to_string()],
+        )
+    });
+    if !musl && !build(cc, &["-static"]) {
         println!("cargo:warning=no static libc (libc6-dev): the shim is linked dynamically and costs more per command");
-        assert!(build(&[]), "building the shim failed");
+        assert!(build(cc, &[]), "building the shim failed");
     }
     println!("cargo:rustc-env=MAKESCOPE_SHIM_BIN={}", shim.display());
+}
+
+/// musl-gcc does not see the kernel's headers (`linux/`, `asm/`, `asm-generic/`) next to
+/// glibc's: a directory with just those, for `-isystem`.
+fn kernel_headers(out: &std::path::Path) -> Option<PathBuf> {
+    let asm = ["/usr/include/x86_64-linux-gnu/asm", "/usr/include/asm"]
+        .into_iter()
+        .map(std::path::Path::new)
+        .find(|p| p.is_dir())?;
+    let dir = out.join("kernel-headers");
+    std::fs::create_dir_all(&dir).ok()?;
+    for (name, target) in [
+        ("linux", std::path::Path::new("/usr/include/linux")),
+        ("asm", asm),
+        (
+            "asm-generic",
+            std::path::Path::new("/usr/include/asm-generic"),
+        ),
+    ] {
+        let link = dir.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(target, &link).ok()?;
+    }
+    Some(dir)
 }
 
 /// The libpython that `$(python …)` loads on first use (dlopen, so make processes that

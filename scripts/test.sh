@@ -10,6 +10,7 @@ for tool in make gcc strace tmux; do
 done
 [ -e /usr/include/gnumake.h ] || missing+=(make)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
+command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)  # the shim's libc (build.rs)
 if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
