@@ -483,19 +483,26 @@ impl Server {
                         running.traced = true;
                     }
                     let raw = listener.as_raw_fd();
+                    if self.watch(raw).is_err() {
+                        self.incomplete.insert(id);
+                        return Ok(());
+                    }
                     if let Some(ring) = ring {
                         match trace::Ring::from_fd(ring) {
                             Ok(ring) => self
                                 .supervisor
                                 .attach_ring(std::os::fd::AsFd::as_fd(&listener), ring),
                             Err(error) => {
-                                self.warn(format!("a command's fast path is off: {error}"))
+                                // The helper may already be writing into a ring nobody
+                                // reads: this command's files cannot be complete.
+                                self.incomplete.insert(id);
+                                self.warn(format!(
+                                    "a command's fast-path ring is unusable: {error}"
+                                ))
                             }
                         }
                     }
-                    if self.watch(raw).is_ok() {
-                        self.listeners.insert(raw, (listener, id));
-                    }
+                    self.listeners.insert(raw, (listener, id));
                 }
             }
             Kind::SubMake => {

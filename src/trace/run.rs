@@ -36,7 +36,7 @@ pub fn run_traced(cmd: &mut Command, filter: &Filter, timeout: Duration) -> io::
     run(cmd, filter, None, timeout)
 }
 
-/// [`run_traced`] with the in-process fast path (prototype): the preload helper built
+/// [`run_traced`] with the in-process fast path: the preload helper built
 /// from `src/trace/preload.c` at `preload` serves read-only opens, stats and accesses
 /// through the trusted page [`FAST_PATH_PAGE`] and a [`Ring`]; everything else is
 /// trapped as usual. Sets `LD_PRELOAD`, `MAKESCOPE_TRACE_PAGE`, `MAKESCOPE_TRACE_RING`.

@@ -241,7 +241,7 @@ impl Supervisor {
         counts
     }
 
-    /// Attach the fast path's ring of `listener`'s command (prototype, see
+    /// Attach the fast path's ring of `listener`'s command (see
     /// docs/tracer.md): its records are delivered as events on that listener's calls,
     /// before the notification each call answers, and when it hangs up.
     pub fn attach_ring(&mut self, listener: BorrowedFd<'_>, ring: Ring) {
