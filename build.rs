@@ -24,23 +24,14 @@ fn main() {
         .collect();
     sources.sort();
     println!("cargo:rerun-if-changed=make-plugin");
+    println!("cargo:rerun-if-changed=src/protocol.h");
     for source in &sources {
         println!("cargo:rerun-if-changed={}", source.display());
     }
-    let libpython = libpython();
     let cc = env::var("CC").unwrap_or_else(|_| "cc".into());
-    let status = Command::new(&cc)
-        .args(["-shared", "-fPIC"])
-        .args(C_FLAGS)
-        .arg(format!("-DMAKESCOPE_LIBPYTHON=\"{libpython}\""))
-        .args(python_includes())
-        .arg("-o")
-        .arg(&plugin)
-        .args(&sources)
-        .arg("-ldl")
-        .status()
-        .unwrap_or_else(|e| panic!("running {cc} to build the make plugin: {e}"));
-    assert!(status.success(), "building the make plugin failed");
+    let mut flags = vec![format!("-DMAKESCOPE_LIBPYTHON=\"{}\"", libpython())];
+    flags.extend(python_includes());
+    shared_object(&cc, "the make plugin", &plugin, &sources, &flags, &["-ldl"]);
     println!("cargo:rustc-env=MAKESCOPE_PLUGIN_SO={}", plugin.display());
     build_shim(&cc, &out);
     build_preload(&cc, &out);
@@ -51,16 +42,31 @@ fn main() {
 fn build_preload(cc: &str, out: &std::path::Path) {
     let so = out.join("makescope-preload.so");
     println!("cargo:rerun-if-changed=src/trace/preload.c");
+    let source = PathBuf::from("src/trace/preload.c");
+    shared_object(cc, "the preload helper", &so, &[source], &[], &[]);
+    println!("cargo:rustc-env=MAKESCOPE_PRELOAD_SO={}", so.display());
+}
+
+/// Compile `sources` into the shared object `output`, or fail the build saying `what`.
+fn shared_object(
+    cc: &str,
+    what: &str,
+    output: &std::path::Path,
+    sources: &[PathBuf],
+    flags: &[String],
+    libs: &[&str],
+) {
     let status = Command::new(cc)
         .args(["-shared", "-fPIC"])
         .args(C_FLAGS)
+        .args(flags)
         .arg("-o")
-        .arg(&so)
-        .arg("src/trace/preload.c")
+        .arg(output)
+        .args(sources)
+        .args(libs)
         .status()
-        .unwrap_or_else(|e| panic!("running {cc} to build the preload helper: {e}"));
-    assert!(status.success(), "building the preload helper failed");
-    println!("cargo:rustc-env=MAKESCOPE_PRELOAD_SO={}", so.display());
+        .unwrap_or_else(|e| panic!("running {cc} to build {what}: {e}"));
+    assert!(status.success(), "building {what} failed");
 }
 
 /// The shim runs once per recipe line, so its start-up is paid per line. Linked

@@ -14,8 +14,8 @@
  * Loaded on its own (`load makescope.so` outside makescope) it only provides
  * $(python …) from python.c.
  *
- * The message format mirrors src/protocol.rs. make 4.3 internals used: the exported
- * symbols below and the first fields of `struct file`, `struct commands` and
+ * The message format is in src/protocol.h (the C mirror of src/protocol.rs). make 4.3
+ * internals used: the exported symbols below and the first fields of `struct file`, `struct commands` and
  * `struct variable_set_list` (filedef.h, commands.h, variable.h of make 4.3).
  */
 #define _GNU_SOURCE
@@ -31,6 +31,8 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../src/protocol.h"
 
 int plugin_is_GPL_compatible;
 
@@ -48,7 +50,6 @@ extern void print_file_data_base (void);
 
 int makescope_python_setup (const gmk_floc *floc) __attribute__ ((weak));
 
-enum { MAKE_START = 1, MAKE_END = 2, ACK = 20 };
 #define NEWER_MAX 4096  /* $? travels in every process's environment: keep it small */
 
 static int sock = -1;
@@ -58,30 +59,6 @@ static const char *shell_dir;
 static int silent;
 static unsigned long job_serial;
 
-struct msg { char *data; size_t len, cap; };
-
-static void put (struct msg *m, const void *data, size_t len)
-{
-  uint32_t n = (uint32_t) len;
-  if (m->len + 4 + len > m->cap)
-    {
-      m->cap = (m->len + 4 + len) * 2;
-      m->data = realloc (m->data, m->cap);
-      if (!m->data)
-        abort ();
-    }
-  memcpy (m->data + m->len, &n, 4);   /* little-endian on every target we build for */
-  memcpy (m->data + m->len + 4, data, len);
-  m->len += 4 + len;
-}
-static void put_str (struct msg *m, const char *s) { put (m, s, s ? strlen (s) : 0); }
-static void put_num (struct msg *m, long long n) { char b[32]; put (m, b, snprintf (b, sizeof b, "%lld", n)); }
-static long long now_ns (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_REALTIME, &ts);
-  return (long long) ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 static void send_msg (struct msg *m)
 {
   if (sock >= 0 && send (sock, m->data, m->len, MSG_NOSIGNAL) < 0)
@@ -252,10 +229,8 @@ static void at_exit (void)
   char *makefiles = global_expand ("$(MAKEFILE_LIST)");
   const char *dir = getenv ("MAKESCOPE_MAKEDB_DIR");
   const char *dump = dir && *dir ? dump_database (dir, makefiles) : NULL;
-  struct msg m = { 0 };
-  char kind = MAKE_END;
-  m.data = malloc (m.cap = 256);
-  m.data[m.len++] = kind;
+  struct msg m;
+  msg_start (&m, MAKE_END);
   put_num (&m, getpid ());
   put_num (&m, now_ns ());
   put_str (&m, goal);
@@ -266,29 +241,13 @@ static void at_exit (void)
   gmk_free (makefiles);
 }
 
-static int connect_recorder (const char *path)
-{
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  if (strlen (path) >= sizeof addr.sun_path)
-    return -1;
-  strcpy (addr.sun_path, path);
-  int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd >= 0 && connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
-    {
-      close (fd);
-      fd = -1;
-    }
-  return fd;
-}
-
 static void announce (void)
 {
-  struct msg m = { 0 };
+  struct msg m;
   char cwd[4096];
   size_t argv_len = 0;
   char *argv = read_all ("/proc/self/cmdline", &argv_len);
-  m.data = malloc (m.cap = 1024);
-  m.data[m.len++] = MAKE_START;
+  msg_start (&m, MAKE_START);
   put_num (&m, getpid ());
   put_num (&m, getppid ());
   put_num (&m, makelevel);

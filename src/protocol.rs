@@ -10,7 +10,8 @@
 //!
 //! A message is one kind byte followed by fields; a field is a little-endian `u32`
 //! length and that many bytes. Numbers travel as decimal text. The format is mirrored
-//! in `make-plugin/makescope.c` and `src/shim/shim.c`: change all or none.
+//! for the C sides (the make plugin and the shim) in `src/protocol.h`: change both or
+//! neither.
 //!
 //! This module must never allocate per byte or block: the shim's cost is per command.
 
@@ -240,14 +241,14 @@ const ASAN_LINK_ORDER: &[u8] = b"verify_asan_link_order=0";
 /// `None` when the helper is not in it.
 pub fn without_fast_path(environment: &[&[u8]], helper: &[u8]) -> Option<Vec<Vec<u8>>> {
     let preload = environment.iter().find(|e| e.starts_with(b"LD_PRELOAD="))?;
-    let cleaned = without_preload(preload, helper);
+    let mut cleaned = without_preload(preload, helper);
     if cleaned.as_deref() == Some(*preload) {
         return None;
     }
     let mut out = Vec::with_capacity(environment.len());
     for &entry in environment {
         if entry.starts_with(b"LD_PRELOAD=") {
-            out.extend(cleaned.clone());
+            out.extend(cleaned.take());
         } else if let Some(options) = entry.strip_prefix(b"ASAN_OPTIONS=") {
             let kept = options
                 .strip_suffix(ASAN_LINK_ORDER)
@@ -267,16 +268,12 @@ pub fn without_fast_path(environment: &[&[u8]], helper: &[u8]) -> Option<Vec<Vec
 /// appended): `None` when nothing else is left, so the entry is dropped.
 pub fn without_preload(entry: &[u8], helper: &[u8]) -> Option<Vec<u8>> {
     let value = entry.strip_prefix(b"LD_PRELOAD=").unwrap_or(entry);
-    let kept: Vec<&[u8]> = value
+    let words: Vec<&[u8]> = value
         .split(|&b| b == b' ' || b == b':')
-        .filter(|w| !w.is_empty() && *w != helper)
+        .filter(|w| !w.is_empty())
         .collect();
-    if kept.len()
-        == value
-            .split(|&b| b == b' ' || b == b':')
-            .filter(|w| !w.is_empty())
-            .count()
-    {
+    let kept: Vec<&[u8]> = words.iter().copied().filter(|w| *w != helper).collect();
+    if kept.len() == words.len() {
         return Some(entry.to_vec());
     }
     if kept.is_empty() {

@@ -328,16 +328,14 @@ fn fast_path_records_what_trapping_records() {
     let fast = t.run();
     fast.success();
     let stats = fast.stderr.clone();
-    let served: u64 = stats
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("ring="))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let trapped_opens: u64 = stats
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("openat="))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let count = |name: &str| -> u64 {
+        stats
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let (served, trapped_opens) = (count("ring"), count("openat"));
     assert!(
         served > trapped_opens,
         "the fast path served too little: {stats}"
@@ -400,17 +398,19 @@ fn fast_path_keeps_the_commands_own_preload() {
         seen.starts_with("libc.so.6 ") && seen.trim_end().ends_with("/makescope-preload.so"),
         "{seen}"
     );
-    let db = t.db();
-    let preloads = rows(
-        &db,
-        "SELECT count(*) FROM environment WHERE instr(entries, CAST('makescope-preload' AS BLOB)) > 0",
-    );
-    assert_eq!(preloads[0][0], "0");
-    let kept = rows(
-        &db,
-        "SELECT count(*) FROM environment WHERE instr(entries, CAST('LD_PRELOAD=libc.so.6' AS BLOB)) > 0",
-    );
-    assert_eq!(kept[0][0], "1");
+    assert_eq!(environments_containing(&t, "makescope-preload"), 0);
+    assert_eq!(environments_containing(&t, "LD_PRELOAD=libc.so.6"), 1);
+}
+
+/// How many recorded environments contain `text` (entries are NUL-separated bytes).
+fn environments_containing(t: &Test, text: &str) -> u64 {
+    t.db()
+        .query_row(
+            "SELECT count(*) FROM environment WHERE instr(entries, CAST(?1 AS BLOB)) > 0",
+            [text],
+            |r| r.get(0),
+        )
+        .unwrap()
 }
 
 /// A process that closed the ring and got its descriptor number back for a file of its
@@ -512,10 +512,5 @@ int main(void) {
             .any(|(k, p)| k == "read" && p.ends_with("/in.txt")),
         "{files:?}"
     );
-    let db = t.db();
-    let options = rows(
-        &db,
-        "SELECT count(*) FROM environment WHERE instr(entries, CAST('verify_asan_link_order' AS BLOB)) > 0",
-    );
-    assert_eq!(options[0][0], "0");
+    assert_eq!(environments_containing(&t, "verify_asan_link_order"), 0);
 }

@@ -13,8 +13,9 @@
  * Why C, linked statically: it runs for every recipe line, and a dynamically linked
  * program costs ~0.9 ms just to start on these machines, a static one ~0.1 ms. The
  * seccomp program itself is built by the recorder (src/trace/filter.rs) and read from
- * MAKESCOPE_FILTER. The message format mirrors src/protocol.rs; the job context,
- * `runs_make` and the real-shell rule mirror it too: change both or neither.
+ * MAKESCOPE_FILTER. The message format is in src/protocol.h (the C mirror of
+ * src/protocol.rs); the job context, `runs_make` and the real-shell rule mirror
+ * src/protocol.rs too: change both or neither.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,9 +40,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../protocol.h"
+
 extern char **environ;
 
-enum { COMMAND_START = 10, OUTPUT = 11, COMMAND_END = 12, LISTENER = 13, TRACE_REFUSED = 14, SUB_MAKE = 15 };
 #define MAX_MESSAGE (60 * 1024)
 #ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 #define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
@@ -55,51 +57,12 @@ enum { COMMAND_START = 10, OUTPUT = 11, COMMAND_END = 12, LISTENER = 13, TRACE_R
 
 static volatile pid_t child_pid;
 
-/* ---- messages ---------------------------------------------------------------------- */
+/* ---- messages (the encoding is in ../protocol.h) ---------------------------------- */
 
-struct msg { char *data; size_t len, cap; };
-
-static void msg_start (struct msg *m, int kind)
-{
-  m->cap = 4096;
-  m->len = 0;
-  m->data = malloc (m->cap);
-  if (!m->data)
-    abort ();
-  m->data[m->len++] = (char) kind;
-}
-static void put (struct msg *m, const void *data, size_t len)
-{
-  uint32_t n = (uint32_t) len;
-  if (m->len + 4 + len > m->cap)
-    {
-      m->cap = (m->len + 4 + len) * 2;
-      m->data = realloc (m->data, m->cap);
-      if (!m->data)
-        abort ();
-    }
-  memcpy (m->data + m->len, &n, 4);
-  if (len)
-    memcpy (m->data + m->len + 4, data, len);
-  m->len += 4 + len;
-}
-static void put_str (struct msg *m, const char *s) { put (m, s, s ? strlen (s) : 0); }
-static void put_num (struct msg *m, long long n)
-{
-  char b[32];
-  put (m, b, (size_t) snprintf (b, sizeof b, "%lld", n));
-}
 static int send_msg (int sock, struct msg *m)
 {
   ssize_t n = send (sock, m->data, m->len, MSG_NOSIGNAL);
   return n < 0 ? -errno : 0;
-}
-
-static long long now_ns (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_REALTIME, &ts);
-  return (long long) ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 /* ---- the job context (MAKESCOPE_CTX, see JobContext in src/protocol.rs) ------------ */
@@ -206,21 +169,6 @@ static void restore_shell_variable (const char *dir)
   const char *real = shell ? real_shell (dir, shell) : NULL;
   if (real)
     setenv ("SHELL", real, 1);
-}
-
-static int connect_recorder (const char *path)
-{
-  struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  if (!path || strlen (path) >= sizeof addr.sun_path)
-    return -1;
-  strcpy (addr.sun_path, path);
-  int fd = socket (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd >= 0 && connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0)
-    {
-      close (fd);
-      fd = -1;
-    }
-  return fd;
 }
 
 static void write_all (int fd, const char *p, size_t n)

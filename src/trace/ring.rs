@@ -33,9 +33,9 @@ pub const MAGIC: u64 = 0x3147_4e49_5253_4d4b;
 /// ([`super::FilterOptions::trusted_page`]) and the helper (`MAKESCOPE_TRACE_PAGE`).
 pub const FAST_PATH_PAGE: u64 = 0x100_0000_0000;
 
-/// One record read from the ring.
+/// One record read from the ring, borrowed from its slot for the time of the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RingRecord {
+pub struct RingRecord<'a> {
     /// The process (getpid in the helper).
     pub pid: i32,
     /// Its parent when it wrote the record.
@@ -43,7 +43,7 @@ pub struct RingRecord {
     /// What happened, from the call's actual result.
     pub kind: AccessKind,
     /// Absolute, not normalised.
-    pub path: Vec<u8>,
+    pub path: &'a [u8],
     /// When.
     pub time_ns: i64,
 }
@@ -179,32 +179,30 @@ impl Ring {
     /// Call `f` for each complete record not seen yet, in order. Stops at the first
     /// record still being written (a later call continues there), unless `final_drain`:
     /// then every producer is gone and such a record (its writer died) is skipped.
-    pub fn drain(&mut self, final_drain: bool, mut f: impl FnMut(RingRecord)) {
+    pub fn drain(&mut self, final_drain: bool, mut f: impl FnMut(RingRecord<'_>)) {
         let head = self.head().load(Ordering::Acquire);
         while self.tail < head {
             let at = HEADER + (self.tail % self.nslots) as usize * SLOT_SIZE;
             let slot = unsafe { self.map.add(at) };
             let ready = unsafe { &*(slot as *const AtomicU32) };
-            if ready.load(Ordering::Acquire) == 0 && !final_drain {
+            if ready.load(Ordering::Acquire) != 0 {
+                // The slot stays ours until `tail` moves past it: `f` reads it in place.
+                if let Some(record) =
+                    Self::decode(unsafe { std::slice::from_raw_parts(slot, SLOT_SIZE) })
+                {
+                    f(record);
+                }
+            } else if !final_drain {
                 return;
             }
-            let complete = ready.load(Ordering::Acquire) != 0;
-            let record = if complete {
-                Self::decode(unsafe { std::slice::from_raw_parts(slot, SLOT_SIZE) })
-            } else {
-                None
-            };
             ready.store(0, Ordering::Relaxed);
             self.tail += 1;
             // Only now may a producer reuse the slot.
             self.tail_field().store(self.tail, Ordering::Release);
-            if let Some(record) = record {
-                f(record);
-            }
         }
     }
 
-    fn decode(bytes: &[u8]) -> Option<RingRecord> {
+    fn decode(bytes: &[u8]) -> Option<RingRecord<'_>> {
         let kind = match u16::from_le_bytes([bytes[4], bytes[5]]) {
             1 => AccessKind::Read,
             7 => AccessKind::Stat,
@@ -220,7 +218,7 @@ impl Ring {
             pid: i32_at(8),
             ppid: i32_at(12),
             kind,
-            path: bytes[PATH_AT..PATH_AT + len].to_vec(),
+            path: &bytes[PATH_AT..PATH_AT + len],
             time_ns: i64::from_le_bytes(time),
         })
     }

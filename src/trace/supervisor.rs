@@ -253,9 +253,7 @@ impl Supervisor {
         let Some((mut ring, mut dead)) = self.rings.remove(&fd) else {
             return;
         };
-        let mut records = Vec::new();
-        ring.drain(final_drain, |r| records.push(r));
-        for r in records {
+        ring.drain(final_drain, |r| {
             self.ring_records += 1;
             if !self.procs.contains_key(&r.pid) && !dead.contains(&r.pid) {
                 match self.task(fd, r.pid) {
@@ -276,14 +274,15 @@ impl Supervisor {
                     }
                 }
             }
-            normalize(&r.path, &mut self.scratch.norm);
+            let mut path = Vec::with_capacity(r.path.len());
+            normalize(r.path, &mut path);
             events.push(Event::Access {
                 pid: r.pid,
-                path: self.scratch.norm.clone(),
+                path,
                 kind: r.kind,
                 time_ns: r.time_ns,
             });
-        }
+        });
         self.rings.insert(fd, (ring, dead));
     }
 
