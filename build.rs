@@ -25,6 +25,8 @@ fn main() {
     sources.sort();
     println!("cargo:rerun-if-changed=make-plugin");
     println!("cargo:rerun-if-changed=src/protocol.h");
+    println!("cargo:rerun-if-changed=src/trace/ring.h");
+    println!("cargo:rerun-if-changed=src/trace/pathsearch.h");
     for source in &sources {
         println!("cargo:rerun-if-changed={}", source.display());
     }

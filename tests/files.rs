@@ -308,7 +308,16 @@ fn files_of(t: &Test, target: &str) -> Vec<(String, String)> {
 /// the same kinds; and the fast path really served most of the calls.
 #[test]
 fn fast_path_records_what_trapping_records() {
-    let t = Test::new()
+    let t = Test::new();
+    // A PATH whose first directory has nothing: each program's search misses there
+    // first (the shim's own search for gcc, gcc's for `as`, the shell's for cat).
+    let path = format!(
+        "{}:{}",
+        t.path().join("nothing-here").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let t = t
+        .env("PATH", &path)
         .file("inc/a/one.h", "#define ONE 1\n")
         .file("inc/b/two.h", "#include \"three.h\"\n#define TWO 2\n")
         .file("inc/b/three.h", "#define THREE 3\n")
@@ -360,12 +369,37 @@ fn fast_path_records_what_trapping_records() {
     );
     assert_eq!(fast_compile, files_of(&t, "main.o"));
     assert_eq!(fast_pipe, files_of(&t, "out.txt"));
+    // The PATH searches' misses are recorded either way; with the fast path they are not
+    // trapped (the shim searches before its filter is in place, the helper serves execvp
+    // and the shell's execve).
+    let count_in = |stats: &str, name: &str| -> u64 {
+        stats
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    // Trapped with the fast path: only the 7 programs that ran (gcc, cc1, as; sh, cat,
+    // tr, ls), none of the misses.
+    let (fast_execs, trapped_execs) = (count("execve"), count_in(&stats, "execve"));
+    assert!(
+        fast_execs == 7 && trapped_execs > 7 + 5,
+        "execve trapped {fast_execs} times with the fast path, {trapped_execs} without"
+    );
     let has = |files: &[(String, String)], kind: &str, end: &str| {
         files.iter().any(|(k, p)| k == kind && p.ends_with(end))
     };
     assert!(
         has(&fast_compile, "probe", "/inc/a/two.h"),
         "{fast_compile:?}"
+    );
+    for program in ["gcc", "as"] {
+        let miss = format!("/nothing-here/{program}");
+        assert!(has(&fast_compile, "probe", &miss), "{fast_compile:?}");
+    }
+    assert!(
+        has(&fast_pipe, "probe", "/nothing-here/cat"),
+        "{fast_pipe:?}"
     );
     assert!(
         has(&fast_compile, "read", "/inc/a/one.h"),

@@ -77,6 +77,27 @@ struct Aggregate {
     process_id: Option<i64>,
 }
 
+/// What one owner (a command or a make) touched so far.
+#[derive(Default)]
+struct Touched {
+    /// By (path number, kind), except probes.
+    accesses: HashMap<(u32, u8), Aggregate>,
+    /// Paths probed and found missing, repeats included (include-path searches are most
+    /// of a compile's file calls: a push each, sorted and deduplicated by the writer).
+    probes: Vec<u32>,
+}
+
+/// Deduplicate a command's probes in place once they take this many entries.
+const PROBES_COMPACT: usize = 1 << 20;
+
+/// Whether a path is under makescope's private directory, once looked at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Private {
+    Unknown,
+    No,
+    Yes,
+}
+
 pub(crate) struct Server {
     setup: Setup,
     epoll: OwnedFd,
@@ -91,13 +112,16 @@ pub(crate) struct Server {
     owners: HashMap<i32, Owner>,
     roots: HashSet<i32>,
     processes: HashMap<i32, i64>,
-    /// Accesses by owner, by (path number, kind) until the owner ends.
-    accesses: HashMap<Owner, HashMap<(u32, u8), Aggregate>>,
-    /// The build's paths, numbered as first seen (millions of accesses, ~100,000 paths
-    /// on glibc): accesses are aggregated by number, and the writer maps numbers to ids.
-    path_numbers: HashMap<Vec<u8>, u32>,
-    paths: Vec<std::sync::Arc<[u8]>>,
+    /// Accesses by owner until the owner ends, by the supervisor's path numbers
+    /// (millions of accesses, ~100,000 paths on glibc); the writer maps numbers to ids.
+    accesses: HashMap<Owner, Touched>,
+    /// By path number: is it makescope's own file (never recorded)?
+    private: Vec<Private>,
+    /// How many of the supervisor's paths the writer has been given.
+    paths_sent: usize,
     supervisor: Supervisor,
+    /// The supervisor's events, reused from call to call.
+    trace_events: Vec<trace::Event>,
     to_writer: Sender<Write>,
     to_ui: Sender<UiEvent>,
     buffer: Vec<u8>,
@@ -183,9 +207,10 @@ impl Server {
             roots: HashSet::default(),
             processes: HashMap::default(),
             accesses: HashMap::default(),
-            path_numbers: HashMap::default(),
-            paths: Vec::new(),
+            private: Vec::new(),
+            paths_sent: 0,
             supervisor: Supervisor::new(),
+            trace_events: Vec::new(),
             to_writer,
             to_ui,
             buffer: vec![0; RECEIVE_BUFFER],
@@ -252,18 +277,19 @@ impl Server {
                 self.warn(format!("event loop: {}", std::io::Error::last_os_error()));
                 break;
             }
-            // Answer traced processes first: they are waiting.
+            // Answer traced processes first: they are waiting. One notification per
+            // listener and round: the epoll is level-triggered, so a listener with more
+            // comes back at once, and no extra poll is made to find out.
             let ready: Vec<RawFd> = events[..n as usize]
                 .iter()
                 .map(|e| e.u64 as RawFd)
                 .collect();
-            let traced: Vec<RawFd> = ready
-                .iter()
-                .copied()
-                .filter(|fd| self.listeners.contains_key(fd))
-                .collect();
-            for fd in traced {
-                self.on_notification(fd);
+            for e in &events[..n as usize] {
+                let fd = e.u64 as RawFd;
+                if self.listeners.contains_key(&fd) {
+                    // EPOLLIN/HUP/ERR have poll(2)'s values.
+                    self.on_notification(fd, e.events as i16);
+                }
             }
             if swept.elapsed() >= RING_SWEEP {
                 // Commands that make few trapped calls: their fast-path records would
@@ -741,47 +767,34 @@ impl Server {
 
     /// Drain `fd`'s fast-path ring without waiting for a notification.
     fn on_ring(&mut self, fd: RawFd) {
-        let Some(&(_, top)) = self.listeners.get(&fd) else {
-            return;
-        };
-        let listener = unsafe { BorrowedFd::borrow_raw(fd) };
-        let mut events = Vec::new();
-        let _ = self.supervisor.handle_ready(listener, 0, &mut events);
-        for event in events {
-            self.on_trace(event, top);
-        }
+        self.on_notification(fd, 0);
     }
 
-    fn on_notification(&mut self, fd: RawFd) {
+    /// Serve `fd` as the event loop found it (`revents` in poll(2) terms; 0: only drain
+    /// its ring): at most one notification answered.
+    fn on_notification(&mut self, fd: RawFd, revents: i16) {
         let Some(&(_, top)) = self.listeners.get(&fd) else {
             return;
         };
-        // Open while it is in `self.listeners`; the loop stops as soon as it is removed.
+        // Open while it is in `self.listeners`.
         let listener = unsafe { BorrowedFd::borrow_raw(fd) };
-        let mut events = Vec::new();
-        for _ in 0..256 {
-            match self.supervisor.handle(listener, &mut events) {
-                Ok(Handled::Answered) => {}
-                Ok(Handled::Idle) => break,
-                Ok(Handled::Hangup) => {
-                    self.unwatch(fd);
-                    self.listeners.remove(&fd);
-                    break;
-                }
-                Err(error) => {
-                    self.warn(format!("tracing stopped for a command: {error}"));
-                    self.unwatch(fd);
-                    self.listeners.remove(&fd);
-                    break;
-                }
+        let mut events = std::mem::take(&mut self.trace_events);
+        match self.supervisor.handle_ready(listener, revents, &mut events) {
+            Ok(Handled::Answered | Handled::Idle) => {}
+            Ok(Handled::Hangup) => {
+                self.unwatch(fd);
+                self.listeners.remove(&fd);
             }
-            for event in events.drain(..) {
-                self.on_trace(event, top);
+            Err(error) => {
+                self.warn(format!("tracing stopped for a command: {error}"));
+                self.unwatch(fd);
+                self.listeners.remove(&fd);
             }
         }
         for event in events.drain(..) {
             self.on_trace(event, top);
         }
+        self.trace_events = events;
     }
 
     fn on_trace(&mut self, event: trace::Event, top: i64) {
@@ -812,15 +825,23 @@ impl Server {
                 kind,
                 time_ns,
             } => {
-                if path.starts_with(&self.setup.private_dir) {
+                if self.is_private(path) {
                     return; // makescope's own files (the fast path's helper, the socket)
                 }
                 let owner = self.owner_of(pid).unwrap_or(Owner::Command(top));
+                let touched = self.accesses.entry(owner).or_default();
+                if kind == trace::AccessKind::Probe {
+                    touched.probes.push(path.0);
+                    if touched.probes.len() >= PROBES_COMPACT {
+                        touched.probes.sort_unstable();
+                        touched.probes.dedup();
+                    }
+                    return;
+                }
                 let process_id = self.processes.get(&pid).copied();
-                let number = self.path_number(path);
-                let aggregate = self.accesses.entry(owner).or_default();
-                aggregate
-                    .entry((number, kind as u8))
+                touched
+                    .accesses
+                    .entry((path.0, kind as u8))
                     .and_modify(|a| a.count += 1)
                     .or_insert(Aggregate {
                         count: 1,
@@ -915,41 +936,57 @@ impl Server {
         owner
     }
 
-    fn path_number(&mut self, path: Vec<u8>) -> u32 {
-        if let Some(&number) = self.path_numbers.get(path.as_slice()) {
-            return number;
+    fn is_private(&mut self, path: trace::PathId) -> bool {
+        let i = path.0 as usize;
+        if i >= self.private.len() {
+            self.private.resize(i + 1, Private::Unknown);
         }
-        let number = self.paths.len() as u32;
-        self.paths.push(path.as_slice().into());
-        self.path_numbers.insert(path, number);
-        number
+        if self.private[i] == Private::Unknown {
+            let name = self.supervisor.paths().name(path);
+            self.private[i] = if name.starts_with(&self.setup.private_dir) {
+                Private::Yes
+            } else {
+                Private::No
+            };
+        }
+        self.private[i] == Private::Yes
     }
 
-    /// Send an owner's accesses to the writer; with hooks loaded, also return what it
-    /// read and wrote, for them.
+    /// Send an owner's accesses to the writer (and the paths it has not been given yet);
+    /// with hooks loaded, also return what it read and wrote, for them.
     fn flush_accesses(&mut self, owner: Owner) -> Option<crate::hooks::Files> {
-        let accesses = self.accesses.remove(&owner)?;
-        if accesses.is_empty() {
+        let mut touched = self.accesses.remove(&owner)?;
+        if touched.accesses.is_empty() && touched.probes.is_empty() {
             return None;
         }
+        touched.probes.sort_unstable();
+        touched.probes.dedup();
+        let paths = self.supervisor.paths();
         let files = self.setup.hooks.is_some().then(|| {
             let mut files = crate::hooks::Files::default();
-            for &(number, kind) in accesses.keys() {
-                let path = || self.paths[number as usize].to_vec();
+            let path = |number: u32| paths.name(trace::PathId(number)).to_vec();
+            for &(number, kind) in touched.accesses.keys() {
                 match kind {
-                    1 | 6 | 7 | 8 | 9 => files.reads.push(path()),
-                    2 | 3 | 4 | 5 | 12 => files.writes.push(path()),
+                    1 | 6 | 7 | 9 => files.reads.push(path(number)),
+                    2 | 3 | 4 | 5 | 12 => files.writes.push(path(number)),
                     _ => {}
                 }
             }
+            files.reads.extend(touched.probes.iter().map(|&n| path(n)));
             files.reads.sort();
+            files.reads.dedup();
             files.writes.sort();
             files
         });
-        let accesses = accesses
+        if paths.len() > self.paths_sent {
+            let names = paths.names_from(self.paths_sent).to_vec();
+            self.paths_sent = paths.len();
+            self.write(Write::Paths(names));
+        }
+        let accesses = touched
+            .accesses
             .into_iter()
             .map(|((number, kind), a)| NewAccess {
-                path: self.paths[number as usize].clone(),
                 key: number,
                 kind,
                 process_id: a.process_id,
@@ -961,6 +998,7 @@ impl Server {
             build_id: self.setup.build_id,
             owner,
             accesses,
+            probes: touched.probes,
         });
         files
     }

@@ -35,10 +35,15 @@ pub(crate) enum Write {
         ended_ns: i64,
         exit_code: Option<i32>,
     },
+    /// The paths the recorder numbered since the last `Paths`, in order (the first has
+    /// the number after the last one sent).
+    Paths(Vec<std::sync::Arc<[u8]>>),
+    /// An owner's accesses, and the paths it probed (numbers, sorted, distinct).
     Accesses {
         build_id: i64,
         owner: Owner,
         accesses: Vec<NewAccess>,
+        probes: Vec<u32>,
     },
     BuildEnd(i64, BuildEnd),
 }
@@ -118,11 +123,13 @@ fn apply(store: &mut Store, write: Write) -> Result<()> {
             ended_ns,
             exit_code,
         } => store.finish_process(id, ended_ns, exit_code)?,
+        Write::Paths(names) => store.number_paths(names),
         Write::Accesses {
             build_id,
             owner,
             accesses,
-        } => store.insert_accesses(build_id, owner, &accesses)?,
+            probes,
+        } => store.insert_accesses(build_id, owner, &accesses, &probes)?,
         Write::BuildEnd(id, end) => store.finish_build(id, &end)?,
     }
     Ok(())

@@ -41,6 +41,8 @@
 #include <unistd.h>
 
 #include "../protocol.h"
+#include "../trace/pathsearch.h"
+#include "../trace/ring.h"
 
 extern char **environ;
 
@@ -142,11 +144,85 @@ static char **simple_command (char **argv, int argc)
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-static void exec_or_die (char **argv)
+/* Run argv[0] found along `path` (as execvp does with PATH; NULL: every candidate
+   is known to be missing), or say why not as make would. */
+static void exec_along (char **argv, const char *path)
 {
-  execvp (argv[0], argv);
+  if (path)
+    search_exec (execve, argv[0], path, argv, environ);
+  else
+    errno = ENOENT;
   fprintf (stderr, "make: %s: %s\n", argv[0], strerror (errno));
   _exit (127);
+}
+
+static void exec_or_die (char **argv)
+{
+  exec_along (argv, getenv ("PATH"));
+}
+
+/* The start of the command's PATH search, made before the filter is in place: each
+   directory without the program would otherwise be a trapped execve. The candidates
+   found missing are kept to be recorded as probes through the ring. */
+struct misses
+{
+  char names[8192]; /* NUL-separated absolute paths */
+  size_t used;
+};
+
+/* Returns where the search must go on: the first entry whose candidate exists (or that
+   cannot be checked here: a relative one, one too long), or NULL when all are missing. */
+static const char *skip_missing (const char *file, const char *path, struct misses *m)
+{
+  size_t flen = strlen (file);
+  for (const char *p = path;;)
+    {
+      const char *end = strchr (p, ':');
+      if (!end)
+        end = p + strlen (p);
+      size_t dlen = (size_t) (end - p);
+      size_t need = dlen + 1 + flen + 1;
+      if (dlen == 0 || *p != '/' || need > RING_PATH_ROOM || m->used + need > sizeof m->names)
+        return p;
+      char *cand = m->names + m->used;
+      memcpy (cand, p, dlen);
+      cand[dlen] = '/';
+      memcpy (cand + dlen + 1, file, flen + 1);
+      struct stat st;
+      if (stat (cand, &st) == 0 || (errno != ENOENT && errno != ENOTDIR))
+        return p;
+      m->used += need;
+      if (!*end)
+        return NULL;
+      p = end + 1;
+    }
+}
+
+/* Record the misses in the ring as the helper would have. Returns 0 when all are in. */
+static int record_misses (int ring_fd, const struct misses *m)
+{
+  size_t size = 4096 + (size_t) RING_SLOTS * RING_SLOT_SIZE;
+  struct ring_header *ring = mmap (NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, ring_fd, 0);
+  if (ring == MAP_FAILED)
+    return -1;
+  int error = 0;
+  for (size_t at = 0; at < m->used; at += strlen (m->names + at) + 1)
+    {
+      struct ring_slot *s = ring_reserve (ring);
+      if (!s)
+        {
+          error = -1;
+          break;
+        }
+      size_t len = strlen (m->names + at);
+      memcpy (s->path, m->names + at, len);
+      s->len = (uint16_t) len;
+      s->pid = getpid ();
+      s->ppid = getppid ();
+      ring_commit (s, RING_PROBE);
+    }
+  munmap (ring, size);
+  return error;
 }
 
 /* If the makefile exports SHELL, make put our link in the environment: give the command
@@ -212,9 +288,6 @@ static int send_fds (int sock, struct msg *m, const int *fds, int n)
 /* The fast path's ring (layout in src/trace/ring.rs, made as Ring::new makes it): a
    memfd sealed against shrinking, inherited by the command (no close-on-exec). -1 when
    it cannot be made: then every call is trapped, which costs time, not records. */
-#define RING_SLOTS 16384
-#define RING_SLOT_SIZE 256
-#define RING_MAGIC 0x31474e4952534d4bULL
 static int make_ring (void)
 {
   int fd = memfd_create ("makescope-ring", MFD_ALLOW_SEALING);
@@ -265,8 +338,11 @@ static void enable_fast_path (const char *helper, int ring)
 /* Install the recorder's filter (read from MAKESCOPE_FILTER) and hand the listener over,
    with the fast path's ring when MAKESCOPE_PRELOAD names the helper. Returns 0, or an
    errno. */
-static int start_tracing (int sock)
+/* Install the filter and hand the listener (and the ring, made here when the fast path
+   is on: *ring_fd, else -1) to the recorder. */
+static int start_tracing (int sock, int *ring_fd)
 {
+  *ring_fd = -1;
   const char *path = getenv ("MAKESCOPE_FILTER");
   int fd = path ? open (path, O_RDONLY | O_CLOEXEC) : -1;
   if (fd < 0)
@@ -308,7 +384,10 @@ static int start_tracing (int sock)
   if (fds[1] >= 0)
     {
       if (!error)
-        enable_fast_path (helper, fds[1]);
+        {
+          enable_fast_path (helper, fds[1]);
+          *ring_fd = fds[1];
+        }
       else
         close (fds[1]);
     }
@@ -493,6 +572,10 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct context
       signal (SIGQUIT, SIG_DFL);
       dup2 (out[1], 1);
       dup2 (err[1], 2);
+      char **command = simple_command (argv, argc);
+      if (!command)
+        command = argv;
+      const char *search = getenv ("PATH");
       if (tracing && !nested)
         {
           if (runs_make (argv[argc - 1], ctx->make, ctx->make_len))
@@ -504,7 +587,13 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct context
             }
           else
             {
-              int error = start_tracing (sock);
+              static struct misses misses;
+              const char *helper = getenv ("MAKESCOPE_PRELOAD");
+              const char *rest = search;
+              if (search && helper && *helper && !strchr (command[0], '/'))
+                rest = skip_missing (command[0], search, &misses);
+              int ring = -1;
+              int error = start_tracing (sock, &ring);
               if (error)
                 {
                   struct msg m;
@@ -512,11 +601,12 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct context
                   put_str (&m, strerror (error));
                   send_msg (sock, &m);
                 }
+              else if (misses.used && ring >= 0 && record_misses (ring, &misses) == 0)
+                search = rest;
             }
         }
       close (sock);
-      char **direct = simple_command (argv, argc);
-      exec_or_die (direct ? direct : argv);
+      exec_along (command, search);
     }
   child_pid = child;
   signal (SIGTERM, forward);

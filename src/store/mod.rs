@@ -128,6 +128,9 @@ pub enum StoreError {
     /// The record cannot be written (read-only file or directory).
     #[error("cannot write the record {path}: {detail}")]
     ReadOnly { path: PathBuf, detail: String },
+    /// The recorder handed the store something inconsistent (a bug, not the user's).
+    #[error("internal error while writing the record: {0}")]
+    Internal(String),
     /// Any other SQLite failure.
     #[error("record {path}: {error}")]
     Sqlite {
@@ -141,8 +144,10 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     paths: rustc_hash::FxHashMap<Vec<u8>, i64>,
-    /// Path ids by the recorder's own number for each path ([`NewAccess::key`]); 0:
-    /// not known yet.
+    /// The recorder's numbered paths ([`NewAccess::key`] indexes it), as given to
+    /// [`Store::number_paths`].
+    numbered: Vec<std::sync::Arc<[u8]>>,
+    /// Path ids by the recorder's number; 0: not known yet.
     keyed_paths: Vec<i64>,
     environments: rustc_hash::FxHashMap<Vec<u8>, i64>,
 }
@@ -171,6 +176,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             paths: Default::default(),
+            numbered: Vec::new(),
             keyed_paths: Vec::new(),
             environments: Default::default(),
         };
@@ -194,6 +200,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             paths: Default::default(),
+            numbered: Vec::new(),
             keyed_paths: Vec::new(),
             environments: Default::default(),
         };

@@ -129,10 +129,9 @@ pub enum Owner {
 /// One deduplicated access.
 #[derive(Debug, Clone)]
 pub struct NewAccess {
-    /// The path, shared with the recorder's table of the build's paths.
-    pub path: std::sync::Arc<[u8]>,
-    /// The recorder's number for `path` in this build (dense, from 0): the store finds
-    /// the path's id by it without hashing the path again.
+    /// The recorder's number for the path in this build (dense, from 0; the path itself
+    /// was given to [`Store::number_paths`]): the store finds the path's id by it
+    /// without hashing the path again.
     pub key: u32,
     pub kind: u8,
     pub process_id: Option<i64>,
@@ -395,32 +394,54 @@ impl Store {
         Ok(id)
     }
 
+    /// Paths numbered by the recorder, in order, continuing the numbers given before:
+    /// accesses name them by number ([`NewAccess::key`]).
+    pub fn number_paths(&mut self, names: Vec<std::sync::Arc<[u8]>>) {
+        self.numbered.extend(names);
+    }
+
+    /// The id of the path the recorder numbered `key`.
+    fn keyed_path_id(&mut self, key: u32) -> Result<i64, StoreError> {
+        let key = key as usize;
+        if let Some(&id) = self.keyed_paths.get(key) {
+            if id > 0 {
+                return Ok(id);
+            }
+        }
+        let Some(name) = self.numbered.get(key).cloned() else {
+            return Err(StoreError::Internal(format!(
+                "an access names path number {key}, which the recorder never sent"
+            )));
+        };
+        let id = self.path_id(&name)?;
+        if self.keyed_paths.len() <= key {
+            self.keyed_paths.resize(key + 1, 0);
+        }
+        self.keyed_paths[key] = id;
+        Ok(id)
+    }
+
+    /// An owner's accesses, and the paths it probed and found missing (the recorder's
+    /// numbers, `probes` sorted and distinct).
     pub fn insert_accesses(
         &mut self,
         build_id: i64,
         owner: Owner,
         accesses: &[NewAccess],
+        probes: &[u32],
     ) -> Result<(), StoreError> {
         let (command_id, make_id) = match owner {
             Owner::Command(id) => (Some(id), None),
             Owner::Make(id) => (None, Some(id)),
         };
-        let mut probes = Vec::new();
+        let mut probe_ids = Vec::with_capacity(probes.len());
+        for &key in probes {
+            probe_ids.push(self.keyed_path_id(key)?);
+        }
         for a in accesses {
-            let key = a.key as usize;
-            let path_id = match self.keyed_paths.get(key) {
-                Some(&id) if id > 0 => id,
-                _ => {
-                    let id = self.path_id(&a.path)?;
-                    if self.keyed_paths.len() <= key {
-                        self.keyed_paths.resize(key + 1, 0);
-                    }
-                    self.keyed_paths[key] = id;
-                    id
-                }
-            };
+            let path_id = self.keyed_path_id(a.key)?;
             if a.kind == PROBE {
-                probes.push(path_id);
+                probe_ids.push(path_id);
                 continue;
             }
             self.exec(
@@ -429,12 +450,12 @@ impl Store {
                 params![build_id, command_id, make_id, path_id, a.kind, a.process_id, a.first_ns, a.count],
             )?;
         }
-        if !probes.is_empty() {
-            probes.sort_unstable();
-            probes.dedup();
+        if !probe_ids.is_empty() {
+            probe_ids.sort_unstable();
+            probe_ids.dedup();
             self.exec(
                 "INSERT INTO probe_set (build_id, command_id, make_id, count, path_ids) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![build_id, command_id, make_id, probes.len() as i64, super::encode_ids(&probes)],
+                params![build_id, command_id, make_id, probe_ids.len() as i64, super::encode_ids(&probe_ids)],
             )?;
         }
         Ok(())

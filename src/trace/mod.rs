@@ -28,6 +28,7 @@ mod supervisor;
 mod sys;
 
 pub use filter::FilterOptions;
+pub use path::{PathId, PathTable};
 pub use ring::{Ring, RingRecord, FAST_PATH_PAGE};
 pub use run::{
     continue_all, detach, recv_fd, run_traced, run_traced_fast, run_traced_with_ring, send_fd,
@@ -99,16 +100,19 @@ impl AccessKind {
 }
 
 /// What a traced process did. `pid` is always the thread group id (the process).
+/// Paths of accesses are numbers in the supervisor's [`PathTable`] (`P = PathId`);
+/// [`Event::spelled`] gives the bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub enum Event<P = PathId> {
     /// A process seen for the first time (its first trapped call). Always comes before
     /// the process's other events.
     Process { pid: i32, ppid: i32, time_ns: i64 },
-    /// A path was touched. `path` is absolute and normalised (no `.`, `..` or `//`);
-    /// symlinks are not resolved.
+    /// A path was touched. `path` numbers it in the supervisor's [`PathTable`]
+    /// ([`Supervisor::paths`]): absolute and normalised (no `.`, `..` or `//`), symlinks
+    /// not resolved.
     Access {
         pid: i32,
-        path: Vec<u8>,
+        path: P,
         kind: AccessKind,
         time_ns: i64,
     },
@@ -137,6 +141,51 @@ pub enum Event {
 }
 
 impl Event {
+    /// The event with its path spelled out (for tests and tools; the recorder keeps
+    /// numbers).
+    pub fn spelled(self, paths: &PathTable) -> Event<Vec<u8>> {
+        match self {
+            Event::Process { pid, ppid, time_ns } => Event::Process { pid, ppid, time_ns },
+            Event::Access {
+                pid,
+                path,
+                kind,
+                time_ns,
+            } => Event::Access {
+                pid,
+                path: paths.name(path).to_vec(),
+                kind,
+                time_ns,
+            },
+            Event::Exec {
+                pid,
+                path,
+                argv,
+                cwd,
+                time_ns,
+            } => Event::Exec {
+                pid,
+                path,
+                argv,
+                cwd,
+                time_ns,
+            },
+            Event::Exit { pid, code, time_ns } => Event::Exit { pid, code, time_ns },
+            Event::Gone { pid, time_ns } => Event::Gone { pid, time_ns },
+            Event::Lost {
+                pid,
+                syscall,
+                time_ns,
+            } => Event::Lost {
+                pid,
+                syscall,
+                time_ns,
+            },
+        }
+    }
+}
+
+impl<P> Event<P> {
     /// The process the event is about.
     pub fn pid(&self) -> i32 {
         match *self {

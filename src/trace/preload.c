@@ -18,8 +18,8 @@
  *
  * A slot is reserved before the call is made (so that a call made through the trusted
  * page is always recorded); a call that blocks (a FIFO) holds the supervisor's reading
- * at its slot meanwhile, and others fall back to trapping once the ring is full. The layout of the ring
- * is mirrored in src/trace/ring.rs: change both or neither.
+ * at its slot meanwhile, and others fall back to trapping once the ring is full. The ring's layout
+ * is in ring.h, mirrored in src/trace/ring.rs: change both or neither.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,33 +35,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SLOT_SIZE 256
-#define PATH_ROOM (SLOT_SIZE - 24)
+#include "pathsearch.h"
+#include "ring.h"
 
-struct ring_header {
-    uint64_t head;   /* next record number to reserve (compare-and-swap) */
-    uint64_t nslots; /* slots after the header page */
-    uint64_t tail;   /* next record number the supervisor will read (it advances it) */
-    uint64_t magic;  /* RING_MAGIC */
-};
-#define RING_MAGIC 0x31474e4952534d4bULL /* "KMSRING1" */
-
-struct slot {
-    uint32_t ready; /* 1 once the slot is complete (release) */
-    uint16_t kind;  /* AccessKind */
-    uint16_t len;   /* path bytes */
-    int32_t pid;
-    int32_t ppid;
-    int64_t time_ns;
-    char path[PATH_ROOM];
-};
-
-enum { KIND_READ = 1, KIND_STAT = 7, KIND_PROBE = 8 };
 
 typedef long (*raw_fn)(long nr, long a, long b, long c, long d, long e);
 static raw_fn raw;                  /* the syscall stub on the trusted page */
 static struct ring_header *ring;    /* NULL: helper off */
-static struct slot *slots;
 static int my_pid, my_ppid;
 
 static const unsigned char stub[] = {
@@ -90,7 +70,7 @@ __attribute__((constructor)) static void setup(void) {
     int seals = fcntl(fd, F_GET_SEALS);
     struct ring_header h;
     if (seals < 0 || !(seals & F_SEAL_SHRINK) || pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
-        h.magic != RING_MAGIC || h.nslots == 0 || 4096 + h.nslots * SLOT_SIZE > (uint64_t)st.st_size)
+        h.magic != RING_MAGIC || h.nslots == 0 || 4096 + h.nslots * RING_SLOT_SIZE > (uint64_t)st.st_size)
         return;
     void *want = (void *)strtoul(page_env, NULL, 16);
     void *page = mmap(want, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
@@ -104,7 +84,6 @@ __attribute__((constructor)) static void setup(void) {
     void *map = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) return;
     raw = (raw_fn)page;
-    slots = (struct slot *)((char *)map + 4096);
     after_fork();
     pthread_atfork(NULL, NULL, after_fork);
     __atomic_store_n(&ring, (struct ring_header *)map, __ATOMIC_RELEASE);
@@ -112,10 +91,10 @@ __attribute__((constructor)) static void setup(void) {
 
 /* Reserve a slot and fill in the path: absolute as given, relative joined onto the
  * directory (cwd or dirfd) read through the stub. NULL: not recordable, go the slow way. */
-static struct slot *reserve(int dirfd, const char *path) {
+static struct ring_slot *reserve(int dirfd, const char *path) {
     size_t plen = strlen(path);
-    if (plen == 0 || plen >= PATH_ROOM) return NULL;
-    char base[PATH_ROOM];
+    if (plen == 0 || plen >= RING_PATH_ROOM) return NULL;
+    char base[RING_PATH_ROOM];
     size_t blen = 0;
     if (path[0] != '/') {
         long n;
@@ -138,15 +117,10 @@ static struct slot *reserve(int dirfd, const char *path) {
             if (n <= 0 || n >= (long)sizeof base || base[0] != '/') return NULL;
             blen = (size_t)n;
         }
-        if (blen + 1 + plen >= PATH_ROOM) return NULL;
+        if (blen + 1 + plen >= RING_PATH_ROOM) return NULL;
     }
-    /* Reserve record number h, unless the ring is full (then take the trapped route). */
-    uint64_t h = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE);
-    do {
-        uint64_t t = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
-        if (h - t >= ring->nslots) return NULL;
-    } while (!__atomic_compare_exchange_n(&ring->head, &h, h + 1, 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
-    struct slot *s = &slots[h % ring->nslots];
+    struct ring_slot *s = ring_reserve(ring);
+    if (!s) return NULL;
     size_t len = 0;
     if (blen) {
         memcpy(s->path, base, blen);
@@ -160,16 +134,8 @@ static struct slot *reserve(int dirfd, const char *path) {
     return s;
 }
 
-static void commit(struct slot *s, int kind) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    s->time_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    s->kind = (uint16_t)kind;
-    __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
-}
-
-static long finish(struct slot *s, long rc, int found_kind) {
-    commit(s, rc >= 0 ? found_kind : (rc == -ENOENT || rc == -ENOTDIR) ? KIND_PROBE : found_kind);
+static long finish(struct ring_slot *s, long rc, int found_kind) {
+    ring_commit(s, rc >= 0 ? found_kind : (rc == -ENOENT || rc == -ENOTDIR) ? RING_PROBE : found_kind);
     if (rc < 0) {
         errno = (int)-rc;
         return -1;
@@ -182,19 +148,19 @@ static int read_only(int flags) {
 }
 
 static long fast_openat(int dirfd, const char *path, int flags, mode_t mode) {
-    struct slot *s;
+    struct ring_slot *s;
     if (!__atomic_load_n(&ring, __ATOMIC_ACQUIRE) || !read_only(flags) || !(s = reserve(dirfd, path)))
         return syscall(SYS_openat, dirfd, path, flags, mode);
     long rc = raw(SYS_openat, dirfd, (long)path, flags, mode, 0);
-    return finish(s, rc, KIND_READ);
+    return finish(s, rc, RING_READ);
 }
 
 static long fast_path_call(long nr, int dirfd, const char *path, long a, long b, long c) {
-    struct slot *s;
+    struct ring_slot *s;
     if (!__atomic_load_n(&ring, __ATOMIC_ACQUIRE) || !(s = reserve(dirfd, path)))
         return syscall(nr, (long)dirfd, (long)path, a, b, c);
     long rc = raw(nr, dirfd, (long)path, a, b, c);
-    return finish(s, rc, KIND_STAT);
+    return finish(s, rc, RING_STAT);
 }
 
 static mode_t mode_arg(int flags, va_list ap) {
@@ -226,21 +192,34 @@ int __openat64_2(int dirfd, const char *path, int flags) __attribute__((alias("_
 /* A PATH search (dash, or a program's own loop) tries execve in one directory after the
  * other: each miss would be a trapped call. A path that does not exist is recorded here
  * as the probe it is; any other execve is made the ordinary, trapped way (the recorder
- * must see every exec). */
+ * must see every exec). The look itself is not recorded: the record stays what trapping
+ * alone gives (strace shows it, as a stat right before the execve). */
 int execve(const char *path, char *const argv[], char *const envp[]) {
     const char *p = path;
     __asm__("" : "+r"(p)); /* declared nonnull, yet a caller may pass NULL: EFAULT, not a crash */
     if (__atomic_load_n(&ring, __ATOMIC_ACQUIRE) && p && *p) {
         struct stat st;
         long rc = raw(SYS_newfstatat, AT_FDCWD, (long)path, (long)&st, 0, 0);
-        struct slot *s;
+        struct ring_slot *s;
         if ((rc == -ENOENT || rc == -ENOTDIR) && (s = reserve(AT_FDCWD, path))) {
-            commit(s, KIND_PROBE);
+            /* Not my_pid: a vfork child (gcc's driver starting cc1) runs no fork handler. */
+            s->pid = (int)raw(SYS_getpid, 0, 0, 0, 0, 0);
+            s->ppid = (int)raw(SYS_getppid, 0, 0, 0, 0, 0);
+            ring_commit(s, RING_PROBE);
             errno = (int)-rc;
             return -1;
         }
     }
     return (int)syscall(SYS_execve, path, argv, envp);
+}
+
+/* glibc's execvp searches PATH with internal execve calls (gcc's driver finding `as`
+ * tries every PATH entry): the same search through execve above. */
+int execvpe(const char *file, char *const argv[], char *const envp[]) {
+    return search_exec(execve, file, getenv("PATH"), argv, envp);
+}
+int execvp(const char *file, char *const argv[]) {
+    return search_exec(execve, file, getenv("PATH"), argv, environ);
 }
 
 int stat(const char *path, struct stat *buf) {

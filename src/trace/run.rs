@@ -10,7 +10,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::sys::{notif_continue, notif_recv, SeccompNotif};
-use super::{Event, Filter, FilterOptions, Handled, Ring, Supervisor, TraceError, FAST_PATH_PAGE};
+use super::{
+    Event, Filter, FilterOptions, Handled, PathTable, Ring, Supervisor, TraceError, FAST_PATH_PAGE,
+};
 use std::path::Path;
 
 /// What [`run_traced`] saw.
@@ -20,6 +22,8 @@ pub struct Traced {
     pub status: ExitStatus,
     /// Every event, in order.
     pub events: Vec<Event>,
+    /// The paths the events number.
+    pub paths: PathTable,
     /// Notifications per system call.
     pub counts: Vec<(&'static str, u64)>,
     /// The deadline passed: the command's process group was killed.
@@ -113,7 +117,7 @@ fn run(
         false
     });
     let status = child.wait()?;
-    let (events, counts, supervisor_timed_out) = match supervisor.join() {
+    let (events, counts, paths, supervisor_timed_out) = match supervisor.join() {
         Ok(result) => result?,
         Err(_) => return Err(io::Error::other("supervisor thread panicked")),
     };
@@ -125,12 +129,13 @@ fn run(
     Ok(Traced {
         status,
         events,
+        paths,
         counts,
         timed_out: killed || supervisor_timed_out,
     })
 }
 
-type Supervised = (Vec<Event>, Vec<(&'static str, u64)>, bool);
+type Supervised = (Vec<Event>, Vec<(&'static str, u64)>, PathTable, bool);
 
 fn supervise(sock: OwnedFd, ring: Option<Ring>, deadline: Instant) -> io::Result<Supervised> {
     let Some(listener) = recv_fd(sock.as_fd(), deadline)? else {
@@ -147,7 +152,7 @@ fn supervise(sock: OwnedFd, ring: Option<Ring>, deadline: Instant) -> io::Result
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Ok((events, supervisor.counts(), true));
+            return Ok((events, supervisor.counts(), supervisor.into_paths(), true));
         }
         let mut pfd = libc::pollfd {
             fd: listener.as_raw_fd(),
@@ -166,7 +171,9 @@ fn supervise(sock: OwnedFd, ring: Option<Ring>, deadline: Instant) -> io::Result
             continue;
         }
         match supervisor.handle_ready(listener.as_fd(), pfd.revents, &mut events) {
-            Ok(Handled::Hangup) => return Ok((events, supervisor.counts(), false)),
+            Ok(Handled::Hangup) => {
+                return Ok((events, supervisor.counts(), supervisor.into_paths(), false))
+            }
             Ok(_) => {}
             Err(TraceError::Listener(err)) | Err(TraceError::Refused(err)) => return Err(err),
             Err(TraceError::AlreadyFiltered) => {

@@ -12,7 +12,9 @@
 //! 5. for calls that change whether their path exists (`O_CREAT`, unlink, rename, mkdir,
 //!    symlink, link), check existence first and then answer CONTINUE; for all others
 //!    answer CONTINUE first and check existence while the tracee runs;
-//! 6. push events (the only allocation per notification: the event's own bytes).
+//! 6. push events (paths numbered in the [`PathTable`], not copied);
+//! 7. drain the command's fast-path ring while the tracee runs on; its records go
+//!    before the call's own events (they happened first).
 //!
 //! Every notification is answered, whatever fails: a tracee is never left blocked.
 
@@ -20,7 +22,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::filter::{decode, Abi, Sys};
-use super::path::{join, normalize};
+use super::path::{join, normalize, PathTable};
 use super::ring::Ring;
 use super::sys::*;
 use super::{AccessKind, Event, Handled, TraceError};
@@ -99,6 +101,7 @@ pub struct Supervisor {
     /// before the supervisor could look at them).
     rings: HashMap<RawFd, (Ring, rustc_hash::FxHashSet<i32>)>,
     ring_records: u64,
+    paths: PathTable,
 }
 
 const SYS_COUNT: usize = Sys::IoUringSetup as usize + 1;
@@ -131,6 +134,7 @@ impl Supervisor {
             counts: [0; SYS_COUNT],
             rings: HashMap::default(),
             ring_records: 0,
+            paths: PathTable::default(),
         }
     }
 
@@ -193,8 +197,6 @@ impl Supervisor {
         }
         self.reap();
         self.flush(fd, events);
-        // What the process did through the fast path before this call comes first.
-        self.drain_ring(fd, false, events);
         self.dispatch(fd, &notif, events);
         Ok(Handled::Answered)
     }
@@ -241,6 +243,16 @@ impl Supervisor {
         counts
     }
 
+    /// The paths that [`Event::Access`] numbers.
+    pub fn paths(&self) -> &PathTable {
+        &self.paths
+    }
+
+    /// The paths, keeping nothing else.
+    pub fn into_paths(self) -> PathTable {
+        self.paths
+    }
+
     /// Attach the fast path's ring of `listener`'s command (see
     /// docs/tracer.md): its records are delivered as events on that listener's calls,
     /// before the notification each call answers, and when it hangs up.
@@ -253,9 +265,11 @@ impl Supervisor {
         let Some((mut ring, mut dead)) = self.rings.remove(&fd) else {
             return;
         };
+        // Records come in runs from one process: look each run's process up once.
+        let mut known = 0;
         ring.drain(final_drain, |r| {
             self.ring_records += 1;
-            if !self.procs.contains_key(&r.pid) && !dead.contains(&r.pid) {
+            if r.pid != known && !self.procs.contains_key(&r.pid) && !dead.contains(&r.pid) {
                 match self.task(fd, r.pid) {
                     Some((pid, Some(ppid))) => events.push(Event::Process {
                         pid,
@@ -274,11 +288,10 @@ impl Supervisor {
                     }
                 }
             }
-            let mut path = Vec::with_capacity(r.path.len());
-            normalize(r.path, &mut path);
+            known = r.pid;
             events.push(Event::Access {
                 pid: r.pid,
-                path,
+                path: self.paths.intern_absolute(r.path),
                 kind: r.kind,
                 time_ns: r.time_ns,
             });
@@ -399,6 +412,9 @@ impl Supervisor {
         Some((tgid, new_parent))
     }
 
+    /// Answer one notification, then drain the command's ring while the tracee runs on:
+    /// the ring's records (made before this call) are put before the call's own events,
+    /// after the process's first sighting.
     fn dispatch(&mut self, listener: RawFd, notif: &SeccompNotif, events: &mut Vec<Event>) {
         let mut call = Call {
             listener,
@@ -407,14 +423,24 @@ impl Supervisor {
             tgid: 0,
             answered: false,
         };
+        let own = self.serve(&mut call, notif, events);
+        call.answer();
+        if self.rings.contains_key(&listener) {
+            let own = events.split_off(own);
+            self.drain_ring(listener, false, events);
+            events.extend(own);
+        }
+    }
+
+    /// Classify and answer the call; returns where its own events start.
+    fn serve(&mut self, call: &mut Call, notif: &SeccompNotif, events: &mut Vec<Event>) -> usize {
+        let listener = call.listener;
         let Some((abi, sys)) = decode(notif.data.arch, notif.data.nr) else {
-            call.answer();
-            return;
+            return events.len();
         };
         self.counts[sys as usize] += 1;
         let Some((tgid, new_parent)) = self.task(listener, call.tid) else {
-            call.answer();
-            return;
+            return events.len();
         };
         call.tgid = tgid;
         let time_ns = now_ns();
@@ -426,7 +452,8 @@ impl Supervisor {
                 time_ns,
             });
         }
-        match self.classify(&mut call, abi, sys, &notif.data.args, time_ns, events) {
+        let own = events.len();
+        match self.classify(call, abi, sys, &notif.data.args, time_ns, events) {
             Ok(()) => {}
             Err(Miss::Gone) => {
                 // Nothing happened: undo what this notification added.
@@ -434,6 +461,7 @@ impl Supervisor {
                 if new_parent.is_some() {
                     self.procs.remove(&tgid);
                 }
+                return mark;
             }
             Err(Miss::Invalid) => {}
             Err(Miss::Unreadable) => {
@@ -446,7 +474,7 @@ impl Supervisor {
                 }
             }
         }
-        call.answer();
+        own
     }
 
     fn classify(
@@ -562,10 +590,9 @@ impl Supervisor {
                         match interpreter(&program, &mut self.scratch.mem) {
                             Some(interp) => {
                                 normalize(&interp, &mut self.scratch.norm);
-                                let path = self.scratch.norm.clone();
                                 events.push(Event::Access {
                                     pid: call.tgid,
-                                    path,
+                                    path: self.paths.intern(&self.scratch.norm),
                                     kind: AccessKind::Exec,
                                     time_ns,
                                 });
@@ -894,7 +921,7 @@ impl Supervisor {
         normalize(&self.scratch.abs[slot], &mut self.scratch.norm);
         events.push(Event::Access {
             pid: call.tgid,
-            path: self.scratch.norm.clone(),
+            path: self.paths.intern(&self.scratch.norm),
             kind,
             time_ns,
         });
