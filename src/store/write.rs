@@ -438,17 +438,37 @@ impl Store {
         for &key in probes {
             probe_ids.push(self.keyed_path_id(key)?);
         }
+        let mut rows = Vec::with_capacity(accesses.len());
         for a in accesses {
             let path_id = self.keyed_path_id(a.key)?;
             if a.kind == PROBE {
                 probe_ids.push(path_id);
-                continue;
+            } else {
+                rows.push((path_id, a));
             }
-            self.exec(
-                "INSERT INTO access (build_id, command_id, make_id, path_id, kind, process_id, first_ns, count)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![build_id, command_id, make_id, path_id, a.kind, a.process_id, a.first_ns, a.count],
-            )?;
+        }
+        if !rows.is_empty() {
+            // Hundreds of rows a compile: one statement for all of them.
+            let mut st = self
+                .conn
+                .prepare_cached(
+                    "INSERT INTO access (build_id, command_id, make_id, path_id, kind, process_id, first_ns, count)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(|e| super::write_error(&self.path, e))?;
+            for (path_id, a) in rows {
+                st.execute(params![
+                    build_id,
+                    command_id,
+                    make_id,
+                    path_id,
+                    a.kind,
+                    a.process_id,
+                    a.first_ns,
+                    a.count
+                ])
+                .map_err(|e| super::write_error(&self.path, e))?;
+            }
         }
         if !probe_ids.is_empty() {
             probe_ids.sort_unstable();

@@ -7,11 +7,13 @@
 //! 3. read the path(s) (and argv for exec) with `process_vm_readv`, and what a relative
 //!    path is relative to (`/proc/<tid>/cwd`, cached per process until it changes
 //!    directory; `/proc/<tid>/fd/<dirfd>`; `/proc/<tid>/root` once per process);
-//! 4. check `SECCOMP_IOCTL_NOTIF_ID_VALID`: only then is what was read known to be the
-//!    tracee's;
-//! 5. for calls that change whether their path exists (`O_CREAT`, unlink, rename, mkdir,
+//! 4. for calls that change whether their path exists (`O_CREAT`, unlink, rename, mkdir,
 //!    symlink, link), check existence first and then answer CONTINUE; for all others
 //!    answer CONTINUE first and check existence while the tracee runs;
+//! 5. a successful answer proves that what was read is the tracee's (it was still
+//!    waiting in the call, so its pid was not reused): when the answer finds the task
+//!    gone, the events of the call are dropped. (No separate
+//!    `SECCOMP_IOCTL_NOTIF_ID_VALID` round trip.)
 //! 6. push events (paths numbered in the [`PathTable`], not copied);
 //! 7. drain the command's fast-path ring while the tracee runs on; its records go
 //!    before the call's own events (they happened first).
@@ -424,7 +426,9 @@ impl Supervisor {
             answered: false,
         };
         let own = self.serve(&mut call, notif, events);
-        call.answer();
+        // Calls served without looking at the task; an answer that finds it gone changes
+        // nothing then.
+        let _ = call.answer();
         if self.rings.contains_key(&listener) {
             let own = events.split_off(own);
             self.drain_ring(listener, false, events);
@@ -729,13 +733,12 @@ impl Supervisor {
                 let link = matches!(sys, Sys::Link | Sys::Linkat);
                 self.operand(call, 0, od, op, link && flags & AT_EMPTY_PATH != 0, false)?;
                 self.operand(call, 1, nd, np, false, false)?;
-                call.validate()?;
                 let old_exists = exists_at(
                     &mut self.scratch.abs[0],
                     link && flags & AT_SYMLINK_FOLLOW != 0,
                 );
                 let new_exists = exists_at(&mut self.scratch.abs[1], false);
-                call.answer();
+                call.answer()?;
                 if !old_exists {
                     self.emit(call, 0, AccessKind::Probe, time_ns, events);
                 } else if link {
@@ -788,8 +791,7 @@ impl Supervisor {
                     &mut self.scratch.abs[0],
                 )
                 .map_err(miss_of)?;
-                call.validate()?;
-                call.answer();
+                call.answer()?;
                 if !self.scratch.abs[0].starts_with(b"/") {
                     return Ok(()); // not a directory in the file system (a pipe, a socket)
                 }
@@ -891,8 +893,7 @@ impl Supervisor {
         slot: usize,
         follow: bool,
     ) -> Result<bool, Miss> {
-        call.validate()?;
-        call.answer();
+        call.answer()?;
         Ok(exists_at(&mut self.scratch.abs[slot], follow))
     }
 
@@ -903,9 +904,8 @@ impl Supervisor {
         slot: usize,
         follow: bool,
     ) -> Result<bool, Miss> {
-        call.validate()?;
         let exists = exists_at(&mut self.scratch.abs[slot], follow);
-        call.answer();
+        call.answer()?;
         Ok(exists)
     }
 
@@ -938,20 +938,18 @@ struct Call {
 }
 
 impl Call {
-    /// Is everything read so far really the tracee's? (Before answering only.)
-    fn validate(&self) -> Result<(), Miss> {
-        if self.answered || notif_id_valid(self.listener, self.id) {
-            Ok(())
-        } else {
-            Err(Miss::Gone)
+    /// Let the call run (once). A successful answer also proves that everything read
+    /// from the task before it was the task's own: it was still waiting in this call, so
+    /// its pid cannot have been reused. `Gone` (ENOENT): it died meanwhile, and what was
+    /// read must be dropped.
+    fn answer(&mut self) -> Result<(), Miss> {
+        if self.answered {
+            return Ok(());
         }
-    }
-
-    /// Let the call run (once). ENOENT (the task died meanwhile) is ordinary.
-    fn answer(&mut self) {
-        if !self.answered {
-            let _ = notif_continue(self.listener, self.id);
-            self.answered = true;
+        self.answered = true;
+        match notif_continue(self.listener, self.id) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Err(Miss::Gone),
+            _ => Ok(()),
         }
     }
 }
