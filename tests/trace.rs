@@ -896,6 +896,47 @@ fn fast_path_ring_wraps_and_fills_without_loss() {
     assert!(ring >= 64, "the ring was not used: {:?}", traced.counts);
 }
 
+/// Records of one to fifteen units in a ring of 64: padding at the end of the area,
+/// wrap-arounds and full-ring fallbacks all happen, and each call is recorded once.
+#[test]
+fn fast_path_ring_takes_paths_of_every_length() {
+    use makescope::trace::Ring;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = canon(tmp.path());
+    // 1 to 900 bytes past the directory: 1 to 15 units each, three rounds.
+    let lengths: Vec<usize> = (0..60).map(|i| 1 + (i * 97) % 900).collect();
+    let names: Vec<String> = lengths
+        .iter()
+        .map(|&n| "n".repeat(n.min(200)) + &"/d".repeat(n.saturating_sub(200) / 2))
+        .collect();
+    let script: String = names
+        .iter()
+        .map(|n| format!("test -e {n}; test -e {n}; test -e {n};"))
+        .collect();
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script]).current_dir(&dir);
+    let traced =
+        run_traced_with_ring(&mut cmd, preload(), Ring::new(64).unwrap(), TIMEOUT).unwrap();
+    assert!(traced.status.success() || traced.status.code() == Some(1));
+    assert!(!traced.timed_out);
+    for name in &names {
+        let want = [dir.as_os_str().as_bytes(), b"/", name.as_bytes()].concat();
+        let found = traced
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Access { path, kind: AccessKind::Probe, .. } if *path == want))
+            .count();
+        assert_eq!(found, 3, "{} bytes: {:?}", want.len(), traced.counts);
+    }
+    let ring = traced
+        .counts
+        .iter()
+        .find(|(n, _)| *n == "ring")
+        .map(|(_, n)| *n)
+        .unwrap_or(0);
+    assert!(ring >= 60, "the ring was not used: {:?}", traced.counts);
+}
+
 /// A process killed by a signal never calls exit_group: its end is still reported.
 #[test]
 fn killed_process_reported_gone() {

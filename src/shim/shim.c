@@ -182,7 +182,7 @@ static const char *skip_missing (const char *file, const char *path, struct miss
         end = p + strlen (p);
       size_t dlen = (size_t) (end - p);
       size_t need = dlen + 1 + flen + 1;
-      if (dlen == 0 || *p != '/' || need > RING_PATH_ROOM || m->used + need > sizeof m->names)
+      if (dlen == 0 || *p != '/' || need - 1 > RING_PATH_MAX || m->used + need > sizeof m->names)
         return p;
       char *cand = m->names + m->used;
       memcpy (cand, p, dlen);
@@ -201,22 +201,21 @@ static const char *skip_missing (const char *file, const char *path, struct miss
 /* Record the misses in the ring as the helper would have. Returns 0 when all are in. */
 static int record_misses (int ring_fd, const struct misses *m)
 {
-  size_t size = 4096 + (size_t) RING_SLOTS * RING_SLOT_SIZE;
+  size_t size = 4096 + (size_t) RING_UNITS * RING_UNIT;
   struct ring_header *ring = mmap (NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, ring_fd, 0);
   if (ring == MAP_FAILED)
     return -1;
   int error = 0;
   for (size_t at = 0; at < m->used; at += strlen (m->names + at) + 1)
     {
-      struct ring_slot *s = ring_reserve (ring);
+      size_t len = strlen (m->names + at);
+      struct ring_record *s = ring_reserve (ring, len);
       if (!s)
         {
           error = -1;
           break;
         }
-      size_t len = strlen (m->names + at);
       memcpy (s->path, m->names + at, len);
-      s->len = (uint16_t) len;
       s->pid = getpid ();
       s->ppid = getppid ();
       ring_commit (s, RING_PROBE);
@@ -293,8 +292,8 @@ static int make_ring (void)
   int fd = memfd_create ("makescope-ring", MFD_ALLOW_SEALING);
   if (fd < 0)
     return -1;
-  uint64_t header[4] = { 0, RING_SLOTS, 0, RING_MAGIC };
-  if (ftruncate (fd, 4096 + (off_t) RING_SLOTS * RING_SLOT_SIZE) != 0
+  uint64_t header[4] = { 0, RING_UNITS, 0, RING_MAGIC };
+  if (ftruncate (fd, 4096 + (off_t) RING_UNITS * RING_UNIT) != 0
       || pwrite (fd, header, sizeof header, 0) != (ssize_t) sizeof header
       || fcntl (fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0)
     {

@@ -16,9 +16,9 @@
  * the ring's magic (a process may have closed it and reused the number), the helper
  * does nothing.
  *
- * A slot is reserved before the call is made (so that a call made through the trusted
+ * A record is reserved before the call is made (so that a call made through the trusted
  * page is always recorded); a call that blocks (a FIFO) holds the supervisor's reading
- * at its slot meanwhile, and others fall back to trapping once the ring is full. The ring's layout
+ * at its record meanwhile, and others fall back to trapping once the ring is full. The ring's layout
  * is in ring.h, mirrored in src/trace/ring.rs: change both or neither.
  */
 #define _GNU_SOURCE
@@ -70,7 +70,7 @@ __attribute__((constructor)) static void setup(void) {
     int seals = fcntl(fd, F_GET_SEALS);
     struct ring_header h;
     if (seals < 0 || !(seals & F_SEAL_SHRINK) || pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h ||
-        h.magic != RING_MAGIC || h.nslots == 0 || 4096 + h.nslots * RING_SLOT_SIZE > (uint64_t)st.st_size)
+        h.magic != RING_MAGIC || h.nunits == 0 || 4096 + h.nunits * RING_UNIT > (uint64_t)st.st_size)
         return;
     void *want = (void *)strtoul(page_env, NULL, 16);
     void *page = mmap(want, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
@@ -89,12 +89,12 @@ __attribute__((constructor)) static void setup(void) {
     __atomic_store_n(&ring, (struct ring_header *)map, __ATOMIC_RELEASE);
 }
 
-/* Reserve a slot and fill in the path: absolute as given, relative joined onto the
+/* Reserve a record and fill in the path: absolute as given, relative joined onto the
  * directory (cwd or dirfd) read through the stub. NULL: not recordable, go the slow way. */
-static struct ring_slot *reserve(int dirfd, const char *path) {
+static struct ring_record *reserve(int dirfd, const char *path) {
     size_t plen = strlen(path);
-    if (plen == 0 || plen >= RING_PATH_ROOM) return NULL;
-    char base[RING_PATH_ROOM];
+    if (plen == 0 || plen > RING_PATH_MAX) return NULL;
+    char base[RING_PATH_MAX + 1];
     size_t blen = 0;
     if (path[0] != '/') {
         long n;
@@ -117,9 +117,9 @@ static struct ring_slot *reserve(int dirfd, const char *path) {
             if (n <= 0 || n >= (long)sizeof base || base[0] != '/') return NULL;
             blen = (size_t)n;
         }
-        if (blen + 1 + plen >= RING_PATH_ROOM) return NULL;
+        if (blen + 1 + plen > RING_PATH_MAX) return NULL;
     }
-    struct ring_slot *s = ring_reserve(ring);
+    struct ring_record *s = ring_reserve(ring, blen ? blen + 1 + plen : plen);
     if (!s) return NULL;
     size_t len = 0;
     if (blen) {
@@ -128,13 +128,12 @@ static struct ring_slot *reserve(int dirfd, const char *path) {
         len = blen + 1;
     }
     memcpy(s->path + len, path, plen);
-    s->len = (uint16_t)(len + plen);
     s->pid = my_pid;
     s->ppid = my_ppid;
     return s;
 }
 
-static long finish(struct ring_slot *s, long rc, int found_kind) {
+static long finish(struct ring_record *s, long rc, int found_kind) {
     ring_commit(s, rc >= 0 ? found_kind : (rc == -ENOENT || rc == -ENOTDIR) ? RING_PROBE : found_kind);
     if (rc < 0) {
         errno = (int)-rc;
@@ -148,7 +147,7 @@ static int read_only(int flags) {
 }
 
 static long fast_openat(int dirfd, const char *path, int flags, mode_t mode) {
-    struct ring_slot *s;
+    struct ring_record *s;
     if (!__atomic_load_n(&ring, __ATOMIC_ACQUIRE) || !read_only(flags) || !(s = reserve(dirfd, path)))
         return syscall(SYS_openat, dirfd, path, flags, mode);
     long rc = raw(SYS_openat, dirfd, (long)path, flags, mode, 0);
@@ -156,7 +155,7 @@ static long fast_openat(int dirfd, const char *path, int flags, mode_t mode) {
 }
 
 static long fast_path_call(long nr, int dirfd, const char *path, long a, long b, long c) {
-    struct ring_slot *s;
+    struct ring_record *s;
     if (!__atomic_load_n(&ring, __ATOMIC_ACQUIRE) || !(s = reserve(dirfd, path)))
         return syscall(nr, (long)dirfd, (long)path, a, b, c);
     long rc = raw(nr, dirfd, (long)path, a, b, c);
@@ -200,7 +199,7 @@ int execve(const char *path, char *const argv[], char *const envp[]) {
     if (__atomic_load_n(&ring, __ATOMIC_ACQUIRE) && p && *p) {
         struct stat st;
         long rc = raw(SYS_newfstatat, AT_FDCWD, (long)path, (long)&st, 0, 0);
-        struct ring_slot *s;
+        struct ring_record *s;
         if ((rc == -ENOENT || rc == -ENOTDIR) && (s = reserve(AT_FDCWD, path))) {
             /* Not my_pid: a vfork child (gcc's driver starting cc1) runs no fork handler. */
             s->pid = (int)raw(SYS_getpid, 0, 0, 0, 0, 0);

@@ -2,10 +2,18 @@
  * misses of its own PATH search in it) and the preload helper (which appends a record
  * per call it serves). Mirrored in src/trace/ring.rs: change both or neither.
  *
- * One header page, then fixed slots; record n is in slot n % nslots. A producer reserves
- * a record number with compare-and-swap on `head` (unless the ring is full), fills the
- * slot and sets `ready` last, with release; the recorder reads, clears `ready` and
- * advances `tail`.
+ * One header page, then `nunits` units of 64 bytes used round and round. A record takes
+ * as many whole units as its 24-byte header and its path need (a compile's paths take
+ * one or two: a quarter of the memory that fixed 256-byte slots took, so fewer pages to
+ * fault in and less memory traffic on both sides) and never straddles the end of the
+ * area: a producer whose record would, reserves the units up to the end as padding too.
+ *
+ * A producer reserves units with compare-and-swap on `head` (unless there is no room:
+ * then its call goes the trapped way; a full ring costs speed, never records), writes
+ * `len` first (so that the recorder can step over a record whose writer died), then the
+ * rest, and sets `ready` last, with release. The recorder reads a record at `tail`, zeroes
+ * the first word of each of its units (no stale `ready` may be found at a unit where a
+ * later record starts) and advances `tail`.
  */
 #ifndef MAKESCOPE_RING_H
 #define MAKESCOPE_RING_H
@@ -15,49 +23,64 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RING_SLOTS 16384
-#define RING_SLOT_SIZE 256
-#define RING_PATH_ROOM (RING_SLOT_SIZE - 24)
-#define RING_MAGIC 0x31474e4952534d4bULL /* "KMSRING1" */
+#define RING_UNIT 64
+#define RING_UNITS 65536                    /* 4 MiB, touched only as records arrive */
+#define RING_RECORD_HEADER 24
+#define RING_PATH_MAX (1024 - RING_RECORD_HEADER) /* longer paths are trapped */
+#define RING_MAGIC 0x32474e4952534d4bULL     /* "KMSRING2" */
+#define RING_PAD 0xffff                      /* kind of padding; len = its units */
 
 struct ring_header {
-    uint64_t head;   /* next record number to reserve (compare-and-swap) */
-    uint64_t nslots; /* slots after the header page */
-    uint64_t tail;   /* next record number the recorder will read (it advances it) */
+    uint64_t head;   /* next unit to reserve (compare-and-swap), counting from 0 forever */
+    uint64_t nunits; /* units after the header page */
+    uint64_t tail;   /* next unit the recorder will read (it advances it) */
     uint64_t magic;  /* RING_MAGIC */
 };
 
-struct ring_slot {
-    uint32_t ready; /* 1 once the slot is complete (release) */
-    uint16_t kind;  /* AccessKind */
-    uint16_t len;   /* path bytes */
+struct ring_record {
+    uint32_t ready; /* 1 once the record is complete (release) */
+    uint16_t kind;  /* AccessKind, or RING_PAD */
+    uint16_t len;   /* path bytes (written first) */
     int32_t pid;
     int32_t ppid;
     int64_t time_ns;
-    char path[RING_PATH_ROOM];
+    char path[];    /* len bytes, not NUL-terminated */
 };
 
 enum { RING_READ = 1, RING_STAT = 7, RING_PROBE = 8 };
 
-/* Reserve the next record, or NULL when the ring is full (then the call must go the
- * trapped way: a full ring costs speed, never records). */
-static inline struct ring_slot *ring_reserve(struct ring_header *ring) {
-    struct ring_slot *slots = (struct ring_slot *)((char *)ring + 4096);
-    uint64_t h = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE);
+/* Reserve a record for a path of `len` bytes (at most RING_PATH_MAX), or NULL when the
+ * ring has no room. */
+static inline struct ring_record *ring_reserve(struct ring_header *ring, size_t len) {
+    char *area = (char *)ring + 4096;
+    uint64_t n = ring->nunits;
+    uint64_t k = (RING_RECORD_HEADER + len + RING_UNIT - 1) / RING_UNIT;
+    uint64_t h = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE), pad;
     do {
         uint64_t t = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
-        if (h - t >= ring->nslots) return NULL;
-    } while (!__atomic_compare_exchange_n(&ring->head, &h, h + 1, 1, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
-    return &slots[h % ring->nslots];
+        uint64_t at = h % n;
+        pad = at + k > n ? n - at : 0;
+        if (k > n || h + pad + k - t > n) return NULL;
+    } while (!__atomic_compare_exchange_n(&ring->head, &h, h + pad + k, 1, __ATOMIC_ACQ_REL,
+                                          __ATOMIC_ACQUIRE));
+    if (pad) {
+        struct ring_record *p = (struct ring_record *)(area + (h % n) * RING_UNIT);
+        p->len = (uint16_t)pad;
+        p->kind = RING_PAD;
+        __atomic_store_n(&p->ready, 1, __ATOMIC_RELEASE);
+    }
+    struct ring_record *r = (struct ring_record *)(area + ((h + pad) % n) * RING_UNIT);
+    r->len = (uint16_t)len;
+    return r;
 }
 
 /* Stamp and publish a filled record. */
-static inline void ring_commit(struct ring_slot *s, int kind) {
+static inline void ring_commit(struct ring_record *r, int kind) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    s->time_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    s->kind = (uint16_t)kind;
-    __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
+    r->time_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    r->kind = (uint16_t)kind;
+    __atomic_store_n(&r->ready, 1, __ATOMIC_RELEASE);
 }
 
 #endif

@@ -1,16 +1,18 @@
 //! The fast path's shared-memory ring: a memfd that the preload helper
 //! (`preload.c`) in every process of one command appends records to, and the supervisor
-//! drains. Layout mirrored in `preload.c`: change both or neither.
+//! drains. Layout mirrored in `src/trace/ring.h` (the C sides): change both or neither.
 //!
-//! One header page (`head`: the next record number, reserved by producers with
-//! compare-and-swap; `nslots`; `tail`: the next record number the supervisor reads, which
-//! it advances; `magic`), then fixed 256-byte slots, record `n` in slot `n % nslots`: `ready` (u32,
-//! set last with release by the producer, cleared by the consumer), `kind` (u16, an
-//! [`AccessKind`] id; 0 = nothing), `len` (u16), `pid`, `ppid` (i32), `time_ns` (i64),
-//! the path (up to 232 bytes, absolute, not normalised). A producer that finds the ring
-//! full (`head - tail == nslots`) makes its call the trapped way: a full ring costs
-//! speed, never records. The memfd is sealed against shrinking (a process that truncated
-//! it would otherwise crash the recorder reading it) and carries `MAGIC`, so the helper
+//! One header page (`head`: the next unit, reserved by producers with compare-and-swap;
+//! `nunits`; `tail`: the next unit the supervisor reads, which it advances; `magic`),
+//! then `nunits` units of 64 bytes, unit `n` at `n % nunits`. A record takes whole units:
+//! `ready` (u32, set last with release by the producer; the consumer zeroes the first word
+//! of every unit it consumes), `kind` (u16, an [`AccessKind`] id, or `PAD`), `len` (u16,
+//! written first), `pid`, `ppid` (i32), `time_ns` (i64), then the path (absolute, not
+//! normalised; `len` bytes). A record never straddles the end: a producer that would
+//! wrap reserves the rest of the area as one `PAD` record (its `len` counts units). A
+//! producer that finds no room makes its call the trapped way: a full ring costs speed,
+//! never records. The memfd is sealed against shrinking (a process that truncated it
+//! would otherwise crash the recorder reading it) and carries `MAGIC`, so the helper
 //! never mistakes another file that took its descriptor number for it.
 //!
 //! The shim creates the ring in C (`src/shim/shim.c`) the same way [`Ring::new`] does, and
@@ -22,12 +24,13 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::AccessKind;
 
-/// Size of one record.
-pub const SLOT_SIZE: usize = 256;
+/// The ring's allocation unit: a record takes one or more.
+pub const UNIT: usize = 64;
 const HEADER: usize = 4096;
 const PATH_AT: usize = 24;
-/// The header's fourth word: "KMSRING1" read as a little-endian u64.
-pub const MAGIC: u64 = 0x3147_4e49_5253_4d4b;
+const PAD: u16 = 0xffff;
+/// The header's fourth word: "KMSRING2" read as a little-endian u64.
+pub const MAGIC: u64 = 0x3247_4e49_5253_4d4b;
 
 /// The address of the fast path's trusted code page, agreed between the filter
 /// ([`super::FilterOptions::trusted_page`]) and the helper (`MAKESCOPE_TRACE_PAGE`).
@@ -55,7 +58,7 @@ pub struct Ring {
     fd: OwnedFd,
     map: *mut u8,
     size: usize,
-    nslots: u64,
+    nunits: u64,
     tail: u64,
 }
 
@@ -65,15 +68,16 @@ unsafe impl Send for Ring {}
 impl std::fmt::Debug for Ring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ring")
-            .field("nslots", &self.nslots)
+            .field("nunits", &self.nunits)
             .field("tail", &self.tail)
             .finish()
     }
 }
 
 impl Ring {
-    /// A ring with room for `nslots` records (memory is only used as records arrive).
-    pub fn new(nslots: u64) -> io::Result<Ring> {
+    /// A ring of `nunits` 64-byte units (a record takes one to sixteen; memory is only
+    /// used as records arrive).
+    pub fn new(nunits: u64) -> io::Result<Ring> {
         let fd = unsafe {
             libc::memfd_create(
                 c"makescope-ring".as_ptr(),
@@ -84,13 +88,13 @@ impl Ring {
             return Err(io::Error::last_os_error());
         }
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let size = HEADER + nslots as usize * SLOT_SIZE;
+        let size = HEADER + nunits as usize * UNIT;
         let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
         if unsafe { libc::ftruncate(raw, size as libc::off_t) } != 0 {
             return Err(io::Error::last_os_error());
         }
         let mut header = [0u8; 32];
-        header[8..16].copy_from_slice(&nslots.to_le_bytes());
+        header[8..16].copy_from_slice(&nunits.to_le_bytes());
         header[24..32].copy_from_slice(&MAGIC.to_le_bytes());
         if unsafe { libc::pwrite(raw, header.as_ptr().cast(), header.len(), 0) } != 32
             || unsafe {
@@ -103,11 +107,11 @@ impl Ring {
         {
             return Err(io::Error::last_os_error());
         }
-        Self::map(fd, size, nslots)
+        Self::map(fd, size, nunits)
     }
 
     /// Map a ring made by someone else (the shim): checks that it is a memfd sealed
-    /// against shrinking, large enough for the slots its header announces, with the magic.
+    /// against shrinking, large enough for the units its header announces, with the magic.
     pub fn from_fd(fd: OwnedFd) -> io::Result<Ring> {
         let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
         let invalid = |what: &str| {
@@ -129,18 +133,18 @@ impl Ring {
             return Err(invalid("short header"));
         }
         let word = |i: usize| u64::from_le_bytes(header[i * 8..i * 8 + 8].try_into().unwrap());
-        let nslots = word(1);
-        if word(3) != MAGIC || word(2) != 0 || nslots == 0 || nslots > 1 << 24 {
+        let nunits = word(1);
+        if word(3) != MAGIC || word(2) != 0 || nunits == 0 || nunits > 1 << 24 {
             return Err(invalid("bad header"));
         }
-        let size = HEADER + nslots as usize * SLOT_SIZE;
+        let size = HEADER + nunits as usize * UNIT;
         if (st.st_size as u64) < size as u64 {
-            return Err(invalid("smaller than its slots"));
+            return Err(invalid("smaller than its units"));
         }
-        Self::map(fd, size, nslots)
+        Self::map(fd, size, nunits)
     }
 
-    fn map(fd: OwnedFd, size: usize, nslots: u64) -> io::Result<Ring> {
+    fn map(fd: OwnedFd, size: usize, nunits: u64) -> io::Result<Ring> {
         let map = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -158,7 +162,7 @@ impl Ring {
             fd,
             map: map as *mut u8,
             size,
-            nslots,
+            nunits,
             tail: 0,
         })
     }
@@ -178,38 +182,60 @@ impl Ring {
 
     /// Call `f` for each complete record not seen yet, in order. Stops at the first
     /// record still being written (a later call continues there), unless `final_drain`:
-    /// then every producer is gone and such a record (its writer died) is skipped.
+    /// then every producer is gone and such a record (its writer died) is stepped over.
+    /// The producers are the traced programs: whatever they wrote, this never reads
+    /// outside the mapping and never loops more than one lap.
     pub fn drain(&mut self, final_drain: bool, mut f: impl FnMut(RingRecord<'_>)) {
-        let head = self.head().load(Ordering::Acquire);
+        let head = self
+            .head()
+            .load(Ordering::Acquire)
+            .min(self.tail.saturating_add(self.nunits));
         while self.tail < head {
-            let at = HEADER + (self.tail % self.nslots) as usize * SLOT_SIZE;
-            let slot = unsafe { self.map.add(at) };
-            let ready = unsafe { &*(slot as *const AtomicU32) };
-            if ready.load(Ordering::Acquire) != 0 {
-                // The slot stays ours until `tail` moves past it: `f` reads it in place.
-                if let Some(record) =
-                    Self::decode(unsafe { std::slice::from_raw_parts(slot, SLOT_SIZE) })
-                {
-                    f(record);
+            let at = (self.tail % self.nunits) as usize;
+            let to_end = self.nunits as usize - at;
+            let unit = unsafe { self.map.add(HEADER + at * UNIT) };
+            let ready = unsafe { &*(unit as *const AtomicU32) }.load(Ordering::Acquire) != 0;
+            // The units stay ours until `tail` moves past them: `f` reads them in place.
+            let bytes = unsafe { std::slice::from_raw_parts(unit, to_end * UNIT) };
+            let (kind, len) = (
+                u16::from_le_bytes([bytes[4], bytes[5]]),
+                u16::from_le_bytes([bytes[6], bytes[7]]) as usize,
+            );
+            let units = if ready {
+                if kind == PAD {
+                    len
+                } else {
+                    if let Some(record) = Self::decode(bytes, kind, len) {
+                        f(record);
+                    }
+                    (PATH_AT + len).div_ceil(UNIT)
                 }
-            } else if !final_drain {
+            } else if final_drain {
+                // Its writer died; `len` is written first, so it is 0 only when nothing
+                // of the record was (and then its other units are free, zeroed).
+                (PATH_AT + len).div_ceil(UNIT)
+            } else {
                 return;
+            };
+            let units = units.clamp(1, to_end);
+            for i in 0..units {
+                // No stale `ready` where a later record may start.
+                unsafe { &*(unit.add(i * UNIT) as *const AtomicU64) }.store(0, Ordering::Relaxed);
             }
-            ready.store(0, Ordering::Relaxed);
-            self.tail += 1;
-            // Only now may a producer reuse the slot.
+            self.tail += units as u64;
+            // Only now may a producer reuse the units.
             self.tail_field().store(self.tail, Ordering::Release);
         }
     }
 
-    fn decode(bytes: &[u8]) -> Option<RingRecord<'_>> {
-        let kind = match u16::from_le_bytes([bytes[4], bytes[5]]) {
+    fn decode(bytes: &[u8], kind: u16, len: usize) -> Option<RingRecord<'_>> {
+        let kind = match kind {
             1 => AccessKind::Read,
             7 => AccessKind::Stat,
             8 => AccessKind::Probe,
             _ => return None,
         };
-        let len = (u16::from_le_bytes([bytes[6], bytes[7]]) as usize).min(SLOT_SIZE - PATH_AT);
+        let len = len.min(bytes.len() - PATH_AT);
         let i32_at =
             |o: usize| i32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
         let mut time = [0u8; 8];
