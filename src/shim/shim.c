@@ -446,6 +446,18 @@ static void pump_output (int sock, pid_t child, int out, int err, int tee)
 }
 
 /* Processes the command left running (orphans reparented to us as subreaper). */
+static ssize_t read_proc (int pid, const char *name, char *buf, size_t size)
+{
+  char path[64];
+  snprintf (path, sizeof path, "/proc/%d/%s", pid, name);
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  ssize_t n = read (fd, buf, size);
+  close (fd);
+  return n;
+}
+
 static void put_left_behind (struct msg *m)
 {
   char path[64], line[4096];
@@ -458,12 +470,18 @@ static void put_left_behind (struct msg *m)
       int pid;
       while (fscanf (f, "%d", &pid) == 1)
         {
-          char cmd[64];
-          snprintf (cmd, sizeof cmd, "/proc/%d/cmdline", pid);
-          int fd = open (cmd, O_RDONLY | O_CLOEXEC);
-          ssize_t n = fd >= 0 ? read (fd, line, sizeof line - 1) : 0;
-          if (fd >= 0)
-            close (fd);
+          /* A process in the middle of an exec (between taking its new memory and
+             laying out its arguments there) shows an empty command line for a moment;
+             a zombie shows none at all: then its name. */
+          ssize_t n = 0;
+          for (int attempt = 0; attempt < 20 && n <= 0; attempt++)
+            {
+              if (attempt)
+                usleep (500);
+              n = read_proc (pid, "cmdline", line, sizeof line - 1);
+            }
+          if (n <= 0 && (n = read_proc (pid, "comm", line, sizeof line - 1)) > 0 && line[n - 1] == '\n')
+            n--;
           line[n > 0 ? n : 0] = 0;
           char entry[4200];
           int len = snprintf (entry, sizeof entry, "%s%d %s", list.len ? "\n" : "", pid, line);
