@@ -955,12 +955,10 @@ impl Server {
     /// Send an owner's accesses to the writer (and the paths it has not been given yet);
     /// with hooks loaded, also return what it read and wrote, for them.
     fn flush_accesses(&mut self, owner: Owner) -> Option<crate::hooks::Files> {
-        let mut touched = self.accesses.remove(&owner)?;
+        let touched = self.accesses.remove(&owner)?;
         if touched.accesses.is_empty() && touched.probes.is_empty() {
             return None;
         }
-        touched.probes.sort_unstable();
-        touched.probes.dedup();
         let paths = self.supervisor.paths();
         let files = self.setup.hooks.is_some().then(|| {
             let mut files = crate::hooks::Files::default();

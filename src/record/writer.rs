@@ -38,7 +38,8 @@ pub(crate) enum Write {
     /// The paths the recorder numbered since the last `Paths`, in order (the first has
     /// the number after the last one sent).
     Paths(Vec<std::sync::Arc<[u8]>>),
-    /// An owner's accesses, and the paths it probed (numbers, sorted, distinct).
+    /// An owner's accesses, and the paths it probed (numbers, repeats allowed: the store
+    /// sorts and deduplicates them, off the event loop).
     Accesses {
         build_id: i64,
         owner: Owner,

@@ -422,7 +422,7 @@ impl Store {
     }
 
     /// An owner's accesses, and the paths it probed and found missing (the recorder's
-    /// numbers, `probes` sorted and distinct).
+    /// numbers, in any order, repeats allowed).
     pub fn insert_accesses(
         &mut self,
         build_id: i64,
@@ -435,8 +435,13 @@ impl Store {
             Owner::Make(id) => (None, Some(id)),
         };
         let mut probe_ids = Vec::with_capacity(probes.len());
+        let mut previous = None;
         for &key in probes {
-            probe_ids.push(self.keyed_path_id(key)?);
+            // Runs of one path are common (a loop probing the same name).
+            if previous != Some(key) {
+                probe_ids.push(self.keyed_path_id(key)?);
+                previous = Some(key);
+            }
         }
         let mut rows = Vec::with_capacity(accesses.len());
         for a in accesses {

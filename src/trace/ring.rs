@@ -195,6 +195,9 @@ impl Ring {
             let to_end = self.nunits as usize - at;
             let unit = unsafe { self.map.add(HEADER + at * UNIT) };
             let ready = unsafe { &*(unit as *const AtomicU32) }.load(Ordering::Acquire) != 0;
+            if !ready && !final_drain {
+                return; // still being written: a later call continues here
+            }
             // The units stay ours until `tail` moves past them: `f` reads them in place.
             let bytes = unsafe { std::slice::from_raw_parts(unit, to_end * UNIT) };
             let (kind, len) = (
@@ -210,12 +213,11 @@ impl Ring {
                     }
                     (PATH_AT + len).div_ceil(UNIT)
                 }
-            } else if final_drain {
-                // Its writer died; `len` is written first, so it is 0 only when nothing
-                // of the record was (and then its other units are free, zeroed).
-                (PATH_AT + len).div_ceil(UNIT)
             } else {
-                return;
+                // Final drain: its writer died. `len` is written first, so it is 0 only
+                // when nothing of the record was (and then its other units are free,
+                // zeroed).
+                (PATH_AT + len).div_ceil(UNIT)
             };
             let units = units.clamp(1, to_end);
             for i in 0..units {

@@ -256,8 +256,9 @@ impl Supervisor {
     }
 
     /// Attach the fast path's ring of `listener`'s command (see
-    /// docs/tracer.md): its records are delivered as events on that listener's calls,
-    /// before the notification each call answers, and when it hangs up.
+    /// docs/tracer.md): its records are delivered as events on that listener's calls
+    /// (drained once the notification is answered, put before that call's own events)
+    /// and when it hangs up.
     pub fn attach_ring(&mut self, listener: BorrowedFd<'_>, ring: Ring) {
         self.rings
             .insert(listener.as_raw_fd(), (ring, Default::default()));
