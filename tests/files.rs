@@ -303,6 +303,15 @@ fn files_of(t: &Test, target: &str) -> Vec<(String, String)> {
     files
 }
 
+/// One count from `MAKESCOPE_TRACE_STATS=1`'s line (`openat=12 … ring=345`); 0 if absent.
+fn trace_count(stats: &str, name: &str) -> u64 {
+    stats
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The in-process fast path records what trapping every call records: a compile with
 /// include-path searches and a shell pipeline, once each way, give the same files with
 /// the same kinds; and the fast path really served most of the calls.
@@ -337,13 +346,7 @@ fn fast_path_records_what_trapping_records() {
     let fast = t.run();
     fast.success();
     let stats = fast.stderr.clone();
-    let count = |name: &str| -> u64 {
-        stats
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
+    let count = |name: &str| trace_count(&stats, name);
     let (served, trapped_opens) = (count("ring"), count("openat"));
     assert!(
         served > trapped_opens,
@@ -372,16 +375,9 @@ fn fast_path_records_what_trapping_records() {
     // The PATH searches' misses are recorded either way; with the fast path they are not
     // trapped (the shim searches before its filter is in place, the helper serves execvp
     // and the shell's execve).
-    let count_in = |stats: &str, name: &str| -> u64 {
-        stats
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
     // Trapped with the fast path: only the 7 programs that ran (gcc, cc1, as; sh, cat,
     // tr, ls), none of the misses.
-    let (fast_execs, trapped_execs) = (count("execve"), count_in(&stats, "execve"));
+    let (fast_execs, trapped_execs) = (count("execve"), trace_count(&stats, "execve"));
     assert!(
         fast_execs == 7 && trapped_execs > 7 + 5,
         "execve trapped {fast_execs} times with the fast path, {trapped_execs} without"
