@@ -303,6 +303,11 @@ fn files_of(t: &Test, target: &str) -> Vec<(String, String)> {
     files
 }
 
+/// Does `files` (from [`files_of`]) hold an access of `kind` to a path ending in `end`?
+fn has(files: &[(String, String)], kind: &str, end: &str) -> bool {
+    files.iter().any(|(k, p)| k == kind && p.ends_with(end))
+}
+
 /// One count from `MAKESCOPE_TRACE_STATS=1`'s line (`openat=12 … ring=345`); 0 if absent.
 fn trace_count(stats: &str, name: &str) -> u64 {
     stats
@@ -382,9 +387,6 @@ fn fast_path_records_what_trapping_records() {
         fast_execs == 7 && trapped_execs > 7 + 5,
         "execve trapped {fast_execs} times with the fast path, {trapped_execs} without"
     );
-    let has = |files: &[(String, String)], kind: &str, end: &str| {
-        files.iter().any(|(k, p)| k == kind && p.ends_with(end))
-    };
     assert!(
         has(&fast_compile, "probe", "/inc/a/two.h"),
         "{fast_compile:?}"
@@ -482,12 +484,7 @@ int main(void) {
         "hello\n"
     );
     let files = files_of(&t, "all");
-    assert!(
-        files
-            .iter()
-            .any(|(k, p)| k == "read" && p.ends_with("/in.txt")),
-        "{files:?}"
-    );
+    assert!(has(&files, "read", "/in.txt"), "{files:?}");
 }
 
 /// A program built with AddressSanitizer insists that its runtime be the first library
@@ -536,11 +533,6 @@ int main(void) {
         "asan ok\n"
     );
     let files = files_of(&t, "all");
-    assert!(
-        files
-            .iter()
-            .any(|(k, p)| k == "read" && p.ends_with("/in.txt")),
-        "{files:?}"
-    );
+    assert!(has(&files, "read", "/in.txt"), "{files:?}");
     assert_eq!(environments_containing(&t, "verify_asan_link_order"), 0);
 }

@@ -22,6 +22,16 @@ struct Traced {
 
 type Event = tracer::Event<Vec<u8>>;
 
+impl Traced {
+    /// How many calls the fast path served.
+    fn ring_records(&self) -> u64 {
+        self.counts
+            .iter()
+            .find(|(n, _)| *n == "ring")
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
 fn spelled(t: tracer::Traced) -> Traced {
     let paths = t.paths;
     Traced {
@@ -510,12 +520,7 @@ fn oracle(fast: bool) {
     let traced = if fast {
         let traced = run_traced_fast(&mut cmd, preload(), TIMEOUT).unwrap();
         assert!(!traced.timed_out);
-        let ring = traced
-            .counts
-            .iter()
-            .find(|(n, _)| *n == "ring")
-            .map(|(_, n)| *n)
-            .unwrap_or(0);
+        let ring = traced.ring_records();
         assert!(
             ring > 100,
             "the fast path served too little: {:?}",
@@ -887,12 +892,7 @@ fn fast_path_ring_wraps_and_fills_without_loss() {
         "{:?}",
         traced.counts
     );
-    let ring = traced
-        .counts
-        .iter()
-        .find(|(n, _)| *n == "ring")
-        .map(|(_, n)| *n)
-        .unwrap_or(0);
+    let ring = traced.ring_records();
     assert!(ring >= 64, "the ring was not used: {:?}", traced.counts);
 }
 
@@ -928,12 +928,7 @@ fn fast_path_ring_takes_paths_of_every_length() {
             .count();
         assert_eq!(found, 3, "{} bytes: {:?}", want.len(), traced.counts);
     }
-    let ring = traced
-        .counts
-        .iter()
-        .find(|(n, _)| *n == "ring")
-        .map(|(_, n)| *n)
-        .unwrap_or(0);
+    let ring = traced.ring_records();
     assert!(ring >= 60, "the ring was not used: {:?}", traced.counts);
 }
 

@@ -283,7 +283,7 @@ pub fn install_filter() -> Result<OwnedFd, TraceError> {
     Filter::default().install()
 }
 
-/// What [`Supervisor::handle`] found on the listener.
+/// What [`Supervisor::handle_ready`] found on the listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handled {
     /// A notification was answered (events may have been pushed).

@@ -88,7 +88,7 @@ fn miss_of(err: std::io::Error) -> Miss {
 /// Answers notifications and keeps per-process state (cwd cache, tgid), keyed by pid.
 ///
 /// One supervisor can serve any number of listeners (one per traced command). The events
-/// pushed by a call to [`Supervisor::handle`] for a listener always belong to that
+/// pushed by a call to [`Supervisor::handle_ready`] for a listener always belong to that
 /// listener's processes.
 pub struct Supervisor {
     procs: HashMap<i32, Proc>,
@@ -140,35 +140,10 @@ impl Supervisor {
         }
     }
 
-    /// Receive and answer one notification from `listener`, pushing what it meant.
-    /// Polls the listener first (without blocking); see [`Supervisor::handle_ready`] to
-    /// pass the readiness an event loop already has.
-    pub fn handle(
-        &mut self,
-        listener: BorrowedFd<'_>,
-        events: &mut Vec<Event>,
-    ) -> Result<Handled, TraceError> {
-        let mut pfd = libc::pollfd {
-            fd: listener.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        loop {
-            let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
-            if rc >= 0 {
-                break;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EINTR) {
-                return Err(TraceError::Listener(err));
-            }
-        }
-        self.handle_ready(listener, pfd.revents, events)
-    }
-
-    /// Like [`Supervisor::handle`], with the listener's poll/epoll `revents` (POLLIN,
-    /// POLLHUP …) as the event loop saw them: saves one system call per notification.
-    /// `revents` must be current (a level-triggered report from this loop iteration).
+    /// Receive and answer at most one notification from `listener`, pushing what it
+    /// meant, given the listener's poll/epoll `revents` (POLLIN, POLLHUP …) as the event
+    /// loop saw them (current: a level-triggered report from this loop iteration; 0
+    /// only drains the ring and reaps).
     pub fn handle_ready(
         &mut self,
         listener: BorrowedFd<'_>,
