@@ -39,6 +39,9 @@ const RECEIVE_BUFFER: usize = 512 * 1024;
 /// How often fast-path rings are drained when their commands are not trapping.
 const RING_SWEEP: Duration = Duration::from_millis(50);
 const DRAIN: Duration = Duration::from_secs(5);
+/// Rows are given to the writer in batches at least this often, or of this many.
+const BATCH_TIME: Duration = Duration::from_millis(20);
+const BATCH_ROWS: usize = 1024;
 
 /// Asks the event loop to finish once make has exited.
 pub(crate) struct Stopper(RawFd);
@@ -100,6 +103,14 @@ enum Private {
 
 pub(crate) struct Server {
     setup: Setup,
+    /// What the loop waits on: the seccomp listeners and `epoll` (everything else). The
+    /// wait is poll(2), not epoll, because a listener set to
+    /// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` wakes a poll(2) waiter on the trapping task's
+    /// own CPU (the kernel passes the flag to poll's wake function; epoll drops it): on
+    /// this 2-CPU VM a trapped call's round trip is ~5 µs instead of ~55 µs when the
+    /// other CPU is idle (BENCHMARKS.md, "Fourth session"). The sockets stay in an epoll
+    /// so that the poll, made once per notification, looks at a handful of descriptors.
+    pollfds: Vec<libc::pollfd>,
     epoll: OwnedFd,
     listen: OwnedFd,
     wake: OwnedFd,
@@ -123,6 +134,12 @@ pub(crate) struct Server {
     /// The supervisor's events, reused from call to call.
     trace_events: Vec<trace::Event>,
     to_writer: Sender<Write>,
+    /// Rows not yet given to the writer: sent as one [`Write::Batch`] every few
+    /// milliseconds (a send to the idle writer wakes it: three rows a process, ~50,000
+    /// processes in a glibc build), and before the UI hears of a command (hooks may
+    /// send notes about its row as soon as it hears of its start or end).
+    batch: Vec<Write>,
+    batch_since: Instant,
     to_ui: Sender<UiEvent>,
     buffer: Vec<u8>,
     warned_trace: bool,
@@ -192,8 +209,13 @@ impl Server {
                 "eventfd",
             )?)
         };
-        let server = Server {
+        let mut server = Server {
             setup,
+            pollfds: vec![libc::pollfd {
+                fd: epoll.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }],
             epoll,
             listen,
             wake,
@@ -212,6 +234,8 @@ impl Server {
             supervisor: Supervisor::new(),
             trace_events: Vec::new(),
             to_writer,
+            batch: Vec::new(),
+            batch_since: Instant::now(),
             to_ui,
             buffer: vec![0; RECEIVE_BUFFER],
             warned_trace: false,
@@ -228,7 +252,8 @@ impl Server {
         Stopper(self.wake.as_raw_fd())
     }
 
-    fn watch(&self, fd: RawFd) -> Result<()> {
+    /// Watch a socket (or the wake-up eventfd).
+    fn watch(&mut self, fd: RawFd) -> Result<()> {
         let mut event = libc::epoll_event {
             events: libc::EPOLLIN as u32,
             u64: fd as u64,
@@ -240,7 +265,7 @@ impl Server {
         Ok(())
     }
 
-    fn unwatch(&self, fd: RawFd) {
+    fn unwatch(&mut self, fd: RawFd) {
         unsafe {
             libc::epoll_ctl(
                 self.epoll.as_raw_fd(),
@@ -251,9 +276,22 @@ impl Server {
         };
     }
 
+    fn watch_listener(&mut self, fd: RawFd) {
+        self.pollfds.push(libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+    }
+
+    fn unwatch_listener(&mut self, fd: RawFd) {
+        self.pollfds.retain(|p| p.fd != fd);
+    }
+
     /// Run until stopped and drained; returns the listeners that still have processes.
     pub fn run(mut self) -> Vec<OwnedFd> {
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 128];
+        let mut ready: Vec<(RawFd, i16)> = Vec::new();
+        let mut sockets = vec![libc::epoll_event { events: 0, u64: 0 }; 128];
         let mut stopping: Option<Instant> = None;
         let mut swept = Instant::now();
         loop {
@@ -263,10 +301,9 @@ impl Server {
                 1000
             };
             let n = unsafe {
-                libc::epoll_wait(
-                    self.epoll.as_raw_fd(),
-                    events.as_mut_ptr(),
-                    events.len() as i32,
+                libc::poll(
+                    self.pollfds.as_mut_ptr(),
+                    self.pollfds.len() as libc::nfds_t,
                     timeout,
                 )
             };
@@ -278,17 +315,29 @@ impl Server {
                 break;
             }
             // Answer traced processes first: they are waiting. One notification per
-            // listener and round: the epoll is level-triggered, so a listener with more
-            // comes back at once, and no extra poll is made to find out.
-            let ready: Vec<RawFd> = events[..n as usize]
-                .iter()
-                .map(|e| e.u64 as RawFd)
-                .collect();
-            for e in &events[..n as usize] {
-                let fd = e.u64 as RawFd;
-                if self.listeners.contains_key(&fd) {
+            // listener and round: poll is level-triggered, so a listener with more comes
+            // back at once, and no extra poll is made to find out.
+            ready.clear();
+            let epoll = self.epoll.as_raw_fd();
+            for p in &self.pollfds {
+                if p.revents == 0 {
+                    continue;
+                }
+                if p.fd != epoll {
+                    ready.push((p.fd, p.revents));
+                    continue;
+                }
+                let n = unsafe {
+                    libc::epoll_wait(epoll, sockets.as_mut_ptr(), sockets.len() as i32, 0)
+                };
+                for e in &sockets[..n.max(0) as usize] {
                     // EPOLLIN/HUP/ERR have poll(2)'s values.
-                    self.on_notification(fd, e.events as i16);
+                    ready.push((e.u64 as RawFd, e.events as i16));
+                }
+            }
+            for &(fd, revents) in &ready {
+                if self.listeners.contains_key(&fd) {
+                    self.on_notification(fd, revents);
                 }
             }
             if swept.elapsed() >= RING_SWEEP {
@@ -300,7 +349,7 @@ impl Server {
                     self.on_ring(fd);
                 }
             }
-            for fd in ready {
+            for &(fd, _) in &ready {
                 if fd == self.listen.as_raw_fd() {
                     self.accept();
                 } else if fd == self.wake.as_raw_fd() {
@@ -310,6 +359,9 @@ impl Server {
                 } else if self.connections.contains_key(&fd) {
                     self.on_readable(fd);
                 }
+            }
+            if self.batch_since.elapsed() >= BATCH_TIME {
+                self.send_batch();
             }
             if let Some(since) = stopping {
                 if self.connections.is_empty() || since.elapsed() > DRAIN {
@@ -509,10 +561,7 @@ impl Server {
                         running.traced = true;
                     }
                     let raw = listener.as_raw_fd();
-                    if self.watch(raw).is_err() {
-                        self.incomplete.insert(id);
-                        return Ok(());
-                    }
+                    self.watch_listener(raw);
                     if let Some(ring) = ring {
                         match trace::Ring::from_fd(ring) {
                             Ok(ring) => self
@@ -696,6 +745,7 @@ impl Server {
             traced: false,
             label: String::new(),
         }));
+        self.send_batch(); // the UI's notes on this command update its row
         let _ = self.to_ui.send(UiEvent::Started(info.clone()));
         let traced = self.setup.tracing && nested;
         let started_ns = m.number(5)?;
@@ -733,6 +783,7 @@ impl Server {
         end.stdout = running.stdout;
         end.stderr = running.stderr;
         self.write(Write::CommandEnd(id, end));
+        self.send_batch();
         let _ = self.to_ui.send(UiEvent::Finished {
             info: running.info,
             output: running.chunks,
@@ -782,12 +833,12 @@ impl Server {
         match self.supervisor.handle_ready(listener, revents, &mut events) {
             Ok(Handled::Answered | Handled::Idle) => {}
             Ok(Handled::Hangup) => {
-                self.unwatch(fd);
+                self.unwatch_listener(fd);
                 self.listeners.remove(&fd);
             }
             Err(error) => {
                 self.warn(format!("tracing stopped for a command: {error}"));
-                self.unwatch(fd);
+                self.unwatch_listener(fd);
                 self.listeners.remove(&fd);
             }
         }
@@ -1010,11 +1061,26 @@ impl Server {
         for owner in owners {
             self.flush_accesses(owner);
         }
+        self.send_batch();
         self.listeners.drain().map(|(_, (fd, _))| fd).collect()
     }
 
-    fn write(&self, write: Write) {
-        let _ = self.to_writer.send(write);
+    fn write(&mut self, write: Write) {
+        if self.batch.is_empty() {
+            self.batch_since = Instant::now();
+        }
+        self.batch.push(write);
+        if self.batch.len() >= BATCH_ROWS {
+            self.send_batch();
+        }
+    }
+
+    fn send_batch(&mut self) {
+        if !self.batch.is_empty() {
+            let _ = self
+                .to_writer
+                .send(Write::Batch(std::mem::take(&mut self.batch)));
+        }
     }
 
     fn warn(&self, text: String) {

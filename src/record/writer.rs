@@ -49,6 +49,8 @@ pub(crate) enum Write {
         probes: Vec<u32>,
     },
     BuildEnd(i64, BuildEnd),
+    /// Several of the above, in order (the event loop sends its rows in batches).
+    Batch(Vec<Write>),
 }
 
 const BATCH_TIME: Duration = Duration::from_secs(1);
@@ -83,8 +85,19 @@ fn write_all(mut store: Store, rx: Receiver<Write>) -> Result<()> {
                 if let Write::BuildEnd(id, _) = &write {
                     ended_build = Some(*id);
                 }
-                apply(&mut store, write)?;
-                rows += 1;
+                rows += match write {
+                    Write::Batch(writes) => {
+                        let n = writes.len();
+                        for write in writes {
+                            apply(&mut store, write)?;
+                        }
+                        n
+                    }
+                    write => {
+                        apply(&mut store, write)?;
+                        1
+                    }
+                };
                 if rows >= BATCH_ROWS || since.elapsed() >= BATCH_TIME {
                     store.commit()?;
                     open = false;
@@ -134,6 +147,11 @@ fn apply(store: &mut Store, write: Write) -> Result<()> {
             probes,
         } => store.insert_accesses(build_id, owner, &accesses, &probes)?,
         Write::BuildEnd(id, end) => store.finish_build(id, &end)?,
+        Write::Batch(writes) => {
+            for write in writes {
+                apply(store, write)?;
+            }
+        }
     }
     Ok(())
 }
