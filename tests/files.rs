@@ -343,6 +343,9 @@ fn fast_path_records_what_trapping_records() {
              out.txt: in.txt\n\tcat in.txt | tr a-z A-Z > out.txt; test -e missing.txt || ls inc > /dev/null\n",
         )
         .env("MAKESCOPE_TRACE_STATS", "1")
+        // gcc, cc1, as, tr … load the locale's files and look for their message
+        // catalogs (glibc's own opens, which the helper redirects to itself).
+        .env("LC_ALL", "C.UTF-8")
         // cargo's test environment lists several library directories: the dynamic
         // loader's searches through them are trapped (it runs before any helper) and
         // would swamp these numbers.
@@ -414,6 +417,80 @@ fn fast_path_records_what_trapping_records() {
             .iter()
             .any(|(_, p)| p.contains("makescope-preload")),
         "the helper itself is not the command's file: {fast_compile:?}"
+    );
+}
+
+/// glibc opens files for itself through internal functions that no LD_PRELOAD library
+/// interposes (setlocale's locale files, fopen); the helper redirects them to itself. A
+/// program that loads the C.UTF-8 locale and fopen's files 400 times: with the fast
+/// path those opens are not trapped (with the redirection off, they are), and the
+/// record is the same as when every call is trapped.
+#[test]
+fn fast_path_serves_glibc_internal_opens() {
+    let ctype = "/usr/lib/locale/C.utf8/LC_CTYPE";
+    assert!(
+        std::path::Path::new(ctype).exists(),
+        "this test needs Debian's C.UTF-8 locale ({ctype}, package libc-bin)"
+    );
+    let source = r#"
+#include <locale.h>
+#include <stdio.h>
+int main(void) {
+    if (!setlocale(LC_ALL, "")) return 3;
+    for (int i = 0; i < 200; i++) {
+        FILE *f = fopen("in.txt", "r");
+        if (!f) return 4;
+        fclose(f);
+        if (fopen("missing.txt", "re")) return 5;
+    }
+    FILE *out = fopen("out.txt", "w");
+    if (!out) return 6;
+    fputs("done\n", out);
+    return fclose(out) != 0;
+}
+"#;
+    let t = Test::new()
+        .file("internal.c", source)
+        .file("in.txt", "hello\n")
+        .makefile("all: internal\n\t./internal\ninternal: internal.c\n\tgcc -O1 -o $@ $<\n")
+        .env("LC_ALL", "C.UTF-8")
+        .env("MAKESCOPE_TRACE_STATS", "1")
+        .env("LD_LIBRARY_PATH", "")
+        .args(["make"]);
+    t.run().success();
+    let run = |extra: &[(&str, &str)], trap_only: bool| {
+        let _ = std::fs::remove_file(t.path().join("out.txt"));
+        let mut c = t.command();
+        if trap_only {
+            c.arg("--trap-only");
+        }
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        c.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let out = common::run_with_timeout(c, std::time::Duration::from_secs(120));
+        out.success();
+        (trace_count(&out.stderr, "openat"), files_of(&t, "all"))
+    };
+    // Only `./internal` runs now: its loader's opens and out.txt's creation are trapped.
+    let (fast_opens, fast) = run(&[], false);
+    let (unredirected_opens, unredirected) = run(&[("MAKESCOPE_TRACE_NO_REDIRECT", "1")], false);
+    let (_, trapped) = run(&[], true);
+    assert!(
+        fast_opens < 50 && unredirected_opens >= 400,
+        "trapped openat: {fast_opens} redirected, {unredirected_opens} not"
+    );
+    assert_eq!(fast, trapped);
+    assert_eq!(unredirected, trapped);
+    assert!(has(&fast, "read", "/in.txt"), "{fast:?}");
+    assert!(has(&fast, "probe", "/missing.txt"), "{fast:?}");
+    assert!(has(&fast, "read", ctype), "{fast:?}");
+    assert!(has(&fast, "create", "/out.txt"), "{fast:?}");
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("out.txt")).unwrap(),
+        "done\n"
     );
 }
 

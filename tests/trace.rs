@@ -541,21 +541,30 @@ fn oracle(fast: bool) {
             .as_bytes()
             .starts_with(b"strace.out.")
         {
-            // One file per process (-ff). With the fast path, a stat right before an
-            // execve of the same path is the helper's look (it records misses as probes
-            // and leaves the rest to the trapped execve): not the program's.
+            // One file per process (-ff). With the fast path, some calls right before
+            // another on the same path are the helper's looks, not the program's: a stat
+            // before an execve (it records misses as probes and leaves the rest to the
+            // trapped execve), and `faccessat2(…, F_OK, …)` before an `O_CREAT` open
+            // (whether the path existed decides create or truncate, as the supervisor's
+            // own look does for a trapped open).
             let mut previous: Vec<(Vec<u8>, AccessKind)> = Vec::new();
+            let mut previous_look = false;
             for line in std::fs::read(&path).unwrap().split(|&b| b == b'\n') {
                 let seen = strace_expectations(line, &dir);
                 if seen.is_empty() {
                     continue;
                 }
+                let text = String::from_utf8_lossy(line);
+                let creat_open = text.starts_with("open") && text.contains("O_CREAT");
                 let checked = |p: &(Vec<u8>, AccessKind)| {
-                    fast && p.1 == AccessKind::Stat
-                        && seen.iter().any(|s| s.1 == AccessKind::Exec && s.0 == p.0)
+                    let same =
+                        |k: fn(AccessKind) -> bool| seen.iter().any(|s| k(s.1) && s.0 == p.0);
+                    fast && ((p.1 == AccessKind::Stat && same(|k| k == AccessKind::Exec))
+                        || (previous_look && creat_open && same(|_| true)))
                 };
                 expected.extend(previous.drain(..).filter(|p| !checked(p)));
                 previous = seen;
+                previous_look = text.starts_with("faccessat2(") && text.contains("F_OK");
             }
             expected.extend(previous);
         }

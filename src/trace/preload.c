@@ -1,12 +1,14 @@
 /* makescope's in-process fast path: an LD_PRELOAD helper in traced commands.
  *
  * The seccomp filter traps file system calls and costs a supervisor round trip each.
- * This helper serves the common, read-only ones itself: open/openat without write
- * flags, the stat family, access/faccessat, and execve of a path that does not exist.
+ * This helper serves the common ones itself: open/openat (but O_PATH, O_TMPFILE), the
+ * stat family, access/faccessat, and execve of a path that does not exist;
+ * also glibc's own opens (locale files, message catalogs, fopen), by redirecting the
+ * two internal functions they go through (see redirect_libc_opens).
  * It makes the real system call from one page of code at a fixed address, which the
  * filter trusts (FilterOptions::trusted_page),
  * and writes what happened (path, kind derived from the actual result) into a ring in
- * shared memory that the supervisor drains. Everything else (writes, exec, exit,
+ * shared memory that the supervisor drains. Everything else (exec, exit, unlink, rename,
  * raw syscalls, static programs, the dynamic loader's own opens, anything this helper
  * cannot record: a full ring, a long path) takes the ordinary, trapped route. The helper
  * can lose speed, never records.
@@ -22,6 +24,7 @@
  * is in ring.h, mirrored in src/trace/ring.rs: change both or neither.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -55,6 +58,8 @@ static const unsigned char stub[] = {
     0xc3,             /* ret */
 };
 
+static void redirect_libc_opens(void);
+
 static void after_fork(void) {
     my_pid = (int)syscall(SYS_getpid);
     my_ppid = (int)syscall(SYS_getppid);
@@ -87,6 +92,7 @@ __attribute__((constructor)) static void setup(void) {
     after_fork();
     pthread_atfork(NULL, NULL, after_fork);
     __atomic_store_n(&ring, (struct ring_header *)map, __ATOMIC_RELEASE);
+    if (!getenv("MAKESCOPE_TRACE_NO_REDIRECT")) redirect_libc_opens();
 }
 
 /* Reserve a record and fill in the path: absolute as given, relative joined onto the
@@ -146,10 +152,52 @@ static int read_only(int flags) {
     return (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC | O_PATH | __O_TMPFILE));
 }
 
+/* Does the path exist, in the supervisor's sense (sys.rs, exists): F_OK succeeds, or
+ * fails with EACCES (a component we may not search: the file may well be there). */
+static int path_exists(int dirfd, const char *path, int follow) {
+    long rc = raw(SYS_faccessat2, dirfd, (long)path, F_OK, follow ? 0 : AT_SYMLINK_NOFOLLOW, 0);
+    return rc == 0 || rc == -EACCES;
+}
+
+/* An open that may write or create, classified exactly as the supervisor classifies a
+ * trapped one (supervisor.rs, Sys::Openat; docs/tracer.md's table), so that the record
+ * does not depend on which way the call went: with O_CREAT, whether the path existed is
+ * looked at before the call (create vs truncate/append/write, or stat for O_EXCL);
+ * without, after it (success proves it; a failure other than ENOENT/ENOTDIR asks). */
+static long fast_write_openat(struct ring_record *s, int dirfd, const char *path, int flags, mode_t mode) {
+    int follow = !(flags & O_NOFOLLOW), creat = (flags & O_CREAT) != 0;
+    int exists = creat ? path_exists(dirfd, path, follow) : 0;
+    long rc = raw(SYS_openat, dirfd, (long)path, flags, mode, 0);
+    if (!creat)
+        exists = rc >= 0 || (rc != -ENOENT && rc != -ENOTDIR && path_exists(dirfd, path, follow));
+    int kind;
+    if (!exists)
+        kind = creat ? RING_CREATE : RING_PROBE;
+    else if (creat && (flags & O_EXCL))
+        kind = RING_STAT; /* fails with EEXIST */
+    else if ((flags & O_ACCMODE) == O_RDONLY && !(flags & O_TRUNC))
+        kind = RING_READ;
+    else if (flags & O_TRUNC)
+        kind = RING_TRUNCATE;
+    else if (flags & O_APPEND)
+        kind = RING_APPEND;
+    else
+        kind = RING_WRITE;
+    ring_commit(s, kind);
+    if (rc < 0) {
+        errno = (int)-rc;
+        return -1;
+    }
+    return rc;
+}
+
 static long fast_openat(int dirfd, const char *path, int flags, mode_t mode) {
     struct ring_record *s;
-    if (!__atomic_load_n(&ring, __ATOMIC_ACQUIRE) || !read_only(flags) || !(s = reserve(dirfd, path)))
+    /* O_PATH and O_TMPFILE opens are rare: they take the trapped route. */
+    if (!__atomic_load_n(&ring, __ATOMIC_ACQUIRE) || (flags & (O_PATH | __O_TMPFILE)) ||
+        !(s = reserve(dirfd, path)))
         return syscall(SYS_openat, dirfd, path, flags, mode);
+    if (!read_only(flags)) return fast_write_openat(s, dirfd, path, flags, mode);
     long rc = raw(SYS_openat, dirfd, (long)path, flags, mode, 0);
     return finish(s, rc, RING_READ);
 }
@@ -176,6 +224,64 @@ int open(const char *path, int flags, ...) {
 int open64(const char *path, int flags, ...) __attribute__((alias("open")));
 int __open_2(const char *path, int flags) { return (int)fast_openat(AT_FDCWD, path, flags, 0); }
 int __open64_2(const char *path, int flags) __attribute__((alias("__open_2")));
+
+/* glibc opens files for itself through two internal functions that no LD_PRELOAD
+ * library interposes: __open_nocancel (setlocale's locale files, gettext's catalogs,
+ * iconv's module cache, opendir, fopen with "c") and __open (fopen, mkstemp …). Every
+ * process with LANG=C.UTF-8 (Debian's usual) opens or probes ~11 files that way before
+ * main's first line of work: ~45% of all trapped calls on a glibc build. So, as the
+ * helper starts, it writes a jump to its own open over the first instructions of
+ * both (found with dlsym: glibc exports them, the first as GLIBC_PRIVATE), the way
+ * pmem's syscall_intercept patches libc; internal callers reach them through hidden
+ * aliases at the same addresses. This runs from the constructor of an LD_PRELOAD
+ * library, before main, when the process has one thread. Nothing is patched unless
+ * both are found and their pages can be made writable (a libc without them, a
+ * W^X policy): their calls are then trapped, as before. The pages become private
+ * copies (copy on write), one or two per process. MAKESCOPE_TRACE_NO_REDIRECT=1 turns
+ * this off (for measurements). */
+static int redirected_open(const char *path, int flags, ...) {
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = mode_arg(flags, ap);
+    va_end(ap);
+    return (int)fast_openat(AT_FDCWD, path, flags, mode);
+}
+
+static int write_jump(unsigned char *from, void *to) {
+    unsigned char code[14];
+    size_t len;
+    int64_t rel = (int64_t)((uintptr_t)to - ((uintptr_t)from + 5));
+    if (rel == (int32_t)rel) {
+        int32_t rel32 = (int32_t)rel;
+        code[0] = 0xe9; /* jmp rel32 */
+        memcpy(code + 1, &rel32, 4);
+        len = 5;
+    } else {
+        uint64_t abs = (uint64_t)(uintptr_t)to;
+        code[0] = 0xff; /* jmp *0(%rip) */
+        code[1] = 0x25;
+        memset(code + 2, 0, 4);
+        memcpy(code + 6, &abs, 8);
+        len = 14;
+    }
+    uintptr_t first = (uintptr_t)from & ~(uintptr_t)4095;
+    uintptr_t end = ((uintptr_t)from + len + 4095) & ~(uintptr_t)4095;
+    /* Through the stub, not libc's mprotect: its code may share these pages. The pages
+       stay executable throughout. */
+    if (raw(SYS_mprotect, (long)first, (long)(end - first), PROT_READ | PROT_WRITE | PROT_EXEC, 0, 0) != 0)
+        return -1;
+    memcpy(from, code, len);
+    raw(SYS_mprotect, (long)first, (long)(end - first), PROT_READ | PROT_EXEC, 0, 0);
+    return 0;
+}
+
+static void redirect_libc_opens(void) {
+    unsigned char *nocancel = dlsym(RTLD_NEXT, "__open_nocancel");
+    unsigned char *open_ = dlsym(RTLD_NEXT, "__open");
+    if (!nocancel || !open_) return;
+    if (write_jump(nocancel, (void *)redirected_open) == 0 && open_ != nocancel)
+        write_jump(open_, (void *)redirected_open);
+}
 
 int openat(int dirfd, const char *path, int flags, ...) {
     va_list ap;

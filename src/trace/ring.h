@@ -47,7 +47,11 @@ struct ring_record {
     char path[];    /* len bytes, not NUL-terminated */
 };
 
-enum { RING_READ = 1, RING_STAT = 7, RING_PROBE = 8 };
+/* AccessKind ids (access_kind in the record's schema). */
+enum {
+    RING_READ = 1, RING_WRITE = 2, RING_CREATE = 3, RING_TRUNCATE = 4, RING_APPEND = 5,
+    RING_STAT = 7, RING_PROBE = 8,
+};
 
 /* Reserve a record for a path of `len` bytes (at most RING_PATH_MAX), or NULL when the
  * ring has no room. */

@@ -233,6 +233,10 @@ impl Ring {
     fn decode(bytes: &[u8], kind: u16, len: usize) -> Option<RingRecord<'_>> {
         let kind = match kind {
             1 => AccessKind::Read,
+            2 => AccessKind::Write,
+            3 => AccessKind::Create,
+            4 => AccessKind::Truncate,
+            5 => AccessKind::Append,
             7 => AccessKind::Stat,
             8 => AccessKind::Probe,
             _ => return None,
