@@ -104,12 +104,14 @@ enum Private {
 pub(crate) struct Server {
     setup: Setup,
     /// What the loop waits on: the seccomp listeners and `epoll` (everything else). The
-    /// wait is poll(2), not epoll, because a listener set to
-    /// `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP` wakes a poll(2) waiter on the trapping task's
-    /// own CPU (the kernel passes the flag to poll's wake function; epoll drops it): on
-    /// this 2-CPU VM a trapped call's round trip is ~5 µs instead of ~55 µs when the
-    /// other CPU is idle (BENCHMARKS.md, "Fourth session"). The sockets stay in an epoll
-    /// so that the poll, made once per notification, looks at a handful of descriptors.
+    /// wait is poll(2) on the listeners themselves rather than epoll_wait on all: the
+    /// shims set `SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`, which asks the kernel to wake the
+    /// supervisor on the trapping task's CPU, and on glibc's `string/` workload the poll
+    /// loop was faster in 3 of 3 alternating rounds (15.65 s against 16.28 s, everything
+    /// else equal; BENCHMARKS.md, "Fourth session"). (In isolation both waits get the
+    /// hint: ~5 µs a round trip with the other CPU idle, ~55 µs without the flag.) The
+    /// sockets stay in an epoll whose descriptor is polled, so each poll, made once per
+    /// notification, looks at a handful of descriptors.
     pollfds: Vec<libc::pollfd>,
     epoll: OwnedFd,
     listen: OwnedFd,
