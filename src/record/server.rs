@@ -38,6 +38,8 @@ const RECEIVE_BUFFER: usize = 512 * 1024;
 /// How long to wait for stragglers once make has exited.
 /// How often fast-path rings are drained when their commands are not trapping.
 const RING_SWEEP: Duration = Duration::from_millis(50);
+/// Records drained from one ring before the sweep looks for trapped calls to answer.
+const SWEEP_SLICE: usize = 512;
 const DRAIN: Duration = Duration::from_secs(5);
 /// Rows are given to the writer in batches at least this often, or of this many.
 const BATCH_TIME: Duration = Duration::from_millis(20);
@@ -344,11 +346,20 @@ impl Server {
             }
             if swept.elapsed() >= RING_SWEEP {
                 // Commands that make few trapped calls: their fast-path records would
-                // otherwise wait in the ring until their next one (or fill it).
+                // otherwise wait in the ring until their next one (or fill it). Most
+                // records come this way (a sweep takes ~a millisecond on glibc), so it
+                // goes in slices, answering whoever trapped meanwhile in between.
                 swept = Instant::now();
                 let listeners: Vec<RawFd> = self.listeners.keys().copied().collect();
-                for fd in listeners {
-                    self.on_ring(fd);
+                loop {
+                    let mut more = false;
+                    for &fd in &listeners {
+                        more |= self.on_ring(fd);
+                    }
+                    if !more {
+                        break;
+                    }
+                    self.answer_waiting();
                 }
             }
             for &(fd, _) in &ready {
@@ -818,9 +829,46 @@ impl Server {
         drop(connection.fd);
     }
 
-    /// Drain `fd`'s fast-path ring without waiting for a notification.
-    fn on_ring(&mut self, fd: RawFd) {
-        self.on_notification(fd, 0);
+    /// Drain a slice of `fd`'s fast-path ring without waiting for a notification;
+    /// returns whether more may be ready.
+    fn on_ring(&mut self, fd: RawFd) -> bool {
+        let Some(&(_, top)) = self.listeners.get(&fd) else {
+            return false;
+        };
+        let listener = unsafe { BorrowedFd::borrow_raw(fd) };
+        let mut events = std::mem::take(&mut self.trace_events);
+        let more = self
+            .supervisor
+            .drain_some(listener, SWEEP_SLICE, &mut events);
+        for event in events.drain(..) {
+            self.on_trace(event, top);
+        }
+        self.trace_events = events;
+        more
+    }
+
+    /// Answer the notifications already waiting, without sleeping (one per listener).
+    fn answer_waiting(&mut self) {
+        let n = unsafe {
+            libc::poll(
+                self.pollfds.as_mut_ptr(),
+                self.pollfds.len() as libc::nfds_t,
+                0,
+            )
+        };
+        if n <= 0 {
+            return;
+        }
+        let epoll = self.epoll.as_raw_fd();
+        let waiting: Vec<(RawFd, i16)> = self
+            .pollfds
+            .iter()
+            .filter(|p| p.revents & libc::POLLIN != 0 && p.fd != epoll)
+            .map(|p| (p.fd, p.revents))
+            .collect();
+        for (fd, revents) in waiting {
+            self.on_notification(fd, revents);
+        }
     }
 
     /// Serve `fd` as the event loop found it (`revents` in poll(2) terms; 0: only drain

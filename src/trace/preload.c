@@ -229,7 +229,8 @@ int __open64_2(const char *path, int flags) __attribute__((alias("__open_2")));
  * library interposes: __open_nocancel (setlocale's locale files, gettext's catalogs,
  * iconv's module cache, opendir, fopen with "c") and __open (fopen, mkstemp …). Every
  * process with LANG=C.UTF-8 (Debian's usual) opens or probes ~11 files that way before
- * main's first line of work: ~45% of all trapped calls on a glibc build. So, as the
+ * main's first line of work (on a glibc build, with the write opens below, they were 850,000
+ * of 1.43 million trapped calls: BENCHMARKS.md, "Fourth session"). So, as the
  * helper starts, it writes a jump to its own open over the first instructions of
  * both (found with dlsym: glibc exports them, the first as GLIBC_PRIVATE), the way
  * pmem's syscall_intercept patches libc; internal callers reach them through hidden

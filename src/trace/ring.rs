@@ -180,23 +180,33 @@ impl Ring {
         unsafe { &*(self.map.add(16) as *const AtomicU64) }
     }
 
-    /// Call `f` for each complete record not seen yet, in order. Stops at the first
-    /// record still being written (a later call continues there), unless `final_drain`:
-    /// then every producer is gone and such a record (its writer died) is stepped over.
-    /// The producers are the traced programs: whatever they wrote, this never reads
-    /// outside the mapping and never loops more than one lap.
-    pub fn drain(&mut self, final_drain: bool, mut f: impl FnMut(RingRecord<'_>)) {
+    /// Call `f` for each complete record not seen yet, in order, at most `limit` of
+    /// them; returns whether it stopped at the limit (more may be ready). Stops at the
+    /// first record still being written (a later call continues there), unless
+    /// `final_drain`: then every producer is gone and such a record (its writer died) is
+    /// stepped over. The producers are the traced programs: whatever they wrote, this
+    /// never reads outside the mapping and never loops more than one lap.
+    pub fn drain(
+        &mut self,
+        final_drain: bool,
+        limit: usize,
+        mut f: impl FnMut(RingRecord<'_>),
+    ) -> bool {
         let head = self
             .head()
             .load(Ordering::Acquire)
             .min(self.tail.saturating_add(self.nunits));
+        let mut records = 0;
         while self.tail < head {
+            if records == limit {
+                return true;
+            }
             let at = (self.tail % self.nunits) as usize;
             let to_end = self.nunits as usize - at;
             let unit = unsafe { self.map.add(HEADER + at * UNIT) };
             let ready = unsafe { &*(unit as *const AtomicU32) }.load(Ordering::Acquire) != 0;
             if !ready && !final_drain {
-                return; // still being written: a later call continues here
+                return false; // still being written: a later call continues here
             }
             // The units stay ours until `tail` moves past them: `f` reads them in place.
             let bytes = unsafe { std::slice::from_raw_parts(unit, to_end * UNIT) };
@@ -210,6 +220,7 @@ impl Ring {
                 } else {
                     if let Some(record) = Self::decode(bytes, kind, len) {
                         f(record);
+                        records += 1;
                     }
                     (PATH_AT + len).div_ceil(UNIT)
                 }
@@ -228,6 +239,7 @@ impl Ring {
             // Only now may a producer reuse the units.
             self.tail_field().store(self.tail, Ordering::Release);
         }
+        false
     }
 
     fn decode(bytes: &[u8], kind: u16, len: usize) -> Option<RingRecord<'_>> {

@@ -155,7 +155,7 @@ impl Supervisor {
             self.reap();
             self.flush(fd, events);
             let hangup = revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0;
-            self.drain_ring(fd, hangup, events);
+            self.drain_ring(fd, hangup, usize::MAX, events);
             if revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
                 self.forget(listener, events);
                 return Ok(Handled::Hangup);
@@ -184,7 +184,7 @@ impl Supervisor {
     pub fn forget(&mut self, listener: BorrowedFd<'_>, events: &mut Vec<Event>) {
         let fd = listener.as_raw_fd();
         self.flush(fd, events);
-        self.drain_ring(fd, true, events);
+        self.drain_ring(fd, true, usize::MAX, events);
         self.rings.remove(&fd);
         self.pending.remove(&fd);
         let time_ns = now_ns();
@@ -239,13 +239,34 @@ impl Supervisor {
             .insert(listener.as_raw_fd(), (ring, Default::default()));
     }
 
-    fn drain_ring(&mut self, fd: RawFd, final_drain: bool, events: &mut Vec<Event>) {
+    /// Drain part of `listener`'s ring without waiting for a notification: at most
+    /// `limit` records (returns whether more may be ready). For a recorder that drains
+    /// rings now and then and wants to answer notifications in between.
+    pub fn drain_some(
+        &mut self,
+        listener: BorrowedFd<'_>,
+        limit: usize,
+        events: &mut Vec<Event>,
+    ) -> bool {
+        let fd = listener.as_raw_fd();
+        self.reap();
+        self.flush(fd, events);
+        self.drain_ring(fd, false, limit, events)
+    }
+
+    fn drain_ring(
+        &mut self,
+        fd: RawFd,
+        final_drain: bool,
+        limit: usize,
+        events: &mut Vec<Event>,
+    ) -> bool {
         let Some((mut ring, mut dead)) = self.rings.remove(&fd) else {
-            return;
+            return false;
         };
         // Records come in runs from one process: look each run's process up once.
         let mut known = 0;
-        ring.drain(final_drain, |r| {
+        let more = ring.drain(final_drain, limit, |r| {
             self.ring_records += 1;
             if r.pid != known && !self.procs.contains_key(&r.pid) && !dead.contains(&r.pid) {
                 match self.task(fd, r.pid) {
@@ -275,6 +296,7 @@ impl Supervisor {
             });
         });
         self.rings.insert(fd, (ring, dead));
+        more
     }
 
     fn flush(&mut self, fd: RawFd, events: &mut Vec<Event>) {
@@ -407,7 +429,7 @@ impl Supervisor {
         let _ = call.answer();
         if self.rings.contains_key(&listener) {
             let own = events.split_off(own);
-            self.drain_ring(listener, false, events);
+            self.drain_ring(listener, false, usize::MAX, events);
             events.extend(own);
         }
     }
