@@ -213,7 +213,7 @@ impl Server {
                 "eventfd",
             )?)
         };
-        let mut server = Server {
+        let server = Server {
             setup,
             pollfds: vec![libc::pollfd {
                 fd: epoll.as_raw_fd(),
@@ -257,7 +257,7 @@ impl Server {
     }
 
     /// Watch a socket (or the wake-up eventfd).
-    fn watch(&mut self, fd: RawFd) -> Result<()> {
+    fn watch(&self, fd: RawFd) -> Result<()> {
         let mut event = libc::epoll_event {
             events: libc::EPOLLIN as u32,
             u64: fd as u64,
@@ -269,7 +269,7 @@ impl Server {
         Ok(())
     }
 
-    fn unwatch(&mut self, fd: RawFd) {
+    fn unwatch(&self, fd: RawFd) {
         unsafe {
             libc::epoll_ctl(
                 self.epoll.as_raw_fd(),

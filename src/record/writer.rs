@@ -85,19 +85,11 @@ fn write_all(mut store: Store, rx: Receiver<Write>) -> Result<()> {
                 if let Write::BuildEnd(id, _) = &write {
                     ended_build = Some(*id);
                 }
-                rows += match write {
-                    Write::Batch(writes) => {
-                        let n = writes.len();
-                        for write in writes {
-                            apply(&mut store, write)?;
-                        }
-                        n
-                    }
-                    write => {
-                        apply(&mut store, write)?;
-                        1
-                    }
+                rows += match &write {
+                    Write::Batch(writes) => writes.len(),
+                    _ => 1,
                 };
+                apply(&mut store, write)?;
                 if rows >= BATCH_ROWS || since.elapsed() >= BATCH_TIME {
                     store.commit()?;
                     open = false;
