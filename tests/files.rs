@@ -424,7 +424,7 @@ fn fast_path_records_what_trapping_records() {
 /// interposes (setlocale's locale files, fopen); the helper redirects them to itself. A
 /// program that loads the C.UTF-8 locale and fopen's files 400 times: with the fast
 /// path those opens are not trapped (with the redirection off, they are), and the
-/// record is the same as when every call is trapped.
+/// record is the same as when every call is trapped, write opens of every kind included.
 #[test]
 fn fast_path_serves_glibc_internal_opens() {
     let ctype = "/usr/lib/locale/C.utf8/LC_CTYPE";
@@ -433,8 +433,10 @@ fn fast_path_serves_glibc_internal_opens() {
         "this test needs Debian's C.UTF-8 locale ({ctype}, package libc-bin)"
     );
     let source = r#"
+#include <fcntl.h>
 #include <locale.h>
 #include <stdio.h>
+#include <unistd.h>
 int main(void) {
     if (!setlocale(LC_ALL, "")) return 3;
     for (int i = 0; i < 200; i++) {
@@ -446,12 +448,27 @@ int main(void) {
     FILE *out = fopen("out.txt", "w");
     if (!out) return 6;
     fputs("done\n", out);
-    return fclose(out) != 0;
+    if (fclose(out) != 0) return 7;
+    /* Each kind a write open can have, through the helper's own open. */
+    int fd = open("append.txt", O_WRONLY | O_APPEND);
+    if (fd < 0) return 8;
+    close(fd);
+    if (open("append.txt", O_WRONLY | O_CREAT | O_EXCL, 0644) >= 0) return 9;
+    if (open("no-such-dir/new.txt", O_WRONLY | O_CREAT, 0644) >= 0) return 10;
+    if (open("nowhere.txt", O_WRONLY) >= 0) return 11;
+    if ((fd = open("rdwr.txt", O_RDWR)) < 0) return 12;
+    close(fd);
+    if ((fd = open("trunc.txt", O_WRONLY | O_TRUNC)) < 0) return 13;
+    close(fd);
+    return 0;
 }
 "#;
     let t = Test::new()
         .file("internal.c", source)
         .file("in.txt", "hello\n")
+        .file("append.txt", "")
+        .file("rdwr.txt", "")
+        .file("trunc.txt", "")
         .makefile("all: internal\n\t./internal\ninternal: internal.c\n\tgcc -O1 -o $@ $<\n")
         .env("LC_ALL", "C.UTF-8")
         .env("MAKESCOPE_TRACE_STATS", "1")
@@ -488,6 +505,16 @@ int main(void) {
     assert!(has(&fast, "probe", "/missing.txt"), "{fast:?}");
     assert!(has(&fast, "read", ctype), "{fast:?}");
     assert!(has(&fast, "create", "/out.txt"), "{fast:?}");
+    for (kind, path) in [
+        ("append", "/append.txt"),
+        ("stat", "/append.txt"), // O_CREAT|O_EXCL on an existing file fails
+        ("create", "/no-such-dir/new.txt"), // as the supervisor says of a trapped one
+        ("probe", "/nowhere.txt"),
+        ("write", "/rdwr.txt"),
+        ("truncate", "/trunc.txt"),
+    ] {
+        assert!(has(&fast, kind, path), "{kind} {path}: {fast:?}");
+    }
     assert_eq!(
         std::fs::read_to_string(t.path().join("out.txt")).unwrap(),
         "done\n"
