@@ -442,7 +442,10 @@ fn table(
         })
         .collect();
     cases.sort_unstable();
-    cases.dedup_by_key(|c| c.0);
+    debug_assert!(
+        cases.windows(2).all(|w| w[0].0 != w[1].0),
+        "a number twice in a table"
+    );
     search(a, &cases, allow);
 }
 
