@@ -491,7 +491,8 @@ int main(void) {
         out.success();
         (trace_count(&out.stderr, "openat"), files_of(&t, "all"))
     };
-    // Only `./internal` runs now: its loader's opens and out.txt's creation are trapped.
+    // Only `./internal` runs now: with the fast path only its dynamic loader's opens
+    // are trapped (everything the program and glibc open go through the helper).
     let (fast_opens, fast) = run(&[], false);
     let (unredirected_opens, unredirected) = run(&[("MAKESCOPE_TRACE_NO_REDIRECT", "1")], false);
     let (_, trapped) = run(&[], true);
