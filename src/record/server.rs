@@ -836,15 +836,25 @@ impl Server {
             return false;
         };
         let listener = unsafe { BorrowedFd::borrow_raw(fd) };
+        self.traced(top, |s, events| {
+            s.supervisor.drain_some(listener, SWEEP_SLICE, events)
+        })
+    }
+
+    /// Let `serve` push the supervisor's events into the reused buffer, then attribute
+    /// them (`top`: the command of the listener they came through).
+    fn traced<R>(
+        &mut self,
+        top: i64,
+        serve: impl FnOnce(&mut Self, &mut Vec<trace::Event>) -> R,
+    ) -> R {
         let mut events = std::mem::take(&mut self.trace_events);
-        let more = self
-            .supervisor
-            .drain_some(listener, SWEEP_SLICE, &mut events);
+        let result = serve(self, &mut events);
         for event in events.drain(..) {
             self.on_trace(event, top);
         }
         self.trace_events = events;
-        more
+        result
     }
 
     /// Answer the notifications already waiting, without sleeping (one per listener).
@@ -879,8 +889,10 @@ impl Server {
         };
         // Open while it is in `self.listeners`.
         let listener = unsafe { BorrowedFd::borrow_raw(fd) };
-        let mut events = std::mem::take(&mut self.trace_events);
-        match self.supervisor.handle_ready(listener, revents, &mut events) {
+        let handled = self.traced(top, |s, events| {
+            s.supervisor.handle_ready(listener, revents, events)
+        });
+        match handled {
             Ok(Handled::Answered | Handled::Idle) => {}
             Ok(Handled::Hangup) => {
                 self.unwatch_listener(fd);
@@ -892,10 +904,6 @@ impl Server {
                 self.listeners.remove(&fd);
             }
         }
-        for event in events.drain(..) {
-            self.on_trace(event, top);
-        }
-        self.trace_events = events;
     }
 
     fn on_trace(&mut self, event: trace::Event, top: i64) {

@@ -139,13 +139,18 @@ static struct ring_record *reserve(int dirfd, const char *path) {
     return s;
 }
 
-static long finish(struct ring_record *s, long rc, int found_kind) {
-    ring_commit(s, rc >= 0 ? found_kind : (rc == -ENOENT || rc == -ENOTDIR) ? RING_PROBE : found_kind);
+/* A raw call's result as libc returns it. */
+static long result(long rc) {
     if (rc < 0) {
         errno = (int)-rc;
         return -1;
     }
     return rc;
+}
+
+static long finish(struct ring_record *s, long rc, int found_kind) {
+    ring_commit(s, rc >= 0 ? found_kind : (rc == -ENOENT || rc == -ENOTDIR) ? RING_PROBE : found_kind);
+    return result(rc);
 }
 
 static int read_only(int flags) {
@@ -184,11 +189,7 @@ static long fast_write_openat(struct ring_record *s, int dirfd, const char *path
     else
         kind = RING_WRITE;
     ring_commit(s, kind);
-    if (rc < 0) {
-        errno = (int)-rc;
-        return -1;
-    }
-    return rc;
+    return result(rc);
 }
 
 static long fast_openat(int dirfd, const char *path, int flags, mode_t mode) {
@@ -214,14 +215,17 @@ static mode_t mode_arg(int flags, va_list ap) {
     return (flags & O_CREAT) || (flags & __O_TMPFILE) == __O_TMPFILE ? va_arg(ap, mode_t) : 0;
 }
 
-int open(const char *path, int flags, ...) {
+/* Local, so that glibc's redirected opens (below) reach this code even when an earlier
+ * preload interposes `open`. */
+static int helper_open(const char *path, int flags, ...) {
     va_list ap;
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
     return (int)fast_openat(AT_FDCWD, path, flags, mode);
 }
-int open64(const char *path, int flags, ...) __attribute__((alias("open")));
+int open(const char *path, int flags, ...) __attribute__((alias("helper_open")));
+int open64(const char *path, int flags, ...) __attribute__((alias("helper_open")));
 int __open_2(const char *path, int flags) { return (int)fast_openat(AT_FDCWD, path, flags, 0); }
 int __open64_2(const char *path, int flags) __attribute__((alias("__open_2")));
 
@@ -240,13 +244,6 @@ int __open64_2(const char *path, int flags) __attribute__((alias("__open_2")));
  * W^X policy): their calls are then trapped, as before. The pages become private
  * copies (copy on write), one or two per process. MAKESCOPE_TRACE_NO_REDIRECT=1 turns
  * this off (for measurements). */
-static int redirected_open(const char *path, int flags, ...) {
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return (int)fast_openat(AT_FDCWD, path, flags, mode);
-}
 
 static int write_jump(unsigned char *from, void *to) {
     unsigned char code[14];
@@ -280,8 +277,8 @@ static void redirect_libc_opens(void) {
     unsigned char *nocancel = dlsym(RTLD_NEXT, "__open_nocancel");
     unsigned char *open_ = dlsym(RTLD_NEXT, "__open");
     if (!nocancel || !open_) return;
-    if (write_jump(nocancel, (void *)redirected_open) == 0 && open_ != nocancel)
-        write_jump(open_, (void *)redirected_open);
+    if (write_jump(nocancel, (void *)helper_open) == 0 && open_ != nocancel)
+        write_jump(open_, (void *)helper_open);
 }
 
 int openat(int dirfd, const char *path, int flags, ...) {

@@ -152,11 +152,9 @@ impl Supervisor {
     ) -> Result<Handled, TraceError> {
         let fd = listener.as_raw_fd();
         if revents & libc::POLLIN == 0 {
-            self.reap();
-            self.flush(fd, events);
             let hangup = revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0;
-            self.drain_ring(fd, hangup, usize::MAX, events);
-            if revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            self.catch_up(fd, hangup, usize::MAX, events);
+            if hangup {
                 self.forget(listener, events);
                 return Ok(Handled::Hangup);
             }
@@ -248,10 +246,21 @@ impl Supervisor {
         limit: usize,
         events: &mut Vec<Event>,
     ) -> bool {
-        let fd = listener.as_raw_fd();
+        self.catch_up(listener.as_raw_fd(), false, limit, events)
+    }
+
+    /// Reap, deliver the ends found while serving others, and drain the ring (at most
+    /// `limit` records; returns whether more may be ready).
+    fn catch_up(
+        &mut self,
+        fd: RawFd,
+        final_drain: bool,
+        limit: usize,
+        events: &mut Vec<Event>,
+    ) -> bool {
         self.reap();
         self.flush(fd, events);
-        self.drain_ring(fd, false, limit, events)
+        self.drain_ring(fd, final_drain, limit, events)
     }
 
     fn drain_ring(
