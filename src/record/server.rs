@@ -25,7 +25,7 @@ use super::Setup;
 use crate::output::{CommandInfo, Outcome, Stream};
 use crate::protocol::{self, DecodeError, JobContext, Kind, Message};
 use crate::store::{
-    CommandEnd, MakeEnd, NewAccess, NewCommand, NewMake, NewProcess, NextIds, Owner,
+    CommandEnd, MakeEnd, NewAccess, NewCommand, NewMake, NewProcess, NextIds, Owner, ProcessExec,
 };
 use crate::trace::{self, Handled, Supervisor};
 use crate::util::{now_ns, redact_environment};
@@ -144,6 +144,8 @@ pub(crate) struct Server {
     /// send notes about its row as soon as it hears of its start or end).
     batch: Vec<Write>,
     batch_since: Instant,
+    /// Process rows in `batch`: their ids and positions.
+    unsent_processes: HashMap<i64, usize>,
     to_ui: Sender<UiEvent>,
     buffer: Vec<u8>,
     warned_trace: bool,
@@ -240,6 +242,7 @@ impl Server {
             to_writer,
             batch: Vec::new(),
             batch_since: Instant::now(),
+            unsent_processes: HashMap::default(),
             to_ui,
             buffer: vec![0; RECEIVE_BUFFER],
             warned_trace: false,
@@ -918,6 +921,7 @@ impl Server {
                 self.ids.process += 1;
                 self.processes.insert(pid, id);
                 let (command_id, make_id) = split_owner(owner);
+                self.unsent_processes.insert(id, self.batch.len());
                 self.write(Write::Process(NewProcess {
                     id,
                     build_id: self.setup.build_id,
@@ -926,6 +930,8 @@ impl Server {
                     pid,
                     parent_pid: Some(ppid),
                     started_ns: time_ns,
+                    exec: None,
+                    end: None,
                 }));
             }
             trace::Event::Access {
@@ -966,12 +972,15 @@ impl Server {
                 ..
             } => {
                 if let Some(&id) = self.processes.get(&pid) {
-                    self.write(Write::ProcessExec {
-                        id,
+                    let exec = ProcessExec {
                         exe: path,
                         argv: protocol::join_nul(&argv),
                         cwd,
-                    });
+                    };
+                    match self.unsent_process(id) {
+                        Some(p) => p.exec = Some(exec),
+                        None => self.write(Write::ProcessExec { id, exec }),
+                    }
                 }
             }
             trace::Event::Exit { pid, code, time_ns } => {
@@ -1009,11 +1018,14 @@ impl Server {
 
     fn process_gone(&mut self, pid: i32, time_ns: i64, exit_code: Option<i32>) {
         if let Some(id) = self.processes.remove(&pid) {
-            self.write(Write::ProcessEnd {
-                id,
-                ended_ns: time_ns,
-                exit_code,
-            });
+            match self.unsent_process(id) {
+                Some(p) => p.end = Some((time_ns, exit_code)),
+                None => self.write(Write::ProcessEnd {
+                    id,
+                    ended_ns: time_ns,
+                    exit_code,
+                }),
+            }
         }
         if !self.roots.contains(&pid) {
             self.owners.remove(&pid);
@@ -1133,7 +1145,19 @@ impl Server {
         }
     }
 
+    /// A process's row while it is still in the unsent batch: its exec and end are
+    /// written with it, one statement instead of three (most processes run one short
+    /// program: ~51,000 a glibc build).
+    fn unsent_process(&mut self, id: i64) -> Option<&mut NewProcess> {
+        let &at = self.unsent_processes.get(&id)?;
+        match self.batch.get_mut(at) {
+            Some(Write::Process(p)) if p.id == id => Some(p),
+            _ => None,
+        }
+    }
+
     fn send_batch(&mut self) {
+        self.unsent_processes.clear();
         if !self.batch.is_empty() {
             let _ = self
                 .to_writer

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 
 use crate::store::{
     BuildEnd, CommandEnd, CommandNotes, MakeEnd, NewAccess, NewCommand, NewMake, NewProcess, Owner,
-    Store,
+    ProcessExec, Store,
 };
 
 /// One thing to write.
@@ -28,9 +28,7 @@ pub(crate) enum Write {
     Process(NewProcess),
     ProcessExec {
         id: i64,
-        exe: Vec<u8>,
-        argv: Vec<u8>,
-        cwd: Vec<u8>,
+        exec: ProcessExec,
     },
     ProcessEnd {
         id: i64,
@@ -125,7 +123,7 @@ fn apply(store: &mut Store, write: Write) -> Result<()> {
         Write::CommandEnd(id, end) => store.finish_command(id, &end)?,
         Write::Notes(id, notes) => store.note_command(id, &notes)?,
         Write::Process(p) => store.insert_process(&p)?,
-        Write::ProcessExec { id, exe, argv, cwd } => store.exec_process(id, &exe, &argv, &cwd)?,
+        Write::ProcessExec { id, exec } => store.exec_process(id, &exec)?,
         Write::ProcessEnd {
             id,
             ended_ns,

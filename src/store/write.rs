@@ -117,6 +117,23 @@ pub struct NewProcess {
     pub pid: i32,
     pub parent_pid: Option<i32>,
     pub started_ns: i64,
+    /// Its (last) exec, when known before the row is written.
+    pub exec: Option<ProcessExec>,
+    /// Its end (time, exit code), when known before the row is written.
+    pub end: Option<(i64, Option<i32>)>,
+}
+
+/// What a process executed: the program, its arguments (NUL-separated) and where.
+#[derive(Debug, Clone)]
+pub struct ProcessExec {
+    pub exe: Vec<u8>,
+    pub argv: Vec<u8>,
+    pub cwd: Vec<u8>,
+}
+
+/// The argv blob to store: only when not UTF-8 (the text column is exact otherwise).
+fn exact_argv(argv: &[u8]) -> Option<&[u8]> {
+    std::str::from_utf8(argv).is_err().then_some(argv)
 }
 
 /// Whose file access it was.
@@ -338,9 +355,23 @@ impl Store {
     }
 
     pub fn insert_process(&mut self, p: &NewProcess) -> Result<(), StoreError> {
+        let (exe, argv, cwd, text) = match &p.exec {
+            Some(e) => (
+                Some(Bytes(&e.exe)),
+                exact_argv(&e.argv),
+                Some(Bytes(&e.cwd)),
+                Some(args_text(&e.argv)),
+            ),
+            None => (None, None, None, None),
+        };
+        let (ended_ns, exit_code) = match p.end {
+            Some((ended, code)) => (Some(ended), code),
+            None => (None, None),
+        };
         self.exec(
-            "INSERT INTO process (id, build_id, command_id, make_id, pid, parent_pid, started_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO process (id, build_id, command_id, make_id, pid, parent_pid, started_ns,
+                                  exe, argv, cwd, args_text, ended_ns, exit_code)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
                 p.id,
                 p.build_id,
@@ -348,23 +379,27 @@ impl Store {
                 p.make_id,
                 p.pid,
                 p.parent_pid,
-                p.started_ns
+                p.started_ns,
+                exe,
+                argv,
+                cwd,
+                text,
+                ended_ns,
+                exit_code
             ],
         )
     }
 
-    pub fn exec_process(
-        &mut self,
-        id: i64,
-        exe: &[u8],
-        argv: &[u8],
-        cwd: &[u8],
-    ) -> Result<(), StoreError> {
-        // The text is exact when every argument is UTF-8; only then is the blob left out.
-        let exact = std::str::from_utf8(argv).is_err().then_some(argv);
+    pub fn exec_process(&mut self, id: i64, exec: &ProcessExec) -> Result<(), StoreError> {
         self.exec(
             "UPDATE process SET exe = ?2, argv = ?3, cwd = ?4, args_text = ?5 WHERE id = ?1",
-            params![id, Bytes(exe), exact, Bytes(cwd), args_text(argv)],
+            params![
+                id,
+                Bytes(&exec.exe),
+                exact_argv(&exec.argv),
+                Bytes(&exec.cwd),
+                args_text(&exec.argv)
+            ],
         )
     }
 

@@ -168,6 +168,43 @@ pub fn pidfd_open(pid: i32, flags: libc::c_uint) -> io::Result<RawFd> {
     }
 }
 
+/// `struct pidfd_info` as first published (`PIDFD_INFO_SIZE_VER0`, Linux 6.13).
+#[repr(C)]
+#[derive(Default)]
+struct PidfdInfo {
+    mask: u64,
+    cgroupid: u64,
+    pid: u32,
+    tgid: u32,
+    ppid: u32,
+    ids: [u32; 8],
+    exit_code: i32,
+}
+
+// _IOWR(PIDFS_IOCTL_MAGIC = 0xFF, 11, 64 bytes); checked against <linux/pidfd.h>.
+const PIDFD_GET_INFO: libc::c_ulong = 0xc040_ff0b;
+const PIDFD_INFO_PID: u64 = 1;
+
+/// The task's thread-group id and its parent's pid, from `PIDFD_GET_INFO` (Linux 6.13+).
+/// `Err(ENOTTY)` or `Err(EINVAL)`: the kernel has no such request; `Err(ESRCH)`: the
+/// task is gone.
+pub fn pidfd_ids(pidfd: RawFd) -> io::Result<(i32, i32)> {
+    const _: () = assert!(std::mem::size_of::<PidfdInfo>() == 64);
+    let mut info = PidfdInfo {
+        mask: PIDFD_INFO_PID,
+        ..Default::default()
+    };
+    // SAFETY: `info` is a live, writable struct of the size the request encodes.
+    let rc = unsafe { libc::ioctl(pidfd, PIDFD_GET_INFO, &mut info as *mut PidfdInfo) };
+    if rc < 0 {
+        return Err(last_error());
+    }
+    if info.mask & PIDFD_INFO_PID == 0 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    Ok((info.tgid as i32, info.ppid as i32))
+}
+
 /// Read `len` bytes at `addr` in `pid` into `out` (appended). Returns how many bytes were
 /// copied: fewer than asked when the range runs into unmapped memory.
 pub fn read_mem(pid: i32, addr: u64, len: usize, out: &mut Vec<u8>) -> io::Result<usize> {
