@@ -196,6 +196,122 @@ fn hidden_sub_make_is_attributed() {
     assert!(traced.iter().all(|r| r[1] == "1"), "{traced:?}");
 }
 
+/// make's own file activity (its makefiles read, prerequisites looked at, includes
+/// searched for) belongs to each make, the top one and a `$(MAKE)` one, through the
+/// helper preloaded into make with a ring of its own; a recipe's files stay the recipe's,
+/// and the record's own directory is nobody's.
+#[test]
+fn makes_own_file_activity_is_recorded() {
+    let t = Test::new()
+        .makefile(
+            "include inc.mk\n-include missing.mk\nall: out.txt\n\t$(MAKE) -C sub\nout.txt: in.txt\n\tcp in.txt out.txt\n",
+        )
+        .file("inc.mk", "X = 1\n")
+        .file("in.txt", "hi\n")
+        .file("sub/Makefile", "all: b.txt\nb.txt: a.txt\n\tcat a.txt > b.txt\n")
+        .file("sub/a.txt", "a\n")
+        .args(["make"]);
+    let out = t.run();
+    out.success();
+    assert!(!out.stderr.contains("incomplete"), "{}", out.stderr);
+    let db = t.db();
+    let of_make = |level: u32| -> Vec<Vec<String>> {
+        rows(
+            &db,
+            &format!(
+                "SELECT f.kind, replace(f.path, (SELECT directory FROM builds), '.') FROM file_accesses f
+                 JOIN makes m ON m.id = f.make_id
+                 WHERE f.command_id IS NULL AND m.level = {level} AND f.path LIKE (SELECT directory FROM builds) || '/%'"
+            ),
+        )
+    };
+    let has = |files: &[Vec<String>], kind: &str, path: &str| {
+        files.iter().any(|r| r[0] == kind && r[1] == path)
+    };
+    let top = of_make(0);
+    for (kind, path) in [
+        ("read", "./Makefile"),
+        ("read", "./inc.mk"),
+        ("stat", "./in.txt"),
+    ] {
+        assert!(
+            has(&top, kind, path),
+            "top make: no {kind} {path} in {top:?}"
+        );
+    }
+    let sub = of_make(1);
+    for (kind, path) in [("read", "./sub/Makefile"), ("stat", "./sub/a.txt")] {
+        assert!(
+            has(&sub, kind, path),
+            "sub-make: no {kind} {path} in {sub:?}"
+        );
+    }
+    assert!(
+        top.iter().chain(&sub).all(|r| !r[1].contains(".makescope")),
+        "the record's own files are nobody's: {top:?} {sub:?}"
+    );
+    // The include searched for and not found: the top make's probe.
+    let probes = rows(
+        &db,
+        "SELECT count(*) FROM probe_set s JOIN makes m ON m.id = s.make_id WHERE m.level = 0",
+    );
+    assert_eq!(probes, vec![vec!["1"]]);
+    let probed = probed_paths(&db, 0);
+    assert!(
+        probed.iter().any(|p| p.ends_with("/missing.mk")),
+        "{probed:?}"
+    );
+    // The recipe's own files are its command's, make's are not.
+    let cp = rows(
+        &db,
+        "SELECT kind, replace(path, (SELECT directory FROM builds), '.') FROM file_accesses WHERE target = 'out.txt'",
+    );
+    assert!(has(&cp, "read", "./in.txt"), "{cp:?}");
+    assert!(!cp.iter().any(|r| r[1] == "./inc.mk"), "{cp:?}");
+    // Without the fast path nothing can see make: its activity is simply not there.
+    let t2 = Test::new()
+        .makefile("all:\n\ttrue\n")
+        .args(["make", "--trap-only"]);
+    t2.run().success();
+    let none = rows(
+        &t2.db(),
+        "SELECT count(*) FROM access WHERE make_id IS NOT NULL",
+    );
+    assert_eq!(none, vec![vec!["0"]]);
+}
+
+/// The paths of a make's probe set (decoded: LEB128 differences of sorted ids).
+fn probed_paths(db: &rusqlite::Connection, level: u32) -> Vec<String> {
+    let blob: Vec<u8> = db
+        .query_row(
+            &format!("SELECT s.path_ids FROM probe_set s JOIN makes m ON m.id = s.make_id WHERE m.level = {level}"),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let (mut ids, mut id, mut value, mut shift) = (Vec::new(), 0i64, 0i64, 0);
+    for byte in blob {
+        value |= i64::from(byte & 0x7f) << shift;
+        shift += 7;
+        if byte & 0x80 == 0 {
+            id += value;
+            ids.push(id);
+            value = 0;
+            shift = 0;
+        }
+    }
+    ids.iter()
+        .map(|id| {
+            db.query_row(
+                "SELECT CAST(path AS TEXT) FROM path WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
 /// Must-hold 6: when tracing is refused (here: makescope inside a traced command, whose
 /// filter already has a listener), one line says what to do; --no-trace works.
 #[test]

@@ -15,9 +15,11 @@ mod server;
 mod ui;
 mod writer;
 
+use crate::trace;
 use std::ffi::OsString;
 use std::io::Read;
 use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -40,6 +42,11 @@ static SHIM: &[u8] = include_bytes!(env!("MAKESCOPE_SHIM_BIN"));
 /// The tracer's in-process fast path, preloaded into traced commands.
 static PRELOAD: &[u8] = include_bytes!(env!("MAKESCOPE_PRELOAD_SO"));
 
+/// make's own ring: 64 MiB of address space, touched only as records arrive. make's
+/// prerequisite checks come in bursts (thousands of stats after reading a directory's
+/// dependency files) and, with no filter to fall back on, a full ring makes make wait.
+const MAKE_RING_UNITS: u64 = 1 << 20;
+
 static MAKE_PID: AtomicI32 = AtomicI32::new(0);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -60,6 +67,9 @@ pub(crate) struct Setup {
     /// makescope's private directory for this build, with a trailing slash: accesses
     /// under it are ours, not the commands'.
     pub private_dir: Vec<u8>,
+    /// Where the plugin writes make's database dumps, absolute, with a trailing slash:
+    /// ours too, not make's.
+    pub makedb_dir: Vec<u8>,
 }
 
 /// `makescope make`: run make, record the build, return make's exit status.
@@ -116,19 +126,41 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
             dir.push(b'/');
             dir
         },
+        makedb_dir: {
+            let mut dir = top_directory
+                .join(&makedb_dir)
+                .as_os_str()
+                .as_bytes()
+                .to_vec();
+            dir.push(b'/');
+            dir
+        },
     };
 
     let (to_writer, writer_rx) = mpsc::channel();
     let (to_ui, ui_rx) = mpsc::channel();
     let writer = writer::spawn(store, writer_rx);
     let ui = ui::spawn(setup.clone(), ui_rx, to_writer.clone());
-    let server = server::Server::bind(
+    let mut server = server::Server::bind(
         &runtime.socket,
         setup.clone(),
         ids,
         to_writer.clone(),
         to_ui.clone(),
     )?;
+    // make's own file activity (makefiles read, prerequisites looked at): make runs with
+    // the fast path's helper and a ring of its own, with no filter under it (a filter
+    // there would be inherited by every recipe line, whose own listeners the kernel
+    // would then refuse). Only with the fast path: trapping alone cannot see make.
+    let make_ring = match &runtime.preload {
+        Some(_) => {
+            let ring = trace::Ring::new(MAKE_RING_UNITS).context("making make's ring")?;
+            let fd = ring.fd().as_raw_fd();
+            server.set_make_ring(ring);
+            Some(fd)
+        }
+        None => None,
+    };
     let stopper = server.stopper();
     let server = std::thread::Builder::new()
         .name("events".into())
@@ -136,7 +168,14 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
 
     install_signal_handlers();
     let started = std::time::Instant::now();
-    let status = run_make(options, &args.make_args, &runtime, &makedb_dir, &to_ui);
+    let status = run_make(
+        options,
+        &args.make_args,
+        &runtime,
+        make_ring,
+        &makedb_dir,
+        &to_ui,
+    );
     stopper.stop();
     let leftovers = server
         .join()
@@ -347,6 +386,7 @@ fn run_make(
     options: &BuildOptions,
     make_args: &[OsString],
     runtime: &Runtime,
+    make_ring: Option<RawFd>,
     makedb_dir: &Path,
     to_ui: &mpsc::Sender<ui::Event>,
 ) -> Result<std::process::ExitStatus> {
@@ -375,13 +415,49 @@ fn run_make(
         .env(protocol::ENV_MAKEDB_DIR, makedb_dir)
         .env_remove(protocol::ENV_CTX)
         .env_remove(protocol::ENV_TRACED);
+    if let (Some(ring), Some(helper)) = (make_ring, &runtime.preload) {
+        // As the shim does for a traced command (shim.c, enable_fast_path): the helper
+        // after the user's own preloads, and a sanitizer's runtime allowed not to be
+        // first. The shim takes all of this back out for each traced recipe line.
+        let mut preload = std::env::var_os("LD_PRELOAD")
+            .filter(|p| !p.is_empty())
+            .map(|mut p| {
+                p.push(" ");
+                p
+            })
+            .unwrap_or_default();
+        preload.push(helper);
+        let mut asan = std::env::var_os("ASAN_OPTIONS")
+            .filter(|a| !a.is_empty())
+            .map(|mut a| {
+                a.push(":");
+                a
+            })
+            .unwrap_or_default();
+        asan.push("verify_asan_link_order=0");
+        command
+            .env("LD_PRELOAD", preload)
+            .env("ASAN_OPTIONS", asan)
+            .env("MAKESCOPE_TRACE_RING", ring.to_string())
+            .env(
+                "MAKESCOPE_TRACE_PAGE",
+                format!("{:x}", trace::FAST_PATH_PAGE),
+            )
+            .env("MAKESCOPE_TRACE_UNFILTERED", "1");
+    }
     if !plain {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
                 libc::signal(signal, libc::SIG_DFL);
+            }
+            // make's ring is close-on-exec in makescope; make itself must have it.
+            if let Some(ring) = make_ring {
+                if libc::fcntl(ring, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });

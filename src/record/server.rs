@@ -35,12 +35,29 @@ use crate::util::{now_ns, redact_environment};
 pub(crate) const TRACED_SUB_MAKE: i64 = 2;
 
 const RECEIVE_BUFFER: usize = 512 * 1024;
-/// How long to wait for stragglers once make has exited.
 /// How often fast-path rings are drained when their commands are not trapping.
 const RING_SWEEP: Duration = Duration::from_millis(50);
+
 /// Records drained from one ring before the sweep looks for trapped calls to answer.
 const SWEEP_SLICE: usize = 512;
+/// How long to wait for stragglers once make has exited.
 const DRAIN: Duration = Duration::from_secs(5);
+
+/// How long a record in make's ring waits for its process to be announced as a make
+/// before it goes to the nearest announced ancestor.
+const MAKE_WAIT: Duration = Duration::from_secs(1);
+
+/// A record from make's ring.
+#[derive(Debug)]
+struct MakeRecord {
+    pid: i32,
+    ppid: i32,
+    path: trace::PathId,
+    kind: trace::AccessKind,
+    time_ns: i64,
+    read: Instant,
+}
+
 /// Rows are given to the writer in batches at least this often, or of this many.
 const BATCH_TIME: Duration = Duration::from_millis(20);
 const BATCH_ROWS: usize = 1024;
@@ -146,6 +163,12 @@ pub(crate) struct Server {
     batch_since: Instant,
     /// Process rows in `batch`: their ids and positions.
     unsent_processes: HashMap<i64, usize>,
+    /// make's own ring ([`Server::drain_make_ring`]), its records waiting for their make to
+    /// announce itself, the first make's id, and how many records no make could own.
+    make_ring: Option<trace::Ring>,
+    make_waiting: Vec<MakeRecord>,
+    top_make: Option<i64>,
+    make_unowned: u64,
     to_ui: Sender<UiEvent>,
     buffer: Vec<u8>,
     warned_trace: bool,
@@ -243,6 +266,10 @@ impl Server {
             batch: Vec::new(),
             batch_since: Instant::now(),
             unsent_processes: HashMap::default(),
+            make_ring: None,
+            make_waiting: Vec::new(),
+            top_make: None,
+            make_unowned: 0,
             to_ui,
             buffer: vec![0; RECEIVE_BUFFER],
             warned_trace: false,
@@ -253,6 +280,11 @@ impl Server {
         server.watch(server.listen.as_raw_fd())?;
         server.watch(server.wake.as_raw_fd())?;
         Ok(server)
+    }
+
+    /// make's own ring: what the fast path's helper records in make processes.
+    pub fn set_make_ring(&mut self, ring: trace::Ring) {
+        self.make_ring = Some(ring);
     }
 
     pub fn stopper(&self) -> Stopper {
@@ -353,6 +385,7 @@ impl Server {
                 // records come this way (a sweep takes ~a millisecond on glibc), so it
                 // goes in slices, answering whoever trapped meanwhile in between.
                 swept = Instant::now();
+                self.drain_make_ring(false);
                 let listeners: Vec<RawFd> = self.listeners.keys().copied().collect();
                 loop {
                     let mut more = false;
@@ -486,6 +519,8 @@ impl Server {
     ) -> Result<(), DecodeError> {
         match m.kind {
             Kind::MakeStart => {
+                // What a make that re-executes itself did before is its earlier image's.
+                self.drain_make_ring(false);
                 let id = self.make_started(m)?;
                 let pid = m.number(0)? as i32;
                 if let Some(connection) = self.connections.get_mut(&fd) {
@@ -502,6 +537,7 @@ impl Server {
                         makefiles: m.bytes(3)?.to_vec(),
                         makedb_path: (!dump.is_empty()).then(|| dump.to_vec()),
                     };
+                    self.drain_make_ring(false);
                     self.flush_accesses(Owner::Make(id));
                     self.write(Write::MakeEnd(id, end));
                     self.make_gone(pid);
@@ -642,6 +678,7 @@ impl Server {
             .as_ref()
             .and_then(|c| self.makes.get(&c.make_pid).copied());
         self.makes.insert(pid, id);
+        self.top_make.get_or_insert(id);
         self.owners.insert(pid, Owner::Make(id));
         self.roots.insert(pid);
         self.write(Write::Make(NewMake {
@@ -944,25 +981,7 @@ impl Server {
                     return; // makescope's own files (the fast path's helper, the socket)
                 }
                 let owner = self.owner_of(pid).unwrap_or(Owner::Command(top));
-                let touched = self.accesses.entry(owner).or_default();
-                if kind == trace::AccessKind::Probe {
-                    touched.probes.push(path.0);
-                    if touched.probes.len() >= PROBES_COMPACT {
-                        touched.probes.sort_unstable();
-                        touched.probes.dedup();
-                    }
-                    return;
-                }
-                let process_id = self.processes.get(&pid).copied();
-                touched
-                    .accesses
-                    .entry((path.0, kind as u8))
-                    .and_modify(|a| a.count += 1)
-                    .or_insert(Aggregate {
-                        count: 1,
-                        first_ns: time_ns,
-                        process_id,
-                    });
+                self.touch(owner, pid, path, kind, time_ns);
             }
             trace::Event::Exec {
                 pid,
@@ -997,6 +1016,96 @@ impl Server {
                     self.warn(format!("could not read the arguments of a {syscall} call; that command is marked untraced"));
                 }
             }
+        }
+    }
+
+    /// Count an access of `owner`'s.
+    fn touch(
+        &mut self,
+        owner: Owner,
+        pid: i32,
+        path: trace::PathId,
+        kind: trace::AccessKind,
+        time_ns: i64,
+    ) {
+        let touched = self.accesses.entry(owner).or_default();
+        if kind == trace::AccessKind::Probe {
+            touched.probes.push(path.0);
+            if touched.probes.len() >= PROBES_COMPACT {
+                touched.probes.sort_unstable();
+                touched.probes.dedup();
+            }
+            return;
+        }
+        let process_id = self.processes.get(&pid).copied();
+        touched
+            .accesses
+            .entry((path.0, kind as u8))
+            .and_modify(|a| a.count += 1)
+            .or_insert(Aggregate {
+                count: 1,
+                first_ns: time_ns,
+                process_id,
+            });
+    }
+
+    /// Take make's own file activity from its ring (see `record::run_make`): every make
+    /// of the build, and whatever runs under make without a recipe line's filter
+    /// (`$(shell …)`, a sub-make's line), writes there through the fast path's helper.
+    /// A record belongs to the make whose pid wrote it; a process that is not a make
+    /// belongs to its nearest announced ancestor. A make announces itself only once it
+    /// has loaded our plugin, so records of a pid nobody announced wait up to
+    /// [`MAKE_WAIT`] for that (or until `last`).
+    fn drain_make_ring(&mut self, last: bool) {
+        let Some(mut ring) = self.make_ring.take() else {
+            return;
+        };
+        let read = Instant::now();
+        let paths = self.supervisor.paths_mut();
+        let mut waiting = std::mem::take(&mut self.make_waiting);
+        ring.drain(last, usize::MAX, |r| {
+            waiting.push(MakeRecord {
+                pid: r.pid,
+                ppid: r.ppid,
+                path: paths.intern_absolute(r.path),
+                kind: r.kind,
+                time_ns: r.time_ns,
+                read,
+            })
+        });
+        for r in waiting {
+            let owner = match self.owners.get(&r.pid) {
+                Some(&owner) => owner,
+                None if !last && r.read.elapsed() < MAKE_WAIT => {
+                    self.make_waiting.push(r);
+                    continue;
+                }
+                None => match self
+                    .owner_of(r.pid)
+                    .or_else(|| self.owner_of(r.ppid))
+                    .or(self.top_make.map(Owner::Make))
+                {
+                    Some(owner) => owner,
+                    None => {
+                        self.make_unowned += 1;
+                        continue;
+                    }
+                },
+            };
+            if !self.is_private(r.path) {
+                self.touch(owner, r.pid, r.path, r.kind, r.time_ns);
+            }
+        }
+        if last {
+            let lost = ring.lost();
+            if lost > 0 || self.make_unowned > 0 {
+                self.warn(format!(
+                    "make's own file activity is incomplete: {} calls not recorded, {} of no known make",
+                    lost, self.make_unowned
+                ));
+            }
+        } else {
+            self.make_ring = Some(ring);
         }
     }
 
@@ -1064,7 +1173,9 @@ impl Server {
         }
         if self.private[i] == Private::Unknown {
             let name = self.supervisor.paths().name(path);
-            self.private[i] = if name.starts_with(&self.setup.private_dir) {
+            self.private[i] = if name.starts_with(&self.setup.private_dir)
+                || name.starts_with(&self.setup.makedb_dir)
+            {
                 Private::Yes
             } else {
                 Private::No
@@ -1123,6 +1234,7 @@ impl Server {
     }
 
     fn finish(mut self) -> Vec<OwnedFd> {
+        self.drain_make_ring(true);
         let fds: Vec<RawFd> = self.connections.keys().copied().collect();
         for fd in fds {
             self.on_closed(fd);

@@ -303,6 +303,68 @@ static int make_ring (void)
   return fd;
 }
 
+/* makescope runs make itself with the fast path's helper preloaded and a ring of its
+   own (MAKESCOPE_TRACE_UNFILTERED set: no filter under make), so that make's own file
+   activity is recorded. A recipe line that is traced, or whose tracing is refused, must
+   not inherit that: take make's ring and the helper back out (the descriptor only if it
+   is still that ring) and the sanitizer setting that came with them. A sub-make's line
+   keeps them, for the sub-make. */
+static void leave_make_ring (const char *helper)
+{
+  if (!getenv ("MAKESCOPE_TRACE_UNFILTERED"))
+    return;
+  const char *number = getenv ("MAKESCOPE_TRACE_RING");
+  int fd = number ? atoi (number) : -1;
+  uint64_t header[4];
+  int seals = fd > 2 ? fcntl (fd, F_GET_SEALS) : -1;
+  if (seals >= 0 && (seals & F_SEAL_SHRINK) && pread (fd, header, sizeof header, 0) == (ssize_t) sizeof header
+      && header[3] == RING_MAGIC)
+    close (fd);
+  unsetenv ("MAKESCOPE_TRACE_UNFILTERED");
+  unsetenv ("MAKESCOPE_TRACE_RING");
+  unsetenv ("MAKESCOPE_TRACE_PAGE");
+  const char *old = getenv ("LD_PRELOAD");
+  if (old && helper && *helper)
+    {
+      char *kept = malloc (strlen (old) + 1), *out = kept;
+      size_t hn = strlen (helper);
+      for (const char *p = old; kept && *p;)
+        {
+          size_t n = strcspn (p, " :");
+          if (n && !(n == hn && !memcmp (p, helper, n)))
+            {
+              if (out != kept)
+                *out++ = ' ';
+              memcpy (out, p, n);
+              out += n;
+            }
+          p += n;
+          p += strspn (p, " :");
+        }
+      if (kept)
+        {
+          *out = 0;
+          if (*kept)
+            setenv ("LD_PRELOAD", kept, 1);
+          else
+            unsetenv ("LD_PRELOAD");
+          free (kept);
+        }
+    }
+  const char *asan = getenv ("ASAN_OPTIONS");
+  static const char link_order[] = "verify_asan_link_order=0";
+  size_t an = asan ? strlen (asan) : 0, ln = sizeof link_order - 1;
+  if (an >= ln && !strcmp (asan + an - ln, link_order))
+    {
+      char *kept = strndup (asan, an - ln - (an > ln && asan[an - ln - 1] == ':'));
+      if (kept && *kept)
+        setenv ("ASAN_OPTIONS", kept, 1);
+      else
+        unsetenv ("ASAN_OPTIONS");
+      free (kept);
+    }
+}
+
 /* Preload the fast path's helper (after any LD_PRELOAD the command already has: a
    sanitizer's runtime must stay first) and tell it where the ring is. */
 static void enable_fast_path (const char *helper, int ring)
@@ -606,6 +668,7 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct context
             {
               static struct misses misses;
               const char *helper = getenv ("MAKESCOPE_PRELOAD");
+              leave_make_ring (helper);
               const char *rest = search;
               if (search && helper && *helper && !strchr (command[0], '/'))
                 rest = skip_missing (command[0], search, &misses);

@@ -46,6 +46,10 @@ typedef long (*raw_fn)(long nr, long a, long b, long c, long d, long e);
 static raw_fn raw;                  /* the syscall stub on the trusted page */
 static struct ring_header *ring;    /* NULL: helper off */
 static int my_pid, my_ppid;
+/* No seccomp filter under this process (make's own ring, MAKESCOPE_TRACE_UNFILTERED): a
+   call the helper does not record is not trapped either, so it waits for room in a full
+   ring and counts what it still cannot record (ring->lost) for the recorder to report. */
+static int unfiltered;
 
 static const unsigned char stub[] = {
     0x48, 0x89, 0xf8, /* mov %rdi,%rax */
@@ -89,24 +93,44 @@ __attribute__((constructor)) static void setup(void) {
     void *map = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) return;
     raw = (raw_fn)page;
+    unfiltered = getenv("MAKESCOPE_TRACE_UNFILTERED") != NULL;
     after_fork();
     pthread_atfork(NULL, NULL, after_fork);
     __atomic_store_n(&ring, (struct ring_header *)map, __ATOMIC_RELEASE);
     if (!getenv("MAKESCOPE_TRACE_NO_REDIRECT")) redirect_libc_opens();
 }
 
+/* A call that goes the ordinary way: trapped under a filter; without one, not recorded. */
+static struct ring_record *missed(void) {
+    if (unfiltered) __atomic_add_fetch(&ring->lost, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+/* Room for a record: without a filter to fall back on, wait for the recorder to drain
+ * (it does every 50 ms) for up to ~10 s. */
+static struct ring_record *room(size_t len) {
+    struct ring_record *s = ring_reserve(ring, len);
+    for (int i = 0; !s && unfiltered && i < 10000; i++) {
+        struct timespec pause = {0, 1000000};
+        nanosleep(&pause, NULL);
+        s = ring_reserve(ring, len);
+    }
+    return s ? s : missed();
+}
+
 /* Reserve a record and fill in the path: absolute as given, relative joined onto the
  * directory (cwd or dirfd) read through the stub. NULL: not recordable, go the slow way. */
 static struct ring_record *reserve(int dirfd, const char *path) {
     size_t plen = strlen(path);
-    if (plen == 0 || plen > RING_PATH_MAX) return NULL;
+    if (plen == 0) return NULL; /* names no file: fails with ENOENT */
+    if (plen > RING_PATH_MAX) return missed();
     char base[RING_PATH_MAX + 1];
     size_t blen = 0;
     if (path[0] != '/') {
         long n;
         if (dirfd == AT_FDCWD) {
             n = raw(SYS_getcwd, (long)base, sizeof base, 0, 0, 0);
-            if (n <= 0) return NULL;
+            if (n <= 0) return missed();
             blen = strlen(base);
         } else {
             char link[32];
@@ -115,17 +139,17 @@ static struct ring_record *reserve(int dirfd, const char *path) {
             int nd = 0;
             memcpy(link, "/proc/self/fd/", 14);
             k = 14;
-            if (d < 0) return NULL;
+            if (d < 0) return missed();
             do { digits[nd++] = '0' + d % 10; d /= 10; } while (d);
             while (nd) link[k++] = digits[--nd];
             link[k] = 0;
             n = raw(SYS_readlink, (long)link, (long)base, sizeof base, 0, 0);
-            if (n <= 0 || n >= (long)sizeof base || base[0] != '/') return NULL;
+            if (n <= 0 || n >= (long)sizeof base || base[0] != '/') return missed();
             blen = (size_t)n;
         }
-        if (blen + 1 + plen > RING_PATH_MAX) return NULL;
+        if (blen + 1 + plen > RING_PATH_MAX) return missed();
     }
-    struct ring_record *s = ring_reserve(ring, blen ? blen + 1 + plen : plen);
+    struct ring_record *s = room(blen ? blen + 1 + plen : plen);
     if (!s) return NULL;
     size_t len = 0;
     if (blen) {
@@ -153,8 +177,14 @@ static long finish(struct ring_record *s, long rc, int found_kind) {
     return result(rc);
 }
 
+/* O_PATH and O_TMPFILE opens (rare) take the trapped route. __O_TMPFILE includes
+ * O_DIRECTORY's bit: an opendir is neither. */
+static int special_open(int flags) {
+    return (flags & O_PATH) || (flags & __O_TMPFILE) == __O_TMPFILE;
+}
+
 static int read_only(int flags) {
-    return (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC | O_PATH | __O_TMPFILE));
+    return (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC)) && !special_open(flags);
 }
 
 /* Does the path exist, in the supervisor's sense (sys.rs, exists): F_OK succeeds, or
@@ -194,9 +224,13 @@ static long fast_write_openat(struct ring_record *s, int dirfd, const char *path
 
 static long fast_openat(int dirfd, const char *path, int flags, mode_t mode) {
     struct ring_record *s;
-    /* O_PATH and O_TMPFILE opens are rare: they take the trapped route. */
-    if (!__atomic_load_n(&ring, __ATOMIC_ACQUIRE) || (flags & (O_PATH | __O_TMPFILE)) ||
-        !(s = reserve(dirfd, path)))
+    if (!__atomic_load_n(&ring, __ATOMIC_ACQUIRE))
+        return syscall(SYS_openat, dirfd, path, flags, mode);
+    if (special_open(flags)) {
+        missed();
+        return syscall(SYS_openat, dirfd, path, flags, mode);
+    }
+    if (!(s = reserve(dirfd, path)))
         return syscall(SYS_openat, dirfd, path, flags, mode);
     if (!read_only(flags)) return fast_write_openat(s, dirfd, path, flags, mode);
     long rc = raw(SYS_openat, dirfd, (long)path, flags, mode, 0);
@@ -338,6 +372,34 @@ int fstatat(int dirfd, const char *path, struct stat *buf, int flags) {
     return (int)fast_path_call(SYS_newfstatat, dirfd, path, (long)buf, flags, 0);
 }
 int fstatat64(int dirfd, const char *path, struct stat64 *buf, int flags) __attribute__((alias("fstatat")));
+/* The stat entry points of glibc before 2.33, which programs built then still call
+ * (Debian 12's make does): on x86_64 every version they accept means the kernel's
+ * struct stat, as glibc's own implementation says. */
+static int stat_version(int ver) {
+    if (ver == 0 || ver == 1) return 1;
+    errno = EINVAL;
+    return 0;
+}
+int __xstat(int ver, const char *path, struct stat *buf) {
+    return stat_version(ver) ? stat(path, buf) : -1;
+}
+int __xstat64(int ver, const char *path, struct stat64 *buf) __attribute__((alias("__xstat")));
+int __lxstat(int ver, const char *path, struct stat *buf) {
+    return stat_version(ver) ? lstat(path, buf) : -1;
+}
+int __lxstat64(int ver, const char *path, struct stat64 *buf) __attribute__((alias("__lxstat")));
+int __fxstatat(int ver, int dirfd, const char *path, struct stat *buf, int flags) {
+    return stat_version(ver) ? fstatat(dirfd, path, buf, flags) : -1;
+}
+int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *buf, int flags)
+    __attribute__((alias("__fxstatat")));
+/* euidaccess/eaccess: access with the effective ids (make's, for every prerequisite
+ * it may have to search for). */
+int euidaccess(const char *path, int mode) {
+    return (int)fast_path_call(SYS_faccessat2, AT_FDCWD, path, mode, AT_EACCESS, 0);
+}
+int eaccess(const char *path, int mode) __attribute__((alias("euidaccess")));
+
 int access(const char *path, int mode) {
     return (int)fast_path_call(SYS_faccessat2, AT_FDCWD, path, mode, 0, 0);
 }

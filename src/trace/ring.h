@@ -35,6 +35,7 @@ struct ring_header {
     uint64_t nunits; /* units after the header page */
     uint64_t tail;   /* next unit the recorder will read (it advances it) */
     uint64_t magic;  /* RING_MAGIC */
+    uint64_t lost;   /* calls not recorded where nothing traps them (make's ring) */
 };
 
 struct ring_record {

@@ -172,6 +172,12 @@ impl Ring {
         self.fd.as_fd()
     }
 
+    /// How many calls the helper could not record where no filter traps them instead
+    /// (make's ring: a path too long, a ring that stayed full).
+    pub fn lost(&self) -> u64 {
+        unsafe { &*(self.map.add(32) as *const AtomicU64) }.load(Ordering::Relaxed)
+    }
+
     fn head(&self) -> &AtomicU64 {
         unsafe { &*(self.map as *const AtomicU64) }
     }

@@ -226,6 +226,11 @@ impl Supervisor {
         &self.paths
     }
 
+    /// The path table, to number paths read elsewhere (make's own ring).
+    pub fn paths_mut(&mut self) -> &mut PathTable {
+        &mut self.paths
+    }
+
     /// The paths, keeping nothing else.
     pub fn into_paths(self) -> PathTable {
         self.paths
