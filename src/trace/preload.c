@@ -11,7 +11,9 @@
  * shared memory that the supervisor drains. Everything else (exec, exit, unlink, rename,
  * raw syscalls, static programs, the dynamic loader's own opens, anything this helper
  * cannot record: a full ring, a long path) takes the ordinary, trapped route. The helper
- * can lose speed, never records.
+ * can lose speed, never records. In make itself there is no filter
+ * (MAKESCOPE_TRACE_UNFILTERED): there a full ring is waited for, and what still cannot
+ * be recorded is counted in the ring's header for the recorder to report.
  *
  * Environment (set by the shim): MAKESCOPE_TRACE_PAGE (hex address), MAKESCOPE_TRACE_RING
  * (fd of the ring memfd). Without both, or when that fd is not a sealed memfd carrying
@@ -393,8 +395,7 @@ int __fxstatat(int ver, int dirfd, const char *path, struct stat *buf, int flags
 }
 int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *buf, int flags)
     __attribute__((alias("__fxstatat")));
-/* euidaccess/eaccess: access with the effective ids (make's, for every prerequisite
- * it may have to search for). */
+/* euidaccess/eaccess: access with the effective ids (Debian 12's make calls eaccess). */
 int euidaccess(const char *path, int mode) {
     return (int)fast_path_call(SYS_faccessat2, AT_FDCWD, path, mode, AT_EACCESS, 0);
 }
