@@ -15,11 +15,9 @@ mod server;
 mod ui;
 mod writer;
 
-use crate::trace;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
-use std::os::fd::OwnedFd;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -33,6 +31,7 @@ use crate::cli::{BuildOptions, Config, MakeArgs, EXIT_HOOKS_FAILED};
 use crate::output::{Mode, Stream};
 use crate::protocol;
 use crate::store::{BuildEnd, NewBuild, Store};
+use crate::trace;
 use crate::util::now_ns;
 
 /// The plugin, built by build.rs and carried inside the binary.
@@ -382,6 +381,17 @@ fn install_signal_handlers() {
     }
 }
 
+/// The environment variable `name` with `item` appended after `separator` (or `item`
+/// alone when it is unset or empty).
+fn appended(name: &str, separator: &str, item: &OsStr) -> OsString {
+    let mut value = std::env::var_os(name).unwrap_or_default();
+    if !value.is_empty() {
+        value.push(separator);
+    }
+    value.push(item);
+    value
+}
+
 fn run_make(
     options: &BuildOptions,
     make_args: &[OsString],
@@ -419,25 +429,15 @@ fn run_make(
         // As the shim does for a traced command (shim.c, enable_fast_path): the helper
         // after the user's own preloads, and a sanitizer's runtime allowed not to be
         // first. The shim takes all of this back out for each traced recipe line.
-        let mut preload = std::env::var_os("LD_PRELOAD")
-            .filter(|p| !p.is_empty())
-            .map(|mut p| {
-                p.push(" ");
-                p
-            })
-            .unwrap_or_default();
-        preload.push(helper);
-        let mut asan = std::env::var_os("ASAN_OPTIONS")
-            .filter(|a| !a.is_empty())
-            .map(|mut a| {
-                a.push(":");
-                a
-            })
-            .unwrap_or_default();
-        asan.push("verify_asan_link_order=0");
         command
-            .env("LD_PRELOAD", preload)
-            .env("ASAN_OPTIONS", asan)
+            .env(
+                "LD_PRELOAD",
+                appended("LD_PRELOAD", " ", helper.as_os_str()),
+            )
+            .env(
+                "ASAN_OPTIONS",
+                appended("ASAN_OPTIONS", ":", OsStr::new("verify_asan_link_order=0")),
+            )
             .env("MAKESCOPE_TRACE_RING", ring.to_string())
             .env(
                 "MAKESCOPE_TRACE_PAGE",

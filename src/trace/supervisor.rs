@@ -392,10 +392,9 @@ impl Supervisor {
         // pidfd_open without PIDFD_THREAD succeeds only for a thread-group leader (for
         // another thread it fails: EINVAL on older kernels, ENOENT on 6.18).
         let (tgid, mut leader, thread) = match pidfd_open(tid, 0) {
-            Ok(fd) => (tid, Some(unsafe { OwnedFd::from_raw_fd(fd) }), None),
+            Ok(fd) => (tid, Some(fd), None),
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) => {
                 let fd = pidfd_open(tid, PIDFD_THREAD).ok()?;
-                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
                 let (tgid, _) = self.ids(fd.as_raw_fd(), tid)?;
                 (tgid, None, Some(fd))
             }
@@ -405,7 +404,7 @@ impl Supervisor {
         if !self.procs.contains_key(&tgid) {
             let pidfd = match leader.take() {
                 Some(fd) => fd,
-                None => unsafe { OwnedFd::from_raw_fd(pidfd_open(tgid, 0).ok()?) },
+                None => pidfd_open(tgid, 0).ok()?,
             };
             let (_, ppid) = self.ids(pidfd.as_raw_fd(), tgid)?;
             if !self.watch(pidfd.as_raw_fd(), tgid as u32 as u64) {

@@ -5,7 +5,7 @@
 //! Everything here is a thin, typed shim over one system call; policy lives elsewhere.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// `struct seccomp_data` (the filter's input and the notification's payload).
 #[repr(C)]
@@ -159,12 +159,13 @@ pub fn notif_set_flags(listener: RawFd, flags: u64) -> io::Result<()> {
 }
 
 /// `pidfd_open(2)`.
-pub fn pidfd_open(pid: i32, flags: libc::c_uint) -> io::Result<RawFd> {
+pub fn pidfd_open(pid: i32, flags: libc::c_uint) -> io::Result<OwnedFd> {
     let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
     if rc < 0 {
         Err(last_error())
     } else {
-        Ok(rc as RawFd)
+        // SAFETY: a new descriptor, ours alone.
+        Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
     }
 }
 
