@@ -53,6 +53,9 @@ pub(crate) fn spawn(
 }
 
 fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult {
+    // Background work: never preempt the event loop (which trapped calls wait for) or
+    // the build's jobs when woken.
+    let _ = crate::trace::sys::set_batch();
     let mut printer = Printer::new(setup.mode, setup.expected_total);
     let mut hooks_failed = false;
     // Hook diagnostics (tracebacks) go through the printer, so they do not tear the

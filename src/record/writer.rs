@@ -62,6 +62,9 @@ pub(crate) fn spawn(store: Store, rx: Receiver<Write>) -> std::thread::JoinHandl
 }
 
 fn write_all(mut store: Store, rx: Receiver<Write>) -> Result<()> {
+    // Background work: never preempt the event loop (which trapped calls wait for) or
+    // the build's jobs when woken.
+    let _ = crate::trace::sys::set_batch();
     let mut open = false;
     let mut rows = 0;
     let mut since = Instant::now();

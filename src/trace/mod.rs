@@ -25,7 +25,7 @@ pub mod path;
 mod ring;
 mod run;
 mod supervisor;
-mod sys;
+pub(crate) mod sys;
 
 pub use filter::FilterOptions;
 pub use path::{PathId, PathTable};
