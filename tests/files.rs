@@ -280,6 +280,59 @@ fn makes_own_file_activity_is_recorded() {
     assert_eq!(none, vec![vec!["0"]]);
 }
 
+/// A daemon started from make's `$(shell …)` writes into make's ring, which nothing reads
+/// once the build is over: it must not then wait for room (up to ~10 s a call) when the
+/// ring is full. The daemon stats a long path 100,000 times after the build, more than
+/// the ring holds (64 MiB of 64-byte units: ~15 units a record here).
+#[test]
+fn a_daemon_from_shell_is_not_slowed_once_the_build_is_over() {
+    let source = r#"
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(void) {
+    struct stat st;
+    FILE *p = fopen("pid", "w");
+    fprintf(p, "%d\n", (int)getpid());
+    fclose(p);
+    while (access("go", F_OK) != 0) usleep(10000);
+    char path[1000] = "";
+    for (int i = 0; i < 300; i++) strcat(path, "./");
+    strcat(path, "go");
+    for (int i = 0; i < 100000; i++) stat(path, &st);
+    FILE *f = fopen("done", "w");
+    fputs("done\n", f);
+    fclose(f);
+    return 0;
+}
+"#;
+    let t = Test::new()
+        .file("daemon.c", source)
+        .makefile("X := $(shell ./daemon > /dev/null 2>&1 &)\nall:\n\t@true\n")
+        .args(["make"]);
+    let built = std::process::Command::new("gcc")
+        .args(["-O1", "-o", "daemon", "daemon.c"])
+        .current_dir(t.path())
+        .status()
+        .unwrap();
+    assert!(built.success());
+    t.run().success();
+    std::fs::write(t.path().join("go"), "").unwrap();
+    let done = t.path().join("done");
+    let start = std::time::Instant::now();
+    while !done.exists() && start.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if !done.exists() {
+        // Not left behind to crawl on for hours.
+        if let Ok(pid) = std::fs::read_to_string(t.path().join("pid")) {
+            let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        }
+        panic!("the daemon did not finish within 60 s of the build's end");
+    }
+}
+
 /// The paths of a make's probe set (decoded: LEB128 differences of sorted ids).
 fn probed_paths(db: &rusqlite::Connection, level: u32) -> Vec<String> {
     let blob: Vec<u8> = db

@@ -1120,6 +1120,7 @@ impl Server {
             }
         }
         if last {
+            ring.close();
             let lost = ring.lost();
             if lost > 0 || self.make_unowned > 0 {
                 self.warn(format!(

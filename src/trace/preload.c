@@ -109,10 +109,12 @@ static struct ring_record *missed(void) {
 }
 
 /* Room for a record: without a filter to fall back on, wait for the recorder to drain
- * (it does every 50 ms) for up to ~10 s. */
+ * (it does every 50 ms) for up to ~10 s, unless it has closed the ring (the build is
+ * over: nothing to record, nothing to wait for). */
 static struct ring_record *room(size_t len) {
+    if (unfiltered && __atomic_load_n(&ring->closed, __ATOMIC_ACQUIRE)) return NULL;
     struct ring_record *s = ring_reserve(ring, len);
-    for (int i = 0; !s && unfiltered && i < 10000; i++) {
+    for (int i = 0; !s && unfiltered && i < 10000 && !__atomic_load_n(&ring->closed, __ATOMIC_ACQUIRE); i++) {
         struct timespec pause = {0, 1000000};
         nanosleep(&pause, NULL);
         s = ring_reserve(ring, len);

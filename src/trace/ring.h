@@ -36,6 +36,7 @@ struct ring_header {
     uint64_t tail;   /* next unit the recorder will read (it advances it) */
     uint64_t magic;  /* RING_MAGIC */
     uint64_t lost;   /* calls not recorded where nothing traps them (make's ring) */
+    uint64_t closed; /* 1 once the recorder has read the ring for the last time */
 };
 
 struct ring_record {

@@ -3,7 +3,8 @@
 //! drains. Layout mirrored in `src/trace/ring.h` (the C sides): change both or neither.
 //!
 //! One header page (`head`: the next unit, reserved by producers with compare-and-swap;
-//! `nunits`; `tail`: the next unit the supervisor reads, which it advances; `magic`),
+//! `nunits`; `tail`: the next unit the supervisor reads, which it advances; `magic`;
+//! for make's ring, `lost`: calls not recorded, and `closed`: set when the build is over),
 //! then `nunits` units of 64 bytes, unit `n` at `n % nunits`. A record takes whole units:
 //! `ready` (u32, set last with release by the producer; the consumer zeroes the first word
 //! of every unit it consumes), `kind` (u16, an [`AccessKind`] id, or `PAD`), `len` (u16,
@@ -176,6 +177,14 @@ impl Ring {
     /// (make's ring: a path too long, a ring that stayed full).
     pub fn lost(&self) -> u64 {
         unsafe { &*(self.map.add(32) as *const AtomicU64) }.load(Ordering::Relaxed)
+    }
+
+    /// Tell the producers that nothing reads the ring any more (the build is over): a
+    /// process that outlives it (a daemon started from make's `$(shell …)`) then stops
+    /// waiting for room in make's ring, where it would otherwise wait up to ~10 s a call
+    /// once the ring is full.
+    pub fn close(&self) {
+        unsafe { &*(self.map.add(40) as *const AtomicU64) }.store(1, Ordering::Release);
     }
 
     fn head(&self) -> &AtomicU64 {
