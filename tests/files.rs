@@ -280,6 +280,47 @@ fn makes_own_file_activity_is_recorded() {
     assert_eq!(none, vec![vec!["0"]]);
 }
 
+/// Every process's exit status is recorded: a dynamic program's through the helper (its
+/// exit record in the ring, no trapped call), a static one's through the trapped
+/// `exit_group`, a shell's child whose exec failed (a vfork child: no fork handler ran
+/// in it) too.
+#[test]
+fn exit_statuses_are_recorded() {
+    let t = Test::new()
+        .file("prog.c", "int main(void) { return 5; }\n")
+        .file("not-executable", "")
+        .makefile(
+            "all: prog\n\t-/bin/false\n\t-sh -c 'exit 7'\n\t-./prog\n\t-sh -c './not-executable; exit 0'\n\
+             prog: prog.c\n\tgcc -static -O1 -o $@ $<\n",
+        )
+        .env("MAKESCOPE_TRACE_STATS", "1")
+        .args(["make"]);
+    let out = t.run();
+    out.success();
+    let db = t.db();
+    let code_of = |exe: &str| {
+        rows(
+            &db,
+            &format!("SELECT exit_code FROM process WHERE exe LIKE '%/{exe}'"),
+        )
+    };
+    assert_eq!(code_of("false"), vec![vec!["1"]]);
+    assert_eq!(code_of("prog"), vec![vec!["5"]]);
+    // The shell the shim started and the one it ran.
+    let sevens = rows(&db, "SELECT count(*) FROM process WHERE exit_code = 7");
+    assert_eq!(sevens, vec![vec!["2"]]);
+    // The shell's child that could not exec the file.
+    let refused = rows(&db, "SELECT count(*) FROM process WHERE exit_code = 126");
+    assert_eq!(refused, vec![vec!["1"]], "{}", out.stderr);
+    let unended = rows(
+        &db,
+        "SELECT count(*) FROM process WHERE ended_ns IS NULL OR exit_code IS NULL",
+    );
+    assert_eq!(unended, vec![vec!["0"]]);
+    // Only the static program's exit was trapped.
+    assert!(out.stderr.contains(" exit_group=1 "), "{}", out.stderr);
+}
+
 /// A daemon started from make's `$(shell …)` writes into make's ring, which nothing reads
 /// once the build is over: it must not then wait for room (up to ~10 s a call) when the
 /// ring is full. The daemon stats a long path 100,000 times after the build, more than

@@ -1087,14 +1087,17 @@ impl Server {
         let paths = self.supervisor.paths_mut();
         let mut waiting = std::mem::take(&mut self.make_waiting);
         ring.drain(last, usize::MAX, |r| {
-            waiting.push(MakeRecord {
-                pid: r.pid,
-                ppid: r.ppid,
-                path: paths.intern_absolute(r.path),
-                kind: r.kind,
-                time_ns: r.time_ns,
-                read,
-            })
+            // Only accesses: the helper does not take over exits under make.
+            if let trace::RingKind::Access(kind) = r.kind {
+                waiting.push(MakeRecord {
+                    pid: r.pid,
+                    ppid: r.ppid,
+                    path: paths.intern_absolute(r.path),
+                    kind,
+                    time_ns: r.time_ns,
+                    read,
+                })
+            }
         });
         for r in waiting {
             let owner = match self.owners.get(&r.pid) {

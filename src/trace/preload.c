@@ -4,11 +4,12 @@
  * This helper serves the common ones itself: open/openat (but O_PATH, O_TMPFILE), the
  * stat family, access/faccessat, and execve of a path that does not exist;
  * also glibc's own opens (locale files, message catalogs, fopen), by redirecting the
- * two internal functions they go through (see redirect_libc_opens).
+ * two internal functions they go through (see redirect_libc_opens), and the process's
+ * exit (glibc's _exit: an exit record, then exit_group; see helper_exit).
  * It makes the real system call from one page of code at a fixed address, which the
  * filter trusts (FilterOptions::trusted_page),
  * and writes what happened (path, kind derived from the actual result) into a ring in
- * shared memory that the supervisor drains. Everything else (exec, exit, unlink, rename,
+ * shared memory that the supervisor drains. Everything else (exec, unlink, rename,
  * raw syscalls, static programs, the dynamic loader's own opens, anything this helper
  * cannot record: a full ring, a long path) takes the ordinary, trapped route. The helper
  * can lose speed, never records. In make itself there is no filter
@@ -311,12 +312,33 @@ static int write_jump(unsigned char *from, void *to) {
     return 0;
 }
 
+/* exit() and _exit() end in glibc's _exit, which calls exit_group: a trapped call, one
+ * round trip to the recorder per process just to learn its exit status. Instead the
+ * helper writes an exit record (the status) and makes the call through the trusted page.
+ * The recorder reads the record before it takes the process for ended (supervisor.rs,
+ * reap). A full ring: the trapped way, as before. Not under make (nothing traps there:
+ * make's processes are not recorded as processes). */
+static void helper_exit(int status) {
+    struct ring_record *s = ring_reserve(ring, sizeof status);
+    if (s) {
+        memcpy(s->path, &status, sizeof status);
+        /* Not my_pid: a vfork child (a shell whose exec failed) runs no fork handler. */
+        s->pid = (int)raw(SYS_getpid, 0, 0, 0, 0, 0);
+        s->ppid = (int)raw(SYS_getppid, 0, 0, 0, 0, 0);
+        ring_commit(s, RING_EXIT);
+        for (;;) raw(SYS_exit_group, status, 0, 0, 0, 0);
+    }
+    for (;;) syscall(SYS_exit_group, status);
+}
+
 static void redirect_libc_opens(void) {
     unsigned char *nocancel = dlsym(RTLD_NEXT, "__open_nocancel");
     unsigned char *open_ = dlsym(RTLD_NEXT, "__open");
     if (!nocancel || !open_) return;
     if (write_jump(nocancel, (void *)helper_open) == 0 && open_ != nocancel)
         write_jump(open_, (void *)helper_open);
+    unsigned char *exit_ = dlsym(RTLD_NEXT, "_exit");
+    if (exit_ && !unfiltered) write_jump(exit_, (void *)helper_exit);
 }
 
 int openat(int dirfd, const char *path, int flags, ...) {

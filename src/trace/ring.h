@@ -54,6 +54,9 @@ enum {
     RING_READ = 1, RING_WRITE = 2, RING_CREATE = 3, RING_TRUNCATE = 4, RING_APPEND = 5,
     RING_STAT = 7, RING_PROBE = 8,
 };
+/* Not an access: the process is about to call exit_group; the 4 path bytes are the
+ * status (int). */
+#define RING_EXIT 0x100
 
 /* Reserve a record for a path of `len` bytes (at most RING_PATH_MAX), or NULL when the
  * ring has no room. */

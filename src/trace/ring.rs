@@ -45,12 +45,25 @@ pub struct RingRecord<'a> {
     /// Its parent when it wrote the record.
     pub ppid: i32,
     /// What happened, from the call's actual result.
-    pub kind: AccessKind,
-    /// Absolute, not normalised.
+    pub kind: RingKind,
+    /// Absolute, not normalised (empty for an exit).
     pub path: &'a [u8],
     /// When.
     pub time_ns: i64,
 }
+
+/// What a record says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingKind {
+    /// An access of the record's path.
+    Access(AccessKind),
+    /// The process called `exit_group` with this status (its low 8 bits are the exit
+    /// code); the helper writes it just before the call, made through the trusted page.
+    Exit(i32),
+}
+
+/// `kind` of an exit record (not an [`AccessKind`] id); its 4 path bytes are the status.
+const EXIT: u16 = 0x100;
 
 /// A command's ring: create it before starting the command, give its fd to the command
 /// (without close-on-exec, number in `MAKESCOPE_TRACE_RING`), attach it to the
@@ -258,19 +271,25 @@ impl Ring {
     }
 
     fn decode(bytes: &[u8], kind: u16, len: usize) -> Option<RingRecord<'_>> {
-        let kind = match kind {
-            1 => AccessKind::Read,
-            2 => AccessKind::Write,
-            3 => AccessKind::Create,
-            4 => AccessKind::Truncate,
-            5 => AccessKind::Append,
-            7 => AccessKind::Stat,
-            8 => AccessKind::Probe,
-            _ => return None,
-        };
-        let len = len.min(bytes.len() - PATH_AT);
         let i32_at =
             |o: usize| i32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+        let len = len.min(bytes.len() - PATH_AT);
+        let kind = match kind {
+            1 => RingKind::Access(AccessKind::Read),
+            2 => RingKind::Access(AccessKind::Write),
+            3 => RingKind::Access(AccessKind::Create),
+            4 => RingKind::Access(AccessKind::Truncate),
+            5 => RingKind::Access(AccessKind::Append),
+            7 => RingKind::Access(AccessKind::Stat),
+            8 => RingKind::Access(AccessKind::Probe),
+            EXIT if len == 4 => RingKind::Exit(i32_at(PATH_AT)),
+            _ => return None,
+        };
+        let len = if matches!(kind, RingKind::Exit(_)) {
+            0
+        } else {
+            len
+        };
         let mut time = [0u8; 8];
         time.copy_from_slice(&bytes[16..24]);
         Some(RingRecord {

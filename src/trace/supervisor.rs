@@ -25,7 +25,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::filter::{decode, Abi, Sys};
 use super::path::{join, normalize, PathTable};
-use super::ring::Ring;
+use super::ring::{Ring, RingKind};
 use super::sys::*;
 use super::{AccessKind, Event, Handled, TraceError};
 
@@ -305,12 +305,25 @@ impl Supervisor {
                 }
             }
             known = r.pid;
-            events.push(Event::Access {
-                pid: r.pid,
-                path: self.paths.intern_absolute(r.path),
-                kind: r.kind,
-                time_ns: r.time_ns,
-            });
+            match r.kind {
+                RingKind::Access(kind) => events.push(Event::Access {
+                    pid: r.pid,
+                    path: self.paths.intern_absolute(r.path),
+                    kind,
+                    time_ns: r.time_ns,
+                }),
+                // exit_group through the helper: what a trapped one does (classify).
+                RingKind::Exit(status) => {
+                    if let Some(p) = self.procs.get_mut(&r.pid) {
+                        p.exited = true;
+                    }
+                    events.push(Event::Exit {
+                        pid: r.pid,
+                        code: status & 0xff,
+                        time_ns: r.time_ns,
+                    });
+                }
+            }
         });
         self.rings.insert(fd, (ring, dead));
         more
@@ -330,12 +343,12 @@ impl Supervisor {
     /// notification and before looking its pid up: a pid is only recycled after the
     /// task that had it was reaped, by which time its pidfd is readable.
     fn reap(&mut self) {
-        let Some(epoll) = &self.epoll else { return };
+        let Some(epoll) = self.epoll.as_ref().map(|e| e.as_raw_fd()) else {
+            return;
+        };
         let mut ready = [libc::epoll_event { events: 0, u64: 0 }; 32];
         loop {
-            let n = unsafe {
-                libc::epoll_wait(epoll.as_raw_fd(), ready.as_mut_ptr(), ready.len() as i32, 0)
-            };
+            let n = unsafe { libc::epoll_wait(epoll, ready.as_mut_ptr(), ready.len() as i32, 0) };
             if n <= 0 {
                 return;
             }
@@ -345,7 +358,22 @@ impl Supervisor {
                 let pid = data as u32 as i32;
                 if data & EPOLL_THREAD != 0 {
                     self.threads.remove(&pid);
-                } else if let Some(p) = self.procs.remove(&pid) {
+                } else if self.procs.contains_key(&pid) {
+                    // Its last records, an exit through the helper among them, may still
+                    // be in its command's ring: they come before its end.
+                    let listener = self.procs[&pid].listener;
+                    if !self.procs[&pid].exited {
+                        let mut pending = self.pending.remove(&listener).unwrap_or_default();
+                        let before = pending.len();
+                        self.drain_ring(listener, false, usize::MAX, &mut pending);
+                        self.pending_count += pending.len() - before;
+                        if !pending.is_empty() {
+                            self.pending.insert(listener, pending);
+                        }
+                    }
+                    let Some(p) = self.procs.remove(&pid) else {
+                        continue;
+                    };
                     if !p.exited {
                         if time_ns == 0 {
                             time_ns = now_ns();
