@@ -321,6 +321,59 @@ fn exit_statuses_are_recorded() {
     assert!(out.stderr.contains(" exit_group=1 "), "{}", out.stderr);
 }
 
+/// Calls the helper could not see before session 6, now served without a trap: one made
+/// by a library's constructor, which runs before the preloaded helper's (libselinux's
+/// look for its config, in mv and sed), and glibc's realpath, which checks a name ending
+/// in '/' through its internal faccessat (cc1 and as do, for their directories).
+#[test]
+fn early_and_internal_calls_are_served_by_the_helper() {
+    let t = Test::new()
+        .file(
+            "early.c",
+            "#include <unistd.h>\n__attribute__((constructor)) static void early(void) { access(\"early-probe\", F_OK); }\n",
+        )
+        .file(
+            "main.c",
+            "#include <stdlib.h>\nint main(void) { char b[4096]; return realpath(\"sub/\", b) ? 0 : 1; }\n",
+        )
+        .file("sub/keep", "")
+        .makefile("all:\n\t./prog\n")
+        .env("MAKESCOPE_TRACE_STATS", "1")
+        .args(["make"]);
+    for args in [
+        &["-shared", "-fPIC", "-o", "libearly.so", "early.c"][..],
+        &[
+            "-o",
+            "prog",
+            "main.c",
+            "-L.",
+            // Debian's gcc links --as-needed: main uses nothing of the library.
+            "-Wl,--no-as-needed",
+            "-learly",
+            "-Wl,-rpath,$ORIGIN",
+        ],
+    ] {
+        let built = std::process::Command::new("gcc")
+            .args(args)
+            .current_dir(t.path())
+            .status()
+            .unwrap();
+        assert!(built.success());
+    }
+    let out = t.run();
+    out.success();
+    let stats = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("trace stats"))
+        .unwrap_or_default();
+    assert!(!stats.contains("faccessat2="), "{}", out.stderr);
+    let show = t.then(["show", "1", "--files"]);
+    show.success();
+    assert!(show.stdout.contains("/early-probe"), "{}", show.stdout);
+    assert!(show.stdout.contains("/sub"), "{}", show.stdout);
+}
+
 /// A daemon started from make's `$(shell …)` writes into make's ring, which nothing reads
 /// once the build is over: it must not then wait for room (up to ~10 s a call) when the
 /// ring is full. The daemon stats a long path 100,000 times after the build, more than

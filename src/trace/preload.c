@@ -4,7 +4,8 @@
  * This helper serves the common ones itself: open/openat (but O_PATH, O_TMPFILE), the
  * stat family, access/faccessat, and execve of a path that does not exist;
  * also glibc's own opens (locale files, message catalogs, fopen), by redirecting the
- * two internal functions they go through (see redirect_libc_opens), and the process's
+ * two internal functions they go through (see redirect_libc_opens), realpath's internal
+ * faccessat, and the process's
  * exit (glibc's _exit: an exit record, then exit_group; see helper_exit).
  * It makes the real system call from one page of code at a fixed address, which the
  * filter trusts (FilterOptions::trusted_page),
@@ -66,13 +67,32 @@ static const unsigned char stub[] = {
 };
 
 static void redirect_libc_opens(void);
+static void setup(void);
+static int set_up; /* setup has run (or is running) */
+
+/* The ring, setting the helper up first if no constructor has yet (see setup); NULL:
+ * the helper is off. */
+static inline struct ring_header *active(void) {
+    struct ring_header *r = __atomic_load_n(&ring, __ATOMIC_ACQUIRE);
+    if (!r && !__atomic_load_n(&set_up, __ATOMIC_ACQUIRE)) {
+        setup();
+        r = __atomic_load_n(&ring, __ATOMIC_ACQUIRE);
+    }
+    return r;
+}
 
 static void after_fork(void) {
     my_pid = (int)syscall(SYS_getpid);
     my_ppid = (int)syscall(SYS_getppid);
 }
 
+/* Set up once: from the constructor, or earlier, from the first call the helper serves.
+ * Libraries' constructors run before a preloaded library's (dependencies first, and the
+ * helper is nobody's): libselinux's, in mv, sed, cp …, looks for /etc/selinux/config
+ * before ours would have run, which trapped once a process (~10,000 times on a glibc
+ * build). */
 __attribute__((constructor)) static void setup(void) {
+    if (__atomic_exchange_n(&set_up, 1, __ATOMIC_ACQ_REL)) return;
     const char *page_env = getenv("MAKESCOPE_TRACE_PAGE");
     const char *ring_env = getenv("MAKESCOPE_TRACE_RING");
     if (!page_env || !ring_env) return;
@@ -229,7 +249,7 @@ static long fast_write_openat(struct ring_record *s, int dirfd, const char *path
 
 static long fast_openat(int dirfd, const char *path, int flags, mode_t mode) {
     struct ring_record *s;
-    if (!__atomic_load_n(&ring, __ATOMIC_ACQUIRE))
+    if (!active())
         return syscall(SYS_openat, dirfd, path, flags, mode);
     if (special_open(flags)) {
         missed();
@@ -244,7 +264,7 @@ static long fast_openat(int dirfd, const char *path, int flags, mode_t mode) {
 
 static long fast_path_call(long nr, int dirfd, const char *path, long a, long b, long c) {
     struct ring_record *s;
-    if (!__atomic_load_n(&ring, __ATOMIC_ACQUIRE) || !(s = reserve(dirfd, path)))
+    if (!active() || !(s = reserve(dirfd, path)))
         return syscall(nr, (long)dirfd, (long)path, a, b, c);
     long rc = raw(nr, dirfd, (long)path, a, b, c);
     return finish(s, rc, RING_STAT);
@@ -267,6 +287,13 @@ int open(const char *path, int flags, ...) __attribute__((alias("helper_open")))
 int open64(const char *path, int flags, ...) __attribute__((alias("helper_open")));
 int __open_2(const char *path, int flags) { return (int)fast_openat(AT_FDCWD, path, flags, 0); }
 int __open64_2(const char *path, int flags) __attribute__((alias("__open_2")));
+
+/* Local too: glibc's realpath checks a name ending in '/' with its internal faccessat
+ * (cc1, as and ld resolve their include and library directories that way: ~19,500
+ * trapped calls on a glibc build); redirected below. */
+static int helper_faccessat(int dirfd, const char *path, int mode, int flags) {
+    return (int)fast_path_call(SYS_faccessat2, dirfd, path, mode, flags, 0);
+}
 
 /* glibc opens files for itself through two internal functions that no LD_PRELOAD
  * library interposes: __open_nocancel (setlocale's locale files, gettext's catalogs,
@@ -337,6 +364,8 @@ static void redirect_libc_opens(void) {
     if (!nocancel || !open_) return;
     if (write_jump(nocancel, (void *)helper_open) == 0 && open_ != nocancel)
         write_jump(open_, (void *)helper_open);
+    unsigned char *faccessat_ = dlsym(RTLD_NEXT, "faccessat");
+    if (faccessat_) write_jump(faccessat_, (void *)helper_faccessat);
     unsigned char *exit_ = dlsym(RTLD_NEXT, "_exit");
     if (exit_ && !unfiltered) write_jump(exit_, (void *)helper_exit);
 }
@@ -360,7 +389,7 @@ int __openat64_2(int dirfd, const char *path, int flags) __attribute__((alias("_
 int execve(const char *path, char *const argv[], char *const envp[]) {
     const char *p = path;
     __asm__("" : "+r"(p)); /* declared nonnull, yet a caller may pass NULL: EFAULT, not a crash */
-    if (__atomic_load_n(&ring, __ATOMIC_ACQUIRE) && p && *p) {
+    if (active() && p && *p) {
         struct stat st;
         long rc = raw(SYS_newfstatat, AT_FDCWD, (long)path, (long)&st, 0, 0);
         struct ring_record *s;
@@ -428,6 +457,4 @@ int eaccess(const char *path, int mode) __attribute__((alias("euidaccess")));
 int access(const char *path, int mode) {
     return (int)fast_path_call(SYS_faccessat2, AT_FDCWD, path, mode, 0, 0);
 }
-int faccessat(int dirfd, const char *path, int mode, int flags) {
-    return (int)fast_path_call(SYS_faccessat2, dirfd, path, mode, flags, 0);
-}
+int faccessat(int dirfd, const char *path, int mode, int flags) __attribute__((alias("helper_faccessat")));
