@@ -5,8 +5,8 @@
  * stat family, access/faccessat, and execve of a path that does not exist;
  * also glibc's own opens (locale files, message catalogs, fopen), by redirecting the
  * two internal functions they go through (see redirect_libc_opens), realpath's internal
- * faccessat, and the process's
- * exit (glibc's _exit: an exit record, then exit_group; see helper_exit).
+ * faccessat, and the process's exit (glibc's _exit: an exit record, then exit_group; see
+ * helper_exit).
  * It makes the real system call from one page of code at a fixed address, which the
  * filter trusts (FilterOptions::trusted_page),
  * and writes what happened (path, kind derived from the actual result) into a ring in
