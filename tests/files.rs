@@ -353,12 +353,7 @@ fn early_and_internal_calls_are_served_by_the_helper() {
             "-Wl,-rpath,$ORIGIN",
         ],
     ] {
-        let built = std::process::Command::new("gcc")
-            .args(args)
-            .current_dir(t.path())
-            .status()
-            .unwrap();
-        assert!(built.success());
+        gcc(t.path(), args);
     }
     let out = t.run();
     out.success();
@@ -405,12 +400,7 @@ int main(void) {
         .file("daemon.c", source)
         .makefile("X := $(shell ./daemon > /dev/null 2>&1 &)\nall:\n\t@true\n")
         .args(["make"]);
-    let built = std::process::Command::new("gcc")
-        .args(["-O1", "-o", "daemon", "daemon.c"])
-        .current_dir(t.path())
-        .status()
-        .unwrap();
-    assert!(built.success());
+    gcc(t.path(), &["-O1", "-o", "daemon", "daemon.c"]);
     t.run().success();
     std::fs::write(t.path().join("go"), "").unwrap();
     let done = t.path().join("done");
@@ -425,6 +415,16 @@ int main(void) {
         }
         panic!("the daemon did not finish within 60 s of the build's end");
     }
+}
+
+/// Run gcc in `dir` (a test's own helper programs, built before the traced build).
+fn gcc(dir: &std::path::Path, args: &[&str]) {
+    let status = std::process::Command::new("gcc")
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "gcc {args:?}");
 }
 
 /// The paths of a make's probe set (decoded: LEB128 differences of sorted ids).

@@ -38,7 +38,7 @@ struct Proc {
     cwd: Option<Vec<u8>>,
     /// `/proc/<pid>/root` when it is not `/` (a chroot).
     root: Option<Vec<u8>>,
-    /// exit_group seen: its end is already reported.
+    /// exit_group seen (trapped, or the helper's exit record): its end is already reported.
     exited: bool,
     /// The last directory the leader thread listed (repeated getdents on one directory
     /// is one listing).
@@ -358,18 +358,14 @@ impl Supervisor {
                 let pid = data as u32 as i32;
                 if data & EPOLL_THREAD != 0 {
                     self.threads.remove(&pid);
-                } else if self.procs.contains_key(&pid) {
+                } else if let Some(&Proc {
+                    listener, exited, ..
+                }) = self.procs.get(&pid)
+                {
                     // Its last records, an exit through the helper among them, may still
                     // be in its command's ring: they come before its end.
-                    let listener = self.procs[&pid].listener;
-                    if !self.procs[&pid].exited {
-                        let mut pending = self.pending.remove(&listener).unwrap_or_default();
-                        let before = pending.len();
-                        self.drain_ring(listener, false, usize::MAX, &mut pending);
-                        self.pending_count += pending.len() - before;
-                        if !pending.is_empty() {
-                            self.pending.insert(listener, pending);
-                        }
+                    if !exited {
+                        self.drain_to_pending(listener);
                     }
                     let Some(p) = self.procs.remove(&pid) else {
                         continue;
@@ -389,6 +385,18 @@ impl Supervisor {
             if (n as usize) < ready.len() {
                 return;
             }
+        }
+    }
+
+    /// Drain `listener`'s ring into its pending events (delivered, in order, before
+    /// anything else of that listener's).
+    fn drain_to_pending(&mut self, listener: RawFd) {
+        let mut pending = self.pending.remove(&listener).unwrap_or_default();
+        let before = pending.len();
+        self.drain_ring(listener, false, usize::MAX, &mut pending);
+        self.pending_count += pending.len() - before;
+        if !pending.is_empty() {
+            self.pending.insert(listener, pending);
         }
     }
 
