@@ -363,6 +363,10 @@ fn early_and_internal_calls_are_served_by_the_helper() {
         .find(|l| l.contains("trace stats"))
         .unwrap_or_else(|| panic!("no trace stats: {}", out.stderr));
     assert!(!stats.contains("faccessat2="), "{}", out.stderr);
+    // The other measurement lines: each thread's CPU, and the recorder's against make's.
+    for line in ["event loop: ran", "writer: ran", "output: ran", "CPU: makescope user"] {
+        assert!(out.stderr.contains(line), "no {line:?}: {}", out.stderr);
+    }
     let show = t.then(["show", "1", "--files"]);
     show.success();
     assert!(show.stdout.contains("/early-probe"), "{}", show.stdout);

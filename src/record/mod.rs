@@ -217,6 +217,22 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
     writer
         .join()
         .map_err(|_| anyhow::anyhow!("the record's writer panicked"))??;
+    if std::env::var_os("MAKESCOPE_TRACE_STATS").is_some() {
+        // For measurements: the recorder's CPU against the build's.
+        let cpu = |who| {
+            // SAFETY: a zeroed rusage is valid; getrusage fills it in.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            unsafe { libc::getrusage(who, &mut usage) };
+            let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            (s(usage.ru_utime), s(usage.ru_stime))
+        };
+        let ((user, system), (child_user, child_system)) =
+            (cpu(libc::RUSAGE_SELF), cpu(libc::RUSAGE_CHILDREN));
+        eprintln!(
+            "makescope: CPU: makescope user {user:.1} s, system {system:.1} s; \
+             make and its commands user {child_user:.1} s, system {child_system:.1} s"
+        );
+    }
     status?;
 
     if let Some(signal) = signal {

@@ -435,23 +435,12 @@ impl Server {
                 .map(|(name, n)| format!("{name}={n}"))
                 .collect();
             eprintln!("makescope: trace stats: {}", counts.join(" "));
-            // The event loop's own CPU time and the time it was ready to run but waited
-            // for a CPU (while trapped calls waited for it).
-            if let Ok(stat) = std::fs::read_to_string("/proc/thread-self/schedstat") {
-                let ms: Vec<f64> = stat
-                    .split_whitespace()
-                    .take(2)
-                    .filter_map(|v| v.parse::<f64>().ok())
-                    .map(|ns| ns / 1e6)
-                    .collect();
-                if let [run, wait] = ms[..] {
-                    eprintln!(
-                        "makescope: event loop: ran {run:.0} ms, waited for a CPU {wait:.0} ms"
-                    );
-                }
-            }
         }
-        self.finish()
+        let leftovers = self.finish();
+        // The event loop's own CPU time and the time it was ready to run but waited for
+        // a CPU (while trapped calls waited for it).
+        trace::sys::report_thread_cpu("event loop");
+        leftovers
     }
 
     fn accept(&mut self) {

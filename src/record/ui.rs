@@ -169,5 +169,6 @@ fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult 
     if hooks.as_ref().is_some_and(Hooks::failed) {
         hooks_failed = true;
     }
+    crate::trace::sys::report_thread_cpu("output");
     UiResult { hooks_failed }
 }

@@ -115,6 +115,7 @@ fn write_all(mut store: Store, rx: Receiver<Write>) -> Result<()> {
             .context("computing the command graph")?;
         store.commit()?;
     }
+    crate::trace::sys::report_thread_cpu("writer");
     Ok(())
 }
 

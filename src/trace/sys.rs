@@ -225,6 +225,27 @@ pub fn set_batch() -> io::Result<()> {
     }
 }
 
+/// For measurements (`MAKESCOPE_TRACE_STATS=1`): print how long the calling thread has
+/// run and how long it was ready to run but waited for a CPU
+/// (`/proc/thread-self/schedstat`), as `makescope: NAME: ran X ms, waited for a CPU Y ms`.
+pub fn report_thread_cpu(name: &str) {
+    if std::env::var_os("MAKESCOPE_TRACE_STATS").is_none() {
+        return;
+    }
+    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/schedstat") else {
+        return;
+    };
+    let ms: Vec<f64> = stat
+        .split_whitespace()
+        .take(2)
+        .filter_map(|v| v.parse::<f64>().ok())
+        .map(|ns| ns / 1e6)
+        .collect();
+    if let [run, wait] = ms[..] {
+        eprintln!("makescope: {name}: ran {run:.0} ms, waited for a CPU {wait:.0} ms");
+    }
+}
+
 /// `pidfd_open(2)`.
 pub fn pidfd_open(pid: i32, flags: libc::c_uint) -> io::Result<OwnedFd> {
     let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
