@@ -308,35 +308,65 @@ static int helper_faccessat(int dirfd, const char *path, int mode, int flags) {
  * library, before main, when the process has one thread. Nothing is patched unless
  * both are found and their pages can be made writable (a libc without them, a
  * W^X policy): their calls are then trapped, as before. The pages become private
- * copies (copy on write), one or two per process. MAKESCOPE_TRACE_NO_REDIRECT=1 turns
+ * copies (copy on write), up to four per process. MAKESCOPE_TRACE_NO_REDIRECT=1 turns
  * this off (for measurements). */
 
-static int write_jump(unsigned char *from, void *to) {
-    unsigned char code[14];
-    size_t len;
+/* A jump from `from` to `to` into `code`: rel32 when within ±2 GiB, else absolute.
+ * Returns its length. */
+static size_t jump_code(unsigned char code[14], const unsigned char *from, const void *to) {
     int64_t rel = (int64_t)((uintptr_t)to - ((uintptr_t)from + 5));
     if (rel == (int32_t)rel) {
         int32_t rel32 = (int32_t)rel;
         code[0] = 0xe9; /* jmp rel32 */
         memcpy(code + 1, &rel32, 4);
-        len = 5;
-    } else {
-        uint64_t abs = (uint64_t)(uintptr_t)to;
-        code[0] = 0xff; /* jmp *0(%rip) */
-        code[1] = 0x25;
-        memset(code + 2, 0, 4);
-        memcpy(code + 6, &abs, 8);
-        len = 14;
+        return 5;
     }
-    uintptr_t first = (uintptr_t)from & ~(uintptr_t)4095;
-    uintptr_t end = ((uintptr_t)from + len + 4095) & ~(uintptr_t)4095;
-    /* Through the stub, not libc's mprotect: its code may share these pages. The pages
-       stay executable throughout. */
-    if (raw(SYS_mprotect, (long)first, (long)(end - first), PROT_READ | PROT_WRITE | PROT_EXEC, 0, 0) != 0)
-        return -1;
-    memcpy(from, code, len);
-    raw(SYS_mprotect, (long)first, (long)(end - first), PROT_READ | PROT_EXEC, 0, 0);
-    return 0;
+    uint64_t abs = (uint64_t)(uintptr_t)to;
+    code[0] = 0xff; /* jmp *0(%rip) */
+    code[1] = 0x25;
+    memset(code + 2, 0, 4);
+    memcpy(code + 6, &abs, 8);
+    return 14;
+}
+
+/* Make the pages of [lo, hi) writable, or executable again. Through the stub, not
+ * libc's mprotect: its code may share these pages. They stay executable throughout. */
+static int text_writable(uintptr_t lo, uintptr_t hi, int writable) {
+    lo &= ~(uintptr_t)4095;
+    hi = (hi + 4095) & ~(uintptr_t)4095;
+    int prot = PROT_READ | PROT_EXEC | (writable ? PROT_WRITE : 0);
+    return raw(SYS_mprotect, (long)lo, (long)(hi - lo), prot, 0, 0) == 0 ? 0 : -1;
+}
+
+struct patch {
+    unsigned char *at;
+    void *to;
+};
+
+/* Write the jumps. All of glibc's functions lie in its text, a few dozen pages apart
+ * (~170 KiB on Debian 12's): one mprotect each way covers them all. A pair for each
+ * cost ~16 µs more a process (every pair splits libc's mapping and merges it again).
+ * Sites far apart (another library's) are patched one at a time, in order, up to the
+ * first that cannot be. */
+static void write_jumps(const struct patch *patches, int n) {
+    unsigned char code[14];
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < n; i++) {
+        if ((uintptr_t)patches[i].at < lo) lo = (uintptr_t)patches[i].at;
+        if ((uintptr_t)patches[i].at + sizeof code > hi) hi = (uintptr_t)patches[i].at + sizeof code;
+    }
+    if (hi - lo <= ((uintptr_t)16 << 20)) {
+        if (text_writable(lo, hi, 1) != 0) return;
+        for (int i = 0; i < n; i++) memcpy(patches[i].at, code, jump_code(code, patches[i].at, patches[i].to));
+        text_writable(lo, hi, 0);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        size_t len = jump_code(code, patches[i].at, patches[i].to);
+        if (text_writable((uintptr_t)patches[i].at, (uintptr_t)patches[i].at + len, 1) != 0) return;
+        memcpy(patches[i].at, code, len);
+        text_writable((uintptr_t)patches[i].at, (uintptr_t)patches[i].at + len, 0);
+    }
 }
 
 /* exit() and _exit() end in glibc's _exit, which calls exit_group: a trapped call, one
@@ -362,12 +392,15 @@ static void redirect_libc_opens(void) {
     unsigned char *nocancel = dlsym(RTLD_NEXT, "__open_nocancel");
     unsigned char *open_ = dlsym(RTLD_NEXT, "__open");
     if (!nocancel || !open_) return;
-    if (write_jump(nocancel, (void *)helper_open) == 0 && open_ != nocancel)
-        write_jump(open_, (void *)helper_open);
+    struct patch patches[4];
+    int n = 0;
+    patches[n++] = (struct patch){nocancel, (void *)helper_open};
+    if (open_ != nocancel) patches[n++] = (struct patch){open_, (void *)helper_open};
     unsigned char *faccessat_ = dlsym(RTLD_NEXT, "faccessat");
-    if (faccessat_) write_jump(faccessat_, (void *)helper_faccessat);
+    if (faccessat_) patches[n++] = (struct patch){faccessat_, (void *)helper_faccessat};
     unsigned char *exit_ = dlsym(RTLD_NEXT, "_exit");
-    if (exit_ && !unfiltered) write_jump(exit_, (void *)helper_exit);
+    if (exit_ && !unfiltered) patches[n++] = (struct patch){exit_, (void *)helper_exit};
+    write_jumps(patches, n);
 }
 
 int openat(int dirfd, const char *path, int flags, ...) {
