@@ -624,25 +624,37 @@ impl Store {
 }
 
 /// A NUL-separated argv as one line a shell would accept (lossy where not UTF-8).
+/// Written once per process into one string (the writer does this ~100,000 times on a
+/// glibc build).
 pub fn args_text(argv: &[u8]) -> String {
-    crate::protocol::split_nul(argv)
-        .iter()
-        .map(|a| shell_quote(&String::from_utf8_lossy(a)))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut text = String::with_capacity(argv.len() + 16);
+    for (i, arg) in crate::protocol::split_nul(argv).iter().enumerate() {
+        if i > 0 {
+            text.push(' ');
+        }
+        push_shell_quoted(&mut text, &String::from_utf8_lossy(arg));
+    }
+    text
 }
 
-/// Quote a word for a POSIX shell, only when it needs it.
-pub fn shell_quote(word: &str) -> String {
+/// Append `word` to `out`, quoted for a POSIX shell only when it needs it.
+fn push_shell_quoted(out: &mut String, word: &str) {
     let plain = !word.is_empty()
         && word
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%^".contains(&b));
     if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
+        out.push_str(word);
+        return;
     }
+    out.push('\'');
+    for (i, part) in word.split('\'').enumerate() {
+        if i > 0 {
+            out.push_str("'\\''");
+        }
+        out.push_str(part);
+    }
+    out.push('\'');
 }
 
 /// Split what [`args_text`] wrote back into the arguments.
