@@ -364,7 +364,12 @@ fn early_and_internal_calls_are_served_by_the_helper() {
         .unwrap_or_else(|| panic!("no trace stats: {}", out.stderr));
     assert!(!stats.contains("faccessat2="), "{}", out.stderr);
     // The other measurement lines: each thread's CPU, and the recorder's against make's.
-    for line in ["event loop: ran", "writer: ran", "output: ran", "CPU: makescope user"] {
+    for line in [
+        "event loop: ran",
+        "writer: ran",
+        "output: ran",
+        "CPU: makescope user",
+    ] {
         assert!(out.stderr.contains(line), "no {line:?}: {}", out.stderr);
     }
     let show = t.then(["show", "1", "--files"]);
@@ -373,13 +378,10 @@ fn early_and_internal_calls_are_served_by_the_helper() {
     assert!(show.stdout.contains("/sub"), "{}", show.stdout);
 }
 
-/// A daemon started from make's `$(shell …)` writes into make's ring, which nothing reads
-/// once the build is over: it must not then wait for room (up to ~10 s a call) when the
-/// ring is full. The daemon stats a long path 100,000 times after the build, more than
-/// the ring holds (64 MiB of 64-byte units: ~15 units a record here).
-#[test]
-fn a_daemon_from_shell_is_not_slowed_once_the_build_is_over() {
-    let source = r#"
+/// A program that stays behind (started from make's `$(shell …)`): it writes its pid to
+/// `pid`, waits for a file `go`, then stats a long path 100,000 times, more than make's
+/// ring holds (64 MiB of 64-byte units: ~15 units a record here), and writes `done`.
+const DAEMON: &str = r#"
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -400,12 +402,21 @@ int main(void) {
     return 0;
 }
 "#;
+
+/// A build whose makefile starts the [`DAEMON`] and whose one recipe is `recipe`.
+fn daemon_test(recipe: &str) -> Test {
     let t = Test::new()
-        .file("daemon.c", source)
-        .makefile("X := $(shell ./daemon > /dev/null 2>&1 &)\nall:\n\t@true\n")
+        .file("daemon.c", DAEMON)
+        .makefile(&format!(
+            "X := $(shell ./daemon > /dev/null 2>&1 &)\nall:\n\t{recipe}\n"
+        ))
         .args(["make"]);
     gcc(t.path(), &["-O1", "-o", "daemon", "daemon.c"]);
-    t.run().success();
+    t
+}
+
+/// Let the [`DAEMON`] go and wait up to 60 s for it to finish (else kill it and fail).
+fn daemon_finishes(t: &Test, after: &str) {
     std::fs::write(t.path().join("go"), "").unwrap();
     let done = t.path().join("done");
     let start = std::time::Instant::now();
@@ -417,8 +428,40 @@ int main(void) {
         if let Ok(pid) = std::fs::read_to_string(t.path().join("pid")) {
             let _ = std::process::Command::new("kill").arg(pid.trim()).status();
         }
-        panic!("the daemon did not finish within 60 s of the build's end");
+        panic!("the daemon did not finish within 60 s of {after}");
     }
+}
+
+/// A daemon started from make's `$(shell …)` writes into make's ring, which nothing reads
+/// once the build is over: it must not then wait for room (up to ~10 s a call) when the
+/// ring is full.
+#[test]
+fn a_daemon_from_shell_is_not_slowed_once_the_build_is_over() {
+    let t = daemon_test("@true");
+    t.run().success();
+    daemon_finishes(&t, "the build's end");
+}
+
+/// The same when makescope is killed (SIGKILL: it cannot close the ring): the daemon
+/// finds make's ring full and its reader gone, and must not wait ~10 s a call.
+#[test]
+fn a_daemon_from_shell_is_not_slowed_when_makescope_is_killed() {
+    let t = daemon_test("sleep 2");
+    let mut makescope = t
+        .command()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !t.path().join("pid").exists() && start.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    makescope.kill().unwrap();
+    makescope.wait().unwrap();
+    daemon_finishes(&t, "makescope's end");
 }
 
 /// Run gcc in `dir` (a test's own helper programs, built before the traced build).

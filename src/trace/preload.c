@@ -131,14 +131,29 @@ static struct ring_record *missed(void) {
 
 /* Room for a record: without a filter to fall back on, wait for the recorder to drain
  * (it does every 50 ms) for up to ~10 s, unless it has closed the ring (the build is
- * over: nothing to record, nothing to wait for). */
+ * over: nothing to record, nothing to wait for) or has stopped draining it: no progress
+ * for 2 s means the recorder is gone (killed) or stuck, and this waiter says so in the
+ * header (`stalled`: the tail it saw, plus one), so that the next call that finds the
+ * ring full and the tail still there does not wait at all. (Otherwise a daemon started
+ * from `$(shell …)` that outlives a killed makescope would wait ~10 s a call.) */
 static struct ring_record *room(size_t len) {
     if (unfiltered && __atomic_load_n(&ring->closed, __ATOMIC_ACQUIRE)) return NULL;
     struct ring_record *s = ring_reserve(ring, len);
-    for (int i = 0; !s && unfiltered && i < 10000 && !__atomic_load_n(&ring->closed, __ATOMIC_ACQUIRE); i++) {
+    if (s || !unfiltered) return s ? s : missed();
+    uint64_t tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&ring->stalled, __ATOMIC_ACQUIRE) == tail + 1) return missed();
+    for (int i = 0, still = 0; !s && i < 10000 && !__atomic_load_n(&ring->closed, __ATOMIC_ACQUIRE); i++) {
         struct timespec pause = {0, 1000000};
         nanosleep(&pause, NULL);
         s = ring_reserve(ring, len);
+        uint64_t now = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+        if (now != tail) {
+            tail = now;
+            still = 0;
+        } else if (!s && ++still >= 2000) {
+            __atomic_store_n(&ring->stalled, tail + 1, __ATOMIC_RELEASE);
+            break;
+        }
     }
     return s ? s : missed();
 }

@@ -4,7 +4,8 @@
 //!
 //! One header page (`head`: the next unit, reserved by producers with compare-and-swap;
 //! `nunits`; `tail`: the next unit the supervisor reads, which it advances; `magic`;
-//! for make's ring, `lost`: calls not recorded, and `closed`: set when the build is over),
+//! for make's ring, `lost`: calls not recorded, `closed`: set when the build is over, and
+//! `stalled`: set by a producer that waited 2 s for room without the tail moving),
 //! then `nunits` units of 64 bytes, unit `n` at `n % nunits`. A record takes whole units:
 //! `ready` (u32, set last with release by the producer; the consumer zeroes the first word
 //! of every unit it consumes), `kind` (u16, an [`AccessKind`] id, or `PAD`), `len` (u16,
