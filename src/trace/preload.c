@@ -361,8 +361,9 @@ struct patch {
 /* Write the jumps. All of glibc's functions lie in its text, a few dozen pages apart
  * (~170 KiB on Debian 12's): one mprotect each way covers them all. A pair for each
  * cost ~16 µs more a process (every pair splits libc's mapping and merges it again).
- * Sites far apart (another library's) are patched one at a time, in order, up to the
- * first that cannot be. */
+ * Sites far apart (another library's), or a span that cannot be made writable as one
+ * (a gap between mappings), are patched one at a time, in order, up to the first that
+ * cannot be. */
 static void write_jumps(const struct patch *patches, int n) {
     unsigned char code[14];
     uintptr_t lo = UINTPTR_MAX, hi = 0;
@@ -370,8 +371,7 @@ static void write_jumps(const struct patch *patches, int n) {
         if ((uintptr_t)patches[i].at < lo) lo = (uintptr_t)patches[i].at;
         if ((uintptr_t)patches[i].at + sizeof code > hi) hi = (uintptr_t)patches[i].at + sizeof code;
     }
-    if (hi - lo <= ((uintptr_t)16 << 20)) {
-        if (text_writable(lo, hi, 1) != 0) return;
+    if (hi - lo <= ((uintptr_t)16 << 20) && text_writable(lo, hi, 1) == 0) {
         for (int i = 0; i < n; i++) memcpy(patches[i].at, code, jump_code(code, patches[i].at, patches[i].to));
         text_writable(lo, hi, 0);
         return;
