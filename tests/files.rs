@@ -321,6 +321,34 @@ fn exit_statuses_are_recorded() {
     assert!(out.stderr.contains(" exit_group=1 "), "{}", out.stderr);
 }
 
+/// A process's exit record can sit behind a record another process of its command has
+/// reserved but not yet written (a `cat` blocked opening a FIFO): the process must still
+/// end with its exit code, and its exit record, read later, must not pass for a new
+/// process.
+#[test]
+fn an_exit_behind_an_unfinished_record_keeps_its_code() {
+    let t = Test::new()
+        .makefile(
+            "all:\n\t@rm -f fifo; mkfifo fifo; (cat fifo > /dev/null &); sleep 0.3; \
+             sh -c 'exit 3'; sleep 0.3; echo x > fifo; sleep 0.1\n",
+        )
+        .args(["make"]);
+    t.run().success();
+    let db = t.db();
+    let threes = rows(&db, "SELECT count(*) FROM process WHERE exit_code = 3");
+    assert_eq!(threes, vec![vec!["1"]]);
+    let unended = rows(
+        &db,
+        "SELECT pid FROM process WHERE ended_ns IS NULL OR exit_code IS NULL",
+    );
+    assert!(unended.is_empty(), "{unended:?}");
+    let twice = rows(
+        &db,
+        "SELECT pid FROM process GROUP BY pid HAVING count(*) > 1",
+    );
+    assert!(twice.is_empty(), "{twice:?}");
+}
+
 /// Calls that were trapped until session 6, now served by the helper: one made
 /// by a library's constructor, which runs before the preloaded helper's (libselinux's
 /// look for its config, in mv and sed), and glibc's realpath, which checks a name ending

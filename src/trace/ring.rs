@@ -201,6 +201,16 @@ impl Ring {
         unsafe { &*(self.map.add(40) as *const AtomicU64) }.store(1, Ordering::Release);
     }
 
+    /// How far the producers have reserved (in units, counting from 0 forever).
+    pub fn reserved(&self) -> u64 {
+        self.head().load(Ordering::Acquire)
+    }
+
+    /// How far [`Ring::drain`] has read (in the same units).
+    pub fn consumed(&self) -> u64 {
+        self.tail
+    }
+
     fn head(&self) -> &AtomicU64 {
         unsafe { &*(self.map as *const AtomicU64) }
     }

@@ -104,11 +104,26 @@ pub struct Supervisor {
     /// Fast-path rings by listener, and the pids seen only through a ring (they ended
     /// before the supervisor could look at them).
     rings: HashMap<RawFd, (Ring, rustc_hash::FxHashSet<i32>)>,
+    /// Processes that ended while their command's ring held a record ahead of theirs
+    /// still being written (another process's, e.g. an open blocked on a FIFO): their
+    /// exit record may be behind it. Their end waits until the ring has been read up to
+    /// where it was reserved when they ended (or their exit record comes).
+    ending: Vec<Ending>,
     ring_records: u64,
     paths: PathTable,
 }
 
 const SYS_COUNT: usize = Sys::IoUringSetup as usize + 1;
+
+/// See [`Supervisor::ending`].
+#[derive(Debug)]
+struct Ending {
+    listener: RawFd,
+    pid: i32,
+    /// The ring's reserved units when the process was found ended.
+    until: u64,
+    time_ns: i64,
+}
 
 impl std::fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -138,6 +153,7 @@ impl Supervisor {
             scratch: Scratch::default(),
             counts: [0; SYS_COUNT],
             rings: HashMap::default(),
+            ending: Vec::new(),
             ring_records: 0,
             paths: PathTable::default(),
         }
@@ -188,6 +204,7 @@ impl Supervisor {
         self.drain_ring(fd, true, usize::MAX, events);
         self.rings.remove(&fd);
         self.pending.remove(&fd);
+        // (The final drain ended every process waiting for it: see `ending`.)
         let time_ns = now_ns();
         let mut gone: Vec<i32> = self
             .procs
@@ -317,6 +334,9 @@ impl Supervisor {
                     if let Some(p) = self.procs.get_mut(&r.pid) {
                         p.exited = true;
                     }
+                    if !self.ending.is_empty() {
+                        self.ending.retain(|e| e.listener != fd || e.pid != r.pid);
+                    }
                     events.push(Event::Exit {
                         pid: r.pid,
                         code: status & 0xff,
@@ -325,6 +345,20 @@ impl Supervisor {
                 }
             }
         });
+        if !self.ending.is_empty() {
+            // Read past where the ring stood when they ended: no exit record came.
+            let consumed = ring.consumed();
+            self.ending.retain(|e| {
+                let done = e.listener == fd && (e.until <= consumed || final_drain);
+                if done {
+                    events.push(Event::Gone {
+                        pid: e.pid,
+                        time_ns: e.time_ns,
+                    });
+                }
+                !done
+            });
+        }
         self.rings.insert(fd, (ring, dead));
         more
     }
@@ -374,11 +408,30 @@ impl Supervisor {
                         if time_ns == 0 {
                             time_ns = now_ns();
                         }
-                        self.pending
-                            .entry(p.listener)
-                            .or_default()
-                            .push(Event::Gone { pid, time_ns });
-                        self.pending_count += 1;
+                        // The drain stopped short of its exit record, if it wrote one?
+                        let behind = self.rings.get_mut(&p.listener).and_then(|(ring, dead)| {
+                            let until = ring.reserved();
+                            (ring.consumed() < until).then(|| {
+                                // Its later records must not pass for a new process's.
+                                dead.insert(pid);
+                                until
+                            })
+                        });
+                        match behind {
+                            Some(until) => self.ending.push(Ending {
+                                listener: p.listener,
+                                pid,
+                                until,
+                                time_ns,
+                            }),
+                            None => {
+                                self.pending
+                                    .entry(p.listener)
+                                    .or_default()
+                                    .push(Event::Gone { pid, time_ns });
+                                self.pending_count += 1;
+                            }
+                        }
                     }
                 }
             }
