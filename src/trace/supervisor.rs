@@ -408,7 +408,8 @@ impl Supervisor {
                         if time_ns == 0 {
                             time_ns = now_ns();
                         }
-                        // The drain stopped short of its exit record, if it wrote one?
+                        // The drain above may have stopped short of its exit record
+                        // (at another process's record still being written).
                         let behind = self.rings.get_mut(&p.listener).and_then(|(ring, dead)| {
                             let until = ring.reserved();
                             (ring.consumed() < until).then(|| {
