@@ -384,6 +384,14 @@ static void write_jumps(const struct patch *patches, int n) {
     }
 }
 
+/* Commit a record stamped with the pids asked of the kernel, not my_pid/my_ppid: the
+ * caller may be a vfork child, in which no fork handler ran. */
+static void commit_from_vfork_child(struct ring_record *s, int kind) {
+    s->pid = (int)raw(SYS_getpid, 0, 0, 0, 0, 0);
+    s->ppid = (int)raw(SYS_getppid, 0, 0, 0, 0, 0);
+    ring_commit(s, kind);
+}
+
 /* exit() and _exit() end in glibc's _exit, which calls exit_group: a trapped call, one
  * round trip to the recorder per process just to learn its exit status. Instead the
  * helper writes an exit record (the status) and makes the call through the trusted page.
@@ -394,10 +402,7 @@ static void helper_exit(int status) {
     struct ring_record *s = ring_reserve(ring, sizeof status);
     if (s) {
         memcpy(s->path, &status, sizeof status);
-        /* Not my_pid: a vfork child (a shell whose exec failed) runs no fork handler. */
-        s->pid = (int)raw(SYS_getpid, 0, 0, 0, 0, 0);
-        s->ppid = (int)raw(SYS_getppid, 0, 0, 0, 0, 0);
-        ring_commit(s, RING_EXIT);
+        commit_from_vfork_child(s, RING_EXIT); /* a shell whose exec failed */
         for (;;) raw(SYS_exit_group, status, 0, 0, 0, 0);
     }
     for (;;) syscall(SYS_exit_group, status);
@@ -442,10 +447,7 @@ int execve(const char *path, char *const argv[], char *const envp[]) {
         long rc = raw(SYS_newfstatat, AT_FDCWD, (long)path, (long)&st, 0, 0);
         struct ring_record *s;
         if ((rc == -ENOENT || rc == -ENOTDIR) && (s = reserve(AT_FDCWD, path))) {
-            /* Not my_pid: a vfork child (gcc's driver starting cc1) runs no fork handler. */
-            s->pid = (int)raw(SYS_getpid, 0, 0, 0, 0, 0);
-            s->ppid = (int)raw(SYS_getppid, 0, 0, 0, 0, 0);
-            ring_commit(s, RING_PROBE);
+            commit_from_vfork_child(s, RING_PROBE); /* gcc's driver starting cc1 */
             errno = (int)-rc;
             return -1;
         }

@@ -285,21 +285,18 @@ impl Ring {
         let i32_at =
             |o: usize| i32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
         let len = len.min(bytes.len() - PATH_AT);
-        let kind = match kind {
-            1 => RingKind::Access(AccessKind::Read),
-            2 => RingKind::Access(AccessKind::Write),
-            3 => RingKind::Access(AccessKind::Create),
-            4 => RingKind::Access(AccessKind::Truncate),
-            5 => RingKind::Access(AccessKind::Append),
-            7 => RingKind::Access(AccessKind::Stat),
-            8 => RingKind::Access(AccessKind::Probe),
-            EXIT if len == 4 => RingKind::Exit(i32_at(PATH_AT)),
+        let access = |kind| (RingKind::Access(kind), len);
+        // An exit's 4 path bytes are its status, not a path.
+        let (kind, len) = match kind {
+            1 => access(AccessKind::Read),
+            2 => access(AccessKind::Write),
+            3 => access(AccessKind::Create),
+            4 => access(AccessKind::Truncate),
+            5 => access(AccessKind::Append),
+            7 => access(AccessKind::Stat),
+            8 => access(AccessKind::Probe),
+            EXIT if len == 4 => (RingKind::Exit(i32_at(PATH_AT)), 0),
             _ => return None,
-        };
-        let len = if matches!(kind, RingKind::Exit(_)) {
-            0
-        } else {
-            len
         };
         let mut time = [0u8; 8];
         time.copy_from_slice(&bytes[16..24]);
