@@ -168,6 +168,7 @@ pub(crate) struct Server {
     /// make's own ring ([`Server::drain_make_ring`]), its records waiting for their make to
     /// announce itself, the first make's id, and how many records no make could own.
     make_ring: Option<trace::Ring>,
+    make_ring_cursor: trace::Cursor,
     make_waiting: Vec<MakeRecord>,
     top_make: Option<i64>,
     make_unowned: u64,
@@ -269,6 +270,7 @@ impl Server {
             batch_since: Instant::now(),
             unsent_processes: HashMap::default(),
             make_ring: None,
+            make_ring_cursor: Default::default(),
             make_waiting: Vec::new(),
             top_make: None,
             make_unowned: 0,
@@ -1074,6 +1076,7 @@ impl Server {
         };
         let read = Instant::now();
         let paths = self.supervisor.paths_mut();
+        let cursor = &mut self.make_ring_cursor;
         let mut waiting = std::mem::take(&mut self.make_waiting);
         ring.drain(last, usize::MAX, |r| {
             // Only accesses: the helper does not take over exits under make.
@@ -1081,7 +1084,7 @@ impl Server {
                 waiting.push(MakeRecord {
                     pid: r.pid,
                     ppid: r.ppid,
-                    path: paths.intern_absolute(r.path),
+                    path: paths.intern_absolute(r.path, cursor),
                     kind,
                     time_ns: r.time_ns,
                     read,

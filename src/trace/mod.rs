@@ -28,7 +28,7 @@ mod supervisor;
 pub(crate) mod sys;
 
 pub use filter::FilterOptions;
-pub use path::{PathId, PathTable};
+pub use path::{Cursor, PathId, PathTable};
 pub use ring::{Ring, RingKind, RingRecord, FAST_PATH_PAGE};
 pub use run::{
     continue_all, detach, recv_fd, run_traced, run_traced_fast, run_traced_with_ring, send_fd,

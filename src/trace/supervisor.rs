@@ -24,7 +24,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::filter::{decode, Abi, Sys};
-use super::path::{join, normalize, PathTable};
+use super::path::{join, normalize, Cursor, PathTable};
 use super::ring::{Ring, RingKind};
 use super::sys::*;
 use super::{AccessKind, Event, Handled, TraceError};
@@ -101,9 +101,8 @@ pub struct Supervisor {
     pending_count: usize,
     scratch: Scratch,
     counts: [u64; SYS_COUNT],
-    /// Fast-path rings by listener, and the pids seen only through a ring (they ended
-    /// before the supervisor could look at them).
-    rings: HashMap<RawFd, (Ring, rustc_hash::FxHashSet<i32>)>,
+    /// Fast-path rings by listener.
+    rings: HashMap<RawFd, Attached>,
     /// Processes that ended while their command's ring held a record ahead of theirs
     /// still being written (another process's, e.g. an open blocked on a FIFO): their
     /// exit record may be behind it. Their end waits until the ring has been read up to
@@ -114,6 +113,17 @@ pub struct Supervisor {
 }
 
 const SYS_COUNT: usize = Sys::IoUringSetup as usize + 1;
+
+/// A command's fast-path ring, as the supervisor reads it.
+#[derive(Debug)]
+struct Attached {
+    ring: Ring,
+    /// The pids seen only through the ring (they ended before the supervisor could
+    /// look at them).
+    dead: rustc_hash::FxHashSet<i32>,
+    /// Where its records' spellings were among the remembered ones.
+    cursor: Cursor,
+}
 
 /// See [`Supervisor::ending`].
 #[derive(Debug)]
@@ -258,8 +268,14 @@ impl Supervisor {
     /// (drained once the notification is answered, put before that call's own events)
     /// and when it hangs up.
     pub fn attach_ring(&mut self, listener: BorrowedFd<'_>, ring: Ring) {
-        self.rings
-            .insert(listener.as_raw_fd(), (ring, Default::default()));
+        self.rings.insert(
+            listener.as_raw_fd(),
+            Attached {
+                ring,
+                dead: Default::default(),
+                cursor: Default::default(),
+            },
+        );
     }
 
     /// Drain part of `listener`'s ring without waiting for a notification: at most
@@ -295,7 +311,12 @@ impl Supervisor {
         limit: usize,
         events: &mut Vec<Event>,
     ) -> bool {
-        let Some((mut ring, mut dead)) = self.rings.remove(&fd) else {
+        let Some(Attached {
+            mut ring,
+            mut dead,
+            mut cursor,
+        }) = self.rings.remove(&fd)
+        else {
             return false;
         };
         // Records come in runs from one process: look each run's process up once.
@@ -325,7 +346,7 @@ impl Supervisor {
             match r.kind {
                 RingKind::Access(kind) => events.push(Event::Access {
                     pid: r.pid,
-                    path: self.paths.intern_absolute(r.path),
+                    path: self.paths.intern_absolute(r.path, &mut cursor),
                     kind,
                     time_ns: r.time_ns,
                 }),
@@ -359,7 +380,7 @@ impl Supervisor {
                 !done
             });
         }
-        self.rings.insert(fd, (ring, dead));
+        self.rings.insert(fd, Attached { ring, dead, cursor });
         more
     }
 
@@ -410,7 +431,8 @@ impl Supervisor {
                         }
                         // The drain above may have stopped short of its exit record
                         // (at another process's record still being written).
-                        let behind = self.rings.get_mut(&p.listener).and_then(|(ring, dead)| {
+                        let behind = self.rings.get_mut(&p.listener).and_then(|a| {
+                            let Attached { ring, dead, .. } = a;
                             let until = ring.reserved();
                             (ring.consumed() < until).then(|| {
                                 // Its later records must not pass for a new process's.
