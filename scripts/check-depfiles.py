@@ -46,7 +46,7 @@ def main():
         reads = {
             row[0]
             for row in db.execute(
-                "SELECT p.path FROM access a JOIN path p ON p.id = a.path_id WHERE a.command_id = ? AND a.kind = 1",
+                "SELECT path FROM file_accesses WHERE command_id = ? AND kind = 'read'",
                 (command_id,),
             )
         }

@@ -275,7 +275,7 @@ fn makes_own_file_activity_is_recorded() {
     t2.run().success();
     let none = rows(
         &t2.db(),
-        "SELECT count(*) FROM access WHERE make_id IS NOT NULL",
+        "SELECT count(*) FROM file_accesses WHERE make_id IS NOT NULL",
     );
     assert_eq!(none, vec![vec!["0"]]);
 }

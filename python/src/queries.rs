@@ -6,12 +6,12 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
-use makescope::store::{decode_ids, AccessRow, Bytes, ProcessRow, Store, StoreError};
+use makescope::store::{decode_ids, AccessRow, Bytes, ProcessRow, Store, StoreError, IN_SET};
 use rusqlite::{params, Row};
 
 /// Access kinds through which a command depends on a path's content or existence: the
-/// same ones `Store::compute_edges` draws edges for (read, exec, stat, list; probes are
-/// in `probe_set`).
+/// same ones `Store::compute_edges` draws edges for (read, exec, stat, list; reads and
+/// stats are in `access_set`, probes in `probe_set`).
 const READ_KINDS: &str = "1, 6, 7, 9";
 
 pub trait Queries {
@@ -51,6 +51,7 @@ impl Queries for Store {
         let owners: Vec<i64> = rows(
             self,
             "SELECT command_id FROM access WHERE build_id = ?1 AND command_id IS NOT NULL
+             UNION SELECT command_id FROM access_set WHERE build_id = ?1 AND command_id IS NOT NULL
              UNION SELECT command_id FROM probe_set WHERE build_id = ?1 AND command_id IS NOT NULL
              ORDER BY 1",
             [build_id],
@@ -101,9 +102,12 @@ impl Queries for Store {
         let mut readers: BTreeSet<i64> = rows(
             self,
             &format!(
-                "SELECT DISTINCT a.command_id FROM access a JOIN path p ON p.id = a.path_id
+                "SELECT a.command_id FROM access a JOIN path p ON p.id = a.path_id
                  WHERE a.build_id = ?1 AND p.path = ?2 AND a.command_id IS NOT NULL
-                   AND a.kind IN ({READ_KINDS})"
+                   AND a.kind IN ({READ_KINDS})
+                 UNION
+                 SELECT s.command_id FROM path p JOIN access_set s JOIN json_each(s.accesses) e
+                 WHERE p.path = ?2 AND s.build_id = ?1 AND s.command_id IS NOT NULL AND {IN_SET}"
             ),
             params![build_id, Bytes(path)],
             |r| r.get(0),

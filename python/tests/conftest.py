@@ -1,7 +1,8 @@
 """Records for the package's tests.
 
-``handmade`` is written row by row with the schema the store migrates to (the shape
-of a small traced build, with a non-UTF-8 file name), so every query has known answers.
+``handmade`` is written row by row in schema version 1 (the shape of a small traced
+build, with a non-UTF-8 file name), so every query has known answers; opening it runs
+the store's migrations, so the package's tests also read a migrated record.
 ``recorded`` is a real ``makescope make`` run of a fixture project; it needs the
 ``makescope`` binary (``cargo build``; or $MAKESCOPE_BIN) and is skipped without one.
 """

@@ -74,6 +74,38 @@ pub fn decode_ids(bytes: &[u8]) -> Vec<i64> {
     ids
 }
 
+/// Access kinds stored as one `access_set` row per owner and kind (schema v2): read and
+/// stat.
+pub const SET_KINDS: [u8; 2] = [1, 7];
+
+/// One path of an `access_set`: its id, how many times, the first process (its id).
+pub type SetEntry = (i64, i64, Option<i64>);
+
+/// An `access_set`'s JSON, `[[path_id, count, process_id], ...]`, by path id.
+pub fn encode_access_set(entries: &mut [SetEntry]) -> String {
+    use std::fmt::Write;
+    entries.sort_unstable_by_key(|e| e.0);
+    let mut out = String::with_capacity(entries.len() * 16 + 2);
+    out.push('[');
+    for (i, (path, count, process)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = match process {
+            Some(process) => write!(out, "[{path},{count},{process}]"),
+            None => write!(out, "[{path},{count},null]"),
+        };
+    }
+    out.push(']');
+    out
+}
+
+/// The inverse of [`encode_access_set`] (also reads what SQLite's `json_group_array`
+/// wrote when it migrated a version 1 record).
+pub fn decode_access_set(json: &str) -> Result<Vec<SetEntry>, String> {
+    serde_json::from_str(json).map_err(|e| format!("an access set that is not valid JSON: {e}"))
+}
+
 /// Read a TEXT-or-BLOB column as bytes.
 pub(crate) fn get_bytes(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Vec<u8>>> {
     use rusqlite::types::ValueRef;
@@ -89,7 +121,7 @@ pub(crate) fn get_bytes(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<O
 pub const APPLICATION_ID: i32 = 0x4d6b_5363;
 
 /// Migrations, oldest first; the schema version is their count.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
 
 /// The schema version this makescope writes and reads.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -222,10 +254,23 @@ impl Store {
         classify(&self.path, source)
     }
 
+    /// Content the schema does not allow (a damaged or hand-edited record).
+    fn corrupt(&self, detail: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            detail,
+        }
+    }
+
     /// Check what the file is, then migrate it to [`SCHEMA_VERSION`].
     fn prepare(&mut self, writing: bool) -> Result<(), StoreError> {
         self.conn
             .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| self.sqlite(e))?;
+        // Rows are written in any order (ids come from the recorder), and migrations
+        // move rows: references are not checked (this SQLite checks them by default).
+        self.conn
+            .execute_batch("PRAGMA foreign_keys = OFF;")
             .map_err(|e| self.sqlite(e))?;
         let (version, app_id, tables) = self.identify()?;
         if version > SCHEMA_VERSION {
@@ -262,9 +307,6 @@ impl Store {
                 )
                 .map_err(|e| self.write_error(e))?;
         }
-        self.conn
-            .execute_batch("PRAGMA foreign_keys = OFF;")
-            .map_err(|e| self.sqlite(e))?;
         Ok(())
     }
 
@@ -375,6 +417,83 @@ mod tests {
         assert_eq!(decode_ids(&encode_ids(&ids)), ids);
         assert_eq!(encode_ids(&[1, 2, 3]), vec![1, 1, 1]);
         assert!(decode_ids(&[]).is_empty());
+    }
+
+    #[test]
+    fn access_sets_round_trip() {
+        let mut entries = vec![(9, 1, Some(4)), (2, 3, None), (1 << 40, 1, Some(1))];
+        let json = encode_access_set(&mut entries);
+        assert_eq!(json, "[[2,3,null],[9,1,4],[1099511627776,1,1]]");
+        assert_eq!(decode_access_set(&json).unwrap(), entries);
+        assert_eq!(encode_access_set(&mut []), "[]");
+        assert!(decode_access_set("[[1,2]]").is_err());
+    }
+
+    /// Version 2 moved reads and stats into sets: a version 1 record's rows move with
+    /// it, and `file_accesses` shows the same rows before and after.
+    #[test]
+    fn a_version_1_record_keeps_its_accesses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch("PRAGMA foreign_keys = OFF;").unwrap();
+        old.execute_batch(MIGRATIONS[0]).unwrap();
+        old.execute_batch(&format!(
+            "PRAGMA user_version = 1; PRAGMA application_id = {APPLICATION_ID};
+             INSERT INTO path (id, path) VALUES (1, '/s/a.h'), (2, '/s/b.h'), (3, '/o/a.o');
+             INSERT INTO access (build_id, command_id, path_id, kind, process_id, count) VALUES
+                 (1, 5, 2, 1, 50, 3), (1, 5, 1, 1, 50, 1), (1, 5, 1, 7, NULL, 2),
+                 (1, 5, 3, 3, 51, 1), (1, 6, 3, 1, 60, 1);"
+        ))
+        .unwrap();
+        let view = |c: &Connection| -> Vec<String> {
+            let mut st = c
+                .prepare("SELECT command_id, path, kind, count, process_id FROM file_accesses")
+                .unwrap();
+            let mut rows: Vec<String> = st
+                .query_map([], |r| {
+                    Ok(format!(
+                        "{} {} {} {} {:?}",
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Option<i64>>(4)?
+                    ))
+                })
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            rows.sort();
+            rows
+        };
+        let before = view(&old);
+        drop(old);
+        let store = Store::open_write(&path).unwrap();
+        assert_eq!(view(&store.conn), before);
+        let left: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM access", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 1, "only the create stays a row");
+        let reads: String = store
+            .conn
+            .query_row(
+                "SELECT accesses FROM access_set WHERE command_id = 5 AND kind = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            decode_access_set(&reads).unwrap(),
+            vec![(1, 1, Some(50)), (2, 3, Some(50))]
+        );
+        let read = store.accesses_to(1, b"/s/a.h").unwrap();
+        let kinds: Vec<_> = read
+            .iter()
+            .map(|a| (a.command_id, a.kind.as_str()))
+            .collect();
+        assert_eq!(kinds, vec![(Some(5), "read"), (Some(5), "stat")]);
     }
 
     #[test]

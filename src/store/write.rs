@@ -3,6 +3,7 @@
 //! in any order and in batches.
 
 use rusqlite::params;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::{Bytes, Store, StoreError};
 
@@ -479,16 +480,28 @@ impl Store {
             }
         }
         let mut rows = Vec::with_capacity(accesses.len());
+        let mut sets: [Vec<super::SetEntry>; super::SET_KINDS.len()] = Default::default();
         for a in accesses {
             let path_id = self.keyed_path_id(a.key)?;
             if a.kind == PROBE {
                 probe_ids.push(path_id);
+            } else if let Some(i) = super::SET_KINDS.iter().position(|&k| k == a.kind) {
+                sets[i].push((path_id, a.count, a.process_id));
             } else {
                 rows.push((path_id, a));
             }
         }
+        for (kind, entries) in super::SET_KINDS.iter().zip(&mut sets) {
+            if !entries.is_empty() {
+                let json = super::encode_access_set(entries);
+                self.exec(
+                    "INSERT INTO access_set (build_id, command_id, make_id, kind, count, accesses) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![build_id, command_id, make_id, kind, entries.len() as i64, json],
+                )?;
+            }
+        }
         if !rows.is_empty() {
-            // Hundreds of rows a compile: one statement for all of them.
+            // Writes, execs and the other rare kinds: one row each.
             let mut st = self
                 .conn
                 .prepare_cached(
@@ -523,71 +536,63 @@ impl Store {
 
     /// Compute the command DAG of a build: an edge from the command that wrote a path
     /// to every command that started after it and read, executed, stat'ed, listed or
-    /// probed that path.
+    /// probed that path, each (writer, reader, path) once.
     pub fn compute_edges(&mut self, build_id: i64) -> Result<usize, StoreError> {
-        let direct = self.direct_edges(build_id)?;
-        Ok(direct + self.probe_edges(build_id)?)
-    }
-
-    /// Edges to commands that probed a path after another command wrote it (it was
-    /// written, then removed or renamed away before the probe).
-    fn probe_edges(&mut self, build_id: i64) -> Result<usize, StoreError> {
-        let mut writers: std::collections::HashMap<i64, Vec<(i64, i64)>> =
-            std::collections::HashMap::new();
-        {
-            let mut st = self
-                .conn
-                .prepare(
-                    "SELECT a.path_id, a.command_id, c.started_ns FROM access a JOIN command c ON c.id = a.command_id
-                     WHERE a.build_id = ?1 AND a.kind IN (2, 3, 4, 5, 12, 13, 14, 15)",
-                )
-                .map_err(|e| self.sqlite(e))?;
-            let rows = st
-                .query_map([build_id], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })
-                .map_err(|e| self.sqlite(e))?;
-            for row in rows {
-                let (path, command, started) = row.map_err(|e| self.sqlite(e))?;
-                writers.entry(path).or_default().push((command, started));
-            }
+        // Writes are the rare kinds, one row each; everything else is joined to them
+        // here rather than in SQL, since reads, stats and probes are stored as sets.
+        let mut writers: HashMap<i64, Vec<(i64, i64)>> = HashMap::default();
+        for (path, command, started) in self.select3(
+            "SELECT a.path_id, a.command_id, c.started_ns FROM access a JOIN command c ON c.id = a.command_id
+             WHERE a.build_id = ?1 AND a.kind IN (2, 3, 4, 5, 12, 13, 14, 15)",
+            build_id,
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )? {
+            writers.entry(path).or_default().push((command, started));
         }
         if writers.is_empty() {
             return Ok(0);
         }
         let mut edges = Vec::new();
-        {
-            let mut st = self
-                .conn
-                .prepare(
-                    "SELECT p.command_id, c.started_ns, p.path_ids FROM probe_set p JOIN command c ON c.id = p.command_id
-                     WHERE p.build_id = ?1",
-                )
-                .map_err(|e| self.sqlite(e))?;
-            let rows = st
-                .query_map([build_id], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
-                    ))
-                })
-                .map_err(|e| self.sqlite(e))?;
-            for row in rows {
-                let (reader, started, ids) = row.map_err(|e| self.sqlite(e))?;
-                for path in super::decode_ids(&ids) {
-                    for &(writer, written) in writers.get(&path).into_iter().flatten() {
-                        if writer != reader && started >= written {
-                            edges.push((writer, reader, path));
-                        }
-                    }
+        let mut reach = |reader: i64, started: i64, path: i64| {
+            for &(writer, written) in writers.get(&path).into_iter().flatten() {
+                if writer != reader && started >= written {
+                    edges.push((writer, reader, path));
                 }
             }
+        };
+        // Execs and listings (and reads and stats, were any stored as rows).
+        for (path, reader, started) in self.select3(
+            "SELECT a.path_id, a.command_id, c.started_ns FROM access a JOIN command c ON c.id = a.command_id
+             WHERE a.build_id = ?1 AND a.kind IN (1, 6, 7, 9)",
+            build_id,
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )? {
+            reach(reader, started, path);
         }
+        for (reader, started, json) in self.select3(
+            "SELECT s.command_id, c.started_ns, s.accesses FROM access_set s JOIN command c ON c.id = s.command_id
+             WHERE s.build_id = ?1",
+            build_id,
+            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?)),
+        )? {
+            let entries = super::decode_access_set(&json).map_err(|e| self.corrupt(e))?;
+            for (path, _, _) in entries {
+                reach(reader, started, path);
+            }
+        }
+        // Paths probed after another command wrote them (then removed or renamed them).
+        for (reader, started, ids) in self.select3(
+            "SELECT p.command_id, c.started_ns, p.path_ids FROM probe_set p JOIN command c ON c.id = p.command_id
+             WHERE p.build_id = ?1",
+            build_id,
+            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?)),
+        )? {
+            for path in super::decode_ids(&ids) {
+                reach(reader, started, path);
+            }
+        }
+        edges.sort_unstable();
+        edges.dedup();
         for (from, to, path) in &edges {
             self.exec(
                 "INSERT INTO edge (build_id, from_command_id, to_command_id, path_id) VALUES (?1, ?2, ?3, ?4)",
@@ -597,21 +602,17 @@ impl Store {
         Ok(edges.len())
     }
 
-    fn direct_edges(&mut self, build_id: i64) -> Result<usize, StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO edge (build_id, from_command_id, to_command_id, path_id)
-                 SELECT DISTINCT ?1, w.command_id, r.command_id, w.path_id
-                 FROM access w
-                 JOIN access r ON r.path_id = w.path_id AND r.build_id = w.build_id
-                 JOIN command cw ON cw.id = w.command_id
-                 JOIN command cr ON cr.id = r.command_id
-                 WHERE w.build_id = ?1 AND w.kind IN (2, 3, 4, 5, 12, 13, 14, 15)
-                   AND r.kind IN (1, 6, 7, 9) AND r.command_id <> w.command_id
-                   AND cr.started_ns >= cw.started_ns",
-                params![build_id],
-            )
-            .map_err(|e| self.write_error(e))
+    /// The rows of a query on one build, three columns each.
+    fn select3<A, B, C>(
+        &self,
+        sql: &str,
+        build_id: i64,
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<(A, B, C)>,
+    ) -> Result<Vec<(A, B, C)>, StoreError> {
+        let mut st = self.conn.prepare(sql).map_err(|e| self.sqlite(e))?;
+        let rows = st.query_map([build_id], f).map_err(|e| self.sqlite(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.sqlite(e))
     }
 
     fn exec(&mut self, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
