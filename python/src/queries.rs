@@ -106,7 +106,7 @@ impl Queries for Store {
                  WHERE a.build_id = ?1 AND p.path = ?2 AND a.command_id IS NOT NULL
                    AND a.kind IN ({READ_KINDS})
                  UNION
-                 SELECT s.command_id FROM path p JOIN access_set s JOIN json_each(s.accesses) e
+                 SELECT s.command_id FROM path p CROSS JOIN access_set s CROSS JOIN json_each(s.accesses) e
                  WHERE p.path = ?2 AND s.build_id = ?1 AND s.command_id IS NOT NULL AND {IN_SET}"
             ),
             params![build_id, Bytes(path)],

@@ -254,7 +254,8 @@ fn command_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
 /// SQL: the `access_set` `s`, expanded as `e` (json_each), holds the path `p`. The
 /// `instr` finds the sets that name it without parsing the others (an entry starts
 /// `[id,` in the compact JSON the writer and the migration write); a full glibc build
-/// has ~2 million entries in ~28,000 sets.
+/// has ~2 million entries in ~27,000 sets. Joined `path p CROSS JOIN access_set s CROSS
+/// JOIN json_each(s.accesses) e`: SQLite keeps that order (the path by its index first).
 pub const IN_SET: &str = "instr(s.accesses, '[' || p.id || ',') > 0 AND e.value ->> 0 = p.id";
 
 fn access_row(r: &Row<'_>) -> rusqlite::Result<AccessRow> {
@@ -473,7 +474,7 @@ impl Store {
              WHERE a.command_id = ?1
              UNION ALL
              SELECT s.command_id, s.make_id, p.path, k.name, e.value ->> 1, e.value ->> 2, s.kind
-             FROM access_set s JOIN json_each(s.accesses) e JOIN path p ON p.id = e.value ->> 0
+             FROM access_set s CROSS JOIN json_each(s.accesses) e CROSS JOIN path p ON p.id = e.value ->> 0
              JOIN access_kind k ON k.id = s.kind
              WHERE s.command_id = ?1
              ORDER BY 7, 3",
@@ -491,7 +492,7 @@ impl Store {
                  WHERE a.build_id = ?1 AND p.path = ?2
                  UNION ALL
                  SELECT s.command_id, s.make_id, p.path, k.name, e.value ->> 1, e.value ->> 2, s.kind
-                 FROM path p JOIN access_set s JOIN json_each(s.accesses) e
+                 FROM path p CROSS JOIN access_set s CROSS JOIN json_each(s.accesses) e
                  JOIN access_kind k ON k.id = s.kind
                  WHERE p.path = ?2 AND s.build_id = ?1 AND {IN_SET}
                  ORDER BY 1, 7"

@@ -42,7 +42,7 @@ SELECT s.build_id, s.command_id, s.make_id, CAST(c.target AS TEXT) AS target,
        CAST(p.path AS TEXT) AS path, k.name AS kind, e.value ->> 1 AS count,
        e.value ->> 2 AS process_id
 FROM access_set s
-JOIN json_each(s.accesses) e
-JOIN path p ON p.id = e.value ->> 0
+CROSS JOIN json_each(s.accesses) e   -- CROSS: this order (else SQLite may scan path
+CROSS JOIN path p ON p.id = e.value ->> 0  -- first and expand every set for each path)
 JOIN access_kind k ON k.id = s.kind
 LEFT JOIN command c ON c.id = s.command_id;
