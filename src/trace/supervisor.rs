@@ -235,7 +235,8 @@ impl Supervisor {
     }
 
     /// How many notifications of each system call were answered, for measurements
-    /// (`ring` counts the fast path's records).
+    /// (`ring` counts the fast path's records, `predicted` those whose path was the
+    /// predicted spelling, see [`PathTable`]).
     pub fn counts(&self) -> Vec<(&'static str, u64)> {
         let mut counts: Vec<_> = ALL_SYS
             .iter()
@@ -244,6 +245,7 @@ impl Supervisor {
             .collect();
         if self.ring_records > 0 {
             counts.push(("ring", self.ring_records));
+            counts.push(("predicted", self.paths.predicted()));
         }
         counts
     }
