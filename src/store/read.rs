@@ -292,7 +292,7 @@ fn process_row(r: &Row<'_>) -> rusqlite::Result<ProcessRow> {
 }
 
 impl Store {
-    fn rows<T>(
+    pub(super) fn rows<T>(
         &self,
         sql: &str,
         params: impl rusqlite::Params,

@@ -541,10 +541,10 @@ impl Store {
         // Writes are the rare kinds, one row each; everything else is joined to them
         // here rather than in SQL, since reads, stats and probes are stored as sets.
         let mut writers: HashMap<i64, Vec<(i64, i64)>> = HashMap::default();
-        for (path, command, started) in self.select3(
+        for (path, command, started) in self.rows(
             "SELECT a.path_id, a.command_id, c.started_ns FROM access a JOIN command c ON c.id = a.command_id
              WHERE a.build_id = ?1 AND a.kind IN (2, 3, 4, 5, 12, 13, 14, 15)",
-            build_id,
+            [build_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )? {
             writers.entry(path).or_default().push((command, started));
@@ -561,18 +561,18 @@ impl Store {
             }
         };
         // Execs and listings (and reads and stats, were any stored as rows).
-        for (path, reader, started) in self.select3(
+        for (path, reader, started) in self.rows(
             "SELECT a.path_id, a.command_id, c.started_ns FROM access a JOIN command c ON c.id = a.command_id
              WHERE a.build_id = ?1 AND a.kind IN (1, 6, 7, 9)",
-            build_id,
+            [build_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )? {
             reach(reader, started, path);
         }
-        for (reader, started, json) in self.select3(
+        for (reader, started, json) in self.rows(
             "SELECT s.command_id, c.started_ns, s.accesses FROM access_set s JOIN command c ON c.id = s.command_id
              WHERE s.build_id = ?1",
-            build_id,
+            [build_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?)),
         )? {
             let entries = super::decode_access_set(&json).map_err(|e| self.corrupt(e))?;
@@ -581,10 +581,10 @@ impl Store {
             }
         }
         // Paths probed after another command wrote them (then removed or renamed them).
-        for (reader, started, ids) in self.select3(
+        for (reader, started, ids) in self.rows(
             "SELECT p.command_id, c.started_ns, p.path_ids FROM probe_set p JOIN command c ON c.id = p.command_id
              WHERE p.build_id = ?1",
-            build_id,
+            [build_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?)),
         )? {
             for path in super::decode_ids(&ids) {
@@ -600,19 +600,6 @@ impl Store {
             )?;
         }
         Ok(edges.len())
-    }
-
-    /// The rows of a query on one build, three columns each.
-    fn select3<A, B, C>(
-        &self,
-        sql: &str,
-        build_id: i64,
-        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<(A, B, C)>,
-    ) -> Result<Vec<(A, B, C)>, StoreError> {
-        let mut st = self.conn.prepare(sql).map_err(|e| self.sqlite(e))?;
-        let rows = st.query_map([build_id], f).map_err(|e| self.sqlite(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.sqlite(e))
     }
 
     fn exec(&mut self, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {

@@ -67,9 +67,15 @@ struct Spelling {
     next: u32,
 }
 
+impl Spelling {
+    fn in_arena<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        &bytes[self.start as usize..(self.start + self.len) as usize]
+    }
+}
+
 impl Spellings {
     fn bytes_of(&self, e: &Spelling) -> &[u8] {
-        &self.bytes[e.start as usize..(e.start + e.len) as usize]
+        e.in_arena(&self.bytes)
     }
 
     /// The entry spelled `path`: the one after `cursor` when that is it, else a lookup.
@@ -115,8 +121,7 @@ impl Spellings {
             ..
         } = self;
         index.insert_unique(hash(path), i, |&j| {
-            let e = &entries[j as usize];
-            hash(&bytes[e.start as usize..(e.start + e.len) as usize])
+            hash(entries[j as usize].in_arena(bytes))
         });
         self.follow(cursor, i);
     }

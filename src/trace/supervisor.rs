@@ -433,15 +433,16 @@ impl Supervisor {
                         }
                         // The drain above may have stopped short of its exit record
                         // (at another process's record still being written).
-                        let behind = self.rings.get_mut(&p.listener).and_then(|a| {
-                            let Attached { ring, dead, .. } = a;
-                            let until = ring.reserved();
-                            (ring.consumed() < until).then(|| {
-                                // Its later records must not pass for a new process's.
-                                dead.insert(pid);
-                                until
-                            })
-                        });
+                        let behind = self.rings.get_mut(&p.listener).and_then(
+                            |Attached { ring, dead, .. }| {
+                                let until = ring.reserved();
+                                (ring.consumed() < until).then(|| {
+                                    // Its later records must not pass for a new process's.
+                                    dead.insert(pid);
+                                    until
+                                })
+                            },
+                        );
                         match behind {
                             Some(until) => self.ending.push(Ending {
                                 listener: p.listener,
