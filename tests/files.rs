@@ -860,6 +860,82 @@ int main(void) {
     );
 }
 
+/// The helper caches the working directory (one getcwd per relative path otherwise):
+/// every way a process changes directory must still show in its relative paths. A raw
+/// chdir and fchdir (which the helper never sees), a vfork child that changes directory
+/// in the parent's memory, and a second thread: each relative probe lands in the
+/// directory it was made from, as trapping every call says.
+#[test]
+fn relative_paths_follow_every_change_of_directory() {
+    let source = r#"
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static int probe(const char *name) { return open(name, O_RDONLY) >= 0; }
+static void *in_thread(void *arg) { (void)arg; probe("thread.txt"); return 0; }
+int main(void) {
+    probe("top.txt");
+    if (syscall(SYS_chdir, "d1") != 0) return 2;    /* not through libc */
+    probe("after-raw-chdir.txt");
+    pid_t child = vfork();
+    if (child == 0) {
+        if (chdir("d2") != 0) syscall(SYS_exit_group, 3);
+        probe("vfork-child.txt");
+        syscall(SYS_exit_group, 0);
+    }
+    if (child < 0) return 4;
+    probe("after-vfork.txt");
+    int up = open("..", O_RDONLY | O_DIRECTORY);
+    if (up < 0 || syscall(SYS_fchdir, up) != 0) return 5;
+    probe("after-raw-fchdir.txt");
+    pthread_t t;
+    if (pthread_create(&t, 0, in_thread, 0) != 0 || pthread_join(t, 0) != 0) return 6;
+    if (chdir("d1/d2") != 0) return 7;
+    probe("threaded.txt");
+    return 0;
+}
+"#;
+    let t = Test::new()
+        .file("dirs.c", source)
+        .file("d1/d2/.keep", "")
+        .makefile("all: dirs\n\t./dirs\ndirs: dirs.c\n\tgcc -O1 -pthread -o $@ $<\n")
+        .args(["make"]);
+    t.run().success();
+    let rebuild = |trap_only: bool| {
+        let mut c = t.command();
+        if trap_only {
+            c.arg("--trap-only");
+        }
+        c.args(["-B", "all"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        common::run_with_timeout(c, std::time::Duration::from_secs(120)).success();
+        files_of(&t, "all")
+    };
+    let fast = rebuild(false);
+    let top = t.path().canonicalize().unwrap();
+    let top = top.to_str().unwrap();
+    for path in [
+        "top.txt",
+        "d1/after-raw-chdir.txt",
+        "d1/d2/vfork-child.txt",
+        "d1/after-vfork.txt",
+        "after-raw-fchdir.txt",
+        "thread.txt",
+        "d1/d2/threaded.txt",
+    ] {
+        let want = format!("{top}/{path}");
+        assert!(
+            fast.iter().any(|(k, p)| k == "probe" && *p == want),
+            "no probe of {want}: {fast:?}"
+        );
+    }
+    assert_eq!(fast, rebuild(true));
+}
+
 /// The helper goes after a command's own LD_PRELOAD, and the recorded environment does
 /// not show it.
 #[test]

@@ -158,6 +158,50 @@ static struct ring_record *room(size_t len) {
     return s ? s : missed();
 }
 
+/* Set by glibc (2.32+) to 0 once the process has created a thread; weak, so that the
+ * helper still loads where it is missing (then nothing is cached). */
+extern char __libc_single_threaded __attribute__((weak));
+
+/* The working directory, cached: a compile makes thousands of relative-path calls (glibc's
+ * -I../include …: ~5,800 of 7,500 in one), and getcwd is ~0.3 µs each. The cache is
+ * trusted only where nothing can change the directory behind its back:
+ * - under a filter (not `unfiltered`), where every chdir/fchdir, libc's, glibc-internal
+ *   (nftw, fts) or raw, is trapped, and the supervisor bumps the ring's `cwd_epoch`
+ *   before letting it run: the cache is used only while the epoch is the one read before
+ *   the getcwd that filled it;
+ * - while the process has one thread (a sibling thread could see the epoch bumped before
+ *   the other's chdir has happened, and cache the old directory under the new epoch);
+ * - filled only by the process whose pid the helper knows (raw getpid, once per fill): a
+ *   vfork child shares this memory, and its directory, after its own chdir, is not its
+ *   parent's.
+ * A fork child inherits it with the directory it describes. Processes that share one
+ * fs_struct without being threads (clone(CLONE_FS) alone; no common program does that)
+ * are not covered, as the supervisor's own cwd cache is not (docs/tracer.md). */
+static char cwd_cache[RING_PATH_MAX + 1];
+static size_t cwd_cache_len; /* 0: nothing cached */
+static uint64_t cwd_cache_epoch;
+
+/* The working directory's length (0: unknown, go the slow way); its bytes at *dir,
+ * either the cache or `buf`. */
+static size_t cwd_of(char *buf, const char **dir) {
+    int cacheable = !unfiltered && &__libc_single_threaded && __libc_single_threaded;
+    uint64_t epoch = __atomic_load_n(&ring->cwd_epoch, __ATOMIC_ACQUIRE);
+    if (cacheable && cwd_cache_len && cwd_cache_epoch == epoch) {
+        *dir = cwd_cache;
+        return cwd_cache_len;
+    }
+    long n = raw(SYS_getcwd, (long)buf, RING_PATH_MAX + 1, 0, 0, 0);
+    if (n <= 0) return 0;
+    size_t len = strlen(buf);
+    if (cacheable && raw(SYS_getpid, 0, 0, 0, 0, 0) == my_pid) {
+        memcpy(cwd_cache, buf, len);
+        cwd_cache_len = len;
+        cwd_cache_epoch = epoch;
+    }
+    *dir = buf;
+    return len;
+}
+
 /* Reserve a record and fill in the path: absolute as given, relative joined onto the
  * directory (cwd or dirfd) read through the stub. NULL: not recordable, go the slow way. */
 static struct ring_record *reserve(int dirfd, const char *path) {
@@ -165,13 +209,13 @@ static struct ring_record *reserve(int dirfd, const char *path) {
     if (plen == 0) return NULL; /* names no file: fails with ENOENT */
     if (plen > RING_PATH_MAX) return missed();
     char base[RING_PATH_MAX + 1];
+    const char *dir = base;
     size_t blen = 0;
     if (path[0] != '/') {
         long n;
         if (dirfd == AT_FDCWD) {
-            n = raw(SYS_getcwd, (long)base, sizeof base, 0, 0, 0);
-            if (n <= 0) return missed();
-            blen = strlen(base);
+            blen = cwd_of(base, &dir);
+            if (blen == 0) return missed();
         } else {
             char link[32];
             int k = 0, d = dirfd;
@@ -193,7 +237,7 @@ static struct ring_record *reserve(int dirfd, const char *path) {
     if (!s) return NULL;
     size_t len = 0;
     if (blen) {
-        memcpy(s->path, base, blen);
+        memcpy(s->path, dir, blen);
         s->path[blen] = '/';
         len = blen + 1;
     }

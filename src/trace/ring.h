@@ -38,6 +38,7 @@ struct ring_header {
     uint64_t lost;   /* calls not recorded where nothing traps them (make's ring) */
     uint64_t closed; /* 1 once the recorder has read the ring for the last time */
     uint64_t stalled; /* make's ring: tail + 1 when a waiter saw it stand still for 2 s */
+    uint64_t cwd_epoch; /* bumped by the recorder before it lets a chdir/fchdir run */
 };
 
 struct ring_record {

@@ -5,7 +5,9 @@
 //! One header page (`head`: the next unit, reserved by producers with compare-and-swap;
 //! `nunits`; `tail`: the next unit the supervisor reads, which it advances; `magic`;
 //! for make's ring, `lost`: calls not recorded, `closed`: set when the build is over, and
-//! `stalled`: set by a producer that waited 2 s for room without the tail moving),
+//! `stalled`: set by a producer that waited 2 s for room without the tail moving;
+//! `cwd_epoch`: bumped by the supervisor before it lets any process of the command change
+//! directory, so that the helper knows when a cached working directory may be stale),
 //! then `nunits` units of 64 bytes, unit `n` at `n % nunits`. A record takes whole units:
 //! `ready` (u32, set last with release by the producer; the consumer zeroes the first word
 //! of every unit it consumes), `kind` (u16, an [`AccessKind`] id, or `PAD`), `len` (u16,
@@ -199,6 +201,15 @@ impl Ring {
     /// once the ring is full.
     pub fn close(&self) {
         unsafe { &*(self.map.add(40) as *const AtomicU64) }.store(1, Ordering::Release);
+    }
+
+    /// Tell the helpers that a process of the command is about to change directory: each
+    /// caches its working directory (one `getcwd` fewer per relative path, ~5,800 of
+    /// them in a glibc compile) only while this epoch stays what it was when it looked.
+    /// Called before the trapped chdir/fchdir is let run, so the process that changes
+    /// directory sees the new epoch as soon as its call returns.
+    pub fn bump_cwd_epoch(&self) {
+        unsafe { &*(self.map.add(56) as *const AtomicU64) }.fetch_add(1, Ordering::AcqRel);
     }
 
     /// How far the producers have reserved (in units, counting from 0 forever).

@@ -614,6 +614,13 @@ impl Supervisor {
             });
         }
         let own = events.len();
+        if matches!(sys, Sys::Chdir | Sys::Fchdir) {
+            // Before the call may run: the helpers' cached working directories (preload.c,
+            // `cwd_of`) go stale with it.
+            if let Some(attached) = self.rings.get(&listener) {
+                attached.ring.bump_cwd_epoch();
+            }
+        }
         match self.classify(call, abi, sys, &notif.data.args, time_ns, events) {
             Ok(()) => {}
             Err(Miss::Gone) => {
