@@ -600,6 +600,13 @@ impl Supervisor {
             return events.len();
         };
         self.counts[sys as usize] += 1;
+        if matches!(sys, Sys::Chdir | Sys::Fchdir) {
+            // Before the call may run, whatever else fails: the helpers' cached working
+            // directories (preload.c, `cwd_of`) go stale with it.
+            if let Some(attached) = self.rings.get(&listener) {
+                attached.ring.bump_cwd_epoch();
+            }
+        }
         let Some((tgid, new_parent)) = self.task(listener, call.tid) else {
             return events.len();
         };
@@ -614,13 +621,6 @@ impl Supervisor {
             });
         }
         let own = events.len();
-        if matches!(sys, Sys::Chdir | Sys::Fchdir) {
-            // Before the call may run: the helpers' cached working directories (preload.c,
-            // `cwd_of`) go stale with it.
-            if let Some(attached) = self.rings.get(&listener) {
-                attached.ring.bump_cwd_epoch();
-            }
-        }
         match self.classify(call, abi, sys, &notif.data.args, time_ns, events) {
             Ok(()) => {}
             Err(Miss::Gone) => {
