@@ -704,12 +704,8 @@ fn fast_path_records_what_trapping_records() {
     std::fs::remove_file(t.path().join("main.o")).unwrap();
     std::fs::remove_file(t.path().join("out.txt")).unwrap();
     let mut again = t.command();
-    again
-        .arg("--trap-only")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let trapped = common::run_with_timeout(again, std::time::Duration::from_secs(120));
+    again.arg("--trap-only");
+    let trapped = t.run_command(again);
     trapped.success();
     let stats = trapped.stderr.clone();
     assert!(
@@ -822,10 +818,7 @@ int main(void) {
         for (k, v) in extra {
             c.env(k, v);
         }
-        c.stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let out = common::run_with_timeout(c, std::time::Duration::from_secs(120));
+        let out = t.run_command(c);
         out.success();
         (trace_count(&out.stderr, "openat"), files_of(&t, "all"))
     };
@@ -908,11 +901,8 @@ int main(void) {
         if trap_only {
             c.arg("--trap-only");
         }
-        c.args(["-B", "all"])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        common::run_with_timeout(c, std::time::Duration::from_secs(120)).success();
+        c.args(["-B", "all"]);
+        t.run_command(c).success();
         files_of(&t, "all")
     };
     let fast = rebuild(false);

@@ -136,7 +136,12 @@ impl Test {
 
     /// Run and wait, killing it and failing the test after the timeout.
     pub fn run(&self) -> Output {
-        let mut command = self.command();
+        self.run_command(self.command())
+    }
+
+    /// Run `command` (from [`Test::command`], with more arguments or environment) the way
+    /// [`Test::run`] runs its own.
+    pub fn run_command(&self, mut command: Command) -> Output {
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
