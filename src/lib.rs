@@ -3,6 +3,7 @@
 //! Data flows one way: make → plugin and shim events, tracer events → recorder → store
 //! → every query. The library holds every piece; `main.rs` only parses arguments.
 
+pub mod access;
 pub mod cli;
 pub mod graph;
 pub mod hooks;

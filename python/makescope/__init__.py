@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import _native
 from ._native import RecordError
@@ -48,15 +48,17 @@ __all__ = [
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 BuildArg = Union["Build", int, None]
 
-#: Every kind of file access the record knows, as ``FileAccess.kind`` spells it.
-ACCESS_KINDS = (
-    "read", "write", "create", "truncate", "append", "exec", "stat", "probe", "list",
-    "remove", "rename_from", "rename_to", "mkdir", "symlink", "link", "chdir",
-)
-#: Kinds that put content at a path: their command is a *writer* of it.
-WRITE_KINDS = frozenset({"write", "create", "truncate", "append", "rename_to", "mkdir", "symlink", "link"})
-#: Kinds through which a command depends on a path (the DAG's edges): a *reader* of it.
-READ_KINDS = frozenset({"read", "exec", "stat", "list", "probe"})
+# The access kinds are defined once, in makescope's Rust `access` module; these are its.
+#: Every kind of file access the record knows, as ``FileAccess.kind`` spells it: read,
+#: write, create, truncate, append, exec, stat, probe, list, remove, rename_from,
+#: rename_to, mkdir, symlink, link, chdir.
+ACCESS_KINDS: Tuple[str, ...] = _native.ACCESS_KINDS
+#: Kinds that put something at a path (write, create, truncate, append, rename_to,
+#: mkdir, symlink, link): their command is a *writer* of it.
+WRITE_KINDS: FrozenSet[str] = _native.WRITE_KINDS
+#: Kinds through which a command depends on a path (read, exec, stat, list, probe; the
+#: DAG's edges): a *reader* of it.
+READ_KINDS: FrozenSet[str] = _native.READ_KINDS
 
 
 def _seconds(ns: Optional[int]) -> Optional[float]:

@@ -1,8 +1,11 @@
 """Type stubs for makescope._native, the Rust half of the package (rows as dicts)."""
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Tuple
 
 SCHEMA_VERSION: int
+ACCESS_KINDS: Tuple[str, ...]
+READ_KINDS: FrozenSet[str]
+WRITE_KINDS: FrozenSet[str]
 
 class RecordError(Exception):
     """The record cannot be opened or read."""

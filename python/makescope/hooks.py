@@ -89,10 +89,13 @@ class Command(Protocol):
         """Seconds it ran; None until it finished."""
     @property
     def reads(self) -> Optional[List[str]]:
-        """In ``finished``, when traced: files it read, executed, stat'ed, listed or probed. Else None."""
+        """In ``finished``, when traced: files it read, executed, stat'ed, listed or probed
+        (the kinds in ``makescope.READ_KINDS``). Else None."""
     @property
     def writes(self) -> Optional[List[str]]:
-        """In ``finished``, when traced: files it wrote. Else None."""
+        """In ``finished``, when traced: files it wrote, created, truncated, appended,
+        renamed into place or made (a directory, a symlink, a hard link): the kinds in
+        ``makescope.WRITE_KINDS``. Else None."""
 
     test_name: Optional[str]
     test_result: Optional[str]

@@ -14,13 +14,14 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use makescope::access::AccessKind;
 use makescope::store::{
     AccessRow, BuildRow, CommandFilter, CommandRow, MakeRow, ProcessRow, Store, StoreError,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyTuple};
 
 use queries::Queries;
 
@@ -321,5 +322,22 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeRecord>()?;
     m.add("RecordError", m.py().get_type_bound::<RecordError>())?;
     m.add("SCHEMA_VERSION", makescope::store::SCHEMA_VERSION)?;
+    add_access_kinds(m)
+}
+
+/// The access kinds' names, from `makescope::access` (the package re-exports them):
+/// `ACCESS_KINDS`, every kind by id, a tuple; `READ_KINDS` and `WRITE_KINDS`, the
+/// kinds that make a command a reader or a writer of a path, frozensets.
+fn add_access_kinds(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let names = |select: fn(AccessKind) -> bool| {
+        AccessKind::ALL
+            .into_iter()
+            .filter(move |&k| select(k))
+            .map(AccessKind::name)
+    };
+    m.add("ACCESS_KINDS", PyTuple::new_bound(py, names(|_| true)))?;
+    m.add("READ_KINDS", PyFrozenSet::new_bound(py, names(AccessKind::is_read))?)?;
+    m.add("WRITE_KINDS", PyFrozenSet::new_bound(py, names(AccessKind::is_write))?)?;
     Ok(())
 }

@@ -6,13 +6,9 @@
 
 use std::collections::{BTreeSet, VecDeque};
 
+use makescope::access::AccessKind;
 use makescope::store::{decode_ids, AccessRow, Bytes, ProcessRow, Store, StoreError, IN_SET};
 use rusqlite::{params, Row};
-
-/// Access kinds through which a command depends on a path's content or existence: the
-/// same ones `Store::compute_edges` draws edges for (read, exec, stat, list; reads and
-/// stats are in `access_set`, probes in `probe_set`).
-const READ_KINDS: &str = "1, 6, 7, 9";
 
 pub trait Queries {
     /// Every file access of the build's commands (probes included), by command then
@@ -99,15 +95,19 @@ impl Queries for Store {
     }
 
     fn readers_of(&self, build_id: i64, path: &[u8]) -> Result<Vec<i64>, StoreError> {
+        // The kinds `Store::compute_edges` draws edges into (`AccessKind::is_read`),
+        // wherever the store keeps them: execs and listings are rows, reads and stats
+        // are in `access_set`, probes in `probe_set`.
         let mut readers: BTreeSet<i64> = rows(
             self,
             &format!(
                 "SELECT a.command_id FROM access a JOIN path p ON p.id = a.path_id
                  WHERE a.build_id = ?1 AND p.path = ?2 AND a.command_id IS NOT NULL
-                   AND a.kind IN ({READ_KINDS})
+                   AND a.kind IN ({})
                  UNION
                  SELECT s.command_id FROM path p CROSS JOIN access_set s CROSS JOIN json_each(s.accesses) e
-                 WHERE p.path = ?2 AND s.build_id = ?1 AND s.command_id IS NOT NULL AND {IN_SET}"
+                 WHERE p.path = ?2 AND s.build_id = ?1 AND s.command_id IS NOT NULL AND {IN_SET}",
+                AccessKind::sql_ids(AccessKind::is_read)
             ),
             params![build_id, Bytes(path)],
             |r| r.get(0),

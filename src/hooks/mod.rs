@@ -18,6 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::access::AccessKind;
 use crate::output::{CommandInfo, Label, Outcome};
 
 #[cfg(feature = "python")]
@@ -36,13 +37,37 @@ pub struct Verdict {
 }
 
 /// The files a traced command touched, for `cmd.reads` / `cmd.writes`. Absolute paths as
-/// the store keeps them. The recorder passes `None` when the command was not traced.
-#[derive(Debug, Clone, Default)]
+/// the store keeps them, sorted, each once. The recorder passes `None` when the command
+/// was not traced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Files {
-    /// Read, executed, stat'ed, listed or probed (the kinds the DAG's edges follow).
+    /// Read, executed, stat'ed, listed or probed ([`AccessKind::is_read`]: what the DAG's
+    /// edges lead into, the Python package's `READ_KINDS`).
     pub reads: Vec<Vec<u8>>,
-    /// Written, created, truncated, appended, renamed into place.
+    /// Written, created, truncated, appended, renamed into place, made a directory,
+    /// symlink or hard link ([`AccessKind::is_write`]: where the DAG's edges start, the
+    /// Python package's `WRITE_KINDS`).
     pub writes: Vec<Vec<u8>>,
+}
+
+impl Files {
+    /// Sort a command's accesses (probes included) into reads and writes; kinds that
+    /// are neither (remove, rename_from, chdir) are left out.
+    pub fn from_accesses<'a>(accesses: impl IntoIterator<Item = (AccessKind, &'a [u8])>) -> Files {
+        let mut files = Files::default();
+        for (kind, path) in accesses {
+            if kind.is_read() {
+                files.reads.push(path.to_vec());
+            } else if kind.is_write() {
+                files.writes.push(path.to_vec());
+            }
+        }
+        for list in [&mut files.reads, &mut files.writes] {
+            list.sort();
+            list.dedup();
+        }
+        files
+    }
 }
 
 /// Why a hooks file could not be used at all (nothing of the user's Python ran).
@@ -161,5 +186,46 @@ impl Hooks {
         return self.inner.summary();
         #[cfg(not(feature = "python"))]
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_sort_accesses_into_the_readers_and_writers_kinds() {
+        let accesses: Vec<(AccessKind, &[u8])> = AccessKind::ALL
+            .into_iter()
+            .map(|kind| (kind, kind.name().as_bytes()))
+            .chain([
+                (AccessKind::Append, &b"create"[..]),
+                (AccessKind::Stat, &b"read"[..]),
+            ])
+            .collect();
+        let files = Files::from_accesses(accesses);
+        let names = |paths: &[Vec<u8>]| -> Vec<String> {
+            paths
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(&files.reads),
+            ["exec", "list", "probe", "read", "stat"]
+        );
+        assert_eq!(
+            names(&files.writes),
+            [
+                "append",
+                "create",
+                "link",
+                "mkdir",
+                "rename_to",
+                "symlink",
+                "truncate",
+                "write"
+            ]
+        );
     }
 }

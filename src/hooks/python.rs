@@ -117,7 +117,8 @@ impl PyCommand {
             .as_ref()
             .map(|f| f.reads.iter().map(|p| fsdecode(py, p)).collect())
     }
-    /// Files it wrote; None until it finished, or if it was not traced.
+    /// Files it wrote, created, truncated, appended, renamed into place or made (a
+    /// directory, a symlink, a hard link); None until it finished, or if it was not traced.
     #[getter]
     fn writes(&self, py: Python<'_>) -> Option<Vec<PyObject>> {
         self.files

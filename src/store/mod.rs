@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::access::AccessKind;
+
 pub use read::*;
 pub use write::*;
 
@@ -75,8 +77,9 @@ pub fn decode_ids(bytes: &[u8]) -> Vec<i64> {
 }
 
 /// Access kinds stored as one `access_set` row per owner and kind (schema v2): read and
-/// stat.
-pub const SET_KINDS: [u8; 2] = [1, 7];
+/// stat. Probes are one `probe_set` row per owner; every other kind is one `access` row
+/// each.
+pub const SET_KINDS: [AccessKind; 2] = [AccessKind::Read, AccessKind::Stat];
 
 /// One path of an `access_set`: its id, how many times, the first process (its id).
 pub type SetEntry = (i64, i64, Option<i64>);
@@ -494,6 +497,28 @@ mod tests {
             .map(|a| (a.command_id, a.kind.as_str()))
             .collect();
         assert_eq!(kinds, vec![(Some(5), "read"), (Some(5), "stat")]);
+    }
+
+    /// The released migration spells the `access_kind` table out; it must say what
+    /// `AccessKind` says.
+    #[test]
+    fn a_new_record_names_the_access_kinds_as_access_kind_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_write(&dir.path().join("db.sqlite")).unwrap();
+        let mut st = store
+            .conn
+            .prepare("SELECT id, name FROM access_kind ORDER BY id")
+            .unwrap();
+        let rows: Vec<(u8, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let kinds: Vec<(u8, String)> = AccessKind::ALL
+            .iter()
+            .map(|k| (k.id(), k.name().to_string()))
+            .collect();
+        assert_eq!(rows, kinds);
     }
 
     #[test]

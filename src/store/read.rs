@@ -3,6 +3,7 @@
 use rusqlite::{params, Row};
 
 use super::{get_bytes, Bytes, Store, StoreError};
+use crate::access::AccessKind;
 
 /// A recorded build.
 #[derive(Debug, Clone)]
@@ -133,28 +134,6 @@ pub struct CommandOutput {
 pub struct CommandFilter {
     pub failed_only: bool,
     pub target_contains: Option<Vec<u8>>,
-}
-
-/// The `access_kind` id of a kind's name.
-fn kind_order(name: &str) -> u8 {
-    match name {
-        "read" => 1,
-        "write" => 2,
-        "create" => 3,
-        "truncate" => 4,
-        "append" => 5,
-        "exec" => 6,
-        "stat" => 7,
-        "probe" => 8,
-        "list" => 9,
-        "remove" => 10,
-        "rename_from" => 11,
-        "rename_to" => 12,
-        "mkdir" => 13,
-        "symlink" => 14,
-        "link" => 15,
-        _ => 16,
-    }
 }
 
 fn split(bytes: Option<Vec<u8>>) -> Vec<Vec<u8>> {
@@ -451,9 +430,10 @@ impl Store {
     pub fn accesses(&self, command_id: i64) -> Result<Vec<AccessRow>, StoreError> {
         let mut rows = self.direct_accesses(command_id)?;
         let probes = self.probes(command_id)?;
+        // Rows come by kind id: the probes go where their kind's id puts them.
         let at = rows
             .iter()
-            .position(|a| kind_order(&a.kind) > 8)
+            .position(|a| AccessKind::from_name(&a.kind).map_or(true, |k| k > AccessKind::Probe))
             .unwrap_or(rows.len());
         let probe_rows = probes.into_iter().map(|path| AccessRow {
             command_id: Some(command_id),
@@ -521,12 +501,16 @@ impl Store {
         )
     }
 
-    /// The commands that wrote into a path during a build (newest last).
+    /// The commands that wrote into a path during a build ([`AccessKind::is_write`]),
+    /// newest last.
     pub fn writers_of(&self, build_id: i64, path: &[u8]) -> Result<Vec<i64>, StoreError> {
         self.rows(
-            "SELECT DISTINCT a.command_id FROM access a JOIN path p ON p.id = a.path_id
-             WHERE a.build_id = ?1 AND p.path = ?2 AND a.command_id IS NOT NULL
-               AND a.kind IN (2, 3, 4, 5, 12, 13, 14, 15) ORDER BY a.command_id",
+            &format!(
+                "SELECT DISTINCT a.command_id FROM access a JOIN path p ON p.id = a.path_id
+                 WHERE a.build_id = ?1 AND p.path = ?2 AND a.command_id IS NOT NULL
+                   AND a.kind IN ({}) ORDER BY a.command_id",
+                AccessKind::sql_ids(AccessKind::is_write)
+            ),
             params![build_id, Bytes(path)],
             |r| r.get(0),
         )

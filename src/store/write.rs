@@ -6,9 +6,7 @@ use rusqlite::params;
 use rustc_hash::FxHashMap as HashMap;
 
 use super::{Bytes, Store, StoreError};
-
-/// `access_kind` id of a probe; probes are stored in `probe_set`.
-const PROBE: u8 = 8;
+use crate::access::AccessKind;
 
 /// A build about to start.
 #[derive(Debug, Clone)]
@@ -151,6 +149,7 @@ pub struct NewAccess {
     /// was given to [`Store::number_paths`]): the store finds the path's id by it
     /// without hashing the path again.
     pub key: u32,
+    /// An [`AccessKind`] id.
     pub kind: u8,
     pub process_id: Option<i64>,
     pub first_ns: i64,
@@ -483,9 +482,9 @@ impl Store {
         let mut sets: [Vec<super::SetEntry>; super::SET_KINDS.len()] = Default::default();
         for a in accesses {
             let path_id = self.keyed_path_id(a.key)?;
-            if a.kind == PROBE {
+            if a.kind == AccessKind::Probe.id() {
                 probe_ids.push(path_id);
-            } else if let Some(i) = super::SET_KINDS.iter().position(|&k| k == a.kind) {
+            } else if let Some(i) = super::SET_KINDS.iter().position(|k| k.id() == a.kind) {
                 sets[i].push((path_id, a.count, a.process_id));
             } else {
                 rows.push((path_id, a));
@@ -496,7 +495,7 @@ impl Store {
                 let json = super::encode_access_set(entries);
                 self.exec(
                     "INSERT INTO access_set (build_id, command_id, make_id, kind, count, accesses) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![build_id, command_id, make_id, kind, entries.len() as i64, json],
+                    params![build_id, command_id, make_id, kind.id(), entries.len() as i64, json],
                 )?;
             }
         }
@@ -535,15 +534,19 @@ impl Store {
     }
 
     /// Compute the command DAG of a build: an edge from the command that wrote a path
-    /// to every command that started after it and read, executed, stat'ed, listed or
-    /// probed that path, each (writer, reader, path) once.
+    /// ([`AccessKind::is_write`]) to every command that started after it and read,
+    /// executed, stat'ed, listed or probed that path ([`AccessKind::is_read`]), each
+    /// (writer, reader, path) once.
     pub fn compute_edges(&mut self, build_id: i64) -> Result<usize, StoreError> {
         // Writes are the rare kinds, one row each; everything else is joined to them
         // here rather than in SQL, since reads, stats and probes are stored as sets.
         let mut writers: HashMap<i64, Vec<(i64, i64)>> = HashMap::default();
         for (path, command, started) in self.rows(
-            "SELECT a.path_id, a.command_id, c.started_ns FROM access a JOIN command c ON c.id = a.command_id
-             WHERE a.build_id = ?1 AND a.kind IN (2, 3, 4, 5, 12, 13, 14, 15)",
+            &format!(
+                "SELECT a.path_id, a.command_id, c.started_ns FROM access a JOIN command c ON c.id = a.command_id
+                 WHERE a.build_id = ?1 AND a.kind IN ({})",
+                AccessKind::sql_ids(AccessKind::is_write)
+            ),
             [build_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )? {
@@ -560,10 +563,15 @@ impl Store {
                 }
             }
         };
-        // Execs and listings (and reads and stats, were any stored as rows).
+        // Readers stored as rows: execs and listings (reads and stats are sets and
+        // probes a probe_set, both read below; a record that has them as rows counts
+        // them here).
         for (path, reader, started) in self.rows(
-            "SELECT a.path_id, a.command_id, c.started_ns FROM access a JOIN command c ON c.id = a.command_id
-             WHERE a.build_id = ?1 AND a.kind IN (1, 6, 7, 9)",
+            &format!(
+                "SELECT a.path_id, a.command_id, c.started_ns FROM access a JOIN command c ON c.id = a.command_id
+                 WHERE a.build_id = ?1 AND a.kind IN ({})",
+                AccessKind::sql_ids(AccessKind::is_read)
+            ),
             [build_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )? {

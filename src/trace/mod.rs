@@ -27,6 +27,8 @@ mod run;
 mod supervisor;
 pub(crate) mod sys;
 
+// The record's access kinds live in `crate::access`, which the store shares.
+pub use crate::access::AccessKind;
 pub use filter::FilterOptions;
 pub use path::{Cursor, PathId, PathTable};
 pub use ring::{Ring, RingKind, RingRecord, FAST_PATH_PAGE};
@@ -35,69 +37,6 @@ pub use run::{
     seqpacket_pair, Traced,
 };
 pub use supervisor::Supervisor;
-
-/// How a path was touched. The numbers are the record's `access_kind` ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum AccessKind {
-    /// Opened read-only, and it existed.
-    Read = 1,
-    /// Opened for writing without `O_TRUNC`/`O_APPEND`; it existed.
-    Write = 2,
-    /// Opened with `O_CREAT` (or `creat`) and did not exist.
-    Create = 3,
-    /// Opened with `O_TRUNC` (or `truncate(2)`) and existed.
-    Truncate = 4,
-    /// Opened with `O_APPEND` and existed.
-    Append = 5,
-    /// Executed (execve/execveat on an existing file).
-    Exec = 6,
-    /// Metadata looked at (stat, access, `O_PATH`, readlink if trapped), or an operation
-    /// that failed because the path existed (`mkdir`, `O_CREAT|O_EXCL`); it existed.
-    Stat = 7,
-    /// Looked for and found missing (any call on a path that does not exist).
-    Probe = 8,
-    /// A directory listed (getdents on a directory fd).
-    List = 9,
-    /// unlink/unlinkat/rmdir of an existing path.
-    Remove = 10,
-    /// The old side of a rename.
-    RenameFrom = 11,
-    /// The new side of a rename.
-    RenameTo = 12,
-    /// A directory created.
-    Mkdir = 13,
-    /// A symbolic link created (the link's own path; its target is just text).
-    Symlink = 14,
-    /// A hard link created (the new path; the old one is recorded as `Stat`).
-    Link = 15,
-    /// Changed directory into (chdir/fchdir).
-    Chdir = 16,
-}
-
-impl AccessKind {
-    /// The record's name for the kind (`access_kind.name`).
-    pub fn name(self) -> &'static str {
-        match self {
-            AccessKind::Read => "read",
-            AccessKind::Write => "write",
-            AccessKind::Create => "create",
-            AccessKind::Truncate => "truncate",
-            AccessKind::Append => "append",
-            AccessKind::Exec => "exec",
-            AccessKind::Stat => "stat",
-            AccessKind::Probe => "probe",
-            AccessKind::List => "list",
-            AccessKind::Remove => "remove",
-            AccessKind::RenameFrom => "rename_from",
-            AccessKind::RenameTo => "rename_to",
-            AccessKind::Mkdir => "mkdir",
-            AccessKind::Symlink => "symlink",
-            AccessKind::Link => "link",
-            AccessKind::Chdir => "chdir",
-        }
-    }
-}
 
 /// What a traced process did. `pid` is always the thread group id (the process).
 /// Paths of accesses are numbers in the supervisor's [`PathTable`] (`P = PathId`);
