@@ -330,14 +330,21 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// kinds that make a command a reader or a writer of a path, frozensets.
 fn add_access_kinds(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    let names = |select: fn(AccessKind) -> bool| {
+    let names = |select: fn(AccessKind) -> bool| -> Vec<&'static str> {
         AccessKind::ALL
             .into_iter()
-            .filter(move |&k| select(k))
+            .filter(|&k| select(k))
             .map(AccessKind::name)
+            .collect()
     };
     m.add("ACCESS_KINDS", PyTuple::new_bound(py, names(|_| true)))?;
-    m.add("READ_KINDS", PyFrozenSet::new_bound(py, names(AccessKind::is_read))?)?;
-    m.add("WRITE_KINDS", PyFrozenSet::new_bound(py, names(AccessKind::is_write))?)?;
+    m.add(
+        "READ_KINDS",
+        PyFrozenSet::new_bound(py, &names(AccessKind::is_read))?,
+    )?;
+    m.add(
+        "WRITE_KINDS",
+        PyFrozenSet::new_bound(py, &names(AccessKind::is_write))?,
+    )?;
     Ok(())
 }
