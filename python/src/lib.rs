@@ -8,6 +8,10 @@
 //! `os.fsencode()` gives the exact bytes back. Output (stdout/stderr) stays `bytes`.
 //! This module never writes to the record.
 
+// pyo3 0.22's `#[pymethods]` expansion (its generated wrappers, not this crate's code)
+// converts each `PyErr` into itself and calls unsafe functions inside `unsafe fn`s.
+#![allow(clippy::useless_conversion, unsafe_op_in_unsafe_fn)]
+
 mod queries;
 
 use std::ffi::OsStr;

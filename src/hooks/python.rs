@@ -4,6 +4,10 @@
 //! `str` decoded as `os.fsdecode` does (UTF-8, undecodable bytes as surrogate escapes),
 //! so `os.fsencode(cmd.target)` gives back the exact bytes. The package does the same.
 
+// pyo3 0.22's `#[pymethods]` expansion (its generated wrappers, not this module's code)
+// converts each `PyErr` into itself and calls unsafe functions inside `unsafe fn`s.
+#![allow(clippy::useless_conversion, unsafe_op_in_unsafe_fn)]
+
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -550,6 +554,11 @@ fn format_traceback(py: Python<'_>, error: &PyErr) -> String {
 /// home (the make plugin does the same).
 fn set_python_home() {
     static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: `Py_IsInitialized` may be called at any time; `dladdr` gets a function's
+    // address and a zeroed `Dl_info` to fill; `dli_fname`, checked non-null, is the
+    // loader's NUL-terminated file name; `Py_SetPythonHome` runs before the interpreter
+    // starts (checked above, and `Once` runs this once) and keeps a pointer that is
+    // leaked, so it stays valid for the life of the process.
     ONCE.call_once(|| unsafe {
         if std::env::var_os("PYTHONHOME").is_some() || pyo3::ffi::Py_IsInitialized() != 0 {
             return;

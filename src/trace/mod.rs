@@ -202,6 +202,7 @@ impl Filter {
     /// the listener away before exec: the first notification is that exec.
     pub fn install(&self) -> Result<OwnedFd, TraceError> {
         match filter::install(&self.program, &self.options) {
+            // SAFETY: `install` returns a listener fd it just created, owned by nobody else.
             Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
             Err(err) if err.raw_os_error() == Some(libc::EBUSY) => Err(TraceError::AlreadyFiltered),
             Err(err) => Err(TraceError::Refused(err)),
