@@ -230,7 +230,9 @@ impl<'a> Message<'a> {
                 time_ns: f.number("time")?,
                 default_goal: f.bytes("default goal")?,
                 makefiles: f.bytes("makefile list")?,
-                database: f.bytes("database dump").map(|d| (!d.is_empty()).then_some(d))?,
+                database: f
+                    .bytes("database dump")
+                    .map(|d| (!d.is_empty()).then_some(d))?,
             }),
             Kind::CommandStart => Message::CommandStart(CommandStart {
                 shim_pid: f.pid("shim pid")?,
@@ -497,7 +499,13 @@ pub(crate) mod c_side {
             let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
             let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
             let output = Command::new(cc)
-                .args(["-O1", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"])
+                .args([
+                    "-O1",
+                    "-Wall",
+                    "-Wextra",
+                    "-Wno-unused-parameter",
+                    "-Werror",
+                ])
                 .args(["-std=gnu11", "-o"])
                 .arg(&exe)
                 .arg(format!("{src}/protocol_test.c"))
@@ -641,7 +649,7 @@ mod tests {
                 user_us: 1234,
                 system_us: 567,
                 max_rss_kib: 8910,
-                left_behind: b"303 sleep 10\0304 daemon",
+                left_behind: b"303 sleep 10\x00304 daemon",
             }),
             Message::CommandEnd(CommandEnd {
                 status: -1,

@@ -240,6 +240,7 @@ pub fn recv_fd(sock: BorrowedFd<'_>, deadline: Instant) -> io::Result<Option<Own
             events: libc::POLLIN,
             revents: 0,
         };
+        // SAFETY: `pfd` is one live pollfd.
         let rc = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
         if rc == 0 {
             return Err(io::Error::new(

@@ -221,7 +221,13 @@ impl MakeRing {
                 },
             };
             if !accesses.is_private(paths, r.path) {
-                accesses.touch(owner, || attribution.process_id(r.pid), r.path, r.kind, r.time_ns);
+                accesses.touch(
+                    owner,
+                    || attribution.process_id(r.pid),
+                    r.path,
+                    r.kind,
+                    r.time_ns,
+                );
             }
         }
         if !last {

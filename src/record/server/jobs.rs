@@ -258,7 +258,8 @@ impl Server {
         if let Some(running) = self.commands.running.get_mut(&id) {
             running.traced = true;
         }
-        self.sockets.watch_listener(std::os::fd::AsRawFd::as_raw_fd(&listener));
+        self.sockets
+            .watch_listener(std::os::fd::AsRawFd::as_raw_fd(&listener));
         if let Err(error) = self.listeners.add(listener, ring, id) {
             // The helper may already be writing into a ring nobody reads: this
             // command's files cannot be complete.

@@ -38,7 +38,12 @@ impl Listeners {
 
     /// Serve `command`'s listener from now on, with its fast path's ring if it sent one.
     /// An error says the ring is unusable (the listener is served all the same).
-    pub fn add(&mut self, listener: OwnedFd, ring: Option<OwnedFd>, command: i64) -> io::Result<()> {
+    pub fn add(
+        &mut self,
+        listener: OwnedFd,
+        ring: Option<OwnedFd>,
+        command: i64,
+    ) -> io::Result<()> {
         let attached = match ring.map(trace::Ring::from_fd) {
             Some(Ok(ring)) => {
                 self.supervisor.attach_ring(listener.as_fd(), ring);
