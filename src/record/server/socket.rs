@@ -347,3 +347,34 @@ impl Connection {
         drop(self.fd);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn messages_arrive_with_their_descriptors_and_cut_ones_say_so() {
+        let (ours, theirs) = crate::trace::seqpacket_pair().unwrap();
+        let passed = std::fs::File::open("/dev/null").unwrap();
+        crate::trace::send_fd(theirs.as_raw_fd(), passed.as_raw_fd()).unwrap();
+        let mut buffer = [0u8; 16];
+        let received = Sockets::receive(ours.as_raw_fd(), &mut buffer).unwrap();
+        assert_eq!((received.len, received.truncated), (1, false));
+        assert_eq!(received.fds.len(), 1);
+        assert_ne!(received.fds[0].as_raw_fd(), passed.as_raw_fd());
+
+        // SAFETY: sends 32 bytes from a live array on an open socket.
+        let sent = unsafe { libc::send(theirs.as_raw_fd(), [7u8; 32].as_ptr().cast(), 32, 0) };
+        assert_eq!(sent, 32);
+        let received = Sockets::receive(ours.as_raw_fd(), &mut buffer).unwrap();
+        assert!(received.truncated);
+        assert!(received.fds.is_empty());
+
+        let error = Sockets::receive(ours.as_raw_fd(), &mut buffer).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EAGAIN));
+        drop(theirs);
+        let received = Sockets::receive(ours.as_raw_fd(), &mut buffer).unwrap();
+        assert_eq!(received.len, 0);
+    }
+}
