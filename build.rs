@@ -27,6 +27,7 @@ fn main() {
     println!("cargo:rerun-if-changed=src/protocol.h");
     println!("cargo:rerun-if-changed=src/trace/ring.h");
     println!("cargo:rerun-if-changed=src/trace/pathsearch.h");
+    println!("cargo:rerun-if-changed=src/trace/fastpath.h");
     for source in &sources {
         println!("cargo:rerun-if-changed={}", source.display());
     }
@@ -80,7 +81,8 @@ fn shared_object(
 /// static glibc (libc6-dev), then dynamic.
 fn build_shim(cc: &str, out: &std::path::Path) {
     let shim = out.join("makescope-shim");
-    println!("cargo:rerun-if-changed=src/shim/shim.c");
+    // The directory: shim.c and the headers beside it (line.h).
+    println!("cargo:rerun-if-changed=src/shim");
     let build = |compiler: &str, extra: &[&str]| {
         Command::new(compiler)
             .args(C_FLAGS)

@@ -14,7 +14,8 @@
  * Loaded on its own (`load makescope.so` outside makescope) it only provides
  * $(python …) from python.c.
  *
- * The message format is in src/protocol.h (the C mirror of src/protocol.rs). make 4.3
+ * The messages, the environment's names and the job context's format are
+ * src/protocol.h's. make 4.3
  * internals used: the exported symbols below and the first fields of `struct file`, `struct commands` and
  * `struct variable_set_list` (filedef.h, commands.h, variable.h of make 4.3).
  */
@@ -81,13 +82,6 @@ static char *global_expand (const char *text)
   return value;
 }
 
-static char *copy (const char *s)
-{
-  char *r = gmk_alloc (strlen (s) + 1);
-  strcpy (r, s);
-  return r;
-}
-
 /* Make sure PATH (a link to the shim) exists, with its directories. */
 static void ensure_link (char *path)
 {
@@ -133,14 +127,16 @@ static char *ctx_fn (const char *name, unsigned int argc, char **argv)
   struct file43 *f = *target && make43 ? lookup_file (target) : NULL;
   const char *file = f && f->cmds && f->cmds->fileinfo.filenm ? f->cmds->fileinfo.filenm : "";
   unsigned long line = f && f->cmds ? f->cmds->fileinfo.lineno : 0;
-  size_t newer_len = strlen (newer);
-  if (newer_len > NEWER_MAX)
-    newer_len = NEWER_MAX;
-  size_t cap = strlen (target) + strlen (file) + newer_len + strlen (flags) + strlen (shell) + strlen (make) + 128;
+  struct job_context c = {
+    .make_pid = getpid (), .job = ++job_serial, .target = ctx_text (target), .recipe_file = ctx_text (file),
+    .recipe_line = line, .newer = ctx_text (newer), .shell = ctx_text (shell), .shell_flags = ctx_text (flags),
+    .make_level = makelevel, .make = ctx_text (make),
+  };
+  if (c.newer.n > NEWER_MAX)
+    c.newer.n = NEWER_MAX;
+  size_t cap = ctx_encoded_size (&c);
   char *r = gmk_alloc (cap);
-  snprintf (r, cap, "1\x1f%d\x1f%lu\x1f%s\x1f%s\x1f%lu\x1f%.*s\x1f%s\x1f%s\x1f%u\x1f%s",
-            (int) getpid (), ++job_serial, target, file, line, (int) newer_len, newer,
-            shell, flags, makelevel, make);
+  ctx_encode (&c, r, cap);
   gmk_free (target);
   gmk_free (newer);
   gmk_free (flags);
@@ -227,15 +223,10 @@ static void at_exit (void)
     return;
   char *goal = global_expand ("$(.DEFAULT_GOAL)");
   char *makefiles = global_expand ("$(MAKEFILE_LIST)");
-  const char *dir = getenv ("MAKESCOPE_MAKEDB_DIR");
+  const char *dir = getenv (ENV_MAKEDB_DIR);
   const char *dump = dir && *dir ? dump_database (dir, makefiles) : NULL;
   struct msg m;
-  msg_start (&m, MAKE_END);
-  put_num (&m, getpid ());
-  put_num (&m, now_ns ());
-  put_str (&m, goal);
-  put_str (&m, makefiles);
-  put_str (&m, dump);
+  encode_make_end (&m, getpid (), now_ns (), goal, makefiles, dump);
   send_msg (&m);
   gmk_free (goal);
   gmk_free (makefiles);
@@ -247,14 +238,8 @@ static void announce (void)
   char cwd[4096];
   size_t argv_len = 0;
   char *argv = read_all ("/proc/self/cmdline", &argv_len);
-  msg_start (&m, MAKE_START);
-  put_num (&m, getpid ());
-  put_num (&m, getppid ());
-  put_num (&m, makelevel);
-  put_str (&m, getcwd (cwd, sizeof cwd) ? cwd : "");
-  put (&m, argv ? argv : "", argv ? argv_len : 0);
-  put_str (&m, getenv ("MAKESCOPE_CTX"));
-  put_num (&m, now_ns ());
+  encode_make_start (&m, getpid (), getppid (), makelevel, getcwd (cwd, sizeof cwd) ? cwd : "",
+                     argv ? argv : "", argv ? argv_len : 0, getenv (ENV_CTX), now_ns ());
   free (argv);
   send_msg (&m);
   char ack[16];
@@ -273,9 +258,9 @@ int makescope_gmk_setup (const gmk_floc *floc)
     return 1;
   if (makescope_python_setup && !makescope_python_setup (floc))
     return 0;
-  const char *path = getenv ("MAKESCOPE_SOCK");
-  shim = getenv ("MAKESCOPE_SHIM");
-  shell_dir = getenv ("MAKESCOPE_SHELL_DIR");
+  const char *path = getenv (ENV_SOCK);
+  shim = getenv (ENV_SHIM);
+  shell_dir = getenv (ENV_SHELL_DIR);
   if (!path || !*path || !shim || !*shim || !shell_dir || !*shell_dir)
     return 1;   /* loaded outside makescope: only $(python …) */
   if (strpbrk (shell_dir, " \t\n"))
@@ -283,7 +268,7 @@ int makescope_gmk_setup (const gmk_floc *floc)
       fprintf (stderr, "makescope: the temporary directory must not contain spaces: %s\n", shell_dir);
       return 0;
     }
-  silent = getenv ("MAKESCOPE_SILENT") && !strcmp (getenv ("MAKESCOPE_SILENT"), "1");
+  silent = getenv (ENV_SILENT) && !strcmp (getenv (ENV_SILENT), "1");
   char *version = gmk_expand ("$(MAKE_VERSION)");
   make43 = !strcmp (version, "4.3");
   gmk_free (version);
@@ -294,7 +279,7 @@ int makescope_gmk_setup (const gmk_floc *floc)
   atexit (at_exit);
   gmk_add_function ("makescope-shell", shell_fn, 0, 1, GMK_FUNC_NOEXPAND);
   gmk_add_function ("makescope-ctx", ctx_fn, 0, 1, GMK_FUNC_NOEXPAND);
-  gmk_eval ("export MAKESCOPE_CTX = $(makescope-ctx x)\n"
+  gmk_eval ("export " ENV_CTX " = $(makescope-ctx x)\n"
             "%: override SHELL = $(makescope-shell x)\n", floc);
   return 1;
 }

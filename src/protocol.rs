@@ -1,20 +1,25 @@
 //! The wire format between the processes of a recorded build and the recorder.
 //!
 //! Three kinds of client talk to the recorder over one `SOCK_SEQPACKET` Unix socket
-//! (path in `MAKESCOPE_SOCK`): the make plugin (one connection per make process), the
+//! (path in [`ENV_SOCK`]): the make plugin (one connection per make process), the
 //! shim (one connection per recipe command) and the shim's child, which passes the
 //! seccomp listener with `SCM_RIGHTS` on its parent's connection. SEQPACKET keeps
 //! message boundaries and order within a connection, so a command's story is simply
-//! the sequence of messages on its connection; a connection that closes before `End`
+//! the sequence of messages on its connection; a connection that closes before its end
 //! means the client died.
 //!
 //! A message is one kind byte followed by fields; a field is a little-endian `u32`
-//! length and that many bytes. Numbers travel as decimal text. The format is mirrored
-//! for the C sides (the make plugin and the shim) in `src/protocol.h`: change both or
-//! neither.
+//! length and that many bytes. Numbers travel as decimal text. Each kind decodes into
+//! its own struct here ([`Message::decode`]): the one place on the Rust side that knows
+//! field positions. `src/protocol.h` is the one place on the C side (one encoder per
+//! kind, the environment's names, the job context's codec); the `c_side` tests compile
+//! a driver against it and decode what it encodes.
 //!
-//! This module must never allocate per byte or block: the shim's cost is per command.
+//! This module must never allocate while decoding (messages borrow from the receive
+//! buffer) nor decide anything: the recorder's event loop does that.
 
+/// Every variable makescope's processes set for each other starts with this.
+pub const ENV_PREFIX: &str = "MAKESCOPE_";
 /// Environment variable naming the recorder's socket.
 pub const ENV_SOCK: &str = "MAKESCOPE_SOCK";
 /// Environment variable the plugin exports into every recipe: the job's context.
@@ -39,49 +44,44 @@ pub const ENV_PRELOAD: &str = "MAKESCOPE_PRELOAD";
 /// The directory of links to the shim: `<dir>/abs/bin/bash` runs `/bin/bash` through the
 /// shim, `<dir>/rel/bash` runs `bash` (found on PATH).
 pub const ENV_SHELL_DIR: &str = "MAKESCOPE_SHELL_DIR";
-
-/// The real shell behind a shim link, given the link directory and the path the shim
-/// was run as (its argv\[0\]); `None` if it was not run through a link.
-pub fn real_shell<'a>(shell_dir: &[u8], argv0: &'a [u8]) -> Option<&'a [u8]> {
-    let rest = argv0.strip_prefix(shell_dir)?;
-    if let Some(absolute) = rest.strip_prefix(b"/abs") {
-        absolute.starts_with(b"/").then_some(absolute)
-    } else {
-        rest.strip_prefix(b"/rel/").filter(|r| !r.is_empty())
-    }
-}
+/// For the fast path's helper: the descriptor of its ring.
+pub const ENV_TRACE_RING: &str = "MAKESCOPE_TRACE_RING";
+/// For the fast path's helper: the address (hex) of its trusted page.
+pub const ENV_TRACE_PAGE: &str = "MAKESCOPE_TRACE_PAGE";
+/// For the fast path's helper: no filter under this process (make's own ring).
+pub const ENV_TRACE_UNFILTERED: &str = "MAKESCOPE_TRACE_UNFILTERED";
+/// For the fast path's helper: leave glibc's internal opens alone.
+pub const ENV_TRACE_NO_REDIRECT: &str = "MAKESCOPE_TRACE_NO_REDIRECT";
+/// Set by whoever measures: print the tracer's counts and the threads' CPU times.
+pub const ENV_TRACE_STATS: &str = "MAKESCOPE_TRACE_STATS";
+/// The setting the shim appends to `ASAN_OPTIONS` along with the fast path's helper.
+pub const ASAN_LINK_ORDER: &str = "verify_asan_link_order=0";
 
 /// The largest message a client sends; output is cut into chunks below this.
 pub const MAX_MESSAGE: usize = 60 * 1024;
 
-/// What a message is about.
+/// What a message is about: its first byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
-    /// plugin: a make process started. Fields: pid, ppid, makelevel, cwd, argv
-    /// (NUL-separated), inherited context (the recipe that started it, may be empty),
-    /// time (ns since the epoch).
+    /// plugin: [`MakeStart`].
     MakeStart = 1,
-    /// plugin: a make process is exiting. Fields: pid, time, default goal,
-    /// MAKEFILE_LIST, database dump path (may be empty).
+    /// plugin: [`MakeEnd`].
     MakeEnd = 2,
-    /// shim: a recipe command starts. Fields: shim pid, context, argv (NUL-separated:
-    /// shell words, shell flags, command), cwd, environment (NUL-separated), time,
-    /// target existed before (`1`/`0`), flags (`a` = wants an ack).
+    /// shim: [`CommandStart`].
     CommandStart = 10,
-    /// shim: output. Fields: stream (`1` stdout, `2` stderr), bytes.
+    /// shim: [`Output`].
     Output = 11,
-    /// shim: the command finished. Fields: wait status (raw), time, user µs, system µs,
-    /// max RSS KiB, processes left behind (NUL-separated `pid argv0` entries).
+    /// shim: [`CommandEnd`].
     CommandEnd = 12,
-    /// shim's child: the seccomp listener travels as SCM_RIGHTS. Fields: child pid.
+    /// shim's child: [`Listener`].
     Listener = 13,
-    /// shim: the filter could not be installed. Fields: reason.
+    /// shim's child: [`TraceRefused`].
     TraceRefused = 14,
-    /// shim: the line runs a sub-make, so it is not filtered itself; the sub-make's
-    /// commands are, each with its own filter. No fields.
+    /// shim's child: the line runs a sub-make, so it is not filtered itself; the
+    /// sub-make's commands are, each with its own filter. No fields.
     SubMake = 15,
-    /// recorder → client: go on.
+    /// recorder → client: go on. No fields.
     Ack = 20,
 }
 
@@ -103,48 +103,6 @@ impl Kind {
     }
 }
 
-/// Builds one message.
-#[derive(Debug)]
-pub struct Writer {
-    buffer: Vec<u8>,
-}
-
-impl Writer {
-    /// Start a message of this kind.
-    pub fn new(kind: Kind) -> Writer {
-        let mut buffer = Vec::with_capacity(512);
-        buffer.push(kind as u8);
-        Writer { buffer }
-    }
-
-    /// Append a field.
-    pub fn field(&mut self, bytes: &[u8]) -> &mut Writer {
-        self.buffer
-            .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-        self.buffer.extend_from_slice(bytes);
-        self
-    }
-
-    /// Append a number as decimal text.
-    pub fn number(&mut self, n: i64) -> &mut Writer {
-        let mut text = [0u8; 24];
-        let len = format_i64(n, &mut text);
-        self.field(&text[..len])
-    }
-
-    /// The encoded message.
-    pub fn bytes(&self) -> &[u8] {
-        &self.buffer
-    }
-}
-
-fn format_i64(n: i64, out: &mut [u8; 24]) -> usize {
-    use std::io::Write;
-    let mut cursor = std::io::Cursor::new(&mut out[..]);
-    let _ = write!(cursor, "{n}");
-    cursor.position() as usize
-}
-
 /// Why a message could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -155,72 +113,178 @@ pub enum DecodeError {
     #[error("unknown message kind {0}")]
     UnknownKind(u8),
     /// A field's length runs past the end.
-    #[error("truncated field")]
-    Truncated,
-    /// A field that should hold a number does not.
-    #[error("field {0} is not a number")]
-    NotANumber(usize),
+    #[error("a {kind:?} message with a truncated field")]
+    Truncated {
+        /// The message's kind.
+        kind: Kind,
+    },
     /// A field is missing.
-    #[error("missing field {0}")]
-    Missing(usize),
+    #[error("a {kind:?} message without its {field}")]
+    Missing {
+        /// The message's kind.
+        kind: Kind,
+        /// The field's name.
+        field: &'static str,
+    },
+    /// A field that should hold a number does not.
+    #[error("a {kind:?} message whose {field} is not a number")]
+    NotANumber {
+        /// The message's kind.
+        kind: Kind,
+        /// The field's name.
+        field: &'static str,
+    },
 }
 
-/// A decoded message: its kind and its fields, borrowed from the buffer.
-#[derive(Debug)]
-pub struct Message<'a> {
-    /// What it is about.
-    pub kind: Kind,
-    fields: Vec<&'a [u8]>,
+/// A message's fields, read in order. Reading a field that is not there is an error;
+/// fields after the last one a kind reads are allowed (but must be well formed).
+struct Fields<'a> {
+    kind: Kind,
+    rest: &'a [u8],
+}
+
+impl<'a> Fields<'a> {
+    fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let kind = self.kind;
+        if self.rest.is_empty() {
+            return Err(DecodeError::Missing { kind, field });
+        }
+        let Some((len, rest)) = self.rest.split_first_chunk::<4>() else {
+            return Err(DecodeError::Truncated { kind });
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        if rest.len() < len {
+            return Err(DecodeError::Truncated { kind });
+        }
+        let (bytes, rest) = rest.split_at(len);
+        self.rest = rest;
+        Ok(bytes)
+    }
+
+    fn number(&mut self, field: &'static str) -> Result<i64, DecodeError> {
+        let bytes = self.bytes(field)?;
+        std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(DecodeError::NotANumber {
+                kind: self.kind,
+                field,
+            })
+    }
+
+    /// A pid (sent as a number).
+    fn pid(&mut self, field: &'static str) -> Result<i32, DecodeError> {
+        Ok(self.number(field)? as i32)
+    }
+
+    /// Check that whatever follows is well formed fields.
+    fn finish(mut self) -> Result<(), DecodeError> {
+        while !self.rest.is_empty() {
+            self.bytes("")?;
+        }
+        Ok(())
+    }
+}
+
+/// A decoded message, borrowed from the buffer it was received in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// [`Kind::MakeStart`].
+    MakeStart(MakeStart<'a>),
+    /// [`Kind::MakeEnd`].
+    MakeEnd(MakeEnd<'a>),
+    /// [`Kind::CommandStart`].
+    CommandStart(CommandStart<'a>),
+    /// [`Kind::Output`].
+    Output(Output<'a>),
+    /// [`Kind::CommandEnd`].
+    CommandEnd(CommandEnd<'a>),
+    /// [`Kind::Listener`].
+    Listener(Listener),
+    /// [`Kind::TraceRefused`].
+    TraceRefused(TraceRefused<'a>),
+    /// [`Kind::SubMake`].
+    SubMake,
+    /// [`Kind::Ack`].
+    Ack,
 }
 
 impl<'a> Message<'a> {
     /// Decode one message.
     pub fn decode(bytes: &'a [u8]) -> Result<Message<'a>, DecodeError> {
-        let (&kind, mut rest) = bytes.split_first().ok_or(DecodeError::Empty)?;
-        let kind = Kind::from_u8(kind).ok_or(DecodeError::UnknownKind(kind))?;
-        let mut fields = Vec::with_capacity(8);
-        while !rest.is_empty() {
-            if rest.len() < 4 {
-                return Err(DecodeError::Truncated);
-            }
-            let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-            rest = &rest[4..];
-            if rest.len() < len {
-                return Err(DecodeError::Truncated);
-            }
-            fields.push(&rest[..len]);
-            rest = &rest[len..];
+        let (&byte, rest) = bytes.split_first().ok_or(DecodeError::Empty)?;
+        let kind = Kind::from_u8(byte).ok_or(DecodeError::UnknownKind(byte))?;
+        let mut f = Fields { kind, rest };
+        let message = match kind {
+            Kind::MakeStart => Message::MakeStart(MakeStart {
+                pid: f.pid("pid")?,
+                ppid: f.pid("ppid")?,
+                level: f.number("makelevel")?,
+                directory: f.bytes("cwd")?,
+                argv: f.bytes("argv")?,
+                context: JobContext::parse(f.bytes("context")?),
+                time_ns: f.number("time")?,
+            }),
+            Kind::MakeEnd => Message::MakeEnd(MakeEnd {
+                pid: f.pid("pid")?,
+                time_ns: f.number("time")?,
+                default_goal: f.bytes("default goal")?,
+                makefiles: f.bytes("makefile list")?,
+                database: f
+                    .bytes("database dump")
+                    .map(|d| (!d.is_empty()).then_some(d))?,
+            }),
+            Kind::CommandStart => Message::CommandStart(CommandStart {
+                shim_pid: f.pid("shim pid")?,
+                context: JobContext::parse(f.bytes("context")?),
+                argv: f.bytes("argv")?,
+                directory: f.bytes("cwd")?,
+                environment: f.bytes("environment")?,
+                time_ns: f.number("time")?,
+                target_existed: f.number("target existed")? == 1,
+                wants_ack: f.bytes("flags")?.contains(&b'a'),
+            }),
+            Kind::Output => Message::Output(Output {
+                stream: match f.bytes("stream")? {
+                    b"2" => Stream::Stderr,
+                    _ => Stream::Stdout,
+                },
+                bytes: f.bytes("bytes")?,
+            }),
+            Kind::CommandEnd => Message::CommandEnd(CommandEnd {
+                status: f.number("wait status")? as i32,
+                time_ns: f.number("time")?,
+                user_us: f.number("user time")?,
+                system_us: f.number("system time")?,
+                max_rss_kib: f.number("max RSS")?,
+                left_behind: f.bytes("processes left behind")?,
+            }),
+            Kind::Listener => Message::Listener(Listener {
+                child_pid: f.pid("child pid")?,
+            }),
+            Kind::TraceRefused => Message::TraceRefused(TraceRefused {
+                reason: f.bytes("reason")?,
+            }),
+            Kind::SubMake => Message::SubMake,
+            Kind::Ack => Message::Ack,
+        };
+        f.finish()?;
+        Ok(message)
+    }
+
+    /// What the message is about.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Message::MakeStart(_) => Kind::MakeStart,
+            Message::MakeEnd(_) => Kind::MakeEnd,
+            Message::CommandStart(_) => Kind::CommandStart,
+            Message::Output(_) => Kind::Output,
+            Message::CommandEnd(_) => Kind::CommandEnd,
+            Message::Listener(_) => Kind::Listener,
+            Message::TraceRefused(_) => Kind::TraceRefused,
+            Message::SubMake => Kind::SubMake,
+            Message::Ack => Kind::Ack,
         }
-        Ok(Message { kind, fields })
-    }
-
-    /// Field `i`'s bytes.
-    pub fn bytes(&self, i: usize) -> Result<&'a [u8], DecodeError> {
-        self.fields.get(i).copied().ok_or(DecodeError::Missing(i))
-    }
-
-    /// Field `i` as a number.
-    pub fn number(&self, i: usize) -> Result<i64, DecodeError> {
-        let bytes = self.bytes(i)?;
-        std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or(DecodeError::NotANumber(i))
-    }
-
-    /// Field `i` split at NUL bytes (an argv or an environment).
-    pub fn list(&self, i: usize) -> Result<Vec<&'a [u8]>, DecodeError> {
-        Ok(split_nul(self.bytes(i)?))
-    }
-
-    /// How many fields there are.
-    pub fn len(&self) -> usize {
-        self.fields.len()
-    }
-
-    /// Whether there are no fields.
-    pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
     }
 }
 
@@ -233,55 +297,110 @@ pub fn split_nul(bytes: &[u8]) -> Vec<&[u8]> {
     bytes.split(|&b| b == 0).collect()
 }
 
-/// The setting the shim appends to `ASAN_OPTIONS` along with the fast path's helper.
-const ASAN_LINK_ORDER: &[u8] = b"verify_asan_link_order=0";
-
-/// An environment as the command would have had it without the tracer's fast path (the
-/// shim appends `helper` to `LD_PRELOAD` and [`ASAN_LINK_ORDER`] to `ASAN_OPTIONS`), or
-/// `None` when the helper is not in it.
-pub fn without_fast_path(environment: &[&[u8]], helper: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let preload = environment.iter().find(|e| e.starts_with(b"LD_PRELOAD="))?;
-    let mut cleaned = without_preload(preload, helper);
-    if cleaned.as_deref() == Some(*preload) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(environment.len());
-    for &entry in environment {
-        if entry.starts_with(b"LD_PRELOAD=") {
-            out.extend(cleaned.take());
-        } else if let Some(options) = entry.strip_prefix(b"ASAN_OPTIONS=") {
-            let kept = options
-                .strip_suffix(ASAN_LINK_ORDER)
-                .map(|rest| rest.strip_suffix(b":").unwrap_or(rest))
-                .unwrap_or(options);
-            if !kept.is_empty() {
-                out.push([b"ASAN_OPTIONS=".as_slice(), kept].concat());
-            }
-        } else {
-            out.push(entry.to_vec());
-        }
-    }
-    Some(out)
+/// plugin: a make process started (it waits for [`Kind::Ack`] before it runs anything).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MakeStart<'a> {
+    /// The make process.
+    pub pid: i32,
+    /// Its parent.
+    pub ppid: i32,
+    /// Its `MAKELEVEL`.
+    pub level: i64,
+    /// Its working directory.
+    pub directory: &'a [u8],
+    /// Its command line, NUL-separated.
+    pub argv: &'a [u8],
+    /// The context it inherited: the recipe line that ran it (`None` for the top make).
+    pub context: Option<JobContext<'a>>,
+    /// When (ns since the epoch).
+    pub time_ns: i64,
 }
 
-/// An `LD_PRELOAD=…` environment entry without the tracer's `helper` (which the shim
-/// appended): `None` when nothing else is left, so the entry is dropped.
-pub fn without_preload(entry: &[u8], helper: &[u8]) -> Option<Vec<u8>> {
-    let value = entry.strip_prefix(b"LD_PRELOAD=").unwrap_or(entry);
-    let words: Vec<&[u8]> = value
-        .split(|&b| b == b' ' || b == b':')
-        .filter(|w| !w.is_empty())
-        .collect();
-    let kept: Vec<&[u8]> = words.iter().copied().filter(|w| *w != helper).collect();
-    if kept.len() == words.len() {
-        return Some(entry.to_vec());
-    }
-    if kept.is_empty() {
-        return None;
-    }
-    let mut out = b"LD_PRELOAD=".to_vec();
-    out.extend_from_slice(&kept.join(&b' '));
-    Some(out)
+/// plugin: a make process is exiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MakeEnd<'a> {
+    /// The make process.
+    pub pid: i32,
+    /// When (ns since the epoch).
+    pub time_ns: i64,
+    /// `.DEFAULT_GOAL`.
+    pub default_goal: &'a [u8],
+    /// `MAKEFILE_LIST`.
+    pub makefiles: &'a [u8],
+    /// Where it dumped its database, if it did.
+    pub database: Option<&'a [u8]>,
+}
+
+/// shim: a recipe line starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandStart<'a> {
+    /// The shim's pid: the root of the command's processes.
+    pub shim_pid: i32,
+    /// The job's context (`None` if it could not be read).
+    pub context: Option<JobContext<'a>>,
+    /// NUL-separated: the makefile's SHELL words, the `.SHELLFLAGS` words, the line.
+    pub argv: &'a [u8],
+    /// The working directory.
+    pub directory: &'a [u8],
+    /// The environment, NUL-separated; empty when it did not fit in one message.
+    pub environment: &'a [u8],
+    /// When (ns since the epoch).
+    pub time_ns: i64,
+    /// Whether `$@` existed before the line ran.
+    pub target_existed: bool,
+    /// Whether the shim waits for [`Kind::Ack`] (it runs inside a traced command, whose
+    /// filter may report its child's calls before this message is handled otherwise).
+    pub wants_ack: bool,
+}
+
+/// Which of the command's output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output (`1` on the wire).
+    Stdout,
+    /// Standard error (`2`).
+    Stderr,
+}
+
+/// shim: some of the command's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output<'a> {
+    /// Where it was written.
+    pub stream: Stream,
+    /// What.
+    pub bytes: &'a [u8],
+}
+
+/// shim: the command finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandEnd<'a> {
+    /// The raw wait(2) status.
+    pub status: i32,
+    /// When (ns since the epoch).
+    pub time_ns: i64,
+    /// CPU time in user mode (µs).
+    pub user_us: i64,
+    /// CPU time in the kernel (µs).
+    pub system_us: i64,
+    /// Peak resident set (KiB).
+    pub max_rss_kib: i64,
+    /// Processes still running: NUL-separated `pid argv0` entries.
+    pub left_behind: &'a [u8],
+}
+
+/// shim's child: its seccomp listener (and the fast path's ring) come with this message
+/// as `SCM_RIGHTS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// The child's pid.
+    pub child_pid: i32,
+}
+
+/// shim's child: the filter could not be installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceRefused<'a> {
+    /// Why (strerror's words).
+    pub reason: &'a [u8],
 }
 
 /// Join items with NUL separators.
@@ -300,182 +419,471 @@ where
     out
 }
 
-/// The job context the plugin exports into each recipe's environment
-/// (`MAKESCOPE_CTX`). Fields are separated by `\x1f`, in this order.
+/// The job context the plugin exports into each recipe's environment ([`ENV_CTX`]),
+/// borrowed from the message it came in. Fields are separated by `\x1f`, in this order,
+/// after the format's version (`1`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct JobContext {
-    /// Format version (`1`).
-    pub version: u32,
+pub struct JobContext<'a> {
     /// The make process that runs the job.
     pub make_pid: i32,
     /// make's job number within that make process: the lines of one recipe share it.
     pub job: u64,
     /// `$@`.
-    pub target: Vec<u8>,
+    pub target: &'a [u8],
     /// The makefile that holds the recipe (empty unless make is 4.3, whose internals
     /// the plugin reads for it).
-    pub recipe_file: Vec<u8>,
+    pub recipe_file: &'a [u8],
     /// The recipe's first line in that makefile (0 when make does not know).
     pub recipe_line: u32,
     /// `$?`: the prerequisites newer than the target (may be cut short).
-    pub newer: Vec<u8>,
+    pub newer: &'a [u8],
     /// The makefile's own SHELL, as make would have run it.
-    pub shell: Vec<u8>,
+    pub shell: &'a [u8],
     /// `.SHELLFLAGS` for this target.
-    pub shell_flags: Vec<u8>,
+    pub shell_flags: &'a [u8],
     /// MAKELEVEL of the make process.
     pub make_level: u32,
-    /// `$(MAKE)`: how a recipe line runs a sub-make.
-    pub make: Vec<u8>,
+    /// `$(MAKE)`: how a recipe line runs a sub-make (may be missing: then empty).
+    pub make: &'a [u8],
 }
 
-impl JobContext {
-    /// Parse a `MAKESCOPE_CTX` value; `None` if it is not one.
-    pub fn parse(value: &[u8]) -> Option<JobContext> {
+impl<'a> JobContext<'a> {
+    /// The separator between fields.
+    pub const SEPARATOR: u8 = 0x1f;
+    /// The format's version, its first field.
+    pub const VERSION: &'static [u8] = b"1";
+
+    /// Parse an [`ENV_CTX`] value; `None` if it is not one.
+    pub fn parse(value: &'a [u8]) -> Option<JobContext<'a>> {
         fn number<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
             std::str::from_utf8(b).ok()?.parse().ok()
         }
-        let mut parts = value.split(|&b| b == 0x1f);
-        let mut next = || parts.next();
-        let version: u32 = number(next()?)?;
-        if version != 1 {
+        let mut parts = value.split(|&b| b == Self::SEPARATOR);
+        if parts.next()? != Self::VERSION {
             return None;
         }
+        let mut next = || parts.next();
         Some(JobContext {
-            version,
             make_pid: number(next()?)?,
             job: number(next()?)?,
-            target: next()?.to_vec(),
-            recipe_file: next()?.to_vec(),
+            target: next()?,
+            recipe_file: next()?,
             recipe_line: number(next()?)?,
-            newer: next()?.to_vec(),
-            shell: next()?.to_vec(),
-            shell_flags: next()?.to_vec(),
+            newer: next()?,
+            shell: next()?,
+            shell_flags: next()?,
             make_level: number(next()?)?,
-            make: next().unwrap_or_default().to_vec(),
+            make: next().unwrap_or_default(),
         })
+    }
+}
+
+/// The C side, compiled and run: `src/protocol_test.c` against `src/protocol.h` and the
+/// shim's headers, built with the system `cc` into a temporary directory.
+#[cfg(test)]
+pub(crate) mod c_side {
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    /// The compiled driver; its directory goes when this does.
+    pub(crate) struct Driver {
+        _dir: tempfile::TempDir,
+        exe: PathBuf,
+    }
+
+    impl Driver {
+        /// Compile the driver with the C parts' warnings, as errors.
+        pub(crate) fn build() -> Driver {
+            let dir = tempfile::tempdir().unwrap();
+            let exe = dir.path().join("protocol_test");
+            let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+            let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+            let output = Command::new(cc)
+                .args([
+                    "-O1",
+                    "-Wall",
+                    "-Wextra",
+                    "-Wno-unused-parameter",
+                    "-Werror",
+                ])
+                .args(["-std=gnu11", "-o"])
+                .arg(&exe)
+                .arg(format!("{src}/protocol_test.c"))
+                .output()
+                .expect("running cc");
+            assert!(
+                output.status.success(),
+                "compiling src/protocol_test.c failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            Driver { _dir: dir, exe }
+        }
+
+        /// The driver's command for `args`, with an empty environment.
+        pub(crate) fn command(&self, args: &[&str]) -> Command {
+            let mut command = Command::new(&self.exe);
+            command.args(args).env_clear();
+            command
+        }
+
+        /// Run the driver on `args` with an empty environment; its output.
+        pub(crate) fn run(&self, args: &[&str]) -> Vec<u8> {
+            Self::output(self.command(args))
+        }
+
+        /// Run a driver command; its output.
+        pub(crate) fn output(mut command: Command) -> Vec<u8> {
+            let output = command.output().expect("running the driver");
+            assert!(
+                output.status.success(),
+                "{command:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            output.stdout
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_helper_leaves_recorded_preloads() {
-        let helper = b"/tmp/makescope-x/makescope-preload.so";
-        assert_eq!(
-            without_preload(b"LD_PRELOAD=/tmp/makescope-x/makescope-preload.so", helper),
-            None
-        );
-        assert_eq!(
-            without_preload(
-                b"LD_PRELOAD=libasan.so.8 /tmp/makescope-x/makescope-preload.so",
-                helper
-            ),
-            Some(b"LD_PRELOAD=libasan.so.8".to_vec())
-        );
-        assert_eq!(
-            without_preload(b"LD_PRELOAD=a.so:b.so", helper),
-            Some(b"LD_PRELOAD=a.so:b.so".to_vec())
-        );
-        let inside: [&[u8]; 3] = [
-            b"PATH=/bin",
-            b"ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0",
-            b"LD_PRELOAD=/tmp/makescope-x/makescope-preload.so",
-        ];
-        assert_eq!(
-            without_fast_path(&inside, helper),
-            Some(vec![
-                b"PATH=/bin".to_vec(),
-                b"ASAN_OPTIONS=detect_leaks=0".to_vec()
-            ])
-        );
-        let outside: [&[u8]; 2] = [b"PATH=/bin", b"ASAN_OPTIONS=verify_asan_link_order=0"];
-        assert_eq!(without_fast_path(&outside, helper), None);
-    }
-
+    use super::c_side::Driver;
     use super::*;
 
-    #[test]
-    fn round_trip() {
-        let mut w = Writer::new(Kind::CommandStart);
-        w.number(-42).field(b"a\0b").field(b"");
-        let m = Message::decode(w.bytes()).unwrap();
-        assert_eq!(m.kind, Kind::CommandStart);
-        assert_eq!(m.number(0).unwrap(), -42);
-        assert_eq!(m.list(1).unwrap(), vec![&b"a"[..], &b"b"[..]]);
-        assert_eq!(m.bytes(2).unwrap(), b"");
-        assert_eq!(m.bytes(3), Err(DecodeError::Missing(3)));
-    }
-
-    #[test]
-    fn truncated() {
-        assert_eq!(
-            Message::decode(&[10, 5, 0, 0, 0, b'a']).unwrap_err(),
-            DecodeError::Truncated
-        );
-        assert_eq!(
-            Message::decode(&[99]).unwrap_err(),
-            DecodeError::UnknownKind(99)
-        );
-    }
-
-    #[test]
-    fn shells_behind_links() {
-        assert_eq!(
-            real_shell(b"/t/sh", b"/t/sh/abs/bin/bash"),
-            Some(&b"/bin/bash"[..])
-        );
-        assert_eq!(real_shell(b"/t/sh", b"/t/sh/rel/bash"), Some(&b"bash"[..]));
-        assert_eq!(real_shell(b"/t/sh", b"/bin/bash"), None);
-        assert_eq!(real_shell(b"/t/sh", b"/t/sh/rel/"), None);
-    }
-
-    #[test]
-    fn sub_make_lines() {
-        assert!(runs_make(b"make -C sub", b"make"));
-        assert!(runs_make(b"cd sub && make", b"make"));
-        assert!(runs_make(b"/usr/bin/make -C x", b"make"));
-        assert!(runs_make(b"$(MAKE)", b"$(MAKE)"));
-        assert!(!runs_make(b"makeinfo x.texi", b"make"));
-        assert!(!runs_make(b"cmake ..", b"make"));
-        assert!(!runs_make(b"gcc -c x.c", b"make"));
-        assert!(!runs_make(b"echo hi", b""));
-    }
-
-    #[test]
-    fn context() {
-        let ctx = JobContext::parse(
-            b"1\x1f77\x1f3\x1fall\x1fMakefile\x1f12\x1fa b\x1f/bin/bash\x1f-c\x1f0",
-        )
-        .unwrap();
-        assert_eq!(ctx.make_pid, 77);
-        assert_eq!(ctx.target, b"all");
-        assert_eq!(ctx.recipe_line, 12);
-        assert_eq!(ctx.shell, b"/bin/bash");
-        assert!(JobContext::parse(b"2\x1f").is_none());
-    }
-}
-
-/// Whether a recipe line runs `make` (the value of `$(MAKE)`) as a command word.
-pub fn runs_make(command: &[u8], make: &[u8]) -> bool {
-    if make.is_empty() {
-        return false;
-    }
-    let boundary = |b: Option<&u8>| b.is_none_or(|b| b" \t\n;&|()`'\"=".contains(b));
-    let mut from = 0;
-    while let Some(at) = command[from..].windows(make.len()).position(|w| w == make) {
-        let start = from + at;
-        let end = start + make.len();
-        let before = if start == 0 {
-            None
-        } else {
-            command.get(start - 1)
-        };
-        let before_ok = boundary(before) || (before == Some(&b'/') && !make.contains(&b'/'));
-        if before_ok && boundary(command.get(end)) {
-            return true;
+    /// The messages the driver writes: each a u32 length and its bytes.
+    fn framed(mut bytes: &[u8]) -> Vec<&[u8]> {
+        let mut out = Vec::new();
+        while let Some((len, rest)) = bytes.split_first_chunk::<4>() {
+            let (message, rest) = rest.split_at(u32::from_ne_bytes(*len) as usize);
+            out.push(message);
+            bytes = rest;
         }
-        from = start + 1;
+        out
     }
-    false
+
+    fn context() -> JobContext<'static> {
+        JobContext {
+            make_pid: 77,
+            job: 3,
+            target: b"all",
+            recipe_file: b"Makefile",
+            recipe_line: 12,
+            newer: b"a b",
+            shell: b"/bin/bash",
+            shell_flags: b"-e -c",
+            make_level: 1,
+            make: b"make",
+        }
+    }
+
+    #[test]
+    fn every_message_the_c_side_encodes_decodes_field_by_field() {
+        let output = Driver::build().run(&["messages"]);
+        let decoded: Vec<Message> = framed(&output)
+            .into_iter()
+            .map(|m| Message::decode(m).unwrap())
+            .collect();
+        let expected = vec![
+            Message::MakeStart(MakeStart {
+                pid: 101,
+                ppid: 100,
+                level: 2,
+                directory: b"/src/dir",
+                argv: b"make\0-C\0sub",
+                context: Some(context()),
+                time_ns: 1_700_000_000_123_456_789,
+            }),
+            Message::MakeStart(MakeStart {
+                pid: 102,
+                ppid: 1,
+                level: 0,
+                directory: b"/top",
+                argv: b"make",
+                context: None,
+                time_ns: 5,
+            }),
+            Message::MakeEnd(MakeEnd {
+                pid: 101,
+                time_ns: 1_700_000_000_999_999_999,
+                default_goal: b"all",
+                makefiles: b" Makefile sub.mk",
+                database: Some(b"/tmp/d/0123.mkdb"),
+            }),
+            Message::MakeEnd(MakeEnd {
+                pid: 102,
+                time_ns: 6,
+                default_goal: b"",
+                makefiles: b"",
+                database: None,
+            }),
+            Message::CommandStart(CommandStart {
+                shim_pid: 202,
+                context: Some(context()),
+                argv: b"/bin/bash\0-e\0-c\0echo hi",
+                directory: b"/src",
+                environment: b"PATH=/bin\0HOME=/h\0EMPTY=",
+                time_ns: 1_700_000_001_000_000_000,
+                target_existed: true,
+                wants_ack: true,
+            }),
+            Message::CommandStart(CommandStart {
+                shim_pid: 203,
+                context: None,
+                argv: b"/bin/bash\0-e\0-c",
+                directory: b"",
+                environment: b"",
+                time_ns: 7,
+                target_existed: false,
+                wants_ack: false,
+            }),
+            Message::Output(Output {
+                stream: Stream::Stderr,
+                bytes: b"err\0bytes",
+            }),
+            Message::Output(Output {
+                stream: Stream::Stdout,
+                bytes: b"out",
+            }),
+            Message::CommandEnd(CommandEnd {
+                status: 256,
+                time_ns: 1_700_000_002_000_000_000,
+                user_us: 1234,
+                system_us: 567,
+                max_rss_kib: 8910,
+                left_behind: b"303 sleep 10\x00304 daemon",
+            }),
+            Message::CommandEnd(CommandEnd {
+                status: -1,
+                time_ns: 8,
+                user_us: 0,
+                system_us: 0,
+                max_rss_kib: 0,
+                left_behind: b"",
+            }),
+            Message::Listener(Listener { child_pid: 404 }),
+            Message::TraceRefused(TraceRefused {
+                reason: b"Operation not permitted",
+            }),
+            Message::SubMake,
+        ];
+        assert_eq!(decoded, expected);
+        let kinds: Vec<Kind> = decoded.iter().map(Message::kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                Kind::MakeStart,
+                Kind::MakeStart,
+                Kind::MakeEnd,
+                Kind::MakeEnd,
+                Kind::CommandStart,
+                Kind::CommandStart,
+                Kind::Output,
+                Kind::Output,
+                Kind::CommandEnd,
+                Kind::CommandEnd,
+                Kind::Listener,
+                Kind::TraceRefused,
+                Kind::SubMake
+            ]
+        );
+    }
+
+    #[test]
+    fn both_sides_name_the_environment_alike() {
+        let output = Driver::build().run(&["env"]);
+        let names: Vec<(String, String)> = String::from_utf8(output)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let (name, value) = l.split_once('=').unwrap();
+                (name.to_string(), value.to_string())
+            })
+            .collect();
+        let page = format!("{:x}", crate::trace::FAST_PATH_PAGE);
+        let max = MAX_MESSAGE.to_string();
+        let rust = [
+            ("ENV_PREFIX", ENV_PREFIX),
+            ("ENV_SOCK", ENV_SOCK),
+            ("ENV_CTX", ENV_CTX),
+            ("ENV_TRACED", ENV_TRACED),
+            ("ENV_TRACE", ENV_TRACE),
+            ("ENV_TEE", ENV_TEE),
+            ("ENV_SILENT", ENV_SILENT),
+            ("ENV_MAKEDB_DIR", ENV_MAKEDB_DIR),
+            ("ENV_SHIM", ENV_SHIM),
+            ("ENV_SHELL_DIR", ENV_SHELL_DIR),
+            ("ENV_FILTER", ENV_FILTER),
+            ("ENV_PRELOAD", ENV_PRELOAD),
+            ("ENV_TRACE_RING", ENV_TRACE_RING),
+            ("ENV_TRACE_PAGE", ENV_TRACE_PAGE),
+            ("ENV_TRACE_UNFILTERED", ENV_TRACE_UNFILTERED),
+            ("ENV_TRACE_NO_REDIRECT", ENV_TRACE_NO_REDIRECT),
+            ("ASAN_LINK_ORDER", ASAN_LINK_ORDER),
+            ("FAST_PATH_PAGE_HEX", &page),
+            ("MAX_MESSAGE", &max),
+        ];
+        let rust: Vec<(String, String)> = rust
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(names, rust);
+    }
+
+    #[test]
+    fn the_plugins_context_parses_in_rust() {
+        let encoded = Driver::build().run(&["context-encode"]);
+        assert_eq!(
+            JobContext::parse(&encoded),
+            Some(JobContext {
+                make_pid: 4242,
+                job: 17,
+                target: b"out/x.o",
+                recipe_file: b"rules.mk",
+                recipe_line: 33,
+                newer: b"x.c y.h",
+                shell: b"/bin/sh",
+                shell_flags: b"-ec",
+                make_level: 2,
+                make: b"/usr/bin/make",
+            })
+        );
+    }
+
+    /// The shim's reading of a context, in the driver's one-field-a-line form.
+    fn as_the_shim_reads_it(context: Option<&JobContext>) -> String {
+        let Some(c) = context else {
+            return "-1\n".into();
+        };
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        format!(
+            "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
+            c.make_pid,
+            c.job,
+            text(c.target),
+            text(c.recipe_file),
+            c.recipe_line,
+            text(c.newer),
+            text(c.shell),
+            text(c.shell_flags),
+            c.make_level,
+            text(c.make)
+        )
+    }
+
+    #[test]
+    fn the_shim_reads_contexts_as_rust_does() {
+        let driver = Driver::build();
+        let plugin = String::from_utf8(driver.run(&["context-encode"])).unwrap();
+        for value in [
+            plugin.as_str(),
+            "1\x1f77\x1f3\x1fall\x1fMakefile\x1f12\x1fa b\x1f/bin/bash\x1f-c\x1f0",
+            "1\x1f77\x1f3\x1f\x1f\x1f0\x1f\x1f/bin/sh\x1f-c\x1f0\x1f$(MAKE)",
+            "2\x1f77\x1f3\x1fall\x1fMakefile\x1f12\x1fa b\x1f/bin/bash\x1f-c\x1f0",
+            "1\x1f77\x1f3",
+            "",
+        ] {
+            let shim = String::from_utf8(driver.run(&["context-parse", value])).unwrap();
+            let context = JobContext::parse(value.as_bytes());
+            assert_eq!(shim, as_the_shim_reads_it(context.as_ref()), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn the_shim_finds_sub_makes_by_command_word() {
+        let driver = Driver::build();
+        let runs_make = |line: &str, make: &str| driver.run(&["runs-make", line, make]) == b"1";
+        assert!(runs_make("make -C sub", "make"));
+        assert!(runs_make("cd sub && make", "make"));
+        assert!(runs_make("/usr/bin/make -C x", "make"));
+        assert!(runs_make("$(MAKE)", "$(MAKE)"));
+        assert!(runs_make("/usr/bin/make -C x", "/usr/bin/make"));
+        assert!(!runs_make("/opt/usr/bin/makex", "/usr/bin/make"));
+        assert!(!runs_make("makeinfo x.texi", "make"));
+        assert!(!runs_make("cmake ..", "make"));
+        assert!(!runs_make("gcc -c x.c", "make"));
+        assert!(!runs_make("echo hi", ""));
+    }
+
+    #[test]
+    fn the_shim_finds_the_shell_behind_its_link() {
+        let driver = Driver::build();
+        let real = |dir: &str, path: &str| driver.run(&["real-shell", dir, path]);
+        assert_eq!(real("/t/sh", "/t/sh/abs/bin/bash"), b"/bin/bash");
+        assert_eq!(real("/t/sh", "/t/sh/rel/bash"), b"bash");
+        assert_eq!(real("/t/sh", "/bin/bash"), b"");
+        assert_eq!(real("/t/sh", "/t/sh/rel/"), b"");
+        assert_eq!(real("/t/sh", "/t/sh/abs"), b"");
+        assert_eq!(real("", "/bin/bash"), b"");
+    }
+
+    #[test]
+    fn the_shim_takes_makes_ring_out_of_a_traced_line() {
+        let helper = "/tmp/makescope-x/makescope-preload.so";
+        let driver = Driver::build();
+        let mut command = driver.command(&["leave-make-ring", helper]);
+        command.envs([
+            ("PATH", "/bin"),
+            (ENV_TRACE_UNFILTERED, "1"),
+            (ENV_TRACE_RING, "99"),
+            (ENV_TRACE_PAGE, "10000000000"),
+            ("LD_PRELOAD", &format!("libasan.so.8:{helper}")),
+            ("ASAN_OPTIONS", &format!("detect_leaks=0:{ASAN_LINK_ORDER}")),
+        ]);
+        let mut environment = split_nul(&Driver::output(command))
+            .into_iter()
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .collect::<Vec<_>>();
+        environment.sort();
+        assert_eq!(
+            environment,
+            [
+                "ASAN_OPTIONS=detect_leaks=0",
+                "LD_PRELOAD=libasan.so.8",
+                "PATH=/bin"
+            ]
+        );
+    }
+
+    #[test]
+    fn acks_and_broken_messages() {
+        assert_eq!(Message::decode(&[Kind::Ack as u8]), Ok(Message::Ack));
+        assert_eq!(Message::decode(&[]), Err(DecodeError::Empty));
+        assert_eq!(Message::decode(&[99]), Err(DecodeError::UnknownKind(99)));
+        assert_eq!(
+            Message::decode(&[10, 5, 0, 0, 0, b'a']),
+            Err(DecodeError::Truncated {
+                kind: Kind::CommandStart
+            })
+        );
+        assert_eq!(
+            Message::decode(&[13]),
+            Err(DecodeError::Missing {
+                kind: Kind::Listener,
+                field: "child pid"
+            })
+        );
+        assert_eq!(
+            Message::decode(&[13, 1, 0, 0, 0, b'x']),
+            Err(DecodeError::NotANumber {
+                kind: Kind::Listener,
+                field: "child pid"
+            })
+        );
+        // Fields a kind does not read are allowed, if well formed.
+        assert_eq!(
+            Message::decode(&[13, 1, 0, 0, 0, b'7', 0, 0, 0, 0]),
+            Ok(Message::Listener(Listener { child_pid: 7 }))
+        );
+        assert_eq!(
+            Message::decode(&[13, 1, 0, 0, 0, b'7', 9, 0]),
+            Err(DecodeError::Truncated {
+                kind: Kind::Listener
+            })
+        );
+    }
+
+    #[test]
+    fn contexts_of_another_version_are_not_read() {
+        assert!(JobContext::parse(b"2\x1f77\x1f3\x1fall\x1fM\x1f1\x1f\x1fsh\x1f-c\x1f0").is_none());
+        assert!(JobContext::parse(b"1\x1f77").is_none());
+    }
 }

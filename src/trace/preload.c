@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../protocol.h"
 #include "pathsearch.h"
 #include "ring.h"
 
@@ -93,8 +94,8 @@ static void after_fork(void) {
  * build). */
 __attribute__((constructor)) static void setup(void) {
     if (__atomic_exchange_n(&set_up, 1, __ATOMIC_ACQ_REL)) return;
-    const char *page_env = getenv("MAKESCOPE_TRACE_PAGE");
-    const char *ring_env = getenv("MAKESCOPE_TRACE_RING");
+    const char *page_env = getenv(ENV_TRACE_PAGE);
+    const char *ring_env = getenv(ENV_TRACE_RING);
     if (!page_env || !ring_env) return;
     int fd = atoi(ring_env);
     struct stat st;
@@ -116,11 +117,11 @@ __attribute__((constructor)) static void setup(void) {
     void *map = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) return;
     raw = (raw_fn)page;
-    unfiltered = getenv("MAKESCOPE_TRACE_UNFILTERED") != NULL;
+    unfiltered = getenv(ENV_TRACE_UNFILTERED) != NULL;
     after_fork();
     pthread_atfork(NULL, NULL, after_fork);
     __atomic_store_n(&ring, (struct ring_header *)map, __ATOMIC_RELEASE);
-    if (!getenv("MAKESCOPE_TRACE_NO_REDIRECT")) redirect_libc_opens();
+    if (!getenv(ENV_TRACE_NO_REDIRECT)) redirect_libc_opens();
 }
 
 /* A call that goes the ordinary way: trapped under a filter; without one, not recorded. */

@@ -240,6 +240,7 @@ pub fn recv_fd(sock: BorrowedFd<'_>, deadline: Instant) -> io::Result<Option<Own
             events: libc::POLLIN,
             revents: 0,
         };
+        // SAFETY: `pfd` is one live pollfd.
         let rc = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
         if rc == 0 {
             return Err(io::Error::new(
@@ -257,31 +258,8 @@ pub fn recv_fd(sock: BorrowedFd<'_>, deadline: Instant) -> io::Result<Option<Own
         break;
     }
     let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr() as *mut libc::c_void,
-        iov_len: 1,
-    };
-    let mut cmsg_buf = [0u64; 4];
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg_buf.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = std::mem::size_of_val(&cmsg_buf);
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if cmsg.is_null()
-            || (*cmsg).cmsg_level != libc::SOL_SOCKET
-            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
-        {
-            return Ok(None);
-        }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const RawFd);
-        Ok(Some(OwnedFd::from_raw_fd(fd)))
-    }
+    let received = super::sys::recv_with_fds(sock.as_raw_fd(), &mut byte, 0)?;
+    Ok(received.fds.into_iter().next())
 }
 
 /// Answer every notification on `listeners` with CONTINUE, recording nothing, until

@@ -477,6 +477,83 @@ pub fn now_ns() -> i64 {
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
+/// The most descriptors one message may pass to [`recv_with_fds`] (the shim's child
+/// passes its listener and its ring); the kernel closes any beyond.
+pub const MAX_PASSED_FDS: usize = 2;
+
+/// The bytes of control data [`MAX_PASSED_FDS`] descriptors take.
+// SAFETY: CMSG_SPACE only computes a size.
+const CONTROL_LEN: usize =
+    unsafe { libc::CMSG_SPACE((MAX_PASSED_FDS * std::mem::size_of::<RawFd>()) as u32) } as usize;
+
+/// recvmsg(2)'s control buffer, aligned as `struct cmsghdr` must be.
+#[repr(C)]
+union Control {
+    _header: libc::cmsghdr,
+    bytes: [u8; CONTROL_LEN],
+}
+
+/// What [`recv_with_fds`] received.
+#[derive(Debug)]
+pub struct Received {
+    /// The message's length, at the start of the buffer.
+    pub len: usize,
+    /// The message was longer than the buffer, and cut (`MSG_TRUNC`).
+    pub truncated: bool,
+    /// The descriptors passed with it (`SCM_RIGHTS`), in order, close-on-exec.
+    pub fds: Vec<OwnedFd>,
+}
+
+/// Receive one message on `sock` into `buffer`, with the descriptors passed with it
+/// (recvmsg(2) with `MSG_CMSG_CLOEXEC` and `flags`). `len` 0 on a stream or sequential
+/// packet socket: the peer closed. Errors are recvmsg's (`EAGAIN` with `MSG_DONTWAIT`
+/// and nothing to read, `EINTR`). Allocates only when descriptors come.
+pub fn recv_with_fds(sock: RawFd, buffer: &mut [u8], flags: libc::c_int) -> io::Result<Received> {
+    let mut control = Control {
+        bytes: [0; CONTROL_LEN],
+    };
+    let mut iov = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    // SAFETY: msghdr is plain data; all zeroes is an empty one.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = (&mut control as *mut Control).cast();
+    msg.msg_controllen = CONTROL_LEN;
+    // SAFETY: `msg` points at `iov` (which covers `buffer`) and at `control`, all live
+    // and as large as said for the call.
+    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC | flags) };
+    if n < 0 {
+        return Err(last_error());
+    }
+    let mut fds = Vec::new();
+    // SAFETY: the kernel filled `control` (aligned for cmsghdr) up to msg_controllen;
+    // CMSG_FIRSTHDR/CMSG_NXTHDR stay within it and return null at its end, and each
+    // header's cmsg_len covers its data.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg);
+                let len = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
+                for i in 0..len / std::mem::size_of::<RawFd>() {
+                    let fd = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                    // The descriptor is new in this process and nobody else's.
+                    fds.push(OwnedFd::from_raw_fd(fd));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok(Received {
+        len: n as usize,
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        fds,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,470 @@
+//! The make processes and recipe lines of the build, from their messages to their rows:
+//! a make's start and end, a command's start, output, listener and end, and what of a
+//! command's environment is recorded.
+//!
+//! This is where the messages' facts become the record's rows and the UI's events; it
+//! never reads a socket or a listener itself.
+
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::os::fd::{OwnedFd, RawFd};
+
+use super::socket::{Role, Sockets};
+use super::Server;
+use crate::output::{CommandInfo, Outcome, Stream};
+use crate::protocol::{self, ASAN_LINK_ORDER, ENV_PREFIX};
+use crate::record::ui::Event as UiEvent;
+use crate::record::writer::Write;
+use crate::store::{CommandEnd, MakeEnd, NewCommand, NewMake, Owner};
+use crate::util::{now_ns, redact_environment};
+
+/// `command.traced` for a line that runs a sub-make: not filtered itself, its sub-make's
+/// commands are.
+const TRACED_SUB_MAKE: i64 = 2;
+
+/// A recipe line between its start and its end.
+struct Running {
+    info: CommandInfo,
+    chunks: Vec<(Stream, Vec<u8>)>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    traced: bool,
+    started_ns: i64,
+    pid: i32,
+}
+
+/// The recipe lines running, and what is known of how they were traced.
+#[derive(Default)]
+pub(super) struct Commands {
+    running: HashMap<i64, Running>,
+    /// Commands whose files cannot be complete (a call not read, a ring not usable).
+    incomplete: HashSet<i64>,
+    /// Commands that run a sub-make.
+    sub_makes: HashSet<i64>,
+}
+
+impl Commands {
+    pub fn is_running(&self, id: i64) -> bool {
+        self.running.contains_key(&id)
+    }
+
+    /// The command's files cannot be complete.
+    pub fn mark_incomplete(&mut self, id: i64) {
+        self.incomplete.insert(id);
+    }
+}
+
+impl Server {
+    /// A make process announced itself (on connection `fd`): its row, then the ack it
+    /// waits for.
+    pub(super) fn on_make_start(&mut self, fd: RawFd, m: &protocol::MakeStart) {
+        // What a make that re-executes itself did before is its earlier image's.
+        self.drain_make_ring(false);
+        // make re-executes itself after remaking its makefiles (glibc does, often): the
+        // same pid announces itself again, and the earlier image never said goodbye.
+        if let Some(previous) = self.attribution.make(m.pid) {
+            self.flush_accesses(Owner::Make(previous));
+            let end = MakeEnd {
+                ended_ns: m.time_ns,
+                default_goal: Vec::new(),
+                makefiles: Vec::new(),
+                makedb_path: None,
+            };
+            self.rows.write(Write::MakeEnd(previous, end));
+        }
+        let id = self.ids.make;
+        self.ids.make += 1;
+        // The recipe that ran this make: the nearest ancestor that is a command.
+        let parent_command_id = match self.attribution.owner_of(m.ppid) {
+            Some(Owner::Command(command)) => Some(command),
+            _ => None,
+        };
+        let parent_make_id = m
+            .context
+            .as_ref()
+            .and_then(|c| self.attribution.make(c.make_pid));
+        self.attribution.make_started(m.pid, id);
+        self.rows.write(Write::Make(NewMake {
+            id,
+            build_id: self.setup.build_id,
+            pid: m.pid,
+            parent_make_id,
+            parent_command_id,
+            level: m.level,
+            directory: m.directory.to_vec(),
+            argv: without_our_plugin(m.argv),
+            started_ns: m.time_ns,
+        }));
+        self.sockets.set_role(fd, Role::Make { id, pid: m.pid });
+        Sockets::ack(fd);
+    }
+
+    /// Make `id` (process `pid`) is exiting.
+    pub(super) fn on_make_end(&mut self, id: i64, pid: i32, m: &protocol::MakeEnd) {
+        let end = MakeEnd {
+            ended_ns: m.time_ns,
+            default_goal: m.default_goal.to_vec(),
+            makefiles: m.makefiles.to_vec(),
+            makedb_path: m.database.map(<[u8]>::to_vec),
+        };
+        self.drain_make_ring(false);
+        self.flush_accesses(Owner::Make(id));
+        self.rows.write(Write::MakeEnd(id, end));
+        self.attribution.make_gone(pid);
+    }
+
+    /// A recipe line starts (its shim on connection `fd`): its row and the UI's event,
+    /// then the ack if the shim waits for one.
+    pub(super) fn on_command_start(&mut self, fd: RawFd, m: &protocol::CommandStart) {
+        let context = m.context.clone().unwrap_or_default();
+        let argv = protocol::split_nul(m.argv);
+        let id = self.ids.command;
+        self.ids.command += 1;
+        let line_index = self.attribution.next_line(context.make_pid, context.job);
+
+        // argv is the makefile's SHELL words, then .SHELLFLAGS words, then the command.
+        let shell_words = context
+            .shell
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|w| !w.is_empty())
+            .count()
+            .max(1);
+        let command = if argv.len() > shell_words {
+            argv[argv.len() - 1].to_vec()
+        } else {
+            Vec::new()
+        };
+        let shell = protocol::join_nul(argv.iter().take(shell_words.min(argv.len())));
+        let flags = protocol::join_nul(
+            argv.iter()
+                .take(argv.len().saturating_sub(1))
+                .skip(shell_words),
+        );
+        let env = self.recorded_environment(m.environment);
+
+        self.attribution.command_started(m.shim_pid, id);
+        let make_id = self.attribution.make(context.make_pid);
+        let directory = m.directory.to_vec();
+        let info = CommandInfo {
+            id,
+            target: context.target.to_vec(),
+            directory: directory.clone(),
+            top_directory: self.setup.top_directory.clone(),
+            command: command.clone(),
+            recipe_file: context.recipe_file.to_vec(),
+            // make names the line that ran the way its own error messages do: the
+            // recipe's first line plus the line's position in the recipe.
+            recipe_line: if context.recipe_line > 0 {
+                context.recipe_line + line_index as u32
+            } else {
+                0
+            },
+            make_level: context.make_level,
+        };
+        self.rows.write(Write::Command(NewCommand {
+            id,
+            build_id: self.setup.build_id,
+            make_id,
+            job: context.job as i64,
+            line_index,
+            target: context.target.to_vec(),
+            recipe_file: context.recipe_file.to_vec(),
+            recipe_line: context.recipe_line as i64,
+            // For a target that did not exist `$?` is every prerequisite (hundreds of
+            // headers for a glibc object) and says nothing the flag does not.
+            newer: if m.target_existed {
+                context.newer.to_vec()
+            } else {
+                Vec::new()
+            },
+            target_existed: m.target_existed,
+            directory,
+            shell,
+            shell_flags: flags,
+            command,
+            env,
+            pid: m.shim_pid,
+            started_ns: m.time_ns,
+            traced: false,
+            label: String::new(),
+        }));
+        self.rows.send(); // the UI's notes on this command update its row
+        let _ = self.to_ui.send(UiEvent::Started(info.clone()));
+        let traced = self.setup.tracing && m.wants_ack;
+        self.commands.running.insert(
+            id,
+            Running {
+                info,
+                chunks: Vec::new(),
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                traced,
+                started_ns: m.time_ns,
+                pid: m.shim_pid,
+            },
+        );
+        self.sockets.set_role(fd, Role::Command(id));
+        if m.wants_ack {
+            Sockets::ack(fd);
+        }
+    }
+
+    /// The environment recorded for a command: without our per-job variables (they are
+    /// in the command's own columns; without them most commands of a make share one
+    /// environment, which the record stores once), without the fast path's variables a
+    /// command inside a traced one inherited, and redacted unless secrets are kept.
+    fn recorded_environment(&self, environment: &[u8]) -> Vec<u8> {
+        let environment = protocol::split_nul(environment);
+        let cleaned = self
+            .setup
+            .preload
+            .as_deref()
+            .and_then(|helper| without_fast_path(&environment, helper));
+        let environment: Vec<&[u8]> = match &cleaned {
+            Some(entries) => entries.iter().map(Vec::as_slice).collect(),
+            None => environment,
+        };
+        let environment: Vec<&[u8]> = environment
+            .into_iter()
+            .filter(|e| !e.starts_with(ENV_PREFIX.as_bytes()))
+            .collect();
+        if self.setup.keep_secrets {
+            protocol::join_nul(&environment)
+        } else {
+            redact_environment(&environment)
+        }
+    }
+
+    /// Some of command `id`'s output.
+    pub(super) fn on_output(&mut self, id: i64, m: &protocol::Output) {
+        let Some(running) = self.commands.running.get_mut(&id) else {
+            return;
+        };
+        let stream = match m.stream {
+            protocol::Stream::Stdout => Stream::Stdout,
+            protocol::Stream::Stderr => Stream::Stderr,
+        };
+        match stream {
+            Stream::Stdout => running.stdout.extend_from_slice(m.bytes),
+            Stream::Stderr => running.stderr.extend_from_slice(m.bytes),
+        }
+        match running.chunks.last_mut() {
+            Some((last, chunk)) if *last == stream => chunk.extend_from_slice(m.bytes),
+            _ => running.chunks.push((stream, m.bytes.to_vec())),
+        }
+    }
+
+    /// Command `id`'s child passed its listener (and the fast path's ring).
+    pub(super) fn on_listener(&mut self, id: i64, listener: OwnedFd, ring: Option<OwnedFd>) {
+        if let Some(running) = self.commands.running.get_mut(&id) {
+            running.traced = true;
+        }
+        self.sockets
+            .watch_listener(std::os::fd::AsRawFd::as_raw_fd(&listener));
+        if let Err(error) = self.listeners.add(listener, ring, id) {
+            // The helper may already be writing into a ring nobody reads: this
+            // command's files cannot be complete.
+            self.commands.incomplete.insert(id);
+            self.warn(format!("a command's fast-path ring is unusable: {error}"));
+        }
+    }
+
+    /// Command `id` runs a sub-make.
+    pub(super) fn on_sub_make(&mut self, id: i64) {
+        self.commands.sub_makes.insert(id);
+    }
+
+    /// Command `id` finished, as its shim reported.
+    pub(super) fn on_command_end(&mut self, id: i64, m: &protocol::CommandEnd) {
+        let status = m.status;
+        let exited = libc::WIFEXITED(status);
+        let signaled = libc::WIFSIGNALED(status);
+        let end = CommandEnd {
+            ended_ns: m.time_ns,
+            state: if exited && libc::WEXITSTATUS(status) == 0 {
+                "ok"
+            } else if signaled {
+                "killed"
+            } else {
+                "failed"
+            },
+            exit_code: exited.then(|| libc::WEXITSTATUS(status)),
+            signal: signaled.then(|| libc::WTERMSIG(status)),
+            user_us: Some(m.user_us),
+            system_us: Some(m.system_us),
+            max_rss_kib: Some(m.max_rss_kib),
+            left_behind: m.left_behind.to_vec(),
+            ..Default::default()
+        };
+        self.command_ended(id, end);
+    }
+
+    /// Command `id`'s shim died without reporting: make saw it fail.
+    pub(super) fn command_lost(&mut self, id: i64) {
+        if self.commands.is_running(id) {
+            self.command_ended(
+                id,
+                CommandEnd {
+                    ended_ns: now_ns(),
+                    state: "lost",
+                    ..Default::default()
+                },
+            );
+        }
+    }
+
+    fn command_ended(&mut self, id: i64, mut end: CommandEnd) {
+        let Some(running) = self.commands.running.remove(&id) else {
+            return;
+        };
+        let files = self.flush_accesses(Owner::Command(id));
+        self.attribution
+            .release_root(running.pid, Owner::Command(id));
+        let outcome = Outcome {
+            exit_code: end.exit_code,
+            signal: end.signal,
+            duration_ns: end.ended_ns - running.started_ns,
+        };
+        end.traced = if self.commands.sub_makes.remove(&id) {
+            TRACED_SUB_MAKE
+        } else {
+            i64::from(running.traced && !self.commands.incomplete.remove(&id))
+        };
+        end.stdout = running.stdout;
+        end.stderr = running.stderr;
+        self.rows.write(Write::CommandEnd(id, end));
+        self.rows.send();
+        let _ = self.to_ui.send(UiEvent::Finished {
+            info: running.info,
+            output: running.chunks,
+            outcome,
+            files,
+        });
+    }
+}
+
+/// make's argv as the user gave it: without the `--eval=load …/makescope.so` we add.
+fn without_our_plugin(argv: &[u8]) -> Vec<u8> {
+    protocol::join_nul(
+        protocol::split_nul(argv)
+            .into_iter()
+            .filter(|a| !(a.starts_with(b"--eval=load ") && a.ends_with(b"/makescope.so"))),
+    )
+}
+
+/// An environment as the command would have had it without the tracer's fast path (the
+/// shim's `enable_fast_path`, in src/trace/fastpath.h, appends `helper` to `LD_PRELOAD`
+/// and [`ASAN_LINK_ORDER`] to `ASAN_OPTIONS`), or `None` when the helper is not in it.
+fn without_fast_path(environment: &[&[u8]], helper: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let preload = environment.iter().find(|e| e.starts_with(b"LD_PRELOAD="))?;
+    let mut cleaned = without_preload(preload, helper);
+    if cleaned.as_deref() == Some(*preload) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(environment.len());
+    for &entry in environment {
+        if entry.starts_with(b"LD_PRELOAD=") {
+            out.extend(cleaned.take());
+        } else if let Some(options) = entry.strip_prefix(b"ASAN_OPTIONS=") {
+            let kept = options
+                .strip_suffix(ASAN_LINK_ORDER.as_bytes())
+                .map(|rest| rest.strip_suffix(b":").unwrap_or(rest))
+                .unwrap_or(options);
+            if !kept.is_empty() {
+                out.push([b"ASAN_OPTIONS=".as_slice(), kept].concat());
+            }
+        } else {
+            out.push(entry.to_vec());
+        }
+    }
+    Some(out)
+}
+
+/// An `LD_PRELOAD=…` environment entry without the tracer's `helper` (which the shim
+/// appended): `None` when nothing else is left, so the entry is dropped.
+fn without_preload(entry: &[u8], helper: &[u8]) -> Option<Vec<u8>> {
+    let value = entry.strip_prefix(b"LD_PRELOAD=").unwrap_or(entry);
+    let words: Vec<&[u8]> = value
+        .split(|&b| b == b' ' || b == b':')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let kept: Vec<&[u8]> = words.iter().copied().filter(|w| *w != helper).collect();
+    if kept.len() == words.len() {
+        return Some(entry.to_vec());
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    let mut out = b"LD_PRELOAD=".to_vec();
+    out.extend_from_slice(&kept.join(&b' '));
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::c_side::Driver;
+
+    const HELPER: &str = "/tmp/makescope-x/makescope-preload.so";
+
+    #[test]
+    fn the_helper_leaves_recorded_preloads() {
+        let helper = HELPER.as_bytes();
+        assert_eq!(
+            without_preload(b"LD_PRELOAD=/tmp/makescope-x/makescope-preload.so", helper),
+            None
+        );
+        assert_eq!(
+            without_preload(
+                b"LD_PRELOAD=libasan.so.8 /tmp/makescope-x/makescope-preload.so",
+                helper
+            ),
+            Some(b"LD_PRELOAD=libasan.so.8".to_vec())
+        );
+        assert_eq!(
+            without_preload(b"LD_PRELOAD=a.so:b.so", helper),
+            Some(b"LD_PRELOAD=a.so:b.so".to_vec())
+        );
+        let outside: [&[u8]; 2] = [b"PATH=/bin", b"ASAN_OPTIONS=verify_asan_link_order=0"];
+        assert_eq!(without_fast_path(&outside, helper), None);
+    }
+
+    /// What the shim adds to a traced line's environment (run in C, as in production),
+    /// the recorder takes back out.
+    #[test]
+    fn the_recorder_takes_out_what_the_shim_adds() {
+        let driver = Driver::build();
+        for before in [
+            vec![("PATH", "/bin")],
+            vec![("PATH", "/bin"), ("ASAN_OPTIONS", "detect_leaks=0")],
+            vec![("LD_PRELOAD", "libasan.so.8"), ("ASAN_OPTIONS", "")],
+            vec![("LD_PRELOAD", "a.so b.so"), ("HOME", "/h")],
+        ] {
+            let mut command = driver.command(&["enable-fast-path", HELPER]);
+            command.envs(before.iter().copied());
+            let inside = Driver::output(command);
+            let inside = protocol::split_nul(&inside);
+            let mut cleaned: Vec<String> = without_fast_path(&inside, HELPER.as_bytes())
+                .expect("the helper is in the environment")
+                .iter()
+                .map(|e| String::from_utf8_lossy(e).into_owned())
+                .filter(|e| !e.starts_with(ENV_PREFIX))
+                .collect();
+            cleaned.sort();
+            let mut expected: Vec<String> = before
+                .iter()
+                .filter(|(name, value)| !(*name == "ASAN_OPTIONS" && value.is_empty()))
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
+            expected.sort();
+            assert_eq!(cleaned, expected, "{before:?}");
+        }
+    }
+
+    #[test]
+    fn our_plugin_leaves_makes_argv() {
+        assert_eq!(
+            without_our_plugin(b"make\0--eval=load /tmp/m/makescope.so\0-j4"),
+            b"make\0-j4"
+        );
+    }
+}
