@@ -46,6 +46,9 @@ pub enum Command {
     Show(ShowArgs),
     /// List the targets make knows here, with where each is defined.
     Targets(crate::makedb::TargetsArgs),
+    /// Run a recorded recipe again as make ran it, without make: REF is a command id,
+    /// a target, or a path it wrote. Exits with the command's status.
+    Replay(ReplayArgs),
 }
 
 /// How `makescope make` records and prints.
@@ -127,6 +130,33 @@ pub struct ShowArgs {
     pub build: Option<i64>,
 }
 
+#[derive(Args, Debug)]
+#[command(
+    after_help = "Replays run untraced and are not recorded (--no-trace is the only mode so far). \
+                  What differs from the recorded run (a redacted secret taken from this \
+                  environment, make's jobserver dropped) is said in one line before it runs. \
+                  Processes the command leaves running are killed when it ends."
+)]
+pub struct ReplayArgs {
+    /// A command id, a target name, or a path the command wrote.
+    pub reference: OsString,
+    /// Replay only line N of the recipe (from 1, as `show` numbers them).
+    #[arg(long, value_name = "N")]
+    pub line: Option<usize>,
+    /// Print what would run (directory, shell, flags, each line); run nothing.
+    #[arg(long, conflicts_with = "script")]
+    pub dry_run: bool,
+    /// Print a standalone POSIX sh script that replays it; run nothing.
+    #[arg(long)]
+    pub script: bool,
+    /// Do not trace the replay (replays are never traced yet: this is the default).
+    #[arg(long)]
+    pub no_trace: bool,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
+}
+
 /// What the subcommands share, resolved once.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -158,8 +188,40 @@ impl Command {
             Command::Log(args) => crate::query::log(config, &args).map(|()| 0),
             Command::Show(args) => crate::query::show(config, &args).map(|()| 0),
             Command::Targets(args) => crate::makedb::targets(config, &args),
+            Command::Replay(args) => replay(config, &args),
         }
     }
+}
+
+/// `makescope replay`: open the record, resolve REF, replay.
+fn replay(config: &Config, args: &ReplayArgs) -> Result<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    let store = crate::store::Store::open_read(&config.db)?;
+    let build = match args.build {
+        Some(id) => store.build(id)?,
+        None => store.last_build()?,
+    };
+    let Some(build) = build else {
+        anyhow::bail!("{} holds no such build", store.path().display());
+    };
+    let ids = crate::query::resolve(&store, &build, args.reference.as_bytes())?;
+    let recipe = crate::replay::Recipe::load(&store, &ids)?;
+    drop(store);
+    let options = crate::replay::ReplayOptions {
+        line: args.line,
+        mode: if args.script {
+            crate::replay::Mode::Script
+        } else if args.dry_run {
+            crate::replay::Mode::DryRun
+        } else {
+            crate::replay::Mode::Run
+        },
+    };
+    Ok(crate::replay::replay(
+        &recipe,
+        &options,
+        &crate::replay::CurrentEnvironment,
+    )?)
 }
 
 /// Parse, run, and turn errors into one `error:` line and exit status 2.

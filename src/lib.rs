@@ -12,6 +12,7 @@ pub mod output;
 pub mod protocol;
 pub mod query;
 pub mod record;
+pub mod replay;
 pub mod store;
 pub mod trace;
 pub mod util;

@@ -384,6 +384,20 @@ impl Store {
             .pop())
     }
 
+    /// The lines make ran of one recipe (a make's job), in order.
+    pub fn recipe(
+        &self,
+        build_id: i64,
+        make_id: Option<i64>,
+        job: i64,
+    ) -> Result<Vec<CommandRow>, StoreError> {
+        self.rows(
+            &format!("SELECT {COMMAND_COLUMNS} FROM command c LEFT JOIN make m ON m.id = c.make_id LEFT JOIN environment e ON e.id = c.environment_id WHERE c.build_id = ?1 AND c.make_id IS ?2 AND c.job = ?3 ORDER BY c.line_index, c.id"),
+            params![build_id, make_id, job],
+            command_row,
+        )
+    }
+
     /// What a command printed.
     pub fn output(&self, command_id: i64) -> Result<CommandOutput, StoreError> {
         Ok(self

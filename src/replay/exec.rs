@@ -1,0 +1,339 @@
+//! The executor: runs a [`Plan`]'s lines as make would (each line one shell, in the
+//! recorded directory and environment, output inherited so it streams as it comes,
+//! stopping at the first failure make would stop at), then kills what the command left
+//! running.
+//!
+//! Leftovers: [`Executor::for_this_process`] makes this process the child subreaper
+//! (`PR_SET_CHILD_SUBREAPER`), so every process the command starts that outlives its
+//! parent (a double-forked, `setsid`'d daemon included) becomes our child; when the
+//! recipe ends, every child of this process is killed (SIGKILL), round after round as
+//! their own orphans arrive, and named. That is sound only while this process runs one
+//! replay at a time and starts no other children: the CLI's case. Running jobs in
+//! parallel needs a PID namespace per job (the sandbox's). This module never reads or
+//! writes the record.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::plan::{Plan, Variable};
+use super::ReplayError;
+use crate::util::lossy;
+
+/// How one line ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// It exited with this code.
+    Exited(i32),
+    /// A signal killed it.
+    Signaled(i32),
+}
+
+impl Status {
+    /// The status a shell reports for it: the code, or 128+N for signal N.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            Status::Exited(code) => code,
+            Status::Signaled(signal) => 128 + signal,
+        }
+    }
+}
+
+/// One line's run.
+#[derive(Debug, Clone)]
+pub struct LineOutcome {
+    /// Its position in the recipe, from 1.
+    pub line: usize,
+    /// Its recorded command id.
+    pub command_id: i64,
+    pub status: Status,
+    /// It failed and the recipe went on, as make did in the recorded build.
+    pub ignored: bool,
+    pub duration: Duration,
+}
+
+impl LineOutcome {
+    /// "exited 2", "was killed by signal 9".
+    pub fn status_text(&self) -> String {
+        match self.status {
+            Status::Exited(code) => format!("exited {code}"),
+            Status::Signaled(signal) => format!("was killed by signal {signal}"),
+        }
+    }
+}
+
+/// A replay's run.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// The lines that ran, in order; the last one failed if the recipe stopped early.
+    pub lines: Vec<LineOutcome>,
+    /// The processes the command left running, killed: `pid argv…` each.
+    pub killed: Vec<String>,
+}
+
+impl Outcome {
+    /// The process's exit status: the first failure that stopped the recipe (128+N for
+    /// a signal, like a shell), else 0.
+    pub fn exit_status(&self) -> u8 {
+        self.lines
+            .iter()
+            .find(|l| !l.ignored && l.status != Status::Exited(0))
+            .map_or(0, |l| l.status.shell_code().clamp(0, 255) as u8)
+    }
+}
+
+/// Runs plans.
+#[derive(Debug)]
+pub struct Executor {
+    kill_leftovers: bool,
+}
+
+/// The child running now, for the signal handlers to pass SIGTERM and SIGHUP on to.
+static RUNNING: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn pass_on(signal: libc::c_int) {
+    let pid = RUNNING.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe; `pid` is our unreaped child (RUNNING is
+        // cleared before it is waited for), so it names no other process.
+        unsafe { libc::kill(pid, signal) };
+    }
+}
+
+extern "C" fn ignore(_: libc::c_int) {}
+
+/// Install `handler` for `signal`. A handler (not SIG_IGN) is reset to the default in
+/// the child by exec, so the command gets the dispositions make would have given it.
+fn install(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the handler only
+    // touches an atomic and calls kill, both async-signal-safe.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as usize;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigaction(signal, &action, std::ptr::null_mut());
+    }
+}
+
+impl Executor {
+    /// The executor for a process that runs one replay at a time and nothing else: it
+    /// becomes the subreaper of what the command starts and kills its leftovers. A
+    /// terminal's Ctrl-C reaches the command (same process group) and not makescope,
+    /// which waits for the command's own status; SIGTERM and SIGHUP sent to makescope
+    /// are passed on to the command.
+    pub fn for_this_process() -> Executor {
+        // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag and touches
+        // no memory of ours.
+        let subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == 0;
+        install(libc::SIGINT, ignore);
+        install(libc::SIGQUIT, ignore);
+        install(libc::SIGTERM, pass_on);
+        install(libc::SIGHUP, pass_on);
+        Executor {
+            kill_leftovers: subreaper,
+        }
+    }
+
+    /// An executor that leaves leftovers alone: for a process that has other children
+    /// (a test harness).
+    pub fn leaving_leftovers() -> Executor {
+        Executor {
+            kill_leftovers: false,
+        }
+    }
+
+    /// Run the plan's lines in order; stop at the first failure that is not ignored.
+    pub fn run(&self, plan: &Plan) -> Result<Outcome, ReplayError> {
+        let mut outcome = Outcome::default();
+        let result = self.run_lines(plan, &mut outcome);
+        if self.kill_leftovers {
+            outcome.killed = kill_children();
+        }
+        result.map(|()| outcome)
+    }
+
+    fn run_lines(&self, plan: &Plan, outcome: &mut Outcome) -> Result<(), ReplayError> {
+        for line in &plan.lines {
+            let mut argv = plan.argv(line);
+            let shell = argv.next().unwrap_or_default();
+            let mut command = Command::new(OsStr::from_bytes(shell));
+            command
+                .args(argv.map(OsStr::from_bytes))
+                .current_dir(OsStr::from_bytes(&plan.directory))
+                .env_clear();
+            for variable in &plan.environment {
+                if let Variable::Set(entry) = variable {
+                    if let Some(eq) = entry.iter().position(|&b| b == b'=') {
+                        command.env(
+                            OsStr::from_bytes(&entry[..eq]),
+                            OsStr::from_bytes(&entry[eq + 1..]),
+                        );
+                    }
+                }
+            }
+            let started = Instant::now();
+            let mut child = command.spawn().map_err(|error| ReplayError::Spawn {
+                shell: lossy(shell).into_owned(),
+                error,
+            })?;
+            RUNNING.store(child.id() as i32, Ordering::SeqCst);
+            let waited = child.wait();
+            RUNNING.store(0, Ordering::SeqCst);
+            let status = waited.map_err(|error| ReplayError::Spawn {
+                shell: lossy(shell).into_owned(),
+                error,
+            })?;
+            let status = match (status.code(), status.signal()) {
+                (Some(code), _) => Status::Exited(code),
+                (None, Some(signal)) => Status::Signaled(signal),
+                (None, None) => Status::Exited(127),
+            };
+            let failed = status != Status::Exited(0);
+            outcome.lines.push(LineOutcome {
+                line: line.number,
+                command_id: line.command_id,
+                status,
+                ignored: failed && line.ignore_errors,
+                duration: started.elapsed(),
+            });
+            if failed && !line.ignore_errors {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// This process's children, from every thread's `children` list.
+fn children() -> Vec<i32> {
+    let mut pids = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return pids;
+    };
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            pids.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// Kill every child of this process, and the orphans that arrive as their parents die;
+/// reap them all. Returns the ones that were still running, as `pid argv…`.
+fn kill_children() -> Vec<String> {
+    let mut killed = Vec::new();
+    // Each round kills what is there; a process forking as it dies hands its children
+    // to us, found the next round. The bound only guards against a fork bomb.
+    for _ in 0..10_000 {
+        let pids = children();
+        if pids.is_empty() {
+            break;
+        }
+        for pid in pids {
+            let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .iter()
+                .rposition(|&b| b == b')')
+                .and_then(|p| stat.get(p + 2))
+                == Some(&b'Z');
+            if !zombie {
+                let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let argv: Vec<String> = argv
+                    .split(|&b| b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| lossy(a).into_owned())
+                    .collect();
+                killed.push(format!("{pid} {}", argv.join(" ")));
+                // SAFETY: `pid` is our child and not yet reaped, so it names no other
+                // process; kill touches no memory.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            let mut status = 0;
+            // SAFETY: `status` is a valid out-pointer for the call's duration.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+        }
+    }
+    killed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Mode, Recipe};
+    use super::*;
+    use crate::store::CommandRow;
+
+    fn recipe(lines: &[(&str, i32)]) -> Recipe {
+        Recipe {
+            lines: lines
+                .iter()
+                .enumerate()
+                .map(|(i, (text, code))| CommandRow {
+                    id: i as i64 + 1,
+                    build_id: 1,
+                    make_id: Some(1),
+                    make_level: Some(0),
+                    job: 1,
+                    line_index: i as i64,
+                    target: b"t".to_vec(),
+                    recipe_file: None,
+                    recipe_line: None,
+                    newer: None,
+                    target_existed: None,
+                    directory: b"/".to_vec(),
+                    shell: Some(b"/bin/sh".to_vec()),
+                    shell_flags: Some(b"-c".to_vec()),
+                    command: text.as_bytes().to_vec(),
+                    argv: Vec::new(),
+                    env: vec![b"PATH=/usr/bin:/bin".to_vec()],
+                    pid: None,
+                    started_ns: 0,
+                    ended_ns: None,
+                    state: "ok".into(),
+                    exit_code: Some(*code),
+                    signal: None,
+                    user_us: None,
+                    system_us: None,
+                    max_rss_kib: None,
+                    label: None,
+                    test_name: None,
+                    test_result: None,
+                    traced: 0,
+                    left_behind: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn run(lines: &[(&str, i32)]) -> Outcome {
+        let none = |_: &[u8]| None;
+        let plan = Plan::new(&recipe(lines), None, Mode::Run, &none).unwrap();
+        Executor::leaving_leftovers().run(&plan).unwrap()
+    }
+
+    #[test]
+    fn a_recipe_stops_at_its_first_failure_unless_make_went_on() {
+        let outcome = run(&[("true", 0), ("exit 3", 0), ("true", 0)]);
+        assert_eq!(outcome.lines.len(), 2);
+        assert_eq!(outcome.exit_status(), 3);
+        // Recorded: the first line failed and make went on (a `-` line).
+        let outcome = run(&[("exit 1", 1), ("exit 0", 0)]);
+        assert_eq!(outcome.lines.len(), 2);
+        assert!(outcome.lines[0].ignored);
+        assert_eq!(outcome.exit_status(), 0);
+    }
+
+    #[test]
+    fn a_signal_is_reported_as_a_shell_does() {
+        let outcome = run(&[("kill -TERM $$", 0)]);
+        assert_eq!(outcome.lines[0].status, Status::Signaled(libc::SIGTERM));
+        assert_eq!(outcome.exit_status(), 128 + libc::SIGTERM as u8);
+    }
+}

@@ -1,0 +1,186 @@
+//! Replay: run a recorded recipe again as make ran it, without make.
+//!
+//! A recipe is the lines one make job ran (`command` rows sharing `make_id` and `job`,
+//! ordered by `line_index`). [`Recipe::load`] reads them from the record; [`Plan::new`]
+//! turns them into what will run: the recorded directory, the recorded shell and
+//! `.SHELLFLAGS`, each expanded line, and the recorded environment made whole again
+//! (a redacted secret taken from the current environment), with makescope's own traces
+//! taken out (its `MAKESCOPE_*` variables, its plugin in `MAKEFLAGS`, its tracer helper
+//! in `LD_PRELOAD`) and make's jobserver descriptors dropped. Whatever differs from the
+//! recorded run is a [`Note`], one line each, said before anything runs; what cannot be
+//! made whole is a [`ReplayError`] and nothing runs. [`exec`] is the executor that
+//! runs a plan's lines (the seam `rebuild` and `test` use too); [`script`] renders a
+//! plan as text: a dry run's listing or a standalone POSIX sh script.
+//!
+//! This module reads the record and never writes it, and it never looks at the command
+//! line's types: the binary hands it ids and plain [`ReplayOptions`].
+
+pub mod exec;
+mod plan;
+pub mod script;
+
+use std::path::PathBuf;
+
+pub use exec::{Executor, LineOutcome, Outcome};
+pub use plan::{CurrentEnvironment, Line, Note, Plan, Secrets, Variable};
+
+use crate::store::{CommandRow, Store, StoreError};
+use crate::util::lossy;
+
+/// What `makescope replay` does with a recipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Run it.
+    #[default]
+    Run,
+    /// Print what would run; run nothing.
+    DryRun,
+    /// Print a standalone POSIX sh script that runs it; run nothing.
+    Script,
+}
+
+/// How to replay, in plain values (the binary builds this from its arguments).
+#[derive(Debug, Clone, Default)]
+pub struct ReplayOptions {
+    /// One line of the recipe (1-based, as `show` numbers them); `None`: every line.
+    pub line: Option<usize>,
+    /// Run, list, or print a script.
+    pub mode: Mode,
+}
+
+/// Why a replay cannot start. Each is one line for the user; nothing has run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A REF matched nothing replayable (the caller resolved it to no command).
+    #[error("there is no command {0} in the record")]
+    NoSuchCommand(i64),
+    /// The ids name lines of more than one recipe.
+    #[error("{0}")]
+    SeveralRecipes(String),
+    /// `--line N` outside the recipe.
+    #[error("the recipe of `{target}` has {lines} recorded line(s); there is no line {line}")]
+    NoSuchLine {
+        target: String,
+        lines: usize,
+        line: usize,
+    },
+    /// The record does not say which shell ran the command.
+    #[error("the record does not say which shell ran command {0}; it cannot be replayed")]
+    NoShell(i64),
+    /// The command's directory is gone.
+    #[error("the command's directory {} no longer exists; nothing was run", .0.display())]
+    DirectoryGone(PathBuf),
+    /// Redacted secrets that the current environment does not provide.
+    #[error("{} redacted in the record and not set in this environment: set {} to replay", names(.0), if .0.len() == 1 { "it" } else { "them" })]
+    SecretsMissing(Vec<String>),
+    /// The command could not be started at all.
+    #[error("cannot run {shell}: {error}")]
+    Spawn {
+        shell: String,
+        error: std::io::Error,
+    },
+}
+
+fn names(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    if quoted.len() == 1 {
+        format!("{} is", quoted[0])
+    } else {
+        format!("{} are", quoted.join(", "))
+    }
+}
+
+/// The recorded lines of one recipe, in the order make ran them.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub lines: Vec<CommandRow>,
+}
+
+impl Recipe {
+    /// The recipe the commands `ids` belong to (the output of resolving a REF): all
+    /// of them must be lines of one make job; the recipe is every line of that job.
+    pub fn load(store: &Store, ids: &[i64]) -> Result<Recipe, ReplayError> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for &id in ids {
+            rows.push(store.command(id)?.ok_or(ReplayError::NoSuchCommand(id))?);
+        }
+        let Some(first) = rows.first() else {
+            return Err(ReplayError::SeveralRecipes(
+                "nothing to replay: no command given".into(),
+            ));
+        };
+        let one_recipe = rows.iter().all(|c| {
+            c.build_id == first.build_id && c.make_id == first.make_id && c.job == first.job
+        });
+        if !one_recipe {
+            let mut text = format!(
+                "that matches {} commands of different recipes; pick one by id:",
+                rows.len()
+            );
+            for c in rows.iter().take(20) {
+                text.push_str(&format!(
+                    "\n  {:>6}  {}  ({})",
+                    c.id,
+                    lossy(&c.target),
+                    lossy(&c.directory)
+                ));
+            }
+            return Err(ReplayError::SeveralRecipes(text));
+        }
+        let lines = store.recipe(first.build_id, first.make_id, first.job)?;
+        Ok(Recipe {
+            lines: if lines.is_empty() { rows } else { lines },
+        })
+    }
+}
+
+/// Replay `recipe` as `options` say: the notes go to stderr first, one line each; a
+/// listing or a script goes to stdout; a run streams the command's own output. The
+/// result is the exit status for the process: the command's (128+N for a signal).
+pub fn replay(
+    recipe: &Recipe,
+    options: &ReplayOptions,
+    secrets: &dyn Secrets,
+) -> Result<u8, ReplayError> {
+    use std::io::Write;
+    let plan = Plan::new(recipe, options.line, options.mode, secrets)?;
+    let stderr = std::io::stderr();
+    for note in &plan.notes {
+        let _ = writeln!(stderr.lock(), "makescope: replay: {note}");
+    }
+    match options.mode {
+        Mode::DryRun => {
+            let _ = std::io::stdout().write_all(script::listing(&plan).as_bytes());
+            Ok(0)
+        }
+        Mode::Script => {
+            let _ = std::io::stdout().write_all(&script::posix_sh(&plan));
+            Ok(0)
+        }
+        Mode::Run => {
+            plan.check_directory()?;
+            let outcome = Executor::for_this_process().run(&plan)?;
+            for line in &outcome.lines {
+                if line.ignored {
+                    let _ = writeln!(
+                        stderr.lock(),
+                        "makescope: replay: line {} {} (ignored, as make did)",
+                        line.line,
+                        line.status_text()
+                    );
+                }
+            }
+            if !outcome.killed.is_empty() {
+                let _ = writeln!(
+                    stderr.lock(),
+                    "makescope: replay: killed {} process(es) the command left running: {}",
+                    outcome.killed.len(),
+                    outcome.killed.join(", ")
+                );
+            }
+            Ok(outcome.exit_status())
+        }
+    }
+}
