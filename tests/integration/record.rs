@@ -1,9 +1,7 @@
 //! Issue 2: recording any GNU make build. Each test drives the real binary against
 //! real make on a small fixture project.
 
-mod common;
-
-use common::{rows, Test};
+use crate::harness::{self, rows, Test};
 
 /// Issue 2, must-hold 1: the layout.
 #[test]
@@ -307,7 +305,7 @@ fn interrupt() {
             break;
         }
         assert!(
-            started.elapsed() < common::TIMEOUT,
+            started.elapsed() < harness::TIMEOUT,
             "the command never started"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));

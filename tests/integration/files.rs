@@ -1,12 +1,10 @@
 //! Issue 3 through the real binary: the files each command touched, its processes,
 //! the DAG, and what happens when tracing is refused.
 
-mod common;
-
-use common::{rows, Test};
+use crate::harness::{self, rows, Test};
 
 fn makescope() -> String {
-    common::makescope_bin().display().to_string()
+    harness::makescope_bin().display().to_string()
 }
 
 /// Must-hold 1: a statically linked program is traced like any other.
