@@ -1,4 +1,4 @@
-//! The parser of make's database, on a real `make -p` of the basic fixture (issue 5).
+//! The parser of make's database, on a real `make -p` of the basic fixture.
 
 use makescope::makedb::parse;
 
