@@ -11,6 +11,7 @@ mod harness;
 mod files;
 mod hooks;
 mod hooks_cli;
+mod hooks_writes;
 mod output;
 mod output_labels;
 mod output_printer;
