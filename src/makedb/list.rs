@@ -1,6 +1,6 @@
 //! From make databases to the listing: one entry per target name, with the rule's
 //! location and doc comment read from the makefiles. This is also the shape of
-//! `makescope targets --json` (documented in docs/targets.md; change it only by adding
+//! `makescope targets --json` (documented in the README; change it only by adding
 //! fields).
 
 use std::collections::HashMap;

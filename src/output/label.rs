@@ -7,7 +7,7 @@
 //! anything beats `rm`/`mkdir`); the object is the target (`$@`) relative to the
 //! directory `makescope make` ran in, or what the command's words say it writes.
 //! A program no rule knows falls back to its own name in capitals (documented in
-//! docs/output.md): `[Rule::Fallback]`.
+//! the README's Labels section): `[Rule::Fallback]`.
 
 use std::path::{Component, Path, PathBuf};
 

@@ -7,7 +7,7 @@
 //!
 //! Labels ([`default_label`]) are a pure function of [`CommandInfo`]: that is the seam
 //! where a user's hook replaces them. Where each line goes is documented in
-//! docs/output.md: build lines on stdout (like make and ninja), progress on stdout only
+//! the README: build lines on stdout (like make and ninja), progress on stdout only
 //! when it is a terminal, makescope's summary line on stderr.
 
 mod label;

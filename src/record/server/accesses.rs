@@ -131,20 +131,15 @@ impl Accesses {
             return None;
         }
         let files = hooks.then(|| {
-            let mut files = crate::hooks::Files::default();
-            let path = |number: u32| paths.name(trace::PathId(number)).to_vec();
-            for &(number, kind) in touched.accesses.keys() {
-                match kind {
-                    1 | 6 | 7 | 9 => files.reads.push(path(number)),
-                    2 | 3 | 4 | 5 | 12 => files.writes.push(path(number)),
-                    _ => {}
-                }
-            }
-            files.reads.extend(touched.probes.iter().map(|&n| path(n)));
-            files.reads.sort();
-            files.reads.dedup();
-            files.writes.sort();
-            files
+            let path = |number: u32| paths.name(trace::PathId(number));
+            let accessed = touched.accesses.keys().filter_map(|&(number, kind)| {
+                Some((trace::AccessKind::from_id(kind)?, path(number)))
+            });
+            let probed = touched
+                .probes
+                .iter()
+                .map(|&n| (trace::AccessKind::Probe, path(n)));
+            crate::hooks::Files::from_accesses(accessed.chain(probed))
         });
         if paths.len() > self.paths_sent {
             let names = paths.names_from(self.paths_sent).to_vec();

@@ -1,17 +1,15 @@
-//! Issue 3 through the real binary: the files each command touched, its processes,
-//! the DAG, and what happens when tracing is refused.
+//! File tracing through the real binary: the files each command touched, its
+//! processes, the DAG, and what happens when tracing is refused.
 
-mod common;
-
-use common::{rows, Test};
+use crate::harness::{self, rows, Test};
 
 fn makescope() -> String {
-    common::makescope_bin().display().to_string()
+    harness::makescope_bin().display().to_string()
 }
 
-/// Must-hold 1: a statically linked program is traced like any other.
+/// A statically linked program is traced like any other.
 #[test]
-fn statically_linked_program() {
+fn a_statically_linked_program_is_traced() {
     let source = r#"
 #include <fcntl.h>
 #include <unistd.h>
@@ -65,14 +63,10 @@ int main(void) {
     );
 }
 
-/// Must-hold 3: a recipe may run its own ptrace (strace).
+/// A recipe may run its own ptrace (strace), and its files are still recorded.
 #[test]
 fn strace_inside_a_recipe() {
-    if std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
+    if !harness::installed("strace") {
         eprintln!("strace is not installed; scripts/test.sh installs it");
         return;
     }
@@ -99,10 +93,9 @@ fn strace_inside_a_recipe() {
     );
 }
 
-/// Must-hold 4: a process that outlives its command is reported, and the build does
-/// not wait for it.
+/// A process that outlives its command is reported, and the build does not wait for it.
 #[test]
-fn daemon_is_reported() {
+fn a_daemon_is_reported_and_not_waited_for() {
     let t = Test::new()
         .makefile("all:\n\tsleep 4 > /dev/null 2>&1 &\n\techo next\n")
         .args(["make"]);
@@ -349,10 +342,10 @@ fn an_exit_behind_an_unfinished_record_keeps_its_code() {
     assert!(twice.is_empty(), "{twice:?}");
 }
 
-/// Calls that were trapped until session 6, now served by the helper: one made
-/// by a library's constructor, which runs before the preloaded helper's (libselinux's
-/// look for its config, in mv and sed), and glibc's realpath, which checks a name ending
-/// in '/' through its internal faccessat (cc1 and as do, for their directories).
+/// Calls the helper serves, not the trap: one made by a library's constructor, which
+/// runs before the preloaded helper's (libselinux's look for its config, in mv and sed),
+/// and glibc's realpath, which checks a name ending in '/' through its internal
+/// faccessat (cc1 and as do, for their directories).
 #[test]
 fn early_and_internal_calls_are_served_by_the_helper() {
     let t = Test::new()
@@ -381,7 +374,7 @@ fn early_and_internal_calls_are_served_by_the_helper() {
             "-Wl,-rpath,$ORIGIN",
         ],
     ] {
-        gcc(t.path(), args);
+        gcc(&t, args);
     }
     let out = t.run();
     out.success();
@@ -439,7 +432,7 @@ fn daemon_test(recipe: &str) -> Test {
             "X := $(shell ./daemon > /dev/null 2>&1 &)\nall:\n\t{recipe}\n"
         ))
         .args(["make"]);
-    gcc(t.path(), &["-O1", "-o", "daemon", "daemon.c"]);
+    gcc(&t, &["-O1", "-o", "daemon", "daemon.c"]);
     t
 }
 
@@ -475,31 +468,22 @@ fn a_daemon_from_shell_is_not_slowed_once_the_build_is_over() {
 #[test]
 fn a_daemon_from_shell_is_not_slowed_when_makescope_is_killed() {
     let t = daemon_test("sleep 2");
-    let mut makescope = t
-        .command()
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let makescope = t.spawn(t.command());
     let start = std::time::Instant::now();
     while !t.path().join("pid").exists() && start.elapsed() < std::time::Duration::from_secs(20) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
-    makescope.kill().unwrap();
-    makescope.wait().unwrap();
+    makescope.kill();
     daemon_finishes(&t, "makescope's end");
 }
 
-/// Run gcc in `dir` (a test's own helper programs, built before the traced build).
-fn gcc(dir: &std::path::Path, args: &[&str]) {
-    let status = std::process::Command::new("gcc")
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .unwrap();
-    assert!(status.success(), "gcc {args:?}");
+/// Run gcc in the test's directory (a test's own helper programs, built before the
+/// traced build).
+fn gcc(t: &Test, args: &[&str]) {
+    let mut gcc = t.program("gcc");
+    gcc.args(args);
+    t.run_command(gcc).success();
 }
 
 /// The paths of a make's probe set (decoded: LEB128 differences of sorted ids).
@@ -534,8 +518,8 @@ fn probed_paths(db: &rusqlite::Connection, level: u32) -> Vec<String> {
         .collect()
 }
 
-/// Must-hold 6: when tracing is refused (here: makescope inside a traced command, whose
-/// filter already has a listener), one line says what to do; --no-trace works.
+/// When tracing is refused (here: makescope inside a traced command, whose filter
+/// already has a listener), one line says what to do; --no-trace works.
 #[test]
 fn refused_tracing_is_one_line() {
     // Through a script, so that the shim does not take the line for a sub-make.
@@ -1001,21 +985,10 @@ int main(void) {
 /// ASan's shadow memory covers the helper's page, so its calls are trapped).
 #[test]
 fn asan_program_runs_under_the_fast_path() {
-    let probe = std::process::Command::new("gcc")
-        .args(["-fsanitize=address", "-x", "c", "-o", "/dev/null", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(b"int main(void){return 0;}\n")?;
-            child.wait()
-        });
-    if !probe.is_ok_and(|s| s.success()) {
+    let probe = Test::new().file("probe.c", "int main(void){return 0;}\n");
+    let mut link = probe.program("gcc");
+    link.args(["-fsanitize=address", "-o", "/dev/null", "probe.c"]);
+    if probe.run_command(link).code != Some(0) {
         eprintln!("gcc cannot link with -fsanitize=address here (libasan missing); skipped");
         return;
     }

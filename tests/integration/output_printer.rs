@@ -1,4 +1,4 @@
-//! Issue 4: the printer keeps each command's output whole however the jobs interleave,
+//! The printer keeps each command's output whole however the jobs interleave,
 //! and piped output never holds an escape byte.
 
 use std::io::Write;
@@ -79,7 +79,11 @@ fn output_of(id: i64, rng: &mut Lcg) -> Vec<(Stream, Vec<u8>)> {
     chunks
 }
 
-fn run_noisy_build(mode: Mode) -> (Vec<u8>, Vec<u8>, Vec<(i64, Vec<u8>)>) {
+/// What a noisy build printed on stdout and on stderr, and what each command (by id)
+/// printed, in the order the commands finished.
+type Printed = (Vec<u8>, Vec<u8>, Vec<(i64, Vec<u8>)>);
+
+fn run_noisy_build(mode: Mode) -> Printed {
     let (out, err) = (Shared::default(), Shared::default());
     let mut printer =
         Printer::with_writers(mode, Some(60), Box::new(out.clone()), Box::new(err.clone()));
@@ -142,9 +146,8 @@ fn each_commands_output_is_contiguous_under_its_label() {
     let text = String::from_utf8(out).unwrap();
     for (id, output) in expected {
         let head = if id == 17 {
-            format!(
-                "FAILED: sub/obj17.o   (sub/, make level 1, recipe at Makefile:12)\ngcc -c src17.c -o /top/sub/obj17.o\n"
-            )
+            "FAILED: sub/obj17.o   (sub/, make level 1, recipe at Makefile:12)\ngcc -c src17.c -o /top/sub/obj17.o\n"
+                .to_string()
         } else {
             format!("  CC    sub/obj{id}.o\n")
         };

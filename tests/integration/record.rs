@@ -1,13 +1,12 @@
-//! Issue 2: recording any GNU make build. Each test drives the real binary against
-//! real make on a small fixture project.
+//! Recording any GNU make build: each test drives the real binary against real make on
+//! a small fixture project, with `--no-trace` (what commands touch is the `files` module's).
 
-mod common;
+use crate::harness::{self, rows, Test};
 
-use common::{rows, Test};
-
-/// Issue 2, must-hold 1: the layout.
+/// The repository holds the crate, the make plugin, the Python package, tests and
+/// examples at its top.
 #[test]
-fn layout() {
+fn the_top_level_layout_is_in_place() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     for entry in [
         "Cargo.toml",
@@ -21,10 +20,10 @@ fn layout() {
     }
 }
 
-/// Issue 2, must-hold 2: the README starts with the two commands and .ci/run runs the
-/// second.
+/// The README opens with two commands, recording a bundled example and testing, and
+/// .ci/run runs the second.
 #[test]
-fn readme_commands() {
+fn the_readme_opens_with_an_example_and_the_ci_command() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let commands: Vec<&str> = readme
@@ -47,9 +46,10 @@ fn readme_commands() {
     );
 }
 
-/// Issue 2, must-hold 3: recursive make three levels deep, both styles.
+/// Recursive make three levels deep, both styles (`-C dir` and `cd dir &&`): every
+/// command with its make level, and the tree of makes.
 #[test]
-fn recursive_make_three_levels() {
+fn recursive_make_three_levels_deep_is_recorded_as_a_tree() {
     let t = Test::new()
         .makefile("all:\n\t$(MAKE) -C one\n\techo top > top.txt\n")
         .file(
@@ -104,9 +104,9 @@ fn recursive_make_three_levels() {
     );
 }
 
-/// Issue 2, must-hold 4: -j4 over 50 independent jobs, jobserver intact.
+/// -j4 over 50 independent jobs: every job recorded, and a sub-make keeps the jobserver.
 #[test]
-fn parallel_jobs_and_jobserver() {
+fn parallel_jobs_are_recorded_and_the_jobserver_stays_intact() {
     let targets: Vec<String> = (0..50).map(|i| format!("t{i}")).collect();
     let makefile = format!(
         "all: {}\n\t@echo done\n%:\n\t@sleep 0.05; echo $@ > $@\nsub:\n\t+$(MAKE) -f Makefile t99\n",
@@ -157,9 +157,10 @@ fn parallel_jobs_and_jobserver() {
     );
 }
 
-/// Issue 2, must-hold 5: the makefile's own shell and make's recipe features.
+/// The makefile's own shell and make's recipe features (.ONESHELL, `-`/`+`/`@`,
+/// pattern, static pattern and grouped targets, target-specific variables, large output).
 #[test]
-fn shells_and_recipe_features() {
+fn the_makefiles_shell_and_recipe_features_are_recorded() {
     let makefile = r#"SHELL := /bin/bash
 all: bashism flags prefixes p.out s1.out s2.out g1 tsv big
 bashism:
@@ -241,9 +242,10 @@ big:
     );
 }
 
-/// Issue 2, must-hold 6: a failing command, with and without -k.
+/// A failing command, with and without -k: its state, exit code and output, and make's
+/// status for the build.
 #[test]
-fn failing_command() {
+fn a_failing_command_is_recorded_with_and_without_keep_going() {
     let makefile = "all: bad good\nbad:\n\t@echo about to fail; exit 3\ngood:\n\t@echo fine\n";
     for keep_going in [false, true] {
         let mut args = vec!["make", "--no-trace"];
@@ -274,17 +276,16 @@ fn failing_command() {
     }
 }
 
-/// Issue 2, must-hold 7: Ctrl-C stops the build as it would stop make.
+/// Ctrl-C stops the build as it would stop make, and the record says so.
 #[test]
-fn interrupt() {
-    use std::os::unix::process::ExitStatusExt;
+fn ctrl_c_stops_the_build_and_the_record_says_interrupted() {
     let t = Test::new()
         .makefile("all:\n\t@echo started; sleep 30\n")
         .args(["make", "--no-trace"]);
     let mut command = t.command();
-    command
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+    // A process group of its own, as a shell gives a foreground job.
+    // SAFETY: the hook runs in the forked child before exec and only calls setpgid,
+    // which is async-signal-safe.
     unsafe {
         use std::os::unix::process::CommandExt;
         command.pre_exec(|| {
@@ -292,7 +293,7 @@ fn interrupt() {
             Ok(())
         });
     }
-    let mut child = command.spawn().unwrap();
+    let child = t.spawn(command);
     let db = t.path().join(".makescope/db.sqlite");
     let started = std::time::Instant::now();
     loop {
@@ -307,19 +308,20 @@ fn interrupt() {
             break;
         }
         assert!(
-            started.elapsed() < common::TIMEOUT,
+            started.elapsed() < harness::TIMEOUT,
             "the command never started"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // As the terminal does: SIGINT to the whole foreground process group.
+    // SAFETY: kill takes no pointers; the group is the one makescope leads.
     unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
-    let status = child.wait().unwrap();
+    let out = child.wait();
     assert!(
         started.elapsed() < std::time::Duration::from_secs(25),
         "make did not stop"
     );
-    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    assert_eq!(out.signal, Some(libc::SIGINT), "{out:?}");
     let db = t.db();
     assert_eq!(
         rows(&db, "SELECT state FROM build"),
@@ -332,10 +334,9 @@ fn interrupt() {
     );
 }
 
-/// Issue 2, must-hold 8: `make -n` records nothing as executed, except what make runs
-/// even then (`+` lines).
+/// `make -n` records nothing as executed, except what make runs even then (`+` lines).
 #[test]
-fn dry_run() {
+fn a_dry_run_records_only_what_make_runs_anyway() {
     let t = Test::new()
         .makefile("all:\n\techo would > out.txt\n\t+echo really-runs\n")
         .args(["make", "--no-trace", "-n"]);
@@ -349,9 +350,9 @@ fn dry_run() {
     );
 }
 
-/// Issue 2, must-hold 9: bad input.
+/// No makefile: make's own error, exit 2, and a failed build in the record.
 #[test]
-fn no_makefile() {
+fn no_makefile_is_makes_error_and_a_failed_build() {
     let t = Test::new().args(["make", "--no-trace"]);
     let out = t.run();
     out.code(2);
@@ -367,11 +368,13 @@ fn no_makefile() {
     );
 }
 
+/// A record that cannot be created: one line, exit 2.
 #[test]
-fn unwritable_record() {
+fn an_unwritable_record_is_one_error_line() {
     let t = Test::new().makefile("all:\n\ttrue\n").file("ro/.keep", "");
     let ro = t.path().join("ro");
     std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    // SAFETY: geteuid takes nothing and cannot fail.
     let is_root = unsafe { libc::geteuid() } == 0;
     // root ignores permissions: use a path under a regular file instead.
     let db = if is_root {
@@ -391,6 +394,7 @@ fn unwritable_record() {
     assert!(lines[0].starts_with("makescope: error:"), "{}", out.stderr);
 }
 
+/// A corrupt record, or one from a newer makescope: one line, exit 2, the file untouched.
 #[test]
 fn corrupt_and_newer_records_are_left_alone() {
     let t = Test::new()
@@ -423,9 +427,9 @@ fn corrupt_and_newer_records_are_left_alone() {
     );
 }
 
-/// Issue 2, must-hold 10: file names that are not UTF-8 survive.
+/// File names that are not UTF-8 survive into the record and out of `show --json`.
 #[test]
-fn non_utf8_names() {
+fn non_utf8_file_names_survive() {
     use std::os::unix::ffi::OsStrExt;
     let name = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
     let t = Test::new()
@@ -448,13 +452,9 @@ fn non_utf8_names() {
     let command = &json["command"];
     assert_eq!(
         command["base64"],
-        common_base64(b"touch caf\xe9.txt"),
+        makescope::util::base64(b"touch caf\xe9.txt"),
         "{json}"
     );
-}
-
-fn common_base64(bytes: &[u8]) -> String {
-    makescope::util::base64(bytes)
 }
 
 /// Secrets in the environment are redacted unless asked.
@@ -482,7 +482,7 @@ fn secrets_are_redacted() {
 /// A make that cannot be started: one line, exit 2, and the build is still ended in the
 /// record (failed), never left `running`.
 #[test]
-fn make_program_missing() {
+fn a_make_that_cannot_start_is_one_line_and_a_failed_build() {
     let t = Test::new().makefile("all:\n\ttrue\n").args([
         "make",
         "--no-trace",

@@ -1,10 +1,10 @@
-//! The parser of make's database, on a real `make -p` of the basic fixture (issue 5).
+//! The parser of make's database, on a real `make -p` of the basic fixture.
 
 use makescope::makedb::parse;
 
 #[test]
 fn parses_the_basic_fixture_database() {
-    let dump = parse::parse(include_str!("fixtures/targets/sample.db")).unwrap();
+    let dump = parse::parse(include_str!("../fixtures/targets/sample.db")).unwrap();
     assert!(dump.errors.is_empty(), "{:?}", dump.errors);
     assert_eq!(dump.databases.len(), 1);
     let db = &dump.databases[0];

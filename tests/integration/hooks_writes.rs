@@ -3,9 +3,7 @@
 //! (`AccessKind::is_write`) and the DAG takes its writers from (`Store::writers_of`).
 #![cfg(feature = "python")]
 
-mod common;
-
-use common::{rows, Test};
+use crate::harness::{rows, Test};
 use makescope::access::AccessKind;
 use makescope::store::Store;
 

@@ -1,16 +1,17 @@
-//! Issue 4: every command of a real glibc build gets a label from a rule; only the
-//! programs docs/output.md names may fall back to their own name.
+//! Every command of a real glibc build gets a label from a rule; only the programs the
+//! README's Labels section names as fallbacks may fall back to their own name.
 //!
 //! The commands come from `tests/fixtures/output/glibc-commands.jsonl`, a sample of a
 //! plain `make -j2` log of glibc 2.36 (extracted with `extract-commands.py` there).
-//! `MAKESCOPE_LABEL_COMMANDS=/path/to/all.jsonl cargo test --test output_labels -- --nocapture`
+//! `MAKESCOPE_LABEL_COMMANDS=/path/to/all.jsonl cargo test --test integration output_labels -- --nocapture`
 //! runs the same check on a whole log and prints the coverage.
 
 use std::collections::BTreeMap;
 
 use makescope::output::{classify, CommandInfo, Rule};
 
-/// Programs that fall back to their first word in glibc's build (listed in docs/output.md).
+/// Programs that fall back to their first word in glibc's build (listed in the README's
+/// Labels section).
 const DOCUMENTED_FALLBACKS: &[&str] = &[];
 
 #[test]

@@ -1,7 +1,7 @@
-//! Tracer micro-benchmark (issue 3), ignored by default. Run:
+//! Tracer micro-benchmark, ignored by default. Run:
 //!
 //! ```sh
-//! cargo test --release --test trace_bench -- --ignored --nocapture
+//! cargo test --release --test integration trace_bench -- --ignored --nocapture
 //! ```
 //!
 //! Alternates untraced and traced runs in one process so that machine noise hits every
@@ -102,7 +102,9 @@ fn variants() -> Vec<(&'static str, Variant)> {
 /// CPU seconds (user + system) of this process and of its reaped descendants.
 fn cpu() -> (f64, f64) {
     let get = |who| {
+        // SAFETY: rusage is plain integers, for which all zeroes is a valid value.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `ru` is a valid rusage, borrowed for the call.
         unsafe { libc::getrusage(who, &mut ru) };
         let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
         tv(ru.ru_utime) + tv(ru.ru_stime)

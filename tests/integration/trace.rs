@@ -1,4 +1,4 @@
-//! The tracer against real processes (issue 3): each test runs a command under the
+//! The tracer against real processes: each test runs a command under the
 //! seccomp filter with a supervisor thread (`trace::run_traced`: fork, filter installed
 //! in the child, listener sent back over a socketpair with SCM_RIGHTS, exec) and checks
 //! the events. Every run has a deadline; a run that reaches it fails the test.
@@ -410,7 +410,7 @@ fn ptrace_traceme_works() {
     }
 }
 
-/// Must hold 4 (issue): a process that outlives its command keeps working once the
+/// A process that outlives its command keeps working once the
 /// listener is handed to `trace::detach`, and its end is reported while supervised.
 #[test]
 fn daemon_survives_detach() {
@@ -429,6 +429,9 @@ fn daemon_survives_detach() {
     cmd.arg("-c")
         .arg("(sleep 1; cat /etc/passwd > marker.tmp && mv marker.tmp marker) >/dev/null 2>&1 </dev/null &")
         .current_dir(&dir);
+    // SAFETY: the hook runs in the forked child before exec. The filter's program is
+    // built before the fork: installing it is prctl and seccomp calls, sending the
+    // listener one sendmsg; only the error path allocates, and then the child fails.
     unsafe {
         cmd.pre_exec(move || {
             let listener = filter
@@ -448,6 +451,7 @@ fn daemon_survives_detach() {
                 events: libc::POLLIN,
                 revents: 0,
             };
+            // SAFETY: `pfd` is one valid pollfd, borrowed for the call.
             if unsafe { libc::poll(&mut pfd, 1, 10) } > 0
                 && supervisor
                     .handle_ready(listener.as_fd(), pfd.revents, &mut events)

@@ -1,46 +1,30 @@
-//! `makescope targets` against real GNU make on the fixtures in tests/fixtures/targets
-//! (issue 5). Every run has a timeout.
+//! `makescope targets` against real GNU make on the fixtures in tests/fixtures/targets.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/targets")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
+use crate::harness::{Output, Test};
 
 /// A fixture copied into a temporary directory, included makefiles older than the
-/// makefiles that include them (so make would want to remake them).
+/// makefiles that include them (so make would want to remake them), with a listing
+/// cache of its own outside that directory.
 struct Fixture {
-    dir: tempfile::TempDir,
+    test: Test,
     cache: tempfile::TempDir,
 }
 
 impl Fixture {
     fn new(name: &str) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        copy_dir(&fixtures().join(name), dir.path());
+        let cache = tempfile::tempdir().unwrap();
+        let test = Test::new()
+            .fixture(&format!("targets/{name}"))
+            .env("MAKESCOPE_CACHE_DIR", cache.path());
         let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_577_836_800); // 2020-01-01
         for mk in ["rules.mk", "src/rules.mk"] {
-            let path = dir.path().join(mk);
+            let path = test.path().join(mk);
             if path.exists() {
                 std::fs::File::options()
                     .write(true)
@@ -50,60 +34,41 @@ impl Fixture {
                     .unwrap();
             }
         }
-        Fixture {
-            dir,
-            cache: tempfile::tempdir().unwrap(),
-        }
+        Fixture { test, cache }
     }
 
     fn path(&self) -> &Path {
-        self.dir.path()
+        self.test.path()
     }
 
+    /// `makescope [targets] ARGS` in `dir` (`targets` added unless `args` names it).
     fn makescope(&self, dir: &Path, args: &[&str]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_makescope"));
+        let mut command = self.test.command();
         if !args.contains(&"targets") {
             command.arg("targets");
         }
-        command
-            .current_dir(dir)
-            .args(args)
-            .env("MAKESCOPE_CACHE_DIR", self.cache.path())
-            .env_remove("MAKEFLAGS")
-            .env_remove("MAKELEVEL")
-            .env_remove("MAKESCOPE_DB");
-        run(command)
+        command.current_dir(dir).args(args);
+        self.test.run_command(command)
     }
 
     fn json(&self, dir: &Path, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.push("--json");
         let output = self.makescope(dir, &all);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
+        output.success();
+        output.json()
     }
-}
 
-fn run(mut command: Command) -> Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > TIMEOUT {
-            child.kill().unwrap();
-            panic!("timed out: {command:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    /// What the plugin dumps: make's database at exit (here taken with `make -p`), of
+    /// the makefile in `dir`, written to `to`.
+    fn dump(&self, dir: &Path, to: &Path) {
+        let mut make = self.test.program("make");
+        make.current_dir(dir)
+            .args(["-pq", "--eval=%: override SHELL = /bin/false", ".DEFAULT"])
+            .env("LC_ALL", "C");
+        let output = self.test.run_command(make);
+        std::fs::write(to, output.stdout_bytes).unwrap();
     }
-    child.wait_with_output().unwrap()
 }
 
 fn target<'a>(section: &'a Value, name: &str) -> &'a Value {
@@ -219,17 +184,10 @@ fn every_kind_of_target_with_its_location_and_doc() {
 fn aligned_text_listing() {
     let fx = Fixture::new("basic");
     let output = fx.makescope(fx.path(), &[]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    insta::assert_snapshot!("basic_listing", String::from_utf8(output.stdout).unwrap());
+    output.success();
+    insta::assert_snapshot!("basic_listing", output.stdout);
     let output = fx.makescope(fx.path(), &["--phony", "--prereqs"]);
-    insta::assert_snapshot!(
-        "basic_phony_prereqs",
-        String::from_utf8(output.stdout).unwrap()
-    );
+    insta::assert_snapshot!("basic_phony_prereqs", output.stdout);
 }
 
 /// Every file under `dir`: content and modification time.
@@ -258,11 +216,9 @@ fn tree(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
 fn listing_never_changes_the_tree() {
     // The threat is real: plain `make -pq` rewrites rules.mk through its rule.
     let plain = Fixture::new("basic");
-    let mut make = Command::new("make");
-    make.current_dir(plain.path())
-        .args(["-pq"])
-        .env_remove("MAKEFLAGS");
-    run(make);
+    let mut make = plain.test.program("make");
+    make.arg("-pq");
+    plain.test.run_command(make);
     assert!(
         plain.path().join("listed-by-make").exists(),
         "the fixture no longer tempts make"
@@ -272,12 +228,7 @@ fn listing_never_changes_the_tree() {
         let fx = Fixture::new(fixture);
         let before = tree(fx.path());
         for args in [&[][..], &["--json"], &["--phony", "--prereqs"]] {
-            let output = fx.makescope(&fx.path().join(dir), args);
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+            fx.makescope(&fx.path().join(dir), args).success();
         }
         assert_eq!(
             tree(fx.path()),
@@ -307,7 +258,7 @@ fn follows_a_default_rule_that_forwards_to_another_make() {
         "src/rules.mk:2"
     );
     // In text, locations are relative to where makescope runs.
-    let text = String::from_utf8(fx.makescope(&build, &["--phony"]).stdout).unwrap();
+    let text = fx.makescope(&build, &["--phony"]).stdout;
     assert!(
         text.lines()
             .any(|l| l.starts_with("check") && l.contains("../src/Makefile:4")),
@@ -320,29 +271,21 @@ fn follows_a_default_rule_that_forwards_to_another_make() {
 
 #[test]
 fn no_makefile_is_one_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_makescope"));
-    command.current_dir(dir.path()).args(["targets"]);
-    let output = run(command);
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let output = Test::new().args(["targets"]).run();
+    assert_eq!(output.code, Some(2));
+    let stderr = output.stderr;
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("no makefile"), "{stderr}");
 }
 
 #[test]
 fn a_broken_makefile_is_one_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("Makefile"),
-        "all:\n    echo spaces, not a tab\n",
-    )
-    .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_makescope"));
-    command.current_dir(dir.path()).args(["targets"]);
-    let output = run(command);
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let output = Test::new()
+        .makefile("all:\n    echo spaces, not a tab\n")
+        .args(["targets"])
+        .run();
+    assert_eq!(output.code, Some(2));
+    let stderr = output.stderr;
     assert!(
         stderr.contains("Makefile:2: *** missing separator"),
         "{stderr}"
@@ -399,23 +342,13 @@ fn record(path: &Path, makes: &[(&Path, &[&str], Option<&Path>)]) {
     store.finish_build(1, &end).unwrap();
 }
 
-/// What the plugin dumps: make's database at exit (here taken with `make -p`).
-fn dump(dir: &Path, to: &Path) {
-    let mut make = Command::new("make");
-    make.current_dir(dir)
-        .args(["-pq", "--eval=%: override SHELL = /bin/false", ".DEFAULT"])
-        .env("LC_ALL", "C");
-    let output = run(make);
-    std::fs::write(to, output.stdout).unwrap();
-}
-
 #[test]
 fn recursive_lists_every_recorded_make_from_dumps_or_make_and_caches() {
     let fx = Fixture::new("forward");
     let (build, src) = (fx.path().join("build"), fx.path().join("src"));
     let dumps = tempfile::tempdir().unwrap();
     let src_dump = dumps.path().join("src.db");
-    dump(&src, &src_dump);
+    fx.dump(&src, &src_dump);
     let db = dumps.path().join("record.sqlite");
     record(
         &db,
@@ -454,33 +387,22 @@ fn recursive_lists_every_recorded_make_from_dumps_or_make_and_caches() {
     assert_eq!(cached, ["json", "out"]);
     assert_eq!(fx.json(&build, &args), json);
     // Another view (another make program) reuses the per-make listings: no make runs.
-    let mut command = Command::new(env!("CARGO_BIN_EXE_makescope"));
-    command
-        .current_dir(&build)
-        .args(args)
-        .args(["--json", "--make-program", "/bin/false"])
-        .env("MAKESCOPE_CACHE_DIR", fx.cache.path());
-    let output = run(command);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(
-        serde_json::from_slice::<Value>(&output.stdout).unwrap(),
-        json
-    );
+    let mut other_make = args.to_vec();
+    other_make.extend(["--json", "--make-program", "/bin/false"]);
+    let output = fx.makescope(&build, &other_make);
+    output.success();
+    assert_eq!(output.json(), json);
     // A changed makefile is seen.
     std::fs::write(
         src.join("Makefile"),
         std::fs::read_to_string(src.join("Makefile")).unwrap() + "newer:\n",
     )
     .unwrap();
-    dump(&src, &src_dump);
+    fx.dump(&src, &src_dump);
     let json = fx.json(&build, &args);
     target(&json["sections"][1], "newer");
 
-    let text = String::from_utf8(fx.makescope(&build, &args[..4]).stdout).unwrap();
+    let text = fx.makescope(&build, &args[..4]).stdout;
     assert!(
         text.starts_with("# . (make level 0, 1 make, from make)\n"),
         "{text}"
@@ -498,7 +420,7 @@ fn a_dump_it_cannot_read_names_the_line_and_falls_back() {
     let dumps = tempfile::tempdir().unwrap();
     // A line no make 4.3 prints, inside the files section.
     let odd = dumps.path().join("odd.db");
-    dump(&src, &odd);
+    fx.dump(&src, &odd);
     let text = std::fs::read_to_string(&odd).unwrap().replacen(
         "\n# Files\n",
         "\n# Files\n\n<<<future make>>>\n",
@@ -528,19 +450,15 @@ fn a_dump_it_cannot_read_names_the_line_and_falls_back() {
             "--json",
         ],
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    output.success();
+    let stderr = &output.stderr;
     assert!(stderr.contains(&format!("odd.db:{bad_line}: ")), "{stderr}");
     assert!(stderr.contains("<<<future make>>>"), "{stderr}");
     assert!(
         stderr.contains("junk.db: not a make database") && stderr.contains("running make"),
         "{stderr}"
     );
-    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let json = output.json();
     target(&json["sections"][0], "check"); // the rest of the odd dump is still read
     target(&json["sections"][1], "all"); // the junk one came from make
 }
@@ -552,7 +470,7 @@ fn recursive_without_a_record_says_what_to_do() {
         fx.path(),
         &["--db", "/nonexistent/db.sqlite", "targets", "--recursive"],
     );
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.code, Some(2));
+    let stderr = output.stderr;
     assert!(stderr.contains("run `makescope make` first"), "{stderr}");
 }

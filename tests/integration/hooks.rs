@@ -1,4 +1,4 @@
-//! Issue 6: the user's Python hooks, driven through the library as the recorder drives
+//! The user's Python hooks, driven through the library as the recorder drives
 //! them (label → started → finished, one thread, every command).
 #![cfg(feature = "python")]
 
@@ -461,7 +461,7 @@ fn glibc_hooks_name_tests_and_read_their_result_files() {
 
 /// The figure behind scripts/bench-hooks.sh, without the build's noise: what the label
 /// hook of the benchmark costs per command inside the recorder.
-/// `cargo test --release --test hooks -- --ignored --nocapture label_hook_cost`
+/// `cargo test --release --test integration hooks::label_hook_cost -- --ignored --nocapture`
 #[test]
 #[ignore = "a measurement, not a check"]
 fn label_hook_cost() {

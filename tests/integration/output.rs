@@ -1,131 +1,22 @@
-//! Issue 4: the real `makescope make` on small fixture makefiles, as a user sees it:
-//! labels, the failure block, unbroken output of noisy parallel jobs, no escape bytes
-//! when piped, the modes, and (under tmux) the progress line on a terminal.
+//! The real `makescope make` on small fixture makefiles, as a user sees it: labels, the
+//! failure block, unbroken output of noisy parallel jobs, no escape bytes when piped,
+//! the modes, and (under tmux) the progress line on a terminal.
 //!
 //! These tests print; they do not trace (`--no-trace`), so they run on any kernel.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+use crate::harness::{self, Test, TIMEOUT};
 
-/// A fixture project in a temporary directory, and one `makescope make` run on it.
-struct Test {
-    dir: tempfile::TempDir,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-}
-
-struct Output {
-    status: Option<i32>,
-    stdout: String,
-    stderr: String,
-    stdout_bytes: Vec<u8>,
-    stderr_bytes: Vec<u8>,
-}
-
-impl Test {
-    fn new() -> Test {
-        Test {
-            dir: tempfile::tempdir().expect("tempdir"),
-            args: Vec::new(),
-            env: Vec::new(),
-        }
-    }
-
-    fn makefile(self, text: &str) -> Test {
-        self.file("Makefile", text)
-    }
-
-    fn file(self, path: &str, text: &str) -> Test {
-        let path = self.dir.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-        self
-    }
-
-    fn args(mut self, args: &[&str]) -> Test {
-        self.args = args.iter().map(|a| a.to_string()).collect();
-        self
-    }
-
-    fn env(mut self, key: &str, value: &str) -> Test {
-        self.env.push((key.into(), value.into()));
-        self
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// `makescope make --no-trace ARGS…`, piped, killed after [`TIMEOUT`].
-    fn run(&self) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_makescope"));
-        command
-            .arg("make")
-            .arg("--no-trace")
-            .args(&self.args)
-            .current_dir(self.dir.path())
-            .env_remove("MAKEFLAGS")
-            .env_remove("MAKELEVEL")
-            .env_remove("MFLAGS")
-            .env_remove("NO_COLOR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in &self.env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().expect("running makescope");
-        let mut out = child.stdout.take().unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let out_thread = std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = out.read_to_end(&mut b);
-            b
-        });
-        let err_thread = std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = err.read_to_end(&mut b);
-            b
-        });
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if start.elapsed() > TIMEOUT {
-                let _ = child.kill();
-                panic!("makescope make timed out after {TIMEOUT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let stdout_bytes = out_thread.join().unwrap();
-        let stderr_bytes = err_thread.join().unwrap();
-        Output {
-            status: status.code(),
-            stdout: String::from_utf8_lossy(&stdout_bytes).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr_bytes).into_owned(),
-            stdout_bytes,
-            stderr_bytes,
-        }
-    }
-}
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+/// A test of what a build prints: `NO_COLOR` is left unset unless the test sets it.
+fn printing() -> Test {
+    Test::new().env_remove("NO_COLOR")
 }
 
 #[test]
 fn each_rule_labels_its_command() {
-    let out = Test::new()
+    let out = printing()
         .makefile(
             "all: prog lib.a gen.h sub result.out inst/x.h dir/.stamp\n\
              prog: main.o\n\tgcc -o prog main.o\n\
@@ -146,9 +37,9 @@ fn each_rule_labels_its_command() {
         .file("util.S", ".text\n")
         .file("evaluate-test.sh", "exit 0\n")
         .file("sub/Makefile", "all: ; true\n")
-        .args(&["-j1"])
+        .args(["make", "--no-trace", "-j1"])
         .run();
-    assert_eq!(out.status, Some(0), "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
     let lines: Vec<&str> = out.stdout.lines().collect();
     for expected in [
         "  GEN   gen.h",
@@ -176,16 +67,16 @@ fn each_rule_labels_its_command() {
 
 #[test]
 fn failure_prints_the_block_then_makes_error() {
-    let out = Test::new()
+    let out = printing()
         .makefile(
             "all: ok bad\n\
              ok:\n\t@echo fine\n\
              bad:\n\t@echo preparing\n\techo 'bad.c:3:1: error: nope' >&2; echo more; exit 3\n\
              .PHONY: all ok bad\n",
         )
-        .args(&["-j1"])
+        .args(["make", "--no-trace", "-j1"])
         .run();
-    assert_eq!(out.status, Some(2), "make's status is ours");
+    assert_eq!(out.code, Some(2), "make's status is ours");
     // The header, the full command, then the whole output (its two streams may arrive
     // in either order).
     let header = "FAILED: bad   (./, make level 0, recipe at Makefile:";
@@ -220,11 +111,12 @@ fn failure_prints_the_block_then_makes_error() {
 
 #[test]
 fn a_failing_sub_make_shows_one_failed_block() {
-    let out = Test::new()
+    let out = printing()
         .makefile("all:\n\t$(MAKE) -C sub\n")
         .file("sub/Makefile", "all:\n\tfalse\n")
+        .args(["make", "--no-trace"])
         .run();
-    assert_eq!(out.status, Some(2));
+    assert_eq!(out.code, Some(2));
     assert_eq!(out.stdout.matches("FAILED:").count(), 1, "{}", out.stdout);
     assert!(
         out.stdout
@@ -250,8 +142,11 @@ fn noisy_parallel_jobs_print_whole() {
             "j{j}:\n\t@for i in $$(seq 1 30); do echo \"job{j} line $$i\"; echo \"job{j} err $$i\" >&2; sleep 0.01; done\n"
         ));
     }
-    let out = Test::new().makefile(&makefile).args(&["-j4"]).run();
-    assert_eq!(out.status, Some(0), "{}{}", out.stdout, out.stderr);
+    let out = printing()
+        .makefile(&makefile)
+        .args(["make", "--no-trace", "-j4"])
+        .run();
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
     for j in 1..=4 {
         let start = out
             .stdout
@@ -279,16 +174,18 @@ fn noisy_parallel_jobs_print_whole() {
 #[test]
 fn piped_output_has_no_escape_byte() {
     for no_color in [false, true] {
-        let mut test = Test::new().makefile(
-            "all: a b\n\
-             a:\n\t@printf '\\033[01;35mwarning:\\033[m colored\\n' >&2\n\
-             b:\n\tfalse\n",
-        );
+        let mut test = printing()
+            .makefile(
+                "all: a b\n\
+                 a:\n\t@printf '\\033[01;35mwarning:\\033[m colored\\n' >&2\n\
+                 b:\n\tfalse\n",
+            )
+            .args(["make", "--no-trace"]);
         if no_color {
             test = test.env("NO_COLOR", "1");
         }
         let out = test.run();
-        assert_eq!(out.status, Some(2));
+        assert_eq!(out.code, Some(2));
         assert!(
             !out.stdout_bytes.contains(&0x1b),
             "escape on stdout: {:?}",
@@ -304,30 +201,37 @@ fn piped_output_has_no_escape_byte() {
     }
 }
 
+/// `-v` echoes every command with its output, `-q` prints only what printed, `--plain`
+/// passes make's output through.
 #[test]
-fn modes() {
+fn each_mode_prints_what_it_promises() {
     let makefile = "all: a b\na:\n\t@echo hello\nb:\n\ttouch b\n.PHONY: all a\n";
-    let verbose = Test::new().makefile(makefile).args(&["-v", "-j1"]).run();
+    let verbose = printing()
+        .makefile(makefile)
+        .args(["make", "--no-trace", "-v", "-j1"])
+        .run();
     assert_eq!(
         verbose.stdout, "echo hello\nhello\ntouch b\n",
         "{}",
         verbose.stderr
     );
 
-    let quiet = Test::new().makefile(makefile).args(&["-q", "-j1"]).run();
+    let quiet = printing()
+        .makefile(makefile)
+        .args(["make", "--no-trace", "-q", "-j1"])
+        .run();
     assert_eq!(quiet.stdout, "  ECHO  a\nhello\n");
     assert_eq!(quiet.stderr, "", "quiet and successful: no summary");
 
-    let test = Test::new().makefile(makefile).args(&["--plain", "-j1"]);
+    let test = printing()
+        .makefile(makefile)
+        .args(["make", "--no-trace", "--plain", "-j1"]);
     let plain = test.run();
-    let make = Command::new("make")
-        .arg("-j1")
-        .arg("-B")
-        .current_dir(test.path())
-        .output()
-        .unwrap();
+    let mut make = test.program("make");
+    make.args(["-j1", "-B"]);
+    let make = test.run_command(make);
     assert_eq!(
-        plain.stdout_bytes, make.stdout,
+        plain.stdout_bytes, make.stdout_bytes,
         "--plain passes make's output through"
     );
     assert!(
@@ -345,30 +249,29 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(dir: &Path, command: &str) -> Tmux {
+    /// Start `command` in `test`'s directory and environment on a 100x12 screen.
+    fn start(test: &Test, command: &str) -> Tmux {
         let socket = format!("makescope-test-{}", std::process::id());
-        let status = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-s",
-                "t",
-                "-x",
-                "100",
-                "-y",
-                "12",
-            ])
-            .arg(format!("cd {} && {command}; sleep 60", dir.display()))
-            .env_remove("NO_COLOR")
-            .env_remove("MAKEFLAGS")
-            .env_remove("MAKELEVEL")
-            .status()
-            .expect("tmux");
-        assert!(status.success());
+        let mut tmux = test.program("tmux");
+        tmux.args([
+            "-L",
+            &socket,
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "100",
+            "-y",
+            "12",
+        ])
+        .arg(format!(
+            "cd {} && {command}; sleep 60",
+            test.path().display()
+        ));
+        test.run_command(tmux).success();
         Tmux { socket }
     }
 
@@ -443,11 +346,11 @@ fn normalize(screen: &str) -> String {
 
 #[test]
 fn terminal_shows_progress_and_labels() {
-    if !have("tmux") {
+    if !harness::installed("tmux") {
         eprintln!("skipped: tmux is not installed (apt-get install -y tmux)");
         return;
     }
-    let test = Test::new().makefile(
+    let test = printing().makefile(
         "all: a b c slow\n\
          a:\n\t@echo 'a.c:1:2: warning: unused variable' >&2; touch a\n\
          b:\n\ttouch b\n\
@@ -455,16 +358,15 @@ fn terminal_shows_progress_and_labels() {
          slow: a b c\n\tsleep 2; touch slow\n",
     );
     // A first, piped build gives the second its expected total.
-    let test = test.args(&["-j2"]);
+    let test = test.args(["make", "--no-trace", "-j2"]);
     let first = test.run();
-    assert_eq!(first.status, Some(0), "{}", first.stderr);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
     for f in ["a", "b", "c", "slow"] {
         std::fs::remove_file(test.path().join(f)).unwrap();
     }
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_makescope"));
     let tmux = Tmux::start(
-        test.path(),
-        &format!("{} make --no-trace -j2", bin.display()),
+        &test,
+        &format!("{} make --no-trace -j2", harness::makescope_bin().display()),
     );
     let during = normalize(&tmux.wait_for("TOUCH slow"));
     let after = normalize(&tmux.wait_for("makescope: 4 commands"));

@@ -1,0 +1,23 @@
+//! The integration tests: one test crate, so the library and the binary's dependencies
+//! are linked into one test executable rather than one per subject. Each module is one
+//! subject; [`harness`] is the one way they run programs (a temporary directory, a clean
+//! environment and a timeout). Fixture projects live in `tests/fixtures`, insta
+//! snapshots in `tests/integration/snapshots`.
+//!
+//! Run one subject with `cargo test --test integration MODULE::` (e.g. `targets::`).
+
+mod harness;
+
+mod files;
+mod hooks;
+mod hooks_cli;
+mod hooks_writes;
+mod output;
+mod output_labels;
+mod output_printer;
+mod python_plugin;
+mod record;
+mod targets;
+mod targets_parse;
+mod trace;
+mod trace_bench;
