@@ -5,7 +5,6 @@
 //! [`Secrets`]), so every rule here is unit-tested.
 
 use std::fmt;
-use std::path::PathBuf;
 
 use super::{Mode, Recipe, ReplayError};
 use crate::protocol::{split_nul, ASAN_LINK_ORDER, ENV_PREFIX};
@@ -198,9 +197,9 @@ impl Plan {
         if bytes_path(&self.directory).is_dir() {
             Ok(())
         } else {
-            Err(ReplayError::DirectoryGone(PathBuf::from(
+            Err(ReplayError::DirectoryGone(
                 bytes_path(&self.directory).to_owned(),
-            )))
+            ))
         }
     }
 
