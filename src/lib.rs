@@ -8,6 +8,7 @@ pub mod graph;
 pub mod hooks;
 pub mod makedb;
 pub mod output;
+pub mod paths;
 pub mod protocol;
 pub mod query;
 pub mod record;

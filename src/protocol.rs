@@ -210,7 +210,7 @@ impl<'a> Message<'a> {
 
     /// Field `i` split at NUL bytes (an argv or an environment).
     pub fn list(&self, i: usize) -> Result<Vec<&'a [u8]>, DecodeError> {
-        Ok(split_nul(self.bytes(i)?))
+        Ok(crate::util::split_nul(self.bytes(i)?))
     }
 
     /// How many fields there are.
@@ -222,15 +222,6 @@ impl<'a> Message<'a> {
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
-}
-
-/// Split a NUL-separated list; a trailing NUL does not make an empty last item.
-pub fn split_nul(bytes: &[u8]) -> Vec<&[u8]> {
-    if bytes.is_empty() {
-        return Vec::new();
-    }
-    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
-    bytes.split(|&b| b == 0).collect()
 }
 
 /// The setting the shim appends to `ASAN_OPTIONS` along with the fast path's helper.
@@ -282,22 +273,6 @@ pub fn without_preload(entry: &[u8], helper: &[u8]) -> Option<Vec<u8>> {
     let mut out = b"LD_PRELOAD=".to_vec();
     out.extend_from_slice(&kept.join(&b' '));
     Some(out)
-}
-
-/// Join items with NUL separators.
-pub fn join_nul<I, T>(items: I) -> Vec<u8>
-where
-    I: IntoIterator<Item = T>,
-    T: AsRef<[u8]>,
-{
-    let mut out = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
-        if i > 0 {
-            out.push(0);
-        }
-        out.extend_from_slice(item.as_ref());
-    }
-    out
 }
 
 /// The job context the plugin exports into each recipe's environment

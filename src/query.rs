@@ -9,8 +9,9 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::cli::{Config, LogArgs, ShowArgs};
+use crate::paths::absolute;
 use crate::store::{AccessRow, BuildRow, CommandFilter, CommandRow, Store};
-use crate::util::{absolute, json_bytes, lossy};
+use crate::util::{json_bytes, lossy};
 
 fn open(config: &Config) -> Result<Store> {
     Ok(Store::open_read(&config.db)?)
@@ -41,8 +42,8 @@ pub fn command_json(c: &CommandRow) -> Value {
         "recipe": { "file": c.recipe_file.as_deref().map(json_bytes), "line": c.recipe_line },
         "why": c.why(),
         "directory": json_bytes(&c.directory),
-        "shell": c.shell.as_deref().map(|s| crate::protocol::split_nul(s).into_iter().map(json_bytes).collect::<Vec<_>>()),
-        "shell_flags": c.shell_flags.as_deref().map(|s| crate::protocol::split_nul(s).into_iter().map(json_bytes).collect::<Vec<_>>()),
+        "shell": c.shell.as_deref().map(json_list),
+        "shell_flags": c.shell_flags.as_deref().map(json_list),
         "command": json_bytes(&c.command),
         "argv": c.argv.iter().map(|a| json_bytes(a)).collect::<Vec<_>>(),
         "state": c.state,
@@ -139,6 +140,10 @@ pub fn log(config: &Config, args: &LogArgs) -> Result<()> {
         build.state
     );
     Ok(())
+}
+
+fn json_list(items: &[Vec<u8>]) -> Vec<Value> {
+    items.iter().map(|item| json_bytes(item)).collect()
 }
 
 fn state_mark(c: &CommandRow) -> String {
@@ -282,13 +287,10 @@ fn full_json(store: &Store, c: &CommandRow) -> Result<Value> {
     value["stdout"] = json_bytes(&output.stdout);
     value["stderr"] = json_bytes(&output.stderr);
     value["environment"] = json!(c.env.iter().map(|e| json_bytes(e)).collect::<Vec<_>>());
-    value["left_behind"] = json!(c
-        .left_behind
-        .as_deref()
-        .map(|l| crate::protocol::split_nul(l)
-            .into_iter()
-            .map(json_bytes)
-            .collect::<Vec<_>>()));
+    value["left_behind"] = json!(c.left_behind.as_deref().map(|l| crate::util::split_nul(l)
+        .into_iter()
+        .map(json_bytes)
+        .collect::<Vec<_>>()));
     let mut files: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for a in store.accesses(c.id)? {
         files
@@ -364,20 +366,9 @@ fn show_text(out: &mut impl Write, store: &Store, c: &CommandRow, all_files: boo
         ),
     )?;
     field(out, "directory", &lossy(&c.directory))?;
-    let shell = c.shell.as_deref().map(|s| {
-        crate::protocol::split_nul(s)
-            .iter()
-            .map(|w| lossy(w).into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    });
-    let flags = c.shell_flags.as_deref().map(|s| {
-        crate::protocol::split_nul(s)
-            .iter()
-            .map(|w| lossy(w).into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    });
+    let words = |words: &[Vec<u8>]| words.iter().map(|w| lossy(w)).collect::<Vec<_>>().join(" ");
+    let shell = c.shell.as_deref().map(words);
+    let flags = c.shell_flags.as_deref().map(words);
     field(
         out,
         "shell",
@@ -485,7 +476,7 @@ fn show_text(out: &mut impl Write, store: &Store, c: &CommandRow, all_files: boo
                 .filter_map(|p| p.exe.as_deref())
                 .map(|e| {
                     lossy(
-                        crate::util::bytes_path(e)
+                        crate::paths::as_path(e)
                             .file_name()
                             .map(|f| f.as_bytes())
                             .unwrap_or(e),
@@ -524,7 +515,7 @@ fn show_text(out: &mut impl Write, store: &Store, c: &CommandRow, all_files: boo
         )?;
     }
     if let Some(left) = c.left_behind.as_deref().filter(|l| !l.is_empty()) {
-        let items: Vec<String> = crate::protocol::split_nul(left)
+        let items: Vec<String> = crate::util::split_nul(left)
             .iter()
             .map(|l| lossy(l).into_owned())
             .collect();

@@ -90,7 +90,7 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
     std::fs::create_dir_all(&makedb_dir)
         .with_context(|| format!("cannot create {}", makedb_dir.display()))?;
 
-    let argv = protocol::join_nul(args.make_args.iter().map(|a| a.as_bytes()));
+    let argv = crate::util::join_nul(args.make_args.iter().map(|a| a.as_bytes()));
     let directory = top_directory.as_os_str().as_bytes().to_vec();
     let ids = store.next_ids()?;
     let expected_total = store.previous_command_count(&directory, &argv)?;

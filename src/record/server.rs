@@ -736,8 +736,8 @@ impl Server {
         } else {
             Vec::new()
         };
-        let shell = protocol::join_nul(argv.iter().take(shell_words.min(argv.len())));
-        let flags = protocol::join_nul(
+        let shell = crate::util::join_nul(argv.iter().take(shell_words.min(argv.len())));
+        let flags = crate::util::join_nul(
             argv.iter()
                 .take(argv.len().saturating_sub(1))
                 .skip(shell_words),
@@ -759,7 +759,7 @@ impl Server {
             .filter(|e| !e.starts_with(b"MAKESCOPE_"))
             .collect();
         let env = if self.setup.keep_secrets {
-            protocol::join_nul(&environment)
+            crate::util::join_nul(&environment)
         } else {
             redact_environment(&environment)
         };
@@ -1007,7 +1007,7 @@ impl Server {
                 if let Some(&id) = self.processes.get(&pid) {
                     let exec = ProcessExec {
                         exe: path,
-                        argv: protocol::join_nul(&argv),
+                        argv: crate::util::join_nul(&argv),
                         cwd,
                     };
                     match self.unsent_process(id) {
@@ -1303,8 +1303,8 @@ impl Server {
 
 /// make's argv as the user gave it: without the `--eval=load …/makescope.so` we add.
 fn without_our_plugin(argv: &[u8]) -> Vec<u8> {
-    protocol::join_nul(
-        protocol::split_nul(argv)
+    crate::util::join_nul(
+        crate::util::split_nul(argv)
             .into_iter()
             .filter(|a| !(a.starts_with(b"--eval=load ") && a.ends_with(b"/makescope.so"))),
     )
