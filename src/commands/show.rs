@@ -175,9 +175,12 @@ fn text(
         writeln!(out, "output")?;
         out.write_all(&output.stdout)?;
         out.write_all(&output.stderr)?;
-        if !output.stderr.ends_with(b"\n")
-            && !(output.stderr.is_empty() && output.stdout.ends_with(b"\n"))
-        {
+        let last = if output.stderr.is_empty() {
+            &output.stdout
+        } else {
+            &output.stderr
+        };
+        if !last.ends_with(b"\n") {
             writeln!(out)?;
         }
     }

@@ -94,7 +94,7 @@ pub fn classify(info: &CommandInfo) -> Classified {
         None => Classified {
             label: Label {
                 verb: "SH".into(),
-                object: ctx.target_or(|| String::new()),
+                object: ctx.target_or(String::new),
             },
             rule: Rule::Empty,
         },

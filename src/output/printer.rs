@@ -319,9 +319,9 @@ impl Printer {
         let target = if info.target.is_empty() {
             "(no target)".to_string()
         } else {
-            relative_to(&top, &dir_path, &String::from_utf8_lossy(&info.target))
+            relative_to(top, dir_path, &String::from_utf8_lossy(&info.target))
         };
-        let mut dir = relative_to(&top, &dir_path, ".");
+        let mut dir = relative_to(top, dir_path, ".");
         if !dir.ends_with('/') {
             dir.push('/');
         }
