@@ -179,6 +179,28 @@ mod tests {
         assert_eq!(n("./../x/"), "../x");
     }
 
+    /// The tracer keeps its own copy on its hot path: the two must agree.
+    #[test]
+    fn the_tracer_normalises_absolute_paths_the_same_way() {
+        let mut traced = Vec::new();
+        for path in [
+            "/",
+            "//",
+            "/a//b/",
+            "/a/./b/../c",
+            "/..",
+            "/../..",
+            "/a/b/../../..",
+            "/a/..",
+            "/x/../../y/./z/",
+            "/.a/..b/...",
+            "/a/b/c/../../d",
+        ] {
+            crate::trace::path::normalize(path.as_bytes(), &mut traced);
+            assert_eq!(normalize(path.as_bytes()), traced, "{path}");
+        }
+    }
+
     #[test]
     fn non_utf8_bytes_pass_through() {
         assert_eq!(normalize(b"/caf\xe9/./x"), b"/caf\xe9/x");
