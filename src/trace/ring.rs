@@ -74,6 +74,29 @@ const _: () = {
     assert!(offset_of!(Header, cwd_epoch) == 56);
 };
 
+/// A record's header: `struct ring_record` of `ring.h`; its path follows. Records are
+/// decoded from their bytes at these offsets (only `ready` is read atomically).
+#[repr(C)]
+#[allow(dead_code)] // a layout: fields are read through `offset_of!`
+struct RecordHeader {
+    ready: AtomicU32,
+    kind: u16,
+    len: u16,
+    pid: i32,
+    ppid: i32,
+    time_ns: i64,
+}
+
+const _: () = {
+    assert!(size_of::<RecordHeader>() == PATH_AT);
+    assert!(offset_of!(RecordHeader, ready) == 0);
+    assert!(offset_of!(RecordHeader, kind) == 4);
+    assert!(offset_of!(RecordHeader, len) == 6);
+    assert!(offset_of!(RecordHeader, pid) == 8);
+    assert!(offset_of!(RecordHeader, ppid) == 12);
+    assert!(offset_of!(RecordHeader, time_ns) == 16);
+};
+
 /// The part of the header [`Ring::new`] writes and [`Ring::from_fd`] checks.
 const HEADER_CHECKED: usize = offset_of!(Header, magic) + 8;
 
@@ -286,8 +309,8 @@ impl Ring {
             // finished (`ready`, acquire) or died (final drain).
             let bytes = unsafe { std::slice::from_raw_parts(unit, to_end * UNIT) };
             let (kind, len) = (
-                u16::from_le_bytes([bytes[4], bytes[5]]),
-                u16::from_le_bytes([bytes[6], bytes[7]]) as usize,
+                u16_at(bytes, offset_of!(RecordHeader, kind)),
+                u16_at(bytes, offset_of!(RecordHeader, len)) as usize,
             );
             let units = if ready {
                 if kind == PAD {
@@ -337,15 +360,20 @@ impl Ring {
             _ => return None,
         };
         let mut time = [0u8; 8];
-        time.copy_from_slice(&bytes[16..24]);
+        let at = offset_of!(RecordHeader, time_ns);
+        time.copy_from_slice(&bytes[at..at + 8]);
         Some(RingRecord {
-            pid: i32_at(8),
-            ppid: i32_at(12),
+            pid: i32_at(offset_of!(RecordHeader, pid)),
+            ppid: i32_at(offset_of!(RecordHeader, ppid)),
             kind,
             path: &bytes[PATH_AT..PATH_AT + len],
             time_ns: i64::from_le_bytes(time),
         })
     }
+}
+
+fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
 }
 
 impl Drop for Ring {

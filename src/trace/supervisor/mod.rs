@@ -18,12 +18,15 @@
 //! 7. drain the command's fast-path ring while the tracee runs on; its records go
 //!    before the call's own events (they happened first).
 //!
-//! Every notification is answered, whatever fails: a tracee is never left blocked.
-
+//! Every notification is answered, whatever fails: a tracee is never left blocked. The
+//! answer is [`Call::answer`], once per call; everything read before it succeeds is
+//! known to be the tracee's.
 //!
 //! The parts: `pids` keeps the per-process state and reaps ended tasks, `rings` drains
-//! the fast path's rings, `classify` decides what each typed call did, `exe` reads exec
-//! arguments and the interpreters a program names.
+//! the fast path's rings, `classify` decides what each typed call
+//! ([`Syscall`](super::syscall::Syscall)) did, `exe` reads exec arguments and the
+//! interpreters a program names. None of them opens the record or attributes a process
+//! to a command: that is the recorder's.
 
 use rustc_hash::FxHashMap as HashMap;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
