@@ -1,21 +1,26 @@
-//! Arguments → configuration → subcommand.
+//! The command line: every clap type, and how each becomes the plain options of its
+//! subcommand. clap parses once into [`Arguments`]; [`Arguments::resolve`] turns that
+//! into the [`Config`] the subcommands share and one [`Subcommand`] with its options.
+//! Nothing else looks at the raw arguments.
 //!
-//! clap parses the command line once into [`Arguments`]; [`Config`] resolves what the
-//! subcommands share (the record's path); [`Subcommand::execute`] dispatches. No
-//! subcommand looks at the raw arguments again.
+//! This module belongs to the binary, not the library: arrows point out of it. The
+//! library's engines take their own options structs and never see a clap type, so that
+//! anything (a test, another subcommand) can start a build or ask a query without
+//! building clap structs. A test below checks that no module of the library names it.
 
 use std::ffi::OsString;
-use std::io;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use anyhow::Result;
 use clap::{Args, Parser};
 
-/// Exit status for makescope's own errors (bad input, unreadable record, …).
-pub const EXIT_ERROR: u8 = 2;
-/// Exit status when make succeeded but a user hook raised.
-pub const EXIT_HOOKS_FAILED: u8 = 3;
+use makescope::commands::{show, targets, Format, Subcommand};
+use makescope::config::Config;
+use makescope::makedb::TargetsOptions;
+use makescope::output::Mode;
+use makescope::query::{LogOptions, ShowOptions};
+use makescope::record::{MakeOptions, Tracing};
+use makescope::replay::{Mode as ReplayMode, ReplayOptions};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -45,7 +50,7 @@ pub enum Command {
     /// Show one recorded command in full: REF is a command id, a target, or a path it wrote.
     Show(ShowArgs),
     /// List the targets make knows here, with where each is defined.
-    Targets(crate::makedb::TargetsArgs),
+    Targets(TargetsArgs),
     /// Run a recorded recipe again as make ran it, without make: REF is a command id,
     /// a target, or a path it wrote. Exits with the command's status.
     Replay(ReplayArgs),
@@ -53,7 +58,7 @@ pub enum Command {
 
 /// How `makescope make` records and prints.
 #[derive(Args, Debug, Clone, Default)]
-pub struct BuildOptions {
+pub struct BuildArgs {
     /// Record commands but not the files they touch (no seccomp tracing).
     #[arg(long)]
     pub no_trace: bool,
@@ -93,7 +98,7 @@ pub struct BuildOptions {
 )]
 pub struct MakeArgs {
     #[command(flatten)]
-    pub options: BuildOptions,
+    pub options: BuildArgs,
     /// Arguments for make, passed through unchanged.
     #[arg(allow_hyphen_values = true, value_name = "MAKE ARGS")]
     pub make_args: Vec<OsString>,
@@ -130,12 +135,50 @@ pub struct ShowArgs {
     pub build: Option<i64>,
 }
 
+/// `makescope targets` arguments.
+#[derive(Args, Debug)]
+pub struct TargetsArgs {
+    /// Run in this directory.
+    #[arg(short = 'C', long = "directory", value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+    /// Only phony targets.
+    #[arg(long)]
+    pub phony: bool,
+    /// Also every sub-make's targets, from the recorded build.
+    #[arg(long)]
+    pub recursive: bool,
+    /// Show prerequisites.
+    #[arg(long)]
+    pub prereqs: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not follow a `.DEFAULT` rule that forwards every goal to another make.
+    #[arg(long)]
+    pub no_follow: bool,
+    /// With --recursive: which recorded build (default: the last one).
+    #[arg(long, value_name = "ID", requires = "recursive")]
+    pub build: Option<i64>,
+    /// The make program to run.
+    #[arg(
+        long,
+        env = "MAKESCOPE_MAKE",
+        default_value = "make",
+        value_name = "PROGRAM"
+    )]
+    pub make_program: PathBuf,
+    /// Options and variable assignments for make (`-f FILE`, `VAR=value`), after `--`.
+    #[arg(last = true, value_name = "MAKE ARGS")]
+    pub make_args: Vec<OsString>,
+}
+
+/// `makescope replay` arguments.
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Replays run untraced and are not recorded (--no-trace is the only mode so far). \
-                  What differs from the recorded run (a redacted secret taken from this \
+    after_help = "What differs from the recorded run (a redacted secret taken from this \
                   environment, make's jobserver dropped) is said in one line before it runs. \
-                  Processes the command leaves running are killed when it ends."
+                  Processes the command leaves running are killed when it ends. Replays are \
+                  not traced and not recorded yet: --no-trace is what every replay does."
 )]
 pub struct ReplayArgs {
     /// A command id, a target name, or a path the command wrote.
@@ -149,7 +192,7 @@ pub struct ReplayArgs {
     /// Print a standalone POSIX sh script that replays it; run nothing.
     #[arg(long)]
     pub script: bool,
-    /// Do not trace the replay (replays are never traced yet: this is the default).
+    /// Do not trace the replay (no replay is traced yet: this is what always happens).
     #[arg(long)]
     pub no_trace: bool,
     /// Which build (default: the last one).
@@ -157,92 +200,199 @@ pub struct ReplayArgs {
     pub build: Option<i64>,
 }
 
-/// What the subcommands share, resolved once.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Where the record lives.
-    pub db: PathBuf,
-    /// Whether `--db`/`MAKESCOPE_DB` chose it explicitly.
-    pub db_explicit: bool,
-}
-
-impl Config {
-    fn from_arguments(arguments: &Arguments) -> Result<Config> {
-        let (db, db_explicit) = match &arguments.db {
-            Some(db) => (db.clone(), true),
-            None => (PathBuf::from(".makescope").join("db.sqlite"), false),
-        };
-        // Absolute, because sub-makes run elsewhere and are told where things are.
-        let db = std::env::current_dir()
-            .map(|cwd| cwd.join(&db))
-            .unwrap_or(db);
-        Ok(Config { db, db_explicit })
+impl Arguments {
+    /// What the subcommands share, and the one to run.
+    pub fn resolve(self) -> (Config, Subcommand) {
+        (Config::new(self.db), self.command.into_subcommand())
     }
 }
 
 impl Command {
-    /// Run the subcommand; the returned code is the process's exit status.
-    pub fn execute(self, config: &Config) -> Result<u8> {
+    fn into_subcommand(self) -> Subcommand {
         match self {
-            Command::Make(args) => crate::record::run(config, args),
-            Command::Log(args) => crate::query::log(config, &args).map(|()| 0),
-            Command::Show(args) => crate::query::show(config, &args).map(|()| 0),
-            Command::Targets(args) => crate::makedb::targets(config, &args),
-            Command::Replay(args) => replay(config, &args),
+            Command::Make(args) => Subcommand::Make(args.into_options()),
+            Command::Log(args) => {
+                let format = format(args.json);
+                Subcommand::Log(
+                    LogOptions {
+                        build: args.build,
+                        failed_only: args.failed,
+                        target_contains: args.target.map(String::into_bytes),
+                    },
+                    format,
+                )
+            }
+            Command::Show(args) => Subcommand::Show(
+                ShowOptions {
+                    reference: args.reference.into_vec(),
+                    build: args.build,
+                },
+                show::View {
+                    format: format(args.json),
+                    all_files: args.files,
+                },
+            ),
+            Command::Targets(args) => Subcommand::Targets(
+                TargetsOptions {
+                    directory: args.directory,
+                    phony_only: args.phony,
+                    recursive: args.recursive,
+                    follow_default: !args.no_follow,
+                    build: args.build,
+                    make_program: args.make_program,
+                    make_args: args.make_args,
+                },
+                targets::View {
+                    format: format(args.json),
+                    prereqs: args.prereqs,
+                },
+            ),
+            Command::Replay(args) => Subcommand::Replay(ReplayOptions {
+                reference: args.reference.into_vec(),
+                build: args.build,
+                line: args.line,
+                mode: if args.script {
+                    ReplayMode::Script
+                } else if args.dry_run {
+                    ReplayMode::DryRun
+                } else {
+                    ReplayMode::Run
+                },
+            }),
         }
     }
 }
 
-/// `makescope replay`: open the record, resolve REF, replay.
-fn replay(config: &Config, args: &ReplayArgs) -> Result<u8> {
-    use std::os::unix::ffi::OsStrExt;
-    let store = crate::store::Store::open_read(&config.db)?;
-    let build = match args.build {
-        Some(id) => store.build(id)?,
-        None => store.last_build()?,
-    };
-    let Some(build) = build else {
-        anyhow::bail!("{} holds no such build", store.path().display());
-    };
-    let ids = crate::query::resolve(&store, &build, args.reference.as_bytes())?;
-    let recipe = crate::replay::Recipe::load(&store, &ids)?;
-    drop(store);
-    let options = crate::replay::ReplayOptions {
-        line: args.line,
-        mode: if args.script {
-            crate::replay::Mode::Script
-        } else if args.dry_run {
-            crate::replay::Mode::DryRun
-        } else {
-            crate::replay::Mode::Run
-        },
-    };
-    Ok(crate::replay::replay(
-        &recipe,
-        &options,
-        &crate::replay::CurrentEnvironment,
-    )?)
-}
-
-/// Parse, run, and turn errors into one `error:` line and exit status 2.
-pub fn main() -> ExitCode {
-    let arguments = Arguments::parse();
-    let result =
-        Config::from_arguments(&arguments).and_then(|config| arguments.command.execute(&config));
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("makescope: error: {error:#}");
-            ExitCode::from(EXIT_ERROR)
+impl MakeArgs {
+    fn into_options(self) -> MakeOptions {
+        let options = self.options;
+        MakeOptions {
+            tracing: if options.no_trace {
+                Tracing::Off
+            } else if options.trap_only {
+                Tracing::TrapOnly
+            } else {
+                Tracing::FastPath
+            },
+            mode: if options.plain {
+                Mode::Plain
+            } else if options.verbose {
+                Mode::Verbose
+            } else if options.quiet {
+                Mode::Quiet
+            } else {
+                Mode::Concise
+            },
+            hooks: options.hooks,
+            keep_secrets: options.keep_secrets,
+            make_program: options.make_program,
+            make_args: self.make_args,
         }
     }
 }
 
-fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-    })
+fn format(json: bool) -> Format {
+    if json {
+        Format::Json
+    } else {
+        Format::Text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Every `.rs` file under `dir`, recursively.
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("src/ is readable") {
+            let path = entry.expect("src/ is readable").path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn only_main_and_the_commands_import_the_command_line() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        assert!(
+            files.len() > 10,
+            "found only {files:?} under {}",
+            src.display()
+        );
+        let allowed = |path: &Path| {
+            let relative = path.strip_prefix(&src).unwrap_or(path);
+            relative == Path::new("main.rs")
+                || relative == Path::new("cli.rs")
+                || relative.starts_with("commands")
+        };
+        let offenders: Vec<String> = files
+            .iter()
+            .filter(|path| !allowed(path))
+            .filter(|path| {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                ["crate::cli", "makescope::cli", "super::cli"]
+                    .iter()
+                    .any(|import| text.contains(import))
+            })
+            .map(|path| path.display().to_string())
+            .collect();
+        assert!(
+            offenders.is_empty(),
+            "these modules import from cli.rs (arrows must point out of it): {offenders:?}"
+        );
+    }
+
+    #[test]
+    fn make_arguments_become_options() {
+        let arguments =
+            Arguments::parse_from(["makescope", "make", "--trap-only", "-q", "-j4", "all"]);
+        let (_, subcommand) = arguments.resolve();
+        let Subcommand::Make(options) = subcommand else {
+            panic!("not make: {subcommand:?}");
+        };
+        assert_eq!(options.tracing, Tracing::TrapOnly);
+        assert_eq!(options.mode, Mode::Quiet);
+        assert_eq!(
+            options.make_args,
+            [OsString::from("-j4"), OsString::from("all")]
+        );
+    }
+
+    #[test]
+    fn replay_arguments_become_options() {
+        let arguments = Arguments::parse_from([
+            "makescope",
+            "replay",
+            "out.o",
+            "--line",
+            "2",
+            "--script",
+            "--build",
+            "3",
+        ]);
+        let (_, subcommand) = arguments.resolve();
+        let Subcommand::Replay(options) = subcommand else {
+            panic!("not replay: {subcommand:?}");
+        };
+        assert_eq!(options.reference, b"out.o");
+        assert_eq!((options.line, options.build), (Some(2), Some(3)));
+        assert_eq!(options.mode, ReplayMode::Script);
+        assert!(
+            Arguments::try_parse_from(["makescope", "replay", "x", "--script", "--dry-run"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Arguments::command().debug_assert();
+    }
 }

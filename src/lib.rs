@@ -1,14 +1,20 @@
 //! makescope: record GNU make builds and answer questions about them.
 //!
 //! Data flows one way: make → plugin and shim events, tracer events → recorder → store
-//! → every query. The library holds every piece; `main.rs` only parses arguments.
+//! → every query. The library holds every piece: the engines (`record`, `query`,
+//! `makedb`) take a [`config::Config`] and their own options, and [`commands`] prints
+//! what they answer. The binary's `main.rs` and `cli.rs` only turn the command line into
+//! those options; nothing here sees a clap type.
 
 pub mod access;
-pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod exit;
 pub mod graph;
 pub mod hooks;
 pub mod makedb;
 pub mod output;
+pub mod paths;
 pub mod protocol;
 pub mod query;
 pub mod record;

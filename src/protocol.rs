@@ -288,15 +288,6 @@ impl<'a> Message<'a> {
     }
 }
 
-/// Split a NUL-separated list; a trailing NUL does not make an empty last item.
-pub fn split_nul(bytes: &[u8]) -> Vec<&[u8]> {
-    if bytes.is_empty() {
-        return Vec::new();
-    }
-    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
-    bytes.split(|&b| b == 0).collect()
-}
-
 /// plugin: a make process started (it waits for [`Kind::Ack`] before it runs anything).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MakeStart<'a> {
@@ -401,22 +392,6 @@ pub struct Listener {
 pub struct TraceRefused<'a> {
     /// Why (strerror's words).
     pub reason: &'a [u8],
-}
-
-/// Join items with NUL separators.
-pub fn join_nul<I, T>(items: I) -> Vec<u8>
-where
-    I: IntoIterator<Item = T>,
-    T: AsRef<[u8]>,
-{
-    let mut out = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
-        if i > 0 {
-            out.push(0);
-        }
-        out.extend_from_slice(item.as_ref());
-    }
-    out
 }
 
 /// The job context the plugin exports into each recipe's environment ([`ENV_CTX`]),
@@ -828,7 +803,7 @@ mod tests {
             ("LD_PRELOAD", &format!("libasan.so.8:{helper}")),
             ("ASAN_OPTIONS", &format!("detect_leaks=0:{ASAN_LINK_ORDER}")),
         ]);
-        let mut environment = split_nul(&Driver::output(command))
+        let mut environment = crate::util::split_nul(&Driver::output(command))
             .into_iter()
             .map(|e| String::from_utf8_lossy(e).into_owned())
             .collect::<Vec<_>>();

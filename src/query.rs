@@ -1,29 +1,194 @@
-//! `log` and `show`: read the record, print it. Data goes to stdout, aligned for people
-//! or as JSON (whose shape the README documents); nothing here writes the record.
+//! The questions `log` and `show` ask of the record, answered as data: the commands of
+//! a build, the commands a reference names and everything recorded about them, and the
+//! JSON shape of both (documented in the README). `commands::log` and `commands::show`
+//! print these.
+//!
+//! What it must never do: print, or write the record.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::cli::{Config, LogArgs, ShowArgs};
-use crate::store::{AccessRow, BuildRow, CommandFilter, CommandRow, Store};
-use crate::util::{absolute, json_bytes, lossy};
+use crate::config::Config;
+use crate::graph::CommandGraph;
+use crate::paths::absolute;
+use crate::store::{
+    BuildRow, CommandFilter, CommandOutput, CommandRow, MakeRow, ProcessRow, Store,
+};
+use crate::util::{json_bytes, split_nul};
 
-fn open(config: &Config) -> Result<Store> {
-    Ok(Store::open_read(&config.db)?)
+/// Which commands of which build `log` lists.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    /// The build (default: the last one).
+    pub build: Option<i64>,
+    /// Only commands that failed.
+    pub failed_only: bool,
+    /// Only commands whose target contains these bytes.
+    pub target_contains: Option<Vec<u8>>,
 }
 
-fn pick_build(store: &Store, id: Option<i64>) -> Result<BuildRow> {
-    match id {
-        Some(id) => store
-            .build(id)?
-            .with_context(|| format!("there is no build {id} in {}", store.path().display())),
-        None => store
-            .last_build()?
-            .with_context(|| format!("{} holds no build yet", store.path().display())),
+/// The commands of one build, in the order they started.
+pub struct Log {
+    pub store: Store,
+    pub build: BuildRow,
+    pub commands: Vec<CommandRow>,
+}
+
+/// The commands `options` picks.
+pub fn log(config: &Config, options: &LogOptions) -> Result<Log> {
+    let (store, build) = config.open_build(options.build)?;
+    let filter = CommandFilter {
+        failed_only: options.failed_only,
+        target_contains: options.target_contains.clone(),
+    };
+    let commands = store.commands(build.id, &filter)?;
+    Ok(Log {
+        store,
+        build,
+        commands,
+    })
+}
+
+impl Log {
+    /// How many commands did not end well (neither `ok` nor still running).
+    pub fn not_ok(&self) -> usize {
+        self.commands
+            .iter()
+            .filter(|c| c.state != "ok" && c.state != "running")
+            .count()
+    }
+
+    /// `makescope log --json`: the build, and its commands with their tags.
+    pub fn to_json(&self) -> Result<Value> {
+        let mut items = Vec::with_capacity(self.commands.len());
+        for c in &self.commands {
+            let mut item = command_json(c);
+            item["tags"] = tags_json(&self.store.tags(c.id)?);
+            items.push(item);
+        }
+        Ok(json!({ "build": build_json(&self.build), "commands": items }))
+    }
+}
+
+/// What `show` is asked about.
+#[derive(Debug, Clone, Default)]
+pub struct ShowOptions {
+    /// A command id, a target name, or a path a command wrote.
+    pub reference: Vec<u8>,
+    /// The build a target or path is looked up in (default: the last one).
+    pub build: Option<i64>,
+}
+
+/// The commands a reference names: one recipe's lines (or one command).
+pub struct Shown {
+    pub store: Store,
+    pub commands: Vec<CommandRow>,
+}
+
+/// Everything recorded about one command beyond its row.
+pub struct Details {
+    /// The make that ran it.
+    pub make: Option<MakeRow>,
+    pub tags: Vec<(String, Option<String>)>,
+    /// The paths it touched, by access kind's name; both in byte order.
+    pub files: BTreeMap<String, Vec<Vec<u8>>>,
+    pub processes: Vec<ProcessRow>,
+    /// Processes still running when it ended (`pid exe`), when it left any.
+    pub left_behind: Option<Vec<Vec<u8>>>,
+    pub output: CommandOutput,
+}
+
+/// A command's place in its build's graph: who wrote what it read, who read what it
+/// wrote, and how many commands depend on it at all.
+pub struct Neighbours {
+    pub dependencies: Vec<i64>,
+    pub dependents: Vec<i64>,
+    pub downstream: usize,
+}
+
+/// The commands `options.reference` names. Several commands are an error unless they
+/// are the lines of one recipe.
+pub fn show(config: &Config, options: &ShowOptions) -> Result<Shown> {
+    let (store, build) = config.open_build(options.build)?;
+    let ids = resolve(&store, &build, &options.reference)?;
+    let commands: Vec<CommandRow> = ids
+        .iter()
+        .filter_map(|&id| store.command(id).transpose())
+        .collect::<Result<_, _>>()?;
+    let first = commands.first().with_context(|| {
+        format!(
+            "the commands `{}` names are not in {}",
+            String::from_utf8_lossy(&options.reference),
+            store.path().display()
+        )
+    })?;
+    let one_recipe = commands
+        .iter()
+        .all(|c| c.make_id == first.make_id && c.job == first.job);
+    if !one_recipe {
+        let mut text = format!(
+            "`{}` matches {} commands of different recipes; pick one by id:\n",
+            String::from_utf8_lossy(&options.reference),
+            commands.len()
+        );
+        for c in commands.iter().take(20) {
+            text.push_str(&format!(
+                "  {:>6}  {}  ({})\n",
+                c.id,
+                String::from_utf8_lossy(&c.target),
+                String::from_utf8_lossy(&c.directory)
+            ));
+        }
+        bail!("{}", text.trim_end());
+    }
+    Ok(Shown { store, commands })
+}
+
+impl Shown {
+    /// Everything recorded about `c` beyond its row.
+    pub fn details(&self, c: &CommandRow) -> Result<Details> {
+        let store = &self.store;
+        let mut files: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        for a in store.accesses(c.id)? {
+            files.entry(a.kind).or_default().push(a.path);
+        }
+        Ok(Details {
+            make: c.make_id.map(|id| store.make(id)).transpose()?.flatten(),
+            tags: store.tags(c.id)?,
+            files,
+            processes: store.processes(c.id)?,
+            left_behind: c
+                .left_behind
+                .as_deref()
+                .map(|l| split_nul(l).into_iter().map(<[u8]>::to_vec).collect()),
+            output: store.output(c.id)?,
+        })
+    }
+
+    /// `c`'s place in its build's graph.
+    pub fn neighbours(&self, c: &CommandRow) -> Result<Neighbours> {
+        let graph = CommandGraph::load(&self.store, c.build_id)?;
+        Ok(Neighbours {
+            dependencies: graph.dependencies(c.id),
+            dependents: graph.dependents(c.id),
+            downstream: graph.downstream(&[c.id]).len(),
+        })
+    }
+
+    /// `makescope show --json`: one command in full, or an array of a recipe's lines.
+    pub fn to_json(&self) -> Result<Value> {
+        let mut items = Vec::with_capacity(self.commands.len());
+        for c in &self.commands {
+            items.push(full_json(c, &self.details(c)?));
+        }
+        Ok(if items.len() == 1 {
+            items.into_iter().next().unwrap_or_default()
+        } else {
+            Value::Array(items)
+        })
     }
 }
 
@@ -41,10 +206,10 @@ pub fn command_json(c: &CommandRow) -> Value {
         "recipe": { "file": c.recipe_file.as_deref().map(json_bytes), "line": c.recipe_line },
         "why": c.why(),
         "directory": json_bytes(&c.directory),
-        "shell": c.shell.as_deref().map(|s| crate::protocol::split_nul(s).into_iter().map(json_bytes).collect::<Vec<_>>()),
-        "shell_flags": c.shell_flags.as_deref().map(|s| crate::protocol::split_nul(s).into_iter().map(json_bytes).collect::<Vec<_>>()),
+        "shell": c.shell.as_deref().map(json_list),
+        "shell_flags": c.shell_flags.as_deref().map(json_list),
         "command": json_bytes(&c.command),
-        "argv": c.argv.iter().map(|a| json_bytes(a)).collect::<Vec<_>>(),
+        "argv": json_list(&c.argv),
         "state": c.state,
         "exit_code": c.exit_code,
         "signal": c.signal,
@@ -60,110 +225,10 @@ pub fn command_json(c: &CommandRow) -> Value {
     })
 }
 
-/// `makescope log`.
-pub fn log(config: &Config, args: &LogArgs) -> Result<()> {
-    let store = open(config)?;
-    let build = pick_build(&store, args.build)?;
-    let filter = CommandFilter {
-        failed_only: args.failed,
-        target_contains: args.target.as_ref().map(|t| t.as_bytes().to_vec()),
-    };
-    let commands = store.commands(build.id, &filter)?;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        let mut items = Vec::with_capacity(commands.len());
-        for c in &commands {
-            let mut item = command_json(c);
-            let tags = store.tags(c.id)?;
-            item["tags"] = json!(tags
-                .iter()
-                .map(|(n, v)| json!({"name": n, "value": v}))
-                .collect::<Vec<_>>());
-            items.push(item);
-        }
-        serde_json::to_writer_pretty(
-            &mut out,
-            &json!({ "build": build_json(&build), "commands": items }),
-        )?;
-        writeln!(out)?;
-        return Ok(());
-    }
-    let top = build.directory.clone();
-    let rows: Vec<[String; 5]> = commands
-        .iter()
-        .map(|c| {
-            let label = c
-                .label
-                .clone()
-                .filter(|l| !l.is_empty())
-                .unwrap_or_else(|| lossy(&c.target).into_owned());
-            let place = match (&c.recipe_file, c.recipe_line) {
-                (Some(file), Some(line)) if !file.is_empty() => format!("{}:{line}", lossy(file)),
-                _ => String::new(),
-            };
-            [
-                c.id.to_string(),
-                state_mark(c),
-                c.seconds().map(|s| format!("{s:.2}s")).unwrap_or_default(),
-                label,
-                format!("{}{}", relative_dir(&top, &c.directory), place),
-            ]
-        })
-        .collect();
-    let widths: Vec<usize> = (0..5)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    for row in &rows {
-        writeln!(
-            out,
-            "{:>w0$}  {:<w1$}  {:>w2$}  {:<w3$}  {}",
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3]
-        )?;
-    }
-    let failed = commands
-        .iter()
-        .filter(|c| c.state != "ok" && c.state != "running")
-        .count();
-    eprintln!(
-        "{} commands in build {} ({}), {failed} not ok",
-        commands.len(),
-        build.id,
-        build.state
-    );
-    Ok(())
-}
-
-fn state_mark(c: &CommandRow) -> String {
-    match (c.state.as_str(), c.exit_code, c.signal) {
-        ("ok", ..) => "ok".into(),
-        (_, Some(code), _) => format!("exit {code}"),
-        (_, _, Some(signal)) => format!("signal {signal}"),
-        (state, ..) => state.into(),
-    }
-}
-
-fn relative_dir(top: &[u8], dir: &[u8]) -> String {
-    if dir == top {
-        return String::new();
-    }
-    match dir.strip_prefix(top).and_then(|r| r.strip_prefix(b"/")) {
-        Some(rest) => format!("{}/: ", lossy(rest)),
-        None => format!("{}: ", lossy(dir)),
-    }
-}
-
 fn build_json(b: &BuildRow) -> Value {
     json!({
         "id": b.id,
-        "argv": b.argv.iter().map(|a| json_bytes(a)).collect::<Vec<_>>(),
+        "argv": json_list(&b.argv),
         "directory": json_bytes(&b.directory),
         "started_ns": b.started_ns,
         "ended_ns": b.ended_ns,
@@ -219,366 +284,54 @@ pub fn resolve(store: &Store, build: &BuildRow, reference: &[u8]) -> Result<Vec<
     bail!(
         "nothing in build {} matches `{}`: not a command id, a target, or a path a command wrote",
         build.id,
-        lossy(reference)
+        String::from_utf8_lossy(reference)
     )
 }
 
-/// `makescope show`.
-pub fn show(config: &Config, args: &ShowArgs) -> Result<()> {
-    let store = open(config)?;
-    let build = pick_build(&store, args.build)?;
-    let ids = resolve(&store, &build, args.reference.as_bytes())?;
-    let commands: Vec<CommandRow> = ids
-        .iter()
-        .filter_map(|&id| store.command(id).transpose())
-        .collect::<Result<_, _>>()?;
-    let first = &commands[0];
-    let one_recipe = commands
-        .iter()
-        .all(|c| c.make_id == first.make_id && c.job == first.job);
-    if !one_recipe {
-        let mut text = format!(
-            "`{}` matches {} commands of different recipes; pick one by id:\n",
-            lossy(args.reference.as_bytes()),
-            commands.len()
-        );
-        for c in commands.iter().take(20) {
-            text.push_str(&format!(
-                "  {:>6}  {}  ({})\n",
-                c.id,
-                lossy(&c.target),
-                lossy(&c.directory)
-            ));
-        }
-        bail!("{}", text.trim_end());
-    }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        let items: Vec<Value> = commands
-            .iter()
-            .map(|c| full_json(&store, c))
-            .collect::<Result<_>>()?;
-        let value = if items.len() == 1 {
-            items.into_iter().next().unwrap_or_default()
-        } else {
-            Value::Array(items)
-        };
-        serde_json::to_writer_pretty(&mut out, &value)?;
-        writeln!(out)?;
-        return Ok(());
-    }
-    for (i, c) in commands.iter().enumerate() {
-        if i > 0 {
-            writeln!(out)?;
-        }
-        show_text(&mut out, &store, c, args.files)?;
-    }
-    Ok(())
-}
-
-fn full_json(store: &Store, c: &CommandRow) -> Result<Value> {
+/// One command in full: its row, output, environment, files, processes, tags, make.
+fn full_json(c: &CommandRow, details: &Details) -> Value {
     let mut value = command_json(c);
-    let output = store.output(c.id)?;
-    value["stdout"] = json_bytes(&output.stdout);
-    value["stderr"] = json_bytes(&output.stderr);
-    value["environment"] = json!(c.env.iter().map(|e| json_bytes(e)).collect::<Vec<_>>());
-    value["left_behind"] = json!(c
-        .left_behind
-        .as_deref()
-        .map(|l| crate::protocol::split_nul(l)
-            .into_iter()
-            .map(json_bytes)
-            .collect::<Vec<_>>()));
-    let mut files: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for a in store.accesses(c.id)? {
-        files
-            .entry(a.kind.clone())
-            .or_default()
-            .push(json_bytes(&a.path));
-    }
+    value["stdout"] = json_bytes(&details.output.stdout);
+    value["stderr"] = json_bytes(&details.output.stderr);
+    value["environment"] = json!(json_list(&c.env));
+    value["left_behind"] = json!(details.left_behind.as_deref().map(json_list));
+    let files: BTreeMap<&String, Vec<Value>> = details
+        .files
+        .iter()
+        .map(|(kind, paths)| (kind, json_list(paths)))
+        .collect();
     value["files"] = json!(files);
-    value["processes"] = json!(store
-        .processes(c.id)?
+    value["processes"] = json!(details
+        .processes
         .iter()
         .map(|p| json!({
             "id": p.id, "pid": p.pid, "parent_pid": p.parent_pid,
             "exe": p.exe.as_deref().map(json_bytes),
-            "argv": p.argv.iter().map(|a| json_bytes(a)).collect::<Vec<_>>(),
+            "argv": json_list(&p.argv),
             "cwd": p.cwd.as_deref().map(json_bytes),
             "started_ns": p.started_ns, "ended_ns": p.ended_ns, "exit_code": p.exit_code,
         }))
         .collect::<Vec<_>>());
-    value["tags"] = json!(store
-        .tags(c.id)?
-        .iter()
-        .map(|(n, v)| json!({"name": n, "value": v}))
-        .collect::<Vec<_>>());
-    if let Some(make) = c.make_id.map(|id| store.make(id)).transpose()?.flatten() {
+    value["tags"] = tags_json(&details.tags);
+    if let Some(make) = &details.make {
         value["make"] = json!({
             "id": make.id, "pid": make.pid, "level": make.level,
             "directory": json_bytes(&make.directory),
-            "argv": make.argv.iter().map(|a| json_bytes(a)).collect::<Vec<_>>(),
+            "argv": json_list(&make.argv),
             "parent_command_id": make.parent_command_id,
             "parent_make_id": make.parent_make_id,
         });
     }
-    Ok(value)
+    value
 }
 
-fn show_text(out: &mut impl Write, store: &Store, c: &CommandRow, all_files: bool) -> Result<()> {
-    let field = |out: &mut dyn Write, name: &str, value: &str| writeln!(out, "{name:<10} {value}");
-    field(
-        out,
-        "command",
-        &format!("#{}  {}", c.id, c.label.as_deref().unwrap_or("")),
-    )?;
-    field(
-        out,
-        "target",
-        &format!("{}   (why: {})", lossy(&c.target), c.why()),
-    )?;
-    let recipe = match (&c.recipe_file, c.recipe_line) {
-        (Some(file), Some(line)) if !file.is_empty() => format!("{}:{line}", lossy(file)),
-        _ => "unknown".into(),
-    };
-    let mut make_text = format!("make level {}", c.make_level.unwrap_or(0));
-    if let Some(make) = c.make_id.map(|id| store.make(id)).transpose()?.flatten() {
-        if let Some(parent) = make.parent_command_id {
-            make_text.push_str(&format!(", started by command #{parent}"));
-        }
-        make_text.push_str(&format!(
-            " (`{}`)",
-            make.argv
-                .iter()
-                .map(|a| lossy(a))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ));
-    }
-    field(
-        out,
-        "recipe",
-        &format!(
-            "{recipe}   line {} of the recipe, {make_text}",
-            c.line_index + 1
-        ),
-    )?;
-    field(out, "directory", &lossy(&c.directory))?;
-    let shell = c.shell.as_deref().map(|s| {
-        crate::protocol::split_nul(s)
-            .iter()
-            .map(|w| lossy(w).into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    });
-    let flags = c.shell_flags.as_deref().map(|s| {
-        crate::protocol::split_nul(s)
-            .iter()
-            .map(|w| lossy(w).into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    });
-    field(
-        out,
-        "shell",
-        &format!(
-            "{} {}",
-            shell.unwrap_or_default(),
-            flags.unwrap_or_default()
-        )
-        .trim()
-        .to_string(),
-    )?;
-    field(out, "command", &lossy(&c.command))?;
-    let when = chrono_like(c.started_ns);
-    let status = match (c.exit_code, c.signal) {
-        (Some(code), _) => format!("exit {code}"),
-        (_, Some(signal)) => format!("killed by signal {signal}"),
-        _ => c.state.clone(),
-    };
-    let duration = c
-        .seconds()
-        .map(|s| format!("{s:.2} s"))
-        .unwrap_or_else(|| "still running or lost".into());
-    let mut ran = format!("{when}, {duration}, {status}");
-    if let (Some(user), Some(system)) = (c.user_us, c.system_us) {
-        ran.push_str(&format!(
-            " (user {:.2} s, system {:.2} s",
-            user as f64 / 1e6,
-            system as f64 / 1e6
-        ));
-        if let Some(rss) = c.max_rss_kib {
-            ran.push_str(&format!(", max RSS {} MiB", rss / 1024));
-        }
-        ran.push(')');
-    }
-    field(out, "ran", &ran)?;
-    if let Some(test) = &c.test_name {
-        field(
-            out,
-            "test",
-            &format!(
-                "{test}: {}",
-                c.test_result.as_deref().unwrap_or("no result")
-            ),
-        )?;
-    }
-    let tags = store.tags(c.id)?;
-    if !tags.is_empty() {
-        let text: Vec<String> = tags
-            .iter()
-            .map(|(n, v)| v.as_ref().map_or(n.clone(), |v| format!("{n}={v}")))
-            .collect();
-        field(out, "tags", &text.join(" "))?;
-    }
-    if c.traced == 2 {
-        field(
-            out,
-            "files",
-            "not traced here: it runs a sub-make, whose commands are traced one by one",
-        )?;
-    } else if c.traced == 0 {
-        field(
-            out,
-            "files",
-            "not traced (--no-trace, or the kernel refused)",
-        )?;
-    } else {
-        let accesses = store.accesses(c.id)?;
-        let mut by_kind: BTreeMap<&str, Vec<&AccessRow>> = BTreeMap::new();
-        for a in &accesses {
-            by_kind.entry(a.kind.as_str()).or_default().push(a);
-        }
-        for (kind, items) in &by_kind {
-            let name = match *kind {
-                "read" => "reads",
-                "probe" => "probed",
-                "exec" => "executes",
-                "stat" => "stats",
-                other => other,
-            };
-            if all_files || items.len() <= 5 {
-                for (i, a) in items.iter().enumerate() {
-                    field(out, if i == 0 { name } else { "" }, &lossy(&a.path))?;
-                }
-            } else {
-                let sample: Vec<String> = items
-                    .iter()
-                    .take(3)
-                    .map(|a| lossy(&a.path).into_owned())
-                    .collect();
-                field(
-                    out,
-                    name,
-                    &format!(
-                        "{} paths ({}, …)   --files to list",
-                        items.len(),
-                        sample.join(", ")
-                    ),
-                )?;
-            }
-        }
-        let processes = store.processes(c.id)?;
-        if !processes.is_empty() {
-            let names: Vec<String> = processes
-                .iter()
-                .filter_map(|p| p.exe.as_deref())
-                .map(|e| {
-                    lossy(
-                        crate::util::bytes_path(e)
-                            .file_name()
-                            .map(|f| f.as_bytes())
-                            .unwrap_or(e),
-                    )
-                    .into_owned()
-                })
-                .collect();
-            field(
-                out,
-                "processes",
-                &format!("{}: {}", processes.len(), names.join(" → ")),
-            )?;
-        }
-    }
-    let graph = crate::graph::CommandGraph::load(store, c.build_id)?;
-    let (before, after) = (graph.dependencies(c.id), graph.dependents(c.id));
-    if !before.is_empty() || !after.is_empty() {
-        let list = |ids: &[i64]| {
-            ids.iter()
-                .take(8)
-                .map(|id| format!("#{id}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        let reach = graph.downstream(&[c.id]).len();
-        field(
-            out,
-            "graph",
-            &format!(
-                "reads what {} commands wrote ({}); {} read what it wrote ({}), {reach} downstream in all",
-                before.len(),
-                list(&before),
-                after.len(),
-                list(&after)
-            ),
-        )?;
-    }
-    if let Some(left) = c.left_behind.as_deref().filter(|l| !l.is_empty()) {
-        let items: Vec<String> = crate::protocol::split_nul(left)
-            .iter()
-            .map(|l| lossy(l).into_owned())
-            .collect();
-        field(
-            out,
-            "left",
-            &format!("still running when it ended: {}", items.join(", ")),
-        )?;
-    }
-    let output = store.output(c.id)?;
-    if !output.stdout.is_empty() || !output.stderr.is_empty() {
-        writeln!(out, "output")?;
-        out.write_all(&output.stdout)?;
-        out.write_all(&output.stderr)?;
-        if !output.stderr.ends_with(b"\n")
-            && !(output.stderr.is_empty() && output.stdout.ends_with(b"\n"))
-        {
-            writeln!(out)?;
-        }
-    }
-    Ok(())
+fn tags_json(tags: &[(String, Option<String>)]) -> Value {
+    json!(tags
+        .iter()
+        .map(|(n, v)| json!({"name": n, "value": v}))
+        .collect::<Vec<_>>())
 }
 
-/// `YYYY-MM-DD HH:MM:SS` (UTC) without a date library.
-fn chrono_like(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dates() {
-        assert_eq!(super::chrono_like(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(
-            super::chrono_like(1_795_940_000_000_000_000),
-            "2026-11-29 08:13:20 UTC"
-        );
-    }
+fn json_list(items: &[Vec<u8>]) -> Vec<Value> {
+    items.iter().map(|item| json_bytes(item)).collect()
 }

@@ -1,8 +1,7 @@
-//! Small helpers shared by the pieces.
-
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+//! Small helpers shared by the pieces: time, bytes for people and for JSON, the
+//! NUL-separated lists the record stores, secret redaction.
+//!
+//! What it must never do: depend on another module of the crate; every piece may use it.
 
 /// Nanoseconds since the Unix epoch.
 pub fn now_ns() -> i64 {
@@ -10,11 +9,6 @@ pub fn now_ns() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
-}
-
-/// Bytes as a path.
-pub fn bytes_path(bytes: &[u8]) -> &Path {
-    Path::new(OsStr::from_bytes(bytes))
 }
 
 /// Text for a person: lossy where the bytes are not UTF-8.
@@ -65,7 +59,7 @@ pub fn looks_secret(name: &[u8]) -> bool {
 
 /// Replace the values of secret-looking `NAME=VALUE` entries.
 pub fn redact_environment(entries: &[&[u8]]) -> Vec<u8> {
-    crate::protocol::join_nul(entries.iter().map(|entry| {
+    join_nul(entries.iter().map(|entry| {
         let name = entry.split(|&b| b == b'=').next().unwrap_or_default();
         if looks_secret(name) && name.len() < entry.len() {
             let mut redacted = name.to_vec();
@@ -77,22 +71,30 @@ pub fn redact_environment(entries: &[&[u8]]) -> Vec<u8> {
     }))
 }
 
-/// Lexically normalise an absolute path: no `.`, no `..`, no doubled slashes (the
-/// tracer's rule, so queries and the record agree).
-pub fn normalize(path: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(path.len());
-    crate::trace::path::normalize(path, &mut out);
-    out
+/// Split a NUL-separated list (the record's form of argv, environments and shell
+/// words); a trailing NUL does not make an empty last item.
+pub fn split_nul(bytes: &[u8]) -> Vec<&[u8]> {
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
+    bytes.split(|&b| b == 0).collect()
 }
 
-/// `path` made absolute against `base` and normalised.
-pub fn absolute(base: &[u8], path: &[u8]) -> Vec<u8> {
-    if path.starts_with(b"/") {
-        return normalize(path);
+/// Join items with NUL separators: the inverse of [`split_nul`].
+pub fn join_nul<I, T>(items: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = T>,
+    T: AsRef<[u8]>,
+{
+    let mut out = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(item.as_ref());
     }
-    let mut joined = Vec::with_capacity(base.len() + path.len() + 1);
-    crate::trace::path::join(base, path, &mut joined);
-    normalize(&joined)
+    out
 }
 
 #[cfg(test)]
@@ -113,10 +115,15 @@ mod tests {
     }
 
     #[test]
-    fn paths() {
-        assert_eq!(normalize(b"/a//b/./c/../d"), b"/a/b/d");
-        assert_eq!(absolute(b"/x/y", b"../z"), b"/x/z");
-        assert_eq!(normalize(b"/.."), b"/");
+    fn nul_lists_round_trip() {
+        assert_eq!(split_nul(b""), Vec::<&[u8]>::new());
+        assert_eq!(split_nul(b"a\0b"), [&b"a"[..], b"b"]);
+        assert_eq!(split_nul(b"a\0b\0"), [&b"a"[..], b"b"]);
+        assert_eq!(split_nul(b"a\0\0b"), [&b"a"[..], b"", b"b"]);
+        assert_eq!(join_nul([&b"a"[..], b"", b"b"]), b"a\0\0b");
+        assert_eq!(join_nul(Vec::<&[u8]>::new()), b"");
+        let items: [&[u8]; 3] = [b"make", b"-C", b"sub dir"];
+        assert_eq!(split_nul(&join_nul(items)), items);
     }
 
     #[test]

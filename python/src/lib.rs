@@ -98,7 +98,7 @@ fn command_dict(py: Python<'_>, c: &CommandRow) -> PyResult<Py<PyDict>> {
         "job": c.job, "line_index": c.line_index, "target": s(py, &c.target),
         "recipe_file": opt_s(py, &c.recipe_file), "recipe_line": c.recipe_line, "newer": newer,
         "target_existed": c.target_existed, "why": c.why(), "directory": s(py, &c.directory),
-        "shell": opt_s(py, &c.shell), "shell_flags": opt_s(py, &c.shell_flags),
+        "shell": opt_s(py, &c.shell.as_ref().map(makescope::util::join_nul)), "shell_flags": opt_s(py, &c.shell_flags.as_ref().map(makescope::util::join_nul)),
         "command": s(py, &c.command), "argv": list(py, &c.argv), "env": list(py, &c.env),
         "pid": c.pid, "started_ns": c.started_ns, "ended_ns": c.ended_ns, "state": &c.state,
         "exit_code": c.exit_code, "signal": c.signal, "user_us": c.user_us, "system_us": c.system_us,

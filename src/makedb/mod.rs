@@ -1,13 +1,15 @@
 //! make's own database (`make -p`, or the plugin's dump of it), parsed with nom into a
-//! typed model; the `targets` subcommand built on it.
+//! typed model; the listing of targets built on it ([`targets`]), which
+//! `commands::targets` prints.
 //!
 //! What it owns: reading databases ([`parse`]), running make so that it prints one
-//! without changing the tree ([`run`]), and turning databases into a listing with
-//! locations and doc comments read from the makefiles ([`list`], [`source`]).
+//! without changing the tree ([`run`]), turning databases into a listing with locations
+//! and doc comments read from the makefiles ([`list`], [`source`]), and the
+//! `--recursive` caches ([`cache`]).
 //!
 //! What it must never do: let make run a recipe or remake a makefile while listing (see
-//! [`run`] for how), or write into the tree (the `--recursive` cache lives in the user's
-//! cache directory). It reads the record, never writes it.
+//! [`run`] for how), write into the tree (the `--recursive` cache lives in the user's
+//! cache directory), or print. It reads the record, never writes it.
 
 pub mod cache;
 pub mod list;
@@ -18,74 +20,126 @@ pub mod run;
 pub mod source;
 
 use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use list::{Section, Target};
-use source::{relative, Makefiles};
+use crate::config::Config;
+use list::Section;
+use source::Makefiles;
 
-/// `makescope targets` arguments.
-#[derive(clap::Args, Debug)]
-pub struct TargetsArgs {
-    /// Run in this directory.
-    #[arg(short = 'C', long = "directory", value_name = "DIR")]
+/// What `makescope targets` lists.
+#[derive(Debug, Clone)]
+pub struct TargetsOptions {
+    /// Run in this directory (default: the current one); paths are then shown relative
+    /// to it.
     pub directory: Option<PathBuf>,
-    /// Only phony targets.
-    #[arg(long)]
-    pub phony: bool,
-    /// Also every sub-make's targets, from the recorded build.
-    #[arg(long)]
+    /// Only phony targets (and no pattern rules).
+    pub phony_only: bool,
+    /// Every recorded make's targets, from the recorded build, instead of this
+    /// directory's.
     pub recursive: bool,
-    /// Show prerequisites.
-    #[arg(long)]
-    pub prereqs: bool,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Do not follow a `.DEFAULT` rule that forwards every goal to another make.
-    #[arg(long)]
-    pub no_follow: bool,
-    /// With --recursive: which recorded build (default: the last one).
-    #[arg(long, value_name = "ID", requires = "recursive")]
+    /// Follow a `.DEFAULT` rule that forwards every goal to another make.
+    pub follow_default: bool,
+    /// With `recursive`: which recorded build (default: the last one).
     pub build: Option<i64>,
     /// The make program to run.
-    #[arg(
-        long,
-        env = "MAKESCOPE_MAKE",
-        default_value = "make",
-        value_name = "PROGRAM"
-    )]
     pub make_program: PathBuf,
-    /// Options and variable assignments for make (`-f FILE`, `VAR=value`), after `--`.
-    #[arg(last = true, value_name = "MAKE ARGS")]
+    /// Options and variable assignments for make (`-f FILE`, `VAR=value`).
     pub make_args: Vec<OsString>,
 }
 
-/// Run `makescope targets`.
-pub fn targets(config: &crate::cli::Config, args: &TargetsArgs) -> Result<u8> {
+/// What `targets` found.
+pub enum Listing {
+    /// Sections made now.
+    Listed(Listed),
+    /// The printed bytes of an identical `--recursive` listing (its warnings given
+    /// again): nothing it was made from has changed since.
+    Replayed(Vec<u8>),
+}
+
+/// Sections made now, with what they need to be shown and remembered.
+pub struct Listed {
+    /// One per directory (with `phony_only`, already filtered).
+    pub sections: Vec<Section>,
+    /// Where paths are shown relative to.
+    pub base: PathBuf,
+    /// Where `--recursive` keeps the printed listing for next time.
+    output: Option<PendingOutput>,
+}
+
+struct PendingOutput {
+    db: PathBuf,
+    view: String,
+    output: cache::Output,
+}
+
+impl Listed {
+    /// Keep `printed` (these sections as shown) for the next identical `--recursive`
+    /// listing; nothing for a listing of one directory.
+    pub fn remember(self, printed: Vec<u8>) {
+        if let Some(mut pending) = self.output {
+            pending.output.bytes = printed;
+            pending.output.save(&pending.db, &pending.view);
+        }
+    }
+}
+
+/// List the targets `options` asks for; problems met on the way (dump lines not
+/// understood, make's complaints) go to `warn` as they are met. `view` names everything
+/// else that decides the printed bytes (how the caller prints), so that a `--recursive`
+/// listing printed the same way before can be replayed.
+pub fn targets(
+    config: &Config,
+    options: &TargetsOptions,
+    view: &str,
+    warn: &mut dyn FnMut(&str),
+) -> Result<Listing> {
     let cwd = std::env::current_dir().context("cannot tell the current directory")?;
-    let directory = match &args.directory {
+    let directory = match &options.directory {
         Some(d) => std::fs::canonicalize(cwd.join(d))
             .with_context(|| format!("no directory {}", d.display()))?,
         None => cwd.clone(),
     };
-    let base = if args.directory.is_some() {
+    let base = if options.directory.is_some() {
         directory.clone()
     } else {
         cwd
     };
-    if args.recursive {
-        return recursive(config, args, &base);
-    }
-    let sections = vec![listing_section(args, &directory)?];
-    print(&sections, args, &base)?;
-    Ok(0)
-}
-
-fn warn(message: &str) {
-    eprintln!("makescope: warning: {message}");
+    let (sections, output) = if options.recursive {
+        let view = format!(
+            "{}\0{}\0{view}\0{}",
+            base.display(),
+            options.phony_only,
+            options.make_program.display()
+        );
+        match recursive(config, options, view, warn)? {
+            Recursive::Replayed(output) => {
+                output.warnings.iter().for_each(|w| warn(w));
+                return Ok(Listing::Replayed(output.bytes));
+            }
+            Recursive::Listed(sections, output) => (sections, Some(output)),
+        }
+    } else {
+        let section = listing_section(options, &directory)?;
+        section.warnings.iter().for_each(|w| warn(w));
+        (vec![section], None)
+    };
+    let sections = sections
+        .into_iter()
+        .map(|mut s| {
+            if options.phony_only {
+                s.targets.retain(|t| t.phony);
+                s.pattern_rules.clear();
+            }
+            s
+        })
+        .collect();
+    Ok(Listing::Listed(Listed {
+        sections,
+        base,
+        output,
+    }))
 }
 
 /// Report a dump's unparsed lines once, shortly.
@@ -147,31 +201,28 @@ fn make_section(
     Ok(section)
 }
 
-fn listing_section(args: &TargetsArgs, directory: &Path) -> Result<Section> {
-    for arg in &args.make_args {
+fn listing_section(options: &TargetsOptions, directory: &Path) -> Result<Section> {
+    for arg in &options.make_args {
         let a = arg.to_string_lossy();
         if !a.starts_with('-')
             && !a.contains('=')
-            && !args.make_args.iter().any(|x| x == "-f" || x == "-C")
+            && !options.make_args.iter().any(|x| x == "-f" || x == "-C")
         {
             anyhow::bail!("`{a}` looks like a goal: `makescope targets -- ARGS` takes make options and VAR=value only");
         }
     }
     let section = make_section(
-        &args.make_program,
+        &options.make_program,
         directory,
-        &args.make_args,
+        &options.make_args,
         None,
-        !args.no_follow,
+        options.follow_default,
     )?;
     if section.makefiles.is_empty() {
         anyhow::bail!(
             "no makefile in {} (make found none to read)",
             directory.display()
         );
-    }
-    for w in &section.warnings {
-        warn(w);
     }
     Ok(section)
 }
@@ -225,9 +276,12 @@ fn inputs(section: &Section, dump: Option<&Path>) -> Vec<cache::Identity> {
     paths.into_iter().map(cache::Identity::of).collect()
 }
 
+/// One recorded make's section, and the dump it was read from (none when make had to
+/// be run). A dump that cannot be read is a warning: make is run instead.
 fn recorded_section(
-    args: &TargetsArgs,
+    options: &TargetsOptions,
     make: &record::RecordedMake,
+    warn: &mut dyn FnMut(&str),
 ) -> Result<(Section, Option<PathBuf>)> {
     let argv: Vec<String> = make
         .argv
@@ -287,7 +341,7 @@ fn recorded_section(
             .collect::<Vec<_>>()
     });
     let mut section = make_section(
-        &args.make_program,
+        &options.make_program,
         &make.directory,
         &make_args,
         env.as_deref(),
@@ -298,11 +352,21 @@ fn recorded_section(
     Ok((section, None))
 }
 
+enum Recursive {
+    Replayed(cache::Output),
+    Listed(Vec<Section>, PendingOutput),
+}
+
 /// `--recursive`: the listing of every recorded make. When nothing changed since the
-/// last identical listing, its output is replayed from the cache without reading the
-/// per-make listings at all (glibc's are ~100 MB of JSON).
-fn recursive(config: &crate::cli::Config, args: &TargetsArgs, base: &Path) -> Result<u8> {
-    let (build, makes) = record::makes(&config.db, args.build)?;
+/// last identical listing (`view`), its output is replayed from the cache without
+/// reading the per-make listings at all (glibc's are ~100 MB of JSON).
+fn recursive(
+    config: &Config,
+    options: &TargetsOptions,
+    view: String,
+    warn: &mut dyn FnMut(&str),
+) -> Result<Recursive> {
+    let (build, makes) = record::makes(config, options.build)?;
     if makes.is_empty() {
         anyhow::bail!(
             "build {build} in {} recorded no make processes",
@@ -318,48 +382,32 @@ fn recursive(config: &crate::cli::Config, args: &TargetsArgs, base: &Path) -> Re
             },
         )
         .collect();
-    let view = format!(
-        "{}\0{}\0{}\0{}\0{}",
-        base.display(),
-        args.phony,
-        args.prereqs,
-        args.json,
-        args.make_program.display()
-    );
-    let mut stdout = std::io::stdout().lock();
     if let Some(output) = cache::Output::load(&config.db, &view, &keys) {
-        for w in &output.warnings {
-            warn(w);
-        }
-        stdout.write_all(&output.bytes)?;
-        stdout.flush()?;
-        return Ok(0);
+        return Ok(Recursive::Replayed(output));
     }
     let mut cache = cache::Cache::open(&config.db);
-    let sections = recursive_sections(args, &makes, &keys, &mut cache)?;
-    let mut bytes = Vec::new();
-    render(&sections, args, base, &mut bytes)?;
-    stdout.write_all(&bytes)?;
-    stdout.flush()?;
-    summary(&sections, args);
-    let warnings: Vec<String> = sections.iter().flat_map(|s| s.warnings.clone()).collect();
-    let inputs = cache.inputs(&keys);
-    cache.save(&keys);
-    cache::Output {
+    let sections = recursive_sections(options, &makes, &keys, &mut cache, warn)?;
+    let output = cache::Output {
+        inputs: cache.inputs(&keys),
+        warnings: sections.iter().flat_map(|s| s.warnings.clone()).collect(),
         keys,
-        inputs,
-        warnings,
-        bytes,
-    }
-    .save(&config.db, &view);
-    Ok(0)
+        bytes: Vec::new(),
+    };
+    cache.save(&output.keys);
+    let pending = PendingOutput {
+        db: config.db.clone(),
+        view,
+        output,
+    };
+    Ok(Recursive::Listed(sections, pending))
 }
 
 fn recursive_sections(
-    args: &TargetsArgs,
+    options: &TargetsOptions,
     makes: &[record::RecordedMake],
     keys: &[String],
     cache: &mut cache::Cache,
+    warn: &mut dyn FnMut(&str),
 ) -> Result<Vec<Section>> {
     let mut sections: Vec<Section> = Vec::new();
     for (make, key) in makes.iter().zip(keys) {
@@ -367,7 +415,7 @@ fn recursive_sections(
         let part = match cache.get(&key) {
             Some(part) => part,
             None => {
-                let (part, dump) = recorded_section(args, make).with_context(|| {
+                let (part, dump) = recorded_section(options, make, warn).with_context(|| {
                     format!(
                         "listing the make in {} (make id {})",
                         make.directory.display(),
@@ -378,9 +426,7 @@ fn recursive_sections(
                 part
             }
         };
-        for w in &part.warnings {
-            warn(w);
-        }
+        part.warnings.iter().for_each(|w| warn(w));
         match sections.iter_mut().find(|s| s.directory == make.directory) {
             Some(section) => merge(section, part),
             None => sections.push(part),
@@ -388,187 +434,4 @@ fn recursive_sections(
     }
     sections.iter_mut().for_each(list::sort);
     Ok(sections)
-}
-
-// ---------------------------------------------------------------------------------------
-// Output.
-
-fn marks(t: &Target) -> String {
-    let mut m = Vec::new();
-    if t.phony {
-        m.push("phony");
-    }
-    if t.default_goal {
-        m.push("default");
-    }
-    if t.double_colon {
-        m.push("double-colon");
-    }
-    m.join(",")
-}
-
-fn show_place(p: Option<&list::Place>, base: &Path) -> String {
-    match p {
-        Some(p) => format!("{}:{}", relative(&p.file, base).display(), p.line),
-        None => "-".into(),
-    }
-}
-
-fn prereq_text(pre: &[String], order_only: &[String]) -> String {
-    let mut s = pre.join(" ");
-    if !order_only.is_empty() {
-        s.push_str(if s.is_empty() { "| " } else { " | " });
-        s.push_str(&order_only.join(" "));
-    }
-    s
-}
-
-/// Lines of columns, aligned; the last column is never padded. Widths are capped so one
-/// long name does not push every line out.
-fn write_table(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()> {
-    const CAP: usize = 40;
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut widths = vec![0; columns];
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count().min(CAP));
-        }
-    }
-    for row in rows {
-        let last = row.iter().rposition(|c| !c.is_empty()).unwrap_or(0);
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate().take(last + 1) {
-            line.push_str(cell);
-            if i < last {
-                let pad = widths[i].saturating_sub(cell.chars().count()) + 2;
-                line.extend(std::iter::repeat(' ').take(pad));
-            }
-        }
-        writeln!(out, "{line}")?;
-    }
-    Ok(())
-}
-
-fn print(sections: &[Section], args: &TargetsArgs, base: &Path) -> Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    render(sections, args, base, &mut out)?;
-    out.flush()?;
-    summary(sections, args);
-    Ok(())
-}
-
-fn summary(sections: &[Section], args: &TargetsArgs) {
-    if args.json || !std::io::stderr().is_terminal() {
-        return;
-    }
-    let keep = |t: &&Target| !args.phony || t.phony;
-    let targets: usize = sections
-        .iter()
-        .map(|s| s.targets.iter().filter(keep).count())
-        .sum();
-    let phony: usize = sections
-        .iter()
-        .map(|s| s.targets.iter().filter(|t| t.phony).count())
-        .sum();
-    let patterns: usize = if args.phony {
-        0
-    } else {
-        sections.iter().map(|s| s.pattern_rules.len()).sum()
-    };
-    let makefiles: std::collections::HashSet<&PathBuf> =
-        sections.iter().flat_map(|s| &s.makefiles).collect();
-    eprintln!(
-        "{targets} targets ({phony} phony), {patterns} pattern rules, from {} makefiles{}",
-        makefiles.len(),
-        if args.recursive {
-            format!(" in {} directories", sections.len())
-        } else {
-            String::new()
-        }
-    );
-}
-
-/// The listing as text or JSON.
-fn render(
-    sections: &[Section],
-    args: &TargetsArgs,
-    base: &Path,
-    out: &mut impl Write,
-) -> Result<()> {
-    let filtered: Vec<Section> = sections
-        .iter()
-        .map(|s| {
-            let mut s = s.clone();
-            if args.phony {
-                s.targets.retain(|t| t.phony);
-                s.pattern_rules.clear();
-            }
-            s
-        })
-        .collect();
-    if args.json {
-        let doc = serde_json::json!({ "version": 1, "sections": filtered });
-        serde_json::to_writer_pretty(&mut *out, &doc)?;
-        writeln!(out)?;
-        return Ok(());
-    }
-    for (n, section) in filtered.iter().enumerate() {
-        if args.recursive {
-            if n > 0 {
-                writeln!(out)?;
-            }
-            let level = section
-                .level
-                .map(|l| format!("make level {l}, "))
-                .unwrap_or_default();
-            let makes = section.argv.len().max(1);
-            writeln!(
-                out,
-                "# {} ({level}{makes} make{}, from {})",
-                relative(&section.directory, base).display(),
-                if makes == 1 { "" } else { "s" },
-                section.source
-            )?;
-        }
-        let rows: Vec<Vec<String>> = section
-            .targets
-            .iter()
-            .map(|t| {
-                let mut row = vec![
-                    t.name.clone(),
-                    show_place(t.location.as_ref(), base),
-                    marks(t),
-                ];
-                if args.prereqs {
-                    row.push(prereq_text(&t.prerequisites, &t.order_only));
-                }
-                row.push(t.doc.as_ref().map(|d| format!("# {d}")).unwrap_or_default());
-                row
-            })
-            .collect();
-        write_table(out, &rows)?;
-        if !section.pattern_rules.is_empty() {
-            writeln!(out, "\n# pattern rules")?;
-            let rows: Vec<Vec<String>> = section
-                .pattern_rules
-                .iter()
-                .map(|p| {
-                    let colon = if p.terminal { "::" } else { ":" };
-                    vec![
-                        format!(
-                            "{}{colon} {}",
-                            p.targets.join(" "),
-                            prereq_text(&p.prerequisites, &p.order_only)
-                        )
-                        .trim_end()
-                        .to_string(),
-                        show_place(p.recipe.as_ref(), base),
-                    ]
-                })
-                .collect();
-            write_table(out, &rows)?;
-        }
-    }
-    Ok(())
 }

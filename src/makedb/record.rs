@@ -2,10 +2,11 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::store::Store;
-use anyhow::{Context, Result};
+use anyhow::Result;
+
+use crate::config::Config;
 
 /// One recorded make process.
 #[derive(Debug, Clone)]
@@ -24,24 +25,16 @@ fn path(bytes: Vec<u8>) -> PathBuf {
     PathBuf::from(OsString::from_vec(bytes))
 }
 
-/// The make processes of the last build (or `build`) in the record at `db`.
-pub fn makes(db: &Path, build: Option<i64>) -> Result<(i64, Vec<RecordedMake>)> {
-    if !db.exists() {
+/// The make processes of the last build (or `build`) in the record.
+pub fn makes(config: &Config, build: Option<i64>) -> Result<(i64, Vec<RecordedMake>)> {
+    if !config.db.exists() {
         anyhow::bail!(
             "no record at {}: `--recursive` lists the sub-makes of a recorded build; run `makescope make` first",
-            db.display()
+            config.db.display()
         );
     }
-    let store = Store::open_read(db)?;
-    let build = match build {
-        Some(b) => b,
-        None => {
-            store
-                .last_build()?
-                .with_context(|| format!("the record {} holds no build", db.display()))?
-                .id
-        }
-    };
+    let (store, build) = config.open_build(build)?;
+    let build = build.id;
     let all = store.makes(build)?;
     // make re-executes itself after remaking its makefiles: the later image (same pid,
     // directory and arguments) has the complete database, the earlier one none.

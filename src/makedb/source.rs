@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::paths;
+
 /// Makefiles read so far, by absolute path; `None` when unreadable.
 #[derive(Default)]
 pub struct Makefiles {
@@ -219,43 +221,20 @@ impl Makefiles {
     }
 }
 
-/// `base/relative`, with `.` and `..` resolved as text (make names files that way).
+/// `base/file`, with `.` and `..` resolved as text (make names files that way; see
+/// [`crate::paths`]).
 pub fn absolute(base: &Path, file: &str) -> PathBuf {
-    let joined = base.join(file);
-    let mut out = PathBuf::new();
-    for part in joined.components() {
-        match part {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
-                }
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
+    let joined = paths::absolute(paths::as_bytes(base), file.as_bytes());
+    paths::as_path(&joined).to_path_buf()
 }
 
-/// `path` relative to `base` (both absolute), for display.
+/// `path` relative to `base` (both absolute), for display; as it is when the two share
+/// nothing but the root.
 pub fn relative(path: &Path, base: &Path) -> PathBuf {
-    let p: Vec<_> = path.components().collect();
-    let b: Vec<_> = base.components().collect();
-    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    if common <= 1 && base != Path::new("/") {
-        return path.to_path_buf();
+    match paths::relative(paths::as_bytes(path), paths::as_bytes(base), usize::MAX) {
+        Some(shown) => paths::as_path(&shown).to_path_buf(),
+        None => path.to_path_buf(),
     }
-    let mut out = PathBuf::new();
-    for _ in common..b.len() {
-        out.push("..");
-    }
-    for part in &p[common..] {
-        out.push(part.as_os_str());
-    }
-    if out.as_os_str().is_empty() {
-        out.push(".");
-    }
-    out
 }
 
 #[cfg(test)]

@@ -9,10 +9,11 @@
 //! A program no rule knows falls back to its own name in capitals (documented in
 //! the README's Labels section): `[Rule::Fallback]`.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::shell::{self, basename, SimpleCommand};
 use super::{CommandInfo, Label};
+use crate::paths;
 
 /// Which rule produced a label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,8 +60,8 @@ pub fn default_label(info: &CommandInfo) -> Label {
 pub fn classify(info: &CommandInfo) -> Classified {
     let text = String::from_utf8_lossy(&info.command);
     let ctx = Context {
-        top: lossy_path(&info.top_directory),
-        dir: lossy_path(&info.directory),
+        top: paths::as_path(&info.top_directory).to_path_buf(),
+        dir: paths::as_path(&info.directory).to_path_buf(),
         target: String::from_utf8_lossy(&info.target).into_owned(),
     };
     let mut best: Option<Candidate> = None;
@@ -93,7 +94,7 @@ pub fn classify(info: &CommandInfo) -> Classified {
         None => Classified {
             label: Label {
                 verb: "SH".into(),
-                object: ctx.target_or(|| String::new()),
+                object: ctx.target_or(String::new),
             },
             rule: Rule::Empty,
         },
@@ -814,59 +815,18 @@ fn test_name(ctx: &Context) -> String {
     shown
 }
 
-pub(crate) fn lossy_path(bytes: &[u8]) -> PathBuf {
-    use std::os::unix::ffi::OsStrExt;
-    PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
-}
-
 /// `path` (relative to `dir` unless absolute) as seen from `top`: `elf/dl-load.os`.
-/// Paths far outside `top` stay absolute.
+/// Paths far outside `top` (more than two levels up, or sharing nothing but the root)
+/// stay absolute; with a relative `top` or `dir`, `path` stays as written.
 pub fn relative_to(top: &Path, dir: &Path, path: &str) -> String {
-    let joined = if path.starts_with('/') {
-        PathBuf::from(path)
-    } else {
-        dir.join(path)
-    };
-    let absolute = normalize(&joined);
-    let top = normalize(top);
-    if !absolute.is_absolute() || !top.is_absolute() {
+    let (top, dir) = (paths::as_bytes(top), paths::as_bytes(dir));
+    let written = path.as_bytes();
+    if !paths::is_absolute(top) || !(paths::is_absolute(written) || paths::is_absolute(dir)) {
         return path.to_string();
     }
-    if let Ok(rest) = absolute.strip_prefix(&top) {
-        let s = rest.to_string_lossy().into_owned();
-        return if s.is_empty() { ".".into() } else { s };
-    }
-    let a: Vec<Component> = absolute.components().collect();
-    let t: Vec<Component> = top.components().collect();
-    let common = a.iter().zip(&t).take_while(|(x, y)| x == y).count();
-    let ups = t.len() - common;
-    if common <= 1 || ups > 2 {
-        return absolute.to_string_lossy().into_owned();
-    }
-    let mut out = PathBuf::new();
-    for _ in 0..ups {
-        out.push("..");
-    }
-    for c in &a[common..] {
-        out.push(c.as_os_str());
-    }
-    out.to_string_lossy().into_owned()
-}
-
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
-                }
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
+    let full = paths::absolute(dir, written);
+    let shown = paths::relative(&full, top, 2).unwrap_or(full);
+    String::from_utf8_lossy(&shown).into_owned()
 }
 
 #[cfg(test)]

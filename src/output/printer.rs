@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use super::label::{classify, lossy_path, relative_to, Rule};
+use super::label::{classify, relative_to, Rule};
 use super::{CommandInfo, Label, Mode, Outcome, Stream};
+use crate::paths::as_path;
 
 /// What the recorder knows at the end of the build.
 #[derive(Debug, Clone, Default)]
@@ -313,14 +314,14 @@ impl Printer {
     }
 
     fn failure_header(&self, block: &mut Vec<u8>, info: &CommandInfo, outcome: &Outcome) {
-        let top = lossy_path(&info.top_directory);
-        let dir_path = lossy_path(&info.directory);
+        let top = as_path(&info.top_directory);
+        let dir_path = as_path(&info.directory);
         let target = if info.target.is_empty() {
             "(no target)".to_string()
         } else {
-            relative_to(&top, &dir_path, &String::from_utf8_lossy(&info.target))
+            relative_to(top, dir_path, &String::from_utf8_lossy(&info.target))
         };
-        let mut dir = relative_to(&top, &dir_path, ".");
+        let mut dir = relative_to(top, dir_path, ".");
         if !dir.ends_with('/') {
             dir.push('/');
         }

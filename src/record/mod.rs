@@ -27,7 +27,8 @@ use std::sync::mpsc;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{BuildOptions, Config, MakeArgs, EXIT_HOOKS_FAILED};
+use crate::config::Config;
+use crate::exit;
 use crate::output::{Mode, Stream};
 use crate::protocol;
 use crate::store::{BuildEnd, NewBuild, Store};
@@ -71,17 +72,44 @@ pub(crate) struct Setup {
     pub makedb_dir: Vec<u8>,
 }
 
-/// `makescope make`: run make, record the build, return make's exit status.
-pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
-    let options = &args.options;
+/// How a build is traced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracing {
+    /// Commands only, not the files they touch (no seccomp filter).
+    Off,
+    /// Every file system call trapped, without the in-process helper (LD_PRELOAD) that
+    /// serves the common ones.
+    TrapOnly,
+    /// Trapped calls and the in-process helper's ring: the default.
+    FastPath,
+}
+
+/// How `makescope make` records and prints, and what it runs.
+#[derive(Debug, Clone)]
+pub struct MakeOptions {
+    pub tracing: Tracing,
+    pub mode: Mode,
+    /// The user's hooks file, when they named one (otherwise the usual places).
+    pub hooks: Option<PathBuf>,
+    /// Keep secret-looking environment variables instead of redacting them.
+    pub keep_secrets: bool,
+    /// The make program to run.
+    pub make_program: PathBuf,
+    /// Arguments for make, passed through unchanged.
+    pub make_args: Vec<OsString>,
+}
+
+/// `makescope make`: run make, record the build, return make's exit status (or
+/// [`exit::HOOKS_FAILED`] when make succeeded and a hook raised).
+pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     let top_directory =
         std::env::current_dir().context("the current directory is not accessible")?;
     let mut store = Store::open_write(&config.db)?;
-    let tracing = !options.no_trace;
+    let tracing = options.tracing != Tracing::Off;
     if tracing {
         check_tracing()?;
     }
-    let runtime = Runtime::create(tracing && !options.trap_only)?;
+    let runtime = Runtime::create(options.tracing == Tracing::FastPath)?;
     let makedb_dir = config
         .db
         .parent()
@@ -90,7 +118,7 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
     std::fs::create_dir_all(&makedb_dir)
         .with_context(|| format!("cannot create {}", makedb_dir.display()))?;
 
-    let argv = protocol::join_nul(args.make_args.iter().map(|a| a.as_bytes()));
+    let argv = crate::util::join_nul(options.make_args.iter().map(|a| a.as_bytes()));
     let directory = top_directory.as_os_str().as_bytes().to_vec();
     let ids = store.next_ids()?;
     let expected_total = store.previous_command_count(&directory, &argv)?;
@@ -107,7 +135,7 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
         top_directory: directory,
         tracing,
         keep_secrets: options.keep_secrets,
-        mode: mode(options),
+        mode: options.mode,
         hooks: crate::hooks::find(options.hooks.as_deref(), &top_directory),
         expected_total,
         // For people: relative to where they are, when it is below.
@@ -167,14 +195,7 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
 
     install_signal_handlers();
     let started = std::time::Instant::now();
-    let status = run_make(
-        options,
-        &args.make_args,
-        &runtime,
-        make_ring,
-        &makedb_dir,
-        &to_ui,
-    );
+    let status = run_make(options, &runtime, make_ring, &makedb_dir, &to_ui);
     stopper.stop();
     let leftovers = server
         .join()
@@ -243,22 +264,10 @@ pub fn run(config: &Config, args: MakeArgs) -> Result<u8> {
         }
     }
     Ok(match exit_code {
-        Some(0) if ui_result.hooks_failed => EXIT_HOOKS_FAILED,
+        Some(0) if ui_result.hooks_failed => exit::HOOKS_FAILED,
         Some(code) => code as u8,
-        None => 2,
+        None => exit::ERROR,
     })
-}
-
-fn mode(options: &BuildOptions) -> Mode {
-    if options.plain {
-        Mode::Plain
-    } else if options.verbose {
-        Mode::Verbose
-    } else if options.quiet {
-        Mode::Quiet
-    } else {
-        Mode::Concise
-    }
 }
 
 /// Fail early, with what to do, when the kernel will not let us trace.
@@ -409,8 +418,7 @@ fn appended(name: &str, separator: &str, item: &OsStr) -> OsString {
 }
 
 fn run_make(
-    options: &BuildOptions,
-    make_args: &[OsString],
+    options: &MakeOptions,
     runtime: &Runtime,
     make_ring: Option<RawFd>,
     makedb_dir: &Path,
@@ -418,11 +426,11 @@ fn run_make(
 ) -> Result<std::process::ExitStatus> {
     let mut eval = OsString::from("--eval=load ");
     eval.push(&runtime.plugin);
-    let plain = options.plain;
+    let plain = options.mode == Mode::Plain;
     let mut command = Command::new(&options.make_program);
     command
         .arg(eval)
-        .args(make_args)
+        .args(&options.make_args)
         .env(protocol::ENV_SOCK, &runtime.socket)
         .env(protocol::ENV_SHIM, &runtime.shim)
         .env(protocol::ENV_SHELL_DIR, &runtime.shell_dir)
@@ -433,7 +441,11 @@ fn run_make(
         )
         .env(
             protocol::ENV_TRACE,
-            if options.no_trace { "0" } else { "1" },
+            if options.tracing == Tracing::Off {
+                "0"
+            } else {
+                "1"
+            },
         )
         .env(protocol::ENV_TEE, if plain { "1" } else { "0" })
         // With -v the printer prints each command with its output: make must not echo.

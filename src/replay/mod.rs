@@ -12,8 +12,11 @@
 //! runs a plan's lines (the seam `rebuild` and `test` use too); [`script`] renders a
 //! plan as text: a dry run's listing or a standalone POSIX sh script.
 //!
-//! This module reads the record and never writes it, and it never looks at the command
-//! line's types: the binary hands it ids and plain [`ReplayOptions`].
+//! [`plan`] is the engine's entry: a [`Config`] and plain [`ReplayOptions`] in, the
+//! [`Plan`] out; `commands::replay` prints it or has the [`Executor`] run it.
+//!
+//! This module reads the record and never writes it; it never prints (the notes are
+//! data) and never sees the command line's types.
 
 pub mod exec;
 mod plan;
@@ -24,6 +27,7 @@ use std::path::PathBuf;
 pub use exec::{Executor, LineOutcome, Outcome};
 pub use plan::{CurrentEnvironment, Line, Note, Plan, Secrets, Variable};
 
+use crate::config::Config;
 use crate::store::{CommandRow, Store, StoreError};
 use crate::util::lossy;
 
@@ -33,19 +37,38 @@ pub enum Mode {
     /// Run it.
     #[default]
     Run,
-    /// Print what would run; run nothing.
+    /// List what would run; run nothing.
     DryRun,
-    /// Print a standalone POSIX sh script that runs it; run nothing.
+    /// Write a standalone POSIX sh script that runs it (secrets stay out of it); run
+    /// nothing.
     Script,
 }
 
-/// How to replay, in plain values (the binary builds this from its arguments).
+/// What to replay and how, in plain values (the command line builds this).
 #[derive(Debug, Clone, Default)]
 pub struct ReplayOptions {
+    /// A command id, a target, or a path a command wrote (as `show` takes it).
+    pub reference: Vec<u8>,
+    /// The build to look in; `None`: the last one.
+    pub build: Option<i64>,
     /// One line of the recipe (1-based, as `show` numbers them); `None`: every line.
     pub line: Option<usize>,
-    /// Run, list, or print a script.
+    /// Run, list, or write a script.
     pub mode: Mode,
+}
+
+/// The plan for replaying what `options` name: the record opened read-only, the
+/// reference resolved as `show` resolves it, the recipe loaded and planned. Redacted
+/// secrets come from `secrets` (the current environment, for the binary).
+pub fn plan(
+    config: &Config,
+    options: &ReplayOptions,
+    secrets: &dyn Secrets,
+) -> anyhow::Result<Plan> {
+    let (store, build) = config.open_build(options.build)?;
+    let ids = crate::query::resolve(&store, &build, &options.reference)?;
+    let recipe = Recipe::load(&store, &ids)?;
+    Ok(Plan::new(&recipe, options.line, options.mode, secrets)?)
 }
 
 /// Why a replay cannot start. Each is one line for the user; nothing has run.
@@ -133,54 +156,5 @@ impl Recipe {
         Ok(Recipe {
             lines: if lines.is_empty() { rows } else { lines },
         })
-    }
-}
-
-/// Replay `recipe` as `options` say: the notes go to stderr first, one line each; a
-/// listing or a script goes to stdout; a run streams the command's own output. The
-/// result is the exit status for the process: the command's (128+N for a signal).
-pub fn replay(
-    recipe: &Recipe,
-    options: &ReplayOptions,
-    secrets: &dyn Secrets,
-) -> Result<u8, ReplayError> {
-    use std::io::Write;
-    let plan = Plan::new(recipe, options.line, options.mode, secrets)?;
-    let stderr = std::io::stderr();
-    for note in &plan.notes {
-        let _ = writeln!(stderr.lock(), "makescope: replay: {note}");
-    }
-    match options.mode {
-        Mode::DryRun => {
-            let _ = std::io::stdout().write_all(script::listing(&plan).as_bytes());
-            Ok(0)
-        }
-        Mode::Script => {
-            let _ = std::io::stdout().write_all(&script::posix_sh(&plan));
-            Ok(0)
-        }
-        Mode::Run => {
-            plan.check_directory()?;
-            let outcome = Executor::for_this_process().run(&plan)?;
-            for line in &outcome.lines {
-                if line.ignored {
-                    let _ = writeln!(
-                        stderr.lock(),
-                        "makescope: replay: line {} {} (ignored, as make did)",
-                        line.line,
-                        line.status_text()
-                    );
-                }
-            }
-            if !outcome.killed.is_empty() {
-                let _ = writeln!(
-                    stderr.lock(),
-                    "makescope: replay: killed {} process(es) the command left running: {}",
-                    outcome.killed.len(),
-                    outcome.killed.join(", ")
-                );
-            }
-            Ok(outcome.exit_status())
-        }
     }
 }

@@ -7,8 +7,9 @@
 use std::fmt;
 
 use super::{Mode, Recipe, ReplayError};
-use crate::protocol::{split_nul, ASAN_LINK_ORDER, ENV_PREFIX};
-use crate::util::{bytes_path, looks_secret, lossy};
+use crate::paths::as_path;
+use crate::protocol::{ASAN_LINK_ORDER, ENV_PREFIX};
+use crate::util::{looks_secret, lossy};
 
 /// The value the recorder stores in place of a secret (`util::redact_environment`).
 const REDACTED: &[u8] = b"<redacted>";
@@ -149,12 +150,12 @@ impl Plan {
             None => (0..recipe.lines.len()).collect(),
         };
         let row = &recipe.lines[chosen[0]];
-        let shell = split_nul(row.shell.as_deref().unwrap_or_default());
+        let shell = row.shell.as_deref().unwrap_or_default();
         if shell.is_empty() {
             return Err(ReplayError::NoShell(row.id));
         }
-        let flags = split_nul(row.shell_flags.as_deref().unwrap_or_default());
-        let (environment, notes) = environment(&row.env, shell[0], mode, secrets)?;
+        let flags = row.shell_flags.as_deref().unwrap_or_default();
+        let (environment, notes) = environment(&row.env, &shell[0], mode, secrets)?;
         let ignore_all = make_ignores_errors(&row.env);
         let lines = chosen
             .iter()
@@ -181,11 +182,7 @@ impl Plan {
             build_id: first.build_id,
             directory: row.directory.clone(),
             shell_words: shell.len(),
-            shell: shell
-                .iter()
-                .chain(flags.iter())
-                .map(|w| w.to_vec())
-                .collect(),
+            shell: shell.iter().chain(flags).cloned().collect(),
             environment,
             lines,
             notes,
@@ -194,11 +191,11 @@ impl Plan {
 
     /// The recorded directory still exists.
     pub fn check_directory(&self) -> Result<(), ReplayError> {
-        if bytes_path(&self.directory).is_dir() {
+        if as_path(&self.directory).is_dir() {
             Ok(())
         } else {
             Err(ReplayError::DirectoryGone(
-                bytes_path(&self.directory).to_owned(),
+                as_path(&self.directory).to_owned(),
             ))
         }
     }
@@ -430,8 +427,8 @@ mod tests {
             newer: None,
             target_existed: Some(false),
             directory: b"/tmp".to_vec(),
-            shell: Some(b"/bin/sh".to_vec()),
-            shell_flags: Some(b"-c".to_vec()),
+            shell: Some(vec![b"/bin/sh".to_vec()]),
+            shell_flags: Some(vec![b"-c".to_vec()]),
             command: command.as_bytes().to_vec(),
             argv: Vec::new(),
             env: env.iter().map(|e| e.as_bytes().to_vec()).collect(),

@@ -53,8 +53,10 @@ pub struct CommandRow {
     pub newer: Option<Vec<u8>>,
     pub target_existed: Option<bool>,
     pub directory: Vec<u8>,
-    pub shell: Option<Vec<u8>>,
-    pub shell_flags: Option<Vec<u8>>,
+    /// The shell's words (`/bin/bash`, `-e`), as make ran it; `None` when unknown.
+    pub shell: Option<Vec<Vec<u8>>>,
+    /// The shell's flags before the command (`-c`); `None` when unknown.
+    pub shell_flags: Option<Vec<Vec<u8>>>,
     pub command: Vec<u8>,
     pub argv: Vec<Vec<u8>>,
     pub env: Vec<Vec<u8>>,
@@ -137,7 +139,7 @@ pub struct CommandFilter {
 }
 
 fn split(bytes: Option<Vec<u8>>) -> Vec<Vec<u8>> {
-    crate::protocol::split_nul(&bytes.unwrap_or_default())
+    crate::util::split_nul(&bytes.unwrap_or_default())
         .into_iter()
         .map(<[u8]>::to_vec)
         .collect()
@@ -189,6 +191,9 @@ const COMMAND_COLUMNS: &str = "c.id, c.build_id, c.make_id, m.level, c.job, c.li
     c.test_name, c.test_result, c.traced, c.left_behind";
 
 fn command_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
+    let shell = get_bytes(r, 12)?.map(|b| split(Some(b)));
+    let shell_flags = get_bytes(r, 13)?.map(|b| split(Some(b)));
+    let command = get_bytes(r, 14)?.unwrap_or_default();
     Ok(CommandRow {
         id: r.get(0)?,
         build_id: r.get(1)?,
@@ -202,16 +207,14 @@ fn command_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
         newer: get_bytes(r, 9)?,
         target_existed: r.get(10)?,
         directory: get_bytes(r, 11)?.unwrap_or_default(),
-        shell: get_bytes(r, 12)?,
-        shell_flags: get_bytes(r, 13)?,
-        command: get_bytes(r, 14)?.unwrap_or_default(),
-        argv: {
-            // What make executed: the shell's words, its flags, the command.
-            let mut argv = split(get_bytes(r, 12)?);
-            argv.extend(split(get_bytes(r, 13)?));
-            argv.push(get_bytes(r, 14)?.unwrap_or_default());
-            argv
-        },
+        // What make executed: the shell's words, its flags, the command.
+        argv: (shell.iter().flatten().chain(shell_flags.iter().flatten()))
+            .cloned()
+            .chain([command.clone()])
+            .collect(),
+        shell,
+        shell_flags,
+        command,
         env: split(get_bytes(r, 16)?),
         pid: r.get(17)?,
         started_ns: r.get(18)?,

@@ -624,7 +624,7 @@ impl Store {
 /// glibc build).
 pub fn args_text(argv: &[u8]) -> String {
     let mut text = String::with_capacity(argv.len() + 16);
-    for (i, arg) in crate::protocol::split_nul(argv).iter().enumerate() {
+    for (i, arg) in crate::util::split_nul(argv).iter().enumerate() {
         if i > 0 {
             text.push(' ');
         }
@@ -698,7 +698,7 @@ mod tests {
     #[test]
     fn args_text_round_trips() {
         let argv: &[&[u8]] = &[b"gcc", b"-DX=\"a b\"", b"it's", b"", b"-I../x", b"$HOME"];
-        let joined = crate::protocol::join_nul(argv);
+        let joined = crate::util::join_nul(argv);
         let text = args_text(&joined);
         assert_eq!(text, "gcc '-DX=\"a b\"' 'it'\\''s' '' -I../x '$HOME'");
         assert_eq!(

@@ -13,88 +13,70 @@
 //! `execve`/`execveat` numbers; i386 (`int 0x80`, 32-bit programs) has its own table.
 //! Any other architecture cannot occur on an x86_64 kernel and is allowed.
 
+use std::os::fd::{AsRawFd, OwnedFd};
+
 use super::sys::*;
 
-/// A system call the tracer understands, independent of the ABI it came through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Sys {
-    Open,
-    Creat,
-    Openat,
-    Openat2,
-    Execve,
-    Execveat,
-    Stat,
-    Lstat,
-    Newfstatat,
-    Statx,
-    Access,
-    Faccessat,
-    Faccessat2,
-    Unlink,
-    Unlinkat,
-    Rmdir,
-    Rename,
-    Renameat,
-    Renameat2,
-    Mkdir,
-    Mkdirat,
-    Symlink,
-    Symlinkat,
-    Link,
-    Linkat,
-    Chdir,
-    Fchdir,
-    Getdents,
-    Getdents64,
-    Truncate,
-    ExitGroup,
-    Readlink,
-    Readlinkat,
-    /// Refused with ENOSYS by the filter; never notified.
-    IoUringSetup,
+/// Declares [`Sys`] from one list: each variant with its name, and [`Sys::ALL`] in the
+/// same order (the counts of [`super::Supervisor::counts`] are indexed by it).
+macro_rules! syscalls {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
+        /// A system call the tracer understands, independent of the ABI it came through.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Sys {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Sys {
+            /// Every call, in declaration order (`Sys::ALL[s as usize] == s`).
+            pub const ALL: &'static [Sys] = &[$(Sys::$variant,)*];
+
+            /// The system call's name, as strace spells it (x86_64).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Sys::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl Sys {
-    /// The system call's name, as strace spells it (x86_64).
-    pub fn name(self) -> &'static str {
-        match self {
-            Sys::Open => "open",
-            Sys::Creat => "creat",
-            Sys::Openat => "openat",
-            Sys::Openat2 => "openat2",
-            Sys::Execve => "execve",
-            Sys::Execveat => "execveat",
-            Sys::Stat => "stat",
-            Sys::Lstat => "lstat",
-            Sys::Newfstatat => "newfstatat",
-            Sys::Statx => "statx",
-            Sys::Access => "access",
-            Sys::Faccessat => "faccessat",
-            Sys::Faccessat2 => "faccessat2",
-            Sys::Unlink => "unlink",
-            Sys::Unlinkat => "unlinkat",
-            Sys::Rmdir => "rmdir",
-            Sys::Rename => "rename",
-            Sys::Renameat => "renameat",
-            Sys::Renameat2 => "renameat2",
-            Sys::Mkdir => "mkdir",
-            Sys::Mkdirat => "mkdirat",
-            Sys::Symlink => "symlink",
-            Sys::Symlinkat => "symlinkat",
-            Sys::Link => "link",
-            Sys::Linkat => "linkat",
-            Sys::Chdir => "chdir",
-            Sys::Fchdir => "fchdir",
-            Sys::Getdents => "getdents",
-            Sys::Getdents64 => "getdents64",
-            Sys::Truncate => "truncate",
-            Sys::ExitGroup => "exit_group",
-            Sys::Readlink => "readlink",
-            Sys::Readlinkat => "readlinkat",
-            Sys::IoUringSetup => "io_uring_setup",
-        }
-    }
+syscalls! {
+    Open = "open",
+    Creat = "creat",
+    Openat = "openat",
+    Openat2 = "openat2",
+    Execve = "execve",
+    Execveat = "execveat",
+    Stat = "stat",
+    Lstat = "lstat",
+    Newfstatat = "newfstatat",
+    Statx = "statx",
+    Access = "access",
+    Faccessat = "faccessat",
+    Faccessat2 = "faccessat2",
+    Unlink = "unlink",
+    Unlinkat = "unlinkat",
+    Rmdir = "rmdir",
+    Rename = "rename",
+    Renameat = "renameat",
+    Renameat2 = "renameat2",
+    Mkdir = "mkdir",
+    Mkdirat = "mkdirat",
+    Symlink = "symlink",
+    Symlinkat = "symlinkat",
+    Link = "link",
+    Linkat = "linkat",
+    Chdir = "chdir",
+    Fchdir = "fchdir",
+    Getdents = "getdents",
+    Getdents64 = "getdents64",
+    Truncate = "truncate",
+    ExitGroup = "exit_group",
+    Readlink = "readlink",
+    Readlinkat = "readlinkat",
+    /// Refused with ENOSYS by the filter; never notified.
+    IoUringSetup = "io_uring_setup",
 }
 
 /// x86_64 numbers.
@@ -472,41 +454,24 @@ fn search(a: &mut Asm, cases: &[(u32, u32)], otherwise: u32) {
 
 /// Install `program` with a new listener in the calling thread. Allocation-free:
 /// safe between fork and exec in a multi-threaded parent.
-pub fn install(
-    program: &[SockFilter],
-    options: &FilterOptions,
-) -> std::io::Result<std::os::fd::RawFd> {
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+pub fn install(program: &[SockFilter], options: &FilterOptions) -> std::io::Result<OwnedFd> {
+    set_no_new_privs()?;
     let prog = SockFprog {
         len: program.len() as u16,
         filter: program.as_ptr(),
-    };
-    let seccomp = |flags: libc::c_ulong| unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            SECCOMP_SET_MODE_FILTER,
-            flags,
-            &prog as *const SockFprog,
-        )
     };
     // WAIT_KILLABLE_RECV (5.19): once the supervisor has the notification, a non-fatal
     // signal cannot interrupt the call and make it restart (or fail with EINTR).
     // SPEC_ALLOW (4.17): the filter observes, it does not sandbox; kernels that mitigate
     // speculative store bypass for seccomp'd tasks would otherwise slow every tracee.
     let base = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_SPEC_ALLOW;
-    let mut fd = seccomp(base | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV);
-    if fd < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
-        fd = seccomp(base);
-    }
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let fd = fd as std::os::fd::RawFd;
+    let fd = match seccomp_set_filter(base | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog) {
+        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => seccomp_set_filter(base, &prog),
+        result => result,
+    }?;
     if options.sync_wakeup {
         // Absent before 6.6: only a speed-up, so its failure is ignored.
-        let _ = notif_set_flags(fd, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
+        let _ = notif_set_flags(fd.as_raw_fd(), SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
     }
     Ok(fd)
 }

@@ -18,7 +18,7 @@
 //!
 //! What it traps and how each call is classified is documented in `docs/tracer.md`.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 mod filter;
 pub mod path;
@@ -26,6 +26,7 @@ mod ring;
 mod run;
 mod supervisor;
 pub(crate) mod sys;
+mod syscall;
 
 // The record's access kinds live in `crate::access`, which the store shares.
 pub use crate::access::AccessKind;
@@ -202,8 +203,7 @@ impl Filter {
     /// the listener away before exec: the first notification is that exec.
     pub fn install(&self) -> Result<OwnedFd, TraceError> {
         match filter::install(&self.program, &self.options) {
-            // SAFETY: `install` returns a listener fd it just created, owned by nobody else.
-            Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+            Ok(fd) => Ok(fd),
             Err(err) if err.raw_os_error() == Some(libc::EBUSY) => Err(TraceError::AlreadyFiltered),
             Err(err) => Err(TraceError::Refused(err)),
         }

@@ -280,7 +280,7 @@ static int path_exists(int dirfd, const char *path, int follow) {
 }
 
 /* An open that may write or create, classified exactly as the supervisor classifies a
- * trapped one (supervisor.rs, Sys::Openat; docs/tracer.md's table), so that the record
+ * trapped one (supervisor/classify.rs, `open`; docs/tracer.md's table), so that the record
  * does not depend on which way the call went: with O_CREAT, whether the path existed is
  * looked at before the call (create vs truncate/append/write, or stat for O_EXCL);
  * without, after it (success proves it; a failure other than ENOENT/ENOTDIR asks). */
@@ -440,7 +440,7 @@ static void commit_from_vfork_child(struct ring_record *s, int kind) {
 /* exit() and _exit() end in glibc's _exit, which calls exit_group: a trapped call, one
  * round trip to the recorder per process just to learn its exit status. Instead the
  * helper writes an exit record (the status) and makes the call through the trusted page.
- * The recorder reads the record before it takes the process for ended (supervisor.rs,
+ * The recorder reads the record before it takes the process for ended (supervisor/pids.rs,
  * reap). A full ring: the trapped way, as before. Not under make (nothing traps there:
  * make's processes are not recorded as processes). */
 static void helper_exit(int status) {

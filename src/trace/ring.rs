@@ -23,9 +23,12 @@
 //! the recorder maps it with [`Ring::from_fd`].
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::mem::{offset_of, size_of};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use super::sys;
 use super::AccessKind;
 
 /// The ring's allocation unit: a record takes one or more.
@@ -35,6 +38,67 @@ const PATH_AT: usize = 24;
 const PAD: u16 = 0xffff;
 /// The header's fourth word: "KMSRING2" read as a little-endian u64.
 pub const MAGIC: u64 = 0x3247_4e49_5253_4d4b;
+
+/// The start of the header page: `struct ring_header` of `ring.h`, word for word. Every
+/// field is atomic because the producers (other processes) share the page.
+#[repr(C)]
+struct Header {
+    /// The next unit to reserve (producers, compare-and-swap), counting from 0 forever.
+    head: AtomicU64,
+    /// Units after the header page (written once, before any producer runs).
+    nunits: AtomicU64,
+    /// The next unit the supervisor reads (only it advances it).
+    tail: AtomicU64,
+    /// [`MAGIC`].
+    magic: AtomicU64,
+    /// Calls not recorded where nothing traps them (make's ring).
+    lost: AtomicU64,
+    /// 1 once nothing reads the ring any more.
+    closed: AtomicU64,
+    /// Make's ring: set by a producer that waited 2 s for room.
+    stalled: AtomicU64,
+    /// Bumped before any process of the command may change directory.
+    cwd_epoch: AtomicU64,
+}
+
+// The layout `ring.h` declares: eight u64 words from the start of the page.
+const _: () = {
+    assert!(size_of::<Header>() == 64 && size_of::<Header>() <= HEADER);
+    assert!(offset_of!(Header, head) == 0);
+    assert!(offset_of!(Header, nunits) == 8);
+    assert!(offset_of!(Header, tail) == 16);
+    assert!(offset_of!(Header, magic) == 24);
+    assert!(offset_of!(Header, lost) == 32);
+    assert!(offset_of!(Header, closed) == 40);
+    assert!(offset_of!(Header, stalled) == 48);
+    assert!(offset_of!(Header, cwd_epoch) == 56);
+};
+
+/// A record's header: `struct ring_record` of `ring.h`; its path follows. Records are
+/// decoded from their bytes at these offsets (only `ready` is read atomically).
+#[repr(C)]
+#[allow(dead_code)] // a layout: fields are read through `offset_of!`
+struct RecordHeader {
+    ready: AtomicU32,
+    kind: u16,
+    len: u16,
+    pid: i32,
+    ppid: i32,
+    time_ns: i64,
+}
+
+const _: () = {
+    assert!(size_of::<RecordHeader>() == PATH_AT);
+    assert!(offset_of!(RecordHeader, ready) == 0);
+    assert!(offset_of!(RecordHeader, kind) == 4);
+    assert!(offset_of!(RecordHeader, len) == 6);
+    assert!(offset_of!(RecordHeader, pid) == 8);
+    assert!(offset_of!(RecordHeader, ppid) == 12);
+    assert!(offset_of!(RecordHeader, time_ns) == 16);
+};
+
+/// The part of the header [`Ring::new`] writes and [`Ring::from_fd`] checks.
+const HEADER_CHECKED: usize = offset_of!(Header, magic) + 8;
 
 /// The address of the fast path's trusted code page, agreed between the filter
 /// ([`super::FilterOptions::trusted_page`]) and the helper (`MAKESCOPE_TRACE_PAGE`).
@@ -73,13 +137,15 @@ const EXIT: u16 = 0x100;
 /// supervisor with the command's listener.
 pub struct Ring {
     fd: OwnedFd,
-    map: *mut u8,
+    /// The whole memfd, mapped shared; page-aligned.
+    map: NonNull<u8>,
     size: usize,
     nunits: u64,
     tail: u64,
 }
 
-// The mapping is owned by the Ring; producers in other processes only append.
+// SAFETY: the mapping is owned by the Ring (unmapped on drop) and only reached through
+// it; what other processes write into it is read through atomics.
 unsafe impl Send for Ring {}
 
 impl std::fmt::Debug for Ring {
@@ -95,93 +161,75 @@ impl Ring {
     /// A ring of `nunits` 64-byte units (a record takes one to sixteen; memory is only
     /// used as records arrive).
     pub fn new(nunits: u64) -> io::Result<Ring> {
-        let fd = unsafe {
-            libc::memfd_create(
-                c"makescope-ring".as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = sys::memfd_create(
+            c"makescope-ring",
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )?;
         let size = HEADER + nunits as usize * UNIT;
-        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-        if unsafe { libc::ftruncate(raw, size as libc::off_t) } != 0 {
-            return Err(io::Error::last_os_error());
+        let raw = fd.as_raw_fd();
+        sys::ftruncate(raw, size as u64)?;
+        let mut header = [0u8; HEADER_CHECKED];
+        let word = |field: usize| field..field + 8;
+        header[word(offset_of!(Header, nunits))].copy_from_slice(&nunits.to_le_bytes());
+        header[word(offset_of!(Header, magic))].copy_from_slice(&MAGIC.to_le_bytes());
+        if sys::pwrite(raw, &header, 0)? != HEADER_CHECKED {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
         }
-        let mut header = [0u8; 32];
-        header[8..16].copy_from_slice(&nunits.to_le_bytes());
-        header[24..32].copy_from_slice(&MAGIC.to_le_bytes());
-        if unsafe { libc::pwrite(raw, header.as_ptr().cast(), header.len(), 0) } != 32
-            || unsafe {
-                libc::fcntl(
-                    raw,
-                    libc::F_ADD_SEALS,
-                    libc::F_SEAL_SHRINK | libc::F_SEAL_GROW,
-                )
-            } != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
+        sys::add_seals(raw, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW)?;
         Self::map(fd, size, nunits)
     }
 
     /// Map a ring made by someone else (the shim): checks that it is a memfd sealed
     /// against shrinking, large enough for the units its header announces, with the magic.
     pub fn from_fd(fd: OwnedFd) -> io::Result<Ring> {
-        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        let raw = fd.as_raw_fd();
         let invalid = |what: &str| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("not a fast-path ring: {what}"),
             )
         };
-        let seals = unsafe { libc::fcntl(raw, libc::F_GET_SEALS) };
-        if seals < 0 || seals & libc::F_SEAL_SHRINK == 0 {
+        if !sys::seals(raw).is_ok_and(|seals| seals & libc::F_SEAL_SHRINK != 0) {
             return Err(invalid("not sealed against shrinking"));
         }
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstat(raw, &mut st) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut header = [0u8; 32];
-        if unsafe { libc::pread(raw, header.as_mut_ptr().cast(), 32, 0) } != 32 {
+        let file_size = sys::file_size(raw)?;
+        let mut header = [0u8; HEADER_CHECKED];
+        if !sys::pread(raw, &mut header, 0).is_ok_and(|n| n == HEADER_CHECKED) {
             return Err(invalid("short header"));
         }
-        let word = |i: usize| u64::from_le_bytes(header[i * 8..i * 8 + 8].try_into().unwrap());
-        let nunits = word(1);
-        if word(3) != MAGIC || word(2) != 0 || nunits == 0 || nunits > 1 << 24 {
+        let word = |field: usize| u64::from_le_bytes(header[field..field + 8].try_into().unwrap());
+        let nunits = word(offset_of!(Header, nunits));
+        if word(offset_of!(Header, magic)) != MAGIC
+            || word(offset_of!(Header, tail)) != 0
+            || nunits == 0
+            || nunits > 1 << 24
+        {
             return Err(invalid("bad header"));
         }
         let size = HEADER + nunits as usize * UNIT;
-        if (st.st_size as u64) < size as u64 {
+        if file_size < size as u64 {
             return Err(invalid("smaller than its units"));
         }
         Self::map(fd, size, nunits)
     }
 
     fn map(fd: OwnedFd, size: usize, nunits: u64) -> io::Result<Ring> {
-        let map = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                0,
-            )
-        };
-        if map == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let map = sys::mmap_shared(fd.as_raw_fd(), size)?;
         Ok(Ring {
             fd,
-            map: map as *mut u8,
+            map,
             size,
             nunits,
             tail: 0,
         })
+    }
+
+    /// The header page's words.
+    fn header(&self) -> &Header {
+        // SAFETY: the mapping is page-aligned (so aligned for `Header`), at least
+        // `HEADER` bytes long, and lives as long as `self`; `Header` is all atomics, so
+        // the producers' concurrent writes are not data races.
+        unsafe { self.map.cast::<Header>().as_ref() }
     }
 
     /// The memfd to hand to the command.
@@ -192,7 +240,7 @@ impl Ring {
     /// How many calls the helper could not record where no filter traps them instead
     /// (make's ring: a path too long, a ring that stayed full).
     pub fn lost(&self) -> u64 {
-        unsafe { &*(self.map.add(32) as *const AtomicU64) }.load(Ordering::Relaxed)
+        self.header().lost.load(Ordering::Relaxed)
     }
 
     /// Tell the producers that nothing reads the ring any more (the build is over): a
@@ -200,7 +248,7 @@ impl Ring {
     /// waiting for room in make's ring, where it would otherwise wait up to ~10 s a call
     /// once the ring is full.
     pub fn close(&self) {
-        unsafe { &*(self.map.add(40) as *const AtomicU64) }.store(1, Ordering::Release);
+        self.header().closed.store(1, Ordering::Release);
     }
 
     /// Tell the helpers that a process of the command is about to change directory: each
@@ -209,25 +257,17 @@ impl Ring {
     /// Called before the trapped chdir/fchdir is let run, so the process that changes
     /// directory sees the new epoch as soon as its call returns.
     pub fn bump_cwd_epoch(&self) {
-        unsafe { &*(self.map.add(56) as *const AtomicU64) }.fetch_add(1, Ordering::AcqRel);
+        self.header().cwd_epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// How far the producers have reserved (in units, counting from 0 forever).
     pub fn reserved(&self) -> u64 {
-        self.head().load(Ordering::Acquire)
+        self.header().head.load(Ordering::Acquire)
     }
 
     /// How far [`Ring::drain`] has read (in the same units).
     pub fn consumed(&self) -> u64 {
         self.tail
-    }
-
-    fn head(&self) -> &AtomicU64 {
-        unsafe { &*(self.map as *const AtomicU64) }
-    }
-
-    fn tail_field(&self) -> &AtomicU64 {
-        unsafe { &*(self.map.add(16) as *const AtomicU64) }
     }
 
     /// Call `f` for each complete record not seen yet, in order, at most `limit` of
@@ -243,7 +283,8 @@ impl Ring {
         mut f: impl FnMut(RingRecord<'_>),
     ) -> bool {
         let head = self
-            .head()
+            .header()
+            .head
             .load(Ordering::Acquire)
             .min(self.tail.saturating_add(self.nunits));
         let mut records = 0;
@@ -253,16 +294,23 @@ impl Ring {
             }
             let at = (self.tail % self.nunits) as usize;
             let to_end = self.nunits as usize - at;
-            let unit = unsafe { self.map.add(HEADER + at * UNIT) };
+            // SAFETY: `at < nunits`, so the unit lies within the mapping
+            // (HEADER + nunits * UNIT bytes).
+            let unit = unsafe { self.map.as_ptr().add(HEADER + at * UNIT) };
+            // SAFETY: a unit is 64-byte aligned and its first word is only ever accessed
+            // atomically (producers set it with release, we zero it).
             let ready = unsafe { &*(unit as *const AtomicU32) }.load(Ordering::Acquire) != 0;
             if !ready && !final_drain {
                 return false; // still being written: a later call continues here
             }
             // The units stay ours until `tail` moves past them: `f` reads them in place.
+            // SAFETY: the `to_end` units from `unit` lie within the mapping; producers
+            // write them only while reserved ahead of `tail`, and this record's writer
+            // finished (`ready`, acquire) or died (final drain).
             let bytes = unsafe { std::slice::from_raw_parts(unit, to_end * UNIT) };
             let (kind, len) = (
-                u16::from_le_bytes([bytes[4], bytes[5]]),
-                u16::from_le_bytes([bytes[6], bytes[7]]) as usize,
+                u16_at(bytes, offset_of!(RecordHeader, kind)),
+                u16_at(bytes, offset_of!(RecordHeader, len)) as usize,
             );
             let units = if ready {
                 if kind == PAD {
@@ -283,11 +331,13 @@ impl Ring {
             let units = units.clamp(1, to_end);
             for i in 0..units {
                 // No stale `ready` where a later record may start.
+                // SAFETY: `i < units <= to_end`: a unit of the mapping, 64-byte aligned,
+                // whose first word producers access only atomically.
                 unsafe { &*(unit.add(i * UNIT) as *const AtomicU64) }.store(0, Ordering::Relaxed);
             }
             self.tail += units as u64;
             // Only now may a producer reuse the units.
-            self.tail_field().store(self.tail, Ordering::Release);
+            self.header().tail.store(self.tail, Ordering::Release);
         }
         false
     }
@@ -310,10 +360,11 @@ impl Ring {
             _ => return None,
         };
         let mut time = [0u8; 8];
-        time.copy_from_slice(&bytes[16..24]);
+        let at = offset_of!(RecordHeader, time_ns);
+        time.copy_from_slice(&bytes[at..at + 8]);
         Some(RingRecord {
-            pid: i32_at(8),
-            ppid: i32_at(12),
+            pid: i32_at(offset_of!(RecordHeader, pid)),
+            ppid: i32_at(offset_of!(RecordHeader, ppid)),
             kind,
             path: &bytes[PATH_AT..PATH_AT + len],
             time_ns: i64::from_le_bytes(time),
@@ -321,8 +372,14 @@ impl Ring {
     }
 }
 
+fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
 impl Drop for Ring {
     fn drop(&mut self) {
-        unsafe { libc::munmap(self.map as *mut libc::c_void, self.size) };
+        // SAFETY: `map` and `size` are the mapping's; records borrowed from it (the
+        // `drain` callback's) cannot outlive `&mut self`.
+        unsafe { sys::munmap(self.map, self.size) };
     }
 }

@@ -3,13 +3,13 @@
 //! alive once nobody records them.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::sys::{notif_continue, notif_recv, SeccompNotif};
+use super::sys::{self, notif_continue, notif_recv, SeccompNotif};
 use super::{
     Event, Filter, FilterOptions, Handled, PathTable, Ring, Supervisor, TraceError, FAST_PATH_PAGE,
 };
@@ -59,14 +59,11 @@ pub fn run_traced_with_ring(
     cmd.env("LD_PRELOAD", preload)
         .env("MAKESCOPE_TRACE_PAGE", format!("{FAST_PATH_PAGE:x}"))
         .env("MAKESCOPE_TRACE_RING", ring_fd.to_string());
+    // SAFETY: the closure makes one fcntl, async-signal-safe and allocation-free, as
+    // code between fork and exec must be.
     unsafe {
         // The memfd is close-on-exec in the recorder; the command must inherit it.
-        cmd.pre_exec(move || {
-            if libc::fcntl(ring_fd, libc::F_SETFD, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || sys::set_inheritable(ring_fd));
     }
     let filter = Filter::new(FilterOptions {
         trusted_page: Some(FAST_PATH_PAGE),
@@ -85,6 +82,9 @@ fn run(
     let (ours, theirs) = seqpacket_pair()?;
     let child_sock = theirs.as_raw_fd();
     let filter = filter.clone();
+    // SAFETY: between fork and exec the closure only installs the filter
+    // (`Filter::install`: async-signal-safe, no allocation) and sends the listener
+    // (`send_fd`: allocation-free); the filter's program was cloned before the fork.
     unsafe {
         cmd.process_group(0).pre_exec(move || {
             let listener = filter.install().map_err(|e| match e {
@@ -111,7 +111,7 @@ fn run(
         if let Err(mpsc::RecvTimeoutError::Timeout) =
             watchdog_rx.recv_timeout(deadline - Instant::now())
         {
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            let _ = sys::kill(-pgid, libc::SIGKILL);
             return true;
         }
         false
@@ -124,7 +124,7 @@ fn run(
     let _ = done.send(());
     let killed = watchdog.join().unwrap_or(false);
     if supervisor_timed_out {
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = sys::kill(-pgid, libc::SIGKILL);
     }
     Ok(Traced {
         status,
@@ -159,16 +159,12 @@ fn supervise(sock: OwnedFd, ring: Option<Ring>, deadline: Instant) -> io::Result
             events: libc::POLLIN,
             revents: 0,
         };
-        let rc = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-        if rc < 0 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(err);
-        }
-        if rc == 0 {
-            continue;
+        let timeout = left.as_millis().min(i32::MAX as u128) as i32;
+        match sys::poll(std::slice::from_mut(&mut pfd), timeout) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(err) if err.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(err) => return Err(err),
         }
         match supervisor.handle_ready(listener.as_fd(), pfd.revents, &mut events) {
             Ok(Handled::Hangup) => {
@@ -185,19 +181,7 @@ fn supervise(sock: OwnedFd, ring: Option<Ring>, deadline: Instant) -> io::Result
 
 /// A `SOCK_SEQPACKET` socketpair, both ends close-on-exec.
 pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    if unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    } != 0
-    {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    sys::socketpair(libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC)
 }
 
 /// Send one fd with `SCM_RIGHTS` (and one byte). Allocation-free.
@@ -283,13 +267,10 @@ fn continue_loop(fds: &mut [libc::pollfd]) -> io::Result<()> {
     let mut live = fds.iter().filter(|p| p.fd >= 0).count();
     let mut notif = SeccompNotif::default();
     while live > 0 {
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if rc < 0 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(err);
+        match sys::poll(fds, -1) {
+            Ok(_) => {}
+            Err(err) if err.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(err) => return Err(err),
         }
         for p in fds.iter_mut() {
             if p.fd < 0 || p.revents == 0 {
@@ -333,38 +314,36 @@ pub fn detach(listeners: Vec<OwnedFd>) -> io::Result<()> {
         })
         .collect();
     fds.sort_by_key(|p| p.fd);
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // SAFETY: the child (and its child) only make async-signal-safe calls through
+    // `sys` and run `continue_loop`, which allocates nothing, then `_exit`.
+    let pid = unsafe { sys::fork() }?;
     if pid == 0 {
-        unsafe {
-            libc::setsid();
-            if libc::fork() != 0 {
-                libc::_exit(0);
-            }
-            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-            if null >= 0 {
-                for std_fd in 0..3 {
-                    libc::dup2(null, std_fd);
-                }
-            }
-            // Close everything but stdio and the listeners.
-            let mut from = 3u32;
-            for p in fds.iter() {
-                let fd = p.fd as u32;
-                if fd > from {
-                    libc::syscall(libc::SYS_close_range, from, fd - 1, 0);
-                }
-                from = fd + 1;
-            }
-            libc::syscall(libc::SYS_close_range, from, u32::MAX, 0);
-            let _ = continue_loop(&mut fds);
-            libc::_exit(0);
+        let _ = sys::setsid();
+        // SAFETY: as above.
+        if !matches!(unsafe { sys::fork() }, Ok(0)) {
+            sys::exit_now(0);
         }
+        if let Ok(null) = sys::open(b"/dev/null\0", libc::O_RDWR) {
+            for std_fd in 0..3 {
+                let _ = sys::dup2(null.as_raw_fd(), std_fd);
+            }
+            // Not closed: the range below does (it stays out of stdio).
+            let _ = null.into_raw_fd();
+        }
+        // Close everything but stdio and the listeners.
+        let mut from = 3u32;
+        for p in fds.iter() {
+            let fd = p.fd as u32;
+            if fd > from {
+                let _ = sys::close_range(from, fd - 1);
+            }
+            from = fd + 1;
+        }
+        let _ = sys::close_range(from, u32::MAX);
+        let _ = continue_loop(&mut fds);
+        sys::exit_now(0);
     }
-    let mut status = 0;
-    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let _ = sys::waitpid(pid);
     drop(listeners);
     Ok(())
 }

@@ -99,6 +99,8 @@ pub fn notif_recv(listener: RawFd, notif: &mut SeccompNotif) -> io::Result<()> {
     loop {
         // The kernel insists the buffer is zeroed.
         *notif = SeccompNotif::default();
+        // SAFETY: `notif` is a live, writable `seccomp_notif`, the size the request
+        // encodes.
         let rc = unsafe {
             libc::ioctl(
                 listener,
@@ -125,6 +127,7 @@ pub fn notif_continue(listener: RawFd, id: u64) -> io::Result<()> {
         flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE,
     };
     loop {
+        // SAFETY: `resp` is a live `seccomp_notif_resp`, the size the request encodes.
         let rc = unsafe {
             libc::ioctl(
                 listener,
@@ -145,11 +148,13 @@ pub fn notif_continue(listener: RawFd, id: u64) -> io::Result<()> {
 /// Is the notification still pending (its task alive and waiting)? Anything read from
 /// the task before this returned true is known to come from that task.
 pub fn notif_id_valid(listener: RawFd, id: u64) -> bool {
+    // SAFETY: `id` is a live u64, the size the request encodes.
     unsafe { libc::ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id as *const u64) == 0 }
 }
 
 /// `SECCOMP_IOCTL_NOTIF_SET_FLAGS` (6.6+).
 pub fn notif_set_flags(listener: RawFd, flags: u64) -> io::Result<()> {
+    // SAFETY: the request takes its flags by value; no memory is passed.
     let rc = unsafe { libc::ioctl(listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags) };
     if rc == 0 {
         Ok(())
@@ -248,6 +253,7 @@ pub fn report_thread_cpu(name: &str) {
 
 /// `pidfd_open(2)`.
 pub fn pidfd_open(pid: i32, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only.
     let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
     if rc < 0 {
         Err(last_error())
@@ -300,6 +306,7 @@ pub fn read_mem(pid: i32, addr: u64, len: usize, out: &mut Vec<u8>) -> io::Resul
     out.reserve(len);
     let start = out.len();
     let local = libc::iovec {
+        // SAFETY: `start` is `out`'s length, within (one past the end of) its allocation.
         iov_base: unsafe { out.as_mut_ptr().add(start) } as *mut libc::c_void,
         iov_len: len,
     };
@@ -307,10 +314,13 @@ pub fn read_mem(pid: i32, addr: u64, len: usize, out: &mut Vec<u8>) -> io::Resul
         iov_base: addr as *mut libc::c_void,
         iov_len: len,
     };
+    // SAFETY: `local` is `len` bytes of spare capacity in `out` (reserved above); the
+    // remote side is the other process's and cannot touch our memory.
     let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
     if n < 0 {
         return Err(last_error());
     }
+    // SAFETY: the kernel initialised the `n <= len` bytes after `start`.
     unsafe { out.set_len(start + n as usize) };
     Ok(n as usize)
 }
@@ -327,6 +337,8 @@ pub fn read_pod<T: Copy + Default>(pid: i32, addr: u64) -> io::Result<T> {
         iov_base: addr as *mut libc::c_void,
         iov_len: size,
     };
+    // SAFETY: `local` is `value`, `size` writable bytes; any bytes are a valid `T` for
+    // the plain-old-data types this reads (`Copy + Default` structs of integers).
     let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
     if n < 0 {
         return Err(last_error());
@@ -374,6 +386,8 @@ pub fn readlink_into(path: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
     let mut cap = 256usize;
     loop {
         out.reserve(cap);
+        // SAFETY: `path` is NUL-terminated (the caller's promise, checked in debug
+        // builds); `out` has room for `cap` bytes, at most what the kernel writes.
         let n = unsafe {
             libc::readlink(
                 path.as_ptr() as *const libc::c_char,
@@ -386,6 +400,7 @@ pub fn readlink_into(path: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         }
         let n = n as usize;
         if n < cap {
+            // SAFETY: the kernel initialised the first `n` bytes.
             unsafe { out.set_len(n) };
             return Ok(());
         }
@@ -401,6 +416,7 @@ pub fn readlink_into(path: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
 pub fn exists(path: &[u8], follow: bool) -> bool {
     debug_assert_eq!(path.last(), Some(&0));
     let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+    // SAFETY: `path` is NUL-terminated (the caller's promise, checked in debug builds).
     let rc = unsafe {
         libc::syscall(
             libc::SYS_faccessat2,
@@ -416,6 +432,324 @@ pub fn exists(path: &[u8], follow: bool) -> bool {
     // EACCES on a path component, ELOOP, ENOTDIR …: not "missing" in the probe sense only
     // for EACCES, where the file may well exist; treat that as existing.
     std::io::Error::last_os_error().raw_os_error() == Some(libc::EACCES)
+}
+
+/// `prctl(PR_SET_NO_NEW_PRIVS, 1)`: required before an unprivileged seccomp filter.
+pub fn set_no_new_privs() -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)` with `SECCOMP_FILTER_FLAG_NEW_LISTENER`
+/// among `flags`: installs `prog` on the calling thread and returns the listener.
+/// Allocation-free. `Err(EINVAL)`: a flag unknown to the kernel; `Err(EBUSY)`: a listener
+/// exists already in the thread's filter stack.
+pub fn seccomp_set_filter(flags: libc::c_ulong, prog: &SockFprog) -> io::Result<OwnedFd> {
+    // SAFETY: `prog` is a live `sock_fprog` whose `filter` points at `len` instructions
+    // (its constructor's borrow keeps them alive for this call).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags,
+            prog as *const SockFprog,
+        )
+    };
+    if fd < 0 {
+        return Err(last_error());
+    }
+    // SAFETY: with NEW_LISTENER the result is a new descriptor, ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `epoll_create1(EPOLL_CLOEXEC)`.
+pub fn epoll_create() -> io::Result<OwnedFd> {
+    // SAFETY: integer argument only.
+    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if fd < 0 {
+        return Err(last_error());
+    }
+    // SAFETY: a new descriptor, ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Watch `fd` for readability in `epoll`, reported with `data`.
+pub fn epoll_add(epoll: RawFd, fd: RawFd, data: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: data,
+    };
+    // SAFETY: `ev` is a live epoll_event for the duration of the call.
+    if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+/// The events ready in `epoll` now (no waiting), written to the front of `ready`;
+/// returns how many.
+pub fn epoll_ready(epoll: RawFd, ready: &mut [libc::epoll_event]) -> io::Result<usize> {
+    let max = ready.len().min(i32::MAX as usize) as i32;
+    // SAFETY: the kernel writes at most `max` events into `ready`, which holds that many.
+    let n = unsafe { libc::epoll_wait(epoll, ready.as_mut_ptr(), max, 0) };
+    if n < 0 {
+        return Err(last_error());
+    }
+    Ok(n as usize)
+}
+
+/// `open(path, flags | O_CLOEXEC)`; `path` must end with a NUL.
+pub fn open(path: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
+    assert_eq!(path.last(), Some(&0), "path without its NUL");
+    // SAFETY: `path` is NUL-terminated (checked above) and outlives the call.
+    let fd = unsafe { libc::open(path.as_ptr().cast(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(last_error());
+    }
+    // SAFETY: a new descriptor, ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `read(2)` into `buf`, retrying EINTR; returns how many bytes came (0: end of file).
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = last_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
+/// `pread(2)` of up to `buf.len()` bytes at `offset`; returns how many came.
+pub fn pread(fd: RawFd, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+    let n = unsafe {
+        libc::pread(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            offset as libc::off_t,
+        )
+    };
+    if n < 0 {
+        return Err(last_error());
+    }
+    Ok(n as usize)
+}
+
+/// `pread(2)` of up to `len` bytes at `offset` into `buf`, replacing its contents
+/// (its allocation is reused).
+pub fn pread_into(fd: RawFd, buf: &mut Vec<u8>, offset: u64, len: usize) -> io::Result<()> {
+    buf.clear();
+    buf.reserve(len);
+    // SAFETY: `buf` has room for `len` bytes after `reserve`; the kernel writes at most
+    // that many.
+    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), len, offset as libc::off_t) };
+    if n < 0 {
+        return Err(last_error());
+    }
+    // SAFETY: the kernel initialised the first `n <= len` bytes.
+    unsafe { buf.set_len(n as usize) };
+    Ok(())
+}
+
+/// `pwrite(2)` of `buf` at `offset`; returns how many bytes were written.
+pub fn pwrite(fd: RawFd, buf: &[u8], offset: u64) -> io::Result<usize> {
+    // SAFETY: the kernel reads at most `buf.len()` bytes from `buf`.
+    let n = unsafe { libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), offset as libc::off_t) };
+    if n < 0 {
+        return Err(last_error());
+    }
+    Ok(n as usize)
+}
+
+/// `memfd_create(name, flags)`.
+pub fn memfd_create(name: &std::ffi::CStr, flags: libc::c_uint) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is NUL-terminated and outlives the call.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(last_error());
+    }
+    // SAFETY: a new descriptor, ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `ftruncate(2)`.
+pub fn ftruncate(fd: RawFd, size: u64) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    if unsafe { libc::ftruncate(fd, size as libc::off_t) } != 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+/// Add `seals` to a memfd (`F_ADD_SEALS`).
+pub fn add_seals(fd: RawFd, seals: libc::c_int) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    if unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) } != 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+/// A memfd's seals (`F_GET_SEALS`; `Err(EINVAL)` for other files).
+pub fn seals(fd: RawFd) -> io::Result<libc::c_int> {
+    // SAFETY: integer arguments only.
+    let seals = unsafe { libc::fcntl(fd, libc::F_GET_SEALS) };
+    if seals < 0 {
+        return Err(last_error());
+    }
+    Ok(seals)
+}
+
+/// Let `fd` survive exec (clear `FD_CLOEXEC`). Async-signal-safe.
+pub fn set_inheritable(fd: RawFd) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+/// The size of the file open at `fd` (`fstat`).
+pub fn file_size(fd: RawFd) -> io::Result<u64> {
+    // SAFETY: `stat` is plain old data, valid when zeroed.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a live, writable `struct stat`.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(last_error());
+    }
+    Ok(st.st_size as u64)
+}
+
+/// Map `len` bytes of `fd` shared, readable and writable. The mapping is the caller's
+/// to [`munmap`].
+pub fn mmap_shared(fd: RawFd, len: usize) -> io::Result<std::ptr::NonNull<u8>> {
+    // SAFETY: a new mapping at an address of the kernel's choosing overlaps nothing of
+    // ours.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    if map == libc::MAP_FAILED {
+        return Err(last_error());
+    }
+    std::ptr::NonNull::new(map.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Unmap what [`mmap_shared`] mapped.
+///
+/// # Safety
+/// `map` and `len` are a mapping's, and nothing refers into it any more.
+pub unsafe fn munmap(map: std::ptr::NonNull<u8>, len: usize) {
+    // SAFETY: the caller's promise: a whole mapping that nothing refers into.
+    unsafe { libc::munmap(map.as_ptr().cast(), len) };
+}
+
+/// `poll(2)` on `fds` for at most `timeout_ms` (-1: no limit); returns how many have
+/// events. EINTR is the caller's to retry.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
+    // SAFETY: `fds` is a live, writable array of `fds.len()` pollfds.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if rc < 0 {
+        return Err(last_error());
+    }
+    Ok(rc as usize)
+}
+
+/// A connected pair of `AF_UNIX` sockets of `kind` (`SOCK_SEQPACKET` …, flags such as
+/// `SOCK_CLOEXEC` included).
+pub fn socketpair(kind: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors the kernel writes.
+    if unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) } != 0 {
+        return Err(last_error());
+    }
+    // SAFETY: two new descriptors, ours alone.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Send `signal` to `pid` (a negative `pid`: its process group).
+pub fn kill(pid: libc::pid_t, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    if unsafe { libc::kill(pid, signal) } != 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+/// `fork(2)`: the child's pid in the parent, 0 in the child.
+///
+/// # Safety
+/// In a multi-threaded process the child may only call async-signal-safe functions (no
+/// allocation, no locks) until it execs or exits.
+pub unsafe fn fork() -> io::Result<libc::pid_t> {
+    // SAFETY: the caller's promise about what the child does.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(last_error());
+    }
+    Ok(pid)
+}
+
+/// Wait for the child `pid` to end; returns its wait status.
+pub fn waitpid(pid: libc::pid_t) -> io::Result<libc::c_int> {
+    let mut status = 0;
+    // SAFETY: `status` is a live, writable int.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+        return Err(last_error());
+    }
+    Ok(status)
+}
+
+/// `setsid(2)`. Async-signal-safe.
+pub fn setsid() -> io::Result<()> {
+    // SAFETY: no arguments.
+    if unsafe { libc::setsid() } < 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+/// `dup2(2)`. Async-signal-safe.
+pub fn dup2(from: RawFd, to: RawFd) -> io::Result<()> {
+    // SAFETY: integer arguments only; `to` is the caller's to replace.
+    if unsafe { libc::dup2(from, to) } < 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+/// Close every descriptor in `first..=last` (`close_range(2)`). Async-signal-safe.
+/// Descriptors owned elsewhere in the process must not be in the range.
+pub fn close_range(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: integer arguments only (the caller keeps owned descriptors out of the
+    // range).
+    if unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) } != 0 {
+        return Err(last_error());
+    }
+    Ok(())
+}
+
+/// End the calling process at once with `code` (no atexit handlers, no flushing).
+/// Async-signal-safe.
+pub fn exit_now(code: libc::c_int) -> ! {
+    // SAFETY: `_exit` is always safe to call; nothing after it runs.
+    unsafe { libc::_exit(code) }
 }
 
 /// `/proc/<pid>/<what>` followed by a NUL, written into `buf` without allocating.
@@ -473,6 +807,7 @@ pub fn now_ns() -> i64 {
         tv_sec: 0,
         tv_nsec: 0,
     };
+    // SAFETY: `ts` is a live, writable timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }

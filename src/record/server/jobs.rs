@@ -116,7 +116,7 @@ impl Server {
     /// then the ack if the shim waits for one.
     pub(super) fn on_command_start(&mut self, fd: RawFd, m: &protocol::CommandStart) {
         let context = m.context.clone().unwrap_or_default();
-        let argv = protocol::split_nul(m.argv);
+        let argv = crate::util::split_nul(m.argv);
         let id = self.ids.command;
         self.ids.command += 1;
         let line_index = self.attribution.next_line(context.make_pid, context.job);
@@ -133,8 +133,8 @@ impl Server {
         } else {
             Vec::new()
         };
-        let shell = protocol::join_nul(argv.iter().take(shell_words.min(argv.len())));
-        let flags = protocol::join_nul(
+        let shell = crate::util::join_nul(argv.iter().take(shell_words.min(argv.len())));
+        let flags = crate::util::join_nul(
             argv.iter()
                 .take(argv.len().saturating_sub(1))
                 .skip(shell_words),
@@ -213,7 +213,7 @@ impl Server {
     /// environment, which the record stores once), without the fast path's variables a
     /// command inside a traced one inherited, and redacted unless secrets are kept.
     fn recorded_environment(&self, environment: &[u8]) -> Vec<u8> {
-        let environment = protocol::split_nul(environment);
+        let environment = crate::util::split_nul(environment);
         let cleaned = self
             .setup
             .preload
@@ -228,7 +228,7 @@ impl Server {
             .filter(|e| !e.starts_with(ENV_PREFIX.as_bytes()))
             .collect();
         if self.setup.keep_secrets {
-            protocol::join_nul(&environment)
+            crate::util::join_nul(&environment)
         } else {
             redact_environment(&environment)
         }
@@ -344,8 +344,8 @@ impl Server {
 
 /// make's argv as the user gave it: without the `--eval=load …/makescope.so` we add.
 fn without_our_plugin(argv: &[u8]) -> Vec<u8> {
-    protocol::join_nul(
-        protocol::split_nul(argv)
+    crate::util::join_nul(
+        crate::util::split_nul(argv)
             .into_iter()
             .filter(|a| !(a.starts_with(b"--eval=load ") && a.ends_with(b"/makescope.so"))),
     )
@@ -442,7 +442,7 @@ mod tests {
             let mut command = driver.command(&["enable-fast-path", HELPER]);
             command.envs(before.iter().copied());
             let inside = Driver::output(command);
-            let inside = protocol::split_nul(&inside);
+            let inside = crate::util::split_nul(&inside);
             let mut cleaned: Vec<String> = without_fast_path(&inside, HELPER.as_bytes())
                 .expect("the helper is in the environment")
                 .iter()

@@ -35,7 +35,7 @@ use self::socket::{Role, Sockets};
 use super::ui::Event as UiEvent;
 use super::writer::Write;
 use super::Setup;
-use crate::protocol::{self, Message, ENV_TRACE_STATS};
+use crate::protocol::{Message, ENV_TRACE_STATS};
 use crate::store::{NewProcess, NextIds, Owner, ProcessExec};
 use crate::trace::{self, Handled};
 
@@ -387,7 +387,7 @@ impl Server {
                 if let Some(id) = self.attribution.process_id(pid) {
                     let exec = ProcessExec {
                         exe: path,
-                        argv: protocol::join_nul(&argv),
+                        argv: crate::util::join_nul(&argv),
                         cwd,
                     };
                     match self.rows.unsent_process(id) {

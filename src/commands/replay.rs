@@ -1,0 +1,53 @@
+//! `makescope replay`: plan the replay, say each note in one line on stderr, then list
+//! it (`--dry-run`), write its script (`--script`), or run it and say what its run
+//! adds (failures make went past, processes killed). The exit status is the command's.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use crate::config::Config;
+use crate::replay::{self, script, CurrentEnvironment, Executor, Mode, ReplayOptions};
+
+pub fn run(config: &Config, options: &ReplayOptions) -> Result<u8> {
+    let plan = replay::plan(config, options, &CurrentEnvironment)?;
+    let mut err = std::io::stderr().lock();
+    for note in &plan.notes {
+        writeln!(err, "makescope: replay: {note}")?;
+    }
+    drop(err);
+    let mut out = std::io::stdout().lock();
+    match options.mode {
+        Mode::DryRun => {
+            out.write_all(script::listing(&plan).as_bytes())?;
+            Ok(0)
+        }
+        Mode::Script => {
+            out.write_all(&script::posix_sh(&plan))?;
+            Ok(0)
+        }
+        Mode::Run => {
+            drop(out);
+            plan.check_directory()?;
+            let outcome = Executor::for_this_process().run(&plan)?;
+            let mut err = std::io::stderr().lock();
+            for line in outcome.lines.iter().filter(|l| l.ignored) {
+                writeln!(
+                    err,
+                    "makescope: replay: line {} {} (ignored, as make did)",
+                    line.line,
+                    line.status_text()
+                )?;
+            }
+            if !outcome.killed.is_empty() {
+                writeln!(
+                    err,
+                    "makescope: replay: killed {} process(es) the command left running: {}",
+                    outcome.killed.len(),
+                    outcome.killed.join(", ")
+                )?;
+            }
+            Ok(outcome.exit_status())
+        }
+    }
+}
