@@ -19,7 +19,7 @@
 //! would otherwise crash the recorder reading it) and carries `MAGIC`, so the helper
 //! never mistakes another file that took its descriptor number for it.
 //!
-//! The shim creates the ring in C (`src/shim/shim.c`) the same way [`Ring::new`] does, and
+//! The shim creates the ring in C (`make_ring` in `src/trace/fastpath.h`, which the shim includes) the same way [`Ring::new`] does, and
 //! the recorder maps it with [`Ring::from_fd`].
 
 use std::io;

@@ -57,8 +57,11 @@ pub fn run_traced_with_ring(
 ) -> io::Result<Traced> {
     let ring_fd = ring.fd().as_raw_fd();
     cmd.env("LD_PRELOAD", preload)
-        .env("MAKESCOPE_TRACE_PAGE", format!("{FAST_PATH_PAGE:x}"))
-        .env("MAKESCOPE_TRACE_RING", ring_fd.to_string());
+        .env(
+            crate::protocol::ENV_TRACE_PAGE,
+            format!("{FAST_PATH_PAGE:x}"),
+        )
+        .env(crate::protocol::ENV_TRACE_RING, ring_fd.to_string());
     // SAFETY: the closure makes one fcntl, async-signal-safe and allocation-free, as
     // code between fork and exec must be.
     unsafe {

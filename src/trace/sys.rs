@@ -234,7 +234,7 @@ pub fn set_batch() -> io::Result<()> {
 /// run and how long it was ready to run but waited for a CPU
 /// (`/proc/thread-self/schedstat`), as `makescope: NAME: ran X ms, waited for a CPU Y ms`.
 pub fn report_thread_cpu(name: &str) {
-    if std::env::var_os("MAKESCOPE_TRACE_STATS").is_none() {
+    if std::env::var_os(crate::protocol::ENV_TRACE_STATS).is_none() {
         return;
     }
     let Ok(stat) = std::fs::read_to_string("/proc/thread-self/schedstat") else {
