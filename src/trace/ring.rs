@@ -19,8 +19,9 @@
 //! would otherwise crash the recorder reading it) and carries `MAGIC`, so the helper
 //! never mistakes another file that took its descriptor number for it.
 //!
-//! The shim creates the ring in C (`make_ring` in `src/trace/fastpath.h`, which the shim includes) the same way [`Ring::new`] does, and
-//! the recorder maps it with [`Ring::from_fd`].
+//! The shim creates the ring in C (`make_ring` in `src/trace/fastpath.h`, which the shim
+//! includes) the same way [`Ring::new`] does, and the recorder maps it with
+//! [`Ring::from_fd`].
 
 use std::io;
 use std::mem::{offset_of, size_of};
