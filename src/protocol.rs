@@ -703,6 +703,25 @@ mod tests {
         assert_eq!(names, rust);
     }
 
+    /// The fast path's ring records name their kind by `AccessKind` id (ring.h's RING_*),
+    /// which the supervisor decodes with `AccessKind::from_id`.
+    #[test]
+    fn the_rings_kinds_are_the_access_kinds_ids() {
+        let output = String::from_utf8(Driver::build().run(&["ring-kinds"])).unwrap();
+        let mut kinds = 0;
+        for line in output.lines() {
+            let (name, id) = line.split_once('=').unwrap();
+            let id: u8 = id.parse().unwrap();
+            assert_eq!(
+                crate::access::AccessKind::from_id(id).map(|k| k.name()),
+                Some(name),
+                "ring.h's {name} = {id}"
+            );
+            kinds += 1;
+        }
+        assert_eq!(kinds, 7, "{output}");
+    }
+
     #[test]
     fn the_plugins_context_parses_in_rust() {
         let encoded = Driver::build().run(&["context-encode"]);

@@ -11,6 +11,7 @@
  *   real-shell DIR PATH      the real shell behind the link PATH, or nothing
  *   enable-fast-path HELPER  the environment after enable_fast_path (fd 7), NUL-separated
  *   leave-make-ring HELPER   the environment after leave_make_ring, NUL-separated
+ *   ring-kinds               NAME=ID for each access kind ring.h's records carry
  */
 #define _GNU_SOURCE
 #include "protocol.h"
@@ -143,6 +144,9 @@ int main (int argc, char **argv)
       leave_make_ring (argv[2]);
       print_environment ();
     }
+  else if (!strcmp (mode, "ring-kinds"))
+    printf ("read=%d\nwrite=%d\ncreate=%d\ntruncate=%d\nappend=%d\nstat=%d\nprobe=%d\n", RING_READ,
+            RING_WRITE, RING_CREATE, RING_TRUNCATE, RING_APPEND, RING_STAT, RING_PROBE);
   else
     {
       fprintf (stderr, "protocol_test: unknown mode %s\n", mode);

@@ -263,7 +263,12 @@ pub fn resolve(store: &Store, build: &BuildRow, reference: &[u8]) -> Result<Vec<
     suffix.extend_from_slice(reference);
     let mut by_path = Vec::new();
     let mut by_suffix = Vec::new();
-    for (id, target, directory) in store.targets_of(build.id)? {
+    for crate::store::CommandTarget {
+        id,
+        target,
+        directory,
+    } in store.targets_of(build.id)?
+    {
         let full = absolute(&directory, &target);
         if full == wanted {
             by_path.push(id);

@@ -576,17 +576,28 @@ impl Store {
     }
 
     /// Every command of a build with its target and directory (for matching names).
-    pub fn targets_of(&self, build_id: i64) -> Result<Vec<(i64, Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn targets_of(&self, build_id: i64) -> Result<Vec<CommandTarget>, StoreError> {
         self.rows(
             "SELECT id, target, directory FROM command WHERE build_id = ?1 ORDER BY id",
             [build_id],
             |r| {
-                Ok((
-                    r.get(0)?,
-                    get_bytes(r, 1)?.unwrap_or_default(),
-                    get_bytes(r, 2)?.unwrap_or_default(),
-                ))
+                Ok(CommandTarget {
+                    id: r.get(0)?,
+                    target: get_bytes(r, 1)?.unwrap_or_default(),
+                    directory: get_bytes(r, 2)?.unwrap_or_default(),
+                })
             },
         )
     }
+}
+
+/// A command's target and the directory it ran in ([`Store::targets_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandTarget {
+    /// The command's id.
+    pub id: i64,
+    /// `$@` as make expanded it (empty when make did not say).
+    pub target: Vec<u8>,
+    /// The directory the command ran in.
+    pub directory: Vec<u8>,
 }

@@ -170,7 +170,7 @@ impl PathTable {
             return id;
         }
         let mut norm = std::mem::take(&mut self.scratch);
-        normalize(path, &mut norm);
+        crate::paths::normalize_into(path, &mut norm);
         let id = self.intern(&norm);
         self.scratch = norm;
         self.spellings.insert(path, id, cursor);
@@ -213,47 +213,9 @@ pub fn join(base: &[u8], rel: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(rel);
 }
 
-/// Normalise the absolute path `path` into `out` (replaced): no `.`, `..` or repeated
-/// `/`, no trailing `/` (except the root itself). `..` at the root stays at the root.
-pub fn normalize(path: &[u8], out: &mut Vec<u8>) {
-    out.clear();
-    for part in path.split(|&b| b == b'/') {
-        match part {
-            b"" | b"." => {}
-            b".." => {
-                let keep = out.iter().rposition(|&b| b == b'/').unwrap_or(0);
-                out.truncate(keep);
-            }
-            _ => {
-                out.push(b'/');
-                out.extend_from_slice(part);
-            }
-        }
-    }
-    if out.is_empty() {
-        out.push(b'/');
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn n(p: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        normalize(p, &mut out);
-        out
-    }
-
-    #[test]
-    fn normalises_lexically() {
-        assert_eq!(n(b"/"), b"/");
-        assert_eq!(n(b"//a//b/"), b"/a/b");
-        assert_eq!(n(b"/a/./b/../c"), b"/a/c");
-        assert_eq!(n(b"/../.."), b"/");
-        assert_eq!(n(b"/a/b/../../.."), b"/");
-        assert_eq!(n(b"/caf\xe9/x"), b"/caf\xe9/x");
-    }
 
     #[test]
     fn numbers_each_path_once_however_spelled() {
@@ -288,7 +250,7 @@ mod tests {
                 let path = spell(k);
                 let id = t.intern_absolute(path.as_bytes(), cursor);
                 let mut norm = Vec::new();
-                normalize(path.as_bytes(), &mut norm);
+                crate::paths::normalize_into(path.as_bytes(), &mut norm);
                 assert_eq!(t.name(id), &norm[..], "{path}");
             }
         }

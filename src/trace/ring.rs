@@ -19,8 +19,9 @@
 //! would otherwise crash the recorder reading it) and carries `MAGIC`, so the helper
 //! never mistakes another file that took its descriptor number for it.
 //!
-//! The shim creates the ring in C (`src/shim/shim.c`) the same way [`Ring::new`] does, and
-//! the recorder maps it with [`Ring::from_fd`].
+//! The shim creates the ring in C (`make_ring` in `src/trace/fastpath.h`, which the shim
+//! includes) the same way [`Ring::new`] does, and the recorder maps it with
+//! [`Ring::from_fd`].
 
 use std::io;
 use std::mem::{offset_of, size_of};
@@ -348,16 +349,21 @@ impl Ring {
         let len = len.min(bytes.len() - PATH_AT);
         let access = |kind| (RingKind::Access(kind), len);
         // An exit's 4 path bytes are its status, not a path.
+        // Access records carry the kind's `AccessKind` id (ring.h's RING_* names them; the
+        // protocol's C-side tests check that they agree), only for the kinds the helper
+        // serves.
         let (kind, len) = match kind {
-            1 => access(AccessKind::Read),
-            2 => access(AccessKind::Write),
-            3 => access(AccessKind::Create),
-            4 => access(AccessKind::Truncate),
-            5 => access(AccessKind::Append),
-            7 => access(AccessKind::Stat),
-            8 => access(AccessKind::Probe),
             EXIT if len == 4 => (RingKind::Exit(i32_at(PATH_AT)), 0),
-            _ => return None,
+            id => match u8::try_from(id).ok().and_then(AccessKind::from_id)? {
+                kind @ (AccessKind::Read
+                | AccessKind::Write
+                | AccessKind::Create
+                | AccessKind::Truncate
+                | AccessKind::Append
+                | AccessKind::Stat
+                | AccessKind::Probe) => access(kind),
+                _ => return None,
+            },
         };
         let mut time = [0u8; 8];
         let at = offset_of!(RecordHeader, time_ns);

@@ -57,8 +57,11 @@ pub fn run_traced_with_ring(
 ) -> io::Result<Traced> {
     let ring_fd = ring.fd().as_raw_fd();
     cmd.env("LD_PRELOAD", preload)
-        .env("MAKESCOPE_TRACE_PAGE", format!("{FAST_PATH_PAGE:x}"))
-        .env("MAKESCOPE_TRACE_RING", ring_fd.to_string());
+        .env(
+            crate::protocol::ENV_TRACE_PAGE,
+            format!("{FAST_PATH_PAGE:x}"),
+        )
+        .env(crate::protocol::ENV_TRACE_RING, ring_fd.to_string());
     // SAFETY: the closure makes one fcntl, async-signal-safe and allocation-free, as
     // code between fork and exec must be.
     unsafe {
@@ -186,63 +189,33 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Send one fd with `SCM_RIGHTS` (and one byte). Allocation-free.
 pub fn send_fd(sock: RawFd, fd: RawFd) -> io::Result<()> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr() as *mut libc::c_void,
-        iov_len: 1,
-    };
-    let mut cmsg_buf = [0u64; 4];
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg_buf.as_mut_ptr() as *mut libc::c_void;
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut RawFd, fd);
-    }
-    loop {
-        if unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } >= 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
-            return Err(err);
-        }
-    }
+    sys::send_with_fd(sock, b"\0", fd)
 }
 
 /// Receive one fd sent by [`send_fd`]; `None` when the peer closed without sending.
 pub fn recv_fd(sock: BorrowedFd<'_>, deadline: Instant) -> io::Result<Option<OwnedFd>> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut pfd = libc::pollfd {
+        let mut pfd = [libc::pollfd {
             fd: sock.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
-        };
-        // SAFETY: `pfd` is one live pollfd.
-        let rc = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-        if rc == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "no listener before the deadline",
-            ));
-        }
-        if rc < 0 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EINTR) {
-                continue;
+        }];
+        match sys::poll(&mut pfd, left.as_millis().min(i32::MAX as u128) as i32) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no listener before the deadline",
+                ))
             }
-            return Err(err);
+            Ok(_) => {}
+            Err(err) if err.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(err) => return Err(err),
         }
         break;
     }
     let mut byte = [0u8; 1];
-    let received = super::sys::recv_with_fds(sock.as_raw_fd(), &mut byte, 0)?;
+    let received = sys::recv_with_fds(sock.as_raw_fd(), &mut byte, 0)?;
     Ok(received.fds.into_iter().next())
 }
 

@@ -234,7 +234,7 @@ pub fn set_batch() -> io::Result<()> {
 /// run and how long it was ready to run but waited for a CPU
 /// (`/proc/thread-self/schedstat`), as `makescope: NAME: ran X ms, waited for a CPU Y ms`.
 pub fn report_thread_cpu(name: &str) {
-    if std::env::var_os("MAKESCOPE_TRACE_STATS").is_none() {
+    if std::env::var_os(crate::protocol::ENV_TRACE_STATS).is_none() {
         return;
     }
     let Ok(stat) = std::fs::read_to_string("/proc/thread-self/schedstat") else {
@@ -887,6 +887,46 @@ pub fn recv_with_fds(sock: RawFd, buffer: &mut [u8], flags: libc::c_int) -> io::
         truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
         fds,
     })
+}
+
+/// Send `bytes` as one message on `sock` with the descriptor `fd` passed along
+/// (sendmsg(2) with `SCM_RIGHTS` and `MSG_NOSIGNAL`), retried on `EINTR`; the peer
+/// takes it with [`recv_with_fds`].
+pub fn send_with_fd(sock: RawFd, bytes: &[u8], fd: RawFd) -> io::Result<()> {
+    let mut control = Control {
+        bytes: [0; CONTROL_LEN],
+    };
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr().cast_mut().cast(),
+        iov_len: bytes.len(),
+    };
+    // SAFETY: msghdr is plain data; all zeroes is an empty one.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = (&mut control as *mut Control).cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    // SAFETY: `control` is aligned for cmsghdr and at least CMSG_SPACE(one fd) long
+    // (CONTROL_LEN covers MAX_PASSED_FDS), so the first header and its data fit in it.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+    }
+    loop {
+        // SAFETY: `msg` points at `iov` (which covers `bytes`; sendmsg only reads it) and
+        // at `control`, both live for the call.
+        if unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) } >= 0 {
+            return Ok(());
+        }
+        let err = last_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
 }
 
 #[cfg(test)]

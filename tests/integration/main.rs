@@ -17,6 +17,7 @@ mod output_labels;
 mod output_printer;
 mod python_plugin;
 mod record;
+mod record_compat;
 mod replay;
 mod targets;
 mod targets_parse;

@@ -9,8 +9,9 @@
 
 use super::exe::{interpreter, read_argv};
 use super::{miss_of, Call, Miss, Proc, Supervisor};
+use crate::paths::normalize_into as normalize;
 use crate::trace::filter::Abi;
-use crate::trace::path::{join, normalize};
+use crate::trace::path::join;
 use crate::trace::sys::{
     exists, proc_fd_path, proc_path, read_cstr, read_pod, readlink_into, OpenHow, RESOLVE_IN_ROOT,
 };
