@@ -51,6 +51,9 @@ pub enum Note {
     SecretFromEnvironment(String),
     /// The record redacted this variable; the script reads it from its own environment.
     SecretInScript(String),
+    /// The recorded build stopped the recipe at this line (it failed): make never ran
+    /// the lines after it, so the record does not have them and they do not run.
+    RecipeStopped { line: usize, status: String },
     /// make's jobserver descriptors were dropped from these variables (MAKEFLAGS,
     /// MFLAGS).
     JobserverDropped {
@@ -69,6 +72,10 @@ impl fmt::Display for Note {
             Note::SecretInScript(name) => write!(
                 f,
                 "`{name}` is redacted in the record: the script takes it from the environment it runs in"
+            ),
+            Note::RecipeStopped { line, status } => write!(
+                f,
+                "the recorded build stopped this recipe at line {line} ({status}): any lines after it were never run nor recorded, so they do not run"
             ),
             Note::JobserverDropped { variables, removed } => write!(
                 f,
@@ -155,8 +162,22 @@ impl Plan {
             return Err(ReplayError::NoShell(row.id));
         }
         let flags = row.shell_flags.as_deref().unwrap_or_default();
-        let (environment, notes) = environment(&row.env, &shell[0], mode, secrets)?;
+        let (environment, mut notes) = environment(&row.env, &shell[0], mode, secrets)?;
         let ignore_all = make_ignores_errors(&row.env);
+        let last = &recipe.lines[recipe.lines.len() - 1];
+        if line.is_none() && !ignore_all {
+            let status = match (last.exit_code, last.signal) {
+                (Some(code), _) if code != 0 => Some(format!("exit {code}")),
+                (_, Some(signal)) => Some(format!("killed by signal {signal}")),
+                _ => None,
+            };
+            if let Some(status) = status {
+                notes.push(Note::RecipeStopped {
+                    line: recipe.lines.len(),
+                    status,
+                });
+            }
+        }
         let lines = chosen
             .iter()
             .map(|&i| {
@@ -578,6 +599,13 @@ mod tests {
         let plan = Plan::new(&recipe, None, Mode::Run, &none).unwrap();
         let ignored: Vec<bool> = plan.lines.iter().map(|l| l.ignore_errors).collect();
         assert_eq!(ignored, [true, false, false]);
+        assert_eq!(
+            plan.notes,
+            [Note::RecipeStopped {
+                line: 3,
+                status: "exit 3".into()
+            }]
+        );
         let plan = Plan::new(&recipe, Some(2), Mode::Run, &none).unwrap();
         assert_eq!(plan.lines.len(), 1);
         assert_eq!(plan.lines[0].number, 2);
