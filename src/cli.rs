@@ -182,6 +182,7 @@ pub struct TargetsArgs {
 )]
 pub struct ReplayArgs {
     /// A command id, a target name, or a path the command wrote.
+    #[arg(value_name = "REF")]
     pub reference: OsString,
     /// Replay only line N of the recipe (from 1, as `show` numbers them).
     #[arg(long, value_name = "N")]
