@@ -68,7 +68,7 @@ pub fn listing(plan: &Plan) -> String {
         words(&plan.shell[plan.shell_words..])
     ));
     out.push_str(&format!(
-        "environment {} variables, as recorded\n",
+        "env        {} variables, as recorded\n",
         plan.environment.len()
     ));
     for line in &plan.lines {
