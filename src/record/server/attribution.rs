@@ -82,11 +82,15 @@ impl Attribution {
         self.roots.insert(pid);
     }
 
-    /// A make is gone: its pid and its jobs' line counts are forgotten.
-    pub fn make_gone(&mut self, pid: i32) {
-        if let Some(id) = self.makes.remove(&pid) {
-            self.release_root(pid, Owner::Make(id));
+    /// Make `id` (process `pid`) is gone: its pid and its jobs' line counts are
+    /// forgotten, unless the pid is another make's by now (a make that re-executes
+    /// itself announces its new image before its old connection's close may be read).
+    pub fn make_gone(&mut self, pid: i32, id: i64) {
+        if self.makes.get(&pid) != Some(&id) {
+            return;
         }
+        self.makes.remove(&pid);
+        self.release_root(pid, Owner::Make(id));
         self.job_lines.retain(|&(make, _), _| make != pid);
     }
 

@@ -377,4 +377,23 @@ mod tests {
         let received = Sockets::receive(ours.as_raw_fd(), &mut buffer).unwrap();
         assert_eq!(received.len, 0);
     }
+
+    /// A client that exits with our ack unread: the kernel reports `ECONNRESET` once,
+    /// before the messages it sent, which are all still there (the event loop reads on).
+    #[test]
+    fn a_client_gone_with_an_ack_unread_still_has_its_messages_read() {
+        let (ours, theirs) = crate::trace::seqpacket_pair().unwrap();
+        Sockets::ack(ours.as_raw_fd());
+        // SAFETY: sends 3 bytes from a live array on an open socket.
+        let sent = unsafe { libc::send(theirs.as_raw_fd(), b"end".as_ptr().cast(), 3, 0) };
+        assert_eq!(sent, 3);
+        drop(theirs);
+        let mut buffer = [0u8; 16];
+        let error = Sockets::receive(ours.as_raw_fd(), &mut buffer).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ECONNRESET));
+        let received = Sockets::receive(ours.as_raw_fd(), &mut buffer).unwrap();
+        assert_eq!(&buffer[..received.len], b"end");
+        let received = Sockets::receive(ours.as_raw_fd(), &mut buffer).unwrap();
+        assert_eq!(received.len, 0);
+    }
 }
