@@ -248,3 +248,25 @@ impl MakeRing {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// make re-executes itself: the new image announces itself under the same pid, and
+    /// the old image's connection may close after that; the pid stays the new make's.
+    #[test]
+    fn a_makes_old_image_going_leaves_its_new_image_known() {
+        let mut attribution = Attribution::default();
+        attribution.make_started(700, 1);
+        attribution.make_started(700, 2);
+        assert_eq!(attribution.next_line(700, 1), 0);
+        attribution.make_gone(700, 1);
+        assert_eq!(attribution.make(700), Some(2));
+        assert_eq!(attribution.registered(700), Some(Owner::Make(2)));
+        assert_eq!(attribution.next_line(700, 1), 1);
+        attribution.make_gone(700, 2);
+        assert_eq!(attribution.make(700), None);
+        assert_eq!(attribution.registered(700), None);
+    }
+}
