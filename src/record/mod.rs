@@ -22,7 +22,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
 
 use anyhow::{bail, Context, Result};
@@ -48,7 +48,8 @@ static PRELOAD: &[u8] = include_bytes!(env!("MAKESCOPE_PRELOAD_SO"));
 const MAKE_RING_UNITS: u64 = 1 << 20;
 
 static MAKE_PID: AtomicI32 = AtomicI32::new(0);
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The first signal makescope received during the build (0: none).
+static INTERRUPTED_BY: AtomicI32 = AtomicI32::new(0);
 
 /// Everything the build's threads share, fixed before make starts.
 #[derive(Debug, Clone)]
@@ -207,7 +208,8 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
         Ok(status) => (status.signal(), status.code()),
         Err(_) => (None, None),
     };
-    let interrupted = signal.is_some() || INTERRUPTED.load(Ordering::Relaxed);
+    let received = INTERRUPTED_BY.load(Ordering::Relaxed);
+    let interrupted = signal.is_some() || received != 0;
     let state = if status.is_err() {
         "failed"
     } else if interrupted {
@@ -243,6 +245,7 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
         let cpu = |who| {
             // SAFETY: a zeroed rusage is valid; getrusage fills it in.
             let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: `usage` is a live rusage for the call to fill in.
             unsafe { libc::getrusage(who, &mut usage) };
             let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
             (s(usage.ru_utime), s(usage.ru_stime))
@@ -256,12 +259,9 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     }
     status?;
 
-    if let Some(signal) = signal {
-        // Die the way make died, so whoever ran us sees the same.
-        unsafe {
-            libc::signal(signal, libc::SIG_DFL);
-            libc::kill(libc::getpid(), signal);
-        }
+    if let Some(signal) = ending_signal(signal, received, exit_code) {
+        drop(runtime);
+        die_by(signal);
     }
     Ok(match exit_code {
         Some(0) if ui_result.hooks_failed => exit::HOOKS_FAILED,
@@ -272,6 +272,8 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
 
 /// Fail early, with what to do, when the kernel will not let us trace.
 fn check_tracing() -> Result<()> {
+    // SAFETY: fork(2) takes nothing; the child only installs a filter and exits (the
+    // event loop and the other threads are not started yet).
     let child = unsafe { libc::fork() };
     if child < 0 {
         bail!("cannot fork: {}", std::io::Error::last_os_error());
@@ -282,9 +284,11 @@ fn check_tracing() -> Result<()> {
             Err(crate::trace::TraceError::AlreadyFiltered) => 3,
             Err(_) => 1,
         };
+        // SAFETY: _exit(2) ends the forked child without running the parent's exit code.
         unsafe { libc::_exit(code) };
     }
     let mut status = 0;
+    // SAFETY: `status` is a live int for waitpid to fill in; `child` is our child.
     unsafe { libc::waitpid(child, &mut status, 0) };
     match libc::WEXITSTATUS(status) {
         0 => Ok(()),
@@ -317,6 +321,7 @@ impl Runtime {
         let base = std::env::temp_dir();
         let mut template = base.join("makescope-XXXXXX").into_os_string().into_vec();
         template.push(0);
+        // SAFETY: `template` is a NUL-terminated buffer mkdtemp may write into, in place.
         let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
         if made.is_null() {
             bail!(
@@ -382,21 +387,52 @@ fn write_executable(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 extern "C" fn on_signal(signal: libc::c_int) {
+    let _ = INTERRUPTED_BY.compare_exchange(0, signal, Ordering::Relaxed, Ordering::Relaxed);
     if signal == libc::SIGINT || signal == libc::SIGQUIT {
         // The terminal sent it to make too; make decides what happens.
-        INTERRUPTED.store(true, Ordering::Relaxed);
         return;
     }
-    INTERRUPTED.store(true, Ordering::Relaxed);
     let make = MAKE_PID.load(Ordering::Relaxed);
     if make > 0 {
+        // SAFETY: kill(2) takes no pointers and is async-signal-safe.
         unsafe { libc::kill(make, signal) };
     }
+}
+
+/// The signal makescope ends with, if any: the one that ended make, or the one that
+/// interrupted the build (`received`) when make, which dies of it, exited with a failure
+/// instead. GNU make 4.3 does when the signal reaches it as it reaps the interrupted
+/// command (its handler then waits for a child it has already reaped, finds none, and
+/// exits 2 with "wait: No child processes"; plain make does it too, under load). A
+/// SIGQUIT make answers with exit 2 on purpose (no core dump), so its status stands.
+fn ending_signal(make_signal: Option<i32>, received: i32, exit_code: Option<i32>) -> Option<i32> {
+    let fatal_to_make = matches!(received, libc::SIGINT | libc::SIGTERM | libc::SIGHUP);
+    make_signal.or((fatal_to_make && exit_code != Some(0)).then_some(received))
+}
+
+/// End makescope by `signal`, so whoever ran it (a shell deciding whether to go on)
+/// sees the build end as make's did.
+fn die_by(signal: i32) -> ! {
+    // SAFETY: signal(2), pthread_sigmask(3) and raise(3) take no pointers but to the
+    // signal set, a live local that sigemptyset initialises first. raise delivers the
+    // signal to this thread before it returns, and its default action ends the process.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signal);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(signal);
+    }
+    // Only a signal whose default action is not to end the process gets here.
+    std::process::exit(128 + signal)
 }
 
 fn install_signal_handlers() {
     // Handlers, not SIG_IGN: make must start with the default dispositions.
     for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: a zeroed sigaction is valid (an empty mask, no flags); `on_signal` only
+        // stores to atomics and calls kill(2), both async-signal-safe.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = on_signal as *const () as usize;
@@ -476,6 +512,8 @@ fn run_make(
     if !plain {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
+    // SAFETY: the hook runs in the forked child before exec and only calls signal(2) and
+    // fcntl(2), which are async-signal-safe.
     unsafe {
         command.pre_exec(move || {
             for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
@@ -539,5 +577,34 @@ fn forward_make_output(fd: OwnedFd, stream: Stream, to_ui: mpsc::Sender<ui::Even
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_build_ends_with_the_signal_make_died_of_or_would_have() {
+        // make died of a signal: that one, whatever makescope received.
+        assert_eq!(
+            ending_signal(Some(libc::SIGTERM), libc::SIGINT, None),
+            Some(libc::SIGTERM)
+        );
+        // make meant to die of the interrupt but exited 2 (make 4.3's reaping race).
+        assert_eq!(
+            ending_signal(None, libc::SIGINT, Some(2)),
+            Some(libc::SIGINT)
+        );
+        assert_eq!(
+            ending_signal(None, libc::SIGHUP, Some(2)),
+            Some(libc::SIGHUP)
+        );
+        // make finished the build anyway: its status stands.
+        assert_eq!(ending_signal(None, libc::SIGINT, Some(0)), None);
+        // make answers SIGQUIT with exit 2 on purpose.
+        assert_eq!(ending_signal(None, libc::SIGQUIT, Some(2)), None);
+        // Not interrupted: make's status.
+        assert_eq!(ending_signal(None, 0, Some(2)), None);
     }
 }

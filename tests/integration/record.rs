@@ -104,6 +104,54 @@ fn recursive_make_three_levels_deep_is_recorded_as_a_tree() {
     );
 }
 
+/// The recorder falls behind (here: stopped) while make's last command reports and make
+/// exits: make's end and the last command's messages are all waiting at once, and the
+/// command is still recorded as make's. A watcher continues the recorder once make is
+/// gone (pidfd: no polling).
+#[test]
+fn commands_read_after_their_make_exited_are_still_recorded_as_its() {
+    let t = Test::new()
+        .file(
+            "continue.py",
+            "import os, select, signal, sys\n\
+             make, recorder = int(sys.argv[1]), int(sys.argv[2])\n\
+             try:\n    select.select([os.pidfd_open(make)], [], [])\n\
+             except ProcessLookupError:\n    pass\n\
+             os.kill(recorder, signal.SIGCONT)\n",
+        )
+        .makefile(
+            "MAKE_PID := $(shell echo $$PPID)\n\
+             RECORDER := $(shell cut -d' ' -f4 /proc/$(MAKE_PID)/stat)\n\
+             all:\n\
+             \tpython3 continue.py $(MAKE_PID) $(RECORDER) </dev/null >/dev/null 2>&1 &\n\
+             \tkill -STOP $(RECORDER)\n\
+             \techo last > last.txt\n",
+        )
+        .args(["make", "--no-trace"]);
+    t.run().success();
+    let db = t.db();
+    // Every line, the last included, with its make (the command text has the pids in it).
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT c.line_index, c.state, coalesce(m.level, 'no make') FROM command c
+             LEFT JOIN make m ON m.id = c.make_id ORDER BY c.id",
+        ),
+        vec![
+            vec!["0", "ok", "0"],
+            vec!["1", "ok", "0"],
+            vec!["2", "ok", "0"],
+        ]
+    );
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT CAST(command AS TEXT) FROM command WHERE line_index = 2"
+        ),
+        vec![vec!["echo last > last.txt"]]
+    );
+}
+
 /// -j4 over 50 independent jobs: every job recorded, and a sub-make keeps the jobserver.
 #[test]
 fn parallel_jobs_are_recorded_and_the_jobserver_stays_intact() {
@@ -331,6 +379,53 @@ fn ctrl_c_stops_the_build_and_the_record_says_interrupted() {
     assert_eq!(
         command,
         vec![vec!["killed".to_string(), libc::SIGINT.to_string()]]
+    );
+}
+
+/// A make that exits with a status after an interrupt it means to die of (GNU make 4.3
+/// does when the signal reaches it as it reaps the interrupted command: "wait: No child
+/// processes"): makescope still ends by the signal, and the record says interrupted.
+#[test]
+fn an_interrupted_build_ends_makescope_by_the_signal_even_when_make_exits_with_a_status() {
+    let t = Test::new().file(
+        "make-that-exits-2",
+        "#!/usr/bin/env python3\n\
+         import signal, sys\n\
+         signal.signal(signal.SIGINT, lambda *_: sys.exit(2))\n\
+         open('started', 'w').close()\n\
+         signal.pause()\n",
+    );
+    let make = t.path().join("make-that-exits-2");
+    std::fs::set_permissions(&make, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let t = t.args([
+        "make".into(),
+        "--no-trace".into(),
+        "--make-program".into(),
+        make.into_os_string(),
+    ]);
+    let mut command = t.command();
+    // SAFETY: the hook runs in the forked child before exec and only calls setpgid,
+    // which is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            libc::setpgid(0, 0);
+            Ok(())
+        });
+    }
+    let child = t.spawn(command);
+    let started = std::time::Instant::now();
+    while !t.path().join("started").exists() {
+        assert!(started.elapsed() < harness::TIMEOUT, "make never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: kill takes no pointers; the group is the one makescope leads.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let out = child.wait();
+    assert_eq!(out.signal, Some(libc::SIGINT), "{out:?}");
+    assert_eq!(
+        rows(&t.db(), "SELECT state, exit_code FROM build"),
+        vec![vec!["interrupted", "2"]]
     );
 }
 

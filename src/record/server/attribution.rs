@@ -82,11 +82,15 @@ impl Attribution {
         self.roots.insert(pid);
     }
 
-    /// A make is gone: its pid and its jobs' line counts are forgotten.
-    pub fn make_gone(&mut self, pid: i32) {
-        if let Some(id) = self.makes.remove(&pid) {
-            self.release_root(pid, Owner::Make(id));
+    /// Make `id` (process `pid`) is gone: its pid and its jobs' line counts are
+    /// forgotten, unless the pid is another make's by now (a make that re-executes
+    /// itself announces its new image before its old connection's close may be read).
+    pub fn make_gone(&mut self, pid: i32, id: i64) {
+        if self.makes.get(&pid) != Some(&id) {
+            return;
         }
+        self.makes.remove(&pid);
+        self.release_root(pid, Owner::Make(id));
         self.job_lines.retain(|&(make, _), _| make != pid);
     }
 
@@ -242,5 +246,27 @@ impl MakeRing {
                 lost, self.unowned
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// make re-executes itself: the new image announces itself under the same pid, and
+    /// the old image's connection may close after that; the pid stays the new make's.
+    #[test]
+    fn a_makes_old_image_going_leaves_its_new_image_known() {
+        let mut attribution = Attribution::default();
+        attribution.make_started(700, 1);
+        attribution.make_started(700, 2);
+        assert_eq!(attribution.next_line(700, 1), 0);
+        attribution.make_gone(700, 1);
+        assert_eq!(attribution.make(700), Some(2));
+        assert_eq!(attribution.registered(700), Some(Owner::Make(2)));
+        assert_eq!(attribution.next_line(700, 1), 1);
+        attribution.make_gone(700, 2);
+        assert_eq!(attribution.make(700), None);
+        assert_eq!(attribution.registered(700), None);
     }
 }

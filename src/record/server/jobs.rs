@@ -109,7 +109,7 @@ impl Server {
         self.drain_make_ring(false);
         self.flush_accesses(Owner::Make(id));
         self.rows.write(Write::MakeEnd(id, end));
-        self.attribution.make_gone(pid);
+        self.attribution.make_gone(pid, id);
     }
 
     /// A recipe line starts (its shim on connection `fd`): its row and the UI's event,

@@ -10,6 +10,16 @@
 //!
 //! Traced processes are blocked until their notification is answered, so this thread
 //! does nothing slow: rows go to the writer, output to the UI, both over channels.
+//!
+//! The ordering rule: messages on one connection are handled in the order they were
+//! sent, and a message that depends on what other connections sent before it is handled
+//! only after everything already sent has been read. Those are a make's start (its
+//! parent's command must be known) and a make's end or its connection's close (all its
+//! commands' messages must be in before the make is forgotten): make waits for its
+//! commands, so every message they sent is in a socket by the time make says it ends,
+//! but the loop may see make's socket before theirs (a connection accepted in a round is
+//! read in the next). Such a message is set aside as a [`Deferred`] and handled once a
+//! sweep of every connection has taken in what came before it ([`Server::settle`]).
 
 mod accesses;
 mod attribution;
@@ -72,6 +82,35 @@ pub(crate) struct Server {
     rows: Rows,
     to_ui: Sender<UiEvent>,
     warned: Warned,
+    /// Messages waiting for everything sent before them, in the order they came.
+    deferred: Vec<Deferred>,
+    /// When fast-path rings were last swept.
+    swept: Instant,
+}
+
+/// A message handled only after every connection has been read up to the moment it
+/// came (the module's ordering rule). Its connection is not read past it meanwhile.
+enum Deferred {
+    /// A make's start or end, copied out of the receive buffer.
+    Message { fd: RawFd, bytes: Vec<u8> },
+    /// A make's connection closed.
+    Closed { fd: RawFd },
+}
+
+impl Deferred {
+    fn fd(&self) -> RawFd {
+        match *self {
+            Deferred::Message { fd, .. } | Deferred::Closed { fd } => fd,
+        }
+    }
+}
+
+/// What one turn of the event loop saw.
+enum Turn {
+    /// Events, or none before the timeout.
+    Served,
+    /// The main thread asked the loop to finish (make has exited).
+    StopAsked,
 }
 
 impl Server {
@@ -98,6 +137,8 @@ impl Server {
             rows: Rows::new(to_writer),
             to_ui,
             warned: Warned::default(),
+            deferred: Vec::new(),
+            swept: Instant::now(),
         })
     }
 
@@ -120,60 +161,24 @@ impl Server {
         let _ = crate::trace::sys::set_time_slice(EVENT_LOOP_SLICE);
         let mut ready: Vec<(RawFd, i16)> = Vec::new();
         let mut stopping: Option<Instant> = None;
-        let mut swept = Instant::now();
         loop {
             let timeout = if stopping.is_some() || !self.listeners.is_empty() {
                 50
             } else {
                 1000
             };
-            if let Err(error) = self.sockets.wait(timeout, &mut ready) {
-                if error.raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                self.warn(format!("event loop: {error}"));
-                break;
-            }
-            // Answer traced processes first: they are waiting. One notification per
-            // listener and round: poll is level-triggered, so a listener with more comes
-            // back at once, and no extra poll is made to find out.
-            for &(fd, revents) in &ready {
-                if self.listeners.contains(fd) {
-                    self.on_notification(fd, revents);
-                }
-            }
-            if swept.elapsed() >= RING_SWEEP {
-                // Commands that make few trapped calls: their fast-path records would
-                // otherwise wait in the ring until their next one (or fill it). Most
-                // records come this way (a sweep takes ~a millisecond on glibc), so it
-                // goes in slices, answering whoever trapped meanwhile in between.
-                swept = Instant::now();
-                self.drain_make_ring(false);
-                let listeners = self.listeners.fds();
-                loop {
-                    let mut more = false;
-                    for &fd in &listeners {
-                        more |= self.on_ring(fd);
-                    }
-                    if !more {
-                        break;
-                    }
-                    self.answer_waiting();
-                }
-            }
-            for &(fd, _) in &ready {
-                if self.sockets.is_listen(fd) {
-                    self.sockets.accept();
-                } else if self.sockets.is_wake(fd) {
-                    self.sockets.drain_wake();
+            match self.turn(timeout, &mut ready) {
+                Ok(Turn::Served) => {}
+                Ok(Turn::StopAsked) => {
                     stopping.get_or_insert_with(Instant::now);
-                } else if self.sockets.is_connection(fd) {
-                    self.on_readable(fd);
+                }
+                Err(error) => {
+                    self.warn(format!("event loop: {error}"));
+                    break;
                 }
             }
-            self.rows.send_if_due();
             if let Some(since) = stopping {
-                if !self.sockets.has_connections() || since.elapsed() > DRAIN {
+                if self.drained() || since.elapsed() > DRAIN {
                     break;
                 }
             }
@@ -195,6 +200,95 @@ impl Server {
         leftovers
     }
 
+    /// Wait up to `timeout_ms` for events and serve them: trapped calls first, then the
+    /// fast-path rings when due, then the sockets; then whatever was deferred.
+    fn turn(&mut self, timeout_ms: i32, ready: &mut Vec<(RawFd, i16)>) -> std::io::Result<Turn> {
+        let mut turn = Turn::Served;
+        if let Err(error) = self.sockets.wait(timeout_ms, ready) {
+            if error.raw_os_error() == Some(libc::EINTR) {
+                return Ok(turn);
+            }
+            return Err(error);
+        }
+        // Answer traced processes first: they are waiting. One notification per
+        // listener and round: poll is level-triggered, so a listener with more comes
+        // back at once, and no extra poll is made to find out.
+        for &(fd, revents) in ready.iter() {
+            if self.listeners.contains(fd) {
+                self.on_notification(fd, revents);
+            }
+        }
+        if self.swept.elapsed() >= RING_SWEEP {
+            // Commands that make few trapped calls: their fast-path records would
+            // otherwise wait in the ring until their next one (or fill it). Most
+            // records come this way (a sweep takes ~a millisecond on glibc), so it
+            // goes in slices, answering whoever trapped meanwhile in between.
+            self.swept = Instant::now();
+            self.drain_make_ring(false);
+            let listeners = self.listeners.fds();
+            loop {
+                let mut more = false;
+                for &fd in &listeners {
+                    more |= self.on_ring(fd);
+                }
+                if !more {
+                    break;
+                }
+                self.answer_waiting();
+            }
+        }
+        for &(fd, _) in ready.iter() {
+            if self.sockets.is_listen(fd) {
+                self.sockets.accept();
+            } else if self.sockets.is_wake(fd) {
+                self.sockets.drain_wake();
+                turn = Turn::StopAsked;
+            } else if self.sockets.is_connection(fd) {
+                self.on_readable(fd);
+            }
+        }
+        self.settle();
+        self.rows.send_if_due();
+        Ok(turn)
+    }
+
+    /// Every client has gone: no connection open, none waiting to be accepted, nothing
+    /// deferred. (Clients connect before they send, and all of them are make's
+    /// descendants: once make has exited, a connection still open is a straggler.)
+    fn drained(&mut self) -> bool {
+        self.sockets.accept();
+        !self.sockets.has_connections() && self.deferred.is_empty()
+    }
+
+    /// Handle the deferred messages (the module's ordering rule): first take in every
+    /// connection waiting to be accepted and every message already sent on the others,
+    /// then handle the messages deferred before that sweep, in the order they came. A
+    /// sweep may defer more; they wait for the next sweep.
+    fn settle(&mut self) {
+        while !self.deferred.is_empty() {
+            let due = self.deferred.len();
+            self.sockets.accept();
+            for fd in self.sockets.connection_fds() {
+                self.on_readable(fd);
+            }
+            let due: Vec<Deferred> = self.deferred.drain(..due).collect();
+            for deferred in due {
+                match deferred {
+                    Deferred::Message { fd, bytes } => match Message::decode(&bytes) {
+                        Ok(message) => self.on_message(fd, message, Vec::new()),
+                        Err(error) => self.warn(format!("an unreadable message: {error}")),
+                    },
+                    Deferred::Closed { fd } => self.on_closed(fd),
+                }
+            }
+        }
+    }
+
+    /// Is connection `fd` held at a deferred message (and so not to be read further)?
+    fn is_held(&self, fd: RawFd) -> bool {
+        self.deferred.iter().any(|d| d.fd() == fd)
+    }
+
     /// Read every message waiting on connection `fd`.
     fn on_readable(&mut self, fd: RawFd) {
         let mut buffer = std::mem::take(&mut self.buffer);
@@ -203,22 +297,35 @@ impl Server {
     }
 
     fn receive_all(&mut self, fd: RawFd, buffer: &mut [u8]) {
+        if self.is_held(fd) {
+            return;
+        }
         loop {
             let received = match Sockets::receive(fd, buffer) {
                 Ok(received) => received,
                 Err(error) => match error.raw_os_error() {
                     Some(libc::EAGAIN) => return,
-                    Some(libc::EINTR) => continue,
-                    _ => return self.on_closed(fd),
+                    // The client closed with something of ours unread (an ack): the
+                    // kernel says so once, before the messages it had sent.
+                    Some(libc::EINTR | libc::ECONNRESET) => continue,
+                    _ => return self.on_hangup(fd),
                 },
             };
             if received.len == 0 {
-                return self.on_closed(fd);
+                return self.on_hangup(fd);
             }
             if received.truncated {
                 self.warn("a message from make or a shim was too large and was cut; some facts are missing".into());
             }
-            match Message::decode(&buffer[..received.len]) {
+            let bytes = &buffer[..received.len];
+            match Message::decode(bytes) {
+                Ok(Message::MakeStart(_) | Message::MakeEnd(_)) => {
+                    self.deferred.push(Deferred::Message {
+                        fd,
+                        bytes: bytes.to_vec(),
+                    });
+                    return;
+                }
                 Ok(message) => self.on_message(fd, message, received.fds),
                 Err(error) => self.warn(format!("an unreadable message: {error}")),
             }
@@ -280,12 +387,21 @@ impl Server {
         }
     }
 
+    /// The client on `fd` has gone (everything it sent has been read): a make's
+    /// connection is closed by the ordering rule, any other at once.
+    fn on_hangup(&mut self, fd: RawFd) {
+        match self.sockets.role(fd) {
+            Some(Role::Make { .. }) => self.deferred.push(Deferred::Closed { fd }),
+            _ => self.on_closed(fd),
+        }
+    }
+
     fn on_closed(&mut self, fd: RawFd) {
         let Some(connection) = self.sockets.close(fd) else {
             return;
         };
         match connection.role {
-            Role::Make { pid, .. } => self.attribution.make_gone(pid),
+            Role::Make { id, pid } => self.attribution.make_gone(pid, id),
             Role::Command(id) => self.command_lost(id),
             Role::Unknown => {}
         }
@@ -452,6 +568,12 @@ impl Server {
 
     fn finish(mut self) -> Vec<OwnedFd> {
         self.drain_make_ring(true);
+        // Stragglers (see `DRAIN`): what they already sent is theirs; then they are lost.
+        self.sockets.accept();
+        for fd in self.sockets.connection_fds() {
+            self.on_readable(fd);
+        }
+        self.settle();
         for fd in self.sockets.connection_fds() {
             self.on_closed(fd);
         }

@@ -353,6 +353,20 @@ mod tests {
     use super::*;
     use std::os::fd::AsRawFd;
 
+    /// Close our copy of a client's end and wait until the kernel has let go of it. Another
+    /// test's child, between its fork and its exec, may hold a copy a little longer.
+    fn hang_up(theirs: OwnedFd, ours: &OwnedFd) {
+        drop(theirs);
+        let mut hangup = libc::pollfd {
+            fd: ours.as_raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: `hangup` is one live pollfd, as passed.
+        let ready = unsafe { libc::poll(&mut hangup, 1, 60_000) };
+        assert_eq!(ready, 1, "the client's end was not released");
+    }
+
     #[test]
     fn messages_arrive_with_their_descriptors_and_cut_ones_say_so() {
         let (ours, theirs) = crate::trace::seqpacket_pair().unwrap();
@@ -373,7 +387,26 @@ mod tests {
 
         let error = Sockets::receive(ours.as_raw_fd(), &mut buffer).unwrap_err();
         assert_eq!(error.raw_os_error(), Some(libc::EAGAIN));
-        drop(theirs);
+        hang_up(theirs, &ours);
+        let received = Sockets::receive(ours.as_raw_fd(), &mut buffer).unwrap();
+        assert_eq!(received.len, 0);
+    }
+
+    /// A client that exits with our ack unread: the kernel reports `ECONNRESET` once,
+    /// before the messages it sent, which are all still there (the event loop reads on).
+    #[test]
+    fn a_client_gone_with_an_ack_unread_still_has_its_messages_read() {
+        let (ours, theirs) = crate::trace::seqpacket_pair().unwrap();
+        Sockets::ack(ours.as_raw_fd());
+        // SAFETY: sends 3 bytes from a live array on an open socket.
+        let sent = unsafe { libc::send(theirs.as_raw_fd(), b"end".as_ptr().cast(), 3, 0) };
+        assert_eq!(sent, 3);
+        hang_up(theirs, &ours);
+        let mut buffer = [0u8; 16];
+        let error = Sockets::receive(ours.as_raw_fd(), &mut buffer).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ECONNRESET));
+        let received = Sockets::receive(ours.as_raw_fd(), &mut buffer).unwrap();
+        assert_eq!(&buffer[..received.len], b"end");
         let received = Sockets::receive(ours.as_raw_fd(), &mut buffer).unwrap();
         assert_eq!(received.len, 0);
     }
