@@ -18,6 +18,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cargo build --quiet --bins
+# Lints are part of the tests: Cargo.toml's [lints] (every unsafe block says why it is
+# sound) and clippy's defaults, as errors.
+cargo clippy --quiet --all-targets -- -D warnings
 cargo test
 
 # The Python package (maturin builds it in pip's isolated environment) and its tests,
