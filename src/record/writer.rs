@@ -2,10 +2,10 @@
 //!
 //! Rows arrive on a channel and are written in transactions of up to a second, so a
 //! build's rows are on disk within moments and the event loop never waits for SQLite.
-//! (A fifth of a second until session 3: on a traced glibc build the commits took over
-//! a quarter of the writer's CPU, each writing every index page dirtied since the last; a
-//! page dirtied again within the second is written once.) When the channel closes everything left is committed and the build's
-//! DAG is computed.
+//! Not shorter: each commit writes every index page dirtied since the last, and on a
+//! traced glibc build commits every fifth of a second took over a quarter of the
+//! writer's CPU; a page dirtied again within the second is written once. When the
+//! channel closes everything left is committed and the build's DAG is computed.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
