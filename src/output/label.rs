@@ -155,49 +155,65 @@ fn collect(
     }
 }
 
-/// Programs that run the next word as the real program.
+/// Programs that run the rest of their words as the real command (`env CC=x gcc …`,
+/// `nice -n 5 gcc …`, `ccache gcc …`), with those of their options that take the next
+/// word as a value. The compiler wrappers (`ccache`, `sccache`, `distcc`, `icecc`,
+/// `buildcache`) take no options before the compiler: a word starting with `-` after
+/// one is the wrapper's own option, or (`distcc -c x.c`) the compile of an implicit `cc`,
+/// and the wrapper stays the program.
+fn wrapper_value_options(name: &str) -> Option<&'static [&'static str]> {
+    Some(match name {
+        "env" => &["-u", "--unset", "-C", "--chdir", "-S", "--split-string"],
+        "nice" => &["-n", "--adjustment"],
+        "time" => &["-f", "--format", "-o", "--output"],
+        "timeout" => &["-k", "--kill-after", "-s", "--signal"],
+        "ionice" => &["-c", "--class", "-n", "--classdata"],
+        "stdbuf" => &["-i", "-o", "-e", "--input", "--output", "--error"],
+        "xargs" => &["-a", "-d", "-E", "-I", "-L", "-n", "-P", "-s"],
+        "exec" => &["-a"],
+        "command" | "nohup" | "builtin" | "chronic" => &[],
+        _ => return None,
+    })
+}
+
+fn is_compiler_wrapper(name: &str) -> bool {
+    matches!(name, "ccache" | "sccache" | "distcc" | "icecc" | "buildcache")
+}
+
 fn skip_wrappers(words: &[String]) -> &[String] {
     let mut words = words;
     loop {
         let Some(first) = words.first() else {
             return words;
         };
-        match basename(first) {
-            "env" => {
-                words = &words[1..];
-                while let Some(w) = words.first() {
-                    if shell::is_assignment(w) || w.starts_with('-') {
-                        let takes_value = matches!(w.as_str(), "-u" | "-C" | "-S");
-                        words = &words[if takes_value { 2.min(words.len()) } else { 1 }..];
-                    } else {
-                        break;
-                    }
-                }
+        let name = basename(first);
+        if is_compiler_wrapper(name) {
+            match words.get(1) {
+                Some(next) if !next.starts_with('-') => words = &words[1..],
+                _ => return words,
             }
-            "exec" | "command" | "nohup" | "time" | "builtin" | "ccache" | "distcc" | "sccache"
-            | "xargs" | "stdbuf" | "nice" | "ionice" | "chronic" => {
+            continue;
+        }
+        let Some(takes_value) = wrapper_value_options(name) else {
+            return words;
+        };
+        words = &words[1..];
+        while let Some(w) = words.first() {
+            if w == "--" {
                 words = &words[1..];
-                while let Some(w) = words.first() {
-                    if w.starts_with('-') {
-                        let takes_value = matches!(
-                            w.as_str(),
-                            "-n" | "-c" | "-o" | "-e" | "-i" | "-I" | "-P" | "-s"
-                        );
-                        words = &words[if takes_value { 2.min(words.len()) } else { 1 }..];
-                    } else {
-                        break;
-                    }
-                }
+                break;
+            } else if (w.starts_with('-') && w.len() > 1)
+                || (name == "env" && (w == "-" || shell::is_assignment(w)))
+            {
+                let skip = if takes_value.contains(&w.as_str()) { 2 } else { 1 };
+                words = &words[skip.min(words.len())..];
+            } else {
+                break;
             }
-            "timeout" => {
-                words = &words[1..];
-                while words.first().is_some_and(|w| w.starts_with('-')) {
-                    words = &words[1..];
-                }
-                // The duration.
-                words = &words[1.min(words.len())..];
-            }
-            _ => return words,
+        }
+        if name == "timeout" {
+            // The duration.
+            words = &words[1.min(words.len())..];
         }
     }
 }
@@ -443,10 +459,11 @@ fn classify_simple(
     }
 
     if is_shell(name) && depth < 3 {
-        // `sh -c 'text'`: classify the text itself.
-        if let Some(pos) = args
-            .iter()
-            .position(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c'))
+        // `sh -c 'text'`: classify the text itself. Only the shell's own options count:
+        // those before its first operand (`sh ./libtool … -c x.c` runs a script).
+        let mut options = args.iter().take_while(|a| a.starts_with('-'));
+        if let Some(pos) =
+            options.position(|a| !a.starts_with("--") && a.contains('c'))
         {
             if let Some(text) = args.get(pos + 1) {
                 let inner = shell::simple_commands(text);
@@ -654,69 +671,100 @@ fn classify_simple(
     })
 }
 
-fn compiler(ctx: &Context, name: &str, args: &[String], command: &SimpleCommand) -> Candidate {
-    let mut mode = None;
-    let mut inputs = Vec::new();
-    let mut output = None;
-    let mut language: Option<String> = None;
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].as_str();
-        match a {
-            "-c" | "-S" | "-E" => mode = Some(a),
-            // Dependencies only: a preprocessor run.
-            "-M" | "-MM" if mode.is_none() => mode = Some("-E"),
-            "-o" => {
-                output = args.get(i + 1).cloned();
-                i += 1;
+/// A compiler's command line, as far as labels care.
+struct CompilerArgs<'a> {
+    /// `-c`, `-S` or `-E` (`-M`/`-MM` alone count as `-E`); `None` links.
+    mode: Option<&'a str>,
+    /// Operands: sources and objects.
+    inputs: Vec<&'a str>,
+    output: Option<String>,
+    /// `-x language`.
+    language: Option<String>,
+}
+
+impl<'a> CompilerArgs<'a> {
+    fn parse(args: &'a [String]) -> Self {
+        let mut parsed = CompilerArgs {
+            mode: None,
+            inputs: Vec::new(),
+            output: None,
+            language: None,
+        };
+        let mut i = 0;
+        while i < args.len() {
+            let a = args[i].as_str();
+            match a {
+                "-c" | "-S" | "-E" => parsed.mode = Some(a),
+                // Dependencies only: a preprocessor run.
+                "-M" | "-MM" if parsed.mode.is_none() => parsed.mode = Some("-E"),
+                "-o" => {
+                    parsed.output = args.get(i + 1).cloned();
+                    i += 1;
+                }
+                "-x" => {
+                    parsed.language = args.get(i + 1).cloned();
+                    i += 1;
+                }
+                "-I" | "-D" | "-U" | "-include" | "-imacros" | "-isystem" | "-iquote"
+                | "-idirafter" | "-MF" | "-MT" | "-MQ" | "-L" | "-l" | "-Xlinker"
+                | "-Xassembler" | "-Xpreprocessor" | "-T" | "-B" | "-specs" | "-aux-info"
+                | "--param" | "-z" | "-e" | "-u" => i += 1,
+                _ if a.starts_with("-o") && a.len() > 2 => parsed.output = Some(a[2..].to_string()),
+                _ if a.starts_with('-') => {}
+                _ => parsed.inputs.push(a),
             }
-            "-x" => {
-                language = args.get(i + 1).cloned();
-                i += 1;
-            }
-            "-I" | "-D" | "-U" | "-include" | "-imacros" | "-isystem" | "-iquote"
-            | "-idirafter" | "-MF" | "-MT" | "-MQ" | "-L" | "-l" | "-Xlinker" | "-Xassembler"
-            | "-Xpreprocessor" | "-T" | "-B" | "-specs" | "-aux-info" | "--param" | "-z" | "-e"
-            | "-u" => i += 1,
-            _ if a.starts_with("-o") && a.len() > 2 => output = Some(a[2..].to_string()),
-            _ if a.starts_with('-') => {}
-            _ => inputs.push(a),
+            i += 1;
         }
-        i += 1;
+        parsed
     }
-    let assembly_source = |f: &&str| {
-        f.ends_with(".S") || f.ends_with(".s") || f.ends_with(".sx") || f.ends_with(".asm")
-    };
-    let cxx_source = |f: &&str| {
-        [".cc", ".cpp", ".cxx", ".C", ".c++"]
-            .iter()
-            .any(|s| f.ends_with(s))
-    };
-    let is_asm = language
-        .as_deref()
-        .is_some_and(|l| l.starts_with("assembler"))
-        || inputs.iter().any(assembly_source);
-    let is_cxx = is_cxx_compiler(name)
-        || language.as_deref() == Some("c++")
-        || inputs.iter().any(cxx_source);
-    let (verb, rule) = match mode {
-        Some("-E") => ("CPP", Rule::Compiler),
-        Some(_) if is_asm => ("AS", Rule::Compiler),
-        Some(_) if is_cxx => ("CXX", Rule::Compiler),
-        Some(_) => ("CC", Rule::Compiler),
+
+    /// What the compile makes of its sources: `CC`, `CXX`, `AS` or `CPP` (`None` when it
+    /// links).
+    fn compile_verb(&self, compiler: &str) -> Option<&'static str> {
+        let assembly_source = |f: &&str| {
+            f.ends_with(".S") || f.ends_with(".s") || f.ends_with(".sx") || f.ends_with(".asm")
+        };
+        let cxx_source = |f: &&str| {
+            [".cc", ".cpp", ".cxx", ".C", ".c++"]
+                .iter()
+                .any(|s| f.ends_with(s))
+        };
+        let is_asm = self
+            .language
+            .as_deref()
+            .is_some_and(|l| l.starts_with("assembler"))
+            || self.inputs.iter().any(assembly_source);
+        let is_cxx = is_cxx_compiler(compiler)
+            || self.language.as_deref() == Some("c++")
+            || self.inputs.iter().any(cxx_source);
+        match self.mode {
+            Some("-E") => Some("CPP"),
+            Some(_) if is_asm => Some("AS"),
+            Some(_) if is_cxx => Some("CXX"),
+            Some(_) => Some("CC"),
+            None => None,
+        }
+    }
+}
+
+fn compiler(ctx: &Context, name: &str, args: &[String], command: &SimpleCommand) -> Candidate {
+    let parsed = CompilerArgs::parse(args);
+    let (verb, rule) = match parsed.compile_verb(name) {
+        Some(verb) => (verb, Rule::Compiler),
         None => ("LD", Rule::Linker),
     };
+    let output = parsed.output.clone();
     let object = ctx.target_or(|| {
         output
             .clone()
             .or_else(|| command.output_files().last().map(str::to_string))
-            .or_else(|| inputs.first().map(|s| s.to_string()))
+            .or_else(|| parsed.inputs.first().map(|s| s.to_string()))
             .map(|o| ctx.show(&o))
             .unwrap_or_default()
     });
     // No mode, no input, no output: a query (`gcc -print-file-name=…`, `-Wl,--verbose`),
     // less telling than whatever uses its answer.
-    let rank = if mode.is_none() && inputs.is_empty() && output.is_none() {
+    let rank = if parsed.mode.is_none() && parsed.inputs.is_empty() && output.is_none() {
         3
     } else {
         RANK_BUILD
