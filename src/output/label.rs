@@ -855,8 +855,8 @@ fn libtool(
 
 /// `libtool --mode=execute [valgrind …|gdb --args] prog args`: what `prog` does by
 /// the other rules; a program no rule knows is `TEST prog` when it looks like a test
-/// (`test*`, `tst*`, `check*`, `*test`, `*tests`, or the target is a test result), else
-/// `RUN prog`.
+/// (`test*`, `tst*`, `check*`, `*test`, `*tests`, run for `check`, `test`, `tests` or
+/// `installcheck`, or the target is a test result), else `RUN prog`.
 fn execute(
     ctx: &Context,
     words: &[String],
@@ -899,7 +899,11 @@ fn execute(
     let name = basename(&program);
     let looks_like_test = ["test", "tst", "check"].iter().any(|p| name.starts_with(p))
         || name.ends_with("test")
-        || name.ends_with("tests");
+        || name.ends_with("tests")
+        || matches!(
+            ctx.target.as_str(),
+            "check" | "test" | "tests" | "installcheck"
+        );
     let shown = ctx.show(&program);
     Some(if test_target(ctx) {
         Candidate {
@@ -1700,6 +1704,15 @@ mod tests {
                 "libtool --mode=execute -dlopen ../lib/libx.la ./inspect --all"
             ),
             ("RUN tools/inspect".into(), Rule::Run)
+        );
+        // lua's `make test`: a smoke test.
+        assert_eq!(
+            label(
+                "/b/src",
+                "test",
+                "libtool --mode=execute -dlopen ./liblua5.4.la ./lua5.4 -v"
+            ),
+            ("TEST src/lua5.4".into(), Rule::TestRun)
         );
         // A program a rule knows keeps its label: a generator writing its target.
         assert_eq!(
