@@ -6,6 +6,9 @@
 //! arguments; the most telling one names the verb (a compile beats the `mv` after it,
 //! anything beats `rm`/`mkdir`); the object is the target (`$@`) relative to the
 //! directory `makescope make` ran in, or what the command's words say it writes.
+//! Wrappers (`env`, `nice`, `ccache`, `distcc` …) are looked through to the program
+//! they run; libtool is labelled by its mode, as automake's silent rules label it
+//! (`CC x.lo`, `CCLD lib.la`, `INSTALL`, `RUN`/`TEST` for what `execute` runs).
 //! A program no rule knows falls back to its own name in capitals (documented in
 //! the README's Labels section): `[Rule::Fallback]`.
 
