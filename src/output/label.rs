@@ -6,6 +6,9 @@
 //! arguments; the most telling one names the verb (a compile beats the `mv` after it,
 //! anything beats `rm`/`mkdir`); the object is the target (`$@`) relative to the
 //! directory `makescope make` ran in, or what the command's words say it writes.
+//! Wrappers (`env`, `nice`, `ccache`, `distcc` …) are looked through to the program
+//! they run; libtool is labelled by its mode, as automake's silent rules label it
+//! (`CC x.lo`, `CCLD lib.la`, `INSTALL`, `RUN`/`TEST` for what `execute` runs).
 //! A program no rule knows falls back to its own name in capitals (documented in
 //! the README's Labels section): `[Rule::Fallback]`.
 
@@ -38,6 +41,8 @@ pub enum Rule {
     Binutils,
     /// `rm`, `mkdir`, `mv`, `cp`, `ln`, `touch`, `chmod`, `echo`, `test`, … on their own.
     Bookkeeping,
+    /// A program run through `libtool --mode=execute` that no rule knows: `RUN prog`.
+    Run,
     /// No rule knew the program: its own name in capitals.
     Fallback,
     /// Nothing to run (an empty command or only assignments): `SH`.
@@ -155,49 +160,72 @@ fn collect(
     }
 }
 
-/// Programs that run the next word as the real program.
+/// Programs that run the rest of their words as the real command (`env CC=x gcc …`,
+/// `nice -n 5 gcc …`, `ccache gcc …`), with those of their options that take the next
+/// word as a value. The compiler wrappers (`ccache`, `sccache`, `distcc`, `icecc`,
+/// `buildcache`) take no options before the compiler: after one, a word starting with
+/// `-` is the wrapper's own option (`ccache -s`) or, after `distcc`, the compile of an
+/// implicit `cc` (`distcc -c x.c`); the wrapper stays the program.
+fn wrapper_value_options(name: &str) -> Option<&'static [&'static str]> {
+    Some(match name {
+        "env" => &["-u", "--unset", "-C", "--chdir", "-S", "--split-string"],
+        "nice" => &["-n", "--adjustment"],
+        "time" => &["-f", "--format", "-o", "--output"],
+        "timeout" => &["-k", "--kill-after", "-s", "--signal"],
+        "ionice" => &["-c", "--class", "-n", "--classdata"],
+        "stdbuf" => &["-i", "-o", "-e", "--input", "--output", "--error"],
+        "xargs" => &["-a", "-d", "-E", "-I", "-L", "-n", "-P", "-s"],
+        "exec" => &["-a"],
+        "command" | "nohup" | "builtin" | "chronic" => &[],
+        _ => return None,
+    })
+}
+
+fn is_compiler_wrapper(name: &str) -> bool {
+    matches!(
+        name,
+        "ccache" | "sccache" | "distcc" | "icecc" | "buildcache"
+    )
+}
+
 fn skip_wrappers(words: &[String]) -> &[String] {
     let mut words = words;
     loop {
         let Some(first) = words.first() else {
             return words;
         };
-        match basename(first) {
-            "env" => {
-                words = &words[1..];
-                while let Some(w) = words.first() {
-                    if shell::is_assignment(w) || w.starts_with('-') {
-                        let takes_value = matches!(w.as_str(), "-u" | "-C" | "-S");
-                        words = &words[if takes_value { 2.min(words.len()) } else { 1 }..];
-                    } else {
-                        break;
-                    }
-                }
+        let name = basename(first);
+        if is_compiler_wrapper(name) {
+            match words.get(1) {
+                Some(next) if !next.starts_with('-') => words = &words[1..],
+                _ => return words,
             }
-            "exec" | "command" | "nohup" | "time" | "builtin" | "ccache" | "distcc" | "sccache"
-            | "xargs" | "stdbuf" | "nice" | "ionice" | "chronic" => {
+            continue;
+        }
+        let Some(takes_value) = wrapper_value_options(name) else {
+            return words;
+        };
+        words = &words[1..];
+        while let Some(w) = words.first() {
+            if w == "--" {
                 words = &words[1..];
-                while let Some(w) = words.first() {
-                    if w.starts_with('-') {
-                        let takes_value = matches!(
-                            w.as_str(),
-                            "-n" | "-c" | "-o" | "-e" | "-i" | "-I" | "-P" | "-s"
-                        );
-                        words = &words[if takes_value { 2.min(words.len()) } else { 1 }..];
-                    } else {
-                        break;
-                    }
-                }
+                break;
+            } else if (w.starts_with('-') && w.len() > 1)
+                || (name == "env" && (w == "-" || shell::is_assignment(w)))
+            {
+                let skip = if takes_value.contains(&w.as_str()) {
+                    2
+                } else {
+                    1
+                };
+                words = &words[skip.min(words.len())..];
+            } else {
+                break;
             }
-            "timeout" => {
-                words = &words[1..];
-                while words.first().is_some_and(|w| w.starts_with('-')) {
-                    words = &words[1..];
-                }
-                // The duration.
-                words = &words[1.min(words.len())..];
-            }
-            _ => return words,
+        }
+        if name == "timeout" {
+            // The duration.
+            words = &words[1.min(words.len())..];
         }
     }
 }
@@ -443,11 +471,10 @@ fn classify_simple(
     }
 
     if is_shell(name) && depth < 3 {
-        // `sh -c 'text'`: classify the text itself.
-        if let Some(pos) = args
-            .iter()
-            .position(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('c'))
-        {
+        // `sh -c 'text'`: classify the text itself. Only the shell's own options count:
+        // those before its first operand (`sh ./libtool … -c x.c` runs a script).
+        let mut options = args.iter().take_while(|a| a.starts_with('-'));
+        if let Some(pos) = options.position(|a| !a.starts_with("--") && a.contains('c')) {
             if let Some(text) = args.get(pos + 1) {
                 let inner = shell::simple_commands(text);
                 collect(ctx, &inner, cd, best, depth + 1);
@@ -468,8 +495,16 @@ fn classify_simple(
         None => (name, args),
     };
 
+    if is_libtool(name) {
+        return libtool(ctx, args, command, cd, best, depth);
+    }
     if is_c_compiler(name) || is_cxx_compiler(name) {
         return Some(compiler(ctx, name, args, command));
+    }
+    if name == "distcc" && args.first().is_some_and(|a| a.starts_with('-')) {
+        // `distcc -c x.c`: distcc runs `cc` (ccache, icecc and the others need a
+        // compiler's name: `ccache -s` is ccache's own command).
+        return Some(compiler(ctx, "cc", args, command));
     }
     if is_assembler(name) {
         let object = ctx.target_or(|| {
@@ -654,69 +689,354 @@ fn classify_simple(
     })
 }
 
-fn compiler(ctx: &Context, name: &str, args: &[String], command: &SimpleCommand) -> Candidate {
-    let mut mode = None;
-    let mut inputs = Vec::new();
-    let mut output = None;
-    let mut language: Option<String> = None;
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].as_str();
-        match a {
-            "-c" | "-S" | "-E" => mode = Some(a),
-            // Dependencies only: a preprocessor run.
-            "-M" | "-MM" if mode.is_none() => mode = Some("-E"),
-            "-o" => {
-                output = args.get(i + 1).cloned();
-                i += 1;
+fn is_libtool(name: &str) -> bool {
+    let n = strip_version(name);
+    n == "libtool" || n == "glibtool" || n.ends_with("-libtool")
+}
+
+/// The mode a libtool command runs in and what it runs (`ltmain.sh`): options come
+/// first; the mode is `--mode=M` or `--mode M` with a whole mode name, `--finish`, or the
+/// first argument as a mode name or any abbreviation of one (`c`, `comp`, `li`, `u`);
+/// the first other operand starts the command (`gcc …`, `install …`, `./prog …`).
+struct Libtool<'a> {
+    mode: Option<&'static str>,
+    /// `--tag=CXX`: the language of the compiler.
+    tag: Option<&'a str>,
+    command: &'a [String],
+}
+
+/// In the order the shorthand tries them: `c` is `compile`, `cl` is `clean`.
+const LIBTOOL_MODES: [&str; 8] = [
+    "compile",
+    "clean",
+    "execute",
+    "finish",
+    "install",
+    "link",
+    "relink",
+    "uninstall",
+];
+
+impl<'a> Libtool<'a> {
+    fn parse(args: &'a [String]) -> Self {
+        let mut mode = None;
+        let mut tag = None;
+        let mut i = 0;
+        // The shorthand: `libtool c gcc …`, `libtool link gcc …` (not `relink`).
+        if let Some(first) = args.first() {
+            mode = LIBTOOL_MODES
+                .iter()
+                .find(|m| **m != "relink" && !first.is_empty() && m.starts_with(first.as_str()))
+                .copied();
+            if mode.is_some() {
+                i = 1;
             }
-            "-x" => {
-                language = args.get(i + 1).cloned();
-                i += 1;
-            }
-            "-I" | "-D" | "-U" | "-include" | "-imacros" | "-isystem" | "-iquote"
-            | "-idirafter" | "-MF" | "-MT" | "-MQ" | "-L" | "-l" | "-Xlinker" | "-Xassembler"
-            | "-Xpreprocessor" | "-T" | "-B" | "-specs" | "-aux-info" | "--param" | "-z" | "-e"
-            | "-u" => i += 1,
-            _ if a.starts_with("-o") && a.len() > 2 => output = Some(a[2..].to_string()),
-            _ if a.starts_with('-') => {}
-            _ => inputs.push(a),
         }
-        i += 1;
+        let whole = |m: &str| LIBTOOL_MODES.iter().find(|w| **w == m).copied();
+        while let Some(a) = args.get(i) {
+            let value = args.get(i + 1).map(String::as_str);
+            match a.as_str() {
+                "--mode" => (mode, i) = (value.and_then(whole), i + 1),
+                "--tag" => (tag, i) = (value, i + 1),
+                // execute's `-dlopen lib.la` comes after the mode.
+                "--warnings" | "--warning" | "-W" | "-dlopen" => i += 1,
+                "--finish" => mode = Some("finish"),
+                "--" => {
+                    i += 1;
+                    break;
+                }
+                _ if a.starts_with("--mode=") => mode = whole(&a["--mode=".len()..]),
+                _ if a.starts_with("--tag=") => tag = Some(&a["--tag=".len()..]),
+                // --silent, --quiet, --no-silent, -n, -v, --debug, --preserve-dup-deps …
+                _ if a.starts_with('-') => {}
+                _ => break,
+            }
+            i += 1;
+        }
+        Libtool {
+            mode,
+            tag,
+            command: &args[i.min(args.len())..],
+        }
     }
-    let assembly_source = |f: &&str| {
-        f.ends_with(".S") || f.ends_with(".s") || f.ends_with(".sx") || f.ends_with(".asm")
+}
+
+/// A libtool command, labelled as automake's silent rules label it: `compile` by its
+/// compiler (`CC x.lo`, `CXX`, `AS`), `link` and `relink` `CCLD` (`CXXLD`, `F77LD`,
+/// `FCLD`, `OBJCLD`, `OBJCXXLD` by the tag or compiler), `install` and `finish`
+/// `INSTALL`, `uninstall` and `clean` `RM`, and `execute` by what it runs (a program no
+/// rule knows is `TEST` when it looks like a test, else `RUN`). Without a mode: Apple's
+/// `libtool -static -o lib.a` is `AR`; anything else falls back to `LIBTOOL`.
+fn libtool(
+    ctx: &Context,
+    args: &[String],
+    command: &SimpleCommand,
+    cd: &mut Option<String>,
+    best: &mut Option<Candidate>,
+    depth: u8,
+) -> Option<Candidate> {
+    let lt = Libtool::parse(args);
+    let known_tag = lt.tag.filter(|t| {
+        matches!(
+            *t,
+            "CC" | "CXX" | "F77" | "FC" | "GO" | "GCJ" | "RC" | "OBJC" | "OBJCXX"
+        )
+    });
+    let run = skip_wrappers(lt.command);
+    let program = run.first().map(|p| basename(p)).unwrap_or("");
+    let run_args = run.get(1..).unwrap_or_default();
+    let with_object = |rank, verb: &str, rule, written: Option<String>| Candidate {
+        rank,
+        verb: verb.into(),
+        object: ctx.target_or(|| written.as_deref().map(|w| ctx.show(w)).unwrap_or_default()),
+        rule,
+        explicit: written,
     };
-    let cxx_source = |f: &&str| {
-        [".cc", ".cpp", ".cxx", ".C", ".c++"]
-            .iter()
-            .any(|s| f.ends_with(s))
+    Some(match lt.mode {
+        Some("compile") => {
+            let parsed = CompilerArgs::parse(run_args);
+            let known = is_c_compiler(program) || is_cxx_compiler(program);
+            let verb = parsed
+                .compile_verb(program)
+                .filter(|_| known)
+                .or(known_tag)
+                .unwrap_or("CC");
+            // Without `-o`, libtool names the object after the source (`x.c` → `x.lo`,
+            // and writes `x.o` beside it): a target stays the better name.
+            let derived = || {
+                let source = basename(parsed.inputs.last()?);
+                let stem = source.rsplit_once('.').map_or(source, |(stem, _)| stem);
+                Some(format!("{stem}.lo"))
+            };
+            let mut compiled = with_object(
+                RANK_BUILD,
+                verb,
+                Rule::Compiler,
+                parsed.output.clone().or_else(derived),
+            );
+            compiled.explicit = parsed.output.clone();
+            compiled
+        }
+        Some("link" | "relink") => {
+            let verb = match known_tag {
+                Some(tag @ ("F77" | "FC" | "OBJC" | "OBJCXX")) => format!("{tag}LD"),
+                Some("CXX") => "CXXLD".into(),
+                _ if is_cxx_compiler(program) => "CXXLD".into(),
+                _ => "CCLD".into(),
+            };
+            with_object(RANK_BUILD, &verb, Rule::Linker, output_option(run_args))
+        }
+        Some("install" | "finish") => {
+            let operands = if lt.mode == Some("finish") {
+                lt.command
+            } else {
+                run_args
+            };
+            let written = last_operand(operands).cloned();
+            with_object(RANK_INSTALL, "INSTALL", Rule::Install, written)
+        }
+        Some("uninstall" | "clean") => {
+            let mut removed =
+                with_object(19, "RM", Rule::Bookkeeping, last_operand(run_args).cloned());
+            removed.explicit = None;
+            removed
+        }
+        // execute
+        Some(_) => return execute(ctx, lt.command, command, cd, best, depth),
+        None if args.iter().any(|a| a == "-static") => {
+            with_object(RANK_AR, "AR", Rule::Archiver, output_option(args))
+        }
+        None => Candidate {
+            rank: RANK_FALLBACK,
+            verb: "LIBTOOL".into(),
+            object: ctx.target_or(|| last_operand(args).map(|a| ctx.show(a)).unwrap_or_default()),
+            rule: Rule::Fallback,
+            explicit: None,
+        },
+    })
+}
+
+/// `libtool --mode=execute [valgrind …|gdb --args] prog args`: what `prog` does by
+/// the other rules; a program no rule knows is `TEST prog` when it looks like a test
+/// (`test*`, `tst*`, `check*`, `*test`, `*tests`, run for `check`, `test`, `tests` or
+/// `installcheck`, or the target is a test result), else `RUN prog`.
+fn execute(
+    ctx: &Context,
+    words: &[String],
+    command: &SimpleCommand,
+    cd: &mut Option<String>,
+    best: &mut Option<Candidate>,
+    depth: u8,
+) -> Option<Candidate> {
+    let mut words = skip_wrappers(words);
+    // What a test suite runs programs under: `valgrind [--opt=value …] prog`,
+    // `gdb … --args prog`.
+    match words.first().map(|w| basename(w)) {
+        Some("valgrind") => {
+            words = &words[1..];
+            while words.first().is_some_and(|w| w.starts_with('-')) {
+                words = &words[1..];
+            }
+        }
+        Some("gdb") => {
+            if let Some(pos) = words.iter().position(|w| w == "--args") {
+                words = &words[pos + 1..];
+            }
+        }
+        _ => {}
+    }
+    let program = words.first()?.clone();
+    let inner = SimpleCommand {
+        assignments: Vec::new(),
+        words: words.to_vec(),
+        redirects: command.redirects.clone(),
     };
-    let is_asm = language
-        .as_deref()
-        .is_some_and(|l| l.starts_with("assembler"))
-        || inputs.iter().any(assembly_source);
-    let is_cxx = is_cxx_compiler(name)
-        || language.as_deref() == Some("c++")
-        || inputs.iter().any(cxx_source);
-    let (verb, rule) = match mode {
-        Some("-E") => ("CPP", Rule::Compiler),
-        Some(_) if is_asm => ("AS", Rule::Compiler),
-        Some(_) if is_cxx => ("CXX", Rule::Compiler),
-        Some(_) => ("CC", Rule::Compiler),
+    let ran = if depth < 3 {
+        classify_simple(ctx, &inner, cd, best, depth + 1)
+    } else {
+        None
+    };
+    if let Some(ran) = ran.filter(|c| c.rule != Rule::Fallback) {
+        return Some(ran);
+    }
+    let name = basename(&program);
+    let looks_like_test = ["test", "tst", "check"].iter().any(|p| name.starts_with(p))
+        || name.ends_with("test")
+        || name.ends_with("tests")
+        || matches!(
+            ctx.target.as_str(),
+            "check" | "test" | "tests" | "installcheck"
+        );
+    let shown = ctx.show(&program);
+    Some(if test_target(ctx) {
+        Candidate {
+            rank: RANK_TEST,
+            verb: "TEST".into(),
+            object: test_name(ctx),
+            rule: Rule::TestRun,
+            explicit: None,
+        }
+    } else {
+        Candidate {
+            rank: if looks_like_test {
+                RANK_TEST
+            } else {
+                RANK_FALLBACK
+            },
+            verb: if looks_like_test { "TEST" } else { "RUN" }.into(),
+            object: if ctx.target.is_empty() || !mentions_anywhere(words, &ctx.target) {
+                shown
+            } else {
+                ctx.show(&ctx.target)
+            },
+            rule: if looks_like_test {
+                Rule::TestRun
+            } else {
+                Rule::Run
+            },
+            explicit: None,
+        }
+    })
+}
+
+fn mentions_anywhere(words: &[String], target: &str) -> bool {
+    words.iter().any(|w| mentions(w, target))
+}
+
+/// A compiler's command line, as far as labels care.
+struct CompilerArgs<'a> {
+    /// `-c`, `-S` or `-E` (`-M`/`-MM` alone count as `-E`); `None` links.
+    mode: Option<&'a str>,
+    /// Operands: sources and objects.
+    inputs: Vec<&'a str>,
+    output: Option<String>,
+    /// `-x language`.
+    language: Option<String>,
+}
+
+impl<'a> CompilerArgs<'a> {
+    fn parse(args: &'a [String]) -> Self {
+        let mut parsed = CompilerArgs {
+            mode: None,
+            inputs: Vec::new(),
+            output: None,
+            language: None,
+        };
+        let mut i = 0;
+        while i < args.len() {
+            let a = args[i].as_str();
+            match a {
+                "-c" | "-S" | "-E" => parsed.mode = Some(a),
+                // Dependencies only: a preprocessor run.
+                "-M" | "-MM" if parsed.mode.is_none() => parsed.mode = Some("-E"),
+                "-o" => {
+                    parsed.output = args.get(i + 1).cloned();
+                    i += 1;
+                }
+                "-x" => {
+                    parsed.language = args.get(i + 1).cloned();
+                    i += 1;
+                }
+                "-I" | "-D" | "-U" | "-include" | "-imacros" | "-isystem" | "-iquote"
+                | "-idirafter" | "-MF" | "-MT" | "-MQ" | "-L" | "-l" | "-Xlinker"
+                | "-Xassembler" | "-Xpreprocessor" | "-T" | "-B" | "-specs" | "-aux-info"
+                | "--param" | "-z" | "-e" | "-u" => i += 1,
+                _ if a.starts_with("-o") && a.len() > 2 => parsed.output = Some(a[2..].to_string()),
+                _ if a.starts_with('-') => {}
+                _ => parsed.inputs.push(a),
+            }
+            i += 1;
+        }
+        parsed
+    }
+
+    /// What the compile makes of its sources: `CC`, `CXX`, `AS` or `CPP` (`None` when it
+    /// links).
+    fn compile_verb(&self, compiler: &str) -> Option<&'static str> {
+        let assembly_source = |f: &&str| {
+            f.ends_with(".S") || f.ends_with(".s") || f.ends_with(".sx") || f.ends_with(".asm")
+        };
+        let cxx_source = |f: &&str| {
+            [".cc", ".cpp", ".cxx", ".C", ".c++"]
+                .iter()
+                .any(|s| f.ends_with(s))
+        };
+        let is_asm = self
+            .language
+            .as_deref()
+            .is_some_and(|l| l.starts_with("assembler"))
+            || self.inputs.iter().any(assembly_source);
+        let is_cxx = is_cxx_compiler(compiler)
+            || self.language.as_deref() == Some("c++")
+            || self.inputs.iter().any(cxx_source);
+        match self.mode {
+            Some("-E") => Some("CPP"),
+            Some(_) if is_asm => Some("AS"),
+            Some(_) if is_cxx => Some("CXX"),
+            Some(_) => Some("CC"),
+            None => None,
+        }
+    }
+}
+
+fn compiler(ctx: &Context, name: &str, args: &[String], command: &SimpleCommand) -> Candidate {
+    let parsed = CompilerArgs::parse(args);
+    let (verb, rule) = match parsed.compile_verb(name) {
+        Some(verb) => (verb, Rule::Compiler),
         None => ("LD", Rule::Linker),
     };
+    let output = parsed.output.clone();
     let object = ctx.target_or(|| {
         output
             .clone()
             .or_else(|| command.output_files().last().map(str::to_string))
-            .or_else(|| inputs.first().map(|s| s.to_string()))
+            .or_else(|| parsed.inputs.first().map(|s| s.to_string()))
             .map(|o| ctx.show(&o))
             .unwrap_or_default()
     });
     // No mode, no input, no output: a query (`gcc -print-file-name=…`, `-Wl,--verbose`),
     // less telling than whatever uses its answer.
-    let rank = if mode.is_none() && inputs.is_empty() && output.is_none() {
+    let rank = if parsed.mode.is_none() && parsed.inputs.is_empty() && output.is_none() {
         3
     } else {
         RANK_BUILD
@@ -1210,6 +1530,261 @@ mod tests {
         );
         assert_eq!(label("/b", "t", "   "), ("SH t".into(), Rule::Empty));
         assert_eq!(label("/b", "t", "X=1 Y=2"), ("SH t".into(), Rule::Empty));
+    }
+
+    #[test]
+    fn libtool_compile() {
+        let expect = |target: &str, command: &str, want: &str| {
+            assert_eq!(
+                label("/b/src", target, command),
+                (want.to_string(), Rule::Compiler),
+                "{command}"
+            );
+        };
+        // automake's LTCOMPILE, through `$(SHELL) $(top_builddir)/libtool`.
+        let ltcompile = "/bin/bash ../libtool  --tag=CC   --mode=compile gcc -DHAVE_CONFIG_H -I. -I.. -I../include -O2 -Wall -ffast-math -fsigned-char -g -O2 -MT bitwise.lo -MD -MP -MF .deps/bitwise.Tpo -c -o bitwise.lo bitwise.c";
+        expect("bitwise.lo", ltcompile, "CC src/bitwise.lo");
+        expect("", ltcompile, "CC src/bitwise.lo");
+        expect(
+            "",
+            "libtool --mode=compile gcc -O2 -c lapi.c -o lapi.lo",
+            "CC src/lapi.lo",
+        );
+        // Without -o, libtool names the object after the source.
+        expect("", "libtool --mode=compile gcc -c lapi.c", "CC src/lapi.lo");
+        // A target the command does not name (lua's `lapi.o: lapi.c`) stays the object.
+        expect(
+            "lapi.o",
+            "libtool --quiet --mode=compile --tag=CC x86_64-linux-gnu-gcc -c lapi.c",
+            "CC src/lapi.o",
+        );
+        expect(
+            "",
+            "../libtool --silent --tag=CXX --mode compile g++ -c a.cc -o a.lo",
+            "CXX src/a.lo",
+        );
+        expect(
+            "",
+            "./libtool --tag=CC --mode=compile ccache gcc -c x.S -o x.lo",
+            "AS src/x.lo",
+        );
+        // The shorthand: the mode as the first argument, abbreviated.
+        expect("", "libtool compile gcc -c x.c", "CC src/x.lo");
+        expect("", "libtool c gcc -c x.c", "CC src/x.lo");
+        expect("", "libtool comp --tag=CC gcc -c x.c", "CC src/x.lo");
+        // A compiler no rule knows is named by the tag.
+        expect(
+            "",
+            "libtool --tag=F77 --mode=compile gfortran -c f.f -o f.lo",
+            "F77 src/f.lo",
+        );
+        expect(
+            "",
+            "libtool --tag=RC --mode=compile windres r.rc -o r.lo",
+            "RC src/r.lo",
+        );
+    }
+
+    #[test]
+    fn libtool_link() {
+        let expect = |target: &str, command: &str, want: &str| {
+            assert_eq!(
+                label("/b/src", target, command),
+                (want.to_string(), Rule::Linker),
+                "{command}"
+            );
+        };
+        let link = "/bin/bash ../libtool  --tag=CC   --mode=link gcc  -O2 -Wall -ffast-math -fsigned-char -g -O2 -no-undefined -version-info 8:5:8  -o libogg.la -rpath /usr/local/lib framing.lo bitwise.lo";
+        expect("libogg.la", link, "CCLD src/libogg.la");
+        expect("", link, "CCLD src/libogg.la");
+        expect(
+            "test_bitwise",
+            "/bin/bash ../libtool  --tag=CC   --mode=link gcc -D_V_SELFTEST -O2 -Wall -ffast-math -fsigned-char -g -O2   -o test_bitwise test_bitwise-bitwise.o",
+            "CCLD src/test_bitwise",
+        );
+        expect(
+            "",
+            "libtool --tag=CXX --mode=link g++ -o liba.la a.lo",
+            "CXXLD src/liba.la",
+        );
+        expect("", "libtool --mode=link c++ -o prog a.o", "CXXLD src/prog");
+        expect(
+            "",
+            "libtool link gcc -o liblua.la lapi.lo",
+            "CCLD src/liblua.la",
+        );
+        expect(
+            "",
+            "libtool l gcc -o liblua.la lapi.lo",
+            "CCLD src/liblua.la",
+        );
+        expect(
+            "",
+            "libtool --tag=F77 --mode=link gfortran -o libf.la f.lo",
+            "F77LD src/libf.la",
+        );
+    }
+
+    #[test]
+    fn libtool_install_and_removal() {
+        assert_eq!(
+            label(
+                "/b/src",
+                "install-libLTLIBRARIES",
+                "/bin/bash ../libtool   --mode=install /usr/bin/install -c   libogg.la '/usr/local/lib'"
+            ),
+            ("INSTALL /usr/local/lib".into(), Rule::Install)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "",
+                "libtool --mode=install install -c liblua.la /usr/lib"
+            ),
+            ("INSTALL /usr/lib".into(), Rule::Install)
+        );
+        assert_eq!(
+            label("/b", "", "libtool i install -c liblua.la /usr/lib"),
+            ("INSTALL /usr/lib".into(), Rule::Install)
+        );
+        assert_eq!(
+            label("/b", "", "/bin/bash ./libtool --mode=finish /usr/local/lib"),
+            ("INSTALL /usr/local/lib".into(), Rule::Install)
+        );
+        assert_eq!(
+            label("/b", "", "libtool --finish /usr/local/lib"),
+            ("INSTALL /usr/local/lib".into(), Rule::Install)
+        );
+        assert_eq!(
+            label(
+                "/b",
+                "uninstall-libLTLIBRARIES",
+                "/bin/bash ../libtool   --mode=uninstall rm -f '/usr/local/lib/libogg.la'"
+            ),
+            ("RM uninstall-libLTLIBRARIES".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label("/b", "", "libtool --mode=clean rm -f x.lo"),
+            ("RM x.lo".into(), Rule::Bookkeeping)
+        );
+        assert_eq!(
+            label("/b", "", "libtool cl rm -f x.lo"),
+            ("RM x.lo".into(), Rule::Bookkeeping)
+        );
+    }
+
+    #[test]
+    fn libtool_execute() {
+        // A program no rule knows: a test when it looks like one, else RUN.
+        assert_eq!(
+            label(
+                "/b/src",
+                "check",
+                "/bin/bash ../libtool --mode=execute ./test_bitwise"
+            ),
+            ("TEST src/test_bitwise".into(), Rule::TestRun)
+        );
+        assert_eq!(
+            label(
+                "/b/tests",
+                "check",
+                "libtool --mode=execute valgrind --leak-check=full -q ./framing-test"
+            ),
+            ("TEST tests/framing-test".into(), Rule::TestRun)
+        );
+        assert_eq!(
+            label("/b/tests", "t1.log", "libtool --mode=execute ./t1 > t1.log"),
+            ("GEN tests/t1.log".into(), Rule::Generator)
+        );
+        assert_eq!(
+            label("/b/tests", "t1.trs", "libtool e ./t1"),
+            ("TEST tests/t1".into(), Rule::TestRun)
+        );
+        assert_eq!(
+            label(
+                "/b/tools",
+                "demo",
+                "libtool --mode=execute -dlopen ../lib/libx.la ./inspect --all"
+            ),
+            ("RUN tools/inspect".into(), Rule::Run)
+        );
+        // lua's `make test`: a smoke test.
+        assert_eq!(
+            label(
+                "/b/src",
+                "test",
+                "libtool --mode=execute -dlopen ./liblua5.4.la ./lua5.4 -v"
+            ),
+            ("TEST src/lua5.4".into(), Rule::TestRun)
+        );
+        // A program a rule knows keeps its label: a generator writing its target.
+        assert_eq!(
+            label(
+                "/b",
+                "tables.h",
+                "libtool --mode=execute ./mktables > tables.h"
+            ),
+            ("GEN tables.h".into(), Rule::Generator)
+        );
+        assert_eq!(
+            label("/b", "", "libtool --mode=execute gdb -q --args ./prog -v"),
+            ("RUN prog".into(), Rule::Run)
+        );
+    }
+
+    #[test]
+    fn libtool_without_a_mode() {
+        // Apple's libtool makes static archives.
+        assert_eq!(
+            label("/b", "", "libtool -static -o libx.a a.o b.o"),
+            ("AR libx.a".into(), Rule::Archiver)
+        );
+        assert_eq!(
+            label("/b", "version", "libtool --version"),
+            ("LIBTOOL version".into(), Rule::Fallback)
+        );
+        // libtoolize is a generator, not libtool.
+        assert_eq!(
+            label("/b", "ltmain.sh", "libtoolize --copy"),
+            ("GEN ltmain.sh".into(), Rule::Generator)
+        );
+    }
+
+    #[test]
+    fn compiler_wrappers() {
+        let expect = |command: &str, want: &str| {
+            assert_eq!(
+                label("/b", "", command),
+                (want.to_string(), Rule::Compiler),
+                "{command}"
+            );
+        };
+        expect("ccache gcc -c a.c -o a.o", "CC a.o");
+        expect("sccache clang -c a.c -o a.o", "CC a.o");
+        expect("buildcache g++ -c a.cc -o a.o", "CXX a.o");
+        expect("distcc gcc -c a.c -o a.o", "CC a.o");
+        expect("distcc -c a.c -o a.o", "CC a.o");
+        expect("icecc gcc -c a.c -o a.o", "CC a.o");
+        expect("/usr/lib/ccache/gcc -c a.c -o a.o", "CC a.o");
+        expect("ccache distcc gcc -c a.c -o a.o", "CC a.o");
+        expect("env CCACHE_DIR=/tmp/c ccache gcc -c a.c -o a.o", "CC a.o");
+        expect("env -u LANG gcc -c a.c -o a.o", "CC a.o");
+        expect(
+            "env --unset=LANG -i PATH=/usr/bin gcc -c a.c -o a.o",
+            "CC a.o",
+        );
+        expect("env --unset LANG gcc -c a.c -o a.o", "CC a.o");
+        expect("env - gcc -c a.c -o a.o", "CC a.o");
+        expect("nice -n 10 gcc -c a.c -o a.o", "CC a.o");
+        expect("nice -10 gcc -c a.c -o a.o", "CC a.o");
+        expect("time gcc -c a.c -o a.o", "CC a.o");
+        expect("/usr/bin/time -f %e -o t.txt gcc -c a.c -o a.o", "CC a.o");
+        expect("timeout -k 5 600 ccache gcc -c a.c -o a.o", "CC a.o");
+        // A wrapper's own option: no compile.
+        assert_eq!(
+            label("/b", "stats", "ccache -s"),
+            ("CCACHE stats".into(), Rule::Fallback)
+        );
     }
 
     #[test]

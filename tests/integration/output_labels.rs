@@ -1,5 +1,7 @@
 //! Every command of a real glibc build gets a label from a rule; only the programs the
-//! README's Labels section names as fallbacks may fall back to their own name.
+//! README's Labels section names as fallbacks may fall back to their own name. libtool's
+//! modes and the wrappers compilers sit behind are labelled by what they run, on a real
+//! make.
 //!
 //! The commands come from `tests/fixtures/output/glibc-commands.jsonl`, a sample of a
 //! plain `make -j2` log of glibc 2.36 (extracted with `extract-commands.py` there).
@@ -7,8 +9,11 @@
 //! runs the same check on a whole log and prints the coverage.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 
 use makescope::output::{classify, CommandInfo, Rule};
+
+use crate::harness::Test;
 
 /// Programs that fall back to their first word in glibc's build (listed in the README's
 /// Labels section).
@@ -94,4 +99,83 @@ fn first_line(value: &serde_json::Value) -> String {
         .chars()
         .take(120)
         .collect()
+}
+
+/// A stand-in for libtool: drops its options and mode (`--mode compile`, `--tag=CC`,
+/// the shorthand `link`) and runs the command. The labels come from the command text.
+const FAKE_LIBTOOL: &str = "#!/bin/sh\n\
+    case $1 in compile|link|execute|install) shift;; esac\n\
+    while :; do case $1 in\n\
+    --mode|--tag|-dlopen) shift 2;;\n\
+    -*) shift;;\n\
+    *) break;;\n\
+    esac; done\n\
+    exec \"$@\"\n";
+
+/// A stand-in for ccache, distcc and icecc: runs the compiler it is given.
+const FAKE_WRAPPER: &str = "#!/bin/sh\nexec \"$@\"\n";
+
+#[test]
+fn libtool_modes_and_compiler_wrappers_are_labelled_by_what_they_run() {
+    let test = Test::new()
+        .makefile(
+            "LIBTOOL = $(SHELL) ./libtool\n\
+             all: prog libw.la check inst/libw.la wrapped\n\
+             main.lo: main.c\n\
+             \t$(LIBTOOL) --silent --tag=CC --mode=compile gcc -fsigned-char -I../include -c -o main.lo main.c\n\
+             w.o: w.c\n\
+             \t./libtool --mode compile gcc -c w.c\n\
+             prog: main.lo\n\
+             \t./libtool link gcc -o prog main.lo\n\
+             libw.la: w.o\n\
+             \t/bin/sh ./libtool --tag=CC --mode=link gcc -nostdlib -r -o libw.la w.o\n\
+             check: prog\n\
+             \t$(LIBTOOL) --mode=execute ./prog\n\
+             inst/libw.la: libw.la\n\
+             \tmkdir -p inst\n\
+             \t$(LIBTOOL) --mode=install install -m 644 libw.la inst/libw.la\n\
+             wrapped: w1.o w2.o w3.o w4.o w5.o w6.o\n\
+             w1.o: w.c\n\tbin/ccache gcc -c w.c -o w1.o\n\
+             w2.o: w.c\n\tbin/distcc gcc -c w.c -o w2.o\n\
+             w3.o: w.c\n\tbin/icecc gcc -c w.c -o w3.o\n\
+             w4.o: w.c\n\tenv -u LANG gcc -c w.c -o w4.o\n\
+             w5.o: w.c\n\tenv CCACHE_DISABLE=1 nice -n 5 bin/ccache gcc -c w.c -o w5.o\n\
+             w6.o: w.c\n\ttime gcc -c w.c -o w6.o\n\
+             .PHONY: all check wrapped\n",
+        )
+        .file("main.c", "int main(void) { return 0; }\n")
+        .file("w.c", "int w(void) { return 1; }\n")
+        .file("libtool", FAKE_LIBTOOL)
+        .file("bin/ccache", FAKE_WRAPPER)
+        .file("bin/distcc", FAKE_WRAPPER)
+        .file("bin/icecc", FAKE_WRAPPER)
+        .args(["make", "--no-trace", "-j1"]);
+    for script in ["libtool", "bin/ccache", "bin/distcc", "bin/icecc"] {
+        let path = test.path().join(script);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod fixture script");
+    }
+    let out = test.run();
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    for expected in [
+        "  CC    main.lo",
+        "  CC    w.o",
+        "  CCLD  prog",
+        "  CCLD  libw.la",
+        "  TEST  prog",
+        "  INSTALL inst/libw.la",
+        "  CC    w1.o",
+        "  CC    w2.o",
+        "  CC    w3.o",
+        "  CC    w4.o",
+        "  CC    w5.o",
+        "  CC    w6.o",
+    ] {
+        assert!(
+            lines.contains(&expected),
+            "missing {expected:?} in:\n{}",
+            out.stdout
+        );
+    }
 }
