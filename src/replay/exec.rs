@@ -228,16 +228,19 @@ fn children() -> Vec<i32> {
 
 /// Kill every child of this process, and the orphans that arrive as their parents die;
 /// reap them all. Returns the ones that were still running, as `pid argv…`.
+///
+/// Done when `waitpid` says there is no child left, not when the `children` lists look
+/// empty: the kernel builds those lists without stopping the processes in them, so a
+/// child that is forking or being reparented as they are read can be missed (proc(5)).
+/// A child missed in one round is found in the next.
 fn kill_children() -> Vec<String> {
     let mut killed = Vec::new();
-    // Each round kills what is there; a process forking as it dies hands its children
-    // to us, found the next round. The bound only guards against a fork bomb.
-    for _ in 0..10_000 {
-        let pids = children();
-        if pids.is_empty() {
-            break;
-        }
-        for pid in pids {
+    let mut signalled = std::collections::HashSet::new();
+    loop {
+        for pid in children() {
+            if signalled.contains(&pid) {
+                continue;
+            }
             let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap_or_default();
             let zombie = stat
                 .iter()
@@ -256,9 +259,20 @@ fn kill_children() -> Vec<String> {
                 // process; kill touches no memory.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
-            let mut status = 0;
-            // SAFETY: `status` is a valid out-pointer for the call's duration.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
+            signalled.insert(pid);
+        }
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer for the call's duration.
+        let reaped = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        match reaped {
+            // Children left, none ended yet (a SIGKILL takes a moment to land).
+            0 => std::thread::sleep(std::time::Duration::from_millis(1)),
+            pid if pid > 0 => {
+                signalled.remove(&pid);
+            }
+            _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
+            // ECHILD: nothing left.
+            _ => break,
         }
     }
     killed
