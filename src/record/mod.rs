@@ -116,7 +116,9 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
         .parent()
         .map(|d| d.join("makedb"))
         .unwrap_or_else(|| PathBuf::from("makedb"));
-    std::fs::create_dir_all(&makedb_dir)
+    // make's database dumps hold its variables (environment included): the owner's
+    // alone, as the record is.
+    crate::store::create_private_dir(&makedb_dir)
         .with_context(|| format!("cannot create {}", makedb_dir.display()))?;
 
     let argv = crate::util::join_nul(options.make_args.iter().map(|a| a.as_bytes()));

@@ -197,11 +197,17 @@ impl Store {
     /// Open a record for writing, creating it (and its directory) if needed.
     pub fn open_write(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|error| StoreError::CreateDir {
+            create_private_dir(dir).map_err(|error| StoreError::CreateDir {
                 path: dir.to_owned(),
                 error,
             })?;
         }
+        // The record holds every command's environment and output: a new one is the
+        // owner's alone. SQLite gives its -wal and -shm the database file's mode.
+        create_private_file(path).map_err(|error| StoreError::ReadOnly {
+            path: path.to_owned(),
+            detail: error.to_string(),
+        })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -356,6 +362,32 @@ impl Store {
 
     fn write_error(&self, source: rusqlite::Error) -> StoreError {
         write_error(&self.path, source)
+    }
+}
+
+/// Create `dir` and its missing parents 0700 (less what the umask takes away); an
+/// existing directory keeps its mode.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Create `path`, empty, 0600 (less what the umask takes away) unless it exists; an
+/// existing file keeps its mode. (SQLite would create it 0644.)
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
