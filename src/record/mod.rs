@@ -12,6 +12,7 @@
 //! Whatever happens to the build, the record ends up saying how it ended.
 
 mod server;
+mod signals;
 mod ui;
 mod writer;
 
@@ -22,7 +23,6 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
 
 use anyhow::{bail, Context, Result};
@@ -46,10 +46,6 @@ static PRELOAD: &[u8] = include_bytes!(env!("MAKESCOPE_PRELOAD_SO"));
 /// prerequisite checks come in bursts (thousands of stats after reading a directory's
 /// dependency files) and, with no filter to fall back on, a full ring makes make wait.
 const MAKE_RING_UNITS: u64 = 1 << 20;
-
-static MAKE_PID: AtomicI32 = AtomicI32::new(0);
-/// The first signal makescope received during the build (0: none).
-static INTERRUPTED_BY: AtomicI32 = AtomicI32::new(0);
 
 /// Everything the build's threads share, fixed before make starts.
 #[derive(Debug, Clone)]
@@ -196,7 +192,7 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
         .name("events".into())
         .spawn(move || server.run())?;
 
-    install_signal_handlers();
+    signals::install().context("cannot take signals")?;
     let started = std::time::Instant::now();
     let status = run_make(options, &runtime, make_ring, &makedb_dir, &to_ui);
     stopper.stop();
@@ -210,8 +206,10 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
         Ok(status) => (status.signal(), status.code()),
         Err(_) => (None, None),
     };
-    let received = INTERRUPTED_BY.load(Ordering::Relaxed);
-    let interrupted = signal.is_some() || received != 0;
+    let received = signals::received();
+    // What happened to make: it died of a signal, or failed after one; a make that
+    // finished the build anyway (a signal it ignores) completed it.
+    let interrupted = signal.is_some() || (received != 0 && exit_code != Some(0));
     let state = if status.is_err() {
         "failed"
     } else if interrupted {
@@ -388,19 +386,6 @@ fn write_executable(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-extern "C" fn on_signal(signal: libc::c_int) {
-    let _ = INTERRUPTED_BY.compare_exchange(0, signal, Ordering::Relaxed, Ordering::Relaxed);
-    if signal == libc::SIGINT || signal == libc::SIGQUIT {
-        // The terminal sent it to make too; make decides what happens.
-        return;
-    }
-    let make = MAKE_PID.load(Ordering::Relaxed);
-    if make > 0 {
-        // SAFETY: kill(2) takes no pointers and is async-signal-safe.
-        unsafe { libc::kill(make, signal) };
-    }
-}
-
 /// The signal makescope ends with, if any: the one that ended make, or the one that
 /// interrupted the build (`received`) when make, which dies of it, exited with a failure
 /// instead. GNU make 4.3 does when the signal reaches it as it reaps the interrupted
@@ -428,20 +413,6 @@ fn die_by(signal: i32) -> ! {
     }
     // Only a signal whose default action is not to end the process gets here.
     std::process::exit(128 + signal)
-}
-
-fn install_signal_handlers() {
-    // Handlers, not SIG_IGN: make must start with the default dispositions.
-    for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: a zeroed sigaction is valid (an empty mask, no flags); `on_signal` only
-        // stores to atomics and calls kill(2), both async-signal-safe.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as *const () as usize;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigaction(signal, &action, std::ptr::null_mut());
-        }
-    }
 }
 
 /// The environment variable `name` with `item` appended after `separator` (or `item`
@@ -518,9 +489,7 @@ fn run_make(
     // fcntl(2), which are async-signal-safe.
     unsafe {
         command.pre_exec(move || {
-            for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
-                libc::signal(signal, libc::SIG_DFL);
-            }
+            signals::reset_in_child();
             // make's ring is close-on-exec in makescope; make itself must have it.
             if let Some(ring) = make_ring {
                 if libc::fcntl(ring, libc::F_SETFD, 0) != 0 {
@@ -536,7 +505,7 @@ fn run_make(
         }
         _ => anyhow::anyhow!("cannot run {}: {e}", options.make_program.display()),
     })?;
-    MAKE_PID.store(child.id() as i32, Ordering::Relaxed);
+    signals::set_make(child.id() as i32);
     let readers: Vec<_> = [
         (child.stdout.take().map(OwnedFd::from), Stream::Stdout),
         (child.stderr.take().map(OwnedFd::from), Stream::Stderr),
@@ -548,6 +517,26 @@ fn run_make(
         std::thread::spawn(move || forward_make_output(fd, stream, to_ui))
     })
     .collect();
+    // Until make is reaped its pid is its own: signals are passed on until then.
+    loop {
+        // SAFETY: a zeroed siginfo is valid for waitid to fill in; WNOWAIT leaves make
+        // to be reaped below.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a live siginfo; make is our child.
+        let waited = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                child.id(),
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if waited == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+        {
+            break;
+        }
+    }
+    signals::forget_make();
     let status = loop {
         match child.wait() {
             Ok(status) => break status,
@@ -555,7 +544,6 @@ fn run_make(
             Err(e) => return Err(e).context("waiting for make"),
         }
     };
-    MAKE_PID.store(0, Ordering::Relaxed);
     for reader in readers {
         let _ = reader.join();
     }

@@ -6,7 +6,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
-use crate::harness::{rows, Test};
+use std::time::{Duration, Instant};
+
+use crate::harness::{self, rows, Test};
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)
@@ -82,4 +84,121 @@ fn an_existing_record_directory_keeps_its_mode() {
     t.run().success();
     assert_eq!(mode(&dir), 0o750);
     assert_eq!(mode(&dir.join("db.sqlite")), 0o600);
+}
+
+/// Run `command` in a process group of its own (as a shell runs a job), with SIGINT
+/// `disposition` (`SIG_DFL` or `SIG_IGN`, whatever the test suite itself inherited).
+fn job(
+    mut command: std::process::Command,
+    disposition: libc::sighandler_t,
+) -> std::process::Command {
+    // SAFETY: the hook runs in the forked child before exec and only calls setpgid(2)
+    // and signal(2), which are async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            libc::setpgid(0, 0);
+            libc::signal(libc::SIGINT, disposition);
+            Ok(())
+        });
+    }
+    command
+}
+
+/// Wait for `path` to exist (a recipe's sign that it runs).
+fn wait_for(path: &Path) {
+    let started = Instant::now();
+    while !path.exists() {
+        assert!(
+            started.elapsed() < harness::TIMEOUT,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The processes whose command line holds `marker`, as `pgrep -af` lists them.
+fn processes_with(marker: &str) -> String {
+    let out = std::process::Command::new("pgrep")
+        .args(["-af", marker])
+        .output()
+        .expect("pgrep runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Wait up to `limit` for no process to hold `marker`; what is left otherwise.
+fn gone_within(marker: &str, limit: Duration) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        let left = processes_with(marker);
+        if left.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > limit {
+            return Err(left);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A recipe that says it started and then sleeps, `marker` in its shell's command line.
+fn sleeping_build(marker: &str) -> Test {
+    Test::new()
+        .makefile(&format!("all:\n\t@touch started; sleep 30; : {marker}\n"))
+        .args(["make", "--no-trace"])
+}
+
+/// `kill -INT` of makescope's pid alone (an IDE, a test runner, `Popen.send_signal`)
+/// stops the build as Ctrl-C would: make and its jobs get it, makescope ends by it, and
+/// the record says interrupted.
+#[test]
+fn sigint_to_makescope_alone_stops_the_build() {
+    let marker = format!("sigint-alone-{}", std::process::id());
+    let t = sleeping_build(&marker);
+    let child = t.spawn(job(t.command(), libc::SIG_DFL));
+    wait_for(&t.path().join("started"));
+    let sent = Instant::now();
+    // SAFETY: kill takes no pointers; the pid is makescope's, not its group.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait();
+    assert!(
+        sent.elapsed() < Duration::from_secs(20),
+        "make did not stop: {out:?}"
+    );
+    assert_eq!(out.signal, Some(libc::SIGINT), "{out:?}");
+    gone_within(&marker, Duration::from_secs(5))
+        .unwrap_or_else(|left| panic!("the build's processes are left:\n{left}"));
+    let db = t.db();
+    assert_eq!(
+        rows(&db, "SELECT state FROM build"),
+        vec![vec!["interrupted"]]
+    );
+    assert_eq!(
+        rows(&db, "SELECT state, signal FROM command"),
+        vec![vec!["killed".to_string(), libc::SIGINT.to_string()]]
+    );
+}
+
+/// Started with SIGINT ignored (a background job, `nohup`), makescope keeps it ignored
+/// as plain make does, and make inherits it ignored: a Ctrl-C to the group changes
+/// nothing, and the build completes.
+#[test]
+fn an_inherited_ignored_sigint_stays_ignored() {
+    let t = Test::new()
+        .makefile("all:\n\t@touch started; while [ ! -e go ]; do sleep 0.05; done; echo done\n")
+        .args(["make", "--no-trace"]);
+    let child = t.spawn(job(t.command(), libc::SIG_IGN));
+    wait_for(&t.path().join("started"));
+    // SAFETY: kill takes no pointers; the group is the one makescope leads.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    // SAFETY: kill takes no pointers; the pid is makescope's.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::fs::write(t.path().join("go"), "").unwrap();
+    let out = child.wait();
+    out.success();
+    assert!(out.stdout.contains("done"), "{out:?}");
+    assert_eq!(
+        rows(&t.db(), "SELECT state FROM build"),
+        vec![vec!["complete"]]
+    );
 }
