@@ -5,7 +5,7 @@
 //! and the shims' messages and the seccomp notifications and attributes every event to
 //! a command or a make; the UI thread ([`ui`]) labels commands, runs the user's hooks
 //! and prints; the writer thread ([`writer`]) batches rows into SQLite; the main thread
-//! starts make, passes signals on, and waits. The event loop never waits for the
+//! starts make (which dies with makescope) and waits; [`signals`] passes signals on. The event loop never waits for the
 //! printer or the database, because traced processes wait for it.
 //!
 //! The record is opened and checked before make starts, so a bad `--db` costs nothing.
@@ -120,6 +120,15 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     let argv = crate::util::join_nul(options.make_args.iter().map(|a| a.as_bytes()));
     let directory = top_directory.as_os_str().as_bytes().to_vec();
     let ids = store.next_ids()?;
+    // Held until makescope ends, however it ends: a build left `running` without it was
+    // cut off.
+    let _recorder = store.hold_recorder_lock(ids.build)?;
+    for build in store.mark_cut_off()? {
+        eprintln!(
+            "makescope: build {build} was cut off: its recorder was killed before the build \
+             ended; the record keeps what it wrote, marked interrupted"
+        );
+    }
     let expected_total = store.previous_command_count(&directory, &argv)?;
     store.insert_build(&NewBuild {
         id: ids.build,
@@ -485,11 +494,22 @@ fn run_make(
     if !plain {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
-    // SAFETY: the hook runs in the forked child before exec and only calls signal(2) and
-    // fcntl(2), which are async-signal-safe.
+    // make must not outlive makescope (a build nobody records): it gets SIGTERM, which
+    // it passes on to its jobs, when makescope dies. The kernel sends it when the thread
+    // that forked make ends: this one, the main thread, which lives as long as makescope.
+    let makescope = std::process::id() as libc::pid_t;
+    // SAFETY: the hook runs in the forked child before exec and only calls signal(2),
+    // prctl(2), getppid(2), and fcntl(2), which are async-signal-safe.
     unsafe {
         command.pre_exec(move || {
             signals::reset_in_child();
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // makescope died before the request took effect: nobody would record.
+            if libc::getppid() != makescope {
+                return Err(std::io::Error::other("makescope ended"));
+            }
             // make's ring is close-on-exec in makescope; make itself must have it.
             if let Some(ring) = make_ring {
                 if libc::fcntl(ring, libc::F_SETFD, 0) != 0 {

@@ -141,11 +141,15 @@ fn gone_within(marker: &str, limit: Duration) -> Result<(), String> {
     }
 }
 
-/// A recipe that says it started and then sleeps, `marker` in its shell's command line.
-fn sleeping_build(marker: &str) -> Test {
-    Test::new()
-        .makefile(&format!("all:\n\t@touch started; sleep 30; : {marker}\n"))
-        .args(["make", "--no-trace"])
+/// A recipe that says it started and then sleeps, as its shell's last command (the
+/// shell replaced by it); the sleep's argument is the marker returned, unique to this
+/// test (`which`) and this run.
+fn sleeping_build(which: u32) -> (Test, String) {
+    let marker = format!("sleep 30.{}{which}", std::process::id());
+    let t = Test::new()
+        .makefile(&format!("all:\n\t@touch started; exec {marker}\n"))
+        .args(["make", "--no-trace"]);
+    (t, marker)
 }
 
 /// `kill -INT` of makescope's pid alone (an IDE, a test runner, `Popen.send_signal`)
@@ -153,8 +157,7 @@ fn sleeping_build(marker: &str) -> Test {
 /// the record says interrupted.
 #[test]
 fn sigint_to_makescope_alone_stops_the_build() {
-    let marker = format!("sigint-alone-{}", std::process::id());
-    let t = sleeping_build(&marker);
+    let (t, marker) = sleeping_build(1);
     let child = t.spawn(job(t.command(), libc::SIG_DFL));
     wait_for(&t.path().join("started"));
     let sent = Instant::now();
@@ -201,4 +204,56 @@ fn an_inherited_ignored_sigint_stays_ignored() {
         rows(&t.db(), "SELECT state FROM build"),
         vec![vec!["complete"]]
     );
+}
+
+/// `kill -9` of makescope mid-build: make and its jobs do not build on unrecorded (they
+/// are gone within seconds), and the next `log` and `makescope make` say the build was
+/// cut off; the record still opens and keeps what was written.
+#[test]
+fn a_killed_recorder_takes_the_build_with_it_and_the_next_run_says_so() {
+    let (t, marker) = sleeping_build(2);
+    let child = t.spawn(job(t.command(), libc::SIG_DFL));
+    wait_for(&t.path().join("started"));
+    // The command's row is in the record (committed within a second).
+    let started = Instant::now();
+    while rows(&t.db(), "SELECT count(*) FROM command") != vec![vec!["1"]] {
+        assert!(
+            started.elapsed() < harness::TIMEOUT,
+            "the command was never recorded"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill();
+    gone_within(&marker, Duration::from_secs(5))
+        .unwrap_or_else(|left| panic!("the build outlived its recorder:\n{left}"));
+
+    let log = t.then(["log"]);
+    log.success();
+    assert!(log.stderr.contains("cut off"), "{log:?}");
+
+    std::fs::write(t.path().join("Makefile"), "all:\n\t@true\n").unwrap();
+    let next = t.then(["make", "--no-trace"]);
+    next.success();
+    assert!(next.stderr.contains("build 1 was cut off"), "{next:?}");
+    assert_eq!(
+        rows(
+            &t.db(),
+            "SELECT id, state, ended_ns IS NULL FROM build ORDER BY id"
+        ),
+        vec![vec!["1", "interrupted", "1"], vec!["2", "complete", "0"]]
+    );
+    assert_eq!(
+        rows(&t.db(), "SELECT state FROM command WHERE build_id = 1"),
+        vec![vec!["lost"]]
+    );
+    let log = t.then(["log", "--build", "1"]);
+    assert!(log.stderr.contains("cut off"), "{log:?}");
+    // A build whose recorder runs is not cut off.
+    let (t, _) = sleeping_build(3);
+    let child = t.spawn(job(t.command(), libc::SIG_DFL));
+    wait_for(&t.path().join("started"));
+    let log = t.then(["log"]);
+    assert!(!log.stderr.contains("cut off"), "{log:?}");
+    assert!(log.stderr.contains("running"), "{log:?}");
+    child.kill();
 }
