@@ -246,9 +246,13 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     };
     let _ = to_writer.send(writer::Write::BuildEnd(setup.build_id, end));
     drop(to_writer);
-    writer
+    // The record is a by-product: make's status stands when it could not be written.
+    let recorded = writer
         .join()
-        .map_err(|_| anyhow::anyhow!("the record's writer panicked"))??;
+        .map_err(|_| anyhow::anyhow!("the record's writer panicked"))?;
+    if let Err(error) = recorded {
+        eprintln!("makescope: the record is incomplete: {error:#}");
+    }
     if std::env::var_os("MAKESCOPE_TRACE_STATS").is_some() {
         // For measurements: the recorder's CPU against the build's.
         let cpu = |who| {

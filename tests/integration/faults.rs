@@ -257,3 +257,101 @@ fn a_killed_recorder_takes_the_build_with_it_and_the_next_run_says_so() {
     assert!(log.stderr.contains("running"), "{log:?}");
     child.kill();
 }
+
+/// A tmpfs of `size` mounted on a new directory, unmounted when dropped; `None` (the
+/// test says why it skips) when this process may not mount (not root).
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("skipped: cannot mount a tmpfs (needs root)");
+            return None;
+        }
+        Some(SmallDisk(dir))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    /// Bytes free.
+    fn free(&self) -> u64 {
+        // SAFETY: a zeroed statvfs is valid for statvfs to fill in.
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        let path = std::ffi::CString::new(self.path().as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `path` is NUL-terminated and `stat` a live statvfs.
+        assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut stat) }, 0);
+        stat.f_bavail * stat.f_frsize
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.path())
+            .status();
+    }
+}
+
+/// A full disk under the record fails neither the build nor its output: make's status
+/// and every byte it printed are as without makescope, and one line at the end says
+/// what was not recorded.
+#[test]
+fn a_full_disk_for_the_record_leaves_the_build_alone() {
+    let Some(disk) = SmallDisk::mount("512k") else {
+        return;
+    };
+    let db = disk.path().join("db.sqlite");
+    // 40 commands printing 60 kB each: more than the disk holds.
+    let mut makefile = String::from("all:");
+    for i in 0..40 {
+        makefile += &format!(" t{i}");
+    }
+    makefile += "\n";
+    for i in 0..40 {
+        makefile += &format!("t{i}:\n\t@yes {i:02}-output-line | head -c 60000\n");
+    }
+    let t = Test::new().makefile(&makefile);
+    let out = t.then([
+        "--db".into(),
+        db.clone().into_os_string(),
+        std::ffi::OsString::from("make"),
+        "--no-trace".into(),
+        "--plain".into(),
+    ]);
+    out.success();
+    assert_eq!(out.stdout.len(), 40 * 60000, "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("makescope: the record is incomplete:") && last.contains("full"),
+        "{}",
+        out.stderr
+    );
+
+    // Room for the build's row but not for make's database dump, which make itself
+    // writes on its way out.
+    std::fs::write(
+        disk.path().join("filler"),
+        vec![0u8; (disk.free() - 64 * 1024) as usize],
+    )
+    .unwrap();
+    let t = Test::new().makefile("all:\n\t@echo built\n");
+    let out = t.then([
+        "--db".into(),
+        db.into_os_string(),
+        std::ffi::OsString::from("make"),
+        "--no-trace".into(),
+        "--plain".into(),
+    ]);
+    out.success();
+    assert_eq!(out.stdout, "built\n", "{}", out.stderr);
+    assert!(!out.stderr.contains("write error"), "{}", out.stderr);
+}
