@@ -1,6 +1,6 @@
 //! What makescope must survive without losing the build or its record: the record's
 //! permissions, signals sent to makescope alone, an inherited ignored SIGINT, a recorder
-//! killed mid-build.
+//! killed mid-build, a full disk under the record.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
