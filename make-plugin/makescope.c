@@ -205,6 +205,9 @@ static char *dump_database (const char *dir, const char *makefiles)
   if (fd < 0)
     return NULL;
   fflush (stdout);
+  /* A dump that cannot be written (a full disk) must not become make's own "write
+     error: stdout" at exit: its error is cleared, unless make's stdout had one. */
+  int make_error = ferror (stdout);
   int saved = dup (STDOUT_FILENO);
   dup2 (fd, STDOUT_FILENO);
   close (fd);
@@ -212,8 +215,16 @@ static char *dump_database (const char *dir, const char *makefiles)
   print_rule_data_base ();
   print_file_data_base ();
   fflush (stdout);
+  int failed = ferror (stdout) && !make_error;
+  if (failed)
+    clearerr (stdout);
   dup2 (saved, STDOUT_FILENO);
   close (saved);
+  if (failed)
+    {
+      unlink (tmp);
+      return NULL;
+    }
   return rename (tmp, path) == 0 ? path : NULL;
 }
 

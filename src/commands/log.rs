@@ -41,11 +41,15 @@ pub fn run(config: &Config, options: &LogOptions, format: Format) -> Result<u8> 
         })
         .collect();
     Table::new().right(0).right(2).write(&mut out, &rows)?;
+    let state = if log.store.cut_off(&log.build) {
+        "cut off: its recorder was killed before the build ended"
+    } else {
+        &log.build.state
+    };
     eprintln!(
-        "{} commands in build {} ({}), {} not ok",
+        "{} commands in build {} ({state}), {} not ok",
         log.commands.len(),
         log.build.id,
-        log.build.state,
         log.not_ok()
     );
     Ok(0)

@@ -5,13 +5,14 @@
 //! and the shims' messages and the seccomp notifications and attributes every event to
 //! a command or a make; the UI thread ([`ui`]) labels commands, runs the user's hooks
 //! and prints; the writer thread ([`writer`]) batches rows into SQLite; the main thread
-//! starts make, passes signals on, and waits. The event loop never waits for the
+//! starts make (which dies with makescope) and waits; [`signals`] passes signals on. The event loop never waits for the
 //! printer or the database, because traced processes wait for it.
 //!
 //! The record is opened and checked before make starts, so a bad `--db` costs nothing.
 //! Whatever happens to the build, the record ends up saying how it ended.
 
 mod server;
+mod signals;
 mod ui;
 mod writer;
 
@@ -22,7 +23,6 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
 
 use anyhow::{bail, Context, Result};
@@ -46,10 +46,6 @@ static PRELOAD: &[u8] = include_bytes!(env!("MAKESCOPE_PRELOAD_SO"));
 /// prerequisite checks come in bursts (thousands of stats after reading a directory's
 /// dependency files) and, with no filter to fall back on, a full ring makes make wait.
 const MAKE_RING_UNITS: u64 = 1 << 20;
-
-static MAKE_PID: AtomicI32 = AtomicI32::new(0);
-/// The first signal makescope received during the build (0: none).
-static INTERRUPTED_BY: AtomicI32 = AtomicI32::new(0);
 
 /// Everything the build's threads share, fixed before make starts.
 #[derive(Debug, Clone)]
@@ -116,12 +112,23 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
         .parent()
         .map(|d| d.join("makedb"))
         .unwrap_or_else(|| PathBuf::from("makedb"));
-    std::fs::create_dir_all(&makedb_dir)
+    // make's database dumps hold its variables (environment included): the owner's
+    // alone, as the record is.
+    crate::store::create_private_dir(&makedb_dir)
         .with_context(|| format!("cannot create {}", makedb_dir.display()))?;
 
     let argv = crate::util::join_nul(options.make_args.iter().map(|a| a.as_bytes()));
     let directory = top_directory.as_os_str().as_bytes().to_vec();
     let ids = store.next_ids()?;
+    // Held until makescope ends, however it ends: a build left `running` without it was
+    // cut off.
+    let _recorder = store.hold_recorder_lock(ids.build)?;
+    for build in store.mark_cut_off()? {
+        eprintln!(
+            "makescope: build {build} was cut off: its recorder was killed before the build \
+             ended; the record keeps what it wrote, marked interrupted"
+        );
+    }
     let expected_total = store.previous_command_count(&directory, &argv)?;
     store.insert_build(&NewBuild {
         id: ids.build,
@@ -194,7 +201,7 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
         .name("events".into())
         .spawn(move || server.run())?;
 
-    install_signal_handlers();
+    signals::install().context("cannot take signals")?;
     let started = std::time::Instant::now();
     let status = run_make(options, &runtime, make_ring, &makedb_dir, &to_ui);
     stopper.stop();
@@ -208,8 +215,10 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
         Ok(status) => (status.signal(), status.code()),
         Err(_) => (None, None),
     };
-    let received = INTERRUPTED_BY.load(Ordering::Relaxed);
-    let interrupted = signal.is_some() || received != 0;
+    let received = signals::received();
+    // What happened to make: it died of a signal, or failed after one; a make that
+    // finished the build anyway (a signal it ignores) completed it.
+    let interrupted = signal.is_some() || (received != 0 && exit_code != Some(0));
     let state = if status.is_err() {
         "failed"
     } else if interrupted {
@@ -237,9 +246,13 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     };
     let _ = to_writer.send(writer::Write::BuildEnd(setup.build_id, end));
     drop(to_writer);
-    writer
+    // The record is a by-product: make's status stands when it could not be written.
+    let recorded = writer
         .join()
-        .map_err(|_| anyhow::anyhow!("the record's writer panicked"))??;
+        .map_err(|_| anyhow::anyhow!("the record's writer panicked"))?;
+    if let Err(error) = recorded {
+        eprintln!("makescope: the record is incomplete: {error:#}");
+    }
     if std::env::var_os("MAKESCOPE_TRACE_STATS").is_some() {
         // For measurements: the recorder's CPU against the build's.
         let cpu = |who| {
@@ -386,19 +399,6 @@ fn write_executable(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-extern "C" fn on_signal(signal: libc::c_int) {
-    let _ = INTERRUPTED_BY.compare_exchange(0, signal, Ordering::Relaxed, Ordering::Relaxed);
-    if signal == libc::SIGINT || signal == libc::SIGQUIT {
-        // The terminal sent it to make too; make decides what happens.
-        return;
-    }
-    let make = MAKE_PID.load(Ordering::Relaxed);
-    if make > 0 {
-        // SAFETY: kill(2) takes no pointers and is async-signal-safe.
-        unsafe { libc::kill(make, signal) };
-    }
-}
-
 /// The signal makescope ends with, if any: the one that ended make, or the one that
 /// interrupted the build (`received`) when make, which dies of it, exited with a failure
 /// instead. GNU make 4.3 does when the signal reaches it as it reaps the interrupted
@@ -426,20 +426,6 @@ fn die_by(signal: i32) -> ! {
     }
     // Only a signal whose default action is not to end the process gets here.
     std::process::exit(128 + signal)
-}
-
-fn install_signal_handlers() {
-    // Handlers, not SIG_IGN: make must start with the default dispositions.
-    for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: a zeroed sigaction is valid (an empty mask, no flags); `on_signal` only
-        // stores to atomics and calls kill(2), both async-signal-safe.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as *const () as usize;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigaction(signal, &action, std::ptr::null_mut());
-        }
-    }
 }
 
 /// The environment variable `name` with `item` appended after `separator` (or `item`
@@ -512,12 +498,21 @@ fn run_make(
     if !plain {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
     }
-    // SAFETY: the hook runs in the forked child before exec and only calls signal(2) and
-    // fcntl(2), which are async-signal-safe.
+    // make must not outlive makescope (a build nobody records): it gets SIGTERM, which
+    // it passes on to its jobs, when makescope dies. The kernel sends it when the thread
+    // that forked make ends: this one, the main thread, which lives as long as makescope.
+    let makescope = std::process::id() as libc::pid_t;
+    // SAFETY: the hook runs in the forked child before exec and only calls signal(2),
+    // prctl(2), getppid(2), and fcntl(2), which are async-signal-safe.
     unsafe {
         command.pre_exec(move || {
-            for signal in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
-                libc::signal(signal, libc::SIG_DFL);
+            signals::reset_in_child();
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // makescope died before the request took effect: nobody would record.
+            if libc::getppid() != makescope {
+                return Err(std::io::Error::other("makescope ended"));
             }
             // make's ring is close-on-exec in makescope; make itself must have it.
             if let Some(ring) = make_ring {
@@ -534,7 +529,7 @@ fn run_make(
         }
         _ => anyhow::anyhow!("cannot run {}: {e}", options.make_program.display()),
     })?;
-    MAKE_PID.store(child.id() as i32, Ordering::Relaxed);
+    signals::set_make(child.id() as i32);
     let readers: Vec<_> = [
         (child.stdout.take().map(OwnedFd::from), Stream::Stdout),
         (child.stderr.take().map(OwnedFd::from), Stream::Stderr),
@@ -546,6 +541,26 @@ fn run_make(
         std::thread::spawn(move || forward_make_output(fd, stream, to_ui))
     })
     .collect();
+    // Until make is reaped its pid is its own: signals are passed on until then.
+    loop {
+        // SAFETY: a zeroed siginfo is valid for waitid to fill in; WNOWAIT leaves make
+        // to be reaped below.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a live siginfo; make is our child.
+        let waited = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                child.id(),
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if waited == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+        {
+            break;
+        }
+    }
+    signals::forget_make();
     let status = loop {
         match child.wait() {
             Ok(status) => break status,
@@ -553,7 +568,6 @@ fn run_make(
             Err(e) => return Err(e).context("waiting for make"),
         }
     };
-    MAKE_PID.store(0, Ordering::Relaxed);
     for reader in readers {
         let _ = reader.join();
     }

@@ -5,7 +5,9 @@
 //! Not shorter: each commit writes every index page dirtied since the last, and on a
 //! traced glibc build commits every fifth of a second took over a quarter of the
 //! writer's CPU; a page dirtied again within the second is written once. When the
-//! channel closes everything left is committed and the build's DAG is computed.
+//! channel closes everything left is committed and the build's DAG is computed. A write
+//! that fails (a full disk) ends the recording, never the build: the rest is taken from
+//! the channel and dropped, and the failure is reported when the build has ended.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -61,10 +63,46 @@ pub(crate) fn spawn(store: Store, rx: Receiver<Write>) -> std::thread::JoinHandl
         .expect("spawning the writer thread")
 }
 
+/// The writer's end: `Err` is what could not be recorded (the first failure; what came
+/// after it was dropped), for one line at the end of the build. The build never waits
+/// for or fails with the record.
 fn write_all(mut store: Store, rx: Receiver<Write>) -> Result<()> {
     // Background work: never preempt the event loop (which trapped calls wait for) or
     // the build's jobs when woken.
     let _ = crate::trace::sys::set_batch();
+    let mut end = None;
+    let Err(error) = write_until_failure(&mut store, &rx, &mut end) else {
+        crate::trace::sys::report_thread_cpu("writer");
+        return Ok(());
+    };
+    // The senders must never find the channel closed (make's output and the build's
+    // events keep flowing): take the rest and drop it, but for how the build ended,
+    // which a row that small may still find room for.
+    store.rollback();
+    let mut dropped = 0;
+    for write in rx.iter() {
+        dropped += write.rows();
+        if let Write::BuildEnd(id, build_end) = write {
+            end = Some((id, build_end));
+        }
+    }
+    let ended = end.is_some_and(|(id, end)| store.finish_build(id, &end).is_ok());
+    Err(anyhow::anyhow!(
+        "{error:#}; nothing after it was recorded ({dropped} more rows){}",
+        if ended {
+            " but how the build ended"
+        } else {
+            ", not even how the build ended"
+        }
+    ))
+}
+
+/// Write what comes until the channel closes; `end`: how the build ended, once it came.
+fn write_until_failure(
+    store: &mut Store,
+    rx: &Receiver<Write>,
+    end: &mut Option<(i64, BuildEnd)>,
+) -> Result<()> {
     let mut open = false;
     let mut rows = 0;
     let mut since = Instant::now();
@@ -83,14 +121,15 @@ fn write_all(mut store: Store, rx: Receiver<Write>) -> Result<()> {
                     rows = 0;
                     since = Instant::now();
                 }
-                if let Write::BuildEnd(id, _) = &write {
+                if let Write::BuildEnd(id, build_end) = &write {
                     ended_build = Some(*id);
+                    *end = Some((*id, build_end.clone()));
                 }
                 rows += match &write {
                     Write::Batch(writes) => writes.len(),
                     _ => 1,
                 };
-                apply(&mut store, write)?;
+                apply(store, write)?;
                 if rows >= BATCH_ROWS || since.elapsed() >= BATCH_TIME {
                     store.commit()?;
                     open = false;
@@ -115,8 +154,16 @@ fn write_all(mut store: Store, rx: Receiver<Write>) -> Result<()> {
             .context("computing the command graph")?;
         store.commit()?;
     }
-    crate::trace::sys::report_thread_cpu("writer");
     Ok(())
+}
+
+impl Write {
+    fn rows(&self) -> usize {
+        match self {
+            Write::Batch(writes) => writes.iter().map(Write::rows).sum(),
+            _ => 1,
+        }
+    }
 }
 
 fn apply(store: &mut Store, write: Write) -> Result<()> {

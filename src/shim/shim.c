@@ -366,15 +366,16 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct job_con
   if (pipe2 (out, O_CLOEXEC) || pipe2 (err, O_CLOEXEC))
     return -1;
   prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-  signal (SIGINT, SIG_IGN);
-  signal (SIGQUIT, SIG_IGN);
+  /* The command gets the dispositions make gave us (an ignored SIGINT stays ignored). */
+  void (*sigint) (int) = signal (SIGINT, SIG_IGN);
+  void (*sigquit) (int) = signal (SIGQUIT, SIG_IGN);
   pid_t child = fork ();
   if (child < 0)
     return -1;
   if (child == 0)
     {
-      signal (SIGINT, SIG_DFL);
-      signal (SIGQUIT, SIG_DFL);
+      signal (SIGINT, sigint == SIG_IGN ? SIG_IGN : SIG_DFL);
+      signal (SIGQUIT, sigquit == SIG_IGN ? SIG_IGN : SIG_DFL);
       dup2 (out[1], 1);
       dup2 (err[1], 2);
       char **command = simple_command (argv, argc);

@@ -4,7 +4,10 @@
 //! (`log`, `show`, `targets`, the Python package) open the same file. WAL mode lets them
 //! read while a build is being recorded, and a build cut short is still readable: rows
 //! are committed as they come, and the build row says `running` until the recorder
-//! marks it `complete`, `failed` or `interrupted` (a crash leaves `running`).
+//! marks it `complete`, `failed` or `interrupted`. A recorder holds a lock for its build
+//! while it runs ([`Store::hold_recorder_lock`]); a build left `running` without one was
+//! cut off (its recorder killed) and the next recorder marks it `interrupted`, its end
+//! unknown.
 //!
 //! Schema changes are an append-only list of migrations keyed by `PRAGMA user_version`
 //! and applied in one exclusive transaction (as cargo's `util/sqlite.rs` does): never
@@ -197,11 +200,17 @@ impl Store {
     /// Open a record for writing, creating it (and its directory) if needed.
     pub fn open_write(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|error| StoreError::CreateDir {
+            create_private_dir(dir).map_err(|error| StoreError::CreateDir {
                 path: dir.to_owned(),
                 error,
             })?;
         }
+        // The record holds every command's environment and output: a new one is the
+        // owner's alone. SQLite gives its -wal and -shm the database file's mode.
+        create_private_file(path).map_err(|error| StoreError::ReadOnly {
+            path: path.to_owned(),
+            detail: error.to_string(),
+        })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -241,6 +250,70 @@ impl Store {
         };
         store.prepare(false)?;
         Ok(store)
+    }
+
+    /// Say, for as long as the returned file is open (however this process ends), that
+    /// build `id`'s recorder runs: an open file description lock on byte `id` of the
+    /// record (SQLite locks only bytes from 1 GiB on, and the `-shm` file).
+    pub fn hold_recorder_lock(&self, id: i64) -> Result<std::fs::File, StoreError> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .and_then(|file| {
+                recorder_lock(&file, id, libc::F_OFD_SETLK)?;
+                Ok(file)
+            });
+        file.map_err(|error| StoreError::ReadOnly {
+            path: self.path.clone(),
+            detail: format!("cannot lock build {id}: {error}"),
+        })
+    }
+
+    /// Whether build `id` has a recorder: a process holds [`Store::hold_recorder_lock`]'s
+    /// lock for it. (An unreadable lock counts as held: never call a live build dead.)
+    pub fn recorder_alive(&self, id: i64) -> bool {
+        let Ok(file) = std::fs::File::open(&self.path) else {
+            return true;
+        };
+        recorder_lock(&file, id, libc::F_OFD_GETLK).map_or(true, |held| held)
+    }
+
+    /// Mark every build still `running` whose recorder is gone (killed: it could not
+    /// say how the build ended) `interrupted` and its running commands `lost`, its end
+    /// left unknown (`ended_ns` NULL:
+    /// how [`Store::cut_off`] tells it); the ids, oldest first.
+    pub fn mark_cut_off(&mut self) -> Result<Vec<i64>, StoreError> {
+        let running: Vec<i64> = self
+            .conn
+            .prepare("SELECT id FROM build WHERE state = 'running' ORDER BY id")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| self.sqlite(e))?;
+        let cut: Vec<i64> = running
+            .into_iter()
+            .filter(|&id| !self.recorder_alive(id))
+            .collect();
+        for &id in &cut {
+            self.conn
+                .execute_batch(&format!(
+                    "BEGIN IMMEDIATE;
+                     UPDATE build SET state = 'interrupted' WHERE id = {id} AND state = 'running';
+                     UPDATE command SET state = 'lost' WHERE build_id = {id} AND state = 'running';
+                     COMMIT;"
+                ))
+                .map_err(|e| self.write_error(e))?;
+        }
+        Ok(cut)
+    }
+
+    /// Whether `build` was cut off: its recorder ended (was killed) before it could say
+    /// how the build ended, whether or not a later recorder has marked it yet.
+    pub fn cut_off(&self, build: &BuildRow) -> bool {
+        match build.state.as_str() {
+            "running" => !self.recorder_alive(build.id),
+            "interrupted" => build.ended_ns.is_none(),
+            _ => false,
+        }
     }
 
     /// The record's path.
@@ -356,6 +429,49 @@ impl Store {
 
     fn write_error(&self, source: rusqlite::Error) -> StoreError {
         write_error(&self.path, source)
+    }
+}
+
+/// Take (`F_OFD_SETLK`: `Ok(true)`) or look at (`F_OFD_GETLK`: whether another open
+/// file description holds it) the write lock on byte `id` of `file`.
+fn recorder_lock(file: &std::fs::File, id: i64, command: libc::c_int) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a zeroed flock is valid; the fields that matter are set below.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = id as libc::off_t;
+    lock.l_len = 1;
+    // SAFETY: `lock` is a live flock for fcntl to read (and, for GETLK, fill in).
+    if unsafe { libc::fcntl(file.as_raw_fd(), command, &mut lock) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(command == libc::F_OFD_SETLK || lock.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// Create `dir` and its missing parents 0700 (less what the umask takes away); an
+/// existing directory keeps its mode.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Create `path`, empty, 0600 (less what the umask takes away) unless it exists; an
+/// existing file keeps its mode. (SQLite would create it 0644.)
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -180,6 +180,13 @@ impl Store {
             .map_err(|e| self.write_error(e))
     }
 
+    /// Give up a batch that failed (what it held is not recorded).
+    pub fn rollback(&mut self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
     /// The ids a new build starts from.
     pub fn next_ids(&self) -> Result<NextIds, StoreError> {
         let next = |table: &str| -> Result<i64, StoreError> {

@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod faults;
 mod files;
 mod hooks;
 mod hooks_cli;

@@ -331,13 +331,16 @@ fn ctrl_c_stops_the_build_and_the_record_says_interrupted() {
         .makefile("all:\n\t@echo started; sleep 30\n")
         .args(["make", "--no-trace"]);
     let mut command = t.command();
-    // A process group of its own, as a shell gives a foreground job.
-    // SAFETY: the hook runs in the forked child before exec and only calls setpgid,
-    // which is async-signal-safe.
+    // A process group of its own, as a shell gives a foreground job, and SIGINT's
+    // default disposition, as a terminal's job has (the suite may run with it ignored,
+    // from nohup or a background job, which makescope would keep).
+    // SAFETY: the hook runs in the forked child before exec and only calls setpgid and
+    // signal, which are async-signal-safe.
     unsafe {
         use std::os::unix::process::CommandExt;
         command.pre_exec(|| {
             libc::setpgid(0, 0);
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
             Ok(())
         });
     }
@@ -384,14 +387,18 @@ fn ctrl_c_stops_the_build_and_the_record_says_interrupted() {
 
 /// A make that exits with a status after an interrupt it means to die of (GNU make 4.3
 /// does when the signal reaches it as it reaps the interrupted command: "wait: No child
-/// processes"): makescope still ends by the signal, and the record says interrupted.
+/// processes", from inside its handler, the signal blocked): makescope still ends by the
+/// signal, and the record says interrupted.
 #[test]
 fn an_interrupted_build_ends_makescope_by_the_signal_even_when_make_exits_with_a_status() {
     let t = Test::new().file(
         "make-that-exits-2",
         "#!/usr/bin/env python3\n\
          import signal, sys\n\
-         signal.signal(signal.SIGINT, lambda *_: sys.exit(2))\n\
+         def interrupted(*_):\n\
+         \x20   signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})\n\
+         \x20   sys.exit(2)\n\
+         signal.signal(signal.SIGINT, interrupted)\n\
          open('started', 'w').close()\n\
          signal.pause()\n",
     );
@@ -404,12 +411,14 @@ fn an_interrupted_build_ends_makescope_by_the_signal_even_when_make_exits_with_a
         make.into_os_string(),
     ]);
     let mut command = t.command();
-    // SAFETY: the hook runs in the forked child before exec and only calls setpgid,
-    // which is async-signal-safe.
+    // A job of its own with SIGINT's default disposition, as above.
+    // SAFETY: the hook runs in the forked child before exec and only calls setpgid and
+    // signal, which are async-signal-safe.
     unsafe {
         use std::os::unix::process::CommandExt;
         command.pre_exec(|| {
             libc::setpgid(0, 0);
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
             Ok(())
         });
     }
