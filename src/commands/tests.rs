@@ -29,7 +29,11 @@ pub fn run(config: &Config, options: &TestsOptions, view: &View) -> Result<u8> {
         return Ok(0);
     }
     if list.tests.is_empty() {
-        let what = if options.failed_only { "no failed tests" } else { "no tests" };
+        let what = if options.failed_only {
+            "no failed tests"
+        } else {
+            "no tests"
+        };
         println!(
             "build {} has {what}: no command ran a test that makescope recognises",
             list.build.id
@@ -50,7 +54,11 @@ pub fn run(config: &Config, options: &TestsOptions, view: &View) -> Result<u8> {
             ]
         })
         .collect();
-    Table::new().right(3).right(4).skip_empty_tail().write(&mut out, &rows)?;
+    Table::new()
+        .right(3)
+        .right(4)
+        .skip_empty_tail()
+        .write(&mut out, &rows)?;
     println!("{}", list.summary());
     Ok(0)
 }

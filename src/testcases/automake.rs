@@ -33,10 +33,17 @@ pub fn recognise(context: &Context<'_>, command: &CommandRow) -> Claim {
     let mut tests = Vec::new();
     for file in files {
         let path = absolute(&command.directory, &file);
-        let relative = paths::relative(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()), &command.directory, 0)
-            .unwrap_or_else(|| file.clone());
+        let relative = paths::relative(
+            std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()),
+            &command.directory,
+            0,
+        )
+        .unwrap_or_else(|| file.clone());
         let relative = lossy(&relative);
-        let name = relative.strip_suffix(".trs").unwrap_or(&relative).to_string();
+        let name = relative
+            .strip_suffix(".trs")
+            .unwrap_or(&relative)
+            .to_string();
         match read_result(&path) {
             Ok(text) => {
                 let results: Vec<&str> = text
@@ -61,6 +68,7 @@ pub fn recognise(context: &Context<'_>, command: &CommandRow) -> Claim {
                         command_id: command.id,
                         convention: Convention::Automake,
                         note: None,
+                        output_file: Some(path.with_extension("log")),
                     });
                 }
             }
@@ -83,7 +91,12 @@ fn name_as_printed(context: &Context<'_>, command: &CommandRow, tests: &mut [Tes
         .filter_map(|l| l.split_once(": "))
         .filter(|(r, _)| tests.iter().any(|t| t.result == *r))
         .collect();
-    if printed.len() == tests.len() && printed.iter().zip(tests.iter()).all(|((r, _), t)| *r == t.result) {
+    if printed.len() == tests.len()
+        && printed
+            .iter()
+            .zip(tests.iter())
+            .all(|((r, _), t)| *r == t.result)
+    {
         for ((_, name), test) in printed.iter().zip(tests.iter_mut()) {
             test.name = name.trim().to_string();
         }

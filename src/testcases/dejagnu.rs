@@ -58,6 +58,7 @@ pub fn recognise(context: &Context<'_>, command: &CommandRow) -> Claim {
                 command_id: command.id,
                 convention: Convention::DejaGnu,
                 note: None,
+                output_file: None,
             });
         }
     }

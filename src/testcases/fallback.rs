@@ -4,8 +4,8 @@
 //! or an enclosing make's) and runs a program the build produced: a process's
 //! executable, or the command's first word, that another command of the build wrote
 //! (by the record) or had as its target. Its name is that program's path relative to
-//! the command's directory; its result PASS for exit status 0, FAIL otherwise (ERROR
-//! for a signal). Every such test is marked guessed.
+//! the command's directory; its result PASS for exit status 0, SKIP for 77 (the skip
+//! status of automake's and glibc's tests), FAIL otherwise, ERROR for a signal. Every such test is marked guessed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::ffi::OsStrExt;
@@ -116,6 +116,7 @@ pub fn recognise(
             let name = paths::relative(&program, &command.directory, 0).unwrap_or(program);
             let result = match (command.exit_code, command.signal) {
                 (Some(0), _) => "PASS",
+                (Some(77), _) => "SKIP",
                 (_, Some(_)) => "ERROR",
                 _ => "FAIL",
             };
@@ -127,6 +128,7 @@ pub fn recognise(
                 command_id: command.id,
                 convention: Convention::Fallback,
                 note: Some("guessed from the exit status".into()),
+                output_file: None,
             }]));
         }
     }
@@ -141,8 +143,7 @@ fn produced(context: &Context<'_>, command: &CommandRow, program: &[u8]) -> Resu
     }
     Ok(context.commands.iter().any(|c| {
         c.id != command.id
-            && paths::normalize(absolute(&c.directory, &c.target).as_os_str().as_bytes())
-                == program
+            && paths::normalize(absolute(&c.directory, &c.target).as_os_str().as_bytes()) == program
     }))
 }
 

@@ -57,6 +57,7 @@ pub fn recognise(context: &Context<'_>, command: &CommandRow) -> Claim {
                 command_id: command.id,
                 convention: Convention::Glibc,
                 note: None,
+                output_file: output_file(command),
             },
             None => unresolved(
                 command,
@@ -68,6 +69,14 @@ pub fn recognise(context: &Context<'_>, command: &CommandRow) -> Claim {
         Err(why) => unresolved(command, Convention::Glibc, name.clone(), why),
     };
     Claim::Tests(vec![test])
+}
+
+/// The test's output: the recipe's target, `$(objpfx)TEST.out`, when it is one.
+fn output_file(command: &CommandRow) -> Option<std::path::PathBuf> {
+    command
+        .target
+        .ends_with(b".out")
+        .then(|| absolute(&command.directory, &command.target))
 }
 
 /// The subdir a glibc make ran in: the last component of its directory.
@@ -124,7 +133,9 @@ mod tests {
     fn the_result_file_is_after_the_redirection() {
         let w = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
         assert_eq!(
-            redirect(&w("evaluate-test.sh s/t 0 false false > /b/s/t.test-result")),
+            redirect(&w(
+                "evaluate-test.sh s/t 0 false false > /b/s/t.test-result"
+            )),
             Some("/b/s/t.test-result")
         );
         assert_eq!(

@@ -1,7 +1,8 @@
 //! JUnit XML as GitLab and Jenkins read it: `<testsuites>` holding one `<testsuite>`
 //! per directory, a `<testcase classname="DIR" name="NAME" time="S">` per test, and in
 //! it `<failure>` (FAIL, XPASS, KPASS) or `<error>` (ERROR, UNRESOLVED) with the
-//! running command's output, or `<skipped>` (UNSUPPORTED, SKIP, UNTESTED). Other
+//! running command's output and the test's output file (glibc's `.out`, automake's
+//! `.log`), its last 64 KiB, or `<skipped>` (UNSUPPORTED, SKIP, UNTESTED). Other
 //! results (PASS, XFAIL, KFAIL …) are passes. Text is escaped, and characters XML 1.0
 //! cannot hold are dropped.
 
@@ -39,7 +40,8 @@ pub fn render(list: &TestList) -> Result<String> {
     for t in &list.tests {
         suites.entry(list.directory(t)).or_default().push(t);
     }
-    let count = |tests: &[&TestCase], o: Outcome| tests.iter().filter(|t| outcome(&t.result) == o).count();
+    let count =
+        |tests: &[&TestCase], o: Outcome| tests.iter().filter(|t| outcome(&t.result) == o).count();
     let time = |tests: &[&TestCase]| tests.iter().filter_map(|t| t.seconds).sum::<f64>();
     let all: Vec<&TestCase> = list.tests.iter().collect();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -84,10 +86,18 @@ pub fn render(list: &TestList) -> Result<String> {
                     escape(&message)
                 )?,
                 o => {
-                    let tag = if o == Outcome::Failure { "failure" } else { "error" };
+                    let tag = if o == Outcome::Failure {
+                        "failure"
+                    } else {
+                        "error"
+                    };
                     let output = list.store.output(t.command_id)?;
                     let mut text = output.stdout;
                     text.extend_from_slice(&output.stderr);
+                    if let Some(file) = &t.output_file {
+                        // As it is now; a file gone since is no failure of the listing.
+                        text.extend(std::fs::read(file).unwrap_or_default());
+                    }
                     let text = &text[text.len().saturating_sub(OUTPUT_LIMIT)..];
                     writeln!(
                         out,

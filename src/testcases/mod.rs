@@ -88,6 +88,9 @@ pub struct TestCase {
     /// Why the result is what it is when makescope, not the project, decided it
     /// (UNRESOLVED: the missing file; a guess: "guessed from the exit status").
     pub note: Option<String>,
+    /// Where the convention keeps the test's own output, when not on the command's
+    /// stdout (glibc's `TEST.out`, automake's `TEST.log`).
+    pub output_file: Option<PathBuf>,
 }
 
 impl TestCase {
@@ -219,6 +222,7 @@ fn recognise(context: &Context<'_>, command: &CommandRow) -> Claim {
             command_id: command.id,
             convention: Convention::Hook,
             note: None,
+            output_file: None,
         }]);
     }
     for recogniser in [glibc::recognise, automake::recognise, dejagnu::recognise] {
@@ -244,7 +248,10 @@ fn rank(result: &str) -> (usize, &str) {
         "ERROR",
     ];
     (
-        ORDER.iter().position(|r| *r == result).unwrap_or(ORDER.len()),
+        ORDER
+            .iter()
+            .position(|r| *r == result)
+            .unwrap_or(ORDER.len()),
         result,
     )
 }
@@ -362,6 +369,7 @@ pub(crate) fn unresolved(
         command_id: command.id,
         convention,
         note: Some(why),
+        output_file: None,
     }
 }
 

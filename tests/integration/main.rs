@@ -21,5 +21,6 @@ mod record_compat;
 mod replay;
 mod targets;
 mod targets_parse;
+mod tests_list;
 mod trace;
 mod trace_bench;
