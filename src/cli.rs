@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser};
 
-use makescope::commands::{show, targets, tests, Format, Subcommand};
+use makescope::commands::{show, targets, Format, Subcommand};
 use makescope::config::Config;
 use makescope::makedb::TargetsOptions;
 use makescope::output::Mode;
@@ -249,7 +249,7 @@ impl Command {
                     build: args.build,
                     failed_only: args.failed,
                 },
-                tests::View {
+                makescope::commands::tests::View {
                     format: format(args.json),
                     junit: args.junit,
                 },

@@ -168,7 +168,7 @@ impl Table {
 }
 
 #[cfg(test)]
-mod tests {
+mod table_tests {
     use super::*;
 
     fn text(table: &Table, rows: &[&[&str]]) -> String {
