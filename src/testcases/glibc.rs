@@ -11,7 +11,7 @@
 //! whose first component is the subdir the make ran in (`make -C SRC/string`). The
 //! same script run for anything else (the locale generation steps a subdir's tests
 //! depend on, `localedata/de_DE.UTF-8/LC_CTYPE`, run from `string/`) is claimed as
-//! not a test. A missing or empty result file is UNRESOLVED, as merge-test-results.sh
+//! not a test. At the top directory `$(subdir)` is empty: its tests' names have no `/`. A missing or empty result file is UNRESOLVED, as merge-test-results.sh
 //! reports it.
 
 use super::{absolute, read_result, unresolved, words, Claim, Context, Convention, TestCase};
@@ -29,8 +29,7 @@ pub fn recognise(context: &Context<'_>, command: &CommandRow) -> Claim {
     let Some(name) = words.get(at + 1).filter(|n| !n.contains('$')) else {
         return Claim::NotMine;
     };
-    let subdir = subdir(&command.directory);
-    if name.split('/').next() != Some(subdir.as_str()) {
+    if !of_its_directory(name, &command.directory) {
         return Claim::NotATest;
     }
     let file = match context.written_by(command, ".test-result").pop() {
@@ -79,6 +78,16 @@ fn output_file(command: &CommandRow) -> Option<std::path::PathBuf> {
         .then(|| absolute(&command.directory, &command.target))
 }
 
+/// Whether the test NAME is one of the subdir the make ran in: `string/x` of
+/// `SRC/string`; a name without a `/` is the top directory's (its `$(subdir)` is empty,
+/// as for `c++-types-check`).
+fn of_its_directory(name: &str, directory: &[u8]) -> bool {
+    match name.split_once('/') {
+        Some((first, _)) => first == subdir(directory),
+        None => true,
+    }
+}
+
 /// The subdir a glibc make ran in: the last component of its directory.
 fn subdir(directory: &[u8]) -> String {
     let text = lossy(directory);
@@ -121,6 +130,16 @@ mod tests {
         assert_eq!(parse_line("PAS"), None);
         assert_eq!(parse_line("pass: x"), None);
         assert_eq!(parse_line("PASS: "), None);
+    }
+
+    #[test]
+    fn a_test_belongs_to_the_subdir_its_name_starts_with() {
+        assert!(of_its_directory("string/test-strlen", b"/src/glibc/string"));
+        assert!(!of_its_directory(
+            "localedata/de_DE.UTF-8/LC_CTYPE",
+            b"/src/glibc/string"
+        ));
+        assert!(of_its_directory("c++-types-check", b"/src/glibc"));
     }
 
     #[test]
