@@ -21,6 +21,7 @@ use makescope::output::Mode;
 use makescope::query::{LogOptions, ShowOptions};
 use makescope::record::{MakeOptions, Tracing};
 use makescope::replay::{Mode as ReplayMode, ReplayOptions};
+use makescope::testcases::TestsOptions;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -54,6 +55,10 @@ pub enum Command {
     /// Run a recorded recipe again as make ran it, without make: REF is a command id,
     /// a target, or a path it wrote. Exits with the command's status.
     Replay(ReplayArgs),
+    /// List the test cases of the last build, as its test convention reports them
+    /// (glibc, automake, DejaGnu, a hook, or a guess). Listing without running tests,
+    /// re-running one, and --affected are not there yet.
+    Tests(TestsArgs),
 }
 
 /// How `makescope make` records and prints.
@@ -115,6 +120,22 @@ pub struct LogArgs {
     /// Only commands whose target contains this text.
     #[arg(long, value_name = "TEXT")]
     pub target: Option<String>,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct TestsArgs {
+    /// Print JSON instead of aligned text.
+    #[arg(long)]
+    pub json: bool,
+    /// Only the tests that did not pass (FAIL, XPASS, ERROR, UNRESOLVED).
+    #[arg(long)]
+    pub failed: bool,
+    /// Also write the list as JUnit XML to FILE (one testsuite per directory).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Which build (default: the last one).
     #[arg(long, value_name = "ID")]
     pub build: Option<i64>,
@@ -223,6 +244,16 @@ impl Command {
                     format,
                 )
             }
+            Command::Tests(args) => Subcommand::Tests(
+                TestsOptions {
+                    build: args.build,
+                    failed_only: args.failed,
+                },
+                makescope::commands::tests::View {
+                    format: format(args.json),
+                    junit: args.junit,
+                },
+            ),
             Command::Show(args) => Subcommand::Show(
                 ShowOptions {
                     reference: args.reference.into_vec(),

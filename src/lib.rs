@@ -20,5 +20,6 @@ pub mod query;
 pub mod record;
 pub mod replay;
 pub mod store;
+pub mod testcases;
 pub mod trace;
 pub mod util;

@@ -1,6 +1,6 @@
 //! The subcommands as the user sees them. Each file here takes its subcommand's options,
 //! asks the library module that does the work (its engine: `record`, `query`, `makedb`,
-//! `replay`)
+//! `replay`, `testcases`)
 //! and prints the answer: data to stdout, aligned for people or as JSON; diagnostics to
 //! stderr. It returns the process's exit status.
 //!
@@ -18,6 +18,7 @@ pub mod make;
 pub mod replay;
 pub mod show;
 pub mod targets;
+pub mod tests;
 
 use std::io::Write;
 
@@ -28,6 +29,7 @@ use crate::makedb::TargetsOptions;
 use crate::query::{LogOptions, ShowOptions};
 use crate::record::MakeOptions;
 use crate::replay::ReplayOptions;
+use crate::testcases::TestsOptions;
 
 /// A subcommand with everything it needs, resolved from the command line.
 #[derive(Debug)]
@@ -42,6 +44,8 @@ pub enum Subcommand {
     Targets(TargetsOptions, targets::View),
     /// `makescope replay`: a recorded recipe run again without make.
     Replay(ReplayOptions),
+    /// `makescope tests`: the test cases of a build.
+    Tests(TestsOptions, tests::View),
 }
 
 impl Subcommand {
@@ -53,6 +57,7 @@ impl Subcommand {
             Subcommand::Show(options, view) => show::run(config, &options, &view),
             Subcommand::Targets(options, view) => targets::run(config, &options, &view),
             Subcommand::Replay(options) => replay::run(config, &options),
+            Subcommand::Tests(options, view) => tests::run(config, &options, &view),
         }
     }
 }
@@ -163,7 +168,7 @@ impl Table {
 }
 
 #[cfg(test)]
-mod tests {
+mod table_tests {
     use super::*;
 
     fn text(table: &Table, rows: &[&[&str]]) -> String {

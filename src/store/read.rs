@@ -601,3 +601,32 @@ pub struct CommandTarget {
     /// The directory the command ran in.
     pub directory: Vec<u8>,
 }
+
+impl Store {
+    /// Every (command, path) of a build where the command wrote a path ending in one of
+    /// `suffixes` ([`AccessKind::is_write`]), by command then path: the result files the
+    /// test conventions write (`.test-result`, `.trs`, `.sum`).
+    pub fn written_with_suffix(
+        &self,
+        build_id: i64,
+        suffixes: &[&str],
+    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        let mut found = Vec::new();
+        for suffix in suffixes {
+            let pattern = format!("*{}", suffix.replace(['*', '?', '['], ""));
+            found.extend(self.rows(
+                &format!(
+                    "SELECT DISTINCT a.command_id, p.path FROM access a JOIN path p ON p.id = a.path_id
+                     WHERE a.build_id = ?1 AND a.command_id IS NOT NULL
+                       AND a.kind IN ({}) AND CAST(p.path AS TEXT) GLOB ?2",
+                    AccessKind::sql_ids(AccessKind::is_write)
+                ),
+                params![build_id, pattern],
+                |r| Ok((r.get(0)?, get_bytes(r, 1)?.unwrap_or_default())),
+            )?);
+        }
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+}

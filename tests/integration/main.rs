@@ -22,5 +22,6 @@ mod record_compat;
 mod replay;
 mod targets;
 mod targets_parse;
+mod tests_list;
 mod trace;
 mod trace_bench;

@@ -1,0 +1,395 @@
+//! The test cases of a recorded build: which commands ran tests, under which names, with
+//! which results, as the build's own test convention reports them.
+//!
+//! Each convention is one small recogniser (a submodule) that reads the record (a
+//! command's directory, text, exit status and the files it wrote) and the result files
+//! the convention writes, read from disk at the path the record says the command wrote
+//! them, as they are now. A result file that is missing or cut short makes its test
+//! UNRESOLVED, with why. The recognisers, in the order they are asked:
+//!
+//! 1. a hook's `test_name`/`test_result` in the record (the `tests` view) wins for its
+//!    command;
+//! 2. [`glibc`]: `scripts/evaluate-test.sh NAME …` and the `.test-result` file;
+//! 3. [`automake`]: the parallel harness's `.trs` files (`:test-result:` lines);
+//! 4. [`dejagnu`]: a `.sum` file (`Running x.exp ...`, `PASS: name` lines);
+//! 5. [`fallback`], only when none of those found a test in the build: under a goal named `check`/`test`/`tests`, a command that runs a
+//!    program the build produced, its exit status the result: marked as guessed.
+//!
+//! Results stay as the project spells them. What it owns: recognising and reading
+//! results, and the JUnit rendering ([`junit`]). What it must never do: print, or change
+//! a file of the tree (it only reads).
+
+pub mod automake;
+pub mod dejagnu;
+pub mod fallback;
+pub mod glibc;
+pub mod junit;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::paths;
+use crate::store::{BuildRow, CommandFilter, CommandRow, Store};
+use crate::util::lossy;
+
+/// Which build `tests` lists, and which of its tests.
+#[derive(Debug, Clone, Default)]
+pub struct TestsOptions {
+    /// The build (default: the last one).
+    pub build: Option<i64>,
+    /// Only the tests that did not pass ([`TestCase::failed`]).
+    pub failed_only: bool,
+}
+
+/// Which rule found a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Convention {
+    /// A Python hook named the command's test (the record's `test_name`).
+    Hook,
+    Glibc,
+    Automake,
+    DejaGnu,
+    /// No convention: a built program run under a check goal, its exit status the result.
+    Fallback,
+}
+
+impl Convention {
+    pub fn name(self) -> &'static str {
+        match self {
+            Convention::Hook => "hook",
+            Convention::Glibc => "glibc",
+            Convention::Automake => "automake",
+            Convention::DejaGnu => "dejagnu",
+            Convention::Fallback => "guessed",
+        }
+    }
+}
+
+/// One test case of a build.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestCase {
+    /// The name as the convention reports it (`string/test-strlen`, `sub/t1`).
+    pub name: String,
+    /// The directory of the command that ran it.
+    pub directory: Vec<u8>,
+    /// As the project spells it: PASS, FAIL, XFAIL, XPASS, UNSUPPORTED, SKIP, ERROR,
+    /// UNRESOLVED (makescope's, when a result file is missing or cut short) …
+    pub result: String,
+    /// The running command's duration; `None` when the convention runs many tests in
+    /// one command (DejaGnu) or the command did not end.
+    pub seconds: Option<f64>,
+    /// The command that ran it.
+    pub command_id: i64,
+    pub convention: Convention,
+    /// Why the result is what it is when makescope, not the project, decided it
+    /// (UNRESOLVED: the missing file; a guess: "guessed from the exit status").
+    pub note: Option<String>,
+    /// Where the convention keeps the test's own output, when not on the command's
+    /// stdout (glibc's `TEST.out`, automake's `TEST.log`).
+    pub output_file: Option<PathBuf>,
+}
+
+impl TestCase {
+    /// The results that are not a success, expected failure or skip.
+    pub fn failed(&self) -> bool {
+        matches!(
+            self.result.as_str(),
+            "FAIL" | "XPASS" | "ERROR" | "UNRESOLVED" | "KPASS"
+        )
+    }
+
+    /// A result makescope guessed (no convention recognised).
+    pub fn guessed(&self) -> bool {
+        self.convention == Convention::Fallback
+    }
+}
+
+/// What a recogniser says about one command.
+#[derive(Debug)]
+pub enum Claim {
+    /// Not this convention's: ask the next recogniser.
+    NotMine,
+    /// The convention's, and not a test (glibc's locale generation steps).
+    NotATest,
+    /// The tests it ran.
+    Tests(Vec<TestCase>),
+}
+
+/// What every recogniser may read: the build, its commands, the result files they wrote.
+pub struct Context<'a> {
+    pub store: &'a Store,
+    pub build: &'a BuildRow,
+    pub commands: &'a [CommandRow],
+    /// Per command id, the result files ([`RESULT_SUFFIXES`]) the record says it wrote.
+    pub written: BTreeMap<i64, Vec<Vec<u8>>>,
+}
+
+/// The suffixes of the result files the conventions write.
+pub const RESULT_SUFFIXES: [&str; 3] = [".test-result", ".trs", ".sum"];
+
+impl Context<'_> {
+    /// The files with `suffix` that `command` wrote, by the record.
+    pub fn written_by(&self, command: &CommandRow, suffix: &str) -> Vec<Vec<u8>> {
+        self.written
+            .get(&command.id)
+            .into_iter()
+            .flatten()
+            .filter(|p| p.ends_with(suffix.as_bytes()))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The test cases of one build.
+pub struct TestList {
+    pub store: Store,
+    pub build: BuildRow,
+    /// The top make's directory (`make -C DIR`'s DIR), that directories are shown
+    /// relative to; the build's when unknown.
+    pub top: Vec<u8>,
+    /// By directory, then name (in the order found for equal names).
+    pub tests: Vec<TestCase>,
+}
+
+/// The tests of the build `options` picks.
+pub fn list(config: &Config, options: &TestsOptions) -> Result<TestList> {
+    let (store, build) = config.open_build(options.build)?;
+    let commands = store.commands(build.id, &CommandFilter::default())?;
+    let mut written: BTreeMap<i64, Vec<Vec<u8>>> = BTreeMap::new();
+    for (id, path) in store.written_with_suffix(build.id, &RESULT_SUFFIXES)? {
+        written.entry(id).or_default().push(path);
+    }
+    let context = Context {
+        store: &store,
+        build: &build,
+        commands: &commands,
+        written,
+    };
+    let mut tests = Vec::new();
+    let mut unclaimed = Vec::new();
+    for command in &commands {
+        match recognise(&context, command) {
+            Claim::NotMine => unclaimed.push(command),
+            Claim::NotATest => {}
+            Claim::Tests(found) => tests.extend(found),
+        }
+    }
+    if tests.is_empty() {
+        let under_check = fallback::UnderCheck::new(&store, build.id)?;
+        for command in unclaimed {
+            if let Claim::Tests(found) = fallback::recognise(&context, &under_check, command)? {
+                tests.extend(found);
+            }
+        }
+    }
+    if options.failed_only {
+        tests.retain(TestCase::failed);
+    }
+    tests.sort_by(|a, b| (&a.directory, &a.name).cmp(&(&b.directory, &b.name)));
+    let top = store
+        .makes(build.id)?
+        .into_iter()
+        .find(|m| m.parent_make_id.is_none())
+        .map_or_else(|| build.directory.clone(), |m| m.directory);
+    Ok(TestList {
+        store,
+        build,
+        top,
+        tests,
+    })
+}
+
+/// What the first recogniser that claims `command` says of it: a hook's test name,
+/// then glibc, automake, DejaGnu (the fallback is [`list`]'s second pass).
+fn recognise(context: &Context<'_>, command: &CommandRow) -> Claim {
+    if let Some(name) = &command.test_name {
+        let result = command.test_result.clone().unwrap_or_else(|| {
+            match command.exit_code {
+                Some(0) => "PASS",
+                _ => "FAIL",
+            }
+            .into()
+        });
+        return Claim::Tests(vec![TestCase {
+            name: name.clone(),
+            directory: command.directory.clone(),
+            result,
+            seconds: command.seconds(),
+            command_id: command.id,
+            convention: Convention::Hook,
+            note: None,
+            output_file: None,
+        }]);
+    }
+    for recogniser in [glibc::recognise, automake::recognise, dejagnu::recognise] {
+        match recogniser(context, command) {
+            Claim::NotMine => continue,
+            claim => return claim,
+        }
+    }
+    Claim::NotMine
+}
+
+/// The order results are counted in: the usual ones first, then any other by name.
+fn rank(result: &str) -> (usize, &str) {
+    const ORDER: [&str; 9] = [
+        "PASS",
+        "FAIL",
+        "XFAIL",
+        "XPASS",
+        "UNSUPPORTED",
+        "SKIP",
+        "UNTESTED",
+        "UNRESOLVED",
+        "ERROR",
+    ];
+    (
+        ORDER
+            .iter()
+            .position(|r| *r == result)
+            .unwrap_or(ORDER.len()),
+        result,
+    )
+}
+
+impl TestList {
+    /// How many tests have each result, in [`rank`] order.
+    pub fn counts(&self) -> Vec<(String, usize)> {
+        let mut counts: BTreeMap<(usize, &str), usize> = BTreeMap::new();
+        for t in &self.tests {
+            *counts.entry(rank(&t.result)).or_default() += 1;
+        }
+        counts
+            .into_iter()
+            .map(|((_, r), n)| (r.to_string(), n))
+            .collect()
+    }
+
+    /// `91 tests: 74 PASS, 2 FAIL, 15 UNSUPPORTED`.
+    pub fn summary(&self) -> String {
+        let n = self.tests.len();
+        let counts: Vec<String> = self
+            .counts()
+            .into_iter()
+            .map(|(r, c)| format!("{c} {r}"))
+            .collect();
+        format!(
+            "{n} test{}: {}",
+            if n == 1 { "" } else { "s" },
+            counts.join(", ")
+        )
+    }
+
+    /// A test's directory as printed: relative to the top make's (`.` for it), whole
+    /// when outside it.
+    pub fn directory(&self, test: &TestCase) -> String {
+        match paths::relative(&test.directory, &self.top, 0) {
+            Some(below) => lossy(&below).into_owned(),
+            None => lossy(&test.directory).into_owned(),
+        }
+    }
+
+    /// The README's `tests --json` shape.
+    pub fn to_json(&self) -> Value {
+        let tests: Vec<Value> = self
+            .tests
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t.name,
+                    "directory": self.directory(t),
+                    "result": t.result,
+                    "seconds": t.seconds,
+                    "command": t.command_id,
+                    "convention": t.convention.name(),
+                    "guessed": t.guessed(),
+                    "note": t.note,
+                })
+            })
+            .collect();
+        let counts: serde_json::Map<String, Value> = self
+            .counts()
+            .into_iter()
+            .map(|(r, n)| (r, Value::from(n)))
+            .collect();
+        json!({
+            "build": self.build.id,
+            "tests": tests,
+            "total": self.tests.len(),
+            "counts": counts,
+        })
+    }
+}
+
+/// `path` (as a command wrote or named it) made absolute against `directory`.
+pub(crate) fn absolute(directory: &[u8], path: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+    std::path::Path::new(std::ffi::OsStr::from_bytes(directory)).join(path)
+}
+
+/// A command's words, split on blanks with simple quotes removed: enough to find a
+/// script's arguments in make's expanded command text.
+pub(crate) fn words(command: &[u8]) -> Vec<String> {
+    lossy(command)
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.trim_matches(|c| c == '\'' || c == '"').to_string())
+        .collect()
+}
+
+/// A result file's text, or why it cannot be read as one.
+pub(crate) fn read_result(path: &std::path::Path) -> std::result::Result<String, String> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.is_empty() => Err(format!("{} is empty", path.display())),
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("{} is missing", path.display()))
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// An UNRESOLVED test of `command`, with why.
+pub(crate) fn unresolved(
+    command: &CommandRow,
+    convention: Convention,
+    name: String,
+    why: String,
+) -> TestCase {
+    TestCase {
+        name,
+        directory: command.directory.clone(),
+        result: "UNRESOLVED".into(),
+        seconds: command.seconds(),
+        command_id: command.id,
+        convention,
+        note: Some(why),
+        output_file: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_drop_quotes_and_separators() {
+        assert_eq!(
+            words(b"a 'b c' \"d\";e"),
+            ["a", "'b", "c'", "d", "e"].map(|s| s.trim_matches('\'').to_string())
+        );
+    }
+
+    #[test]
+    fn results_rank_usual_first_then_by_name() {
+        assert!(rank("PASS") < rank("FAIL"));
+        assert!(rank("FAIL") < rank("UNSUPPORTED"));
+        assert!(rank("ERROR") < rank("KFAIL"));
+        assert!(rank("KFAIL") < rank("KPASS"));
+    }
+}

@@ -1,0 +1,267 @@
+//! `makescope tests` through the real binary: for each built-in convention (glibc,
+//! automake's parallel harness, DejaGnu) a fixture in tests/fixtures/tests/ with two
+//! directories, six tests, one failing and one unsupported or skipped, recorded with
+//! `makescope make check`; the listed names and results equal what the convention's own
+//! summary files say (glibc's `subdir-tests.sum`, the `test-suite.log`s, the `.sum`
+//! files), none missing, none extra. Also: the plain fallback's guesses say so; hooks'
+//! test names win; `--failed`; `--junit` parses back with matching counts; a record
+//! with no tests says so; a missing or empty result file is UNRESOLVED with why.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::harness::{installed, Test};
+
+/// The fixture `tests/NAME`, with `makescope make check` run in it.
+fn recorded(name: &str) -> Test {
+    let build = Test::new().fixture(&format!("tests/{name}"));
+    let out = build.then(["make", "check"]);
+    assert!(
+        out.code == Some(0) || out.code == Some(2),
+        "make check: {:?}\n{}",
+        out.code,
+        out.stderr
+    );
+    build
+}
+
+/// `makescope tests --json ARGS`'s tests as "RESULT: NAME" lines per directory, in the
+/// listed order.
+fn listed(build: &Test, args: &[&str]) -> BTreeMap<String, Vec<String>> {
+    let out = build.then(["tests", "--json"].iter().chain(args));
+    out.success();
+    let mut by_directory: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for t in out.json()["tests"].as_array().expect("a tests array") {
+        let directory = t["directory"].as_str().unwrap().to_string();
+        by_directory.entry(directory).or_default().push(format!(
+            "{}: {}",
+            t["result"].as_str().unwrap(),
+            t["name"].as_str().unwrap()
+        ));
+    }
+    by_directory
+}
+
+/// The `RESULT: NAME` lines of a summary file, sorted, RESULT one of `results`.
+fn summary_lines(build: &Test, path: &str, results: &[&str]) -> Vec<String> {
+    let text = std::fs::read_to_string(build.path().join(path)).unwrap();
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| {
+            l.split_once(": ")
+                .is_some_and(|(r, _)| results.contains(&r))
+        })
+        .map(String::from)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn sorted(mut lines: Vec<String>) -> Vec<String> {
+    lines.sort();
+    lines
+}
+
+const GLIBC_RESULTS: [&str; 6] = [
+    "PASS",
+    "FAIL",
+    "XFAIL",
+    "XPASS",
+    "UNSUPPORTED",
+    "UNRESOLVED",
+];
+
+#[test]
+fn glibc_tests_equal_each_subdir_tests_sum_without_the_locale_steps() {
+    let build = recorded("glibc");
+    let listed = listed(&build, &[]);
+    assert_eq!(listed.keys().collect::<Vec<_>>(), ["alpha", "beta"]);
+    for dir in ["alpha", "beta"] {
+        let sum = summary_lines(
+            &build,
+            &format!("build/{dir}/subdir-tests.sum"),
+            &GLIBC_RESULTS,
+        );
+        assert_eq!(sorted(listed[dir].clone()), sum, "{dir}");
+    }
+    // The locale generation step went through evaluate-test.sh too, and is no test.
+    assert!(build
+        .path()
+        .join("build/localedata/de_DE.UTF-8/LC_CTYPE.test-result")
+        .exists());
+    let text = build.then(["tests"]);
+    text.success();
+    assert!(!text.stdout.contains("localedata"), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .ends_with("6 tests: 4 PASS, 1 FAIL, 1 UNSUPPORTED\n"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn automake_tests_equal_each_test_suite_log() {
+    let build = recorded("automake");
+    let listed = listed(&build, &[]);
+    assert_eq!(listed.keys().collect::<Vec<_>>(), ["one", "two"]);
+    let results = ["PASS", "FAIL", "XFAIL", "XPASS", "SKIP", "ERROR"];
+    for dir in ["one", "two"] {
+        let log = format!("{dir}/test-suite.log");
+        let lines = summary_lines(&build, &log, &results);
+        assert_eq!(sorted(listed[dir].clone()), lines, "{dir}");
+        // And the counts block agrees.
+        let text = std::fs::read_to_string(build.path().join(&log)).unwrap();
+        let total = format!("# TOTAL: {}", listed[dir].len());
+        assert!(text.contains(&total), "{text}");
+    }
+    assert!(listed["one"].contains(&"PASS: check-script.sh".to_string()));
+    assert!(listed["two"].contains(&"SKIP: t-skip".to_string()));
+}
+
+#[test]
+fn dejagnu_tests_equal_each_sum_file() {
+    let build = recorded("dejagnu");
+    let listed = listed(&build, &[]);
+    assert_eq!(listed.keys().collect::<Vec<_>>(), ["one", "two"]);
+    for dir in ["one", "two"] {
+        let sum = format!("{dir}/calc.sum");
+        let lines = summary_lines(&build, &sum, &["PASS", "FAIL", "UNSUPPORTED"]);
+        assert_eq!(sorted(listed[dir].clone()), lines, "{dir}");
+        let text = std::fs::read_to_string(build.path().join(&sum)).unwrap();
+        let passes = listed[dir]
+            .iter()
+            .filter(|l| l.starts_with("PASS:"))
+            .count();
+        assert!(
+            text.contains(&format!("# of expected passes\t\t{passes}\n")),
+            "{text}"
+        );
+    }
+    assert_eq!(listed["one"].len() + listed["two"].len(), 6);
+}
+
+#[test]
+fn the_plain_fallback_uses_exit_statuses_and_says_it_guessed() {
+    let build = recorded("plain");
+    let listed = listed(&build, &[]);
+    assert_eq!(listed["one"], ["PASS: t-alpha", "FAIL: t-fails"]);
+    assert_eq!(
+        listed["two"],
+        ["PASS: t-beta", "PASS: t-gamma", "SKIP: t-skip"]
+    );
+    let json = build.then(["tests", "--json"]).json();
+    assert!(json["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["guessed"] == Value::Bool(true) && t["convention"] == "guessed"));
+    let text = build.then(["tests"]);
+    assert!(
+        text.stdout.contains("guessed from the exit status"),
+        "{}",
+        text.stdout
+    );
+    // Building the programs is not a test: only the runs are.
+    assert!(!text.stdout.contains(".in"), "{}", text.stdout);
+}
+
+#[test]
+fn failed_lists_only_what_did_not_pass() {
+    let build = recorded("glibc");
+    let failed = listed(&build, &["--failed"]);
+    assert_eq!(
+        failed.into_values().flatten().collect::<Vec<_>>(),
+        ["FAIL: alpha/tst-fails"]
+    );
+}
+
+#[test]
+fn junit_parses_back_with_counts_that_match() {
+    if !installed("python3") {
+        eprintln!("skipped: no python3 to parse the XML");
+        return;
+    }
+    let build = recorded("glibc");
+    build.then(["tests", "--junit", "junit.xml"]).success();
+    let check = r#"
+import sys, xml.etree.ElementTree as E
+root = E.parse(sys.argv[1]).getroot()
+assert root.tag == "testsuites", root.tag
+for s in root.findall("testsuite"):
+    cases = s.findall("testcase")
+    assert int(s.get("tests")) == len(cases)
+    assert int(s.get("failures")) == sum(1 for c in cases if c.find("failure") is not None)
+    assert int(s.get("skipped")) == sum(1 for c in cases if c.find("skipped") is not None)
+    for c in cases:
+        f = c.find("failure")
+        print(s.get("name"), c.get("classname"), c.get("name"),
+              "failure" if f is not None else "skipped" if c.find("skipped") is not None else "pass",
+              (f.text or "").strip() if f is not None else "")
+"#;
+    let mut python = build.program("python3");
+    python.args(["-c", check, "junit.xml"]);
+    let out = build.run_command(python);
+    out.success();
+    assert_eq!(
+        out.stdout,
+        "alpha alpha alpha/tst-fails failure expected 2, got <3> & more\n\
+         alpha alpha alpha/tst-one pass \n\
+         alpha alpha alpha/tst-script pass \n\
+         alpha alpha alpha/tst-two pass \n\
+         beta beta beta/tst-three pass \n\
+         beta beta beta/tst-unsupported skipped \n"
+    );
+}
+
+#[test]
+fn a_missing_or_empty_result_file_is_unresolved_with_why() {
+    let build = recorded("glibc");
+    std::fs::remove_file(build.path().join("build/beta/tst-three.test-result")).unwrap();
+    std::fs::write(build.path().join("build/alpha/tst-one.test-result"), "").unwrap();
+    let out = build.then(["tests"]);
+    out.success();
+    let line = |name: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name}:\n{}", out.stdout))
+            .to_string()
+    };
+    assert!(
+        line("beta/tst-three ").contains("UNRESOLVED"),
+        "{}",
+        out.stdout
+    );
+    assert!(line("beta/tst-three ").contains("tst-three.test-result is missing"));
+    assert!(line("alpha/tst-one ").contains("tst-one.test-result is empty"));
+    assert!(
+        out.stdout
+            .ends_with("6 tests: 2 PASS, 1 FAIL, 1 UNSUPPORTED, 2 UNRESOLVED\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_record_with_no_tests_says_so_and_succeeds() {
+    let build = Test::new().makefile("all:\n\techo hello > out.txt\n");
+    build.then(["make"]).success();
+    let out = build.then(["tests"]);
+    out.success();
+    assert_eq!(
+        out.stdout,
+        "build 1 has no tests: no command ran a test that makescope recognises\n"
+    );
+}
+
+#[test]
+fn a_hooks_test_names_and_results_win() {
+    let build = Test::new().fixture("python/package");
+    build.then(["make", "--hooks", "hooks.py"]).success();
+    let listed = listed(&build, &[]);
+    assert_eq!(listed["."], ["PASS: t1", "FAIL: t2"]);
+    let json = build.then(["tests", "--json"]).json();
+    assert_eq!(json["tests"][0]["convention"], "hook");
+}
