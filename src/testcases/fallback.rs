@@ -5,7 +5,10 @@
 //! executable, or the command's first word, that another command of the build wrote
 //! (by the record) or had as its target. Its name is that program's path relative to
 //! the command's directory; its result PASS for exit status 0, SKIP for 77 (the skip
-//! status of automake's and glibc's tests), FAIL otherwise, ERROR for a signal. Every such test is marked guessed.
+//! status of automake's and glibc's tests), FAIL otherwise, ERROR for a signal. Every
+//! such test is marked guessed. A program run by several commands in one directory (a
+//! `check` recipe that runs `./hello` once per case) names one test per command:
+//! `hello#1`, `hello#2`, … in the order they ran.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::ffi::OsStrExt;
@@ -147,6 +150,28 @@ fn produced(context: &Context<'_>, command: &CommandRow, program: &[u8]) -> Resu
     }))
 }
 
+/// Tell apart the guessed tests that would share a name in one directory: `NAME#1`,
+/// `NAME#2`, … in the order their commands ran.
+pub fn number_repeats(tests: &mut [TestCase]) {
+    let mut seen: BTreeMap<(Vec<u8>, String), usize> = BTreeMap::new();
+    for test in tests.iter() {
+        *seen
+            .entry((test.directory.clone(), test.name.clone()))
+            .or_default() += 1;
+    }
+    let mut order: Vec<&mut TestCase> = tests.iter_mut().collect();
+    order.sort_by_key(|t| t.command_id);
+    let mut next: BTreeMap<(Vec<u8>, String), usize> = BTreeMap::new();
+    for test in order {
+        let key = (test.directory.clone(), test.name.clone());
+        if seen[&key] > 1 {
+            let n = next.entry(key).or_default();
+            *n += 1;
+            test.name = format!("{}#{n}", test.name);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +187,28 @@ mod tests {
         assert!(!has_check_goal(&argv("make -C check all")));
         assert!(!has_check_goal(&argv("make all")));
         assert!(!has_check_goal(&argv("check")));
+    }
+
+    #[test]
+    fn a_program_run_by_several_commands_names_one_test_each() {
+        let test = |name: &str, directory: &str, command_id: i64| TestCase {
+            name: name.into(),
+            directory: directory.as_bytes().to_vec(),
+            result: "PASS".into(),
+            seconds: None,
+            command_id,
+            convention: Convention::Fallback,
+            note: None,
+            output_file: None,
+        };
+        let mut tests = vec![
+            test("hello", "/b", 9),
+            test("hello", "/a", 4),
+            test("other", "/a", 5),
+            test("hello", "/a", 3),
+        ];
+        number_repeats(&mut tests);
+        let names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["hello", "hello#2", "other", "hello#1"]);
     }
 }

@@ -185,6 +185,7 @@ pub fn list(config: &Config, options: &TestsOptions) -> Result<TestList> {
                 tests.extend(found);
             }
         }
+        fallback::number_repeats(&mut tests);
     }
     if options.failed_only {
         tests.retain(TestCase::failed);
