@@ -1,6 +1,8 @@
 //! The command line: every clap type, and how each becomes the plain options of its
 //! subcommand. clap parses once into [`Arguments`]; [`Arguments::resolve`] turns that
-//! into the [`Config`] the subcommands share and one [`Subcommand`] with its options.
+//! into the [`Config`] the subcommands share and one [`Subcommand`] with its options,
+//! or into a [`Generated`] text made from the command line itself (shell completions,
+//! the man page), which only this module can write since it needs the clap types.
 //! Nothing else looks at the raw arguments.
 //!
 //! This module belongs to the binary, not the library: arrows point out of it. The
@@ -9,15 +11,18 @@
 //! building clap structs. A test below checks that no module of the library names it.
 
 use std::ffi::OsString;
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
-use clap::{Args, Parser};
+use clap::{Args, CommandFactory, Parser};
+use clap_complete::Shell;
 
 use makescope::commands::{show, targets, Format, Subcommand};
 use makescope::config::Config;
 use makescope::makedb::TargetsOptions;
 use makescope::output::Mode;
+use makescope::plugin::PluginOptions;
 use makescope::query::{LogOptions, ShowOptions};
 use makescope::record::{MakeOptions, Tracing};
 use makescope::replay::{Mode as ReplayMode, ReplayOptions};
@@ -40,8 +45,27 @@ pub struct Arguments {
     pub command: Command,
 }
 
+/// Every subcommand: those of the library, then those that print a text made from this
+/// command line (which only this module can make).
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
+    #[command(flatten)]
+    Run(RunCommand),
+    /// Print a completion script for SHELL on stdout.
+    #[command(
+        after_help = "bash: `source <(makescope completions bash)`, or save it as \
+                            ~/.local/share/bash-completion/completions/makescope. \
+                            zsh: save it as _makescope in a directory of $fpath. \
+                            fish: save it as ~/.config/fish/completions/makescope.fish."
+    )]
+    Completions(CompletionsArgs),
+    /// Print makescope's man page (roff, every subcommand) on stdout: `makescope man | man -l -`.
+    Man,
+}
+
+/// The subcommands the library runs.
+#[derive(clap::Subcommand, Debug)]
+pub enum RunCommand {
     /// Run GNU make with these arguments and record the build. makescope's own options
     /// go before `make`; everything after it goes to make unchanged.
     #[command(name = "make")]
@@ -59,6 +83,26 @@ pub enum Command {
     /// (glibc, automake, DejaGnu, a hook, or a guess). Listing without running tests,
     /// re-running one, and --affected are not there yet.
     Tests(TestsArgs),
+    /// Print the path of a copy of the make plugin that stays (written once per
+    /// makescope version under the user's data directory), for any makefile to
+    /// `load $(shell makescope plugin)`; or copy it into DIR.
+    Plugin(PluginArgs),
+}
+
+/// `makescope plugin` arguments.
+#[derive(Args, Debug)]
+pub struct PluginArgs {
+    /// Copy the plugin into DIR (which must exist) as makescope.so, and print that path.
+    #[arg(long, value_name = "DIR")]
+    pub install: Option<PathBuf>,
+}
+
+/// `makescope completions` arguments.
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: Shell,
 }
 
 /// How `makescope make` records and prints.
@@ -222,18 +266,89 @@ pub struct ReplayArgs {
     pub build: Option<i64>,
 }
 
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    /// Run a subcommand, with what the subcommands share.
+    Run(Config, Subcommand),
+    /// Print a text made from the command line's own definition.
+    Print(Generated),
+}
+
+/// A text made from [`Arguments`]' definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generated {
+    /// `makescope completions SHELL`.
+    Completions(Shell),
+    /// `makescope man`.
+    Man,
+}
+
 impl Arguments {
-    /// What the subcommands share, and the one to run.
-    pub fn resolve(self) -> (Config, Subcommand) {
-        (Config::new(self.db), self.command.into_subcommand())
+    /// The subcommand to run and what the subcommands share, or the text to print.
+    pub fn resolve(self) -> Invocation {
+        match self.command {
+            Command::Run(command) => {
+                Invocation::Run(Config::new(self.db), command.into_subcommand())
+            }
+            Command::Completions(args) => Invocation::Print(Generated::Completions(args.shell)),
+            Command::Man => Invocation::Print(Generated::Man),
+        }
     }
 }
 
-impl Command {
+impl Generated {
+    /// Write the text to `out`.
+    pub fn write(self, out: &mut dyn Write) -> io::Result<()> {
+        let mut command = Arguments::command();
+        match self {
+            Generated::Completions(shell) => {
+                clap_complete::generate(shell, &mut command, "makescope", out);
+                Ok(())
+            }
+            Generated::Man => write_man_page(command, out),
+        }
+    }
+}
+
+/// makescope's man page: the top-level page (NAME, SYNOPSIS, DESCRIPTION, OPTIONS, the
+/// list of SUBCOMMANDS), then a section per subcommand with its own synopsis,
+/// description and options as subsections.
+fn write_man_page(mut command: clap::Command, out: &mut dyn Write) -> io::Result<()> {
+    // Building gives every subcommand its full name (`makescope make`) and the global
+    // options.
+    command.build();
+    clap_mangen::Man::new(command.clone()).render(out)?;
+    for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = sub.get_bin_name().unwrap_or(sub.get_name()).to_string();
+        let page = clap_mangen::Man::new(sub.clone());
+        let mut sections = Vec::new();
+        page.render_synopsis_section(&mut sections)?;
+        page.render_description_section(&mut sections)?;
+        if sub.get_arguments().any(|a| !a.is_hide_set()) {
+            page.render_options_section(&mut sections)?;
+        }
+        page.render_extra_section(&mut sections)?;
+        writeln!(out, ".SH \"{}\"", name.to_uppercase())?;
+        // The subcommand's own sections become subsections of its section.
+        for line in String::from_utf8_lossy(&sections).lines() {
+            match line.strip_prefix(".SH ") {
+                Some(title) => writeln!(out, ".SS {title}")?,
+                None => writeln!(out, "{line}")?,
+            }
+        }
+    }
+    Ok(())
+}
+
+impl RunCommand {
     fn into_subcommand(self) -> Subcommand {
         match self {
-            Command::Make(args) => Subcommand::Make(args.into_options()),
-            Command::Log(args) => {
+            RunCommand::Plugin(args) => Subcommand::Plugin(PluginOptions {
+                install: args.install,
+            }),
+            RunCommand::Make(args) => Subcommand::Make(args.into_options()),
+            RunCommand::Log(args) => {
                 let format = format(args.json);
                 Subcommand::Log(
                     LogOptions {
@@ -244,7 +359,7 @@ impl Command {
                     format,
                 )
             }
-            Command::Tests(args) => Subcommand::Tests(
+            RunCommand::Tests(args) => Subcommand::Tests(
                 TestsOptions {
                     build: args.build,
                     failed_only: args.failed,
@@ -254,7 +369,7 @@ impl Command {
                     junit: args.junit,
                 },
             ),
-            Command::Show(args) => Subcommand::Show(
+            RunCommand::Show(args) => Subcommand::Show(
                 ShowOptions {
                     reference: args.reference.into_vec(),
                     build: args.build,
@@ -264,7 +379,7 @@ impl Command {
                     all_files: args.files,
                 },
             ),
-            Command::Targets(args) => Subcommand::Targets(
+            RunCommand::Targets(args) => Subcommand::Targets(
                 TargetsOptions {
                     directory: args.directory,
                     phony_only: args.phony,
@@ -279,7 +394,7 @@ impl Command {
                     prereqs: args.prereqs,
                 },
             ),
-            Command::Replay(args) => Subcommand::Replay(ReplayOptions {
+            RunCommand::Replay(args) => Subcommand::Replay(ReplayOptions {
                 reference: args.reference.into_vec(),
                 build: args.build,
                 line: args.line,
@@ -385,7 +500,9 @@ mod tests {
     fn make_arguments_become_options() {
         let arguments =
             Arguments::parse_from(["makescope", "make", "--trap-only", "-q", "-j4", "all"]);
-        let (_, subcommand) = arguments.resolve();
+        let Invocation::Run(_, subcommand) = arguments.resolve() else {
+            panic!("not a subcommand");
+        };
         let Subcommand::Make(options) = subcommand else {
             panic!("not make: {subcommand:?}");
         };
@@ -409,7 +526,9 @@ mod tests {
             "--build",
             "3",
         ]);
-        let (_, subcommand) = arguments.resolve();
+        let Invocation::Run(_, subcommand) = arguments.resolve() else {
+            panic!("not a subcommand");
+        };
         let Subcommand::Replay(options) = subcommand else {
             panic!("not replay: {subcommand:?}");
         };

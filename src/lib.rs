@@ -15,6 +15,7 @@ pub mod hooks;
 pub mod makedb;
 pub mod output;
 pub mod paths;
+pub mod plugin;
 pub mod protocol;
 pub mod query;
 pub mod record;

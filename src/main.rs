@@ -11,8 +11,14 @@ use clap::Parser;
 use makescope::exit;
 
 fn main() -> ExitCode {
-    let (config, subcommand) = cli::Arguments::parse().resolve();
-    match subcommand.execute(&config) {
+    let result = match cli::Arguments::parse().resolve() {
+        cli::Invocation::Run(config, subcommand) => subcommand.execute(&config),
+        cli::Invocation::Print(text) => text
+            .write(&mut io::stdout().lock())
+            .map(|()| 0)
+            .map_err(anyhow::Error::from),
+    };
+    match result {
         Ok(code) => ExitCode::from(code),
         // `makescope log | head`: a reader that has seen enough is no error.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,

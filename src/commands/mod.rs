@@ -15,6 +15,7 @@
 
 pub mod log;
 pub mod make;
+pub mod plugin;
 pub mod replay;
 pub mod show;
 pub mod targets;
@@ -26,6 +27,7 @@ use anyhow::Result;
 
 use crate::config::Config;
 use crate::makedb::TargetsOptions;
+use crate::plugin::PluginOptions;
 use crate::query::{LogOptions, ShowOptions};
 use crate::record::MakeOptions;
 use crate::replay::ReplayOptions;
@@ -46,6 +48,8 @@ pub enum Subcommand {
     Replay(ReplayOptions),
     /// `makescope tests`: the test cases of a build.
     Tests(TestsOptions, tests::View),
+    /// `makescope plugin`: the make plugin at a path that stays.
+    Plugin(PluginOptions),
 }
 
 impl Subcommand {
@@ -58,6 +62,7 @@ impl Subcommand {
             Subcommand::Targets(options, view) => targets::run(config, &options, &view),
             Subcommand::Replay(options) => replay::run(config, &options),
             Subcommand::Tests(options, view) => tests::run(config, &options, &view),
+            Subcommand::Plugin(options) => plugin::run(&options),
         }
     }
 }

@@ -37,6 +37,11 @@ use crate::util::now_ns;
 
 /// The plugin, built by build.rs and carried inside the binary.
 static PLUGIN: &[u8] = include_bytes!(env!("MAKESCOPE_PLUGIN_SO"));
+
+/// The make plugin's bytes (`makescope.so`), as every recorded make loads it.
+pub fn plugin() -> &'static [u8] {
+    PLUGIN
+}
 /// The shim (src/shim/shim.c, linked statically by build.rs), carried the same way.
 static SHIM: &[u8] = include_bytes!(env!("MAKESCOPE_SHIM_BIN"));
 /// The tracer's in-process fast path, preloaded into traced commands.

@@ -10,6 +10,7 @@ mod harness;
 
 mod faults;
 mod files;
+mod habits;
 mod hooks;
 mod hooks_cli;
 mod hooks_writes;
