@@ -344,9 +344,6 @@ fn write_man_page(mut command: clap::Command, out: &mut dyn Write) -> io::Result
 impl RunCommand {
     fn into_subcommand(self) -> Subcommand {
         match self {
-            RunCommand::Plugin(args) => Subcommand::Plugin(PluginOptions {
-                install: args.install,
-            }),
             RunCommand::Make(args) => Subcommand::Make(args.into_options()),
             RunCommand::Log(args) => {
                 let format = format(args.json);
@@ -405,6 +402,9 @@ impl RunCommand {
                 } else {
                     ReplayMode::Run
                 },
+            }),
+            RunCommand::Plugin(args) => Subcommand::Plugin(PluginOptions {
+                install: args.install,
             }),
         }
     }
@@ -539,6 +539,25 @@ mod tests {
             Arguments::try_parse_from(["makescope", "replay", "x", "--script", "--dry-run"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn completions_and_man_are_printed_not_run() {
+        let arguments = Arguments::parse_from(["makescope", "completions", "zsh"]);
+        assert!(matches!(
+            arguments.resolve(),
+            Invocation::Print(Generated::Completions(Shell::Zsh))
+        ));
+        let arguments = Arguments::parse_from(["makescope", "man"]);
+        assert!(matches!(
+            arguments.resolve(),
+            Invocation::Print(Generated::Man)
+        ));
+        let arguments = Arguments::parse_from(["makescope", "plugin", "--install", "lib"]);
+        let Invocation::Run(_, Subcommand::Plugin(options)) = arguments.resolve() else {
+            panic!("not plugin");
+        };
+        assert_eq!(options.install, Some(PathBuf::from("lib")));
     }
 
     #[test]
