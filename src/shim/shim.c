@@ -125,7 +125,8 @@ static void restore_shell_variable (const char *dir)
     setenv ("SHELL", real, 1);
 }
 
-static void write_all (int fd, const char *p, size_t n)
+/* 0, or the errno of the write that failed. */
+static int write_all (int fd, const char *p, size_t n)
 {
   while (n)
     {
@@ -133,10 +134,11 @@ static void write_all (int fd, const char *p, size_t n)
       if (w < 0 && errno == EINTR)
         continue;
       if (w <= 0)
-        return;
+        return w < 0 ? errno : EIO;
       p += w;
       n -= (size_t) w;
     }
+  return 0;
 }
 
 static void forward (int sig)
@@ -223,8 +225,13 @@ static int start_tracing (int sock, int *ring_fd)
 
 /* ---- the command ------------------------------------------------------------------- */
 
-static void pump_output (int sock, pid_t child, int out, int err, int tee)
+/* Passes the command's output to the recorder and, with `tee`, to our own stdout and
+   stderr. Returns 0, or the errno of the first failed write to our stdout: the command
+   would have seen that error itself had it written there directly. Nothing more is
+   teed to a stream once a write to it failed. */
+static int pump_output (int sock, pid_t child, int out, int err, int tee)
 {
+  int tee_error = 0, tee_open[2] = { tee, tee };
   int pidfd = (int) syscall (SYS_pidfd_open, child, 0);
   struct pollfd fds[3] = { { out, POLLIN, 0 }, { err, POLLIN, 0 }, { pidfd, POLLIN, 0 } };
   static char buffer[MAX_MESSAGE - 64];
@@ -258,8 +265,14 @@ static void pump_output (int sock, pid_t child, int out, int err, int tee)
               open_pipes--;
               continue;
             }
-          if (tee)
-            write_all (i + 1, buffer, (size_t) n);
+          if (tee_open[i])
+            {
+              int error = write_all (i + 1, buffer, (size_t) n);
+              if (error)
+                tee_open[i] = 0;
+              if (error && i == 0 && !tee_error)
+                tee_error = error;
+            }
           struct msg m;
           encode_output (&m, i + 1, buffer, (size_t) n);
           send_msg (sock, &m);
@@ -268,6 +281,7 @@ static void pump_output (int sock, pid_t child, int out, int err, int tee)
     }
   if (pidfd >= 0)
     close (pidfd);
+  return tee_error;
 }
 
 /* Processes the command left running (orphans reparented to us as subreaper). */
@@ -419,7 +433,7 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct job_con
   signal (SIGHUP, forward);
   close (out[1]);
   close (err[1]);
-  pump_output (sock, child, out[0], err[0], tee);
+  int tee_error = pump_output (sock, child, out[0], err[0], tee);
 
   int status = 0;
   struct rusage usage;
@@ -441,6 +455,14 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct job_con
     {
       signal (WTERMSIG (status), SIG_DFL);
       kill (getpid (), WTERMSIG (status));
+    }
+  if (WIFEXITED (status) && WEXITSTATUS (status) == 0 && tee_error)
+    {
+      /* Written straight to stdout, as under make, the command would have failed on
+         this error: make must see the line fail (the record keeps what it did). */
+      fprintf (stderr, "makescope: error: the command's output could not be written: %s\n",
+               strerror (tee_error));
+      return 1;
     }
   return WIFEXITED (status) ? WEXITSTATUS (status) : 127;
 }
