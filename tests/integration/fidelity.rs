@@ -111,3 +111,62 @@ fn a_closed_pipe_on_stdout_is_what_it_is_to_make() {
         assert!(!run.stderr.contains("write error"), "{run:?}");
     }
 }
+
+/// `five` is options/dash-q's: a recipe line that expands to a backslash-newline alone,
+/// which make drops (nothing to do) with its default shell.
+const DASH_Q: &str = "\
+five: ; \\
+ $(.XY)
+
+fresh:
+\ttouch fresh
+
+stale: fresh
+\ttouch stale
+
+recursive:
+\t$(MAKE) stale
+";
+
+#[test]
+fn make_q_answers_as_make_does() {
+    let t = Test::new()
+        .makefile(DASH_Q)
+        .file("stale", "")
+        .file("fresh", "");
+    // `stale` older than `fresh`, whatever the file system's time granularity.
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(t.path().join("stale"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let expected = [("five", 0), ("fresh", 0), ("stale", 1), ("recursive", 1)];
+    for (goal, code) in expected {
+        let mut make = t.program("make");
+        make.args(["-q", goal]);
+        let make = t.run_command(make);
+        assert_eq!(make.code, Some(code), "make -q {goal}: {make:?}");
+        for mode in [&["--plain"][..], &[], &["--no-trace"]] {
+            let args: Vec<&str> = ["make"]
+                .iter()
+                .chain(mode)
+                .chain(&["--", "-q", goal])
+                .copied()
+                .collect();
+            let run = t.then(args.clone());
+            assert_eq!(run.code, make.code, "makescope {args:?}: {run:?}");
+        }
+    }
+    // -q ran nothing and touched nothing.
+    assert!(
+        t.path()
+            .join("stale")
+            .metadata()
+            .unwrap()
+            .modified()
+            .unwrap()
+            == old
+    );
+}
