@@ -110,9 +110,13 @@ static void exec_along (char **argv, const char *path)
   _exit (127);
 }
 
-static void exec_or_die (char **argv)
+/* Run the line as make would have without us: a line that needs no shell (make's
+   fast path) is exec'd directly, so a program that cannot run gets make's message
+   (`make: ./x: No such file or directory`, as for `$(shell ./x)`), not the shell's. */
+static void exec_or_die (char **argv, int argc)
 {
-  exec_along (argv, getenv ("PATH"));
+  char **command = simple_command (argv, argc);
+  exec_along (command ? command : argv, getenv ("PATH"));
 }
 
 /* If the makefile exports SHELL, make put our link in the environment: give the command
@@ -491,9 +495,9 @@ int main (int argc, char **argv)
   int ours = ctx_raw && ctx_parse (ctx_raw, &ctx) == 0 && ctx.make_pid == (long) getppid ();
   int sock = ours ? connect_recorder (getenv (ENV_SOCK)) : -1;
   if (sock < 0)
-    exec_or_die (argv);
+    exec_or_die (argv, argc);
   int code = run (argv, argc, ctx_raw, &ctx, sock);
   if (code < 0)
-    exec_or_die (argv);  /* the recorder is gone: run the command as make would */
+    exec_or_die (argv, argc);  /* the recorder is gone: run the command as make would */
   return code;
 }

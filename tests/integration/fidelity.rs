@@ -170,3 +170,42 @@ fn make_q_answers_as_make_does() {
             == old
     );
 }
+
+#[test]
+fn a_program_that_cannot_run_is_reported_as_make_reports_it() {
+    // A recipe line and a `$(shell)` in a recipe, each needing no shell: make execs
+    // them itself and says why it could not.
+    let t = Test::new().makefile("line: ; ./missing\nshell: ; @echo $(shell ./missing)\n");
+    for goal in ["line", "shell"] {
+        let mut make = t.program("make");
+        make.arg(goal);
+        let make = t.run_command(make);
+        assert!(
+            make.stderr
+                .contains("make: ./missing: No such file or directory"),
+            "{make:?}"
+        );
+        for mode in [&["--plain"][..], &["--plain", "--no-trace"]] {
+            let args: Vec<&str> = ["make"]
+                .iter()
+                .chain(mode)
+                .chain(&["--", goal])
+                .copied()
+                .collect();
+            let run = t.then(args);
+            assert_eq!(run.code, make.code, "{goal} {mode:?}: {run:?}");
+            // make's lines, in make's order; then makescope's summary.
+            let lines: Vec<&str> = run
+                .stderr
+                .lines()
+                .filter(|l| !l.starts_with("makescope: "))
+                .collect();
+            assert_eq!(
+                lines,
+                make.stderr.lines().collect::<Vec<_>>(),
+                "{goal} {mode:?}"
+            );
+            assert_eq!(run.stdout, make.stdout, "{goal} {mode:?}");
+        }
+    }
+}
