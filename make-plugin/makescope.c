@@ -5,7 +5,8 @@
  *    the shim whose path spells the makefile's own SHELL (looked up in make's global
  *    scope, so `SHELL := /bin/bash` and command-line SHELL=… are kept):
  *    `<dir>/abs/bin/bash` for /bin/bash. One word, so .ONESHELL (which does not split
- *    SHELL) works, and make's bourne-shell checks see `bash`;
+ *    SHELL) works, and make's bourne-shell checks see `bash`. Under -q make keeps its
+ *    own SHELL (see shell_fn);
  *  - every recipe's environment gets MAKESCOPE_CTX: the make pid, a job number, $@,
  *    the recipe's makefile and line, $?, SHELL and .SHELLFLAGS;
  *  - each make process announces itself when it starts (and waits to be acknowledged,
@@ -104,6 +105,16 @@ static char *shell_fn (const char *name, unsigned int argc, char **argv)
   if (silent)
     run_silent = 1;     /* make's own echo of each command: the recorder prints instead */
   char *real = global_expand ("$(SHELL)");
+  /* Under -q make runs no line but recursive ones, and answers "out of date" for any
+     line it would have given a shell: with any SHELL but /bin/sh (its default) that is
+     every line, even one that expands to nothing but a backslash-newline, which make
+     itself drops. So make keeps the makefile's own shell: its answers stay make's,
+     and a recursive line runs unrecorded. */
+  char *letters = global_expand ("$(firstword x$(MAKEFLAGS))");
+  int question = strchr (letters, 'q') != NULL;
+  gmk_free (letters);
+  if (question)
+    return real;
   const char *kind = real[0] == '/' ? "/abs" : "/rel/";
   char *r = gmk_alloc (strlen (shell_dir) + strlen (kind) + strlen (real) + 1);
   sprintf (r, "%s%s%s", shell_dir, kind, real);

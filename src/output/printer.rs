@@ -52,6 +52,10 @@ pub struct Printer {
     pending: [Vec<u8>; 2],
     first_failure: Option<i64>,
     start: Instant,
+    /// Whether stdout refused a write: nothing more is written to it.
+    stdout_lost: bool,
+    /// Whether a write to stdout failed for another reason than a closed pipe.
+    stdout_failed: bool,
 }
 
 impl Printer {
@@ -97,12 +101,22 @@ impl Printer {
             pending: [Vec::new(), Vec::new()],
             first_failure: None,
             start: Instant::now(),
+            stdout_lost: false,
+            stdout_failed: false,
         }
     }
 
     /// Commands finished so far and how many of them failed.
     pub fn counts(&self) -> (u64, u64) {
         (self.done, self.failed)
+    }
+
+    /// Whether a write to stdout failed (a full disk, an I/O error), other than because
+    /// its reader went away: a closed pipe is no error, as for `makescope log | head`.
+    /// After any failed write nothing more is written to stdout; like make with its
+    /// stdio, the build goes on and the caller tells the error at the end.
+    pub fn stdout_failed(&self) -> bool {
+        self.stdout_failed
     }
 
     /// A recipe line started.
@@ -365,17 +379,24 @@ impl Printer {
     }
 
     fn emit(&mut self, stream: Stream, bytes: &[u8]) {
+        if stream == Stream::Stdout && self.stdout_lost {
+            return;
+        }
         let writer = match stream {
             Stream::Stdout => &mut self.out,
             Stream::Stderr => &mut self.err,
         };
-        let mut write = || {
-            let _ = writer.write_all(bytes);
-            let _ = writer.flush();
-        };
-        match &self.bar {
+        let mut write = || writer.write_all(bytes).and_then(|()| writer.flush());
+        let written = match &self.bar {
             Some(bar) => bar.suspend(write),
             None => write(),
+        };
+        // stderr's errors are dropped, as make drops them.
+        if let (Stream::Stdout, Err(error)) = (stream, written) {
+            self.stdout_lost = true;
+            if error.kind() != std::io::ErrorKind::BrokenPipe {
+                self.stdout_failed = true;
+            }
         }
     }
 }

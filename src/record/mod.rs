@@ -101,6 +101,9 @@ pub struct MakeOptions {
     pub make_args: Vec<OsString>,
 }
 
+/// The status make 4.3 exits with when it finds, closing stdout, that a write failed.
+const STDOUT_WRITE_ERROR: u8 = 1;
+
 /// `makescope make`: run make, record the build, return make's exit status (or
 /// [`exit::HOOKS_FAILED`] when make succeeded and a hook raised).
 pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
@@ -281,7 +284,17 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
         drop(runtime);
         die_by(signal);
     }
+    if ui_result.stdout_failed {
+        // make's stdout is makescope's pipe, so make never sees the error: makescope
+        // tells it with make's words, at the end, as make does when it closes stdout.
+        let program = options
+            .make_program
+            .file_name()
+            .map_or_else(|| "make".into(), |name| name.to_string_lossy());
+        eprintln!("{program}: write error: stdout");
+    }
     Ok(match exit_code {
+        Some(0) if ui_result.stdout_failed => STDOUT_WRITE_ERROR,
         Some(0) if ui_result.hooks_failed => exit::HOOKS_FAILED,
         Some(code) => code as u8,
         None => exit::ERROR,

@@ -39,6 +39,9 @@ pub(crate) enum Event {
 #[derive(Debug, Default)]
 pub(crate) struct UiResult {
     pub hooks_failed: bool,
+    /// A write to makescope's stdout failed (not a closed pipe): make's and the
+    /// commands' output was lost.
+    pub stdout_failed: bool,
 }
 
 pub(crate) fn spawn(
@@ -170,5 +173,8 @@ fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult 
         hooks_failed = true;
     }
     crate::trace::sys::report_thread_cpu("output");
-    UiResult { hooks_failed }
+    UiResult {
+        hooks_failed,
+        stdout_failed: printer.stdout_failed(),
+    }
 }

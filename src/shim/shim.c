@@ -110,9 +110,13 @@ static void exec_along (char **argv, const char *path)
   _exit (127);
 }
 
-static void exec_or_die (char **argv)
+/* Run the line as make would have without us: a line that needs no shell (make's
+   fast path) is exec'd directly, so a program that cannot run gets make's message
+   (`make: ./x: No such file or directory`, as for `$(shell ./x)`), not the shell's. */
+static void exec_or_die (char **argv, int argc)
 {
-  exec_along (argv, getenv ("PATH"));
+  char **command = simple_command (argv, argc);
+  exec_along (command ? command : argv, getenv ("PATH"));
 }
 
 /* If the makefile exports SHELL, make put our link in the environment: give the command
@@ -125,7 +129,8 @@ static void restore_shell_variable (const char *dir)
     setenv ("SHELL", real, 1);
 }
 
-static void write_all (int fd, const char *p, size_t n)
+/* 0, or the errno of the write that failed. */
+static int write_all (int fd, const char *p, size_t n)
 {
   while (n)
     {
@@ -133,10 +138,11 @@ static void write_all (int fd, const char *p, size_t n)
       if (w < 0 && errno == EINTR)
         continue;
       if (w <= 0)
-        return;
+        return w < 0 ? errno : EIO;
       p += w;
       n -= (size_t) w;
     }
+  return 0;
 }
 
 static void forward (int sig)
@@ -223,8 +229,13 @@ static int start_tracing (int sock, int *ring_fd)
 
 /* ---- the command ------------------------------------------------------------------- */
 
-static void pump_output (int sock, pid_t child, int out, int err, int tee)
+/* Passes the command's output to the recorder and, with `tee`, to our own stdout and
+   stderr. Returns 0, or the errno of the first failed write to our stdout: the command
+   would have seen that error itself had it written there directly. Nothing more is
+   teed to a stream once a write to it failed. */
+static int pump_output (int sock, pid_t child, int out, int err, int tee)
 {
+  int tee_error = 0, tee_open[2] = { tee, tee };
   int pidfd = (int) syscall (SYS_pidfd_open, child, 0);
   struct pollfd fds[3] = { { out, POLLIN, 0 }, { err, POLLIN, 0 }, { pidfd, POLLIN, 0 } };
   static char buffer[MAX_MESSAGE - 64];
@@ -258,8 +269,14 @@ static void pump_output (int sock, pid_t child, int out, int err, int tee)
               open_pipes--;
               continue;
             }
-          if (tee)
-            write_all (i + 1, buffer, (size_t) n);
+          if (tee_open[i])
+            {
+              int error = write_all (i + 1, buffer, (size_t) n);
+              if (error)
+                tee_open[i] = 0;
+              if (error && i == 0 && !tee_error)
+                tee_error = error;
+            }
           struct msg m;
           encode_output (&m, i + 1, buffer, (size_t) n);
           send_msg (sock, &m);
@@ -268,6 +285,7 @@ static void pump_output (int sock, pid_t child, int out, int err, int tee)
     }
   if (pidfd >= 0)
     close (pidfd);
+  return tee_error;
 }
 
 /* Processes the command left running (orphans reparented to us as subreaper). */
@@ -419,7 +437,7 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct job_con
   signal (SIGHUP, forward);
   close (out[1]);
   close (err[1]);
-  pump_output (sock, child, out[0], err[0], tee);
+  int tee_error = pump_output (sock, child, out[0], err[0], tee);
 
   int status = 0;
   struct rusage usage;
@@ -441,6 +459,14 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct job_con
     {
       signal (WTERMSIG (status), SIG_DFL);
       kill (getpid (), WTERMSIG (status));
+    }
+  if (WIFEXITED (status) && WEXITSTATUS (status) == 0 && tee_error)
+    {
+      /* Written straight to stdout, as under make, the command would have failed on
+         this error: make must see the line fail (the record keeps what it did). */
+      fprintf (stderr, "makescope: error: the command's output could not be written: %s\n",
+               strerror (tee_error));
+      return 1;
     }
   return WIFEXITED (status) ? WEXITSTATUS (status) : 127;
 }
@@ -469,9 +495,9 @@ int main (int argc, char **argv)
   int ours = ctx_raw && ctx_parse (ctx_raw, &ctx) == 0 && ctx.make_pid == (long) getppid ();
   int sock = ours ? connect_recorder (getenv (ENV_SOCK)) : -1;
   if (sock < 0)
-    exec_or_die (argv);
+    exec_or_die (argv, argc);
   int code = run (argv, argc, ctx_raw, &ctx, sock);
   if (code < 0)
-    exec_or_die (argv);  /* the recorder is gone: run the command as make would */
+    exec_or_die (argv, argc);  /* the recorder is gone: run the command as make would */
   return code;
 }

@@ -9,6 +9,7 @@
 mod harness;
 
 mod faults;
+mod fidelity;
 mod files;
 mod habits;
 mod hooks;

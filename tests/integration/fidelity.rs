@@ -1,0 +1,211 @@
+//! makescope standing in for make: for what make's own test suite checks (issue 25),
+//! `makescope make` answers as `make` does on the same makefile — exit status and
+//! make's messages.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use crate::harness::{makescope_bin, Output, Test};
+
+/// `program ARGS` with its stdout on `/dev/full`, where every write fails (ENOSPC).
+fn to_full_disk<S: AsRef<OsStr>>(t: &Test, program: impl AsRef<OsStr>, args: &[S]) -> Output {
+    let mut command = t.program("sh");
+    command
+        .args(["-c", "exec \"$0\" \"$@\" > /dev/full"])
+        .arg(program)
+        .args(args);
+    t.run_command(command)
+}
+
+/// make's and makescope's runs of `make_args`, stdout on a full disk, in each of
+/// makescope's output modes.
+fn both_to_full_disk(t: &Test, make_args: &[&str]) -> (Output, Vec<Output>) {
+    let make = to_full_disk(t, "make", make_args);
+    let makescope = [
+        &["make", "--plain", "--"][..],
+        &["make", "--"],
+        &["make", "-v", "--"],
+    ]
+    .iter()
+    .map(|mode| {
+        let args: Vec<&str> = mode.iter().chain(make_args).copied().collect();
+        to_full_disk(t, makescope_bin(), &args)
+    })
+    .collect();
+    (make, makescope)
+}
+
+#[test]
+fn a_write_error_on_stdout_fails_the_build_with_makes_message() {
+    let t = Test::new().makefile("all:\n\t@:\n");
+    let (make, makescope) = both_to_full_disk(&t, &["-v"]);
+    assert_eq!(make.code, Some(1), "{make:?}");
+    assert!(
+        make.stderr.contains("make: write error: stdout"),
+        "{make:?}"
+    );
+    for run in makescope {
+        assert_eq!(run.code, make.code, "{run:?}");
+        assert_eq!(
+            run.stderr.matches("make: write error: stdout").count(),
+            1,
+            "{run:?}"
+        );
+    }
+}
+
+#[test]
+fn a_commands_output_lost_to_a_full_disk_fails_its_line_as_under_make() {
+    let t = Test::new().makefile("all:\n\t@echo hello\n");
+    let (make, makescope) = both_to_full_disk(&t, &[]);
+    assert_eq!(make.code, Some(2), "{make:?}");
+    let [plain, concise, verbose] = <[Output; 3]>::try_from(makescope).unwrap();
+    // --plain: the shim tees the line's output to make's stdout and fails the line.
+    assert_eq!(plain.code, make.code, "{plain:?}");
+    assert!(
+        plain.stderr.contains("No space left on device"),
+        "{plain:?}"
+    );
+    // The printer writes it: make succeeded, the output is lost, make's status for that.
+    for run in [concise, verbose] {
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(run.stderr.contains("make: write error: stdout"), "{run:?}");
+    }
+}
+
+/// `program ARGS` with its stdout on a pipe whose reader has gone: every write fails
+/// with EPIPE (or SIGPIPE, for a program that does not ignore it).
+fn to_closed_pipe<S: AsRef<OsStr>>(t: &Test, program: impl AsRef<OsStr>, args: &[S]) -> Output {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a live array of two ints for pipe(2) to fill in.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: pipe(2) just opened both, and nothing else owns them.
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(reader);
+    let mut command = t.program("sh");
+    command
+        .args(["-c", "fd=$1; shift; exec \"$0\" \"$@\" >&$fd"])
+        .arg(program)
+        .arg(writer.as_raw_fd().to_string())
+        .args(args);
+    // The write end is inherited (it is not close-on-exec) until the run ends.
+    let out = t.run_command(command);
+    drop(writer);
+    out
+}
+
+#[test]
+fn a_closed_pipe_on_stdout_is_what_it_is_to_make() {
+    let t = Test::new().makefile("all:\n\t@echo hello\n");
+    // make writes to it itself, and dies of SIGPIPE; so does makescope with --plain,
+    // where make's stdout is makescope's.
+    let make = to_closed_pipe(&t, "make", &["-v"]);
+    assert_eq!(make.signal, Some(libc::SIGPIPE), "{make:?}");
+    let plain = to_closed_pipe(&t, makescope_bin(), &["make", "--plain", "--", "-v"]);
+    assert_eq!(plain.signal, make.signal, "{plain:?}");
+    // makescope's printer writes it: a reader that has seen enough is no error, the
+    // build goes on and its status is make's (README).
+    for mode in ["--quiet", "-v"] {
+        let run = to_closed_pipe(&t, makescope_bin(), &["make", mode]);
+        assert_eq!(run.code, Some(0), "{run:?}");
+        assert!(!run.stderr.contains("write error"), "{run:?}");
+    }
+}
+
+/// `five` is options/dash-q's: a recipe line that expands to a backslash-newline alone,
+/// which make drops (nothing to do) with its default shell.
+const DASH_Q: &str = "\
+five: ; \\
+ $(.XY)
+
+fresh:
+\ttouch fresh
+
+stale: fresh
+\ttouch stale
+
+recursive:
+\t$(MAKE) stale
+";
+
+#[test]
+fn make_q_answers_as_make_does() {
+    let t = Test::new()
+        .makefile(DASH_Q)
+        .file("stale", "")
+        .file("fresh", "");
+    // `stale` older than `fresh`, whatever the file system's time granularity.
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(t.path().join("stale"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let expected = [("five", 0), ("fresh", 0), ("stale", 1), ("recursive", 1)];
+    for (goal, code) in expected {
+        let mut make = t.program("make");
+        make.args(["-q", goal]);
+        let make = t.run_command(make);
+        assert_eq!(make.code, Some(code), "make -q {goal}: {make:?}");
+        for mode in [&["--plain"][..], &[], &["--no-trace"]] {
+            let args: Vec<&str> = ["make"]
+                .iter()
+                .chain(mode)
+                .chain(&["--", "-q", goal])
+                .copied()
+                .collect();
+            let run = t.then(args.clone());
+            assert_eq!(run.code, make.code, "makescope {args:?}: {run:?}");
+        }
+    }
+    // -q ran nothing and touched nothing.
+    assert!(
+        t.path()
+            .join("stale")
+            .metadata()
+            .unwrap()
+            .modified()
+            .unwrap()
+            == old
+    );
+}
+
+#[test]
+fn a_program_that_cannot_run_is_reported_as_make_reports_it() {
+    // A recipe line and a `$(shell)` in a recipe, each needing no shell: make execs
+    // them itself and says why it could not.
+    let t = Test::new().makefile("line: ; ./missing\nshell: ; @echo $(shell ./missing)\n");
+    for goal in ["line", "shell"] {
+        let mut make = t.program("make");
+        make.arg(goal);
+        let make = t.run_command(make);
+        assert!(
+            make.stderr
+                .contains("make: ./missing: No such file or directory"),
+            "{make:?}"
+        );
+        for mode in [&["--plain"][..], &["--plain", "--no-trace"]] {
+            let args: Vec<&str> = ["make"]
+                .iter()
+                .chain(mode)
+                .chain(&["--", goal])
+                .copied()
+                .collect();
+            let run = t.then(args);
+            assert_eq!(run.code, make.code, "{goal} {mode:?}: {run:?}");
+            // make's lines, in make's order; then makescope's summary.
+            let lines: Vec<&str> = run
+                .stderr
+                .lines()
+                .filter(|l| !l.starts_with("makescope: "))
+                .collect();
+            assert_eq!(
+                lines,
+                make.stderr.lines().collect::<Vec<_>>(),
+                "{goal} {mode:?}"
+            );
+            assert_eq!(run.stdout, make.stdout, "{goal} {mode:?}");
+        }
+    }
+}
