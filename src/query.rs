@@ -17,7 +17,7 @@ use crate::paths::absolute;
 use crate::store::{
     BuildRow, CommandFilter, CommandOutput, CommandRow, MakeRow, ProcessRow, Store,
 };
-use crate::util::{json_bytes, split_nul};
+use crate::util::json_bytes;
 
 /// Which commands of which build `log` lists.
 #[derive(Debug, Clone, Default)]
@@ -160,10 +160,7 @@ impl Shown {
             tags: store.tags(c.id)?,
             files,
             processes: store.processes(c.id)?,
-            left_behind: c
-                .left_behind
-                .as_deref()
-                .map(|l| split_nul(l).into_iter().map(<[u8]>::to_vec).collect()),
+            left_behind: c.left_behind.clone(),
             output: store.output(c.id)?,
         })
     }

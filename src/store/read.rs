@@ -75,7 +75,9 @@ pub struct CommandRow {
     /// 1: its files are complete; 0: not traced; 2: it runs a sub-make, whose own
     /// commands are traced.
     pub traced: i64,
-    pub left_behind: Option<Vec<u8>>,
+    /// The processes the command left running when it ended, each `pid argv…`;
+    /// `None` when there were none.
+    pub left_behind: Option<Vec<Vec<u8>>>,
 }
 
 impl CommandRow {
@@ -229,7 +231,7 @@ fn command_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
         test_name: r.get(27)?,
         test_result: r.get(28)?,
         traced: r.get(29)?,
-        left_behind: get_bytes(r, 30)?,
+        left_behind: get_bytes(r, 30)?.map(|b| split(Some(b))),
     })
 }
 
