@@ -280,48 +280,16 @@ fn kill_children() -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::plan::tests::row;
     use super::super::{Mode, Recipe};
     use super::*;
-    use crate::store::CommandRow;
 
     fn recipe(lines: &[(&str, i32)]) -> Recipe {
+        let env = ["PATH=/usr/bin:/bin"];
         Recipe {
-            lines: lines
-                .iter()
-                .enumerate()
-                .map(|(i, (text, code))| CommandRow {
-                    id: i as i64 + 1,
-                    build_id: 1,
-                    make_id: Some(1),
-                    make_level: Some(0),
-                    job: 1,
-                    line_index: i as i64,
-                    target: b"t".to_vec(),
-                    recipe_file: None,
-                    recipe_line: None,
-                    newer: None,
-                    target_existed: None,
-                    directory: b"/".to_vec(),
-                    shell: Some(vec![b"/bin/sh".to_vec()]),
-                    shell_flags: Some(vec![b"-c".to_vec()]),
-                    command: text.as_bytes().to_vec(),
-                    argv: Vec::new(),
-                    env: vec![b"PATH=/usr/bin:/bin".to_vec()],
-                    pid: None,
-                    started_ns: 0,
-                    ended_ns: None,
-                    state: "ok".into(),
-                    exit_code: Some(*code),
-                    signal: None,
-                    user_us: None,
-                    system_us: None,
-                    max_rss_kib: None,
-                    label: None,
-                    test_name: None,
-                    test_result: None,
-                    traced: 0,
-                    left_behind: None,
-                })
+            lines: (1..)
+                .zip(lines)
+                .map(|(id, &(text, code))| row(id, id - 1, text, code, &env))
                 .collect(),
         }
     }

@@ -430,11 +430,18 @@ fn is_shell_link(value: &[u8], shell: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::store::CommandRow;
 
-    fn row(id: i64, line_index: i64, command: &str, exit_code: i32, env: &[&str]) -> CommandRow {
+    /// One recorded line of job 1 (the executor's tests use it too).
+    pub(in crate::replay) fn row(
+        id: i64,
+        line_index: i64,
+        command: &str,
+        exit_code: i32,
+        env: &[&str],
+    ) -> CommandRow {
         CommandRow {
             id,
             build_id: 1,
