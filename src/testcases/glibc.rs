@@ -14,7 +14,10 @@
 //! not a test. At the top directory `$(subdir)` is empty: its tests' names have no `/`. A missing or empty result file is UNRESOLVED, as merge-test-results.sh
 //! reports it.
 
-use super::{absolute, read_result, unresolved, words, Claim, Context, Convention, TestCase};
+use super::{
+    absolute, read_result, simple_commands, unresolved, Claim, Context, Convention, TestCase,
+};
+use crate::output::shell::SimpleCommand;
 use crate::store::CommandRow;
 use crate::util::lossy;
 
@@ -22,11 +25,14 @@ const SCRIPT: &str = "evaluate-test.sh";
 
 /// The test `command` evaluated, if it runs glibc's `evaluate-test.sh`.
 pub fn recognise(context: &Context<'_>, command: &CommandRow) -> Claim {
-    let words = words(&command.command);
-    let Some(at) = words.iter().position(|w| w.ends_with(SCRIPT)) else {
+    let simple = simple_commands(&command.command);
+    let Some((script, at)) = simple.iter().find_map(|c| {
+        let at = c.words.iter().position(|w| w.ends_with(SCRIPT))?;
+        Some((c, at))
+    }) else {
         return Claim::NotMine;
     };
-    let Some(name) = words.get(at + 1).filter(|n| !n.contains('$')) else {
+    let Some(name) = script.words.get(at + 1).filter(|n| !n.contains('$')) else {
         return Claim::NotMine;
     };
     if !of_its_directory(name, &command.directory) {
@@ -34,7 +40,7 @@ pub fn recognise(context: &Context<'_>, command: &CommandRow) -> Claim {
     }
     let file = match context.written_by(command, ".test-result").pop() {
         Some(path) => absolute(&command.directory, &path),
-        None => match redirect(&words[at..]) {
+        None => match result_file(script) {
             Some(path) => absolute(&command.directory, path.as_bytes()),
             None => {
                 return Claim::Tests(vec![unresolved(
@@ -98,16 +104,11 @@ fn subdir(directory: &[u8]) -> String {
         .to_string()
 }
 
-/// The file after `>` in `evaluate-test.sh …> FILE`.
-fn redirect(words: &[String]) -> Option<&str> {
-    let at = words.iter().position(|w| w.starts_with('>'))?;
-    let inline = words[at].trim_start_matches('>');
-    let path = if inline.is_empty() {
-        words.get(at + 1)?.as_str()
-    } else {
-        inline
-    };
-    path.ends_with(".test-result").then_some(path)
+/// The `.test-result` file `evaluate-test.sh …` writes its verdict to (`> FILE`).
+fn result_file(script: &SimpleCommand) -> Option<&str> {
+    script
+        .output_files()
+        .find(|path| path.ends_with(".test-result"))
 }
 
 /// `PASS: string/test-strlen` as (result, name): the result an upper-case word.
@@ -150,17 +151,18 @@ mod tests {
 
     #[test]
     fn the_result_file_is_after_the_redirection() {
-        let w = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let redirect = |text: &str| {
+            let script = simple_commands(text.as_bytes()).remove(0);
+            result_file(&script).map(String::from)
+        };
         assert_eq!(
-            redirect(&w(
-                "evaluate-test.sh s/t 0 false false > /b/s/t.test-result"
-            )),
-            Some("/b/s/t.test-result")
+            redirect("evaluate-test.sh s/t 0 false false > /b/s/t.test-result"),
+            Some("/b/s/t.test-result".into())
         );
         assert_eq!(
-            redirect(&w("evaluate-test.sh s/t 0 false false >/b/s/t.test-result")),
-            Some("/b/s/t.test-result")
+            redirect("evaluate-test.sh s/t 0 false false >/b/s/t.test-result"),
+            Some("/b/s/t.test-result".into())
         );
-        assert_eq!(redirect(&w("evaluate-test.sh s/t 0 > log")), None);
+        assert_eq!(redirect("evaluate-test.sh s/t 0 > log"), None);
     }
 }

@@ -32,6 +32,7 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::config::Config;
+use crate::output::shell::SimpleCommand;
 use crate::paths;
 use crate::store::{BuildRow, CommandFilter, CommandRow, Store};
 use crate::util::lossy;
@@ -326,20 +327,23 @@ impl TestList {
     }
 }
 
-/// `path` (as a command wrote or named it) made absolute against `directory`.
+/// `path` (as a command wrote or named it) joined onto `directory`, as the kernel
+/// resolves it for the command (no lexical `..`: a result file is read from there).
 pub(crate) fn absolute(directory: &[u8], path: &[u8]) -> PathBuf {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
-    std::path::Path::new(std::ffi::OsStr::from_bytes(directory)).join(path)
+    paths::as_path(directory).join(paths::as_path(path))
 }
 
-/// A command's words, split on blanks with simple quotes removed: enough to find a
-/// script's arguments in make's expanded command text.
+/// The simple commands of a command's text, as the labels read them (quotes removed,
+/// `&&`, `;` and `|` separating, redirections apart).
+pub(crate) fn simple_commands(command: &[u8]) -> Vec<SimpleCommand> {
+    crate::output::shell::simple_commands(&lossy(command))
+}
+
+/// Every word of a command's text, its simple commands' one after another.
 pub(crate) fn words(command: &[u8]) -> Vec<String> {
-    lossy(command)
-        .split(|c: char| c.is_whitespace() || c == ';')
-        .filter(|w| !w.is_empty())
-        .map(|w| w.trim_matches(|c| c == '\'' || c == '"').to_string())
+    simple_commands(command)
+        .into_iter()
+        .flat_map(|c| c.words)
         .collect()
 }
 
@@ -379,10 +383,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn words_drop_quotes_and_separators() {
+    fn words_drop_quotes_separators_and_redirections() {
         assert_eq!(
-            words(b"a 'b c' \"d\";e"),
-            ["a", "'b", "c'", "d", "e"].map(|s| s.trim_matches('\'').to_string())
+            words(b"a 'b c' \"d\";e > f"),
+            ["a", "b c", "d", "e"].map(String::from)
         );
     }
 
