@@ -380,7 +380,7 @@ impl Runtime {
         std::fs::write(&filter, crate::trace::Filter::new(options).program_bytes())
             .with_context(|| format!("cannot write {}", filter.display()))?;
         let preload = if fast_path {
-            let path = dir.join("makescope-preload.so");
+            let path = dir.join(crate::trace::HELPER_FILE);
             std::fs::write(&path, PRELOAD)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             Some(path)

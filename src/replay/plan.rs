@@ -8,14 +8,14 @@ use std::fmt;
 
 use super::{Mode, Recipe, ReplayError};
 use crate::paths::as_path;
-use crate::protocol::{ASAN_LINK_ORDER, ENV_PREFIX};
+use crate::protocol::ENV_PREFIX;
+use crate::trace::{without_fast_path, HELPER_FILE};
 use crate::util::{looks_secret, lossy};
 
 /// The value the recorder stores in place of a secret (`util::redact_environment`).
 const REDACTED: &[u8] = b"<redacted>";
 /// The file name of the tracer's preload helper in makescope's private directory
 /// (`record::Runtime::create` writes it there).
-const PRELOAD_HELPER: &[u8] = b"makescope-preload.so";
 /// The make plugin's file name; `makescope make` loads it with `--eval=load …`.
 const PLUGIN: &[u8] = b"makescope.so";
 /// The shell links' directory inside makescope's private directory, then `abs` or `rel/`.
@@ -241,8 +241,14 @@ fn environment(
     let mut out = Vec::with_capacity(recorded.len());
     let mut notes = Vec::new();
     let mut missing = Vec::new();
-    let mut helper_removed = false;
-    for entry in recorded {
+    let recorded: Vec<&[u8]> = recorded.iter().map(Vec::as_slice).collect();
+    let is_helper = |w: &[u8]| w.rsplit(|&b| b == b'/').next() == Some(HELPER_FILE.as_bytes());
+    let cleaned = without_fast_path(&recorded, is_helper);
+    let environment: Vec<&[u8]> = match &cleaned {
+        Some(entries) => entries.iter().map(Vec::as_slice).collect(),
+        None => recorded,
+    };
+    for &entry in &environment {
         let Some(eq) = entry.iter().position(|&b| b == b'=') else {
             continue;
         };
@@ -269,15 +275,6 @@ fn environment(
                 }
                 out.push(Variable::Set(with(&kept)));
             }
-            b"LD_PRELOAD" => match without_helper(value) {
-                Some(kept) if kept.len() != value.len() => {
-                    helper_removed = true;
-                    if !kept.is_empty() {
-                        out.push(Variable::Set(with(&kept)));
-                    }
-                }
-                _ => out.push(Variable::Set(entry.clone())),
-            },
             b"SHELL" if is_shell_link(value, shell) => out.push(Variable::Set(with(shell))),
             _ if value == REDACTED && looks_secret(name) => {
                 let shown = lossy(name).into_owned();
@@ -291,22 +288,8 @@ fn environment(
                     missing.push(shown);
                 }
             }
-            _ => out.push(Variable::Set(entry.clone())),
+            _ => out.push(Variable::Set(entry.to_vec())),
         }
-    }
-    if helper_removed {
-        // The shim appended the link-order option with the helper.
-        for variable in &mut out {
-            if let Variable::Set(entry) = variable {
-                if let Some(options) = entry.strip_prefix(b"ASAN_OPTIONS=") {
-                    if let Some(rest) = options.strip_suffix(ASAN_LINK_ORDER.as_bytes()) {
-                        let rest = rest.strip_suffix(b":").unwrap_or(rest);
-                        *entry = [b"ASAN_OPTIONS=".as_slice(), rest].concat();
-                    }
-                }
-            }
-        }
-        out.retain(|v| v != &Variable::Set(b"ASAN_OPTIONS=".to_vec()));
     }
     if !missing.is_empty() {
         return Err(ReplayError::SecretsMissing(missing));
@@ -392,25 +375,6 @@ fn gap<'a>(kept: &[u8], spaces: &'a [u8]) -> &'a [u8] {
     } else {
         &[]
     }
-}
-
-/// `LD_PRELOAD`'s value without the tracer's helper (the shim appended it).
-fn without_helper(value: &[u8]) -> Option<Vec<u8>> {
-    let words: Vec<&[u8]> = value
-        .split(|&b| b == b' ' || b == b':')
-        .filter(|w| !w.is_empty())
-        .collect();
-    let is_helper = |w: &&[u8]| w.rsplit(|&b| b == b'/').next() == Some(PRELOAD_HELPER);
-    if !words.iter().any(is_helper) {
-        return None;
-    }
-    Some(
-        words
-            .into_iter()
-            .filter(|w| !is_helper(w))
-            .collect::<Vec<_>>()
-            .join(&b' '),
-    )
 }
 
 /// `value` is the shim's link for `shell` (`…/makescope-XXXXXX/sh/abs/bin/bash`).

@@ -20,6 +20,7 @@
 
 use std::os::fd::OwnedFd;
 
+mod fastpath;
 mod filter;
 pub mod path;
 mod ring;
@@ -30,6 +31,7 @@ mod syscall;
 
 // The record's access kinds live in `crate::access`, which the store shares.
 pub use crate::access::AccessKind;
+pub use fastpath::{without_fast_path, HELPER_FILE};
 pub use filter::FilterOptions;
 pub use path::{Cursor, PathId, PathTable};
 pub use ring::{Ring, RingKind, RingRecord, FAST_PATH_PAGE};
