@@ -16,8 +16,28 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-/// The plugin's file name, in the data directory and in an install directory.
+/// The plugin's file name: in a build's private directory, in the data directory and in
+/// an install directory.
 pub const FILE_NAME: &str = "makescope.so";
+
+/// The argument `makescope make` gives make to load the plugin at `path`
+/// (`--eval=load PATH`): it travels to every sub-make in `MAKEFLAGS`.
+pub fn load_argument(path: &Path) -> std::ffi::OsString {
+    let mut eval = std::ffi::OsString::from(LOAD);
+    eval.push(path);
+    eval
+}
+
+/// Whether `word` (of make's argv or of `MAKEFLAGS`) is the argument
+/// [`load_argument`] makes, which the user did not give.
+pub fn is_load_argument(word: &[u8]) -> bool {
+    word.starts_with(LOAD.as_bytes())
+        && word
+            .strip_suffix(FILE_NAME.as_bytes())
+            .is_some_and(|dir| dir.ends_with(b"/"))
+}
+
+const LOAD: &str = "--eval=load ";
 
 /// Where `makescope plugin` puts the plugin.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -363,7 +363,7 @@ impl Runtime {
         }
         template.pop();
         let dir = PathBuf::from(OsString::from_vec(template));
-        let plugin = dir.join("makescope.so");
+        let plugin = dir.join(crate::plugin::FILE_NAME);
         std::fs::write(&plugin, PLUGIN)
             .with_context(|| format!("cannot write {}", plugin.display()))?;
         let shell_dir = dir.join("sh");
@@ -464,8 +464,7 @@ fn run_make(
     makedb_dir: &Path,
     to_ui: &mpsc::Sender<ui::Event>,
 ) -> Result<std::process::ExitStatus> {
-    let mut eval = OsString::from("--eval=load ");
-    eval.push(&runtime.plugin);
+    let eval = crate::plugin::load_argument(&runtime.plugin);
     let plain = options.mode == Mode::Plain;
     let mut command = Command::new(&options.make_program);
     command

@@ -16,8 +16,6 @@ use crate::util::{looks_secret, lossy};
 const REDACTED: &[u8] = b"<redacted>";
 /// The file name of the tracer's preload helper in makescope's private directory
 /// (`record::Runtime::create` writes it there).
-/// The make plugin's file name; `makescope make` loads it with `--eval=load …`.
-const PLUGIN: &[u8] = b"makescope.so";
 /// The shell links' directory inside makescope's private directory, then `abs` or `rel/`.
 const SHELL_LINKS: &[u8] = b"/sh/";
 
@@ -352,9 +350,7 @@ fn without_makescope_and_jobserver(value: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
                 jobserver.push(value[range.clone()].to_vec());
                 last = range.end;
                 continue;
-            } else if word.starts_with(b"--eval=load ")
-                && (word.ends_with([b"/", PLUGIN].concat().as_slice()))
-            {
+            } else if crate::plugin::is_load_argument(&word) {
                 kept.extend_from_slice(gap(&kept, &value[last..range.start]));
                 last = range.end;
                 continue;

@@ -347,7 +347,7 @@ fn without_our_plugin(argv: &[u8]) -> Vec<u8> {
     crate::util::join_nul(
         crate::util::split_nul(argv)
             .into_iter()
-            .filter(|a| !(a.starts_with(b"--eval=load ") && a.ends_with(b"/makescope.so"))),
+            .filter(|a| !crate::plugin::is_load_argument(a)),
     )
 }
 
