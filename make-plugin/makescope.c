@@ -180,8 +180,18 @@ static unsigned long long dump_key (const char *makefiles)
     for (size_t i_ = 0; i_ < (n); i_++) h = (h ^ q_[i_]) * 1099511628211ULL; } while (0)
   size_t len = 0;
   char *cmdline = read_all ("/proc/self/cmdline", &len);
-  if (cmdline)
-    MIX (cmdline, len);
+  /* Every argument but the one that loads this plugin: its path is the build's private
+     directory, new on every run, and the dump is the same. */
+  for (size_t i = 0; cmdline && i < len; i += strlen (cmdline + i) + 1)
+    {
+      const char *arg = cmdline + i;
+      size_t n = strlen (arg);
+      static const char load[] = "--eval=load ", so[] = "/makescope.so";
+      if (!strncmp (arg, load, sizeof load - 1) && n >= sizeof so - 1
+          && !strcmp (arg + n - (sizeof so - 1), so))
+        continue;
+      MIX (arg, n + 1);
+    }
   free (cmdline);
   char cwd[4096];
   if (getcwd (cwd, sizeof cwd))
@@ -210,6 +220,11 @@ static char *dump_database (const char *dir, const char *makefiles)
   char tmp[4300];
   snprintf (path, sizeof path, "%s/%016llx.mkdb", dir, dump_key (makefiles));
   if (access (path, F_OK) == 0)
+    return path;
+  /* The recorder compresses dumps when the build ends (src/makedb/dump.rs): the same
+     dump, kept under the same name. */
+  snprintf (tmp, sizeof tmp, "%s.zst", path);
+  if (access (tmp, F_OK) == 0)
     return path;
   snprintf (tmp, sizeof tmp, "%s.%d.tmp", path, (int) getpid ());
   int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

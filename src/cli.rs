@@ -22,6 +22,7 @@ use makescope::commands::{show, targets, Format, Subcommand};
 use makescope::config::Config;
 use makescope::makedb::TargetsOptions;
 use makescope::output::Mode;
+use makescope::gc::GcOptions;
 use makescope::plugin::PluginOptions;
 use makescope::query::{LogOptions, ShowOptions};
 use makescope::record::{MakeOptions, Tracing};
@@ -87,6 +88,21 @@ pub enum RunCommand {
     /// makescope version under the user's data directory), for any makefile to
     /// `load $(shell makescope plugin)`; or copy it into DIR.
     Plugin(PluginArgs),
+    /// Keep the newest builds of the record and remove the rest (their rows and make
+    /// database dumps), giving the space back. Never removes the newest build; refuses
+    /// while a build is being recorded.
+    Gc(GcArgs),
+}
+
+/// `makescope gc` arguments.
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// How many of the newest builds to keep.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub keep: usize,
+    /// Say what would be removed, remove nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
 }
 
 /// `makescope plugin` arguments.
@@ -405,6 +421,10 @@ impl RunCommand {
             }),
             RunCommand::Plugin(args) => Subcommand::Plugin(PluginOptions {
                 install: args.install,
+            }),
+            RunCommand::Gc(args) => Subcommand::Gc(GcOptions {
+                keep: args.keep,
+                dry_run: args.dry_run,
             }),
         }
     }

@@ -13,6 +13,7 @@
 //! here sees its types) or answer a question itself (that is the engine's job, so that
 //! everything a command prints can also be had as data).
 
+pub mod gc;
 pub mod log;
 pub mod make;
 pub mod plugin;
@@ -26,6 +27,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use crate::config::Config;
+use crate::gc::GcOptions;
 use crate::makedb::TargetsOptions;
 use crate::plugin::PluginOptions;
 use crate::query::{LogOptions, ShowOptions};
@@ -50,6 +52,8 @@ pub enum Subcommand {
     Tests(TestsOptions, tests::View),
     /// `makescope plugin`: the make plugin at a path that stays.
     Plugin(PluginOptions),
+    /// `makescope gc`: prune old builds.
+    Gc(GcOptions),
 }
 
 impl Subcommand {
@@ -63,6 +67,7 @@ impl Subcommand {
             Subcommand::Replay(options) => replay::run(config, &options),
             Subcommand::Tests(options, view) => tests::run(config, &options, &view),
             Subcommand::Plugin(options) => plugin::run(&options),
+            Subcommand::Gc(options) => gc::run(config, &options),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! cache directory), or print. It reads the record, never writes it.
 
 pub mod cache;
+pub mod dump;
 pub mod list;
 pub mod model;
 pub mod parse;
@@ -288,8 +289,8 @@ fn recorded_section(
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    if let Some(dump_path) = make.makedb_path.as_ref().filter(|p| p.exists()) {
-        let bytes = std::fs::read(dump_path)
+    if let Some(dump_path) = make.makedb_path.as_ref().filter(|p| dump::locate(p).is_some()) {
+        let bytes = dump::read(dump_path)
             .with_context(|| format!("cannot read {}", dump_path.display()))?;
         match parse::parse_bytes(&bytes) {
             Ok(dump) => {
@@ -306,7 +307,10 @@ fn recorded_section(
                 section.level = Some(make.level as u32);
                 section.argv = vec![argv];
                 section.warnings = dump_warnings(&dump_path.display().to_string(), &dump.errors);
-                return Ok((section, Some(dump_path.clone())));
+                // The file the listing came from, as it is now: its identity keeps the
+                // cached listing valid.
+                let file = dump::locate(dump_path).unwrap_or_else(|| dump_path.clone());
+                return Ok((section, Some(file)));
             }
             Err(e) => warn(&format!(
                 "{}: {e}; running make in {} instead",
@@ -376,7 +380,7 @@ fn recursive(
     let keys: Vec<String> = makes
         .iter()
         .map(
-            |make| match make.makedb_path.as_ref().filter(|p| p.exists()) {
+            |make| match make.makedb_path.as_ref().filter(|p| dump::locate(p).is_some()) {
                 Some(dump) => format!("dump\0{}", dump.display()),
                 None => format!("make\0{}\0{:?}", make.directory.display(), make.argv),
             },

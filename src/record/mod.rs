@@ -127,6 +127,7 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
 
     let argv = crate::util::join_nul(options.make_args.iter().map(|a| a.as_bytes()));
     let directory = top_directory.as_os_str().as_bytes().to_vec();
+    let footprint_before = crate::gc::footprint(&config.db);
     let ids = store.next_ids()?;
     // Held until makescope ends, however it ends: a build left `running` without it was
     // cut off.
@@ -213,6 +214,16 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     let started = std::time::Instant::now();
     let status = run_make(options, &runtime, make_ring, &makedb_dir, &to_ui);
     stopper.stop();
+    // Every make has written its dump: compress them while the record is finished.
+    let compressing = {
+        let dir = makedb_dir.clone();
+        std::thread::Builder::new()
+            .name("dumps".into())
+            .spawn(move || {
+                let _ = crate::trace::sys::set_batch();
+                crate::makedb::dump::compress_all(&dir, 2)
+            })?
+    };
     let leftovers = server
         .join()
         .map_err(|_| anyhow::anyhow!("the event loop panicked"))?;
@@ -261,6 +272,9 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     if let Err(error) = recorded {
         eprintln!("makescope: the record is incomplete: {error:#}");
     }
+    // A dump left raw is still read as it is: only time and space are lost.
+    let _ = compressing.join();
+    size_notice(&config.db, footprint_before);
     if std::env::var_os("MAKESCOPE_TRACE_STATS").is_some() {
         // For measurements: the recorder's CPU against the build's.
         let cpu = |who| {
@@ -299,6 +313,30 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
         Some(code) => code as u8,
         None => exit::ERROR,
     })
+}
+
+/// Say once, when what makescope keeps for this record grew past a threshold
+/// ([`crate::gc::NOTICE_FROM`], or `$MAKESCOPE_SIZE_NOTICE` bytes, then each doubling),
+/// how big it is and how to make it smaller.
+fn size_notice(db: &Path, before: u64) {
+    let from = std::env::var("MAKESCOPE_SIZE_NOTICE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(crate::gc::NOTICE_FROM);
+    let after = crate::gc::footprint(db);
+    if crate::gc::threshold_passed(before, after, from).is_none() {
+        return;
+    }
+    let builds = Store::open_read(db)
+        .and_then(|s| s.build_ids())
+        .map_or(0, |b| b.len());
+    let dir = db.parent().unwrap_or(Path::new("."));
+    eprintln!(
+        "makescope: {} holds {} ({builds} build{}); `makescope gc` keeps the newest 3 and removes the rest",
+        dir.display(),
+        crate::gc::human_bytes(after),
+        if builds == 1 { "" } else { "s" },
+    );
 }
 
 /// Fail early, with what to do, when the kernel will not let us trace.

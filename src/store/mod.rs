@@ -14,6 +14,7 @@
 //! edit a released migration. A file that is not a makescope record, is corrupt, or was
 //! written by a newer makescope is refused before anything touches it.
 
+mod prune;
 mod read;
 mod write;
 

@@ -11,6 +11,7 @@ mod harness;
 mod faults;
 mod fidelity;
 mod files;
+mod footprint;
 mod habits;
 mod hooks;
 mod hooks_cli;
