@@ -119,6 +119,10 @@ pub struct CompletionsArgs {
     /// The shell to complete in.
     #[arg(value_enum, value_name = "SHELL")]
     pub shell: Shell,
+    /// Complete `make` itself instead of makescope: its targets as `makescope targets`
+    /// knows them, phony ones first (bash and fish; fish shows their doc comments).
+    #[arg(long)]
+    pub make: bool,
 }
 
 /// How `makescope make` records and prints.
@@ -234,6 +238,10 @@ pub struct TargetsArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Print `NAME<TAB>DOC` lines, phony targets first, for shell completion
+    /// (`makescope completions --make bash`).
+    #[arg(long, conflicts_with_all = ["json", "prereqs"])]
+    pub complete: bool,
     /// Do not follow a `.DEFAULT` rule that forwards every goal to another make.
     #[arg(long)]
     pub no_follow: bool,
@@ -296,6 +304,8 @@ pub enum Invocation {
 pub enum Generated {
     /// `makescope completions SHELL`.
     Completions(Shell),
+    /// `makescope completions --make SHELL`.
+    MakeCompletions(Shell),
     /// `makescope man`.
     Man,
 }
@@ -306,6 +316,9 @@ impl Arguments {
         match self.command {
             Command::Run(command) => {
                 Invocation::Run(Config::new(self.db), command.into_subcommand())
+            }
+            Command::Completions(args) if args.make => {
+                Invocation::Print(Generated::MakeCompletions(args.shell))
             }
             Command::Completions(args) => Invocation::Print(Generated::Completions(args.shell)),
             Command::Man => Invocation::Print(Generated::Man),
@@ -322,10 +335,74 @@ impl Generated {
                 clap_complete::generate(shell, &mut command, "makescope", out);
                 Ok(())
             }
+            Generated::MakeCompletions(shell) => write_make_completion(shell, out),
             Generated::Man => write_man_page(command, out),
         }
     }
 }
+
+/// Completion of `make`'s goals from `makescope targets --complete`, for bash (names
+/// only: bash cannot show a description) and fish (names and doc comments). Options,
+/// and words after `-f`/`-C`/`-I`/`-o`/`-W`, stay with the completion the shell already
+/// had for make (bash-completion's `_make`, fish's own make completion).
+fn write_make_completion(shell: Shell, out: &mut dyn Write) -> io::Result<()> {
+    match shell {
+        Shell::Bash => out.write_all(MAKE_COMPLETION_BASH.as_bytes()),
+        Shell::Fish => out.write_all(MAKE_COMPLETION_FISH.as_bytes()),
+        other => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("`completions --make` is written for bash and fish, not {other}"),
+        )),
+    }
+}
+
+const MAKE_COMPLETION_BASH: &str = r#"# make's goals from `makescope targets` (phony ones first). Source it after
+# bash-completion: `source <(makescope completions --make bash)`.
+_makescope_make_previous=$(complete -p make 2>/dev/null)
+_makescope_make() {
+    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
+    if [[ $cur == -* || $prev == @(-f|--file|--makefile|-C|--directory|-I|--include-dir|-o|--old-file|-W|--what-if|--assume-new|--assume-old|--new-file) ]]; then
+        if declare -F _make >/dev/null; then _make "$@"; else COMPREPLY=($(compgen -f -- "$cur")); fi
+        return
+    fi
+    local dir=. i word
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        word=${COMP_WORDS[i]}
+        case $word in
+            -C|--directory) dir=${COMP_WORDS[i+1]} ;;
+            -C?*) dir=${word#-C} ;;
+            --directory=*) dir=${word#--directory=} ;;
+        esac
+    done
+    COMPREPLY=()
+    local name
+    while IFS=$'	' read -r name _; do
+        [[ $name == "$cur"* ]] && COMPREPLY+=("$name")
+    done < <(makescope targets -C "$dir" --complete 2>/dev/null)
+}
+complete -o nosort -o bashdefault -o default -F _makescope_make make
+"#;
+
+const MAKE_COMPLETION_FISH: &str = r#"# make's goals from `makescope targets` (phony ones first, with their doc comments).
+# Save as ~/.config/fish/completions/make.fish, or `makescope completions --make fish | source`.
+function __makescope_make_goals
+    set -l dir .
+    set -l words (commandline -opc)
+    for i in (seq (count $words))
+        switch $words[$i]
+            case -C --directory
+                set -l next (math $i + 1)
+                test $next -le (count $words); and set dir $words[$next]
+            case '-C?*'
+                set dir (string sub -s 3 -- $words[$i])
+            case '--directory=*'
+                set dir (string replace -- --directory= '' $words[$i])
+        end
+    end
+    makescope targets -C $dir --complete 2>/dev/null
+end
+complete -c make -f -n 'not string match -q -- "-*" (commandline -ct)' -a '(__makescope_make_goals)'
+"#;
 
 /// makescope's man page: the top-level page (NAME, SYNOPSIS, DESCRIPTION, OPTIONS, the
 /// list of SUBCOMMANDS), then a section per subcommand with its own synopsis,
@@ -405,6 +482,7 @@ impl RunCommand {
                 targets::View {
                     format: format(args.json),
                     prereqs: args.prereqs,
+                    complete: args.complete,
                 },
             ),
             RunCommand::Replay(args) => Subcommand::Replay(ReplayOptions {

@@ -19,6 +19,8 @@ pub struct View {
     pub format: Format,
     /// Show each target's prerequisites.
     pub prereqs: bool,
+    /// `NAME<TAB>DOC` lines, phony targets first, for shell completion.
+    pub complete: bool,
 }
 
 /// Columns never wider than this: one long name must not push every line out.
@@ -26,7 +28,12 @@ const WIDEST_COLUMN: usize = 40;
 
 pub fn run(config: &Config, options: &TargetsOptions, view: &View) -> Result<u8> {
     // Everything besides the options that decides the bytes printed below.
-    let key = format!("{}\0{}", view.prereqs, view.format == Format::Json);
+    let key = format!(
+        "{}\0{}\0{}",
+        view.prereqs,
+        view.format == Format::Json,
+        view.complete
+    );
     let listed = match makedb::targets(config, options, &key, &mut warn)? {
         Listing::Replayed(bytes) => {
             let mut stdout = std::io::stdout().lock();
@@ -82,6 +89,9 @@ fn render(
     base: &Path,
     out: &mut impl Write,
 ) -> Result<()> {
+    if view.complete {
+        return complete(sections, out);
+    }
     if view.format == Format::Json {
         return write_json(
             out,
@@ -144,6 +154,21 @@ fn render(
                 })
                 .collect();
             table.write(out, &rows)?;
+        }
+    }
+    Ok(())
+}
+
+/// One `NAME<TAB>DOC` line per target, phony ones (what people type) first, each name
+/// once: what a shell completes `make`'s goals from.
+fn complete(sections: &[Section], out: &mut impl Write) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for phony in [true, false] {
+        for t in sections.iter().flat_map(|s| &s.targets) {
+            if t.phony == phony && seen.insert(&t.name) {
+                let doc = t.doc.as_deref().unwrap_or_default().replace(['\t', '\n'], " ");
+                writeln!(out, "{}\t{doc}", t.name)?;
+            }
         }
     }
     Ok(())

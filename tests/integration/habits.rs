@@ -16,6 +16,7 @@ const SUBCOMMANDS: &[&str] = &[
     "replay",
     "tests",
     "plugin",
+    "gc",
     "completions",
     "man",
 ];
@@ -72,6 +73,73 @@ fn bash_completes_a_subcommand_from_its_first_letters() {
     offered.success();
     let words: Vec<&str> = offered.stdout.lines().collect();
     assert_eq!(words, ["make", "man"], "{}", offered.stderr);
+}
+
+/// What bash offers on `make WORD<TAB>` (after `cd DIR` when given) with the `--make`
+/// completion sourced, and bash-completion not loaded.
+fn make_completion(test: &Test, line: &str) -> Vec<String> {
+    let script = test.then(["completions", "--make", "bash"]);
+    script.success();
+    std::fs::write(test.path().join("make.bash"), &script.stdout).unwrap();
+    let words: Vec<&str> = line.split(' ').collect();
+    let offered = bash(
+        test,
+        &format!(
+            "source make.bash\n\
+             COMP_WORDS=({line}); COMP_CWORD={}\n\
+             COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}\n\
+             _makescope_make make '{}' '{}'\n\
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            words.len() - 1,
+            words[words.len() - 1],
+            words[words.len() - 2],
+        ),
+    );
+    offered.success();
+    offered.stdout.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn bash_completes_make_goals_with_phony_targets_first() {
+    let test = with_makescope_on_path()
+        .makefile(
+            "## Build everything.\nall: prog\nprog: main.o\n\tcc -o $@ $^\n\
+             check: prog\n\t./prog\nclean:\n\trm -f prog *.o\n\
+             .PHONY: all check clean\n",
+        )
+        .file(
+            "sub/Makefile",
+            "install-headers:\n\t@:\ninstall:\n\t@:\n.PHONY: install install-headers\n",
+        );
+    let all = make_completion(&test, "make ");
+    assert_eq!(
+        all.iter().take(3).collect::<Vec<_>>(),
+        ["all", "check", "clean"],
+        "phony goals first, sorted: {all:?}"
+    );
+    assert!(all.contains(&"prog".to_string()), "{all:?}");
+    assert_eq!(make_completion(&test, "make c"), ["check", "clean"]);
+    // `-C DIR` completes that directory's goals.
+    assert_eq!(
+        make_completion(&test, "make -C sub inst"),
+        ["install", "install-headers"]
+    );
+    let fish = test.then(["completions", "--make", "fish"]);
+    fish.success();
+    assert!(fish.stdout.contains("complete -c make"), "{}", fish.stdout);
+    let zsh = test.then(["completions", "--make", "zsh"]);
+    zsh.code(2);
+    assert!(zsh.stderr.contains("bash and fish"), "{}", zsh.stderr);
+}
+
+#[test]
+fn targets_complete_prints_names_and_docs_for_shells() {
+    let test = Test::new().makefile(
+        "## Build everything.\nall: prog\nprog:\n\ttouch $@\n.PHONY: all\n",
+    );
+    let out = test.then(["targets", "--complete"]);
+    out.success();
+    assert_eq!(out.stdout, "all\tBuild everything.\nprog\t\n");
 }
 
 #[test]
