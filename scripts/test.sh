@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for tool in make gcc strace tmux; do
+for tool in make gcc strace tmux sqlite3; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 [ -e /usr/include/gnumake.h ] || missing+=(make)
@@ -23,7 +23,18 @@ cargo build --quiet --bins
 cargo clippy --quiet --all-targets -- -D warnings
 cargo test
 
-# The Python package (maturin builds it in pip's isolated environment) and its tests,
-# which also drive target/debug/makescope on a fixture build.
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pytest ./python
-python3 -m pytest -q python/tests
+# `cargo install` of the crate as packaged, and a traced build by the installed binary.
+scripts/check-install.sh
+
+# The Python package as users get it: a wheel (maturin builds it in pip's isolated
+# environment), installed into a fresh virtual environment by a pip that finds no Rust
+# on its PATH; then its tests, which also drive target/debug/makescope on a fixture.
+wheels=$(mktemp -d)
+trap 'rm -rf "$wheels"' EXIT
+pip=(python3 -m pip --quiet --disable-pip-version-check --root-user-action=ignore)
+"${pip[@]}" wheel --no-deps --wheel-dir "$wheels/dist" ./python
+python3 -m venv "$wheels/venv"
+"$wheels/venv/bin/python" -m pip install --quiet --disable-pip-version-check pytest
+PATH=/usr/bin:/bin "$wheels/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    --no-index "$wheels"/dist/makescope-*.whl
+"$wheels/venv/bin/python" -m pytest -q python/tests

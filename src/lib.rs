@@ -6,6 +6,9 @@
 //! what they answer. The binary's `main.rs` and `cli.rs` only turn the command line into
 //! those options; nothing here sees a clap type.
 
+/// makescope's version (the crate's): the Python package's too.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub mod access;
 pub mod commands;
 pub mod config;

@@ -29,6 +29,9 @@ from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tup
 from . import _native
 from ._native import RecordError
 
+#: makescope's version: the package follows the makescope crate it reads records with.
+__version__: str = _native.VERSION
+
 __all__ = [
     "open",
     "Record",

@@ -326,6 +326,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeRecord>()?;
     m.add("RecordError", m.py().get_type_bound::<RecordError>())?;
     m.add("SCHEMA_VERSION", makescope::store::SCHEMA_VERSION)?;
+    m.add("VERSION", makescope::VERSION)?;
     add_access_kinds(m)
 }
 
