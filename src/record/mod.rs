@@ -465,7 +465,7 @@ fn run_make(
     to_ui: &mpsc::Sender<ui::Event>,
 ) -> Result<std::process::ExitStatus> {
     let eval = crate::plugin::load_argument(&runtime.plugin);
-    let plain = options.mode == Mode::Plain;
+    let plain = options.mode.is_plain();
     let mut command = Command::new(&options.make_program);
     command
         .arg(eval)

@@ -209,3 +209,41 @@ fn a_program_that_cannot_run_is_reported_as_make_reports_it() {
         }
     }
 }
+
+#[test]
+fn plain_quiet_prints_exactly_what_make_prints() {
+    // make's own messages on both streams, a command's output on both, a sub-make, and
+    // (for `fail`) make's error lines and status.
+    let t = Test::new().makefile(
+        "$(info parsing)\n\
+         all: sub\n\t@echo out; echo err >&2\n\t@:\n\
+         sub:\n\t@$(MAKE) --no-print-directory -f Makefile leaf\n\
+         leaf:\n\t$(warning in leaf)@echo leaf\n\
+         fail: all\n\t@exit 3\n",
+    );
+    for goal in ["all", "fail"] {
+        let mut make = t.program("make");
+        make.arg(goal);
+        let make = t.run_command(make);
+        for mode in [&["--plain", "--quiet"][..], &["--plain", "-q", "--no-trace"]] {
+            let args: Vec<&str> = ["make"]
+                .iter()
+                .chain(mode)
+                .chain(&["--", goal])
+                .copied()
+                .collect();
+            let run = t.then(&args);
+            assert_eq!(run.code, make.code, "{args:?}: {run:?}");
+            assert_eq!(run.stdout_bytes, make.stdout_bytes, "{args:?}: {run:?}");
+            assert_eq!(run.stderr_bytes, make.stderr_bytes, "{args:?}: {run:?}");
+        }
+        // Without --quiet, the summary line is the one difference.
+        let run = t.then(["make", "--plain", "--", goal]);
+        assert_eq!(run.stdout_bytes, make.stdout_bytes, "{run:?}");
+        let summary = run.stderr.strip_prefix(&make.stderr);
+        assert!(
+            summary.is_some_and(|s| s.starts_with("makescope: ") && s.lines().count() == 1),
+            "{run:?}"
+        );
+    }
+}
