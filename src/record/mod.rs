@@ -339,6 +339,9 @@ struct Runtime {
     dir: PathBuf,
     socket: PathBuf,
     plugin: PathBuf,
+    /// The makefile MAKEFILES names, which loads the plugin
+    /// ([`crate::plugin::load_makefile`]).
+    makefile: PathBuf,
     shim: PathBuf,
     filter: PathBuf,
     preload: Option<PathBuf>,
@@ -366,6 +369,9 @@ impl Runtime {
         let plugin = dir.join(crate::plugin::FILE_NAME);
         std::fs::write(&plugin, PLUGIN)
             .with_context(|| format!("cannot write {}", plugin.display()))?;
+        let makefile = dir.join(crate::plugin::MAKEFILE_NAME);
+        std::fs::write(&makefile, crate::plugin::load_makefile(&plugin, &makefile)?)
+            .with_context(|| format!("cannot write {}", makefile.display()))?;
         let shell_dir = dir.join("sh");
         std::fs::create_dir(&shell_dir)
             .with_context(|| format!("cannot create {}", shell_dir.display()))?;
@@ -390,6 +396,7 @@ impl Runtime {
         Ok(Runtime {
             socket: dir.join("sock"),
             plugin,
+            makefile,
             shim,
             filter,
             preload,
@@ -446,6 +453,45 @@ fn die_by(signal: i32) -> ! {
     std::process::exit(128 + signal)
 }
 
+/// Whether make's command line `args` sets the variable MAKEFILES (`MAKEFILES=…`,
+/// `MAKEFILES:=…`, `override MAKEFILES+=…`, …), which overrides the environment's.
+fn sets_makefiles(args: &[OsString]) -> bool {
+    let mut after_options = false;
+    args.iter().any(|arg| {
+        let arg = arg.as_bytes();
+        if arg == b"--" {
+            after_options = true;
+        }
+        if arg.starts_with(b"-") && !after_options {
+            return false;
+        }
+        let arg = arg.strip_prefix(b"override ").unwrap_or(arg);
+        let Some(equals) = arg.iter().position(|&b| b == b'=') else {
+            return false;
+        };
+        let name = arg[..equals].trim_ascii_end();
+        let name = name
+            .strip_suffix(b"::")
+            .or_else(|| name.strip_suffix(b":"))
+            .or_else(|| name.strip_suffix(b"+"))
+            .or_else(|| name.strip_suffix(b"?"))
+            .or_else(|| name.strip_suffix(b"!"))
+            .unwrap_or(name);
+        name.trim_ascii() == b"MAKEFILES"
+    })
+}
+
+/// The environment variable `name` with `item` before the rest after `separator` (or
+/// `item` alone when it is unset or empty).
+fn prepended(name: &str, separator: &str, item: &OsStr) -> OsString {
+    let mut value = item.to_os_string();
+    if let Some(old) = std::env::var_os(name).filter(|v| !v.is_empty()) {
+        value.push(separator);
+        value.push(old);
+    }
+    value
+}
+
 /// The environment variable `name` with `item` appended after `separator` (or `item`
 /// alone when it is unset or empty).
 fn appended(name: &str, separator: &str, item: &OsStr) -> OsString {
@@ -464,11 +510,23 @@ fn run_make(
     makedb_dir: &Path,
     to_ui: &mpsc::Sender<ui::Event>,
 ) -> Result<std::process::ExitStatus> {
-    let eval = crate::plugin::load_argument(&runtime.plugin);
     let plain = options.mode.is_plain();
     let mut command = Command::new(&options.make_program);
+    if sets_makefiles(&options.make_args) {
+        // The command line's MAKEFILES hides the environment's from every make of the
+        // build (it travels in MAKEFLAGS): load the plugin the visible way.
+        command
+            .arg(crate::plugin::load_argument(&runtime.plugin))
+            .env_remove(protocol::ENV_MAKEFILE);
+    } else {
+        command
+            .env(
+                "MAKEFILES",
+                prepended("MAKEFILES", " ", runtime.makefile.as_os_str()),
+            )
+            .env(protocol::ENV_MAKEFILE, &runtime.makefile);
+    }
     command
-        .arg(eval)
         .args(&options.make_args)
         .env(protocol::ENV_SOCK, &runtime.socket)
         .env(protocol::ENV_SHIM, &runtime.shim)

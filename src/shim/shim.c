@@ -129,6 +129,41 @@ static void restore_shell_variable (const char *dir)
     setenv ("SHELL", real, 1);
 }
 
+/* Whether the space-separated list `list` has the word `word`. */
+static int has_word (const char *list, const char *word)
+{
+  size_t n = strlen (word);
+  for (const char *p = list; (p = strstr (p, word)) != NULL; p += n)
+    if ((p == list || p[-1] == ' ' || p[-1] == '\t')
+        && (p[n] == '\0' || p[n] == ' ' || p[n] == '\t'))
+      return 1;
+  return 0;
+}
+
+/* The makefile that loads the plugin travels to sub-makes in MAKEFILES: a makefile that
+   set MAKEFILES itself, or unexported it, took it out; put it back in front. */
+static void keep_makefiles_variable (void)
+{
+  const char *ours = getenv (ENV_MAKEFILE);
+  if (!ours || !*ours)
+    return;
+  const char *old = getenv ("MAKEFILES");
+  if (!old || !*old)
+    {
+      setenv ("MAKEFILES", ours, 1);
+      return;
+    }
+  if (has_word (old, ours))
+    return;
+  size_t n = strlen (ours) + 1 + strlen (old) + 1;
+  char *value = malloc (n);
+  if (!value)
+    return;
+  snprintf (value, n, "%s %s", ours, old);
+  setenv ("MAKEFILES", value, 1);
+  free (value);
+}
+
 /* 0, or the errno of the write that failed. */
 static int write_all (int fd, const char *p, size_t n)
 {
@@ -489,6 +524,7 @@ int main (int argc, char **argv)
     }
   if (dir)
     restore_shell_variable (dir);
+  keep_makefiles_variable ();
 
   const char *ctx_raw = getenv (ENV_CTX);
   struct job_context ctx;

@@ -247,3 +247,75 @@ fn plain_quiet_prints_exactly_what_make_prints() {
         );
     }
 }
+
+/// Prints what make tells a makefile about itself, at parse time, in a recipe's
+/// environment and in a sub-make.
+const MAKEFLAGS_SHOWN: &str = "\
+$(info $(MAKELEVEL) parse: MAKEFLAGS=[$(MAKEFLAGS)] MFLAGS=[$(MFLAGS)] MAKEFILE_LIST=[$(MAKEFILE_LIST)] $(flavor MAKEFILE_LIST) .LOADED=[$(.LOADED)])
+all:
+\t@echo \"$(MAKELEVEL) recipe: MAKEFLAGS=[$$MAKEFLAGS]\"
+\t@$(MAKE) -f Makefile sub
+sub:
+\t@echo \"$(MAKELEVEL) sub: MAKEFLAGS=[$(MAKEFLAGS)]\"
+";
+
+#[test]
+fn makeflags_are_what_make_makes_them_at_every_level() {
+    let t = Test::new().makefile(MAKEFLAGS_SHOWN);
+    let flag_sets: [&[&str]; 5] = [
+        &[],
+        &["-s"],
+        &["-k", "-i", "X=1"],
+        &["-n"],
+        &["--no-print-directory", "--eval=Y:=2", "-r"],
+    ];
+    for flags in flag_sets {
+        let mut make = t.program("make");
+        make.args(flags);
+        let make = t.run_command(make);
+        assert!(make.stdout.contains("1 sub: MAKEFLAGS=["), "{make:?}");
+        for mode in [&["--plain", "--quiet"][..], &["--plain", "--quiet", "--no-trace"]] {
+            let args: Vec<&str> = ["make"]
+                .iter()
+                .chain(mode)
+                .chain(&["--"])
+                .chain(flags)
+                .copied()
+                .collect();
+            let run = t.then(&args);
+            assert_eq!(run.stdout, make.stdout, "{args:?}: {run:?}");
+            assert_eq!(run.code, make.code, "{args:?}: {run:?}");
+        }
+    }
+    // Every make was recorded: the sub-make and its command too.
+    let run = t.then(["make", "--no-trace"]);
+    run.success();
+    let log = t.then(["log"]);
+    assert!(log.stdout.contains("sub"), "{log:?}");
+}
+
+#[test]
+fn sub_makes_are_recorded_when_the_makefile_or_the_command_line_sets_makefiles() {
+    // The makefile sets MAKEFILES for its sub-makes: the shim keeps makescope's in front.
+    // The command line sets it: every make loads the plugin from --eval instead.
+    let t = Test::new()
+        .makefile(
+            "export MAKEFILES := common.mk\n\
+             all:\n\t@$(MAKE) -f Makefile sub\n\
+             sub:\n\t@echo $(COMMON)\n",
+        )
+        .file("common.mk", "COMMON = from-common\n");
+    for args in [&["make", "--no-trace"][..], &["make", "--no-trace", "--", "MAKEFILES=common.mk"]] {
+        let run = t.then(args);
+        run.success();
+        assert!(run.stdout.contains("from-common"), "{args:?}: {run:?}");
+        let log = t.then(["log", "--json"]);
+        let targets: Vec<String> = log.json()["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["target"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(targets, ["all", "sub"], "{args:?}: {log:?}");
+    }
+}
