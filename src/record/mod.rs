@@ -107,6 +107,9 @@ const STDOUT_WRITE_ERROR: u8 = 1;
 /// `makescope make`: run make, record the build, return make's exit status (or
 /// [`exit::HOOKS_FAILED`] when make succeeded and a hook raised).
 pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
+    if inside_a_recorded_build() {
+        return Err(join_the_recorded_build(options));
+    }
     let top_directory =
         std::env::current_dir().context("the current directory is not accessible")?;
     let mut store = Store::open_write(&config.db)?;
@@ -451,6 +454,30 @@ fn die_by(signal: i32) -> ! {
     }
     // Only a signal whose default action is not to end the process gets here.
     std::process::exit(128 + signal)
+}
+
+/// Whether this process runs inside a recipe of a build makescope records: the
+/// recorder's socket is in the environment and there.
+fn inside_a_recorded_build() -> bool {
+    std::env::var_os(protocol::ENV_CTX).is_some_and(|c| !c.is_empty())
+        && std::env::var_os(protocol::ENV_SOCK)
+            .is_some_and(|s| !s.is_empty() && Path::new(&s).exists())
+}
+
+/// `makescope make` inside a recipe of a recorded build (a script that stands in for
+/// make, called by name from a makefile): exec make itself, which joins the build as a
+/// sub-make of the command that ran it (the plugin's makefile is in MAKEFILES), in the
+/// outer build's record and under its options. Returns only when make cannot run.
+fn join_the_recorded_build(options: &MakeOptions) -> anyhow::Error {
+    let error = Command::new(&options.make_program)
+        .args(&options.make_args)
+        .exec();
+    match error.kind() {
+        std::io::ErrorKind::NotFound => {
+            anyhow::anyhow!("cannot run {}: not found", options.make_program.display())
+        }
+        _ => anyhow::anyhow!("cannot run {}: {error}", options.make_program.display()),
+    }
 }
 
 /// Whether make's command line `args` sets the variable MAKEFILES (`MAKEFILES=…`,

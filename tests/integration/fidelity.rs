@@ -319,3 +319,33 @@ fn sub_makes_are_recorded_when_the_makefile_or_the_command_line_sets_makefiles()
         assert_eq!(targets, ["all", "sub"], "{args:?}: {log:?}");
     }
 }
+
+#[test]
+fn makescope_standing_in_for_make_inside_a_recorded_build_joins_it() {
+    // A script named make that runs makescope, called by path from a recipe (the shim
+    // cannot tell it is a sub-make: it runs under the line's filter when traced).
+    let t = Test::new().makefile("all:\n\t@ ./make -f Makefile sub\nsub:\n\t@echo in-sub\n");
+    let wrapper = format!(
+        "#!/bin/sh\nexec '{}' make --plain --quiet --make-program make -- \"$@\"\n",
+        makescope_bin().display()
+    );
+    let t = t.file("make", wrapper);
+    std::fs::set_permissions(
+        t.path().join("make"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for mode in [&["make", "--plain"][..], &["make", "--plain", "--no-trace"]] {
+        let run = t.then(mode);
+        run.success();
+        assert!(run.stdout.contains("in-sub"), "{mode:?}: {run:?}");
+        let log = t.then(["log", "--json"]);
+        let targets: Vec<String> = log.json()["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["target"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(targets, ["all", "sub"], "{mode:?}: {log:?}");
+    }
+}
