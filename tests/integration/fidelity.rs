@@ -349,3 +349,63 @@ fn makescope_standing_in_for_make_inside_a_recorded_build_joins_it() {
         assert_eq!(targets, ["all", "sub"], "{mode:?}: {log:?}");
     }
 }
+
+/// `program ARGS` with stdout and stderr both on the file `out` in the test's directory,
+/// which is returned: the jobs below watch it to take turns.
+fn to_shared_file<S: AsRef<OsStr>>(t: &Test, program: impl AsRef<OsStr>, args: &[S]) -> String {
+    let mut command = t.program("sh");
+    command
+        .args(["-c", "exec \"$0\" \"$@\" > out 2>&1"])
+        .arg(program)
+        .args(args);
+    t.run_command(command).success();
+    std::fs::read_to_string(t.path().join("out")).unwrap()
+}
+
+/// Two jobs that take turns writing: each waits (10 s at most) until the other's line is
+/// in `out`, so make's interleaving is one order only. With -O, `b` writes both lines
+/// (one to stderr) and `a` waits for them to be in `out`: for make to have finished `b`
+/// and copied its output.
+const TAKING_TURNS: &str = "\
+wait = n=0; until grep -q $1 out || [ $$n -ge 1000 ]; do sleep 0.01; n=$$((n+1)); done
+all: a b
+a:
+\t@echo a1; $(call wait,b1); echo a2
+b:
+\t@$(call wait,a1); echo b1; $(call wait,a2); echo b2
+sync: sa sb
+sa:
+\t@echo a1; $(call wait,b2); echo a2
+sb:
+\t@echo b1; echo b2 >&2
+";
+
+#[test]
+fn parallel_jobs_interleave_as_under_make_in_plain_mode() {
+    let t = Test::new().makefile(TAKING_TURNS);
+    let make = to_shared_file(&t, "make", &["-j2"]);
+    assert_eq!(make, "a1\nb1\na2\nb2\n");
+    for mode in [&["--plain", "--quiet"][..], &["--plain", "--quiet", "--no-trace"]] {
+        let args: Vec<&str> = ["make"].iter().chain(mode).chain(&["--", "-j2"]).copied().collect();
+        assert_eq!(to_shared_file(&t, makescope_bin(), &args), make, "{args:?}");
+    }
+}
+
+#[test]
+fn output_sync_groups_each_jobs_output_as_under_make() {
+    let t = Test::new().makefile(TAKING_TURNS);
+    // (-Oline is left out: a's first line and b's race there, under make too.)
+    for sync in ["-O", "-Otarget"] {
+        let make = to_shared_file(&t, "make", &["-j2", sync, "sync"]);
+        assert_eq!(make, "b1\nb2\na1\na2\n", "{sync}");
+        for mode in [&["--plain", "--quiet"][..], &["--plain", "--quiet", "--no-trace"]] {
+            let args: Vec<&str> = ["make"]
+                .iter()
+                .chain(mode)
+                .chain(&["--", "-j2", sync, "sync"])
+                .copied()
+                .collect();
+            assert_eq!(to_shared_file(&t, makescope_bin(), &args), make, "{args:?}");
+        }
+    }
+}
