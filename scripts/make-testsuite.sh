@@ -57,11 +57,11 @@ run() {
          test && match($0, /ok +\([0-9]+ passed\)|FAILED \([0-9]+\/[0-9]+ passed\)|N\/A/) {
              result = substr($0, RSTART, RLENGTH); gsub(/ +/, " ", result)
              print test, result; test = "" }' "$work/$name.log" | sort >"$work/$name.results"
-    printf '%-10s %3d categories, %s failed (%s s): %s\n' "$name" \
-        "$(wc -l <"$work/$name.results")" \
-        "$(grep -c ' FAILED ' "$work/$name.results" || true)" \
-        "$((ended - started))" \
-        "$(grep -E '^[0-9]+ Tests? Complete|FAILED [0-9]+|No Failures' "$work/$name.log" | tail -1)"
+    awk -v name="$name" -v seconds="$((ended - started))" '
+        / FAILED \(/ { split($3, n, "/"); gsub(/[^0-9]/, "", n[1]); gsub(/[^0-9]/, "", n[2])
+                       failed += n[2] - n[1]; categories++ }
+        END { printf "%-9s %d categories; %d tests failed in %d categories (%d s)\n",
+                     name, NR, failed, categories, seconds }' "$work/$name.results"
 }
 
 wrapper() {
