@@ -409,3 +409,26 @@ fn output_sync_groups_each_jobs_output_as_under_make() {
         }
     }
 }
+
+#[test]
+fn a_commands_stdout_and_stderr_keep_their_order_on_one_file_in_plain_mode() {
+    // Alternating lines on the two streams, both to the same file: the order is the
+    // command's (make -O hands a job one file for both streams too).
+    let t = Test::new().makefile(
+        "all:\n\t@i=0; while [ $$i -lt 200 ]; do echo out$$i; echo err$$i >&2; i=$$((i+1)); done\n",
+    );
+    for sync in [&[][..], &["-j2", "-O"]] {
+        let make = to_shared_file(&t, "make", sync);
+        assert!(make.starts_with("out0\nerr0\nout1\nerr1\n"), "{make}");
+        for mode in [&["--plain", "--quiet"][..], &["--plain", "--quiet", "--no-trace"]] {
+            let args: Vec<&str> = ["make"]
+                .iter()
+                .chain(mode)
+                .chain(&["--"])
+                .chain(sync)
+                .copied()
+                .collect();
+            assert_eq!(to_shared_file(&t, makescope_bin(), &args), make, "{args:?}");
+        }
+    }
+}
