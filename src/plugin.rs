@@ -60,10 +60,7 @@ pub const MAKEFILE_NAME: &str = "makescope.mk";
 pub fn load_makefile(plugin: &Path, makefile: &Path) -> Result<Vec<u8>> {
     fn word(path: &Path) -> Result<&[u8]> {
         let bytes = path.as_os_str().as_bytes();
-        if bytes
-            .iter()
-            .any(|b| b" \t\n\\$#:;=%()".contains(b))
-        {
+        if bytes.iter().any(|b| b" \t\n\\$#:;=%()".contains(b)) {
             bail!(
                 "the temporary directory must not contain spaces or make's special characters: {}",
                 path.display()
@@ -85,7 +82,6 @@ pub fn is_load_makefile(word: &[u8]) -> bool {
     word.strip_suffix(MAKEFILE_NAME.as_bytes())
         .is_some_and(|dir| dir.ends_with(b"/"))
 }
-
 
 /// Where `makescope plugin` puts the plugin.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

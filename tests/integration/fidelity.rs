@@ -225,7 +225,10 @@ fn plain_quiet_prints_exactly_what_make_prints() {
         let mut make = t.program("make");
         make.arg(goal);
         let make = t.run_command(make);
-        for mode in [&["--plain", "--quiet"][..], &["--plain", "-q", "--no-trace"]] {
+        for mode in [
+            &["--plain", "--quiet"][..],
+            &["--plain", "-q", "--no-trace"],
+        ] {
             let args: Vec<&str> = ["make"]
                 .iter()
                 .chain(mode)
@@ -274,7 +277,10 @@ fn makeflags_are_what_make_makes_them_at_every_level() {
         make.args(flags);
         let make = t.run_command(make);
         assert!(make.stdout.contains("1 sub: MAKEFLAGS=["), "{make:?}");
-        for mode in [&["--plain", "--quiet"][..], &["--plain", "--quiet", "--no-trace"]] {
+        for mode in [
+            &["--plain", "--quiet"][..],
+            &["--plain", "--quiet", "--no-trace"],
+        ] {
             let args: Vec<&str> = ["make"]
                 .iter()
                 .chain(mode)
@@ -305,7 +311,10 @@ fn sub_makes_are_recorded_when_the_makefile_or_the_command_line_sets_makefiles()
              sub:\n\t@echo $(COMMON)\n",
         )
         .file("common.mk", "COMMON = from-common\n");
-    for args in [&["make", "--no-trace"][..], &["make", "--no-trace", "--", "MAKEFILES=common.mk"]] {
+    for args in [
+        &["make", "--no-trace"][..],
+        &["make", "--no-trace", "--", "MAKEFILES=common.mk"],
+    ] {
         let run = t.then(args);
         run.success();
         assert!(run.stdout.contains("from-common"), "{args:?}: {run:?}");
@@ -385,8 +394,16 @@ fn parallel_jobs_interleave_as_under_make_in_plain_mode() {
     let t = Test::new().makefile(TAKING_TURNS);
     let make = to_shared_file(&t, "make", &["-j2"]);
     assert_eq!(make, "a1\nb1\na2\nb2\n");
-    for mode in [&["--plain", "--quiet"][..], &["--plain", "--quiet", "--no-trace"]] {
-        let args: Vec<&str> = ["make"].iter().chain(mode).chain(&["--", "-j2"]).copied().collect();
+    for mode in [
+        &["--plain", "--quiet"][..],
+        &["--plain", "--quiet", "--no-trace"],
+    ] {
+        let args: Vec<&str> = ["make"]
+            .iter()
+            .chain(mode)
+            .chain(&["--", "-j2"])
+            .copied()
+            .collect();
         assert_eq!(to_shared_file(&t, makescope_bin(), &args), make, "{args:?}");
     }
 }
@@ -398,7 +415,10 @@ fn output_sync_groups_each_jobs_output_as_under_make() {
     for sync in ["-O", "-Otarget"] {
         let make = to_shared_file(&t, "make", &["-j2", sync, "sync"]);
         assert_eq!(make, "b1\nb2\na1\na2\n", "{sync}");
-        for mode in [&["--plain", "--quiet"][..], &["--plain", "--quiet", "--no-trace"]] {
+        for mode in [
+            &["--plain", "--quiet"][..],
+            &["--plain", "--quiet", "--no-trace"],
+        ] {
             let args: Vec<&str> = ["make"]
                 .iter()
                 .chain(mode)
@@ -420,7 +440,10 @@ fn a_commands_stdout_and_stderr_keep_their_order_on_one_file_in_plain_mode() {
     for sync in [&[][..], &["-j2", "-O"]] {
         let make = to_shared_file(&t, "make", sync);
         assert!(make.starts_with("out0\nerr0\nout1\nerr1\n"), "{make}");
-        for mode in [&["--plain", "--quiet"][..], &["--plain", "--quiet", "--no-trace"]] {
+        for mode in [
+            &["--plain", "--quiet"][..],
+            &["--plain", "--quiet", "--no-trace"],
+        ] {
             let args: Vec<&str> = ["make"]
                 .iter()
                 .chain(mode)
