@@ -328,7 +328,7 @@ fn check_tracing() -> Result<()> {
         0 => Ok(()),
         3 => bail!(
             "cannot trace files: this process already runs under a seccomp user-notification filter \
-             (makescope inside makescope, or a sandbox); run with --no-trace to record commands without files"
+             (a traced command that runs a makescope of its own, or a sandbox); run with --no-trace to record commands without files"
         ),
         _ => bail!(
             "cannot trace files: the kernel refused a seccomp user-notification filter (needs Linux ≥ 5.5 \
@@ -699,6 +699,18 @@ fn forward_make_output(fd: OwnedFd, stream: Stream, to_ui: mpsc::Sender<ui::Even
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_line_makefiles_is_seen_in_any_spelling() {
+        let sets =
+            |args: &[&str]| sets_makefiles(&args.iter().map(OsString::from).collect::<Vec<_>>());
+        assert!(sets(&["-j2", "MAKEFILES=a.mk"]));
+        assert!(sets(&["MAKEFILES :=a.mk"]));
+        assert!(sets(&["override MAKEFILES+=a.mk"]));
+        assert!(sets(&["--", "MAKEFILES?=a.mk"]));
+        assert!(!sets(&["-j2", "all", "MAKEFILES_X=1", "X=MAKEFILES=1"]));
+        assert!(!sets(&["--eval=MAKEFILES=a.mk"]));
+    }
 
     #[test]
     fn an_interrupted_build_ends_with_the_signal_make_died_of_or_would_have() {
