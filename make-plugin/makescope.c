@@ -12,6 +12,8 @@
  *  - each make process announces itself when it starts (and waits to be acknowledged,
  *    so the recorder knows it before any of its jobs) and when it exits, with a dump of
  *    its database for `makescope targets --recursive`.
+ * makescope loads it through a makefile it names in MAKEFILES (makescope_build_setup),
+ * or with --eval when the command line sets MAKEFILES.
  * Loaded on its own (`load makescope.so` outside makescope) it only provides
  * $(python …) from python.c.
  *
@@ -319,4 +321,13 @@ int makescope_gmk_setup (const gmk_floc *floc)
   gmk_eval ("export " ENV_CTX " = $(makescope-ctx x)\n"
             "%: override SHELL = $(makescope-shell x)\n", floc);
   return 1;
+}
+
+/* The setup `makescope make`'s own makefile (MAKEFILES, src/record/mod.rs) names:
+ * `load …/makescope.so(makescope_build_setup)`. It returns -1, make's "special load",
+ * so that make neither lists the plugin in .LOADED nor tries to remake it as a makefile,
+ * as it would for a load the makefile made itself. */
+int makescope_build_setup (const gmk_floc *floc)
+{
+  return makescope_gmk_setup (floc) ? -1 : 0;
 }

@@ -135,13 +135,14 @@ pub struct BuildArgs {
     /// serves the common ones (LD_PRELOAD): slower; for programs that refuse preloading.
     #[arg(long, conflicts_with = "no_trace")]
     pub trap_only: bool,
-    /// Pass make's own output through unchanged (still recorded).
-    #[arg(long, conflicts_with_all = ["verbose", "quiet"])]
+    /// Pass make's own output through unchanged (still recorded); with --quiet, without
+    /// makescope's summary line too.
+    #[arg(long, conflicts_with = "verbose")]
     pub plain: bool,
     /// Print every full command, as plain make would.
     #[arg(short, long)]
     pub verbose: bool,
-    /// Print only failures and warnings.
+    /// Print only failures and warnings; with --plain, make's output alone (no summary).
     #[arg(short, long)]
     pub quiet: bool,
     /// Python hooks file (default: $MAKESCOPE_HOOKS, then .makescope/hooks.py).
@@ -520,7 +521,9 @@ impl MakeArgs {
                 Tracing::FastPath
             },
             mode: if options.plain {
-                Mode::Plain
+                Mode::Plain {
+                    summary: !options.quiet,
+                }
             } else if options.verbose {
                 Mode::Verbose
             } else if options.quiet {

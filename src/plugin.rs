@@ -6,6 +6,10 @@
 //! temporary file beside it, then renamed over it, so that a reader (another make, a
 //! concurrent `makescope plugin`) sees the old file or the whole new one, never a part.
 //!
+//! It also owns how `makescope make` loads the plugin into every make of a build: the
+//! makefile it names in MAKEFILES ([`load_makefile`]), or the `--eval` argument
+//! ([`load_argument`]), and how each is recognised again (for the record and replay).
+//!
 //! What it must never do: write anything when the copy already holds this binary's
 //! plugin (a makefile runs `makescope plugin` on every parse), or carry its own copy of
 //! the plugin's bytes (they are [`crate::record::plugin`]'s).
@@ -14,6 +18,8 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use std::os::unix::ffi::OsStrExt;
+
 use anyhow::{bail, Context, Result};
 
 /// The plugin's file name: in a build's private directory, in the data directory and in
@@ -21,7 +27,8 @@ use anyhow::{bail, Context, Result};
 pub const FILE_NAME: &str = "makescope.so";
 
 /// The argument `makescope make` gives make to load the plugin at `path`
-/// (`--eval=load PATH`): it travels to every sub-make in `MAKEFLAGS`.
+/// (`--eval=load PATH`) when the command line sets MAKEFILES (otherwise it names
+/// [`load_makefile`] in MAKEFILES): it travels to every sub-make in `MAKEFLAGS`.
 pub fn load_argument(path: &Path) -> std::ffi::OsString {
     let mut eval = std::ffi::OsString::from(LOAD);
     eval.push(path);
@@ -38,6 +45,43 @@ pub fn is_load_argument(word: &[u8]) -> bool {
 }
 
 const LOAD: &str = "--eval=load ";
+
+/// The name of the makefile every make of a recorded build reads first
+/// ([`load_makefile`]).
+pub const MAKEFILE_NAME: &str = "makescope.mk";
+
+/// The makefile that loads the plugin into every make of the build, named in the
+/// MAKEFILES environment variable, which make reads before any other makefile and
+/// passes on to every sub-make in its environment. Unlike `--eval`, it leaves
+/// `$(MAKEFLAGS)` as make would have it. What it leaves behind, it clears:
+/// `$(MAKEFILE_LIST)` is made again as make starts it (empty, simple, from the
+/// makefile), and a `::` rule without prerequisites keeps make from trying to remake it
+/// (main.c: such a makefile "might loop"). make takes no default goal from it.
+pub fn load_makefile(plugin: &Path, makefile: &Path) -> Result<Vec<u8>> {
+    fn word(path: &Path) -> Result<&[u8]> {
+        let bytes = path.as_os_str().as_bytes();
+        if bytes.iter().any(|b| b" \t\n\\$#:;=%()".contains(b)) {
+            bail!(
+                "the temporary directory must not contain spaces or make's special characters: {}",
+                path.display()
+            );
+        }
+        Ok(bytes)
+    }
+    let mut text = Vec::new();
+    text.extend_from_slice(b"load ");
+    text.extend_from_slice(word(plugin)?);
+    text.extend_from_slice(b"(makescope_build_setup)\nMAKEFILE_LIST :=\n");
+    text.extend_from_slice(word(makefile)?);
+    text.extend_from_slice(b":: ;\n");
+    Ok(text)
+}
+
+/// Whether `word` (of a `MAKEFILES` value) names the makefile [`load_makefile`] made.
+pub fn is_load_makefile(word: &[u8]) -> bool {
+    word.strip_suffix(MAKEFILE_NAME.as_bytes())
+        .is_some_and(|dir| dir.ends_with(b"/"))
+}
 
 /// Where `makescope plugin` puts the plugin.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -47,6 +47,9 @@
 #define ENV_SHIM "MAKESCOPE_SHIM"
 /* The directory of links to the shim (`<dir>/abs/bin/bash`, `<dir>/rel/bash`). */
 #define ENV_SHELL_DIR "MAKESCOPE_SHELL_DIR"
+/* The makefile that loads the plugin, which MAKEFILES names; the shim puts it back in
+   MAKEFILES when a makefile took it out. Unset: the plugin came with --eval. */
+#define ENV_MAKEFILE "MAKESCOPE_MAKEFILE"
 /* The seccomp program the shim's child installs (a `struct sock_filter` array). */
 #define ENV_FILTER "MAKESCOPE_FILTER"
 /* The fast path's helper (src/trace/preload.c); unset or empty: every call is trapped. */

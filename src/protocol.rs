@@ -44,6 +44,10 @@ pub const ENV_PRELOAD: &str = "MAKESCOPE_PRELOAD";
 /// The directory of links to the shim: `<dir>/abs/bin/bash` runs `/bin/bash` through the
 /// shim, `<dir>/rel/bash` runs `bash` (found on PATH).
 pub const ENV_SHELL_DIR: &str = "MAKESCOPE_SHELL_DIR";
+/// The makefile that loads the plugin, which `MAKEFILES` names
+/// ([`crate::plugin::load_makefile`]); the shim puts it back in `MAKEFILES` when a
+/// makefile took it out. Unset: the plugin came with `--eval`.
+pub const ENV_MAKEFILE: &str = "MAKESCOPE_MAKEFILE";
 /// For the fast path's helper: the descriptor of its ring.
 pub const ENV_TRACE_RING: &str = "MAKESCOPE_TRACE_RING";
 /// For the fast path's helper: the address (hex) of its trusted page.
@@ -686,6 +690,7 @@ mod tests {
             ("ENV_MAKEDB_DIR", ENV_MAKEDB_DIR),
             ("ENV_SHIM", ENV_SHIM),
             ("ENV_SHELL_DIR", ENV_SHELL_DIR),
+            ("ENV_MAKEFILE", ENV_MAKEFILE),
             ("ENV_FILTER", ENV_FILTER),
             ("ENV_PRELOAD", ENV_PRELOAD),
             ("ENV_TRACE_RING", ENV_TRACE_RING),

@@ -56,8 +56,16 @@ pub enum Mode {
     Verbose,
     /// `-q`: only failures, commands that printed something (warnings) and make's stderr.
     Quiet,
-    /// `--plain`: make's output passes through untouched; only the summary line is ours.
-    Plain,
+    /// `--plain`: make's output passes through untouched; only the summary line is ours,
+    /// and `--plain --quiet` (`summary: false`) drops that too.
+    Plain { summary: bool },
+}
+
+impl Mode {
+    /// Whether make's output passes through untouched.
+    pub fn is_plain(self) -> bool {
+        matches!(self, Mode::Plain { .. })
+    }
 }
 
 /// How a command ended.

@@ -148,7 +148,7 @@ impl Printer {
             self.first_failure.get_or_insert(info.id);
         }
         self.update_bar();
-        if self.mode == Mode::Plain {
+        if self.mode.is_plain() {
             return;
         }
         // A sub-make's output is make's own: drop its directory lines as make_output does.
@@ -205,7 +205,7 @@ impl Printer {
     /// make's own output (errors, `$(info)`, `$(warning)`, directory messages), in
     /// arbitrary chunks.
     pub fn make_output(&mut self, stream: Stream, bytes: &[u8]) {
-        if self.mode == Mode::Plain {
+        if self.mode.is_plain() {
             self.emit(stream, bytes);
             return;
         }
@@ -223,7 +223,7 @@ impl Printer {
         let mut kept = Vec::new();
         for line in lines.split_inclusive(|&b| b == b'\n') {
             let keep = match self.mode {
-                Mode::Plain | Mode::Verbose => true,
+                Mode::Plain { .. } | Mode::Verbose => true,
                 Mode::Concise => !is_directory_line(line),
                 Mode::Quiet => stream == Stream::Stderr && !is_directory_line(line),
             };
@@ -252,7 +252,7 @@ impl Printer {
             let mut rest = std::mem::take(&mut self.pending[stream_index(stream)]);
             if !rest.is_empty() {
                 end_line(&mut rest);
-                if self.mode == Mode::Plain {
+                if self.mode.is_plain() {
                     self.emit(stream, &rest);
                 } else {
                     self.make_lines(stream, &rest);
@@ -293,6 +293,9 @@ impl Printer {
             .unwrap_or_default();
         let plural =
             |n: u64, what: &str| format!("{} {what}{}", group(n), if n == 1 { "" } else { "s" });
+        if self.mode == (Mode::Plain { summary: false }) {
+            return None;
+        }
         let ok = summary.exit_code == Some(0) && summary.signal.is_none();
         let text = if ok && failed == 0 {
             if self.mode == Mode::Quiet {
@@ -713,7 +716,7 @@ mod tests {
         assert_eq!(out.text(), "  CC    elf/a.o\nwarning: x\n");
         assert_eq!(err.text(), "Makefile:3: a $(warning)\n");
 
-        let (mut p, out, err) = printer(Mode::Plain);
+        let (mut p, out, err) = printer(Mode::Plain { summary: true });
         p.finished(&i, &l, &warn, &ok());
         p.make_output(
             Stream::Stdout,

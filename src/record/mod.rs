@@ -107,6 +107,9 @@ const STDOUT_WRITE_ERROR: u8 = 1;
 /// `makescope make`: run make, record the build, return make's exit status (or
 /// [`exit::HOOKS_FAILED`] when make succeeded and a hook raised).
 pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
+    if inside_a_recorded_build() {
+        return Err(join_the_recorded_build(options));
+    }
     let top_directory =
         std::env::current_dir().context("the current directory is not accessible")?;
     let mut store = Store::open_write(&config.db)?;
@@ -363,7 +366,7 @@ fn check_tracing() -> Result<()> {
         0 => Ok(()),
         3 => bail!(
             "cannot trace files: this process already runs under a seccomp user-notification filter \
-             (makescope inside makescope, or a sandbox); run with --no-trace to record commands without files"
+             (a traced command that runs a makescope of its own, or a sandbox); run with --no-trace to record commands without files"
         ),
         _ => bail!(
             "cannot trace files: the kernel refused a seccomp user-notification filter (needs Linux ≥ 5.5 \
@@ -377,6 +380,9 @@ struct Runtime {
     dir: PathBuf,
     socket: PathBuf,
     plugin: PathBuf,
+    /// The makefile MAKEFILES names, which loads the plugin
+    /// ([`crate::plugin::load_makefile`]).
+    makefile: PathBuf,
     shim: PathBuf,
     filter: PathBuf,
     preload: Option<PathBuf>,
@@ -404,6 +410,9 @@ impl Runtime {
         let plugin = dir.join(crate::plugin::FILE_NAME);
         std::fs::write(&plugin, PLUGIN)
             .with_context(|| format!("cannot write {}", plugin.display()))?;
+        let makefile = dir.join(crate::plugin::MAKEFILE_NAME);
+        std::fs::write(&makefile, crate::plugin::load_makefile(&plugin, &makefile)?)
+            .with_context(|| format!("cannot write {}", makefile.display()))?;
         let shell_dir = dir.join("sh");
         std::fs::create_dir(&shell_dir)
             .with_context(|| format!("cannot create {}", shell_dir.display()))?;
@@ -428,6 +437,7 @@ impl Runtime {
         Ok(Runtime {
             socket: dir.join("sock"),
             plugin,
+            makefile,
             shim,
             filter,
             preload,
@@ -484,6 +494,69 @@ fn die_by(signal: i32) -> ! {
     std::process::exit(128 + signal)
 }
 
+/// Whether this process runs inside a recipe of a build makescope records: the
+/// recorder's socket is in the environment and there.
+fn inside_a_recorded_build() -> bool {
+    std::env::var_os(protocol::ENV_CTX).is_some_and(|c| !c.is_empty())
+        && std::env::var_os(protocol::ENV_SOCK)
+            .is_some_and(|s| !s.is_empty() && Path::new(&s).exists())
+}
+
+/// `makescope make` inside a recipe of a recorded build (a script that stands in for
+/// make, called by name from a makefile): exec make itself, which joins the build as a
+/// sub-make of the command that ran it (the plugin's makefile is in MAKEFILES), in the
+/// outer build's record and under its options. Returns only when make cannot run.
+fn join_the_recorded_build(options: &MakeOptions) -> anyhow::Error {
+    let error = Command::new(&options.make_program)
+        .args(&options.make_args)
+        .exec();
+    match error.kind() {
+        std::io::ErrorKind::NotFound => {
+            anyhow::anyhow!("cannot run {}: not found", options.make_program.display())
+        }
+        _ => anyhow::anyhow!("cannot run {}: {error}", options.make_program.display()),
+    }
+}
+
+/// Whether make's command line `args` sets the variable MAKEFILES (`MAKEFILES=…`,
+/// `MAKEFILES:=…`, `override MAKEFILES+=…`, …), which overrides the environment's.
+fn sets_makefiles(args: &[OsString]) -> bool {
+    let mut after_options = false;
+    args.iter().any(|arg| {
+        let arg = arg.as_bytes();
+        if arg == b"--" {
+            after_options = true;
+        }
+        if arg.starts_with(b"-") && !after_options {
+            return false;
+        }
+        let arg = arg.strip_prefix(b"override ").unwrap_or(arg);
+        let Some(equals) = arg.iter().position(|&b| b == b'=') else {
+            return false;
+        };
+        let name = arg[..equals].trim_ascii_end();
+        let name = name
+            .strip_suffix(b"::")
+            .or_else(|| name.strip_suffix(b":"))
+            .or_else(|| name.strip_suffix(b"+"))
+            .or_else(|| name.strip_suffix(b"?"))
+            .or_else(|| name.strip_suffix(b"!"))
+            .unwrap_or(name);
+        name.trim_ascii() == b"MAKEFILES"
+    })
+}
+
+/// The environment variable `name` with `item` before the rest after `separator` (or
+/// `item` alone when it is unset or empty).
+fn prepended(name: &str, separator: &str, item: &OsStr) -> OsString {
+    let mut value = item.to_os_string();
+    if let Some(old) = std::env::var_os(name).filter(|v| !v.is_empty()) {
+        value.push(separator);
+        value.push(old);
+    }
+    value
+}
+
 /// The environment variable `name` with `item` appended after `separator` (or `item`
 /// alone when it is unset or empty).
 fn appended(name: &str, separator: &str, item: &OsStr) -> OsString {
@@ -502,11 +575,23 @@ fn run_make(
     makedb_dir: &Path,
     to_ui: &mpsc::Sender<ui::Event>,
 ) -> Result<std::process::ExitStatus> {
-    let eval = crate::plugin::load_argument(&runtime.plugin);
-    let plain = options.mode == Mode::Plain;
+    let plain = options.mode.is_plain();
     let mut command = Command::new(&options.make_program);
+    if sets_makefiles(&options.make_args) {
+        // The command line's MAKEFILES hides the environment's from every make of the
+        // build (it travels in MAKEFLAGS): load the plugin the visible way.
+        command
+            .arg(crate::plugin::load_argument(&runtime.plugin))
+            .env_remove(protocol::ENV_MAKEFILE);
+    } else {
+        command
+            .env(
+                "MAKEFILES",
+                prepended("MAKEFILES", " ", runtime.makefile.as_os_str()),
+            )
+            .env(protocol::ENV_MAKEFILE, &runtime.makefile);
+    }
     command
-        .arg(eval)
         .args(&options.make_args)
         .env(protocol::ENV_SOCK, &runtime.socket)
         .env(protocol::ENV_SHIM, &runtime.shim)
@@ -652,6 +737,18 @@ fn forward_make_output(fd: OwnedFd, stream: Stream, to_ui: mpsc::Sender<ui::Even
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_line_makefiles_is_seen_in_any_spelling() {
+        let sets =
+            |args: &[&str]| sets_makefiles(&args.iter().map(OsString::from).collect::<Vec<_>>());
+        assert!(sets(&["-j2", "MAKEFILES=a.mk"]));
+        assert!(sets(&["MAKEFILES :=a.mk"]));
+        assert!(sets(&["override MAKEFILES+=a.mk"]));
+        assert!(sets(&["--", "MAKEFILES?=a.mk"]));
+        assert!(!sets(&["-j2", "all", "MAKEFILES_X=1", "X=MAKEFILES=1"]));
+        assert!(!sets(&["--eval=MAKEFILES=a.mk"]));
+    }
 
     #[test]
     fn an_interrupted_build_ends_with_the_signal_make_died_of_or_would_have() {

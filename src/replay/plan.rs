@@ -273,6 +273,16 @@ fn environment(
                 }
                 out.push(Variable::Set(with(&kept)));
             }
+            b"MAKEFILES" => {
+                // makescope's makefile (which loads the plugin) out; the user's kept.
+                let kept: Vec<&[u8]> = value
+                    .split(|&b| b == b' ')
+                    .filter(|w| !w.is_empty() && !crate::plugin::is_load_makefile(w))
+                    .collect();
+                if !kept.is_empty() {
+                    out.push(Variable::Set(with(&kept.join(&b' '))));
+                }
+            }
             b"SHELL" if is_shell_link(value, shell) => out.push(Variable::Set(with(shell))),
             _ if value == REDACTED && looks_secret(name) => {
                 let shown = lossy(name).into_owned();
@@ -466,6 +476,8 @@ pub(super) mod tests {
                     "LD_PRELOAD=libasan.so.8 /tmp/makescope-Ab12Cd/makescope-preload.so",
                     "ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0",
                     "MAKEFLAGS= -j2 --jobserver-auth=3,4 --eval=load\\ /tmp/makescope-Ab12Cd/makescope.so -- CC=gcc",
+                    "MAKEFILES=/tmp/makescope-Ab12Cd/makescope.mk common.mk",
+                    "MAKEFILES=/tmp/makescope-Ab12Cd/makescope.mk",
                 ],
             )],
         };
@@ -477,7 +489,8 @@ pub(super) mod tests {
                 "SHELL=/bin/sh",
                 "LD_PRELOAD=libasan.so.8",
                 "ASAN_OPTIONS=detect_leaks=0",
-                "MAKEFLAGS= -j2 -- CC=gcc"
+                "MAKEFLAGS= -j2 -- CC=gcc",
+                "MAKEFILES=common.mk"
             ]
         );
         assert_eq!(

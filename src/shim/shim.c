@@ -129,6 +129,49 @@ static void restore_shell_variable (const char *dir)
     setenv ("SHELL", real, 1);
 }
 
+/* Whether the space-separated list `list` has the word `word`. */
+static int has_word (const char *list, const char *word)
+{
+  size_t n = strlen (word);
+  for (const char *p = list; (p = strstr (p, word)) != NULL; p += n)
+    if ((p == list || p[-1] == ' ' || p[-1] == '\t')
+        && (p[n] == '\0' || p[n] == ' ' || p[n] == '\t'))
+      return 1;
+  return 0;
+}
+
+/* The makefile that loads the plugin travels to sub-makes in MAKEFILES: a makefile that
+   set MAKEFILES itself, or unexported it, took it out; put it back in front. */
+static void keep_makefiles_variable (void)
+{
+  const char *ours = getenv (ENV_MAKEFILE);
+  if (!ours || !*ours)
+    return;
+  const char *old = getenv ("MAKEFILES");
+  if (!old || !*old)
+    {
+      setenv ("MAKEFILES", ours, 1);
+      return;
+    }
+  if (has_word (old, ours))
+    return;
+  size_t n = strlen (ours) + 1 + strlen (old) + 1;
+  char *value = malloc (n);
+  if (!value)
+    return;
+  snprintf (value, n, "%s %s", ours, old);
+  setenv ("MAKEFILES", value, 1);
+  free (value);
+}
+
+/* Whether descriptors a and b are open on the same file. */
+static int same_file (int a, int b)
+{
+  struct stat sa, sb;
+  return fstat (a, &sa) == 0 && fstat (b, &sb) == 0 && sa.st_dev == sb.st_dev
+         && sa.st_ino == sb.st_ino;
+}
+
 /* 0, or the errno of the write that failed. */
 static int write_all (int fd, const char *p, size_t n)
 {
@@ -383,6 +426,10 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct job_con
   int out[2], err[2];
   if (pipe2 (out, O_CLOEXEC) || pipe2 (err, O_CLOEXEC))
     return -1;
+  /* Passed through (--plain) to one file for both streams (a terminal, `> log 2>&1`,
+     make -O's temporary file): one pipe for both, so that their order is the command's
+     (two pipes are read in whatever order they fill); the record has it all as stdout. */
+  int one_pipe = tee && same_file (1, 2);
   prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   /* The command gets the dispositions make gave us (an ignored SIGINT stays ignored). */
   void (*sigint) (int) = signal (SIGINT, SIG_IGN);
@@ -395,7 +442,7 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct job_con
       signal (SIGINT, sigint == SIG_IGN ? SIG_IGN : SIG_DFL);
       signal (SIGQUIT, sigquit == SIG_IGN ? SIG_IGN : SIG_DFL);
       dup2 (out[1], 1);
-      dup2 (err[1], 2);
+      dup2 (one_pipe ? out[1] : err[1], 2);
       char **command = simple_command (argv, argc);
       if (!command)
         command = argv;
@@ -489,6 +536,7 @@ int main (int argc, char **argv)
     }
   if (dir)
     restore_shell_variable (dir);
+  keep_makefiles_variable ();
 
   const char *ctx_raw = getenv (ENV_CTX);
   struct job_context ctx;

@@ -262,8 +262,8 @@ static long finish(struct ring_record *s, long rc, int found_kind) {
     return result(rc);
 }
 
-/* O_PATH and O_TMPFILE opens (rare) take the trapped route. __O_TMPFILE includes
- * O_DIRECTORY's bit: an opendir is neither. */
+/* O_PATH and O_TMPFILE opens (rare) open no file's contents: recorded as a stat or a
+ * probe of the path. __O_TMPFILE includes O_DIRECTORY's bit: an opendir is neither. */
 static int special_open(int flags) {
     return (flags & O_PATH) || (flags & __O_TMPFILE) == __O_TMPFILE;
 }
@@ -311,12 +311,15 @@ static long fast_openat(int dirfd, const char *path, int flags, mode_t mode) {
     struct ring_record *s;
     if (!active())
         return syscall(SYS_openat, dirfd, path, flags, mode);
-    if (special_open(flags)) {
-        missed();
-        return syscall(SYS_openat, dirfd, path, flags, mode);
-    }
     if (!(s = reserve(dirfd, path)))
         return syscall(SYS_openat, dirfd, path, flags, mode);
+    if (special_open(flags)) {
+        /* As the supervisor classifies it (supervisor/classify.rs, open): a stat of the
+           path (make -O's tmpfile names its directory) when it exists, else a probe. */
+        long rc = raw(SYS_openat, dirfd, (long)path, flags, mode, 0);
+        ring_commit(s, path_exists(dirfd, path, !(flags & O_NOFOLLOW)) ? RING_STAT : RING_PROBE);
+        return result(rc);
+    }
     if (!read_only(flags)) return fast_write_openat(s, dirfd, path, flags, mode);
     long rc = raw(SYS_openat, dirfd, (long)path, flags, mode, 0);
     return finish(s, rc, RING_READ);

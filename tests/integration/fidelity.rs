@@ -209,3 +209,249 @@ fn a_program_that_cannot_run_is_reported_as_make_reports_it() {
         }
     }
 }
+
+#[test]
+fn plain_quiet_prints_exactly_what_make_prints() {
+    // make's own messages on both streams, a command's output on both, a sub-make, and
+    // (for `fail`) make's error lines and status.
+    let t = Test::new().makefile(
+        "$(info parsing)\n\
+         all: sub\n\t@echo out; echo err >&2\n\t@:\n\
+         sub:\n\t@$(MAKE) --no-print-directory -f Makefile leaf\n\
+         leaf:\n\t$(warning in leaf)@echo leaf\n\
+         fail: all\n\t@exit 3\n",
+    );
+    for goal in ["all", "fail"] {
+        let mut make = t.program("make");
+        make.arg(goal);
+        let make = t.run_command(make);
+        for mode in [
+            &["--plain", "--quiet"][..],
+            &["--plain", "-q", "--no-trace"],
+        ] {
+            let args: Vec<&str> = ["make"]
+                .iter()
+                .chain(mode)
+                .chain(&["--", goal])
+                .copied()
+                .collect();
+            let run = t.then(&args);
+            assert_eq!(run.code, make.code, "{args:?}: {run:?}");
+            assert_eq!(run.stdout_bytes, make.stdout_bytes, "{args:?}: {run:?}");
+            assert_eq!(run.stderr_bytes, make.stderr_bytes, "{args:?}: {run:?}");
+        }
+        // Without --quiet, the summary line is the one difference.
+        let run = t.then(["make", "--plain", "--", goal]);
+        assert_eq!(run.stdout_bytes, make.stdout_bytes, "{run:?}");
+        let summary = run.stderr.strip_prefix(&make.stderr);
+        assert!(
+            summary.is_some_and(|s| s.starts_with("makescope: ") && s.lines().count() == 1),
+            "{run:?}"
+        );
+    }
+}
+
+/// Prints what make tells a makefile about itself, at parse time, in a recipe's
+/// environment and in a sub-make.
+const MAKEFLAGS_SHOWN: &str = "\
+$(info $(MAKELEVEL) parse: MAKEFLAGS=[$(MAKEFLAGS)] MFLAGS=[$(MFLAGS)] MAKEFILE_LIST=[$(MAKEFILE_LIST)] $(flavor MAKEFILE_LIST) .LOADED=[$(.LOADED)])
+all:
+\t@echo \"$(MAKELEVEL) recipe: MAKEFLAGS=[$$MAKEFLAGS]\"
+\t@$(MAKE) -f Makefile sub
+sub:
+\t@echo \"$(MAKELEVEL) sub: MAKEFLAGS=[$(MAKEFLAGS)]\"
+";
+
+#[test]
+fn makeflags_are_what_make_makes_them_at_every_level() {
+    let t = Test::new().makefile(MAKEFLAGS_SHOWN);
+    let flag_sets: [&[&str]; 5] = [
+        &[],
+        &["-s"],
+        &["-k", "-i", "X=1"],
+        &["-n"],
+        &["--no-print-directory", "--eval=Y:=2", "-r"],
+    ];
+    for flags in flag_sets {
+        let mut make = t.program("make");
+        make.args(flags);
+        let make = t.run_command(make);
+        assert!(make.stdout.contains("1 sub: MAKEFLAGS=["), "{make:?}");
+        for mode in [
+            &["--plain", "--quiet"][..],
+            &["--plain", "--quiet", "--no-trace"],
+        ] {
+            let args: Vec<&str> = ["make"]
+                .iter()
+                .chain(mode)
+                .chain(&["--"])
+                .chain(flags)
+                .copied()
+                .collect();
+            let run = t.then(&args);
+            assert_eq!(run.stdout, make.stdout, "{args:?}: {run:?}");
+            assert_eq!(run.code, make.code, "{args:?}: {run:?}");
+        }
+    }
+    // Every make was recorded: the sub-make and its command too.
+    let run = t.then(["make", "--no-trace"]);
+    run.success();
+    let log = t.then(["log"]);
+    assert!(log.stdout.contains("sub"), "{log:?}");
+}
+
+#[test]
+fn sub_makes_are_recorded_when_the_makefile_or_the_command_line_sets_makefiles() {
+    // The makefile sets MAKEFILES for its sub-makes: the shim keeps makescope's in front.
+    // The command line sets it: every make loads the plugin from --eval instead.
+    let t = Test::new()
+        .makefile(
+            "export MAKEFILES := common.mk\n\
+             all:\n\t@$(MAKE) -f Makefile sub\n\
+             sub:\n\t@echo $(COMMON)\n",
+        )
+        .file("common.mk", "COMMON = from-common\n");
+    for args in [
+        &["make", "--no-trace"][..],
+        &["make", "--no-trace", "--", "MAKEFILES=common.mk"],
+    ] {
+        let run = t.then(args);
+        run.success();
+        assert!(run.stdout.contains("from-common"), "{args:?}: {run:?}");
+        let log = t.then(["log", "--json"]);
+        let targets: Vec<String> = log.json()["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["target"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(targets, ["all", "sub"], "{args:?}: {log:?}");
+    }
+}
+
+#[test]
+fn makescope_standing_in_for_make_inside_a_recorded_build_joins_it() {
+    // A script named make that runs makescope, called by path from a recipe (the shim
+    // cannot tell it is a sub-make: it runs under the line's filter when traced).
+    let t = Test::new().makefile("all:\n\t@ ./make -f Makefile sub\nsub:\n\t@echo in-sub\n");
+    let wrapper = format!(
+        "#!/bin/sh\nexec '{}' make --plain --quiet --make-program make -- \"$@\"\n",
+        makescope_bin().display()
+    );
+    let t = t.file("make", wrapper);
+    std::fs::set_permissions(
+        t.path().join("make"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for mode in [&["make", "--plain"][..], &["make", "--plain", "--no-trace"]] {
+        let run = t.then(mode);
+        run.success();
+        assert!(run.stdout.contains("in-sub"), "{mode:?}: {run:?}");
+        let log = t.then(["log", "--json"]);
+        let targets: Vec<String> = log.json()["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["target"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(targets, ["all", "sub"], "{mode:?}: {log:?}");
+    }
+}
+
+/// `program ARGS` with stdout and stderr both on the file `out` in the test's directory,
+/// which is returned: the jobs below watch it to take turns.
+fn to_shared_file<S: AsRef<OsStr>>(t: &Test, program: impl AsRef<OsStr>, args: &[S]) -> String {
+    let mut command = t.program("sh");
+    command
+        .args(["-c", "exec \"$0\" \"$@\" > out 2>&1"])
+        .arg(program)
+        .args(args);
+    t.run_command(command).success();
+    std::fs::read_to_string(t.path().join("out")).unwrap()
+}
+
+/// Two jobs that take turns writing: each waits (10 s at most) until the other's line is
+/// in `out`, so make's interleaving is one order only. With -O, `b` writes both lines
+/// (one to stderr) and `a` waits for them to be in `out`: for make to have finished `b`
+/// and copied its output.
+const TAKING_TURNS: &str = "\
+wait = n=0; until grep -q $1 out || [ $$n -ge 1000 ]; do sleep 0.01; n=$$((n+1)); done
+all: a b
+a:
+\t@echo a1; $(call wait,b1); echo a2
+b:
+\t@$(call wait,a1); echo b1; $(call wait,a2); echo b2
+sync: sa sb
+sa:
+\t@echo a1; $(call wait,b2); echo a2
+sb:
+\t@echo b1; echo b2 >&2
+";
+
+#[test]
+fn parallel_jobs_interleave_as_under_make_in_plain_mode() {
+    let t = Test::new().makefile(TAKING_TURNS);
+    let make = to_shared_file(&t, "make", &["-j2"]);
+    assert_eq!(make, "a1\nb1\na2\nb2\n");
+    for mode in [
+        &["--plain", "--quiet"][..],
+        &["--plain", "--quiet", "--no-trace"],
+    ] {
+        let args: Vec<&str> = ["make"]
+            .iter()
+            .chain(mode)
+            .chain(&["--", "-j2"])
+            .copied()
+            .collect();
+        assert_eq!(to_shared_file(&t, makescope_bin(), &args), make, "{args:?}");
+    }
+}
+
+#[test]
+fn output_sync_groups_each_jobs_output_as_under_make() {
+    let t = Test::new().makefile(TAKING_TURNS);
+    // (-Oline is left out: a's first line and b's race there, under make too.)
+    for sync in ["-O", "-Otarget"] {
+        let make = to_shared_file(&t, "make", &["-j2", sync, "sync"]);
+        assert_eq!(make, "b1\nb2\na1\na2\n", "{sync}");
+        for mode in [
+            &["--plain", "--quiet"][..],
+            &["--plain", "--quiet", "--no-trace"],
+        ] {
+            let args: Vec<&str> = ["make"]
+                .iter()
+                .chain(mode)
+                .chain(&["--", "-j2", sync, "sync"])
+                .copied()
+                .collect();
+            assert_eq!(to_shared_file(&t, makescope_bin(), &args), make, "{args:?}");
+        }
+    }
+}
+
+#[test]
+fn a_commands_stdout_and_stderr_keep_their_order_on_one_file_in_plain_mode() {
+    // Alternating lines on the two streams, both to the same file: the order is the
+    // command's (make -O hands a job one file for both streams too).
+    let t = Test::new().makefile(
+        "all:\n\t@i=0; while [ $$i -lt 200 ]; do echo out$$i; echo err$$i >&2; i=$$((i+1)); done\n",
+    );
+    for sync in [&[][..], &["-j2", "-O"]] {
+        let make = to_shared_file(&t, "make", sync);
+        assert!(make.starts_with("out0\nerr0\nout1\nerr1\n"), "{make}");
+        for mode in [
+            &["--plain", "--quiet"][..],
+            &["--plain", "--quiet", "--no-trace"],
+        ] {
+            let args: Vec<&str> = ["make"]
+                .iter()
+                .chain(mode)
+                .chain(&["--"])
+                .chain(sync)
+                .copied()
+                .collect();
+            assert_eq!(to_shared_file(&t, makescope_bin(), &args), make, "{args:?}");
+        }
+    }
+}

@@ -518,16 +518,20 @@ fn probed_paths(db: &rusqlite::Connection, level: u32) -> Vec<String> {
         .collect()
 }
 
-/// When tracing is refused (here: makescope inside a traced command, whose filter
-/// already has a listener), one line says what to do; --no-trace works.
+/// When tracing is refused (here: a makescope of its own inside a traced command, whose
+/// filter already has a listener), one line says what to do; --no-trace works.
 #[test]
 fn refused_tracing_is_one_line() {
-    // Through a script, so that the shim does not take the line for a sub-make.
+    // Through a script, so that the shim does not take the line for a sub-make, and
+    // without the job's context, so that makescope does not join the outer build.
     let t = Test::new()
         .makefile("nested:\n\tsh run-inner.sh\n")
         .file(
             "run-inner.sh",
-            format!("exec {} --db inner.sqlite make -C inner\n", makescope()),
+            format!(
+                "exec env -u MAKESCOPE_CTX {} --db inner.sqlite make -C inner\n",
+                makescope()
+            ),
         )
         .file("inner/Makefile", "x:\n\t@echo inner ran\n")
         .args(["make", "-k"]);

@@ -3,9 +3,9 @@
 //! `Test::new().makefile(..).args([..]).run()`. Everything a test starts through it
 //! (makescope, and make, gcc or tmux beside it: [`Test::program`]) runs in that
 //! directory, in an environment without the make or makescope state of whoever ran
-//! `cargo test` (no `MAKEFLAGS`, `MAKELEVEL`, `MFLAGS`, `MAKESCOPE_*`; `NO_COLOR=1`),
-//! with the test's own variables on top, and is killed, failing the test, after
-//! [`TIMEOUT`].
+//! `cargo test` (no `MAKEFLAGS`, `MAKELEVEL`, `MFLAGS`, `MAKEFILES`, `MAKESCOPE_*`;
+//! `NO_COLOR=1`), with the test's own variables on top, and is killed, failing the
+//! test, after [`TIMEOUT`].
 //!
 //! The harness never decides what a test checks: [`Output`] hands back the status and
 //! both streams, and its assertions ([`Output::success`], [`Output::code`]) only say
@@ -23,7 +23,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Variables of an enclosing make that would change what a program under test does
 /// (besides every `MAKESCOPE_*` variable, an enclosing makescope's).
-const MAKE_STATE: &[&str] = &["MAKEFLAGS", "MAKELEVEL", "MFLAGS"];
+const MAKE_STATE: &[&str] = &["MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEFILES"];
 
 pub fn makescope_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_makescope"))

@@ -1,0 +1,93 @@
+#!/bin/sh
+# GNU make's own test suite (tests/run_make_tests.pl of make 4.3), run three times on
+# this machine: with /usr/bin/make, and with makescope standing in for it, traced and
+# with --no-trace. Prints each run's summary and the tests whose results differ from
+# make's. Not part of CI: it needs make's source and takes minutes. (BENCHMARKS.md,
+# "Issue 25: make's test suite".)
+#
+#   scripts/make-testsuite.sh [MAKE_SOURCE_DIR]
+#
+# MAKE_SOURCE_DIR is make 4.3's source (`apt-get source make-dfsg`); without it the
+# script fetches it into its work directory. MAKESCOPE names the binary (default
+# target/release/makescope, built if missing). KEEP=1 keeps the work directory.
+#
+# Set-up: a `make` script that runs `makescope make --plain --quiet --make-program
+# /usr/bin/make -- "$@"` (its record in the work directory). run_make_tests.pl replaces
+# the make it is given by $(MAKE)'s value, which would be /usr/bin/make: the copy of the
+# harness each run uses keeps the given one.
+set -eu
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+makescope=${MAKESCOPE:-$repo/target/release/makescope}
+if [ ! -x "$makescope" ]; then
+    (cd "$repo" && cargo build --release --quiet)
+fi
+work=$(mktemp -d "${TMPDIR:-/tmp}/make-testsuite-XXXXXX")
+if [ "${KEEP:-0}" != 1 ]; then
+    trap 'rm -rf "$work"' EXIT
+fi
+echo "work directory: $work" >&2
+
+source=${1:-}
+if [ -z "$source" ]; then
+    (cd "$work" && apt-get source make-dfsg >/dev/null 2>&1)
+    source=$(echo "$work"/make-dfsg-*/)
+fi
+source=$(cd "$source" && pwd)
+[ -f "$source/tests/run_make_tests.pl" ] || {
+    echo "make-testsuite: $source has no tests/run_make_tests.pl" >&2
+    exit 2
+}
+
+# run NAME MAKE: the suite with MAKE as make; "NAME RESULT" per test in $work/NAME.results.
+run() {
+    name=$1
+    make=$2
+    mkdir -p "$work/$name"
+    cp -R "$source/tests" "$work/$name/tests"
+    sed -i 's/^\( *\)\$make_path = \$mk;/\1# kept: the make given (makescope-testsuite)/' \
+        "$work/$name/tests/run_make_tests.pl"
+    started=$(date +%s)
+    (cd "$work/$name/tests" &&
+        perl run_make_tests.pl -srcdir "$source" -make "$make" >"$work/$name.log" 2>&1) || true
+    ended=$(date +%s)
+    # "features/load ..... ok     (4 passed)", "... FAILED (2/9 passed)" or "... N/A",
+    # the result perhaps on a later line, after the harness's own complaint.
+    awk '/^[a-z_]+\/[^ ]+ \.\.\./ { test = $1 }
+         test && match($0, /ok +\([0-9]+ passed\)|FAILED \([0-9]+\/[0-9]+ passed\)|N\/A/) {
+             result = substr($0, RSTART, RLENGTH); gsub(/ +/, " ", result)
+             print test, result; test = "" }' "$work/$name.log" | sort >"$work/$name.results"
+    awk -v name="$name" -v seconds="$((ended - started))" '
+        / FAILED \(/ { split($3, n, "/"); gsub(/[^0-9]/, "", n[1]); gsub(/[^0-9]/, "", n[2])
+                       failed += n[2] - n[1]; categories++ }
+        END { printf "%-9s %d categories; %d tests failed in %d categories (%d s)\n",
+                     name, NR, failed, categories, seconds }' "$work/$name.results"
+}
+
+wrapper() {
+    name=$1
+    shift
+    mkdir -p "$work/bin-$name"
+    cat >"$work/bin-$name/make" <<WRAPPER
+#!/bin/sh
+exec "$makescope" --db "$work/$name.sqlite" make --plain --quiet $* --make-program /usr/bin/make -- "\$@"
+WRAPPER
+    chmod +x "$work/bin-$name/make"
+    echo "$work/bin-$name/make"
+}
+
+run make /usr/bin/make
+run traced "$(wrapper traced)"
+run untraced "$(wrapper untraced --no-trace)"
+
+status=0
+for name in traced untraced; do
+    if ! diff -U0 "$work/make.results" "$work/$name.results" >"$work/$name.diff"; then
+        echo "differences, make (-) and makescope $name (+):"
+        grep '^[-+][a-z]' "$work/$name.diff"
+        status=1
+    else
+        echo "makescope $name: no difference"
+    fi
+done
+exit $status
