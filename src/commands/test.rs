@@ -1,8 +1,9 @@
 //! `makescope test NAME…`: re-run recorded tests without make. For each command that
-//! ran a picked test: its replay notes on stderr, the command itself (its output
+//! ran a picked test: the recorded commands that make what it read and is missing now
+//! (each said on stderr, then run), its replay notes on stderr, the command itself (its output
 //! streams), then one line per test with its new result as the project reports it (read
-//! again from the `.test-result`/`.trs` file the convention writes), what it was in the
-//! record, and where the test's own output is. Exit status: the recipe's when it failed
+//! again from the `.test-result`/`.trs` file the convention writes), what it was
+//! before (as `tests` listed it), and where the test's own output is. Exit status: the recipe's when it failed
 //! as make would have stopped; else 1 when a test did not pass, 0 when all did.
 
 use std::io::Write;
@@ -24,10 +25,33 @@ pub fn run(config: &Config, options: &RerunOptions) -> Result<u8> {
     )?;
     let groups = rerun::pick(&list, options)?;
     let executor = Executor::for_this_process();
+    let graph = crate::graph::CommandGraph::load(&list.store, list.build.id)?;
+    let mut made: Vec<i64> = Vec::new();
     let mut status = 0u8;
     let mut any_failed = false;
     let mut lines = Vec::new();
     for (command_id, was) in groups {
+        for needed in rerun::missing_inputs(&list.store, &graph, command_id)? {
+            let recipe = Recipe::load(&list.store, &[needed])?;
+            if recipe.lines.iter().any(|c| made.contains(&c.id)) {
+                continue;
+            }
+            made.extend(recipe.lines.iter().map(|c| c.id));
+            eprintln!(
+                "makescope: test: first making what it needs and is missing: command {needed} ({})",
+                crate::util::lossy(&recipe.lines[0].target)
+            );
+            let plan = Plan::new(&recipe, None, Mode::Run, &CurrentEnvironment)?;
+            plan.check_directory()?;
+            let outcome = executor.run(&plan)?;
+            if outcome.exit_status() != 0 {
+                anyhow::bail!(
+                    "making {} again failed (exit {}); the test was not run",
+                    crate::util::lossy(&recipe.lines[0].target),
+                    outcome.exit_status()
+                );
+            }
+        }
         let recipe = Recipe::load(&list.store, &[command_id])?;
         let plan = Plan::new(&recipe, None, Mode::Run, &CurrentEnvironment)?;
         for note in &plan.notes {
@@ -77,7 +101,7 @@ pub fn run(config: &Config, options: &RerunOptions) -> Result<u8> {
                 "FAIL" | "XPASS" | "ERROR" | "UNRESOLVED" | "KPASS"
             );
             let mut line = format!(
-                "{result}: {}  ({seconds:.2}s; recorded {})",
+                "{result}: {}  ({seconds:.2}s; before: {})",
                 test.name, test.result
             );
             if let Some(output) = output {

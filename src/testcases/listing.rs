@@ -14,7 +14,8 @@
 //!   makefiles, so it prints, per make, the values of the convention's own variables:
 //!   - glibc: the names `merge-test-results.sh` is given for `subdir-tests.sum` (Rules:
 //!     `$(subdir)/` and `$(sort $(tests-expected) $(tests-special-notdir:.out=))`);
-//!   - automake's parallel harness: `TESTS`, each word the name the harness prints;
+//!   - automake's parallel harness (`TESTS` and its `TEST_LOGS`): each word of
+//!     `TESTS`, the name the harness prints;
 //!   - DejaGnu (`DEJATOOL`, or a `runtest` in a printed recipe): the `.exp` scripts
 //!     name their tests as they run, so only running them can tell: said plainly.
 //!
@@ -98,7 +99,7 @@ pub const MAKEFILE: &str = "# makescope tests --list-only: read first by every m
 @SELF@: makescope-list-tests\n\
 .PHONY: makescope-list-tests\n\
 makescope-list-tests:\n\
-\t@$(info @MARK@\t$(CURDIR)\tglibc\t$(origin tests-expected)\t$(subdir)\t$(run-built-tests)\t$(sort $(tests-expected) $(tests-special-notdir:.out=)))$(info @MARK@\t$(CURDIR)\tautomake\t$(origin TESTS)\t$(TESTS))$(info @MARK@\t$(CURDIR)\tdejagnu\t$(origin DEJATOOL)\t$(DEJATOOL))\n";
+\t@$(info @MARK@\t$(CURDIR)\tglibc\t$(origin tests-expected)\t$(subdir)\t$(run-built-tests)\t$(sort $(tests-expected) $(tests-special-notdir:.out=)))$(info @MARK@\t$(CURDIR)\tautomake\t$(origin TESTS)\t$(TESTS)\t$(origin TEST_LOGS))$(info @MARK@\t$(CURDIR)\tdejagnu\t$(origin DEJATOOL)\t$(DEJATOOL))\n";
 
 /// Variables of the caller's environment that would change what make does here.
 const SCRUBBED: &[&str] = &[
@@ -225,6 +226,17 @@ pub fn list_only(options: &ListOnlyOptions) -> Result<Planned> {
         .iter()
         .map(|g| g.to_string_lossy().into_owned())
         .collect();
+    let no_rule = stderr.lines().find(|l| {
+        l.starts_with(&format!("{}: *** No rule to make target", program_name.to_string_lossy()))
+            || l.contains("No targets specified and no makefile found")
+    });
+    if let Some(line) = no_rule {
+        bail!(
+            "make cannot list the tests of `{}` in {}: {line}",
+            planned.goals.join(" "),
+            directory.display()
+        );
+    }
     if !stdout.lines().any(|l| l.starts_with(&mark)) {
         let why = stderr
             .lines()
@@ -339,7 +351,8 @@ fn read_fields(fields: &[&str], planned: &mut Planned, dejagnu: &mut Vec<(PathBu
                 }
             }
         }
-        "automake" => {
+        // `TESTS` with the harness's `TEST_LOGS` (a plain makefile may say TESTS too).
+        "automake" if fields.get(4).is_some_and(|o| *o != "undefined") => {
             for name in fields.get(3).copied().unwrap_or("").split_whitespace() {
                 add(name.to_string(), "automake");
             }
@@ -367,7 +380,8 @@ mod tests {
     fn the_info_lines_give_glibc_names_with_their_subdir_and_automake_tests_as_written() {
         let out = "M\t/s/string\tglibc\tfile\tstring\tyes\ttest-a tst-b\n\
                    M\t/s/string\tautomake\tundefined\t\n\
-                   M\t/p/one\tautomake\tfile\tt1 t2.sh\n\
+                   M\t/p/one\tautomake\tfile\tt1 t2.sh\tfile\n\
+                   M\t/p/two\tautomake\tfile\tnot-automake\tundefined\n\
                    M\t/p/one\tglibc\tundefined\t\t\t\n";
         let planned = read_output(out, "M", Path::new("/p"));
         let names: Vec<&str> = planned.tests.iter().map(|t| t.name.as_str()).collect();

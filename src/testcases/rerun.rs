@@ -4,15 +4,22 @@
 //! A NAME is a test's name as `tests` lists it, or a glob of it (`*`, `?`:
 //! `string/test-str*`); `--failed` picks the tests that did not pass. Tests one command
 //! ran together (DejaGnu's) are run once. Each command's recipe is planned as `replay`
-//! plans it (`replay::Plan`) and run by the one executor (`replay::Executor`); what the
-//! test needs built first is not brought up to date here (that is `rebuild`'s
-//! out-of-date query, not on this branch): the test runs against the tree as it is.
+//! plans it (`replay::Plan`) and run by the one executor (`replay::Executor`). What the
+//! test needs is made again only when it is missing ([`missing_inputs`]: a file the test
+//! read is gone, as make deletes an intermediate test program): out-of-date inputs are
+//! `rebuild`'s question, not answered here.
 //! What it owns: picking tests and matching names. What it must never do: print, or
 //! write the record.
+
+use std::path::Path;
 
 use anyhow::{bail, Result};
 
 use super::{TestCase, TestList};
+use crate::access::AccessKind;
+use crate::graph::CommandGraph;
+use crate::paths::as_path;
+use crate::store::Store;
 
 /// Which tests `test` re-runs.
 #[derive(Debug, Clone, Default)]
@@ -60,6 +67,51 @@ pub fn pick(list: &TestList, options: &RerunOptions) -> Result<Vec<(i64, Vec<Tes
         bail!("build {} has no failed test to run", list.build.id);
     }
     Ok(groups)
+}
+
+/// The recorded commands to run again, in order, before command `id` so that every
+/// file it read exists again: for each file `id` read that is missing now, the command
+/// of the graph that wrote it, after what that one needs in turn. Files that exist are
+/// taken as they are.
+pub fn missing_inputs(store: &Store, graph: &CommandGraph, id: i64) -> Result<Vec<i64>> {
+    let mut out = Vec::new();
+    let mut visiting = Vec::new();
+    needs(store, graph, id, &mut out, &mut visiting)?;
+    Ok(out)
+}
+
+fn needs(
+    store: &Store,
+    graph: &CommandGraph,
+    id: i64,
+    out: &mut Vec<i64>,
+    visiting: &mut Vec<i64>,
+) -> Result<()> {
+    visiting.push(id);
+    let missing: Vec<Vec<u8>> = store
+        .accesses(id)?
+        .into_iter()
+        .filter(|a| AccessKind::from_name(&a.kind).is_some_and(|k| k.is_read()))
+        .map(|a| a.path)
+        .filter(|p| !Path::exists(as_path(p)))
+        .collect();
+    if !missing.is_empty() {
+        for writer in graph.dependencies(id) {
+            if out.contains(&writer) || visiting.contains(&writer) {
+                continue;
+            }
+            let wrote_one = store.accesses(writer)?.iter().any(|a| {
+                AccessKind::from_name(&a.kind).is_some_and(|k| k.is_write())
+                    && missing.contains(&a.path)
+            });
+            if wrote_one {
+                needs(store, graph, writer, out, visiting)?;
+                out.push(writer);
+            }
+        }
+    }
+    visiting.pop();
+    Ok(())
 }
 
 /// Whether `name` matches `pattern`: equal, or a glob with `*` (any run of characters,
