@@ -391,7 +391,7 @@ fn without_shell_links(text: &[u8], shell: &[u8]) -> Vec<u8> {
             .map_or(0, |p| p + 1);
         let word_ends = rest
             .get(end)
-            .is_none_or(|b| b.is_ascii_whitespace() || b"'\";|&)`".contains(b));
+            .map_or(true, |b| b.is_ascii_whitespace() || b"'\";|&)`".contains(b));
         if word_ends && is_shell_link(&rest[start..end], shell) {
             out.extend_from_slice(&rest[..start]);
             out.extend_from_slice(shell);
