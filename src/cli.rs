@@ -12,7 +12,7 @@
 
 use std::ffi::OsString;
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser};
@@ -27,6 +27,8 @@ use makescope::plugin::PluginOptions;
 use makescope::query::{LogOptions, ShowOptions};
 use makescope::record::{MakeOptions, Tracing};
 use makescope::replay::{Mode as ReplayMode, ReplayOptions};
+use makescope::testcases::listing::ListOnlyOptions;
+use makescope::testcases::rerun::RerunOptions;
 use makescope::testcases::TestsOptions;
 
 #[derive(Parser, Debug)]
@@ -81,9 +83,12 @@ pub enum RunCommand {
     /// a target, or a path it wrote. Exits with the command's status.
     Replay(ReplayArgs),
     /// List the test cases of the last build, as its test convention reports them
-    /// (glibc, automake, DejaGnu, a hook, or a guess). Listing without running tests,
-    /// re-running one, and --affected are not there yet.
+    /// (glibc, automake, DejaGnu, a hook, or a guess); or, with --list-only, the tests
+    /// make's view of a goal names, without running any.
     Tests(TestsArgs),
+    /// Run recorded tests again without make: NAME is a test's name as `tests` lists it,
+    /// or a glob (`string/test-str*`). Prints each new result as the project reports it.
+    Test(TestArgs),
     /// Print the path of a copy of the make plugin that stays (written once per
     /// makescope version under the user's data directory), for any makefile to
     /// `load $(shell makescope plugin)`; or copy it into DIR.
@@ -199,9 +204,44 @@ pub struct TestsArgs {
     #[arg(long)]
     pub failed: bool,
     /// Also write the list as JUnit XML to FILE (one testsuite per directory).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "list_only")]
     pub junit: Option<PathBuf>,
     /// Which build (default: the last one).
+    #[arg(long, value_name = "ID", conflicts_with = "list_only")]
+    pub build: Option<i64>,
+    /// List the tests make's view of GOAL (default `check`) names, from the makefiles,
+    /// without running any test or changing the tree; no record needed.
+    #[arg(long, conflicts_with = "failed")]
+    pub list_only: bool,
+    /// With --list-only: run make in this directory.
+    #[arg(short = 'C', long = "directory", value_name = "DIR", requires = "list_only")]
+    pub directory: Option<PathBuf>,
+    /// With --list-only: the make program to run.
+    #[arg(
+        long,
+        env = "MAKESCOPE_MAKE",
+        default_value = "make",
+        value_name = "PROGRAM"
+    )]
+    pub make_program: PathBuf,
+    /// With --list-only: goals (default `check`) and variable assignments for make
+    /// (`objdir=/b`); make options after `--`.
+    #[arg(value_name = "GOAL|VAR=VALUE", requires = "list_only")]
+    pub args: Vec<OsString>,
+    /// With --list-only: make options (`-f FILE`), after `--`.
+    #[arg(last = true, value_name = "MAKE ARGS", requires = "list_only")]
+    pub make_args: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Test names or globs.
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Also every test that did not pass.
+    #[arg(long)]
+    pub failed: bool,
+    /// Which build's tests (default: the last one).
     #[arg(long, value_name = "ID")]
     pub build: Option<i64>,
 }
@@ -450,6 +490,21 @@ impl RunCommand {
                     format,
                 )
             }
+            RunCommand::Tests(args) if args.list_only => {
+                let (assignments, goals): (Vec<OsString>, Vec<OsString>) = args
+                    .args
+                    .into_iter()
+                    .partition(|a| a.as_bytes().contains(&b'='));
+                Subcommand::TestsListOnly(
+                    ListOnlyOptions {
+                        directory: args.directory,
+                        goals,
+                        make_args: args.make_args.into_iter().chain(assignments).collect(),
+                        make_program: args.make_program,
+                    },
+                    format(args.json),
+                )
+            }
             RunCommand::Tests(args) => Subcommand::Tests(
                 TestsOptions {
                     build: args.build,
@@ -497,6 +552,11 @@ impl RunCommand {
                 } else {
                     ReplayMode::Run
                 },
+            }),
+            RunCommand::Test(args) => Subcommand::Test(RerunOptions {
+                build: args.build,
+                names: args.names,
+                failed: args.failed,
             }),
             RunCommand::Plugin(args) => Subcommand::Plugin(PluginOptions {
                 install: args.install,

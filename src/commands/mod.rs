@@ -20,6 +20,7 @@ pub mod plugin;
 pub mod replay;
 pub mod show;
 pub mod targets;
+pub mod test;
 pub mod tests;
 
 use std::io::Write;
@@ -50,6 +51,10 @@ pub enum Subcommand {
     Replay(ReplayOptions),
     /// `makescope tests`: the test cases of a build.
     Tests(TestsOptions, tests::View),
+    /// `makescope tests --list-only`: the tests make's view of a goal names.
+    TestsListOnly(crate::testcases::listing::ListOnlyOptions, Format),
+    /// `makescope test`: recorded tests run again without make.
+    Test(crate::testcases::rerun::RerunOptions),
     /// `makescope plugin`: the make plugin at a path that stays.
     Plugin(PluginOptions),
     /// `makescope gc`: prune old builds.
@@ -66,6 +71,8 @@ impl Subcommand {
             Subcommand::Targets(options, view) => targets::run(config, &options, &view),
             Subcommand::Replay(options) => replay::run(config, &options),
             Subcommand::Tests(options, view) => tests::run(config, &options, &view),
+            Subcommand::TestsListOnly(options, format) => tests::list_only(&options, format),
+            Subcommand::Test(options) => test::run(config, &options),
             Subcommand::Plugin(options) => plugin::run(&options),
             Subcommand::Gc(options) => gc::run(config, &options),
         }

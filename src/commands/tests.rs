@@ -1,6 +1,8 @@
 //! `makescope tests`: the test cases of a recorded build (name, directory, result,
 //! duration, command id, and why when makescope decided the result), a summary line,
 //! or JSON; `--junit FILE` also writes JUnit XML. A build with no tests says so.
+//! `--list-only` ([`list_only`]): the tests make's view of the check goal names, nothing
+//! run, and plainly where that view cannot name them.
 
 use std::path::PathBuf;
 
@@ -8,6 +10,7 @@ use anyhow::{Context, Result};
 
 use super::{write_json, Format, Table};
 use crate::config::Config;
+use crate::testcases::listing::{self, ListOnlyOptions};
 use crate::testcases::{self, junit, TestsOptions};
 
 /// How the list is printed, and where JUnit XML goes.
@@ -60,5 +63,66 @@ pub fn run(config: &Config, options: &TestsOptions, view: &View) -> Result<u8> {
         .skip_empty_tail()
         .write(&mut out, &rows)?;
     println!("{}", list.summary());
+    Ok(0)
+}
+
+/// `tests --list-only`: name, directory and convention per test, then a summary line;
+/// directories make's view cannot name tests in are said after it.
+pub fn list_only(options: &ListOnlyOptions, format: Format) -> Result<u8> {
+    let planned = listing::list_only(options)?;
+    for warning in &planned.warnings {
+        eprintln!("makescope: {warning}");
+    }
+    let shown = |dir: &std::path::Path| -> String {
+        match dir.strip_prefix(&planned.directory) {
+            Ok(below) if below.as_os_str().is_empty() => ".".into(),
+            Ok(below) => below.display().to_string(),
+            Err(_) => dir.display().to_string(),
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if format == Format::Json {
+        let tests: Vec<serde_json::Value> = planned
+            .tests
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "name": t.name,
+                    "directory": shown(&t.directory),
+                    "convention": t.convention,
+                })
+            })
+            .collect();
+        let unknown: Vec<serde_json::Value> = planned
+            .unknown
+            .iter()
+            .map(|u| serde_json::json!({"directory": shown(&u.directory), "why": u.why}))
+            .collect();
+        write_json(
+            &mut out,
+            &serde_json::json!({
+                "goals": planned.goals,
+                "tests": tests,
+                "total": planned.tests.len(),
+                "unknown": unknown,
+            }),
+        )?;
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = planned
+        .tests
+        .iter()
+        .map(|t| vec![t.name.clone(), shown(&t.directory), t.convention.to_string()])
+        .collect();
+    Table::new().write(&mut out, &rows)?;
+    let n = planned.tests.len();
+    println!(
+        "{n} test{} in make's view of `{}` (listed, none run)",
+        if n == 1 { "" } else { "s" },
+        planned.goals.join(" ")
+    );
+    for unknown in &planned.unknown {
+        println!("cannot list {}: {}", shown(&unknown.directory), unknown.why);
+    }
     Ok(0)
 }

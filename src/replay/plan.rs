@@ -184,7 +184,7 @@ impl Plan {
                 Line {
                     command_id: c.id,
                     number: i + 1,
-                    text: c.command.clone(),
+                    text: without_shell_links(&c.command, &shell[0]),
                     // One line alone ends with its own status.
                     ignore_errors: line.is_none()
                         && (ignore_all || (failed && i + 1 < recipe.lines.len())),
@@ -381,6 +381,37 @@ fn gap<'a>(kept: &[u8], spaces: &'a [u8]) -> &'a [u8] {
     } else {
         &[]
     }
+}
+
+/// `text` with each word that is the shim's link for `shell` (the recorded `$(SHELL)`
+/// in a recipe, as automake's `LOG_DRIVER = $(SHELL) test-driver`) made `shell` again:
+/// the link lived in the recorded build's private directory, which is gone.
+fn without_shell_links(text: &[u8], shell: &[u8]) -> Vec<u8> {
+    let spelled: Vec<u8> = match shell.strip_prefix(b"/") {
+        Some(_) => [SHELL_LINKS, b"abs", shell].concat(),
+        None => [SHELL_LINKS, b"rel/", shell].concat(),
+    };
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.windows(spelled.len()).position(|w| w == &spelled[..]) {
+        let end = at + spelled.len();
+        let start = rest[..at]
+            .iter()
+            .rposition(|b| b.is_ascii_whitespace() || b"'\"=;|&(`".contains(b))
+            .map_or(0, |p| p + 1);
+        let word_ends = rest
+            .get(end)
+            .map_or(true, |b| b.is_ascii_whitespace() || b"'\";|&)`".contains(b));
+        if word_ends && is_shell_link(&rest[start..end], shell) {
+            out.extend_from_slice(&rest[..start]);
+            out.extend_from_slice(shell);
+        } else {
+            out.extend_from_slice(&rest[..end]);
+        }
+        rest = &rest[end..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 /// `value` is the shim's link for `shell` (`…/makescope-XXXXXX/sh/abs/bin/bash`).
@@ -605,6 +636,25 @@ pub(super) mod tests {
             lines: vec![row(1, 0, "exit 3", 3, &["MAKEFLAGS=ik -j2"])],
         };
         assert!(Plan::new(&recipe, None, Mode::Run, &none).unwrap().lines[0].ignore_errors);
+    }
+
+    #[test]
+    fn shell_links_in_a_recipes_text_become_the_shell() {
+        assert_eq!(
+            without_shell_links(
+                b"p=t; /tmp/makescope-Ab12Cd/sh/abs/bin/sh ../test-driver -- /tmp/makescope-Ab12Cd/sh/abs/bin/sh ./t.sh",
+                b"/bin/sh"
+            ),
+            b"p=t; /bin/sh ../test-driver -- /bin/sh ./t.sh".to_vec()
+        );
+        assert_eq!(
+            without_shell_links(b"/home/u/sh/abs/bin/sh x", b"/bin/sh"),
+            b"/home/u/sh/abs/bin/sh x".to_vec()
+        );
+        assert_eq!(
+            without_shell_links(b"/tmp/makescope-Ab12Cd/sh/abs/bin/shx", b"/bin/sh"),
+            b"/tmp/makescope-Ab12Cd/sh/abs/bin/shx".to_vec()
+        );
     }
 
     #[test]

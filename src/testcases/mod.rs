@@ -8,7 +8,10 @@
 //! UNRESOLVED, with why. The recognisers, in the order they are asked:
 //!
 //! 1. a hook's `test_name`/`test_result` in the record (the `tests` view) wins for its
-//!    command;
+//!    command: a hook adds a recogniser by naming the tests the built-in ones miss, and
+//!    overrides one by naming (or renaming, re-judging) the commands it claims; the tag
+//!    [`NOT_A_TEST`] (`cmd.tag("not-a-test")`) says the command runs no test, and no
+//!    recogniser may claim it (asked only of the commands a built-in one claims);
 //! 2. [`glibc`]: `scripts/evaluate-test.sh NAME …` and the `.test-result` file;
 //! 3. [`automake`]: the parallel harness's `.trs` files (`:test-result:` lines);
 //! 4. [`dejagnu`]: a `.sum` file (`Running x.exp ...`, `PASS: name` lines);
@@ -24,6 +27,8 @@ pub mod dejagnu;
 pub mod fallback;
 pub mod glibc;
 pub mod junit;
+pub mod listing;
+pub mod rerun;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -154,6 +159,8 @@ pub struct TestList {
     pub top: Vec<u8>,
     /// By directory, then name (in the order found for equal names).
     pub tests: Vec<TestCase>,
+    /// Per command id, the result files the record says it wrote.
+    written: BTreeMap<i64, Vec<Vec<u8>>>,
 }
 
 /// The tests of the build `options` picks.
@@ -168,7 +175,7 @@ pub fn list(config: &Config, options: &TestsOptions) -> Result<TestList> {
         store: &store,
         build: &build,
         commands: &commands,
-        written,
+        written: written.clone(),
     };
     let mut tests = Vec::new();
     let mut unclaimed = Vec::new();
@@ -182,6 +189,9 @@ pub fn list(config: &Config, options: &TestsOptions) -> Result<TestList> {
     if tests.is_empty() {
         let under_check = fallback::UnderCheck::new(&store, build.id)?;
         for command in unclaimed {
+            if hook_says_not_a_test(&context, command) {
+                continue;
+            }
             if let Claim::Tests(found) = fallback::recognise(&context, &under_check, command)? {
                 tests.extend(found);
             }
@@ -202,7 +212,31 @@ pub fn list(config: &Config, options: &TestsOptions) -> Result<TestList> {
         build,
         top,
         tests,
+        written,
     })
+}
+
+impl TestList {
+    /// The tests `command` ran as its convention reports them now (its result files read
+    /// again, after a re-run): the same recogniser that found `was` asked again. `None`
+    /// for a guessed test, whose result is the exit status only the caller knows.
+    pub fn recognise_again(&self, command: &CommandRow, was: &TestCase) -> Option<Vec<TestCase>> {
+        let context = Context {
+            store: &self.store,
+            build: &self.build,
+            commands: std::slice::from_ref(command),
+            written: self
+                .written
+                .get(&command.id)
+                .map(|w| BTreeMap::from([(command.id, w.clone())]))
+                .unwrap_or_default(),
+        };
+        match (was.convention, recognise(&context, command)) {
+            (Convention::Fallback, _) => None,
+            (_, Claim::Tests(found)) => Some(found),
+            (_, _) => Some(Vec::new()),
+        }
+    }
 }
 
 /// What the first recogniser that claims `command` says of it: a hook's test name,
@@ -230,10 +264,22 @@ fn recognise(context: &Context<'_>, command: &CommandRow) -> Claim {
     for recogniser in [glibc::recognise, automake::recognise, dejagnu::recognise] {
         match recogniser(context, command) {
             Claim::NotMine => continue,
+            Claim::Tests(_) if hook_says_not_a_test(context, command) => return Claim::NotATest,
             claim => return claim,
         }
     }
     Claim::NotMine
+}
+
+/// The tag a hook gives a command that runs no test (`cmd.tag("not-a-test")`).
+pub const NOT_A_TEST: &str = "not-a-test";
+
+/// Whether a hook tagged `command` [`NOT_A_TEST`] (an unreadable tag list: no).
+fn hook_says_not_a_test(context: &Context<'_>, command: &CommandRow) -> bool {
+    context
+        .store
+        .tags(command.id)
+        .is_ok_and(|tags| tags.iter().any(|(name, _)| name == NOT_A_TEST))
 }
 
 /// The order results are counted in: the usual ones first, then any other by name.

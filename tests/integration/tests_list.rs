@@ -6,6 +6,12 @@
 //! files), none missing, none extra. Also: the plain fallback's guesses say so; hooks'
 //! test names win; `--failed`; `--junit` parses back with matching counts; a record
 //! with no tests says so; a missing or empty result file is UNRESOLVED with why.
+//! `--list-only` on a clean copy of each fixture: the same names a real run reports,
+//! nothing run, no file of the tree changed; where make's view cannot name the tests
+//! (DejaGnu, no convention) it says so. `makescope test NAME`: the failing test fails
+//! again, a glob picks, an unknown name is one clear error. Hooks: a tag takes a command
+//! from the built-in recognisers, a hook's name and result win, a raising hook leaves
+//! the built-in list whole.
 
 use std::collections::BTreeMap;
 
@@ -264,4 +270,246 @@ fn a_hooks_test_names_and_results_win() {
     assert_eq!(listed["."], ["PASS: t1", "FAIL: t2"]);
     let json = build.then(["tests", "--json"]).json();
     assert_eq!(json["tests"][0]["convention"], "hook");
+}
+
+/// Every file below `root` with its size and modification time, sorted.
+fn tree(root: &std::path::Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+            let name = entry.path().strip_prefix(root).unwrap().display().to_string();
+            out.push((name, meta.len(), meta.modified().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `tests --list-only --json ARGS`'s tests as (directory, name), sorted.
+fn listed_only(test: &Test, args: &[&str]) -> (Vec<(String, String)>, Value) {
+    let out = test.then(["tests", "--list-only", "--json"].iter().chain(args));
+    out.success();
+    let json = out.json();
+    let mut names: Vec<(String, String)> = json["tests"]
+        .as_array()
+        .expect("a tests array")
+        .iter()
+        .map(|t| {
+            (
+                t["directory"].as_str().unwrap().to_string(),
+                t["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    names.sort();
+    (names, json)
+}
+
+/// The (directory, name) pairs a recorded run lists.
+fn run_names(name: &str) -> Vec<(String, String)> {
+    let mut names: Vec<(String, String)> = recorded(name)
+        .then(["tests", "--json"])
+        .json()["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["directory"].as_str().unwrap().to_string(),
+                t["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn list_only_names_what_a_real_check_reports_and_runs_nothing() {
+    for fixture in ["glibc", "automake"] {
+        let clean = Test::new().fixture(&format!("tests/{fixture}"));
+        let before = tree(clean.path());
+        let (names, json) = listed_only(&clean, &[]);
+        assert_eq!(tree(clean.path()), before, "{fixture}: the tree changed");
+        assert_eq!(names, run_names(fixture), "{fixture}");
+        assert_eq!(json["unknown"], Value::Array(vec![]), "{fixture}");
+        assert_eq!(json["tests"][0]["convention"], fixture);
+    }
+}
+
+#[test]
+fn list_only_text_has_a_summary_and_takes_a_directory_and_a_goal() {
+    let clean = Test::new().fixture("tests/glibc");
+    let out = clean.then(["tests", "--list-only", "-C", "alpha", "objdir=../build", "check"]);
+    out.success();
+    assert!(
+        out.stdout.starts_with("alpha/tst-fails "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .ends_with("\n4 tests in make's view of `check` (listed, none run)\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(!clean.path().join("build").exists());
+}
+
+#[test]
+fn list_only_says_plainly_where_it_cannot_know() {
+    let dejagnu = Test::new().fixture("tests/dejagnu");
+    let before = tree(dejagnu.path());
+    let (names, json) = listed_only(&dejagnu, &[]);
+    assert_eq!(tree(dejagnu.path()), before);
+    assert!(names.is_empty());
+    let unknown: Vec<&str> = json["unknown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["directory"].as_str().unwrap())
+        .collect();
+    assert_eq!(unknown, ["one", "two"]);
+    assert!(json["unknown"][0]["why"]
+        .as_str()
+        .unwrap()
+        .contains("DejaGnu"));
+
+    let plain = Test::new().fixture("tests/plain");
+    let out = plain.then(["tests", "--list-only"]);
+    out.success();
+    assert!(
+        out.stdout
+            .contains("cannot list .: no test convention makescope knows"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn list_only_without_a_makefile_is_one_clear_error() {
+    let empty = Test::new();
+    let out = empty.then(["tests", "--list-only"]);
+    out.code(2);
+    assert!(
+        out.stderr.starts_with("makescope: error: make cannot list the tests of `check`"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}
+
+/// The line `test` prints for NAME (the test's own output comes before it).
+fn result_line<'a>(out: &'a crate::harness::Output, name: &str) -> &'a str {
+    out.stdout
+        .lines()
+        .find(|l| l.contains(&format!(": {name}  (")))
+        .unwrap_or_else(|| panic!("no result line for {name}:\n{}", out.stdout))
+}
+
+#[test]
+fn test_reruns_the_failing_test_and_reports_it_as_the_convention_does() {
+    let build = recorded("glibc");
+    let result = build.path().join("build/alpha/tst-fails.test-result");
+    std::fs::remove_file(&result).unwrap();
+    let out = build.then(["test", "alpha/tst-fails"]);
+    out.code(1);
+    let line = result_line(&out, "alpha/tst-fails");
+    assert!(line.starts_with("FAIL: alpha/tst-fails  ("), "{line}");
+    assert!(line.contains("before: UNRESOLVED"), "{line}");
+    assert!(line.contains("output in "), "{line}");
+    // The convention's own file was written again.
+    assert!(std::fs::read_to_string(&result)
+        .unwrap()
+        .starts_with("FAIL: alpha/tst-fails"));
+
+    // make deleted the test programs (intermediate files): they are made again first.
+    assert!(!build.path().join("build/beta/tst-three").exists());
+    let out = build.then(["test", "beta/*"]);
+    out.success();
+    assert!(
+        out.stderr
+            .contains("first making what it needs and is missing: command"),
+        "{}",
+        out.stderr
+    );
+    assert!(build.path().join("build/beta/tst-three").exists());
+    assert!(result_line(&out, "beta/tst-three").starts_with("PASS: "));
+    assert!(result_line(&out, "beta/tst-unsupported").starts_with("UNSUPPORTED: "));
+    assert!(!out.stdout.contains("alpha/"), "{}", out.stdout);
+}
+
+#[test]
+fn test_reruns_an_automake_test_through_its_driver() {
+    let build = recorded("automake");
+    let out = build.then(["test", "t-fails"]);
+    out.code(1);
+    assert!(result_line(&out, "t-fails").starts_with("FAIL: "));
+    // Made to pass, it passes.
+    std::fs::write(build.path().join("one/t-fails"), "#!/bin/sh\nexit 0\n").unwrap();
+    let out = build.then(["test", "t-fails"]);
+    out.success();
+    let line = result_line(&out, "t-fails");
+    assert!(line.starts_with("PASS: t-fails  ("), "{line}");
+    assert!(line.contains("before: FAIL"), "{line}");
+}
+
+#[test]
+fn test_with_a_name_that_matches_none_is_one_clear_error() {
+    let build = recorded("glibc");
+    let out = build.then(["test", "alpha/no-such-test"]);
+    out.code(2);
+    assert_eq!(
+        out.stderr,
+        "makescope: error: no test of build 1 is named `alpha/no-such-test` (`makescope tests` lists them)\n"
+    );
+}
+
+#[test]
+fn a_hook_takes_a_command_from_the_built_in_recognisers_or_renames_its_test() {
+    let build = Test::new().fixture("tests/glibc").file(
+        "hooks.py",
+        "def finished(cmd):\n\
+         \x20   if cmd.target.endswith('alpha/tst-two.out'):\n\
+         \x20       cmd.tag('not-a-test')\n\
+         \x20   if cmd.target.endswith('alpha/tst-one.out'):\n\
+         \x20       cmd.test_name = 'alpha/one-by-hook'\n\
+         \x20       cmd.test_result = 'XFAIL'\n",
+    );
+    let out = build.then(["make", "--hooks", "hooks.py", "check"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let listed = listed(&build, &[]);
+    assert_eq!(
+        listed["alpha"],
+        [
+            "XFAIL: alpha/one-by-hook",
+            "FAIL: alpha/tst-fails",
+            "PASS: alpha/tst-script"
+        ]
+    );
+    assert_eq!(listed["beta"].len(), 2);
+}
+
+#[test]
+fn a_hook_that_raises_leaves_the_built_in_list_whole() {
+    let build = Test::new()
+        .fixture("tests/glibc")
+        .file("hooks.py", "def finished(cmd):\n    raise ValueError('boom')\n");
+    let out = build.then(["make", "--hooks", "hooks.py", "check"]);
+    out.code(3);
+    assert!(out.stderr.contains("ValueError: boom"), "{}", out.stderr);
+    let text = build.then(["tests"]);
+    text.success();
+    assert!(
+        text.stdout
+            .ends_with("6 tests: 4 PASS, 1 FAIL, 1 UNSUPPORTED\n"),
+        "{}",
+        text.stdout
+    );
 }
