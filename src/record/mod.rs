@@ -11,6 +11,7 @@
 //! The record is opened and checked before make starts, so a bad `--db` costs nothing.
 //! Whatever happens to the build, the record ends up saying how it ended.
 
+mod ids;
 mod server;
 mod signals;
 mod ui;
@@ -127,10 +128,10 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
 
     let argv = crate::util::join_nul(options.make_args.iter().map(|a| a.as_bytes()));
     let directory = top_directory.as_os_str().as_bytes().to_vec();
-    let ids = store.next_ids()?;
+    let (build_id, first_blocks) = ids::reserve_first(&mut store)?;
     // Held until makescope ends, however it ends: a build left `running` without it was
     // cut off.
-    let _recorder = store.hold_recorder_lock(ids.build)?;
+    let _recorder = store.hold_recorder_lock(build_id)?;
     for build in store.mark_cut_off()? {
         eprintln!(
             "makescope: build {build} was cut off: its recorder was killed before the build \
@@ -139,7 +140,7 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     }
     let expected_total = store.previous_command_count(&directory, &argv)?;
     store.insert_build(&NewBuild {
-        id: ids.build,
+        id: build_id,
         argv,
         directory: directory.clone(),
         started_ns: now_ns(),
@@ -147,7 +148,7 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     })?;
 
     let setup = Setup {
-        build_id: ids.build,
+        build_id,
         top_directory: directory,
         tracing,
         keep_secrets: options.keep_secrets,
@@ -182,12 +183,17 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
 
     let (to_writer, writer_rx) = mpsc::channel();
     let (to_ui, ui_rx) = mpsc::channel();
-    let writer = writer::spawn(store, writer_rx);
+    let (answers, answers_rx) = mpsc::channel();
+    let writer = writer::spawn(
+        store,
+        ids::Blocks::new(first_blocks.clone(), answers),
+        writer_rx,
+    );
     let ui = ui::spawn(setup.clone(), ui_rx, to_writer.clone());
     let mut server = server::Server::bind(
         &runtime.socket,
         setup.clone(),
-        ids,
+        ids::Ids::new(first_blocks, to_writer.clone(), answers_rx),
         to_writer.clone(),
         to_ui.clone(),
     )?;

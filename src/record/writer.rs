@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use super::ids::Blocks;
 use crate::store::{
-    BuildEnd, CommandEnd, CommandNotes, MakeEnd, NewAccess, NewCommand, NewMake, NewProcess, Owner,
-    ProcessExec, Store,
+    BuildEnd, CommandEnd, CommandNotes, IdKind, MakeEnd, NewAccess, NewCommand, NewMake,
+    NewProcess, Owner, ProcessExec, Store,
 };
 
 /// One thing to write.
@@ -49,6 +50,10 @@ pub(crate) enum Write {
         probes: Vec<u32>,
     },
     BuildEnd(i64, BuildEnd),
+    /// Reserve a block of ids and answer the event loop with it ([`super::ids`]).
+    ReserveIds(IdKind, i64),
+    /// The event loop has ended: the first id of each kind it did not use.
+    IdsUsed(Vec<(IdKind, i64)>),
     /// Several of the above, in order (the event loop sends its rows in batches).
     Batch(Vec<Write>),
 }
@@ -56,22 +61,26 @@ pub(crate) enum Write {
 const BATCH_TIME: Duration = Duration::from_secs(1);
 const BATCH_ROWS: usize = 20_000;
 
-pub(crate) fn spawn(store: Store, rx: Receiver<Write>) -> std::thread::JoinHandle<Result<()>> {
+pub(crate) fn spawn(
+    store: Store,
+    blocks: Blocks,
+    rx: Receiver<Write>,
+) -> std::thread::JoinHandle<Result<()>> {
     std::thread::Builder::new()
         .name("writer".into())
-        .spawn(move || write_all(store, rx))
+        .spawn(move || write_all(store, blocks, rx))
         .expect("spawning the writer thread")
 }
 
 /// The writer's end: `Err` is what could not be recorded (the first failure; what came
 /// after it was dropped), for one line at the end of the build. The build never waits
 /// for or fails with the record.
-fn write_all(mut store: Store, rx: Receiver<Write>) -> Result<()> {
+fn write_all(mut store: Store, mut blocks: Blocks, rx: Receiver<Write>) -> Result<()> {
     // Background work: never preempt the event loop (which trapped calls wait for) or
     // the build's jobs when woken.
     let _ = crate::trace::sys::set_batch();
     let mut end = None;
-    let Err(error) = write_until_failure(&mut store, &rx, &mut end) else {
+    let Err(error) = write_until_failure(&mut store, &mut blocks, &rx, &mut end) else {
         crate::trace::sys::report_thread_cpu("writer");
         return Ok(());
     };
@@ -82,8 +91,10 @@ fn write_all(mut store: Store, rx: Receiver<Write>) -> Result<()> {
     let mut dropped = 0;
     for write in rx.iter() {
         dropped += write.rows();
-        if let Write::BuildEnd(id, build_end) = write {
-            end = Some((id, build_end));
+        match write {
+            Write::BuildEnd(id, build_end) => end = Some((id, build_end)),
+            Write::ReserveIds(kind, _) => blocks.refuse(kind),
+            _ => {}
         }
     }
     let ended = end.is_some_and(|(id, end)| store.finish_build(id, &end).is_ok());
@@ -100,6 +111,7 @@ fn write_all(mut store: Store, rx: Receiver<Write>) -> Result<()> {
 /// Write what comes until the channel closes; `end`: how the build ended, once it came.
 fn write_until_failure(
     store: &mut Store,
+    blocks: &mut Blocks,
     rx: &Receiver<Write>,
     end: &mut Option<(i64, BuildEnd)>,
 ) -> Result<()> {
@@ -129,7 +141,7 @@ fn write_until_failure(
                     Write::Batch(writes) => writes.len(),
                     _ => 1,
                 };
-                apply(store, write)?;
+                apply(store, blocks, write)?;
                 if rows >= BATCH_ROWS || since.elapsed() >= BATCH_TIME {
                     store.commit()?;
                     open = false;
@@ -166,7 +178,7 @@ impl Write {
     }
 }
 
-fn apply(store: &mut Store, write: Write) -> Result<()> {
+fn apply(store: &mut Store, blocks: &mut Blocks, write: Write) -> Result<()> {
     match write {
         Write::Make(m) => store.insert_make(&m)?,
         Write::MakeEnd(id, end) => store.finish_make(id, &end)?,
@@ -188,9 +200,11 @@ fn apply(store: &mut Store, write: Write) -> Result<()> {
             probes,
         } => store.insert_accesses(build_id, owner, &accesses, &probes)?,
         Write::BuildEnd(id, end) => store.finish_build(id, &end)?,
+        Write::ReserveIds(kind, count) => blocks.reserve(store, kind, count)?,
+        Write::IdsUsed(used) => blocks.release(store, &used)?,
         Write::Batch(writes) => {
             for write in writes {
-                apply(store, write)?;
+                apply(store, blocks, write)?;
             }
         }
     }

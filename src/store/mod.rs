@@ -127,7 +127,11 @@ pub(crate) fn get_bytes(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<O
 pub const APPLICATION_ID: i32 = 0x4d6b_5363;
 
 /// Migrations, oldest first; the schema version is their count.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_ids.sql"),
+];
 
 /// The schema version this makescope writes and reads.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -635,6 +639,34 @@ mod tests {
             .map(|k| (k.id(), k.name().to_string()))
             .collect();
         assert_eq!(rows, kinds);
+    }
+
+    /// Ids come from reserved blocks since `schema_ids`: an older record's numbering
+    /// continues after the ids it holds.
+    #[test]
+    fn an_older_record_numbers_on_after_its_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch("PRAGMA foreign_keys = OFF;").unwrap();
+        for migration in &MIGRATIONS[..2] {
+            old.execute_batch(migration).unwrap();
+        }
+        old.execute_batch(&format!(
+            "PRAGMA user_version = 2; PRAGMA application_id = {APPLICATION_ID};
+             INSERT INTO build (id, argv, args_text, directory, started_ns, state, traced, makescope_version)
+                 VALUES (3, '', '', '/', 0, 'complete', 0, '0');
+             INSERT INTO command (id, build_id, job, line_index, target, directory, shell, command, started_ns, state, traced)
+                 VALUES (41, 3, 0, 0, 'all', '/', '/bin/sh', 'true', 0, 'ok', 0);"
+        ))
+        .unwrap();
+        drop(old);
+        let mut store = Store::open_write(&path).unwrap();
+        assert_eq!(store.reserve_ids(IdKind::Build, 1).unwrap(), 4..5);
+        assert_eq!(store.reserve_ids(IdKind::Command, 10).unwrap(), 42..52);
+        assert_eq!(store.reserve_ids(IdKind::Process, 2).unwrap(), 1..3);
+        assert!(store.release_ids(IdKind::Command, 45..52).unwrap());
+        assert_eq!(store.reserve_ids(IdKind::Command, 1).unwrap(), 45..46);
     }
 
     #[test]

@@ -308,11 +308,17 @@ impl Store {
             .pop())
     }
 
-    /// The newest build.
+    /// The last build: one still running (the newest of them), else the one that ended
+    /// last. Builds one after another: the newest. A build that ran `makescope make`
+    /// in a recipe (into the same record) ends after the build it started, so the
+    /// user's build comes first, not its nested one.
     pub fn last_build(&self) -> Result<Option<BuildRow>, StoreError> {
         Ok(self
             .rows(
-                &format!("SELECT {BUILD_COLUMNS} FROM build ORDER BY id DESC LIMIT 1"),
+                &format!(
+                    "SELECT {BUILD_COLUMNS} FROM build
+                     ORDER BY state = 'running' DESC, coalesce(ended_ns, started_ns) DESC, id DESC LIMIT 1"
+                ),
                 [],
                 build_row,
             )?

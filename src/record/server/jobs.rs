@@ -14,7 +14,7 @@ use crate::output::{CommandInfo, Outcome, Stream};
 use crate::protocol::{self, ENV_PREFIX};
 use crate::record::ui::Event as UiEvent;
 use crate::record::writer::Write;
-use crate::store::{CommandEnd, MakeEnd, NewCommand, NewMake, Owner};
+use crate::store::{CommandEnd, IdKind, MakeEnd, NewCommand, NewMake, Owner};
 use crate::util::{now_ns, redact_environment};
 
 /// `command.traced` for a line that runs a sub-make: not filtered itself, its sub-make's
@@ -71,8 +71,7 @@ impl Server {
             };
             self.rows.write(Write::MakeEnd(previous, end));
         }
-        let id = self.ids.make;
-        self.ids.make += 1;
+        let id = self.ids.next(IdKind::Make);
         // The recipe that ran this make: the nearest ancestor that is a command.
         let parent_command_id = match self.attribution.owner_of(m.ppid) {
             Some(Owner::Command(command)) => Some(command),
@@ -117,8 +116,7 @@ impl Server {
     pub(super) fn on_command_start(&mut self, fd: RawFd, m: &protocol::CommandStart) {
         let context = m.context.clone().unwrap_or_default();
         let argv = crate::util::split_nul(m.argv);
-        let id = self.ids.command;
-        self.ids.command += 1;
+        let id = self.ids.next(IdKind::Command);
         let line_index = self.attribution.next_line(context.make_pid, context.job);
 
         // argv is the makefile's SHELL words, then .SHELLFLAGS words, then the command.
