@@ -291,7 +291,10 @@ mod tests {
         let last = *all.last().unwrap();
         let mut c = recorder(&path);
         let first = c.ids.next(IdKind::Command);
-        assert!(first > last && first <= last + 1 + BLOCK, "{first} after {last}");
+        assert!(
+            first > last && first <= last + 1 + BLOCK,
+            "{first} after {last}"
+        );
         c.ids.next(IdKind::Make);
         c.end();
         let mut d = recorder(&path);

@@ -11,6 +11,7 @@
 //! The record is opened and checked before make starts, so a bad `--db` costs nothing.
 //! Whatever happens to the build, the record ends up saying how it ended.
 
+mod dumps;
 mod ids;
 mod server;
 mod signals;
@@ -127,6 +128,11 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
         .with_context(|| format!("cannot create {}", makedb_dir.display()))?;
 
     let argv = crate::util::join_nul(options.make_args.iter().map(|a| a.as_bytes()));
+    let argv = if options.keep_secrets {
+        argv
+    } else {
+        crate::util::redact_arguments(&argv)
+    };
     let directory = top_directory.as_os_str().as_bytes().to_vec();
     let (build_id, first_blocks) = ids::reserve_first(&mut store)?;
     // Held until makescope ends, however it ends: a build left `running` without it was
@@ -187,6 +193,7 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     let writer = writer::spawn(
         store,
         ids::Blocks::new(first_blocks.clone(), answers),
+        (!options.keep_secrets).then(dumps::Dumps::default),
         writer_rx,
     );
     let ui = ui::spawn(setup.clone(), ui_rx, to_writer.clone());

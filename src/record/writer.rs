@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use std::os::unix::ffi::OsStrExt;
+
+use super::dumps::Dumps;
 use super::ids::Blocks;
 use crate::store::{
     BuildEnd, CommandEnd, CommandNotes, IdKind, MakeEnd, NewAccess, NewCommand, NewMake,
@@ -61,26 +64,35 @@ pub(crate) enum Write {
 const BATCH_TIME: Duration = Duration::from_secs(1);
 const BATCH_ROWS: usize = 20_000;
 
+/// What the writer keeps besides the record: the id blocks it reserved, and the make
+/// database dumps it redacted (`None`: secrets are kept).
+pub(crate) struct State {
+    blocks: Blocks,
+    dumps: Option<Dumps>,
+}
+
 pub(crate) fn spawn(
     store: Store,
     blocks: Blocks,
+    dumps: Option<Dumps>,
     rx: Receiver<Write>,
 ) -> std::thread::JoinHandle<Result<()>> {
+    let state = State { blocks, dumps };
     std::thread::Builder::new()
         .name("writer".into())
-        .spawn(move || write_all(store, blocks, rx))
+        .spawn(move || write_all(store, state, rx))
         .expect("spawning the writer thread")
 }
 
 /// The writer's end: `Err` is what could not be recorded (the first failure; what came
 /// after it was dropped), for one line at the end of the build. The build never waits
 /// for or fails with the record.
-fn write_all(mut store: Store, mut blocks: Blocks, rx: Receiver<Write>) -> Result<()> {
+fn write_all(mut store: Store, mut state: State, rx: Receiver<Write>) -> Result<()> {
     // Background work: never preempt the event loop (which trapped calls wait for) or
     // the build's jobs when woken.
     let _ = crate::trace::sys::set_batch();
     let mut end = None;
-    let Err(error) = write_until_failure(&mut store, &mut blocks, &rx, &mut end) else {
+    let Err(error) = write_until_failure(&mut store, &mut state, &rx, &mut end) else {
         crate::trace::sys::report_thread_cpu("writer");
         return Ok(());
     };
@@ -93,7 +105,7 @@ fn write_all(mut store: Store, mut blocks: Blocks, rx: Receiver<Write>) -> Resul
         dropped += write.rows();
         match write {
             Write::BuildEnd(id, build_end) => end = Some((id, build_end)),
-            Write::ReserveIds(kind, _) => blocks.refuse(kind),
+            Write::ReserveIds(kind, _) => state.blocks.refuse(kind),
             _ => {}
         }
     }
@@ -111,7 +123,7 @@ fn write_all(mut store: Store, mut blocks: Blocks, rx: Receiver<Write>) -> Resul
 /// Write what comes until the channel closes; `end`: how the build ended, once it came.
 fn write_until_failure(
     store: &mut Store,
-    blocks: &mut Blocks,
+    state: &mut State,
     rx: &Receiver<Write>,
     end: &mut Option<(i64, BuildEnd)>,
 ) -> Result<()> {
@@ -141,7 +153,7 @@ fn write_until_failure(
                     Write::Batch(writes) => writes.len(),
                     _ => 1,
                 };
-                apply(store, blocks, write)?;
+                apply(store, state, write)?;
                 if rows >= BATCH_ROWS || since.elapsed() >= BATCH_TIME {
                     store.commit()?;
                     open = false;
@@ -178,10 +190,15 @@ impl Write {
     }
 }
 
-fn apply(store: &mut Store, blocks: &mut Blocks, write: Write) -> Result<()> {
+fn apply(store: &mut Store, state: &mut State, write: Write) -> Result<()> {
     match write {
         Write::Make(m) => store.insert_make(&m)?,
-        Write::MakeEnd(id, end) => store.finish_make(id, &end)?,
+        Write::MakeEnd(id, end) => {
+            if let (Some(dumps), Some(path)) = (&mut state.dumps, &end.makedb_path) {
+                dumps.redact(std::path::Path::new(std::ffi::OsStr::from_bytes(path)));
+            }
+            store.finish_make(id, &end)?
+        }
         Write::Command(c) => store.insert_command(&c)?,
         Write::CommandEnd(id, end) => store.finish_command(id, &end)?,
         Write::Notes(id, notes) => store.note_command(id, &notes)?,
@@ -200,11 +217,11 @@ fn apply(store: &mut Store, blocks: &mut Blocks, write: Write) -> Result<()> {
             probes,
         } => store.insert_accesses(build_id, owner, &accesses, &probes)?,
         Write::BuildEnd(id, end) => store.finish_build(id, &end)?,
-        Write::ReserveIds(kind, count) => blocks.reserve(store, kind, count)?,
-        Write::IdsUsed(used) => blocks.release(store, &used)?,
+        Write::ReserveIds(kind, count) => state.blocks.reserve(store, kind, count)?,
+        Write::IdsUsed(used) => state.blocks.release(store, &used)?,
         Write::Batch(writes) => {
             for write in writes {
-                apply(store, blocks, write)?;
+                apply(store, state, write)?;
             }
         }
     }

@@ -244,6 +244,23 @@ impl Store {
         let conn = Connection::open_with_flags(path, flags)
             .or_else(|_| Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY))
             .map_err(|source| open_error(path, source))?;
+        match Store::reading(conn, path) {
+            // A record the user may read but not write, in a directory where SQLite
+            // cannot make its `-shm` file: read as it is on disk (no writer can be
+            // adding to it: a writer could not make the `-shm` either).
+            Err(StoreError::ReadOnly { .. }) => {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(immutable_uri(path), flags)
+                    .map_err(|source| open_error(path, source))?;
+                Store::reading(conn, path)
+            }
+            store => store,
+        }
+    }
+
+    fn reading(conn: Connection, path: &Path) -> Result<Store, StoreError> {
         let mut store = Store {
             conn,
             path: path.to_owned(),
@@ -491,8 +508,30 @@ fn open_error(path: &Path, source: rusqlite::Error) -> StoreError {
     }
 }
 
+/// `file:` URI of `path` opened as immutable (SQLite neither locks nor looks for a WAL).
+fn immutable_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut uri = String::from("file:");
+    for &b in absolute.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
 fn classify(path: &Path, source: rusqlite::Error) -> StoreError {
     match &source {
+        rusqlite::Error::SqliteFailure(e, detail) if e.code == rusqlite::ErrorCode::ReadOnly => {
+            StoreError::ReadOnly {
+                path: path.to_owned(),
+                detail: detail.clone().unwrap_or_else(|| e.to_string()),
+            }
+        }
         rusqlite::Error::SqliteFailure(e, detail)
             if matches!(
                 e.code,

@@ -387,7 +387,11 @@ impl Store {
         build_id: i64,
         filter: &CommandFilter,
     ) -> Result<Vec<CommandRow>, StoreError> {
-        let sql = commands_sql(filter, "e.entries", "LEFT JOIN environment e ON e.id = c.environment_id");
+        let sql = commands_sql(
+            filter,
+            "e.entries",
+            "LEFT JOIN environment e ON e.id = c.environment_id",
+        );
         match &filter.target_contains {
             Some(text) => self.rows(&sql, params![build_id, Bytes(text)], command_row),
             None => self.rows(&sql, params![build_id], command_row),

@@ -27,4 +27,5 @@ mod targets_parse;
 mod tests_list;
 mod trace;
 mod trace_bench;
+mod trials;
 mod writers;

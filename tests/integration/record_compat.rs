@@ -72,13 +72,15 @@ fn a_new_record_has_the_schema_of_one_written_before() {
         .args(["make", "-j2", "all"]);
     t.run().success();
     let copy = t.path().join("before.sqlite");
-    t.then([std::ffi::OsStr::new("--db"), copy.as_os_str(), "log".as_ref()])
-        .success();
-    let before = rusqlite::Connection::open_with_flags(
-        &copy,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
+    t.then([
+        std::ffi::OsStr::new("--db"),
+        copy.as_os_str(),
+        "log".as_ref(),
+    ])
+    .success();
+    let before =
+        rusqlite::Connection::open_with_flags(&copy, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     assert_eq!(schema(&t.db()), schema(&before));
     // And the same kinds of rows for the same build.
     let count = |db: &rusqlite::Connection, table: &str| {

@@ -56,7 +56,11 @@ fn two_builds_at_once_in_one_directory_are_both_recorded() {
         let (state, ids, ok) = recorded(&t, &build[0]);
         assert_eq!((state.as_str(), ids.len(), ok), ("complete", 31, 31));
         // A build's ids are its own run of numbers, as users type them.
-        assert_eq!(ids.last().unwrap() - ids[0] + 1, ids.len() as i64, "{ids:?}");
+        assert_eq!(
+            ids.last().unwrap() - ids[0] + 1,
+            ids.len() as i64,
+            "{ids:?}"
+        );
         let log = t.then(["log", "--json", "--build", &build[0]]);
         log.success();
         assert_eq!(log.json()["commands"].as_array().unwrap().len(), 31);
@@ -76,13 +80,8 @@ fn two_builds_at_once_in_one_directory_are_both_recorded() {
 #[test]
 fn a_recipe_that_runs_makescope_into_the_same_record_records_both_builds() {
     let t = Test::new()
-        .makefile(
-            "all:\n\t@echo outer-before\n\t@$(MAKESCOPE) make -C sub\n\t@echo outer-after\n",
-        )
-        .file(
-            "sub/Makefile",
-            "all: one two\none two:\n\t@echo inner-$@\n",
-        )
+        .makefile("all:\n\t@echo outer-before\n\t@$(MAKESCOPE) make -C sub\n\t@echo outer-after\n")
+        .file("sub/Makefile", "all: one two\none two:\n\t@echo inner-$@\n")
         .env("MAKESCOPE", makescope_bin())
         .args(["make", "--plain"]);
     let out = t.run();

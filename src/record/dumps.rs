@@ -1,0 +1,116 @@
+//! make's database dumps (`.makescope/makedb/*.mkdb`, written by the plugin as make
+//! exits) with the values of secret variables redacted, as the record's environments
+//! are ([`crate::util::redact_environment`]): a variable whose name looks secret or
+//! whose value holds a URL with a password, and secret assignments given on make's
+//! command line (inside `MAKEFLAGS`, `-*-command-variables-*-`, …).
+//!
+//! The writer thread rewrites a dump once (to a temporary file, renamed over it), never
+//! the event loop. Only variable lines change (`NAME = VALUE` at the start of a line);
+//! rules and recipes are left as make printed them.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::util::{has_url_password, looks_secret, redact_assignment, REDACTED};
+
+/// The dumps already redacted by this recorder (one dump serves every make with the
+/// same makefiles and arguments).
+#[derive(Debug, Default)]
+pub(crate) struct Dumps {
+    done: HashSet<PathBuf>,
+}
+
+impl Dumps {
+    /// Redact the dump at `path` unless done already; a dump that cannot be read or
+    /// rewritten is left as it is (it is the owner's alone, 0600 in a 0700 directory).
+    pub fn redact(&mut self, path: &Path) {
+        if !self.done.insert(path.to_owned()) {
+            return;
+        }
+        let Ok(text) = std::fs::read(path) else {
+            return;
+        };
+        if let Some(redacted) = redact_dump(&text) {
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".redacted");
+            if std::fs::write(&tmp, redacted).is_ok() && std::fs::rename(&tmp, path).is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+    }
+}
+
+/// The dump's text with secret values redacted; `None` when it holds none.
+pub(crate) fn redact_dump(text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut changed = false;
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        match redact_line(line) {
+            Some(redacted) => {
+                out.extend_from_slice(&redacted);
+                changed = true;
+            }
+            None => out.extend_from_slice(line),
+        }
+    }
+    changed.then_some(out)
+}
+
+/// A variable line (`NAME OP VALUE`, as make's database prints one) with its secret
+/// redacted; `None` when it is not one or holds none.
+fn redact_line(line: &[u8]) -> Option<Vec<u8>> {
+    if !matches!(line.first(), Some(&b) if b != b'\t' && b != b'#' && b != b' ') {
+        return None;
+    }
+    let space = line.iter().position(|&b| b == b' ')?;
+    let (name, rest) = (&line[..space], &line[space + 1..]);
+    let op_end = rest.iter().position(|&b| b == b' ')?;
+    let op = &rest[..op_end];
+    if !matches!(op, b"=" | b":=" | b"::=" | b"+=" | b"?=" | b"!=") {
+        return None;
+    }
+    let value = &rest[op_end + 1..];
+    let mut out = line[..space + 1 + op_end + 1].to_vec();
+    if looks_secret(name) || has_url_password(value) {
+        out.extend_from_slice(REDACTED);
+        return Some(out);
+    }
+    let mut changed = false;
+    for (i, word) in value.split(|&b| b == b' ').enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        match redact_assignment(word) {
+            Some(redacted) => {
+                out.extend_from_slice(&redacted);
+                changed = true;
+            }
+            None => out.extend_from_slice(word),
+        }
+    }
+    changed.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_variables_of_a_dump_are_redacted_and_the_rest_kept() {
+        let dump =
+            b"# environment\nGITHUB_PAT = ghp_x\n# environment\nHTTP_PROXY = http://u:p@h:1\n\
+# automatic\n-*-command-variables-*- := API_TOKEN=v CC=gcc\nCC = gcc\n\
+all: x\n\t@echo TOKEN = 1\n";
+        let redacted = redact_dump(dump).unwrap();
+        assert_eq!(
+            String::from_utf8(redacted).unwrap(),
+            "# environment\nGITHUB_PAT = <redacted>\n# environment\nHTTP_PROXY = <redacted>\n\
+# automatic\n-*-command-variables-*- := API_TOKEN=<redacted> CC=gcc\nCC = gcc\n\
+all: x\n\t@echo TOKEN = 1\n"
+        );
+        assert_eq!(redact_dump(b"CC = gcc\nall:\n"), None);
+    }
+}
