@@ -399,3 +399,67 @@ fn log_json_is_one_document_with_or_without_commands() {
         .collect();
     assert_eq!(targets, ["a", "b"]);
 }
+
+/// Recipes that fight the tracer: ptrace (strace), their own seccomp filter, a user
+/// namespace, 1,000 threads reading files, 1,000 vfork+exec: their output and status
+/// are what plain make gives. io_uring is refused (ENOSYS) under tracing, as the README
+/// says, so that programs fall back to calls the tracer sees.
+#[test]
+fn programs_that_fight_the_tracer_work_as_under_make() {
+    if !installed("cc") {
+        eprintln!("skipped: no cc");
+        return;
+    }
+    let mut t = Test::new().file(
+        "fight.c",
+        std::fs::read(crate::harness::fixture_path("fight.c")).unwrap(),
+    );
+    for i in 0..10 {
+        t = t.file(format!("in/{i}"), format!("input {i}\n"));
+    }
+    let mut lines = vec!["./fight threads", "./fight vfork", "./fight seccomp"];
+    if installed("strace") {
+        lines.push("strace -f -o /dev/null ./fight seccomp");
+    }
+    // A user namespace, where the kernel allows one.
+    let userns = t
+        .run_command({
+            let mut c = t.program("unshare");
+            c.args(["-U", "true"]);
+            c
+        })
+        .code
+        == Some(0);
+    if userns {
+        lines.push("unshare -U ./fight threads");
+    }
+    let recipe: String = lines.iter().map(|l| format!("\t{l}\n")).collect();
+    let t = t
+        .makefile(&format!("all: fight\n{recipe}\t./fight io_uring\nfight: fight.c\n\tcc -pthread -o $@ $<\n"))
+        .args(["make", "--plain", "-s"]);
+    let plain = t.run_command({
+        let mut c = t.program("make");
+        c.arg("-s");
+        c
+    });
+    plain.success();
+    std::fs::remove_file(t.path().join("fight")).unwrap();
+    let recorded = t.run();
+    recorded.success();
+    let without_io_uring = |out: &Output| -> Vec<String> {
+        out.stdout
+            .lines()
+            .filter(|l| !l.starts_with("io_uring"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(without_io_uring(&recorded), without_io_uring(&plain));
+    assert!(plain.stdout.contains("threads read 1000") && plain.stdout.contains("vforked 1000"));
+    assert!(recorded.stdout.contains("io_uring Function not implemented"), "{}", recorded.stdout);
+    // Every line recorded ok; the threads' reads are the command's.
+    let states = rows(&t.db(), "SELECT count(*), sum(state = 'ok') FROM command");
+    assert_eq!(states[0][0], states[0][1]);
+    let threads = t.then(["show", "--json", "--files", "all"]);
+    let reads = threads.json().to_string();
+    assert!(reads.contains("/in/9"), "the threads' reads");
+}
