@@ -161,7 +161,9 @@ def trial_signals(a, rng, work):
         shutil.copytree(src, d)
         p = start(["make", "-s", "-j4"], d, group=True)
         time.sleep(plain_duration / 3)
-        os.kill(p.pid, sig)
+        # To the group: make passes SIGINT on to no job (the terminal sent it to them
+        # all); makescope does that for it when it alone gets SIGINT (README).
+        os.killpg(p.pid, sig)
         wait(p, 30)
         plain[sig] = p.returncode
         gone_within(d, 10)
@@ -181,12 +183,15 @@ def trial_signals(a, rng, work):
         else:
             os.kill(p.pid, sig)
         problems = []
+        finished_before = p.poll() == 0
         if not wait(p, 30):
             hangs += 1
             problems.append("hang")
             p.kill()
             p.wait()
-        if p.returncode != plain[sig]:
+        if finished_before:
+            notes.append(f"run {run}: the build had ended before the signal")
+        elif p.returncode != plain[sig]:
             problems.append(f"ended {p.returncode}, plain make {plain[sig]}")
         if not gone_within(d, 5):
             problems.append(f"left {build_processes(d)}")
@@ -195,7 +200,7 @@ def trial_signals(a, rng, work):
         opens.append(time.monotonic() - t)
         db = record(os.path.join(d, ".makescope/db.sqlite"))
         state = db.execute("SELECT state FROM build WHERE id = 1").fetchone()[0]
-        if state != "interrupted":
+        if state != "interrupted" and not finished_before:
             problems.append(f"build {state}")
         ended = {r[0]: r[1] for r in db.execute(
             "SELECT directory || '/' || target, state FROM command WHERE build_id = 1")}
@@ -313,6 +318,9 @@ def trial_writers(a, rng, work):
             bad += 1
         time.sleep(0.2)
     codes = [p.returncode for p in procs]
+    errors = [p.stderr.read().decode(errors="replace").strip() for p in procs]
+    if any(errors):
+        print(f"writers: stderr {errors}", flush=True)
     c = record(db)
     builds = c.execute("SELECT b.id, b.state, count(c.id) FROM build b LEFT JOIN command c "
                        "ON c.build_id = b.id GROUP BY b.id").fetchall()

@@ -361,8 +361,13 @@ impl Store {
 
     /// Check what the file is, then migrate it to [`SCHEMA_VERSION`].
     fn prepare(&mut self, writing: bool) -> Result<(), StoreError> {
+        // A writer waits longer for another writer's transaction (another build into
+        // the same record may hold it for seconds: a batch, its graph at its end, on a
+        // loaded machine) than a reader, which a person is waiting for; the writer
+        // waits on its own thread, never the build.
+        let wait = if writing { 120 } else { 10 };
         self.conn
-            .busy_timeout(std::time::Duration::from_secs(10))
+            .busy_timeout(std::time::Duration::from_secs(wait))
             .map_err(|e| self.sqlite(e))?;
         // Rows are written in any order (ids come from the recorder), and migrations
         // move rows: references are not checked (this SQLite checks them by default).
