@@ -192,6 +192,11 @@ pub struct Store {
     /// Path ids by the recorder's number; 0: not known yet.
     keyed_paths: Vec<i64>,
     environments: rustc_hash::FxHashMap<Vec<u8>, i64>,
+    /// The record's file, opened once to look at recorders' locks and kept open while
+    /// the connection is: closing any descriptor of the file would drop every POSIX
+    /// lock this process holds on it, SQLite's included (another process could then
+    /// take this one for gone and checkpoint away its WAL).
+    lock_probe: std::sync::OnceLock<Option<std::fs::File>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -227,6 +232,7 @@ impl Store {
             numbered: Vec::new(),
             keyed_paths: Vec::new(),
             environments: Default::default(),
+            lock_probe: Default::default(),
         };
         store.prepare(true)?;
         Ok(store)
@@ -268,6 +274,7 @@ impl Store {
             numbered: Vec::new(),
             keyed_paths: Vec::new(),
             environments: Default::default(),
+            lock_probe: Default::default(),
         };
         store.prepare(false)?;
         Ok(store)
@@ -294,10 +301,13 @@ impl Store {
     /// Whether build `id` has a recorder: a process holds [`Store::hold_recorder_lock`]'s
     /// lock for it. (An unreadable lock counts as held: never call a live build dead.)
     pub fn recorder_alive(&self, id: i64) -> bool {
-        let Ok(file) = std::fs::File::open(&self.path) else {
+        let probe = self
+            .lock_probe
+            .get_or_init(|| std::fs::File::open(&self.path).ok());
+        let Some(file) = probe else {
             return true;
         };
-        recorder_lock(&file, id, libc::F_OFD_GETLK).map_or(true, |held| held)
+        recorder_lock(file, id, libc::F_OFD_GETLK).map_or(true, |held| held)
     }
 
     /// Mark every build still `running` whose recorder is gone (killed: it could not
