@@ -30,47 +30,67 @@ pub struct LogOptions {
     pub target_contains: Option<Vec<u8>>,
 }
 
-/// The commands of one build, in the order they started.
+/// The commands of one build, in the order they started, read as they are listed.
 pub struct Log {
     pub store: Store,
     pub build: BuildRow,
-    pub commands: Vec<CommandRow>,
+    filter: CommandFilter,
 }
 
-/// The commands `options` picks.
+/// The build and the filter `options` picks.
 pub fn log(config: &Config, options: &LogOptions) -> Result<Log> {
     let (store, build) = config.open_build(options.build)?;
     let filter = CommandFilter {
         failed_only: options.failed_only,
         target_contains: options.target_contains.clone(),
     };
-    let commands = store.commands(build.id, &filter)?;
     Ok(Log {
         store,
         build,
-        commands,
+        filter,
     })
 }
 
 impl Log {
-    /// How many commands did not end well (neither `ok` nor still running).
-    pub fn not_ok(&self) -> usize {
-        self.commands
-            .iter()
-            .filter(|c| c.state != "ok" && c.state != "running")
-            .count()
+    /// Each command, in order, one at a time (without its environment).
+    pub fn each(&self, each: impl FnMut(CommandRow) -> Result<()>) -> Result<()> {
+        self.store.each_command(self.build.id, &self.filter, each)
     }
 
-    /// `makescope log --json`: the build, and its commands with their tags.
-    pub fn to_json(&self) -> Result<Value> {
-        let mut items = Vec::with_capacity(self.commands.len());
-        for c in &self.commands {
-            let mut item = command_json(c);
+    /// `makescope log --json`: the build, and its commands with their tags, written
+    /// as they are read (as `serde_json`'s pretty printer writes the whole document):
+    /// memory stays flat however many commands the build has.
+    pub fn write_json(&self, out: &mut dyn std::io::Write) -> Result<()> {
+        out.write_all(b"{\n  \"build\": ")?;
+        write_indented(out, &build_json(&self.build), 2)?;
+        out.write_all(b",\n  \"commands\": [")?;
+        let mut first = true;
+        self.each(|c| {
+            let mut item = command_json(&c);
             item["tags"] = tags_json(&self.store.tags(c.id)?);
-            items.push(item);
-        }
-        Ok(json!({ "build": build_json(&self.build), "commands": items }))
+            out.write_all(if first { b"\n    " } else { b",\n    " })?;
+            write_indented(out, &item, 4)?;
+            first = false;
+            Ok(())
+        })?;
+        out.write_all(if first { b"]\n}\n" } else { b"\n  ]\n}\n" })?;
+        Ok(())
     }
+}
+
+/// `value` pretty-printed, its lines after the first indented by `indent` spaces (a
+/// JSON string holds no raw newline: every newline is the printer's).
+fn write_indented(out: &mut dyn std::io::Write, value: &Value, indent: usize) -> Result<()> {
+    let text = serde_json::to_vec_pretty(value)?;
+    let pad = " ".repeat(indent);
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        if i > 0 {
+            out.write_all(b"\n")?;
+            out.write_all(pad.as_bytes())?;
+        }
+        out.write_all(line)?;
+    }
+    Ok(())
 }
 
 /// What `show` is asked about.

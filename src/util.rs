@@ -46,29 +46,113 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// Whether an environment variable's name looks like it holds a secret.
+/// What the record stores in place of a secret's value.
+pub const REDACTED: &[u8] = b"<redacted>";
+
+/// Whether an environment variable's name looks like it holds a secret: it contains
+/// `TOKEN`, `SECRET`, `PASSWORD`, `PASSWD`, `PASSPHRASE` or `CREDENTIAL`, ends in
+/// `_KEY` or `_PAT` (or is `PAT`), or has a word starting `AUTH` (`NPM_AUTH`,
+/// `AUTHORIZATION`) other than `AUTHOR` (`GIT_AUTHOR_NAME`), in any case.
 pub fn looks_secret(name: &[u8]) -> bool {
     let upper = name.to_ascii_uppercase();
     let contains = |needle: &[u8]| upper.windows(needle.len()).any(|w| w == needle);
+    let auth = upper
+        .split(|&b| b == b'_')
+        .any(|word| word.starts_with(b"AUTH") && word != b"AUTHOR" && word != b"AUTHORS");
     contains(b"TOKEN")
         || contains(b"SECRET")
         || contains(b"PASSWORD")
         || contains(b"PASSWD")
+        || contains(b"PASSPHRASE")
+        || contains(b"CREDENTIAL")
         || upper.ends_with(b"_KEY")
+        || upper.ends_with(b"_PAT")
+        || upper == b"PAT"
+        || auth
 }
 
-/// Replace the values of secret-looking `NAME=VALUE` entries.
+/// Whether `value` holds a URL with a password (`scheme://user:password@host`).
+pub fn has_url_password(value: &[u8]) -> bool {
+    let mut rest = value;
+    while let Some(at) = rest.windows(3).position(|w| w == b"://") {
+        rest = &rest[at + 3..];
+        let authority_end = rest
+            .iter()
+            .position(|&b| matches!(b, b'/' | b'?' | b'#') || b.is_ascii_whitespace())
+            .unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        if let Some(at) = authority.iter().rposition(|&b| b == b'@') {
+            if let Some(colon) = authority[..at].iter().position(|&b| b == b':') {
+                if colon + 1 < at {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// A make variable assignment on a command line (`NAME=VALUE`, `NAME:=VALUE`, …) with
+/// a secret-looking name or a URL with a password, its value redacted; `None` when
+/// `word` is none of these.
+pub fn redact_assignment(word: &[u8]) -> Option<Vec<u8>> {
+    let equals = word.iter().position(|&b| b == b'=')?;
+    let name = word[..equals]
+        .strip_suffix(b"::")
+        .or_else(|| word[..equals].strip_suffix(b":"))
+        .or_else(|| word[..equals].strip_suffix(b"+"))
+        .or_else(|| word[..equals].strip_suffix(b"?"))
+        .or_else(|| word[..equals].strip_suffix(b"!"))
+        .unwrap_or(&word[..equals]);
+    let plain = !name.is_empty() && !name.starts_with(b"-") && !name.contains(&b' ');
+    if plain && (looks_secret(name) || has_url_password(&word[equals + 1..])) {
+        let mut redacted = word[..=equals].to_vec();
+        redacted.extend_from_slice(REDACTED);
+        Some(redacted)
+    } else {
+        None
+    }
+}
+
+/// Replace the values of secret-looking `NAME=VALUE` entries (a secret-looking name, or
+/// a URL with a password in the value), and of secret-looking variables given on make's
+/// command line inside `MAKEFLAGS`/`MFLAGS`.
 pub fn redact_environment(entries: &[&[u8]]) -> Vec<u8> {
     join_nul(entries.iter().map(|entry| {
-        let name = entry.split(|&b| b == b'=').next().unwrap_or_default();
-        if looks_secret(name) && name.len() < entry.len() {
-            let mut redacted = name.to_vec();
-            redacted.extend_from_slice(b"=<redacted>");
+        let Some(equals) = entry.iter().position(|&b| b == b'=') else {
+            return entry.to_vec();
+        };
+        let (name, value) = (&entry[..equals], &entry[equals + 1..]);
+        if looks_secret(name) || has_url_password(value) {
+            let mut redacted = entry[..=equals].to_vec();
+            redacted.extend_from_slice(REDACTED);
             redacted
+        } else if matches!(name, b"MAKEFLAGS" | b"MFLAGS" | b"GNUMAKEFLAGS") {
+            let mut kept = entry[..=equals].to_vec();
+            for (i, word) in value.split(|&b| b == b' ').enumerate() {
+                if i > 0 {
+                    kept.push(b' ');
+                }
+                match redact_assignment(word) {
+                    Some(redacted) => kept.extend_from_slice(&redacted),
+                    None => kept.extend_from_slice(word),
+                }
+            }
+            kept
         } else {
             entry.to_vec()
         }
     }))
+}
+
+/// make's NUL-separated arguments with the values of secret variable assignments
+/// redacted ([`redact_assignment`]).
+pub fn redact_arguments(argv: &[u8]) -> Vec<u8> {
+    join_nul(
+        split_nul(argv)
+            .into_iter()
+            .map(|word| redact_assignment(word).unwrap_or_else(|| word.to_vec())),
+    )
 }
 
 /// Split a NUL-separated list (the record's form of argv, environments and shell
@@ -111,6 +195,46 @@ mod tests {
         assert_eq!(
             redact_environment(&[b"A=1", b"MY_TOKEN=xyz"]),
             b"A=1\0MY_TOKEN=<redacted>"
+        );
+        for name in [
+            "AWS_SECRET_ACCESS_KEY",
+            "GITHUB_PAT",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "NPM_AUTH",
+            "BASIC_AUTH_USER",
+            "AUTHORIZATION",
+            "GPG_PASSPHRASE",
+        ] {
+            assert!(looks_secret(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "GIT_AUTHOR_NAME",
+            "AUTHORS",
+            "PATCH",
+            "PATH_PAT_X",
+            "OAUTHLIB",
+        ] {
+            assert!(!looks_secret(name.as_bytes()), "{name}");
+        }
+    }
+
+    #[test]
+    fn urls_with_passwords_are_secrets() {
+        assert!(has_url_password(b"http://bob:hunter2@proxy:3128"));
+        assert!(has_url_password(b"x git+https://u:p@h/r.git"));
+        assert!(!has_url_password(b"http://proxy:3128/a@b"));
+        assert!(!has_url_password(b"ssh://git@host/repo"));
+        assert!(!has_url_password(b"http://bob:@host"));
+        assert_eq!(
+            redact_environment(&[
+                b"HTTPS_PROXY=http://bob:pw@p:1",
+                b"MAKEFLAGS= -j2 -- API_TOKEN=v X=1"
+            ]),
+            b"HTTPS_PROXY=<redacted>\0MAKEFLAGS= -j2 -- API_TOKEN=<redacted> X=1"
+        );
+        assert_eq!(
+            redact_arguments(b"make\0-j2\0DB_PASSWORD:=pw\0URL=ftp://a:b@c\0CC=gcc"),
+            b"make\0-j2\0DB_PASSWORD:=<redacted>\0URL=<redacted>\0CC=gcc"
         );
     }
 

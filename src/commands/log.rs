@@ -3,7 +3,9 @@
 
 use anyhow::Result;
 
-use super::{write_json, Format, Table};
+use std::io::Write;
+
+use super::{Format, Table};
 use crate::config::Config;
 use crate::paths;
 use crate::query::{self, LogOptions};
@@ -12,35 +14,38 @@ use crate::util::lossy;
 
 pub fn run(config: &Config, options: &LogOptions, format: Format) -> Result<u8> {
     let log = query::log(config, options)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if format == Format::Json {
-        write_json(&mut out, &log.to_json()?)?;
+        log.write_json(&mut out)?;
+        out.flush()?;
         return Ok(0);
     }
     let top = &log.build.directory;
-    let rows: Vec<Vec<String>> = log
-        .commands
-        .iter()
-        .map(|c| {
-            let label = c
-                .label
-                .clone()
-                .filter(|l| !l.is_empty())
-                .unwrap_or_else(|| lossy(&c.target).into_owned());
-            let place = match (&c.recipe_file, c.recipe_line) {
-                (Some(file), Some(line)) if !file.is_empty() => format!("{}:{line}", lossy(file)),
-                _ => String::new(),
-            };
-            vec![
-                c.id.to_string(),
-                state_mark(c),
-                c.seconds().map(|s| format!("{s:.2}s")).unwrap_or_default(),
-                label,
-                format!("{}{}", directory_prefix(top, &c.directory), place),
-            ]
-        })
-        .collect();
+    let (mut rows, mut not_ok) = (Vec::new(), 0);
+    log.each(|c| {
+        if c.state != "ok" && c.state != "running" {
+            not_ok += 1;
+        }
+        let label = c
+            .label
+            .clone()
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| lossy(&c.target).into_owned());
+        let place = match (&c.recipe_file, c.recipe_line) {
+            (Some(file), Some(line)) if !file.is_empty() => format!("{}:{line}", lossy(file)),
+            _ => String::new(),
+        };
+        rows.push(vec![
+            c.id.to_string(),
+            state_mark(&c),
+            c.seconds().map(|s| format!("{s:.2}s")).unwrap_or_default(),
+            label,
+            format!("{}{}", directory_prefix(top, &c.directory), place),
+        ]);
+        Ok(())
+    })?;
     Table::new().right(0).right(2).write(&mut out, &rows)?;
+    out.flush()?;
     let state = if log.store.cut_off(&log.build) {
         "cut off: its recorder was killed before the build ended"
     } else {
@@ -48,9 +53,9 @@ pub fn run(config: &Config, options: &LogOptions, format: Format) -> Result<u8> 
     };
     eprintln!(
         "{} commands in build {} ({state}), {} not ok",
-        log.commands.len(),
+        rows.len(),
         log.build.id,
-        log.not_ok()
+        not_ok
     );
     Ok(0)
 }

@@ -11,6 +11,8 @@
 //! The record is opened and checked before make starts, so a bad `--db` costs nothing.
 //! Whatever happens to the build, the record ends up saying how it ended.
 
+mod dumps;
+mod ids;
 mod server;
 mod signals;
 mod ui;
@@ -129,12 +131,17 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
         .with_context(|| format!("cannot create {}", makedb_dir.display()))?;
 
     let argv = crate::util::join_nul(options.make_args.iter().map(|a| a.as_bytes()));
+    let argv = if options.keep_secrets {
+        argv
+    } else {
+        crate::util::redact_arguments(&argv)
+    };
     let directory = top_directory.as_os_str().as_bytes().to_vec();
     let footprint_before = crate::gc::footprint(&config.db);
-    let ids = store.next_ids()?;
+    let (build_id, first_blocks) = ids::reserve_first(&mut store)?;
     // Held until makescope ends, however it ends: a build left `running` without it was
     // cut off.
-    let _recorder = store.hold_recorder_lock(ids.build)?;
+    let _recorder = store.hold_recorder_lock(build_id)?;
     for build in store.mark_cut_off()? {
         eprintln!(
             "makescope: build {build} was cut off: its recorder was killed before the build \
@@ -143,7 +150,7 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     }
     let expected_total = store.previous_command_count(&directory, &argv)?;
     store.insert_build(&NewBuild {
-        id: ids.build,
+        id: build_id,
         argv,
         directory: directory.clone(),
         started_ns: now_ns(),
@@ -151,7 +158,7 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     })?;
 
     let setup = Setup {
-        build_id: ids.build,
+        build_id,
         top_directory: directory,
         tracing,
         keep_secrets: options.keep_secrets,
@@ -186,12 +193,18 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
 
     let (to_writer, writer_rx) = mpsc::channel();
     let (to_ui, ui_rx) = mpsc::channel();
-    let writer = writer::spawn(store, writer_rx);
+    let (answers, answers_rx) = mpsc::channel();
+    let writer = writer::spawn(
+        store,
+        ids::Blocks::new(first_blocks.clone(), answers),
+        dumps::Dumps::new(!options.keep_secrets),
+        writer_rx,
+    );
     let ui = ui::spawn(setup.clone(), ui_rx, to_writer.clone());
     let mut server = server::Server::bind(
         &runtime.socket,
         setup.clone(),
-        ids,
+        ids::Ids::new(first_blocks, to_writer.clone(), answers_rx),
         to_writer.clone(),
         to_ui.clone(),
     )?;
@@ -217,16 +230,6 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     let started = std::time::Instant::now();
     let status = run_make(options, &runtime, make_ring, &makedb_dir, &to_ui);
     stopper.stop();
-    // Every make has written its dump: compress them while the record is finished.
-    let compressing = {
-        let dir = makedb_dir.clone();
-        std::thread::Builder::new()
-            .name("dumps".into())
-            .spawn(move || {
-                let _ = crate::trace::sys::set_batch();
-                crate::makedb::dump::compress_all(&dir, 2)
-            })?
-    };
     let leftovers = server
         .join()
         .map_err(|_| anyhow::anyhow!("the event loop panicked"))?;
@@ -275,8 +278,8 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     if let Err(error) = recorded {
         eprintln!("makescope: the record is incomplete: {error:#}");
     }
-    // A dump left raw is still read as it is: only time and space are lost.
-    let _ = compressing.join();
+    // Dumps whose make never said it ended (killed), kept as the writer keeps the rest.
+    dumps::Dumps::new(!options.keep_secrets).keep_all(&makedb_dir);
     size_notice(&config.db, footprint_before);
     if std::env::var_os("MAKESCOPE_TRACE_STATS").is_some() {
         // For measurements: the recorder's CPU against the build's.

@@ -14,9 +14,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use std::os::unix::ffi::OsStrExt;
+
+use super::dumps::Dumps;
+use super::ids::Blocks;
 use crate::store::{
-    BuildEnd, CommandEnd, CommandNotes, MakeEnd, NewAccess, NewCommand, NewMake, NewProcess, Owner,
-    ProcessExec, Store,
+    BuildEnd, CommandEnd, CommandNotes, IdKind, MakeEnd, NewAccess, NewCommand, NewMake,
+    NewProcess, Owner, ProcessExec, Store,
 };
 
 /// One thing to write.
@@ -49,6 +53,10 @@ pub(crate) enum Write {
         probes: Vec<u32>,
     },
     BuildEnd(i64, BuildEnd),
+    /// Reserve a block of ids and answer the event loop with it ([`super::ids`]).
+    ReserveIds(IdKind, i64),
+    /// The event loop has ended: the first id of each kind it did not use.
+    IdsUsed(Vec<(IdKind, i64)>),
     /// Several of the above, in order (the event loop sends its rows in batches).
     Batch(Vec<Write>),
 }
@@ -56,22 +64,35 @@ pub(crate) enum Write {
 const BATCH_TIME: Duration = Duration::from_secs(1);
 const BATCH_ROWS: usize = 20_000;
 
-pub(crate) fn spawn(store: Store, rx: Receiver<Write>) -> std::thread::JoinHandle<Result<()>> {
+/// What the writer keeps besides the record: the id blocks it reserved, and the make
+/// database dumps it kept (redacted unless secrets are kept, compressed).
+pub(crate) struct State {
+    blocks: Blocks,
+    dumps: Dumps,
+}
+
+pub(crate) fn spawn(
+    store: Store,
+    blocks: Blocks,
+    dumps: Dumps,
+    rx: Receiver<Write>,
+) -> std::thread::JoinHandle<Result<()>> {
+    let state = State { blocks, dumps };
     std::thread::Builder::new()
         .name("writer".into())
-        .spawn(move || write_all(store, rx))
+        .spawn(move || write_all(store, state, rx))
         .expect("spawning the writer thread")
 }
 
 /// The writer's end: `Err` is what could not be recorded (the first failure; what came
 /// after it was dropped), for one line at the end of the build. The build never waits
 /// for or fails with the record.
-fn write_all(mut store: Store, rx: Receiver<Write>) -> Result<()> {
+fn write_all(mut store: Store, mut state: State, rx: Receiver<Write>) -> Result<()> {
     // Background work: never preempt the event loop (which trapped calls wait for) or
     // the build's jobs when woken.
     let _ = crate::trace::sys::set_batch();
     let mut end = None;
-    let Err(error) = write_until_failure(&mut store, &rx, &mut end) else {
+    let Err(error) = write_until_failure(&mut store, &mut state, &rx, &mut end) else {
         crate::trace::sys::report_thread_cpu("writer");
         return Ok(());
     };
@@ -82,8 +103,10 @@ fn write_all(mut store: Store, rx: Receiver<Write>) -> Result<()> {
     let mut dropped = 0;
     for write in rx.iter() {
         dropped += write.rows();
-        if let Write::BuildEnd(id, build_end) = write {
-            end = Some((id, build_end));
+        match write {
+            Write::BuildEnd(id, build_end) => end = Some((id, build_end)),
+            Write::ReserveIds(kind, _) => state.blocks.refuse(kind),
+            _ => {}
         }
     }
     let ended = end.is_some_and(|(id, end)| store.finish_build(id, &end).is_ok());
@@ -100,6 +123,7 @@ fn write_all(mut store: Store, rx: Receiver<Write>) -> Result<()> {
 /// Write what comes until the channel closes; `end`: how the build ended, once it came.
 fn write_until_failure(
     store: &mut Store,
+    state: &mut State,
     rx: &Receiver<Write>,
     end: &mut Option<(i64, BuildEnd)>,
 ) -> Result<()> {
@@ -129,7 +153,7 @@ fn write_until_failure(
                     Write::Batch(writes) => writes.len(),
                     _ => 1,
                 };
-                apply(store, write)?;
+                apply(store, state, write)?;
                 if rows >= BATCH_ROWS || since.elapsed() >= BATCH_TIME {
                     store.commit()?;
                     open = false;
@@ -166,10 +190,16 @@ impl Write {
     }
 }
 
-fn apply(store: &mut Store, write: Write) -> Result<()> {
+fn apply(store: &mut Store, state: &mut State, write: Write) -> Result<()> {
     match write {
         Write::Make(m) => store.insert_make(&m)?,
-        Write::MakeEnd(id, end) => store.finish_make(id, &end)?,
+        Write::MakeEnd(id, end) => {
+            if let Some(path) = &end.makedb_path {
+                let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+                state.dumps.keep(path);
+            }
+            store.finish_make(id, &end)?
+        }
         Write::Command(c) => store.insert_command(&c)?,
         Write::CommandEnd(id, end) => store.finish_command(id, &end)?,
         Write::Notes(id, notes) => store.note_command(id, &notes)?,
@@ -188,9 +218,11 @@ fn apply(store: &mut Store, write: Write) -> Result<()> {
             probes,
         } => store.insert_accesses(build_id, owner, &accesses, &probes)?,
         Write::BuildEnd(id, end) => store.finish_build(id, &end)?,
+        Write::ReserveIds(kind, count) => state.blocks.reserve(store, kind, count)?,
+        Write::IdsUsed(used) => state.blocks.release(store, &used)?,
         Write::Batch(writes) => {
             for write in writes {
-                apply(store, write)?;
+                apply(store, state, write)?;
             }
         }
     }

@@ -10,10 +10,8 @@ use super::{Mode, Recipe, ReplayError};
 use crate::paths::as_path;
 use crate::protocol::ENV_PREFIX;
 use crate::trace::{without_fast_path, HELPER_FILE};
-use crate::util::{looks_secret, lossy};
+use crate::util::{lossy, REDACTED};
 
-/// The value the recorder stores in place of a secret (`util::redact_environment`).
-const REDACTED: &[u8] = b"<redacted>";
 /// The file name of the tracer's preload helper in makescope's private directory
 /// (`record::Runtime::create` writes it there).
 /// The shell links' directory inside makescope's private directory, then `abs` or `rel/`.
@@ -284,7 +282,7 @@ fn environment(
                 }
             }
             b"SHELL" if is_shell_link(value, shell) => out.push(Variable::Set(with(shell))),
-            _ if value == REDACTED && looks_secret(name) => {
+            _ if value == REDACTED => {
                 let shown = lossy(name).into_owned();
                 if mode == Mode::Script {
                     notes.push(Note::SecretInScript(shown));
@@ -568,13 +566,15 @@ pub(super) mod tests {
                 &[
                     "API_TOKEN=<redacted>",
                     "DB_PASSWORD=<redacted>",
-                    "KEYBOARD=<redacted>",
+                    "HTTPS_PROXY=<redacted>",
                 ],
             )],
         };
         match Plan::new(&recipe, None, Mode::Run, &none) {
             Err(ReplayError::SecretsMissing(names)) => {
-                assert_eq!(names, ["API_TOKEN", "DB_PASSWORD"])
+                // The marker is the recorder's: a URL with a password is redacted
+                // whatever its variable's name.
+                assert_eq!(names, ["API_TOKEN", "DB_PASSWORD", "HTTPS_PROXY"])
             }
             other => panic!("{other:?}"),
         }
@@ -585,7 +585,7 @@ pub(super) mod tests {
             [
                 "API_TOKEN=API_TOKEN-value",
                 "DB_PASSWORD=DB_PASSWORD-value",
-                "KEYBOARD=<redacted>"
+                "HTTPS_PROXY=HTTPS_PROXY-value"
             ]
         );
         assert_eq!(

@@ -188,10 +188,15 @@ static int write_all (int fd, const char *p, size_t n)
   return 0;
 }
 
+/* A signal that came before the child's pid was known: passed on once it is. */
+static volatile sig_atomic_t pending_signal;
+
 static void forward (int sig)
 {
   if (child_pid > 0)
     kill (child_pid, sig);
+  else
+    pending_signal = sig;
 }
 
 /* ---- tracing (in the child) ------------------------------------------------------- */
@@ -434,6 +439,15 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct job_con
   /* The command gets the dispositions make gave us (an ignored SIGINT stays ignored). */
   void (*sigint) (int) = signal (SIGINT, SIG_IGN);
   void (*sigquit) (int) = signal (SIGQUIT, SIG_IGN);
+  /* SIGTERM and SIGHUP (what make sends its jobs) are passed on to the command from
+     before the fork: one that came in between would otherwise end the shim and leave
+     the command running, unrecorded (issue 23, trial 1). Ignored ones stay ignored. */
+  void (*sigterm) (int) = signal (SIGTERM, SIG_IGN);
+  void (*sighup) (int) = signal (SIGHUP, SIG_IGN);
+  if (sigterm != SIG_IGN)
+    signal (SIGTERM, forward);
+  if (sighup != SIG_IGN)
+    signal (SIGHUP, forward);
   pid_t child = fork ();
   if (child < 0)
     return -1;
@@ -441,6 +455,8 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct job_con
     {
       signal (SIGINT, sigint == SIG_IGN ? SIG_IGN : SIG_DFL);
       signal (SIGQUIT, sigquit == SIG_IGN ? SIG_IGN : SIG_DFL);
+      signal (SIGTERM, sigterm == SIG_IGN ? SIG_IGN : SIG_DFL);
+      signal (SIGHUP, sighup == SIG_IGN ? SIG_IGN : SIG_DFL);
       dup2 (out[1], 1);
       dup2 (one_pipe ? out[1] : err[1], 2);
       char **command = simple_command (argv, argc);
@@ -480,8 +496,8 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct job_con
       exec_along (command, search);
     }
   child_pid = child;
-  signal (SIGTERM, forward);
-  signal (SIGHUP, forward);
+  if (pending_signal)
+    kill (child, pending_signal);
   close (out[1]);
   close (err[1]);
   int tee_error = pump_output (sock, child, out[0], err[0], tee);

@@ -128,7 +128,11 @@ pub(crate) fn get_bytes(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<O
 pub const APPLICATION_ID: i32 = 0x4d6b_5363;
 
 /// Migrations, oldest first; the schema version is their count.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_ids.sql"),
+];
 
 /// The schema version this makescope writes and reads.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -189,6 +193,11 @@ pub struct Store {
     /// Path ids by the recorder's number; 0: not known yet.
     keyed_paths: Vec<i64>,
     environments: rustc_hash::FxHashMap<Vec<u8>, i64>,
+    /// The record's file, opened once to look at recorders' locks and kept open while
+    /// the connection is: closing any descriptor of the file would drop every POSIX
+    /// lock this process holds on it, SQLite's included (another process could then
+    /// take this one for gone and checkpoint away its WAL).
+    lock_probe: std::sync::OnceLock<Option<std::fs::File>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -224,6 +233,7 @@ impl Store {
             numbered: Vec::new(),
             keyed_paths: Vec::new(),
             environments: Default::default(),
+            lock_probe: Default::default(),
         };
         store.prepare(true)?;
         Ok(store)
@@ -241,6 +251,23 @@ impl Store {
         let conn = Connection::open_with_flags(path, flags)
             .or_else(|_| Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY))
             .map_err(|source| open_error(path, source))?;
+        match Store::reading(conn, path) {
+            // A record the user may read but not write, in a directory where SQLite
+            // cannot make its `-shm` file: read as it is on disk (no writer can be
+            // adding to it: a writer could not make the `-shm` either).
+            Err(StoreError::ReadOnly { .. }) => {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(immutable_uri(path), flags)
+                    .map_err(|source| open_error(path, source))?;
+                Store::reading(conn, path)
+            }
+            store => store,
+        }
+    }
+
+    fn reading(conn: Connection, path: &Path) -> Result<Store, StoreError> {
         let mut store = Store {
             conn,
             path: path.to_owned(),
@@ -248,6 +275,7 @@ impl Store {
             numbered: Vec::new(),
             keyed_paths: Vec::new(),
             environments: Default::default(),
+            lock_probe: Default::default(),
         };
         store.prepare(false)?;
         Ok(store)
@@ -274,10 +302,13 @@ impl Store {
     /// Whether build `id` has a recorder: a process holds [`Store::hold_recorder_lock`]'s
     /// lock for it. (An unreadable lock counts as held: never call a live build dead.)
     pub fn recorder_alive(&self, id: i64) -> bool {
-        let Ok(file) = std::fs::File::open(&self.path) else {
+        let probe = self
+            .lock_probe
+            .get_or_init(|| std::fs::File::open(&self.path).ok());
+        let Some(file) = probe else {
             return true;
         };
-        recorder_lock(&file, id, libc::F_OFD_GETLK).map_or(true, |held| held)
+        recorder_lock(file, id, libc::F_OFD_GETLK).map_or(true, |held| held)
     }
 
     /// Mark every build still `running` whose recorder is gone (killed: it could not
@@ -341,8 +372,13 @@ impl Store {
 
     /// Check what the file is, then migrate it to [`SCHEMA_VERSION`].
     fn prepare(&mut self, writing: bool) -> Result<(), StoreError> {
+        // A writer waits longer for another writer's transaction (another build into
+        // the same record may hold it for seconds: a batch, its graph at its end, on a
+        // loaded machine) than a reader, which a person is waiting for; the writer
+        // waits on its own thread, never the build.
+        let wait = if writing { 120 } else { 10 };
         self.conn
-            .busy_timeout(std::time::Duration::from_secs(10))
+            .busy_timeout(std::time::Duration::from_secs(wait))
             .map_err(|e| self.sqlite(e))?;
         // Rows are written in any order (ids come from the recorder), and migrations
         // move rows: references are not checked (this SQLite checks them by default).
@@ -488,8 +524,30 @@ fn open_error(path: &Path, source: rusqlite::Error) -> StoreError {
     }
 }
 
+/// `file:` URI of `path` opened as immutable (SQLite neither locks nor looks for a WAL).
+fn immutable_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut uri = String::from("file:");
+    for &b in absolute.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?immutable=1");
+    uri
+}
+
 fn classify(path: &Path, source: rusqlite::Error) -> StoreError {
     match &source {
+        rusqlite::Error::SqliteFailure(e, detail) if e.code == rusqlite::ErrorCode::ReadOnly => {
+            StoreError::ReadOnly {
+                path: path.to_owned(),
+                detail: detail.clone().unwrap_or_else(|| e.to_string()),
+            }
+        }
         rusqlite::Error::SqliteFailure(e, detail)
             if matches!(
                 e.code,
@@ -636,6 +694,34 @@ mod tests {
             .map(|k| (k.id(), k.name().to_string()))
             .collect();
         assert_eq!(rows, kinds);
+    }
+
+    /// Ids come from reserved blocks since `schema_ids`: an older record's numbering
+    /// continues after the ids it holds.
+    #[test]
+    fn an_older_record_numbers_on_after_its_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch("PRAGMA foreign_keys = OFF;").unwrap();
+        for migration in &MIGRATIONS[..2] {
+            old.execute_batch(migration).unwrap();
+        }
+        old.execute_batch(&format!(
+            "PRAGMA user_version = 2; PRAGMA application_id = {APPLICATION_ID};
+             INSERT INTO build (id, argv, args_text, directory, started_ns, state, traced, makescope_version)
+                 VALUES (3, '', '', '/', 0, 'complete', 0, '0');
+             INSERT INTO command (id, build_id, job, line_index, target, directory, shell, command, started_ns, state, traced)
+                 VALUES (41, 3, 0, 0, 'all', '/', '/bin/sh', 'true', 0, 'ok', 0);"
+        ))
+        .unwrap();
+        drop(old);
+        let mut store = Store::open_write(&path).unwrap();
+        assert_eq!(store.reserve_ids(IdKind::Build, 1).unwrap(), 4..5);
+        assert_eq!(store.reserve_ids(IdKind::Command, 10).unwrap(), 42..52);
+        assert_eq!(store.reserve_ids(IdKind::Process, 2).unwrap(), 1..3);
+        assert!(store.release_ids(IdKind::Command, 45..52).unwrap());
+        assert_eq!(store.reserve_ids(IdKind::Command, 1).unwrap(), 45..46);
     }
 
     #[test]

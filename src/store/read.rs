@@ -192,6 +192,23 @@ const COMMAND_COLUMNS: &str = "c.id, c.build_id, c.make_id, m.level, c.job, c.li
     c.started_ns, c.ended_ns, c.state, c.exit_code, c.signal, c.user_us, c.system_us, c.max_rss_kib, c.label, \
     c.test_name, c.test_result, c.traced, c.left_behind";
 
+/// The query for a build's commands (`?1`) that `filter` picks (`?2`: the target's
+/// text), with `env` for the environment's column and `env_join` to find it.
+fn commands_sql(filter: &CommandFilter, env: &str, env_join: &str) -> String {
+    let columns = COMMAND_COLUMNS.replace("e.entries", env);
+    let mut sql = format!(
+        "SELECT {columns} FROM command c LEFT JOIN make m ON m.id = c.make_id {env_join} WHERE c.build_id = ?1"
+    );
+    if filter.failed_only {
+        sql.push_str(" AND c.state NOT IN ('ok', 'running')");
+    }
+    if filter.target_contains.is_some() {
+        sql.push_str(" AND instr(c.target, ?2) > 0");
+    }
+    sql.push_str(" ORDER BY c.id");
+    sql
+}
+
 fn command_row(r: &Row<'_>) -> rusqlite::Result<CommandRow> {
     let shell = get_bytes(r, 12)?.map(|b| split(Some(b)));
     let shell_flags = get_bytes(r, 13)?.map(|b| split(Some(b)));
@@ -308,11 +325,17 @@ impl Store {
             .pop())
     }
 
-    /// The newest build.
+    /// The last build: one still running (the newest of them), else the one that ended
+    /// last. Builds one after another: the newest. A build that ran `makescope make`
+    /// in a recipe (into the same record) ends after the build it started, so the
+    /// user's build comes first, not its nested one.
     pub fn last_build(&self) -> Result<Option<BuildRow>, StoreError> {
         Ok(self
             .rows(
-                &format!("SELECT {BUILD_COLUMNS} FROM build ORDER BY id DESC LIMIT 1"),
+                &format!(
+                    "SELECT {BUILD_COLUMNS} FROM build
+                     ORDER BY state = 'running' DESC, coalesce(ended_ns, started_ns) DESC, id DESC LIMIT 1"
+                ),
                 [],
                 build_row,
             )?
@@ -364,18 +387,37 @@ impl Store {
         build_id: i64,
         filter: &CommandFilter,
     ) -> Result<Vec<CommandRow>, StoreError> {
-        let mut sql = format!("SELECT {COMMAND_COLUMNS} FROM command c LEFT JOIN make m ON m.id = c.make_id LEFT JOIN environment e ON e.id = c.environment_id WHERE c.build_id = ?1");
-        if filter.failed_only {
-            sql.push_str(" AND c.state NOT IN ('ok', 'running')");
-        }
-        if filter.target_contains.is_some() {
-            sql.push_str(" AND instr(c.target, ?2) > 0");
-        }
-        sql.push_str(" ORDER BY c.id");
+        let sql = commands_sql(
+            filter,
+            "e.entries",
+            "LEFT JOIN environment e ON e.id = c.environment_id",
+        );
         match &filter.target_contains {
             Some(text) => self.rows(&sql, params![build_id, Bytes(text)], command_row),
             None => self.rows(&sql, params![build_id], command_row),
         }
+    }
+
+    /// The commands of a build, in the order they started, given to `each` one at a
+    /// time and without their environments (`env` empty): a listing of 100,000
+    /// commands holds one of them at a time.
+    pub fn each_command<E: From<StoreError>>(
+        &self,
+        build_id: i64,
+        filter: &CommandFilter,
+        mut each: impl FnMut(CommandRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let sql = commands_sql(filter, "NULL", "");
+        let mut st = self.conn.prepare_cached(&sql).map_err(|e| self.sqlite(e))?;
+        let mut rows = match &filter.target_contains {
+            Some(text) => st.query(params![build_id, Bytes(text)]),
+            None => st.query(params![build_id]),
+        }
+        .map_err(|e| self.sqlite(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.sqlite(e))? {
+            each(command_row(row).map_err(|e| self.sqlite(e))?)?;
+        }
+        Ok(())
     }
 
     /// One command.

@@ -1,6 +1,20 @@
 //! The writer's side: rows as the recorder produces them. Ids are assigned by the
-//! recorder (see [`Store::next_ids`]), so rows that refer to each other can be written
-//! in any order and in batches.
+//! recorder, so rows that refer to each other can be written in any order and in
+//! batches.
+//!
+//! Several recorders may write one record at once (two `makescope make` in one
+//! directory, or a recipe that runs `makescope make` itself): each takes its ids from
+//! blocks it reserved ([`Store::reserve_ids`]), never from what the tables hold. The
+//! `next_id` table says, per kind, the first id nobody has reserved; a reservation moves
+//! it on inside a `BEGIN IMMEDIATE` transaction, so no two writers get one id. Blocks
+//! rather than ids assigned by SQLite: the ids are what users type (`makescope show
+//! 4711`), and a block keeps a build's ids contiguous however many recorders write,
+//! where SQLite's would interleave them; and the event loop never asks SQLite for an id.
+//! A recorder gives back the unused end of its last block when it ends
+//! ([`Store::release_ids`]) if nobody reserved after it, so one build after another
+//! numbers on without gaps, as a single writer always did.
+
+use std::ops::Range;
 
 use rusqlite::params;
 use rustc_hash::FxHashMap as HashMap;
@@ -156,13 +170,25 @@ pub struct NewAccess {
     pub count: i64,
 }
 
-/// The next free ids, so that a new build continues the numbering.
-#[derive(Debug, Clone, Copy)]
-pub struct NextIds {
-    pub build: i64,
-    pub make: i64,
-    pub command: i64,
-    pub process: i64,
+/// The tables whose ids a recorder assigns itself, from blocks it reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdKind {
+    Build,
+    Make,
+    Command,
+    Process,
+}
+
+impl IdKind {
+    /// Its table, also its name in `next_id`.
+    pub fn table(self) -> &'static str {
+        match self {
+            IdKind::Build => "build",
+            IdKind::Make => "make",
+            IdKind::Command => "command",
+            IdKind::Process => "process",
+        }
+    }
 }
 
 impl Store {
@@ -187,23 +213,53 @@ impl Store {
         }
     }
 
-    /// The ids a new build starts from.
-    pub fn next_ids(&self) -> Result<NextIds, StoreError> {
-        let next = |table: &str| -> Result<i64, StoreError> {
-            self.conn
-                .query_row(
-                    &format!("SELECT coalesce(max(id), 0) + 1 FROM {table}"),
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(|e| self.sqlite(e))
-        };
-        Ok(NextIds {
-            build: next("build")?,
-            make: next("make")?,
-            command: next("command")?,
-            process: next("process")?,
-        })
+    /// Reserve `count` consecutive ids of `kind` that no other writer of this record
+    /// will use: inside the open batch when there is one (the reservation commits with
+    /// it, and no other writer can reserve while it is open), else in a transaction of
+    /// its own. Past every id the table holds, too (a record written by hand).
+    pub fn reserve_ids(&mut self, kind: IdKind, count: i64) -> Result<Range<i64>, StoreError> {
+        let own = self.conn.is_autocommit();
+        if own {
+            self.begin()?;
+        }
+        let sql = format!(
+            "INSERT INTO next_id (name, next) VALUES (?1, (SELECT coalesce(max(id), 0) + 1 FROM {t}) + ?2)
+             ON CONFLICT (name) DO UPDATE SET next = max(next, (SELECT coalesce(max(id), 0) + 1 FROM {t})) + ?2
+             RETURNING next",
+            t = kind.table()
+        );
+        let reserved = self
+            .conn
+            .prepare_cached(&sql)
+            .and_then(|mut st| st.query_row(params![kind.table(), count], |r| r.get::<_, i64>(0)))
+            .map_err(|e| self.write_error(e));
+        match reserved {
+            Ok(end) => {
+                if own {
+                    self.commit()?;
+                }
+                Ok(end - count..end)
+            }
+            Err(error) => {
+                if own {
+                    self.rollback();
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Give back `unused`, the end of what this writer reserved of `kind`, when nobody
+    /// has reserved after it; whether it was given back.
+    pub fn release_ids(&mut self, kind: IdKind, unused: Range<i64>) -> Result<bool, StoreError> {
+        if unused.is_empty() {
+            return Ok(false);
+        }
+        self.conn
+            .prepare_cached("UPDATE next_id SET next = ?2 WHERE name = ?1 AND next = ?3")
+            .and_then(|mut st| st.execute(params![kind.table(), unused.start, unused.end]))
+            .map(|changed| changed == 1)
+            .map_err(|e| self.write_error(e))
     }
 
     pub fn insert_build(&mut self, b: &NewBuild) -> Result<(), StoreError> {

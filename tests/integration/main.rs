@@ -28,3 +28,5 @@ mod targets_parse;
 mod tests_list;
 mod trace;
 mod trace_bench;
+mod trials;
+mod writers;

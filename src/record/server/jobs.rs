@@ -14,19 +14,81 @@ use crate::output::{CommandInfo, Outcome, Stream};
 use crate::protocol::{self, ENV_PREFIX};
 use crate::record::ui::Event as UiEvent;
 use crate::record::writer::Write;
-use crate::store::{CommandEnd, MakeEnd, NewCommand, NewMake, Owner};
+use crate::store::{CommandEnd, CommandNotes, IdKind, MakeEnd, NewCommand, NewMake, Owner};
 use crate::util::{now_ns, redact_environment};
 
 /// `command.traced` for a line that runs a sub-make: not filtered itself, its sub-make's
 /// commands are.
 const TRACED_SUB_MAKE: i64 = 2;
 
+/// How much of each of a command's streams the record keeps: its first and its last
+/// MiB, with a line saying how much was cut between them.
+const KEPT_HEAD: usize = 1 << 20;
+const KEPT_TAIL: usize = 1 << 20;
+
+/// How much of a command's output is held to be printed in one piece when it ends;
+/// past it, what came so far is printed at once, and the rest as it comes.
+const HELD_FOR_PRINTING: usize = 4 << 20;
+
+/// One stream of a command's output as the record keeps it: bounded however much the
+/// command prints (a command that prints a gigabyte costs the recorder ~3 MiB).
+#[derive(Default)]
+struct Kept {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    /// Bytes dropped from between the head and the tail.
+    cut: u64,
+}
+
+impl Kept {
+    fn push(&mut self, bytes: &[u8]) {
+        let room = KEPT_HEAD.saturating_sub(self.head.len()).min(bytes.len());
+        let (head, rest) = bytes.split_at(room);
+        self.head.extend_from_slice(head);
+        self.tail.extend_from_slice(rest);
+        if self.tail.len() > 2 * KEPT_TAIL {
+            self.drop_to_tail();
+        }
+    }
+
+    fn drop_to_tail(&mut self) {
+        let excess = self.tail.len().saturating_sub(KEPT_TAIL);
+        self.cut += excess as u64;
+        self.tail.drain(..excess);
+    }
+
+    /// What the record keeps.
+    fn into_bytes(mut self) -> Vec<u8> {
+        self.drop_to_tail();
+        let mut out = self.head;
+        if self.cut > 0 {
+            out.extend_from_slice(
+                format!(
+                    "\n[makescope: {} bytes of output cut here: the record keeps the first and the last MiB]\n",
+                    self.cut
+                )
+                .as_bytes(),
+            );
+        }
+        out.extend_from_slice(&self.tail);
+        out
+    }
+}
+
+/// The tag of a command whose environment is not in the record.
+const ENVIRONMENT_NOT_RECORDED: (&str, &str) = (
+    "makescope.environment",
+    "not recorded: the command's arguments and environment were too large to send together",
+);
+
 /// A recipe line between its start and its end.
 struct Running {
     info: CommandInfo,
+    /// Output not yet printed, in order.
     chunks: Vec<(Stream, Vec<u8>)>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+    held: usize,
+    stdout: Kept,
+    stderr: Kept,
     traced: bool,
     started_ns: i64,
     pid: i32,
@@ -71,8 +133,7 @@ impl Server {
             };
             self.rows.write(Write::MakeEnd(previous, end));
         }
-        let id = self.ids.make;
-        self.ids.make += 1;
+        let id = self.ids.next(IdKind::Make);
         // The recipe that ran this make: the nearest ancestor that is a command.
         let parent_command_id = match self.attribution.owner_of(m.ppid) {
             Some(Owner::Command(command)) => Some(command),
@@ -91,7 +152,11 @@ impl Server {
             parent_command_id,
             level: m.level,
             directory: m.directory.to_vec(),
-            argv: without_our_plugin(m.argv),
+            argv: if self.setup.keep_secrets {
+                without_our_plugin(m.argv)
+            } else {
+                crate::util::redact_arguments(&without_our_plugin(m.argv))
+            },
             started_ns: m.time_ns,
         }));
         self.sockets.set_role(fd, Role::Make { id, pid: m.pid });
@@ -117,8 +182,7 @@ impl Server {
     pub(super) fn on_command_start(&mut self, fd: RawFd, m: &protocol::CommandStart) {
         let context = m.context.clone().unwrap_or_default();
         let argv = crate::util::split_nul(m.argv);
-        let id = self.ids.command;
-        self.ids.command += 1;
+        let id = self.ids.next(IdKind::Command);
         let line_index = self.attribution.next_line(context.make_pid, context.job);
 
         // argv is the makefile's SHELL words, then .SHELLFLAGS words, then the command.
@@ -187,6 +251,20 @@ impl Server {
             traced: false,
             label: String::new(),
         }));
+        if m.environment.is_empty() {
+            // make always exports MAKELEVEL: an empty environment is one the shim could
+            // not send (its arguments and environment did not fit in one message).
+            self.rows.write(Write::Notes(
+                id,
+                CommandNotes {
+                    tags: vec![(
+                        ENVIRONMENT_NOT_RECORDED.0.into(),
+                        Some(ENVIRONMENT_NOT_RECORDED.1.into()),
+                    )],
+                    ..Default::default()
+                },
+            ));
+        }
         self.rows.send(); // the UI's notes on this command update its row
         let _ = self.to_ui.send(UiEvent::Started(info.clone()));
         let traced = self.setup.tracing && m.wants_ack;
@@ -195,8 +273,9 @@ impl Server {
             Running {
                 info,
                 chunks: Vec::new(),
-                stdout: Vec::new(),
-                stderr: Vec::new(),
+                held: 0,
+                stdout: Kept::default(),
+                stderr: Kept::default(),
                 traced,
                 started_ns: m.time_ns,
                 pid: m.shim_pid,
@@ -244,12 +323,20 @@ impl Server {
             protocol::Stream::Stderr => Stream::Stderr,
         };
         match stream {
-            Stream::Stdout => running.stdout.extend_from_slice(m.bytes),
-            Stream::Stderr => running.stderr.extend_from_slice(m.bytes),
+            Stream::Stdout => running.stdout.push(m.bytes),
+            Stream::Stderr => running.stderr.push(m.bytes),
         }
         match running.chunks.last_mut() {
             Some((last, chunk)) if *last == stream => chunk.extend_from_slice(m.bytes),
             _ => running.chunks.push((stream, m.bytes.to_vec())),
+        }
+        running.held += m.bytes.len();
+        if running.held > HELD_FOR_PRINTING {
+            // Too much to hold: printed as it comes, as make without -O would.
+            for (stream, bytes) in running.chunks.drain(..) {
+                let _ = self.to_ui.send(UiEvent::MakeOutput(stream, bytes));
+            }
+            running.held = 0;
         }
     }
 
@@ -329,8 +416,8 @@ impl Server {
         } else {
             i64::from(running.traced && !self.commands.incomplete.remove(&id))
         };
-        end.stdout = running.stdout;
-        end.stderr = running.stderr;
+        end.stdout = running.stdout.into_bytes();
+        end.stderr = running.stderr.into_bytes();
         self.rows.write(Write::CommandEnd(id, end));
         self.rows.send();
         let _ = self.to_ui.send(UiEvent::Finished {
@@ -354,6 +441,24 @@ fn without_our_plugin(argv: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_record_keeps_the_head_and_tail_of_a_long_output() {
+        let mut kept = Kept::default();
+        kept.push(b"short");
+        assert_eq!(std::mem::take(&mut kept).into_bytes(), b"short");
+        let line = vec![b'x'; 1000];
+        for _ in 0..5000 {
+            kept.push(&line);
+        }
+        kept.push(b"the end");
+        let bytes = kept.into_bytes();
+        assert!(bytes.len() < KEPT_HEAD + KEPT_TAIL + 200);
+        assert!(bytes.ends_with(b"xthe end"));
+        let text = String::from_utf8(bytes).unwrap();
+        let cut = 5_000_007 - KEPT_HEAD - KEPT_TAIL;
+        assert!(text.contains(&format!("[makescope: {cut} bytes of output cut here")));
+    }
 
     #[test]
     fn our_plugin_leaves_makes_argv() {

@@ -46,7 +46,8 @@ use super::ui::Event as UiEvent;
 use super::writer::Write;
 use super::Setup;
 use crate::protocol::{Message, ENV_TRACE_STATS};
-use crate::store::{NewProcess, NextIds, Owner, ProcessExec};
+use crate::record::ids::Ids;
+use crate::store::{IdKind, NewProcess, Owner, ProcessExec};
 use crate::trace::{self, Handled};
 
 const RECEIVE_BUFFER: usize = 512 * 1024;
@@ -68,7 +69,7 @@ struct Warned {
 
 pub(crate) struct Server {
     setup: Setup,
-    ids: NextIds,
+    ids: Ids,
     sockets: Sockets,
     /// Where messages are received; each is decoded in place, borrowed from it.
     buffer: Vec<u8>,
@@ -117,7 +118,7 @@ impl Server {
     pub fn bind(
         socket: &Path,
         setup: Setup,
-        ids: NextIds,
+        ids: Ids,
         to_writer: Sender<Write>,
         to_ui: Sender<UiEvent>,
     ) -> Result<Server> {
@@ -460,8 +461,7 @@ impl Server {
     fn on_trace(&mut self, event: trace::Event, top: i64) {
         match event {
             trace::Event::Process { pid, ppid, time_ns } => {
-                let id = self.ids.process;
-                self.ids.process += 1;
+                let id = self.ids.next(IdKind::Process);
                 let owner = self.attribution.process_started(pid, ppid, top, id);
                 let (command_id, make_id) = split_owner(owner);
                 self.rows.write_process(NewProcess {
@@ -580,6 +580,7 @@ impl Server {
         for owner in self.accesses.owners() {
             self.flush_accesses(owner);
         }
+        self.rows.write(Write::IdsUsed(self.ids.used()));
         self.rows.send();
         self.listeners.into_fds()
     }
