@@ -15,6 +15,7 @@
 //! written by a newer makescope is refused before anything touches it.
 
 mod read;
+mod states;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::access::AccessKind;
 
 pub use read::*;
+pub use states::*;
 pub use write::*;
 
 /// Bytes as SQLite stores them: TEXT when they are UTF-8 (so `WHERE target = 'all'`
@@ -127,7 +129,11 @@ pub(crate) fn get_bytes(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<O
 pub const APPLICATION_ID: i32 = 0x4d6b_5363;
 
 /// Migrations, oldest first; the schema version is their count.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_file_state.sql"),
+];
 
 /// The schema version this makescope writes and reads.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
