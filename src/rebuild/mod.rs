@@ -271,6 +271,15 @@ pub fn query(store: &Store, build: BuildRow, targets: &[Vec<u8>]) -> Result<OutO
     let mut wanted = Vec::new();
     for target in targets {
         wanted.extend(crate::query::resolve(store, &build, target)?);
+        // A sub-make line's target (`lib/libfoo.a: ; $(MAKE) -C lib`) is a container:
+        // what wrote the file is what it needs.
+        let cwd = std::env::current_dir().map(|d| {
+            use std::os::unix::ffi::OsStrExt;
+            d.as_os_str().as_bytes().to_vec()
+        });
+        for base in [cwd.unwrap_or_default(), build.directory.clone()] {
+            wanted.extend(store.writers_of(build.id, &crate::paths::absolute(&base, target))?);
+        }
     }
     let known: HashMap<i64, FileState> = recorded
         .iter()
