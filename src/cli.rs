@@ -293,6 +293,10 @@ pub struct RebuildArgs {
     /// Go on after a failure with whatever does not depend on it.
     #[arg(short, long)]
     pub keep_going: bool,
+    /// Take the file states of a build recorded without them (by an older makescope)
+    /// from the tree as it is now, which must be as the build left it; run nothing.
+    #[arg(long, conflicts_with_all = ["dry_run", "targets"])]
+    pub take_states: bool,
     /// Which build (default: the last one).
     #[arg(long, value_name = "ID")]
     pub build: Option<i64>,
@@ -440,6 +444,7 @@ impl RunCommand {
                 jobs: usize::from(args.jobs),
                 dry_run: args.dry_run,
                 keep_going: args.keep_going,
+                take_states: args.take_states,
                 build: args.build,
             }),
             RunCommand::Plugin(args) => Subcommand::Plugin(PluginOptions {

@@ -16,6 +16,17 @@ use crate::rebuild::{self, info_of, label_of, unit_label, OutOfDate, RebuildOpti
 const JOBSERVER_NOTE: &[u8] = b"makescope: replay: make's jobserver";
 
 pub fn run(config: &Config, options: &RebuildOptions) -> Result<u8> {
+    if options.take_states {
+        let (mut store, build) = config.open_build(options.build)?;
+        let Some(taken) = rebuild::take_states(&mut store, build.id)? else {
+            anyhow::bail!(rebuild::RebuildError::Untraced(build.id));
+        };
+        eprintln!(
+            "makescope: rebuild: took the states of {} files of build {} ({} hashed) in {:.2} s",
+            taken.files, build.id, taken.hashed, taken.seconds
+        );
+        return Ok(0);
+    }
     let plan = rebuild::out_of_date(config, options)?;
     if options.dry_run {
         dry_run(&plan)?;
@@ -31,7 +42,7 @@ pub fn run(config: &Config, options: &RebuildOptions) -> Result<u8> {
         }
         writeln!(
             err,
-            "makescope: rebuild: nothing to do: {} files as build {} left them (checked in {:.2} s)",
+            "makescope: rebuild: nothing to do: {} paths as build {} left them (checked in {:.2} s)",
             plan.checked, plan.build.id, plan.seconds
         )?;
         return Ok(0);
@@ -136,13 +147,13 @@ fn dry_run(plan: &OutOfDate) -> Result<()> {
     if plan.units.is_empty() {
         writeln!(
             err,
-            "makescope: rebuild: nothing to do: {} files as build {} left them (checked in {:.2} s)",
+            "makescope: rebuild: nothing to do: {} paths as build {} left them (checked in {:.2} s)",
             plan.checked, plan.build.id, plan.seconds
         )?;
     } else {
         writeln!(
             err,
-            "makescope: rebuild: {} out of date, {} downstream of them{} (checked {} files in {:.2} s); nothing was run",
+            "makescope: rebuild: {} out of date, {} downstream of them{} (checked {} paths in {:.2} s); nothing was run",
             plural(direct, "recipe"),
             downstream,
             if downstream > 0 {

@@ -44,6 +44,8 @@ pub struct RebuildOptions {
     pub dry_run: bool,
     /// Go on after a failure with whatever does not depend on it.
     pub keep_going: bool,
+    /// Take the build's file states now (a build recorded without them); run nothing.
+    pub take_states: bool,
     /// The build to bring up to date; `None`: the last one.
     pub build: Option<i64>,
 }
@@ -61,23 +63,26 @@ pub fn take_states(store: &mut Store, build_id: i64) -> Result<Option<StatesTake
     let record_dir = record_dir(store);
     let paths = store.touched_paths(build_id)?;
     let known = store.previous_states(build_id)?;
-    let paths: Vec<(i64, &[u8])> = paths
+    let paths: Vec<(i64, &[u8], bool)> = paths
         .iter()
-        .filter(|(_, p)| !states::stateless(p, &record_dir))
-        .map(|(id, p)| (*id, p.as_slice()))
+        .filter(|(_, p, _)| !states::stateless(p, &record_dir))
+        .map(|(id, p, probed)| (*id, p.as_slice(), *probed))
         .collect();
-    let looks = states::look_all(&paths, &known, states::threads());
+    let looked: Vec<(i64, &[u8])> = paths.iter().map(|(id, p, _)| (*id, *p)).collect();
+    let looks = states::look_all(&looked, &known, states::threads());
     let mut rows: Vec<PathState> = Vec::with_capacity(paths.len());
     let (mut files, mut hashed) = (0, 0);
-    for ((id, _), (look, read)) in paths.iter().zip(looks) {
+    for ((id, _, probed), (look, read)) in paths.iter().zip(looks) {
         match look {
             Look::File(state) => {
                 files += 1;
                 hashed += i64::from(read);
                 rows.push((*id, Some(state)));
             }
-            Look::Missing => rows.push((*id, None)),
-            Look::Other => {}
+            // A missing path matters only if it appears where a command looked for it;
+            // a temporary file written and removed (gcc's /tmp/cc*.s) never does.
+            Look::Missing if *probed => rows.push((*id, None)),
+            Look::Missing | Look::Other => {}
         }
     }
     let taken = StatesTaken {

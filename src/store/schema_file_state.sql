@@ -2,9 +2,9 @@
 --
 -- For every path a command of a traced build read, executed, wrote or probed, the state
 -- the build left it in, taken once by the recorder after make exits: size, mtime, ctime
--- and inode (a stat), and a content hash (BLAKE3, its first 16 bytes). A path that did
--- not exist when the build ended (a probe's miss, a removed temporary) has NULL there:
--- it matters only if it appears. Directories and paths under /proc, /dev and /sys have
+-- and inode (a stat), and a content hash (BLAKE3, its first 16 bytes). A path a command
+-- looked for and did not find, and that did not exist when the build ended, has NULL
+-- there: it matters only if it appears (a removed temporary has no row). Directories and paths under /proc, /dev and /sys have
 -- no state. One row per (build, path): ~50 bytes for a file, ~10 for a missing path.
 -- Checking a tree against it is a scan of stats: a file whose size, mtime, ctime and
 -- inode are unchanged is unchanged (as git's index decides); only the others are read

@@ -53,8 +53,9 @@ fn state_kinds(kind: AccessKind) -> bool {
 
 impl Store {
     /// Every path a command of the build read, executed, wrote or probed, with its
-    /// name, by id.
-    pub fn touched_paths(&self, build_id: i64) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+    /// name and whether a command probed it (looked for it and found it missing), by id.
+    #[allow(clippy::type_complexity)]
+    pub fn touched_paths(&self, build_id: i64) -> Result<Vec<(i64, Vec<u8>, bool)>, StoreError> {
         let mut ids: rustc_hash::FxHashSet<i64> = Default::default();
         ids.extend(self.rows(
             &format!(
@@ -72,12 +73,13 @@ impl Store {
             let entries = decode_access_set(&json).map_err(|e| self.corrupt(e))?;
             ids.extend(entries.into_iter().map(|e| e.0));
         }
+        let mut probed: rustc_hash::FxHashSet<i64> = Default::default();
         for blob in self.rows(
             "SELECT path_ids FROM probe_set WHERE build_id = ?1 AND command_id IS NOT NULL",
             [build_id],
             |r| r.get::<_, Vec<u8>>(0),
         )? {
-            ids.extend(decode_ids(&blob));
+            probed.extend(decode_ids(&blob));
         }
         let mut paths = Vec::with_capacity(ids.len());
         let mut st = self
@@ -87,12 +89,14 @@ impl Store {
         let mut rows = st.query([]).map_err(|e| self.sqlite(e))?;
         while let Some(row) = rows.next().map_err(|e| self.sqlite(e))? {
             let id: i64 = row.get(0).map_err(|e| self.sqlite(e))?;
-            if ids.contains(&id) {
+            let probe = probed.contains(&id);
+            if probe || ids.contains(&id) {
                 paths.push((
                     id,
                     get_bytes(row, 1)
                         .map_err(|e| self.sqlite(e))?
                         .unwrap_or_default(),
+                    probe,
                 ));
             }
         }
