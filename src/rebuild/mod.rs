@@ -319,12 +319,7 @@ pub fn query(store: &Store, build: BuildRow, targets: &[Vec<u8>]) -> Result<OutO
             now.insert(*id, look);
         }
     }
-    let reruns = store.reruns(build.id)?;
-    let leaves = leaves(store, build.id)?;
-    let unfinished = leaves.iter().any(|l| match reruns.get(&l.id) {
-        Some(code) => *code != Some(0),
-        None => l.state != "ok",
-    });
+    let unfinished = store.unsettled_commands(build.id)? > 0;
     let mut recorded_map: HashMap<i64, Option<FileState>> = HashMap::with_capacity(recorded.len());
     let mut names = HashMap::with_capacity(recorded.len());
     for (id, name, state) in recorded {
@@ -349,6 +344,8 @@ pub fn query(store: &Store, build: BuildRow, targets: &[Vec<u8>]) -> Result<OutO
         answer.seconds = start.elapsed().as_secs_f64();
         return Ok(answer);
     }
+    let reruns = store.reruns(answer.build.id)?;
+    let leaves = leaves(store, answer.build.id)?;
     let files = store.command_files(answer.build.id)?;
     plan_units(store, &mut answer, leaves, &files, &reruns, &now, &wanted)?;
     answer.seconds = start.elapsed().as_secs_f64();

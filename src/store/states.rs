@@ -408,6 +408,20 @@ impl Store {
         )
     }
 
+    /// How many leaf commands of a build did not end well and were not re-run well
+    /// since, or were re-run and failed: each is out of date by itself.
+    pub fn unsettled_commands(&self, build_id: i64) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM command c LEFT JOIN rerun r ON r.command_id = c.id
+                 WHERE c.build_id = ?1 AND c.traced != 2
+                   AND (CASE WHEN r.command_id IS NULL THEN c.state != 'ok' ELSE r.exit_code IS NOT 0 END)",
+                [build_id],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sqlite(e))
+    }
+
     /// The (make, job) recipes of a build that run a sub-make on some line.
     pub fn submake_jobs(&self, build_id: i64) -> Result<Vec<(Option<i64>, i64)>, StoreError> {
         self.rows(
