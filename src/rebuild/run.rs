@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -273,13 +272,7 @@ fn spawn(
     u: usize,
     tx: mpsc::Sender<Ended>,
 ) -> Result<()> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("cannot make a pipe");
-    }
-    // SAFETY: pipe2 succeeded: both descriptors are open and owned by nobody else.
-    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (reader, writer) = crate::trace::sys::pipe().context("cannot make a pipe")?;
     let mut command = Command::new(exe);
     command
         .arg("--db")
