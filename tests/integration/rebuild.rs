@@ -321,3 +321,28 @@ fn a_moved_tree_is_refused() {
     out.code(2);
     assert!(out.stderr.contains("was the tree moved?"), "{}", out.stderr);
 }
+
+#[test]
+fn keep_going_runs_what_does_not_depend_on_a_failure() {
+    let test = built();
+    edit(&test, "main.c", "b(1)", "b(1"); // main.o fails (it runs first)
+    edit(&test, "lib/b.c", "x + VERSION", "x - VERSION");
+    let stopped = test.then(["rebuild"]);
+    stopped.code(1);
+    assert!(
+        stopped.stdout.starts_with("FAILED: main.o"),
+        "{}",
+        stopped.stdout
+    );
+    assert_eq!(ran(&stopped), set(&[]), "{}", stopped.stdout);
+    let going = test.then(["rebuild", "--keep-going"]);
+    going.code(1);
+    assert!(going.stdout.contains("FAILED: main.o"), "{}", going.stdout);
+    assert_eq!(
+        ran(&going),
+        set(&["CC lib/b.o", "AR lib/libfoo.a"]),
+        "{}",
+        going.stdout
+    );
+    assert!(going.stderr.contains("1 not run"), "{}", going.stderr);
+}
