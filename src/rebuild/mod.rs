@@ -612,14 +612,16 @@ fn plan_units(
         .iter()
         .map(|(_, u)| unit_label(u, &answer.top))
         .collect();
-    for (i, unit) in kept.iter_mut() {
-        let mut after: Vec<usize> = Vec::new();
-        for (a, set) in next.iter().enumerate() {
-            if set.contains(i) && new_index[a] != usize::MAX {
-                after.push(new_index[a]);
+    let mut before: Vec<Vec<usize>> = vec![Vec::new(); next.len()];
+    for (a, set) in next.iter().enumerate() {
+        if new_index[a] != usize::MAX {
+            for &b in set {
+                before[b].push(new_index[a]);
             }
         }
-        unit.after = after;
+    }
+    for (i, unit) in kept.iter_mut() {
+        unit.after = std::mem::take(&mut before[*i]);
         if !unit.direct {
             let cause = first_cause[*i]
                 .map(|c| new_index[c])
