@@ -25,6 +25,7 @@ use makescope::output::Mode;
 use makescope::gc::GcOptions;
 use makescope::plugin::PluginOptions;
 use makescope::query::{LogOptions, ShowOptions};
+use makescope::rebuild::RebuildOptions;
 use makescope::record::{MakeOptions, Tracing};
 use makescope::replay::{Mode as ReplayMode, ReplayOptions};
 use makescope::testcases::listing::ListOnlyOptions;
@@ -82,6 +83,9 @@ pub enum RunCommand {
     /// Run a recorded recipe again as make ran it, without make: REF is a command id,
     /// a target, or a path it wrote. Exits with the command's status.
     Replay(ReplayArgs),
+    /// Bring the recorded build up to date without make: re-run, from the record alone,
+    /// what a changed file makes out of date, in dependency order.
+    Rebuild(RebuildArgs),
     /// List the test cases of the last build, as its test convention reports them
     /// (glibc, automake, DejaGnu, a hook, or a guess); or, with --list-only, the tests
     /// make's view of a goal names, without running any.
@@ -331,6 +335,38 @@ pub struct ReplayArgs {
     pub build: Option<i64>,
 }
 
+/// `makescope rebuild` arguments.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "A command is out of date when a file it read or executed has other content \
+                  than the build left (a `touch` alone changes nothing), a file it wrote is \
+                  missing or was changed since, a path it looked for and did not find exists \
+                  now, or it failed or never finished. What reads its outputs follows, unless \
+                  its re-run leaves them byte-identical (early cutoff). Needs a traced build."
+)]
+pub struct RebuildArgs {
+    /// Bring only these up to date (a target, a path a command wrote, or a command id),
+    /// with what they need; default: the whole recorded build.
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<OsString>,
+    /// Run N recipes at once.
+    #[arg(short, long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
+    /// List what would run and the first reason for each; run nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Go on after a failure with whatever does not depend on it.
+    #[arg(short, long)]
+    pub keep_going: bool,
+    /// Take the file states of a build recorded without them (by an older makescope)
+    /// from the tree as it is now, which must be as the build left it; run nothing.
+    #[arg(long, conflicts_with_all = ["dry_run", "targets"])]
+    pub take_states: bool,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
+}
+
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Invocation {
@@ -557,6 +593,14 @@ impl RunCommand {
                 build: args.build,
                 names: args.names,
                 failed: args.failed,
+            }),
+            RunCommand::Rebuild(args) => Subcommand::Rebuild(RebuildOptions {
+                targets: args.targets.into_iter().map(OsString::into_vec).collect(),
+                jobs: usize::from(args.jobs),
+                dry_run: args.dry_run,
+                keep_going: args.keep_going,
+                take_states: args.take_states,
+                build: args.build,
             }),
             RunCommand::Plugin(args) => Subcommand::Plugin(PluginOptions {
                 install: args.install,

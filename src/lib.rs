@@ -22,6 +22,7 @@ pub mod paths;
 pub mod plugin;
 pub mod protocol;
 pub mod query;
+pub mod rebuild;
 pub mod record;
 pub mod replay;
 pub mod store;

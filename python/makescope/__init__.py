@@ -43,6 +43,7 @@ __all__ = [
     "FileAccess",
     "Tag",
     "Test",
+    "OutOfDate",
     "ACCESS_KINDS",
     "WRITE_KINDS",
     "READ_KINDS",
@@ -333,6 +334,16 @@ def _env(items: Sequence[str]) -> Dict[str, str]:
     return env
 
 
+@dataclass
+class OutOfDate:
+    """A recipe ``makescope rebuild`` would re-run (:meth:`Record.out_of_date`)."""
+
+    commands: List["Command"]
+    label: str
+    reason: str
+    direct: bool
+
+
 class Record:
     """An open record. Use :func:`open`; closes with ``with`` or :meth:`close`."""
 
@@ -540,6 +551,23 @@ class Record:
         """What a change to the file reaches: its readers and, transitively, every
         command that read what they wrote. Tests among them have ``test_name`` set."""
         return [self.command(i) for i in self._native.affected(self._build_id(build), _path_bytes(path))]
+
+    def out_of_date(self, build: BuildArg = None) -> List["OutOfDate"]:
+        """What ``makescope rebuild`` would re-run, in dependency order: each recipe's
+        commands with the first reason (``"string/strlen.c changed"``). ``direct`` is
+        False for recipes only downstream of others (they re-run only if those change
+        what they read: early cutoff). A touch that keeps the content is no reason.
+        Raises :class:`RecordError` for a build that was not traced or has no file
+        states."""
+        return [
+            OutOfDate(
+                commands=[self.command(i) for i in row["command_ids"]],
+                label=row["label"],
+                reason=row["reason"],
+                direct=row["direct"],
+            )
+            for row in self._native.out_of_date(self._build_id(build))
+        ]
 
 
 def default_path() -> str:

@@ -319,6 +319,31 @@ impl NativeRecord {
     fn affected(&self, build_id: i64, path: Vec<u8>) -> PyResult<Vec<i64>> {
         self.store.affected(build_id, &path).map_err(err)
     }
+
+    /// `makescope rebuild --dry-run`'s answer: each recipe to re-run, in dependency
+    /// order, with its first reason; `direct` false for those only downstream.
+    fn out_of_date(&self, py: Python<'_>, build_id: i64) -> PyResult<Vec<Py<PyDict>>> {
+        let build = self
+            .store
+            .build(build_id)
+            .map_err(err)?
+            .ok_or_else(|| RecordError::new_err(format!("no build {build_id}")))?;
+        let answer = makescope::rebuild::query(&self.store, build, &[])
+            .map_err(|e| RecordError::new_err(e.to_string()))?;
+        answer
+            .units
+            .iter()
+            .map(|u| {
+                let ids: Vec<i64> = u.lines.iter().map(|(l, _)| l.id).collect();
+                Ok(dict!(py, {
+                    "command_ids": ids,
+                    "label": makescope::rebuild::unit_label(u, &answer.top),
+                    "reason": u.reason.to_string(),
+                    "direct": u.direct,
+                }))
+            })
+            .collect()
+    }
 }
 
 #[pymodule]

@@ -1,6 +1,6 @@
 //! The subcommands as the user sees them. Each file here takes its subcommand's options,
 //! asks the library module that does the work (its engine: `record`, `query`, `makedb`,
-//! `replay`, `testcases`)
+//! `replay`, `rebuild`, `testcases`)
 //! and prints the answer: data to stdout, aligned for people or as JSON; diagnostics to
 //! stderr. It returns the process's exit status.
 //!
@@ -17,6 +17,7 @@ pub mod gc;
 pub mod log;
 pub mod make;
 pub mod plugin;
+pub mod rebuild;
 pub mod replay;
 pub mod show;
 pub mod targets;
@@ -32,6 +33,7 @@ use crate::gc::GcOptions;
 use crate::makedb::TargetsOptions;
 use crate::plugin::PluginOptions;
 use crate::query::{LogOptions, ShowOptions};
+use crate::rebuild::RebuildOptions;
 use crate::record::MakeOptions;
 use crate::replay::ReplayOptions;
 use crate::testcases::TestsOptions;
@@ -49,6 +51,8 @@ pub enum Subcommand {
     Targets(TargetsOptions, targets::View),
     /// `makescope replay`: a recorded recipe run again without make.
     Replay(ReplayOptions),
+    /// `makescope rebuild`: what is out of date, re-run without make.
+    Rebuild(RebuildOptions),
     /// `makescope tests`: the test cases of a build.
     Tests(TestsOptions, tests::View),
     /// `makescope tests --list-only`: the tests make's view of a goal names.
@@ -70,6 +74,7 @@ impl Subcommand {
             Subcommand::Show(options, view) => show::run(config, &options, &view),
             Subcommand::Targets(options, view) => targets::run(config, &options, &view),
             Subcommand::Replay(options) => replay::run(config, &options),
+            Subcommand::Rebuild(options) => rebuild::run(config, &options),
             Subcommand::Tests(options, view) => tests::run(config, &options, &view),
             Subcommand::TestsListOnly(options, format) => tests::list_only(&options, format),
             Subcommand::Test(options) => test::run(config, &options),

@@ -248,6 +248,17 @@ impl Printer {
     /// The build is over: flush make's last partial lines, clear the progress line and
     /// print one summary line on stderr.
     pub fn finish(&mut self, summary: &Summary) {
+        self.end();
+        let line = self.summary_line(summary);
+        if let Some(line) = line {
+            let _ = self.err.write_all(line.as_bytes());
+            let _ = self.err.flush();
+        }
+    }
+
+    /// The run is over and its caller says the summary: flush make's last partial
+    /// lines and clear the progress line.
+    pub fn end(&mut self) {
         for stream in [Stream::Stdout, Stream::Stderr] {
             let mut rest = std::mem::take(&mut self.pending[stream_index(stream)]);
             if !rest.is_empty() {
@@ -261,11 +272,6 @@ impl Printer {
         }
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
-        }
-        let line = self.summary_line(summary);
-        if let Some(line) = line {
-            let _ = self.err.write_all(line.as_bytes());
-            let _ = self.err.flush();
         }
     }
 

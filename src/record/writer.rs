@@ -177,6 +177,9 @@ fn write_until_failure(
             .compute_edges(build)
             .context("computing the command graph")?;
         store.commit()?;
+        // The tree is as the build left it (make has exited): what `rebuild` compares
+        // with later.
+        crate::rebuild::take_states(store, build).context("taking the files' states")?;
     }
     Ok(())
 }

@@ -16,6 +16,7 @@
 
 mod prune;
 mod read;
+mod states;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::access::AccessKind;
 
 pub use read::*;
+pub use states::*;
 pub use write::*;
 
 /// Bytes as SQLite stores them: TEXT when they are UTF-8 (so `WHERE target = 'all'`
@@ -132,6 +134,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v1.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_ids.sql"),
+    include_str!("schema_file_state.sql"),
 ];
 
 /// The schema version this makescope writes and reads.

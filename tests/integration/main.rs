@@ -20,6 +20,7 @@ mod output;
 mod output_labels;
 mod output_printer;
 mod python_plugin;
+mod rebuild;
 mod record;
 mod record_compat;
 mod replay;
