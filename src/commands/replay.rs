@@ -1,6 +1,7 @@
 //! `makescope replay`: plan the replay, say each note in one line on stderr, then list
 //! it (`--dry-run`), write its script (`--script`), or run it and say what its run
-//! adds (failures make went past, processes killed). The exit status is the command's.
+//! adds (failures make went past, processes killed), then record the traced run (quietly:
+//! `show REF` lists it). The exit status is the command's.
 
 use std::io::Write;
 
@@ -29,7 +30,14 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<u8> {
         Mode::Run => {
             drop(out);
             plan.check_directory()?;
-            let outcome = Executor::for_this_process().run(&plan)?;
+            if options.sandbox {
+                anyhow::bail!("--sandbox is not built yet");
+            }
+            let mut executor = Executor::for_this_process();
+            if options.trace {
+                executor = executor.traced();
+            }
+            let outcome = executor.run(&plan)?;
             let mut err = std::io::stderr().lock();
             for line in outcome.lines.iter().filter(|l| l.ignored) {
                 writeln!(
@@ -46,6 +54,13 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<u8> {
                     outcome.killed.len(),
                     outcome.killed.join(", ")
                 )?;
+            }
+            if options.trace {
+                // The record is a by-product: the command's status stands without it.
+                // Quietly: `show REF` lists the replays.
+                if let Err(error) = replay::record_run(config, options, &plan, &outcome) {
+                    writeln!(err, "makescope: replay: the run was not recorded: {error}")?;
+                }
             }
             Ok(outcome.exit_status())
         }

@@ -1,7 +1,13 @@
 //! The executor: runs a [`Plan`]'s lines as make would (each line one shell, in the
 //! recorded directory and environment, output inherited so it streams as it comes,
 //! stopping at the first failure make would stop at), then kills what the command left
-//! running.
+//! running. Plain ([`Executor::for_this_process`]), or each line under the seccomp
+//! tracer ([`Executor::traced`]: the line's processes and file accesses come back in
+//! its [`LineOutcome::trace`]), and in a sandbox ([`Executor::sandboxed`]).
+//!
+//! Traced, each line is its own run: what a line leaves running is killed when that
+//! line ends (the tracer's run ends when every process under its filter has), where a
+//! plain replay kills leftovers when the recipe ends.
 //!
 //! Leftovers: [`Executor::for_this_process`] makes this process the child subreaper
 //! (`PR_SET_CHILD_SUBREAPER`), so every process the command starts that outlives its
@@ -20,8 +26,10 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::plan::{Plan, Variable};
+use super::sandbox::Sandbox;
 use super::ReplayError;
-use crate::util::lossy;
+use crate::trace::{self, Event, PathTable};
+use crate::util::{lossy, now_ns};
 
 /// How one line ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +61,31 @@ pub struct LineOutcome {
     /// It failed and the recipe went on, as make did in the recorded build.
     pub ignored: bool,
     pub duration: Duration,
+    /// When it started and ended (ns since the epoch).
+    pub started_ns: i64,
+    pub ended_ns: i64,
+    /// What the tracer saw, when the line was traced.
+    pub trace: Option<LineTrace>,
+}
+
+/// What the tracer saw of one line: every event, in order, and the paths they number.
+#[derive(Debug)]
+pub struct LineTrace {
+    pub events: Vec<Event>,
+    pub paths: PathTable,
+}
+
+impl Clone for LineTrace {
+    fn clone(&self) -> LineTrace {
+        let mut paths = PathTable::default();
+        for name in self.paths.names_from(0) {
+            paths.intern(name);
+        }
+        LineTrace {
+            events: self.events.clone(),
+            paths,
+        }
+    }
 }
 
 impl LineOutcome {
@@ -89,6 +122,8 @@ impl Outcome {
 #[derive(Debug)]
 pub struct Executor {
     kill_leftovers: bool,
+    trace: bool,
+    sandbox: Option<Sandbox>,
 }
 
 /// The child running now, for the signal handlers to pass SIGTERM and SIGHUP on to.
@@ -134,6 +169,8 @@ impl Executor {
         install(libc::SIGHUP, pass_on);
         Executor {
             kill_leftovers: subreaper,
+            trace: false,
+            sandbox: None,
         }
     }
 
@@ -142,7 +179,25 @@ impl Executor {
     pub fn leaving_leftovers() -> Executor {
         Executor {
             kill_leftovers: false,
+            trace: false,
+            sandbox: None,
         }
+    }
+
+    /// Trace each line (its processes and file accesses come back in its outcome).
+    /// With an executor that leaves leftovers alone, a line that leaves a process
+    /// running is not over until that process ends.
+    pub fn traced(mut self) -> Executor {
+        self.trace = true;
+        self
+    }
+
+    /// Run each line in `sandbox` (traced: the tracer names what the line touched
+    /// outside it). The namespace's end kills what the line left running.
+    pub fn sandboxed(mut self, sandbox: Sandbox) -> Executor {
+        self.trace = true;
+        self.sandbox = Some(sandbox);
+        self
     }
 
     /// Run the plan's lines in order; stop at the first failure that is not ignored.
@@ -150,18 +205,21 @@ impl Executor {
         let mut outcome = Outcome::default();
         let result = self.run_lines(plan, &mut outcome);
         if self.kill_leftovers {
-            outcome.killed = kill_children();
+            outcome.killed.extend(kill_children());
         }
         result.map(|()| outcome)
     }
 
     fn run_lines(&self, plan: &Plan, outcome: &mut Outcome) -> Result<(), ReplayError> {
         for line in &plan.lines {
-            let mut argv = plan.argv(line);
-            let shell = argv.next().unwrap_or_default();
+            let argv: Vec<&[u8]> = match without_shell(plan, line) {
+                Some(words) => words,
+                None => plan.argv(line).collect(),
+            };
+            let shell = argv.first().copied().unwrap_or_default();
             let mut command = Command::new(OsStr::from_bytes(shell));
             command
-                .args(argv.map(OsStr::from_bytes))
+                .args(argv[1..].iter().map(|a| OsStr::from_bytes(a)))
                 .current_dir(OsStr::from_bytes(&plan.directory))
                 .env_clear();
             for variable in &plan.environment {
@@ -175,17 +233,14 @@ impl Executor {
                 }
             }
             let started = Instant::now();
-            let mut child = command.spawn().map_err(|error| ReplayError::Spawn {
-                shell: lossy(shell).into_owned(),
-                error,
-            })?;
-            RUNNING.store(child.id() as i32, Ordering::SeqCst);
-            let waited = child.wait();
-            RUNNING.store(0, Ordering::SeqCst);
-            let status = waited.map_err(|error| ReplayError::Spawn {
-                shell: lossy(shell).into_owned(),
-                error,
-            })?;
+            let started_ns = now_ns();
+            let (status, trace) = if self.trace {
+                let (status, trace, killed) = self.run_traced(command, shell)?;
+                outcome.killed.extend(killed);
+                (status, Some(trace))
+            } else {
+                (self.run_plain(command, shell)?, None)
+            };
             let status = match (status.code(), status.signal()) {
                 (Some(code), _) => Status::Exited(code),
                 (None, Some(signal)) => Status::Signaled(signal),
@@ -198,6 +253,9 @@ impl Executor {
                 status,
                 ignored: failed && line.ignore_errors,
                 duration: started.elapsed(),
+                started_ns,
+                ended_ns: now_ns(),
+                trace,
             });
             if failed && !line.ignore_errors {
                 break;
@@ -205,6 +263,140 @@ impl Executor {
         }
         Ok(())
     }
+}
+
+impl Executor {
+    fn run_plain(
+        &self,
+        mut command: Command,
+        shell: &[u8],
+    ) -> Result<std::process::ExitStatus, ReplayError> {
+        let spawn_error = |error| ReplayError::Spawn {
+            shell: lossy(shell).into_owned(),
+            error,
+        };
+        let mut child = command.spawn().map_err(spawn_error)?;
+        RUNNING.store(child.id() as i32, Ordering::SeqCst);
+        let waited = child.wait();
+        RUNNING.store(0, Ordering::SeqCst);
+        waited.map_err(spawn_error)
+    }
+
+    /// One line under the tracer (in the sandbox, if there is one); what it left
+    /// running is killed before the tracer is waited for, and named.
+    fn run_traced(
+        &self,
+        mut command: Command,
+        shell: &[u8],
+    ) -> Result<(std::process::ExitStatus, LineTrace, Vec<String>), ReplayError> {
+        let spawn_error = |error| ReplayError::Spawn {
+            shell: lossy(shell).into_owned(),
+            error,
+        };
+        if let Some(sandbox) = &self.sandbox {
+            sandbox.enter(&mut command);
+        }
+        let mut killed = Vec::new();
+        let kill = self.kill_leftovers && self.sandbox.is_none();
+        let traced = trace::run_traced_with(
+            &mut command,
+            &trace::Filter::default(),
+            trace::RunHooks {
+                new_group: false,
+                deadline: None,
+                spawned: &mut |pid| RUNNING.store(pid as i32, Ordering::SeqCst),
+                exited: &mut || {
+                    RUNNING.store(0, Ordering::SeqCst);
+                    if kill {
+                        killed = kill_children();
+                    }
+                },
+            },
+        )
+        .map_err(spawn_error)?;
+        if self.sandbox.is_some() {
+            // The namespace's init ended and took every process left in it along:
+            // they are the ones the tracer saw start and not end before the line did.
+            killed = left_running(&traced.events);
+        }
+        Ok((
+            traced.status,
+            LineTrace {
+                events: traced.events,
+                paths: traced.paths,
+            },
+            killed,
+        ))
+    }
+}
+
+/// The words of a line make would have exec'd without a shell (make's fast path, as
+/// the shim decides it: `/bin/sh -c` or `-ec`, no quotes, backslashes or shell
+/// metacharacters, no assignment or builtin first), else `None`: run so, the replay
+/// runs the same processes the build did (its program is looked up along the
+/// command's PATH).
+fn without_shell<'a>(plan: &'a Plan, line: &'a super::Line) -> Option<Vec<&'a [u8]>> {
+    const BUILTINS: &[&str] = &[
+        ".", ":", "alias", "bg", "break", "case", "cd", "command", "continue", "eval", "exec",
+        "exit", "export", "fc", "fg", "for", "getopts", "hash", "if", "jobs", "login", "logout",
+        "read", "readonly", "return", "set", "shift", "test", "trap", "type", "ulimit", "umask",
+        "unalias", "unset", "wait", "while",
+    ];
+    let shell = &plan.shell;
+    if shell.len() != 2 || shell[0] != b"/bin/sh" || !matches!(shell[1].as_slice(), b"-c" | b"-ec")
+    {
+        return None;
+    }
+    if line
+        .text
+        .iter()
+        .any(|b| b"#;\"*?[]&|<>(){}$`^~!'\\\n\r".contains(b))
+    {
+        return None;
+    }
+    let words: Vec<&[u8]> = line
+        .text
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let first = words.first()?;
+    if first.contains(&b'=') || BUILTINS.iter().any(|b| b.as_bytes() == *first) {
+        return None;
+    }
+    Some(words)
+}
+
+/// The processes of a traced run that were still running when its first process (the
+/// shell) ended: `pid argv…` each, from the tracer's events.
+fn left_running(events: &[Event]) -> Vec<String> {
+    let mut order = Vec::new();
+    let mut argv: std::collections::HashMap<i32, String> = Default::default();
+    let mut ended = std::collections::HashSet::new();
+    let mut shell = None;
+    for event in events {
+        match event {
+            Event::Process { pid, .. } => {
+                shell.get_or_insert(*pid);
+                order.push(*pid);
+            }
+            Event::Exec { pid, argv: a, .. } => {
+                let words: Vec<String> = a.iter().map(|w| lossy(w).into_owned()).collect();
+                argv.insert(*pid, words.join(" "));
+            }
+            Event::Exit { pid, .. } | Event::Gone { pid, .. } => {
+                if Some(*pid) == shell {
+                    break;
+                }
+                ended.insert(*pid);
+            }
+            _ => {}
+        }
+    }
+    order
+        .into_iter()
+        .filter(|pid| Some(*pid) != shell && !ended.contains(pid))
+        .map(|pid| format!("{pid} {}", argv.get(&pid).map_or("", String::as_str)))
+        .collect()
 }
 
 /// This process's children, from every thread's `children` list.

@@ -127,7 +127,11 @@ pub(crate) fn get_bytes(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<O
 pub const APPLICATION_ID: i32 = 0x4d6b_5363;
 
 /// Migrations, oldest first; the schema version is their count.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_replay.sql"),
+];
 
 /// The schema version this makescope writes and reads.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

@@ -22,6 +22,7 @@ mod python_plugin;
 mod record;
 mod record_compat;
 mod replay;
+mod replay_traced;
 mod targets;
 mod targets_parse;
 mod tests_list;
