@@ -130,6 +130,10 @@ pub struct BuildArgs {
     /// Keep secret-looking environment variables instead of redacting them.
     #[arg(long)]
     pub keep_secrets: bool,
+    /// Kill the processes the build's commands left running (a daemon a recipe
+    /// started) when the build ends, and name them; without it they are only named.
+    #[arg(long)]
+    pub kill_leftovers: bool,
     /// The make program to run.
     #[arg(
         long,
@@ -440,6 +444,7 @@ impl MakeArgs {
             },
             hooks: options.hooks,
             keep_secrets: options.keep_secrets,
+            kill_leftovers: options.kill_leftovers,
             make_program: options.make_program,
             make_args: self.make_args,
         }

@@ -109,7 +109,7 @@ pub struct Details {
 /// What two runs of one command read and wrote differently (a replay against the
 /// recorded build): paths read (read or executed) or written (content, directories,
 /// links) by only one of them, each list in byte order. Temporaries (a path the run
-/// created and removed again, as a compiler's `/tmp/cc*.s`) and `/proc` are left out:
+/// removed that is not there now, as a compiler's `/tmp/cc*.s`) and `/proc` are left out:
 /// their names differ from run to run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileDiff {
@@ -135,10 +135,12 @@ pub fn compare_files(store: &Store, here: i64, there: i64) -> Result<FileDiff> {
     let sets = |id: i64| -> Result<(Paths, Paths)> {
         let accesses = store.accesses(id)?;
         let kind_of = |a: &crate::store::AccessRow| AccessKind::from_name(&a.kind);
+        // Removed and not there now: a temporary.
         let removed: BTreeSet<&[u8]> = accesses
             .iter()
             .filter(|a| kind_of(a) == Some(AccessKind::Remove))
             .map(|a| a.path.as_slice())
+            .filter(|p| std::fs::symlink_metadata(crate::paths::as_path(p)).is_err())
             .collect();
         let (mut read, mut written) = (BTreeSet::new(), BTreeSet::new());
         for a in &accesses {

@@ -30,15 +30,36 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<u8> {
         Mode::Run => {
             drop(out);
             plan.check_directory()?;
-            if options.sandbox {
-                anyhow::bail!("--sandbox is not built yet");
-            }
             let mut executor = Executor::for_this_process();
-            if options.trace {
+            if options.sandbox {
+                executor = executor.sandboxed(replay::sandbox(config, &plan)?);
+            } else if options.trace {
                 executor = executor.traced();
             }
             let outcome = executor.run(&plan)?;
             let mut err = std::io::stderr().lock();
+            let mut missed = false;
+            for line in &outcome.lines {
+                let Some(run) = &line.sandbox else { continue };
+                for (path, kind) in &run.misses {
+                    missed = true;
+                    writeln!(
+                        err,
+                        "makescope: replay: outside its record: {} {}",
+                        kind.name(),
+                        crate::util::lossy(path)
+                    )?;
+                }
+                if std::env::var_os("MAKESCOPE_SANDBOX_TIMES").is_some() {
+                    writeln!(
+                        err,
+                        "makescope: sandbox: namespaces {:.2} ms, mounts {:.2} ms, teardown {:.2} ms",
+                        run.namespaces_ns as f64 / 1e6,
+                        run.mounts_ns as f64 / 1e6,
+                        run.teardown_ns as f64 / 1e6
+                    )?;
+                }
+            }
             for line in outcome.lines.iter().filter(|l| l.ignored) {
                 writeln!(
                     err,
@@ -62,7 +83,12 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<u8> {
                     writeln!(err, "makescope: replay: the run was not recorded: {error}")?;
                 }
             }
-            Ok(outcome.exit_status())
+            // A sandboxed command that touched something outside its record fails,
+            // even when it swallowed the error itself.
+            Ok(match outcome.exit_status() {
+                0 if missed => crate::exit::SANDBOX_MISSED,
+                status => status,
+            })
         }
     }
 }

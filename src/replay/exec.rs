@@ -66,6 +66,21 @@ pub struct LineOutcome {
     pub ended_ns: i64,
     /// What the tracer saw, when the line was traced.
     pub trace: Option<LineTrace>,
+    /// In a sandbox: what it touched outside it, and what the sandbox cost.
+    pub sandbox: Option<SandboxRun>,
+}
+
+/// One line's run in a sandbox.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxRun {
+    /// The paths it touched that the sandbox does not hold, with the access.
+    pub misses: Vec<(Vec<u8>, crate::access::AccessKind)>,
+    /// From the start to the namespaces made (ns).
+    pub namespaces_ns: i64,
+    /// The root built (ns).
+    pub mounts_ns: i64,
+    /// From the shell's end to the namespace's init reaped, everything left killed (ns).
+    pub teardown_ns: i64,
 }
 
 /// What the tracer saw of one line: every event, in order, and the paths they number.
@@ -160,9 +175,7 @@ impl Executor {
     /// which waits for the command's own status; SIGTERM and SIGHUP sent to makescope
     /// are passed on to the command.
     pub fn for_this_process() -> Executor {
-        // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag and touches
-        // no memory of ours.
-        let subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == 0;
+        let subreaper = become_subreaper();
         install(libc::SIGINT, ignore);
         install(libc::SIGQUIT, ignore);
         install(libc::SIGTERM, pass_on);
@@ -234,12 +247,12 @@ impl Executor {
             }
             let started = Instant::now();
             let started_ns = now_ns();
-            let (status, trace) = if self.trace {
-                let (status, trace, killed) = self.run_traced(command, shell)?;
+            let (status, trace, sandbox) = if self.trace {
+                let (status, trace, killed, sandbox) = self.run_traced(command, shell)?;
                 outcome.killed.extend(killed);
-                (status, Some(trace))
+                (status, Some(trace), sandbox)
             } else {
-                (self.run_plain(command, shell)?, None)
+                (self.run_plain(command, shell)?, None, None)
             };
             let status = match (status.code(), status.signal()) {
                 (Some(code), _) => Status::Exited(code),
@@ -256,6 +269,7 @@ impl Executor {
                 started_ns,
                 ended_ns: now_ns(),
                 trace,
+                sandbox,
             });
             if failed && !line.ignore_errors {
                 break;
@@ -284,11 +298,7 @@ impl Executor {
 
     /// One line under the tracer (in the sandbox, if there is one); what it left
     /// running is killed before the tracer is waited for, and named.
-    fn run_traced(
-        &self,
-        mut command: Command,
-        shell: &[u8],
-    ) -> Result<(std::process::ExitStatus, LineTrace, Vec<String>), ReplayError> {
+    fn run_traced(&self, mut command: Command, shell: &[u8]) -> Result<TracedLine, ReplayError> {
         let spawn_error = |error| ReplayError::Spawn {
             shell: lossy(shell).into_owned(),
             error,
@@ -311,22 +321,30 @@ impl Executor {
                         killed = kill_children();
                     }
                 },
+                through_root: self.sandbox.is_some(),
             },
         )
         .map_err(spawn_error)?;
-        if self.sandbox.is_some() {
+        let reaped = now_ns();
+        let trace = LineTrace {
+            events: traced.events,
+            paths: traced.paths,
+        };
+        let mut run = None;
+        if let Some(sandbox) = &self.sandbox {
             // The namespace's init ended and took every process left in it along:
-            // they are the ones the tracer saw start and not end before the line did.
-            killed = left_running(&traced.events);
+            // it listed them first.
+            killed = sandbox.last_left();
+            let shell_ended = shell_end(&trace.events).unwrap_or(reaped);
+            let (started, namespaces, mounts) = sandbox.last_times().unwrap_or_default();
+            run = Some(SandboxRun {
+                misses: sandbox.misses(&trace),
+                namespaces_ns: namespaces - started,
+                mounts_ns: mounts - namespaces,
+                teardown_ns: reaped - shell_ended,
+            });
         }
-        Ok((
-            traced.status,
-            LineTrace {
-                events: traced.events,
-                paths: traced.paths,
-            },
-            killed,
-        ))
+        Ok((traced.status, trace, killed, run))
     }
 }
 
@@ -366,37 +384,34 @@ fn without_shell<'a>(plan: &'a Plan, line: &'a super::Line) -> Option<Vec<&'a [u
     Some(words)
 }
 
-/// The processes of a traced run that were still running when its first process (the
-/// shell) ended: `pid argv…` each, from the tracer's events.
-fn left_running(events: &[Event]) -> Vec<String> {
-    let mut order = Vec::new();
-    let mut argv: std::collections::HashMap<i32, String> = Default::default();
-    let mut ended = std::collections::HashSet::new();
-    let mut shell = None;
-    for event in events {
-        match event {
-            Event::Process { pid, .. } => {
-                shell.get_or_insert(*pid);
-                order.push(*pid);
-            }
-            Event::Exec { pid, argv: a, .. } => {
-                let words: Vec<String> = a.iter().map(|w| lossy(w).into_owned()).collect();
-                argv.insert(*pid, words.join(" "));
-            }
-            Event::Exit { pid, .. } | Event::Gone { pid, .. } => {
-                if Some(*pid) == shell {
-                    break;
-                }
-                ended.insert(*pid);
-            }
-            _ => {}
+/// A traced line's status, trace, leftovers killed, and its sandbox's report.
+type TracedLine = (
+    std::process::ExitStatus,
+    LineTrace,
+    Vec<String>,
+    Option<SandboxRun>,
+);
+
+/// When the first process (the shell) ended, from the tracer's events.
+fn shell_end(events: &[Event]) -> Option<i64> {
+    let shell = events.iter().find_map(|e| match e {
+        Event::Process { pid, .. } => Some(*pid),
+        _ => None,
+    })?;
+    events.iter().find_map(|e| match e {
+        Event::Exit { pid, time_ns, .. } | Event::Gone { pid, time_ns } if *pid == shell => {
+            Some(*time_ns)
         }
-    }
-    order
-        .into_iter()
-        .filter(|pid| Some(*pid) != shell && !ended.contains(pid))
-        .map(|pid| format!("{pid} {}", argv.get(&pid).map_or("", String::as_str)))
-        .collect()
+        _ => None,
+    })
+}
+
+/// Make this process the child subreaper: what its descendants orphan becomes its
+/// child (so [`kill_children`] finds it). Whether the kernel agreed.
+pub(crate) fn become_subreaper() -> bool {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag and touches
+    // no memory of ours.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 }
 }
 
 /// This process's children, from every thread's `children` list.
@@ -425,7 +440,7 @@ fn children() -> Vec<i32> {
 /// empty: the kernel builds those lists without stopping the processes in them, so a
 /// child that is forking or being reparented as they are read can be missed (proc(5)).
 /// A child missed in one round is found in the next.
-fn kill_children() -> Vec<String> {
+pub(crate) fn kill_children() -> Vec<String> {
     let mut killed = Vec::new();
     let mut signalled = std::collections::HashSet::new();
     loop {

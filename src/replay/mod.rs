@@ -26,8 +26,9 @@ pub mod script;
 
 use std::path::PathBuf;
 
-pub use exec::{Executor, LineOutcome, Outcome};
+pub use exec::{Executor, LineOutcome, Outcome, SandboxRun};
 pub use plan::{CurrentEnvironment, Line, Note, Plan, Secrets, Variable};
+pub use sandbox::{Sandbox, SandboxError};
 
 use crate::config::Config;
 use crate::store::{CommandRow, Store, StoreError};
@@ -75,6 +76,13 @@ pub fn plan(
     let ids = crate::query::resolve(&store, &build, &options.reference)?;
     let recipe = Recipe::load(&store, &ids)?;
     Ok(Plan::new(&recipe, options.line, options.mode, secrets)?)
+}
+
+/// The sandbox for `plan`'s lines: what their recorded commands touched.
+pub fn sandbox(config: &Config, plan: &Plan) -> anyhow::Result<Sandbox> {
+    let store = config.open_record()?;
+    let ids: Vec<i64> = plan.lines.iter().map(|l| l.command_id).collect();
+    Ok(Sandbox::new(&store, &ids, &plan.directory)?)
 }
 
 /// Record a traced run of `plan` (what `options` asked for) as a new run of its

@@ -90,6 +90,7 @@ fn run(
             deadline: Some(Instant::now() + timeout),
             spawned: &mut |_| {},
             exited: &mut || {},
+            through_root: false,
         },
     )
 }
@@ -107,6 +108,10 @@ pub struct RunHooks<'a> {
     /// ends when every process under the filter has, so processes the command left
     /// running must be killed here (or the tracer waits for them until the deadline).
     pub exited: &'a mut dyn FnMut(),
+    /// The command runs in a mount namespace of its own (a sandbox): whether a path
+    /// exists is looked at through its `/proc/<pid>/root`
+    /// ([`Supervisor::look_through_roots`]).
+    pub through_root: bool,
 }
 
 /// Run `cmd` under `filter` and a [`Supervisor`], with the caller's [`RunHooks`]:
@@ -151,7 +156,8 @@ fn run_with(
             Ok(())
         });
     }
-    let supervisor = std::thread::spawn(move || supervise(ours, ring, deadline));
+    let through_root = hooks.through_root;
+    let supervisor = std::thread::spawn(move || supervise(ours, ring, deadline, through_root));
     let spawned = cmd.spawn();
     drop(theirs);
     let mut child = match spawned {
@@ -204,7 +210,12 @@ fn run_with(
 
 type Supervised = (Vec<Event>, Vec<(&'static str, u64)>, PathTable, bool);
 
-fn supervise(sock: OwnedFd, ring: Option<Ring>, deadline: Instant) -> io::Result<Supervised> {
+fn supervise(
+    sock: OwnedFd,
+    ring: Option<Ring>,
+    deadline: Instant,
+    through_root: bool,
+) -> io::Result<Supervised> {
     let Some(listener) = recv_fd(sock.as_fd(), deadline)? else {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -212,6 +223,9 @@ fn supervise(sock: OwnedFd, ring: Option<Ring>, deadline: Instant) -> io::Result
         ));
     };
     let mut supervisor = Supervisor::new();
+    if through_root {
+        supervisor.look_through_roots();
+    }
     if let Some(ring) = ring {
         supervisor.attach_ring(listener.as_fd(), ring);
     }

@@ -168,3 +168,129 @@ fn a_traced_replay_kills_and_names_a_setsid_daemon() {
     );
     nothing_left(&test, &marker);
 }
+
+#[test]
+fn make_kill_leftovers_kills_and_names_what_the_build_left_running() {
+    let marker = format!("1000.{}{}", std::process::id(), line!());
+    let test = Test::new()
+        .makefile(&format!("daemon:\n\tsetsid sh -c 'sleep {marker} &'\n"))
+        .args(["make", "--kill-leftovers"]);
+    let out = test.run();
+    out.success();
+    assert!(
+        out.stderr.contains("left running: ") && out.stderr.contains(&marker),
+        "{}",
+        out.stderr
+    );
+    nothing_left(&test, &marker);
+}
+
+#[test]
+fn a_daemon_dies_with_the_sandboxs_pid_namespace() {
+    let marker = format!("1000.{}{}", std::process::id(), line!());
+    // Recorded starting it (so the sandbox holds setsid and sleep), and killed then.
+    let test = Test::new()
+        .makefile(&format!("daemon:\n\tsetsid sh -c 'sleep {marker} &'\n"))
+        .args(["make", "--kill-leftovers"]);
+    test.run().success();
+    nothing_left(&test, &marker);
+    let out = test.then(["replay", "daemon", "--sandbox"]);
+    out.success();
+    assert!(
+        out.stderr.contains("the command left running") && out.stderr.contains("(in the sandbox)"),
+        "{}",
+        out.stderr
+    );
+    nothing_left(&test, &marker);
+}
+
+/// A command whose input is a path from a (redacted, so taken from the replay's own
+/// environment) variable: recorded reading `a.txt`, replayed reading `b.txt`.
+fn input_project(recipe: &str) -> Test {
+    let test = Test::new()
+        .makefile(&format!("out/out.txt:\n\t{recipe}\n"))
+        .file("out/.keep", "")
+        .file("a.txt", "a\n")
+        .file("b.txt", "b\n")
+        .env("INPUT_SECRET", "a.txt")
+        .args(["make"]);
+    test.run().success();
+    test
+}
+
+fn replay_reading(test: &Test, input: &str, sandbox: bool) -> Output {
+    let mut replay = test.program(makescope_bin());
+    replay
+        .args(["replay", "out/out.txt"])
+        .env("INPUT_SECRET", input);
+    if sandbox {
+        replay.arg("--sandbox");
+    }
+    test.run_command(replay)
+}
+
+#[test]
+fn a_file_outside_the_record_is_absent_in_the_sandbox_and_named() {
+    let test = input_project("cat $${INPUT_SECRET} > $@");
+    let b = test.path().join("b.txt");
+    let out = replay_reading(&test, "b.txt", true);
+    // cat fails with its own status.
+    out.code(1);
+    assert!(
+        out.stderr
+            .contains(&format!("outside its record: probe {}", b.display())),
+        "{}",
+        out.stderr
+    );
+    // Without the sandbox it replays fine; in it, with the recorded input, too.
+    replay_reading(&test, "b.txt", false).success();
+    assert_eq!(
+        std::fs::read(test.path().join("out/out.txt")).unwrap(),
+        b"b\n"
+    );
+    replay_reading(&test, "a.txt", true).success();
+    assert_eq!(
+        std::fs::read(test.path().join("out/out.txt")).unwrap(),
+        b"a\n"
+    );
+}
+
+#[test]
+fn a_miss_the_program_swallows_is_named_and_fails_the_replay() {
+    let test = input_project("(cat $${INPUT_SECRET} || true) 2>/dev/null > $@");
+    let out = replay_reading(&test, "b.txt", true);
+    out.code(4);
+    let b = test.path().join("b.txt");
+    assert!(
+        out.stderr.contains(&format!("probe {}", b.display())),
+        "{}",
+        out.stderr
+    );
+    // And the new run's record has it.
+    let json = test.then(["show", "2", "--json"]).json();
+    let probed = json["files"]["probe"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        probed.iter().any(|p| p == b.to_str().unwrap()),
+        "{probed:?}"
+    );
+}
+
+#[test]
+fn a_compile_replays_in_the_sandbox_byte_for_byte() {
+    let test = compile_project();
+    let built = std::fs::read(test.path().join("main.o")).unwrap();
+    std::fs::remove_file(test.path().join("main.o")).unwrap();
+    let out = test.then(["replay", "main.o", "--sandbox"]);
+    out.success();
+    assert!(!out.stderr.contains("outside its record"), "{}", out.stderr);
+    assert_eq!(std::fs::read(test.path().join("main.o")).unwrap(), built);
+    let show = test.then(["show", "1"]);
+    assert!(
+        show.stdout.contains("read and wrote what the build did"),
+        "{}",
+        show.stdout
+    );
+}
