@@ -120,6 +120,9 @@ pub struct Outcome {
     pub lines: Vec<LineOutcome>,
     /// The processes the command left running, killed: `pid argv…` each.
     pub killed: Vec<String>,
+    /// What the lines wrote, when the executor captures it ([`Executor::capturing`]).
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
 }
 
 impl Outcome {
@@ -139,6 +142,7 @@ pub struct Executor {
     kill_leftovers: bool,
     trace: bool,
     sandbox: Option<Sandbox>,
+    capture: bool,
 }
 
 /// The child running now, for the signal handlers to pass SIGTERM and SIGHUP on to.
@@ -184,6 +188,7 @@ impl Executor {
             kill_leftovers: subreaper,
             trace: false,
             sandbox: None,
+            capture: false,
         }
     }
 
@@ -194,6 +199,7 @@ impl Executor {
             kill_leftovers: false,
             trace: false,
             sandbox: None,
+            capture: false,
         }
     }
 
@@ -213,17 +219,49 @@ impl Executor {
         self
     }
 
+    /// Capture what the lines write (in [`Outcome::stdout`] and [`Outcome::stderr`])
+    /// instead of passing it on: for a library caller.
+    pub fn capturing(mut self) -> Executor {
+        self.capture = true;
+        self
+    }
+
     /// Run the plan's lines in order; stop at the first failure that is not ignored.
     pub fn run(&self, plan: &Plan) -> Result<Outcome, ReplayError> {
         let mut outcome = Outcome::default();
-        let result = self.run_lines(plan, &mut outcome);
+        let captured = if self.capture {
+            let file = |name: &std::ffi::CStr| {
+                trace::sys::memfd_create(name, libc::MFD_CLOEXEC)
+                    .map(std::fs::File::from)
+                    .map_err(|error| ReplayError::Spawn {
+                        shell: "the command (capturing its output)".into(),
+                        error,
+                    })
+            };
+            Some((file(c"stdout")?, file(c"stderr")?))
+        } else {
+            None
+        };
+        let result = self.run_lines(plan, &mut outcome, captured.as_ref());
+        if let Some((out, err)) = captured {
+            use std::io::{Read, Seek};
+            for (mut file, into) in [(out, &mut outcome.stdout), (err, &mut outcome.stderr)] {
+                let _ = file.rewind();
+                let _ = file.read_to_end(into);
+            }
+        }
         if self.kill_leftovers {
             outcome.killed.extend(kill_children());
         }
         result.map(|()| outcome)
     }
 
-    fn run_lines(&self, plan: &Plan, outcome: &mut Outcome) -> Result<(), ReplayError> {
+    fn run_lines(
+        &self,
+        plan: &Plan,
+        outcome: &mut Outcome,
+        captured: Option<&(std::fs::File, std::fs::File)>,
+    ) -> Result<(), ReplayError> {
         for line in &plan.lines {
             let argv: Vec<&[u8]> = match without_shell(plan, line) {
                 Some(words) => words,
@@ -244,6 +282,15 @@ impl Executor {
                         );
                     }
                 }
+            }
+            if let Some((out, err)) = captured {
+                let clone = |f: &std::fs::File| {
+                    f.try_clone().map_err(|error| ReplayError::Spawn {
+                        shell: lossy(shell).into_owned(),
+                        error,
+                    })
+                };
+                command.stdout(clone(out)?).stderr(clone(err)?);
             }
             let started = Instant::now();
             let started_ns = now_ns();

@@ -321,7 +321,8 @@ impl Sandbox {
     }
 
     fn writable(&self, dir: &[u8]) -> bool {
-        if dir == STAGE || dir.starts_with(b"/tmp/") && !self.under_made(dir) {
+        // The sandbox's own /tmp is a writable tmpfs, but for directories bound in.
+        if dir == STAGE || dir.starts_with(b"/tmp/") && !self.under_bound(dir, false) {
             return true;
         }
         let real = std::fs::canonicalize(as_path(dir))
@@ -336,11 +337,6 @@ impl Sandbox {
             Some(Made::Bound { writable: w }) => *w || !writable,
             _ => false,
         })
-    }
-
-    /// `path` is below something the record put in the sandbox's `/tmp`.
-    fn under_made(&self, path: &[u8]) -> bool {
-        ancestors(path).any(|a| a != STAGE && self.inner.made.contains_key(a))
     }
 }
 
@@ -988,5 +984,60 @@ fn build_root(p: &Prepared) {
         if libc::chdir(p.directory.as_ptr()) != 0 {
             fail(b"chdir to", p.directory.as_bytes());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_on_the_way_are_made_as_links_and_their_targets_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("real")).unwrap();
+        std::fs::write(root.join("real/f"), "x").unwrap();
+        std::os::unix::fs::symlink("real", root.join("a")).unwrap();
+        let root = root.as_os_str().as_bytes();
+        let mut builder = Builder::default();
+        builder.want(&[root, b"/a/f"].concat(), Need::Exist, 0);
+        builder.want(&[root, b"/missing/g"].concat(), Need::Exist, 0);
+        assert_eq!(builder.made.get(&[root, b"/a"].concat()), Some(&Made::Link));
+        assert_eq!(
+            builder.made.get(&[root, b"/real/f"].concat()),
+            Some(&Made::File)
+        );
+        assert!(!builder.made.contains_key(&[root, b"/missing"].concat()));
+        let binds: Vec<&Op> = builder
+            .ops
+            .iter()
+            .filter(|op| matches!(op, Op::Bind { .. }))
+            .collect();
+        assert_eq!(binds.len(), 1, "{:?}", builder.ops);
+    }
+
+    #[test]
+    fn a_written_directory_is_bound_writable_and_holds_what_is_below_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir(root.join("out")).unwrap();
+        let root = root.as_os_str().as_bytes();
+        let mut builder = Builder::default();
+        builder.want(&[root, b"/out"].concat(), Need::Writable, 0);
+        let sandbox = Sandbox {
+            inner: Arc::new(Prepared {
+                ops: Vec::new(),
+                directory: cstring(b"/"),
+                uid_map: Vec::new(),
+                gid_map: Vec::new(),
+                made: builder.made,
+                probed: HashSet::new(),
+                times: 0,
+            }),
+        };
+        assert!(sandbox.writable(&[root, b"/out"].concat()));
+        assert!(sandbox.writable(&[root, b"/out/sub"].concat()));
+        assert!(!sandbox.writable(b"/usr/share"));
+        assert!(sandbox.holds(b"/proc/self/status", AccessKind::Read));
     }
 }
