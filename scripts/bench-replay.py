@@ -5,10 +5,11 @@
 medians and the sandbox's own split (namespaces, mounts, teardown) from
 MAKESCOPE_SANDBOX_TIMES.
 
-    scripts/bench-replay.py [ROUNDS]      (target/release/makescope, else target/debug)
+    scripts/bench-replay.py [ROUNDS] [compile|copy]   (target/release/makescope, else debug)
 
-The command: a small C compile (`cc -c main.c -o main.o`, one header), recorded by
-`makescope make` in a temporary directory. Results go in BENCHMARKS.md.
+The command: a small C compile (`cc -c main.c -o main.o`, one header), or `cp defs.h
+copy.h`, recorded by `makescope make` in a temporary directory. Results go in
+BENCHMARKS.md.
 """
 
 import os
@@ -38,14 +39,19 @@ def main():
     with open(os.path.join(work, "main.c"), "w") as f:
         f.write('#include "defs.h"\nint answer(void) { return ANSWER; }\n')
     with open(os.path.join(work, "Makefile"), "w") as f:
-        f.write("main.o: main.c defs.h\n\tcc -c main.c -o main.o\n")
-    subprocess.run([BIN, "make"], cwd=work, check=True, capture_output=True)
+        f.write(
+            "main.o: main.c defs.h\n\tcc -c main.c -o main.o\n"
+            "copy.h: defs.h\n\tcp defs.h copy.h\n"
+        )
+    subprocess.run([BIN, "make", "main.o", "copy.h"], cwd=work, check=True, capture_output=True)
     env = dict(os.environ, MAKESCOPE_SANDBOX_TIMES="1")
+    which = sys.argv[2] if len(sys.argv) > 2 else "compile"
+    ref, text = ("1", "cc -c main.c -o main.o") if which == "compile" else ("2", "cp defs.h copy.h")
     ways = {
-        "sh -c": ["sh", "-c", "cc -c main.c -o main.o"],
-        "replay --no-trace": [BIN, "replay", "1", "--no-trace"],
-        "replay (traced, recorded)": [BIN, "replay", "1"],
-        "replay --sandbox": [BIN, "replay", "1", "--sandbox"],
+        "sh -c": ["sh", "-c", text],
+        "replay --no-trace": [BIN, "replay", ref, "--no-trace"],
+        "replay (traced, recorded)": [BIN, "replay", ref],
+        "replay --sandbox": [BIN, "replay", ref, "--sandbox"],
     }
     times = {name: [] for name in ways}
     split = {"namespaces": [], "mounts": [], "teardown": []}
@@ -62,7 +68,7 @@ def main():
                 for key, value in zip(split, m.groups()):
                     split[key].append(float(value))
     base = statistics.median(times["sh -c"])
-    print(f"{ROUNDS} rounds, alternating; {BIN}")
+    print(f"{ROUNDS} rounds, alternating, `{text}`; {BIN}")
     for name, values in times.items():
         median = statistics.median(values)
         print(f"  {name:<28} median {median:7.1f} ms   added {median - base:+7.1f} ms")

@@ -84,6 +84,7 @@ def main():
             ok += 1
         else:
             failed.append((cid, done.returncode, done.stderr.strip().splitlines()[-3:]))
+            print(f"  failed: command {cid} exit {done.returncode}: {' | '.join(failed[-1][2])}", flush=True)
         if (i + 1) % 20 == 0:
             print(f"  {i + 1} replayed, {ok} ok, {time.time() - started:.0f} s", flush=True)
     shutil.rmtree(backup)

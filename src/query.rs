@@ -386,16 +386,21 @@ fn full_json(c: &CommandRow, details: &Details) -> Value {
         }))
         .collect::<Vec<_>>());
     value["tags"] = tags_json(&details.tags);
-    value["replay_of"] = json!(details.replay_of);
-    value["replays"] = json!(details
-        .replays
-        .iter()
-        .map(|r| json!({
-            "id": r.id, "build_id": r.build_id, "started_ns": r.started_ns,
-            "ended_ns": r.ended_ns, "state": r.state, "exit_code": r.exit_code,
-            "signal": r.signal,
-        }))
-        .collect::<Vec<_>>());
+    // Only when there are some: a command never replayed shows as it always did.
+    if let Some(original) = details.replay_of {
+        value["replay_of"] = json!(original);
+    }
+    if !details.replays.is_empty() {
+        value["replays"] = json!(details
+            .replays
+            .iter()
+            .map(|r| json!({
+                "id": r.id, "build_id": r.build_id, "started_ns": r.started_ns,
+                "ended_ns": r.ended_ns, "state": r.state, "exit_code": r.exit_code,
+                "signal": r.signal,
+            }))
+            .collect::<Vec<_>>());
+    }
     if let Some(make) = &details.make {
         value["make"] = json!({
             "id": make.id, "pid": make.pid, "level": make.level,
