@@ -160,6 +160,10 @@ pub struct BuildArgs {
     /// Keep secret-looking environment variables instead of redacting them.
     #[arg(long)]
     pub keep_secrets: bool,
+    /// Kill the processes the build's commands left running (a daemon a recipe
+    /// started) when the build ends, and name them; without it they are only named.
+    #[arg(long)]
+    pub kill_leftovers: bool,
     /// The make program to run.
     #[arg(
         long,
@@ -311,8 +315,10 @@ pub struct TargetsArgs {
 #[command(
     after_help = "What differs from the recorded run (a redacted secret taken from this \
                   environment, make's jobserver dropped) is said in one line before it runs. \
-                  Processes the command leaves running are killed when it ends. Replays are \
-                  not traced and not recorded yet: --no-trace is what every replay does."
+                  Processes the command leaves running are killed when it ends, and named. \
+                  A replay is traced and recorded as a new run of the command (`show REF` \
+                  lists it and compares its files with the recorded ones); `log` and the \
+                  last build skip it."
 )]
 pub struct ReplayArgs {
     /// A command id, a target name, or a path the command wrote.
@@ -327,9 +333,13 @@ pub struct ReplayArgs {
     /// Print a standalone POSIX sh script that replays it; run nothing.
     #[arg(long)]
     pub script: bool,
-    /// Do not trace the replay (no replay is traced yet: this is what always happens).
-    #[arg(long)]
+    /// Do not trace the replay, and do not record it.
+    #[arg(long, conflicts_with = "sandbox")]
     pub no_trace: bool,
+    /// Run it where only its recorded inputs exist (read-only) and only its outputs'
+    /// directories are writable; a path it touches outside its record is named.
+    #[arg(long)]
+    pub sandbox: bool,
     /// Which build (default: the last one).
     #[arg(long, value_name = "ID")]
     pub build: Option<i64>,
@@ -588,6 +598,8 @@ impl RunCommand {
                 } else {
                     ReplayMode::Run
                 },
+                trace: !args.no_trace,
+                sandbox: args.sandbox,
             }),
             RunCommand::Test(args) => Subcommand::Test(RerunOptions {
                 build: args.build,
@@ -637,6 +649,7 @@ impl MakeArgs {
             },
             hooks: options.hooks,
             keep_secrets: options.keep_secrets,
+            kill_leftovers: options.kill_leftovers,
             make_program: options.make_program,
             make_args: self.make_args,
         }

@@ -9,3 +9,7 @@ pub const ERROR: u8 = 2;
 
 /// make succeeded but a user hook raised.
 pub const HOOKS_FAILED: u8 = 3;
+
+/// `replay --sandbox`: the command succeeded but touched a path outside its record
+/// (named on stderr): the record's dependencies are not complete.
+pub const SANDBOX_MISSED: u8 = 4;

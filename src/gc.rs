@@ -46,22 +46,35 @@ pub fn run(config: &Config, options: &GcOptions) -> Result<GcReport> {
     // Opening the record checks it is one (and refuses a newer one) before anything.
     let store = config.open_record()?;
     let builds = store.build_ids()?;
-    if let Some((id, _)) = builds
+    if let Some((id, _, _)) = builds
         .iter()
-        .find(|(id, state)| state == "running" && store.recorder_alive(*id))
+        .find(|(id, state, _)| state == "running" && store.recorder_alive(*id))
     {
         bail!(
             "build {id} is being recorded into {}: run gc when it has ended",
             config.db.display()
         );
     }
-    let (kept, removed): (Vec<_>, Vec<_>) = builds
+    // The newest builds of the project, and the one `log` reads by default; a replay's
+    // run goes with the build of the command it re-ran.
+    let default = store.last_build()?.map(|b| b.id);
+    let mut kept: Vec<i64> = builds
         .iter()
-        .enumerate()
-        .map(|(i, (id, _))| (i, *id))
-        .partition(|(i, _)| *i < options.keep);
-    let kept: Vec<i64> = kept.into_iter().map(|(_, id)| id).collect();
-    let removed: Vec<i64> = removed.into_iter().map(|(_, id)| id).collect();
+        .filter(|(_, _, replayed)| replayed.is_none())
+        .map(|(id, _, _)| *id)
+        .take(options.keep)
+        .collect();
+    if let Some(default) = default.filter(|d| !kept.contains(d)) {
+        kept.push(default);
+    }
+    let keep = |(id, _, replayed): &(i64, String, Option<i64>)| match replayed {
+        Some(build) => kept.contains(build),
+        None => kept.contains(id),
+    };
+    let (kept, removed): (Vec<i64>, Vec<i64>) = (
+        builds.iter().filter(|b| keep(b)).map(|b| b.0).collect(),
+        builds.iter().filter(|b| !keep(b)).map(|b| b.0).collect(),
+    );
     let makedb = makedb_dir(&config.db);
     let bytes_before = footprint(&config.db);
     if options.dry_run {

@@ -11,6 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
+use crate::access::AccessKind;
 use crate::config::Config;
 use crate::graph::CommandGraph;
 use crate::paths::absolute;
@@ -119,6 +120,74 @@ pub struct Details {
     /// Processes still running when it ended (`pid exe`), when it left any.
     pub left_behind: Option<Vec<Vec<u8>>>,
     pub output: CommandOutput,
+    /// The recorded command this one re-ran, when it is a replay's run.
+    pub replay_of: Option<i64>,
+    /// The replays of this command (`makescope replay`), oldest first.
+    pub replays: Vec<CommandRow>,
+}
+
+/// What two runs of one command read and wrote differently (a replay against the
+/// recorded build): paths read (read or executed) or written (content, directories,
+/// links) by only one of them, each list in byte order. Temporaries (a path the run
+/// removed that is not there now, as a compiler's `/tmp/cc*.s`) and `/proc` are left out:
+/// their names differ from run to run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileDiff {
+    pub read_only_here: Vec<Vec<u8>>,
+    pub read_only_there: Vec<Vec<u8>>,
+    pub written_only_here: Vec<Vec<u8>>,
+    pub written_only_there: Vec<Vec<u8>>,
+}
+
+impl FileDiff {
+    pub fn is_empty(&self) -> bool {
+        self.read_only_here.is_empty()
+            && self.read_only_there.is_empty()
+            && self.written_only_here.is_empty()
+            && self.written_only_there.is_empty()
+    }
+}
+
+/// What command `here` read and wrote, against command `there` (see [`FileDiff`]).
+pub fn compare_files(store: &Store, here: i64, there: i64) -> Result<FileDiff> {
+    use std::collections::BTreeSet;
+    type Paths = BTreeSet<Vec<u8>>;
+    let sets = |id: i64| -> Result<(Paths, Paths)> {
+        let accesses = store.accesses(id)?;
+        let kind_of = |a: &crate::store::AccessRow| AccessKind::from_name(&a.kind);
+        // Removed and not there now: a temporary.
+        let removed: BTreeSet<&[u8]> = accesses
+            .iter()
+            .filter(|a| kind_of(a) == Some(AccessKind::Remove))
+            .map(|a| a.path.as_slice())
+            .filter(|p| std::fs::symlink_metadata(crate::paths::as_path(p)).is_err())
+            .collect();
+        let (mut read, mut written) = (BTreeSet::new(), BTreeSet::new());
+        for a in &accesses {
+            if a.path.starts_with(b"/proc/") || removed.contains(a.path.as_slice()) {
+                continue;
+            }
+            match kind_of(a) {
+                Some(AccessKind::Read | AccessKind::Exec) => {
+                    read.insert(a.path.clone());
+                }
+                Some(k) if k.is_write() => {
+                    written.insert(a.path.clone());
+                }
+                _ => {}
+            }
+        }
+        Ok((read, written))
+    };
+    let (read_here, written_here) = sets(here)?;
+    let (read_there, written_there) = sets(there)?;
+    let only = |a: &Paths, b: &Paths| a.difference(b).cloned().collect();
+    Ok(FileDiff {
+        read_only_here: only(&read_here, &read_there),
+        read_only_there: only(&read_there, &read_here),
+        written_only_here: only(&written_here, &written_there),
+        written_only_there: only(&written_there, &written_here),
+    })
 }
 
 /// A command's place in its build's graph: who wrote what it read, who read what it
@@ -182,6 +251,8 @@ impl Shown {
             processes: store.processes(c.id)?,
             left_behind: c.left_behind.clone(),
             output: store.output(c.id)?,
+            replay_of: store.replay_of(c.id)?,
+            replays: store.replays_of(c.id)?,
         })
     }
 
@@ -335,6 +406,21 @@ fn full_json(c: &CommandRow, details: &Details) -> Value {
         }))
         .collect::<Vec<_>>());
     value["tags"] = tags_json(&details.tags);
+    // Only when there are some: a command never replayed shows as it always did.
+    if let Some(original) = details.replay_of {
+        value["replay_of"] = json!(original);
+    }
+    if !details.replays.is_empty() {
+        value["replays"] = json!(details
+            .replays
+            .iter()
+            .map(|r| json!({
+                "id": r.id, "build_id": r.build_id, "started_ns": r.started_ns,
+                "ended_ns": r.ended_ns, "state": r.state, "exit_code": r.exit_code,
+                "signal": r.signal,
+            }))
+            .collect::<Vec<_>>());
+    }
     if let Some(make) = &details.make {
         value["make"] = json!({
             "id": make.id, "pid": make.pid, "level": make.level,

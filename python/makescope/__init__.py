@@ -44,6 +44,7 @@ __all__ = [
     "Tag",
     "Test",
     "OutOfDate",
+    "Replay",
     "ACCESS_KINDS",
     "WRITE_KINDS",
     "READ_KINDS",
@@ -322,6 +323,26 @@ class Test:
         return self.command.duration
 
 
+@dataclass
+class Replay:
+    """What :meth:`Record.replay` ran: the recipe's status and output, what differed
+    from the recorded run (``notes``), the processes it left running and that were
+    killed, what a sandboxed run touched outside its record (``misses``: (path, access
+    kind) pairs), and the new run's command ids in the record (``recorded``)."""
+
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+    notes: List[str]
+    killed: List[str]
+    misses: List[Tuple[str, str]]
+    recorded: List[int]
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0 and not self.misses
+
+
 def _path_bytes(path: PathArg) -> bytes:
     return os.fsencode(os.path.abspath(os.fsdecode(path)))
 
@@ -475,6 +496,25 @@ class Record:
         if not ids:
             raise LookupError(f"no command built or wrote {os.fsdecode(ref)!r} in build {build_id}")
         return self.command(ids[-1])
+
+    def replay(
+        self,
+        cmd: Union[Command, int],
+        *,
+        line: Optional[int] = None,
+        trace: bool = True,
+        sandbox: bool = False,
+    ) -> Replay:
+        """Run a recorded command's recipe again, as ``makescope replay`` does (the same
+        Rust executor): its directory, shell, flags and environment, output captured.
+        Traced and recorded as a new run of the command unless ``trace=False``;
+        ``sandbox=True`` runs it where only its recorded files exist. ``line``: only
+        that line (from 1). Processes it leaves running are killed only in the sandbox
+        (its PID namespace): outside it, a traced replay waits for them. Raises
+        RecordError when it cannot start (an unknown command, a missing secret, a
+        directory that is gone)."""
+        cid = cmd.id if isinstance(cmd, Command) else cmd
+        return Replay(**self._native.replay(cid, line, trace, sandbox))
 
     # processes, files, tags, tests
 

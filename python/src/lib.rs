@@ -344,6 +344,76 @@ impl NativeRecord {
             })
             .collect()
     }
+
+    /// Replay recorded command `command_id` (its recipe, or only `line`), as
+    /// `makescope replay` does, with the same executor: output captured, traced and
+    /// recorded unless `trace` is false, in the sandbox if `sandbox`. Returns a dict:
+    /// exit_status, stdout, stderr (bytes), notes, killed, misses ([(path, kind)]),
+    /// recorded (the new run's command ids).
+    #[pyo3(signature = (command_id, line=None, trace=true, sandbox=false))]
+    fn replay(
+        &self,
+        py: Python<'_>,
+        command_id: i64,
+        line: Option<usize>,
+        trace: bool,
+        sandbox: bool,
+    ) -> PyResult<Py<PyDict>> {
+        use makescope::replay::{self, CurrentEnvironment, Executor, Mode, ReplayOptions};
+        let config = makescope::config::Config {
+            db: self.store.path().to_path_buf(),
+        };
+        let options = ReplayOptions {
+            reference: command_id.to_string().into_bytes(),
+            build: None,
+            line,
+            mode: Mode::Run,
+            trace: trace || sandbox,
+            sandbox,
+        };
+        let plan = replay::plan(&config, &options, &CurrentEnvironment)
+            .map_err(|e| RecordError::new_err(format!("{e:#}")))?;
+        plan.check_directory()
+            .map_err(|e| RecordError::new_err(e.to_string()))?;
+        // Leftovers: a library must not kill its host's other children; only a
+        // sandbox's PID namespace ends what the command left running.
+        let mut executor = Executor::leaving_leftovers().capturing();
+        if sandbox {
+            executor = executor.sandboxed(
+                replay::sandbox(&config, &plan)
+                    .map_err(|e| RecordError::new_err(format!("{e:#}")))?,
+            );
+        } else if trace {
+            executor = executor.traced();
+        }
+        let outcome = py
+            .allow_threads(|| executor.run(&plan))
+            .map_err(|e| RecordError::new_err(e.to_string()))?;
+        let recorded = if options.trace {
+            replay::record_run(&config, &options, &plan, &outcome)
+                .map_err(|e| RecordError::new_err(e.to_string()))?
+                .command_ids
+        } else {
+            Vec::new()
+        };
+        let misses: Vec<(PyObject, &'static str)> = outcome
+            .lines
+            .iter()
+            .filter_map(|l| l.sandbox.as_ref())
+            .flat_map(|s| s.misses.iter())
+            .map(|(path, kind)| (s(py, path), kind.name()))
+            .collect();
+        let d = PyDict::new_bound(py);
+        d.set_item("exit_status", outcome.exit_status())?;
+        d.set_item("stdout", PyBytes::new_bound(py, &outcome.stdout))?;
+        d.set_item("stderr", PyBytes::new_bound(py, &outcome.stderr))?;
+        let notes: Vec<String> = plan.notes.iter().map(|n| n.to_string()).collect();
+        d.set_item("notes", notes)?;
+        d.set_item("killed", &outcome.killed)?;
+        d.set_item("misses", misses)?;
+        d.set_item("recorded", recorded)?;
+        Ok(d.unbind())
+    }
 }
 
 #[pymodule]

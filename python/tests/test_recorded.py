@@ -53,3 +53,16 @@ def test_the_dag(recorded):
     assert {c.test_name for c in affected if c.test_name} == {"t1", "t2"}
     app = rec.command("out/app.txt")
     assert {c.target for c, _ in app.dependents()} >= {"out/t1.result", "out/t2.result"}
+
+
+def test_replay_runs_the_recipe_and_records_the_run(recorded):
+    rec = makescope.open(recorded)
+    cmd = rec.command("out/main.txt")
+    result = rec.replay(cmd)
+    assert result.exit_status == 0, result.stderr
+    assert result.recorded and rec.command(result.recorded[-1]).target == cmd.target
+    # The last build is still the project's, not the replay's run.
+    assert rec.build().id == cmd.build_id
+    untraced = rec.replay(cmd.id, trace=False)
+    assert untraced.exit_status == 0 and untraced.recorded == []
+

@@ -1,6 +1,7 @@
 //! `makescope replay`: plan the replay, say each note in one line on stderr, then list
 //! it (`--dry-run`), write its script (`--script`), or run it and say what its run
-//! adds (failures make went past, processes killed). The exit status is the command's.
+//! adds (failures make went past, processes killed), then record the traced run (quietly:
+//! `show REF` lists it). The exit status is the command's.
 
 use std::io::Write;
 
@@ -29,8 +30,36 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<u8> {
         Mode::Run => {
             drop(out);
             plan.check_directory()?;
-            let outcome = Executor::for_this_process().run(&plan)?;
+            let mut executor = Executor::for_this_process();
+            if options.sandbox {
+                executor = executor.sandboxed(replay::sandbox(config, &plan)?);
+            } else if options.trace {
+                executor = executor.traced();
+            }
+            let outcome = executor.run(&plan)?;
             let mut err = std::io::stderr().lock();
+            let mut missed = false;
+            for line in &outcome.lines {
+                let Some(run) = &line.sandbox else { continue };
+                for (path, kind) in &run.misses {
+                    missed = true;
+                    writeln!(
+                        err,
+                        "makescope: replay: outside its record: {} {}",
+                        kind.name(),
+                        crate::util::lossy(path)
+                    )?;
+                }
+                if std::env::var_os("MAKESCOPE_SANDBOX_TIMES").is_some() {
+                    writeln!(
+                        err,
+                        "makescope: sandbox: namespaces {:.2} ms, mounts {:.2} ms, teardown {:.2} ms",
+                        run.namespaces_ns as f64 / 1e6,
+                        run.mounts_ns as f64 / 1e6,
+                        run.teardown_ns as f64 / 1e6
+                    )?;
+                }
+            }
             for line in outcome.lines.iter().filter(|l| l.ignored) {
                 writeln!(
                     err,
@@ -47,7 +76,19 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<u8> {
                     outcome.killed.join(", ")
                 )?;
             }
-            Ok(outcome.exit_status())
+            if options.trace {
+                // The record is a by-product: the command's status stands without it.
+                // Quietly: `show REF` lists the replays.
+                if let Err(error) = replay::record_run(config, options, &plan, &outcome) {
+                    writeln!(err, "makescope: replay: the run was not recorded: {error}")?;
+                }
+            }
+            // A sandboxed command that touched something outside its record fails,
+            // even when it swallowed the error itself.
+            Ok(match outcome.exit_status() {
+                0 if missed => crate::exit::SANDBOX_MISSED,
+                status => status,
+            })
         }
     }
 }

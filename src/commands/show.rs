@@ -35,6 +35,7 @@ pub fn run(config: &Config, options: &ShowOptions, view: &View) -> Result<u8> {
         let details = shown.details(c)?;
         let neighbours = shown.neighbours(c)?;
         text(&mut out, c, &details, &neighbours, view.all_files)?;
+        replays(&mut out, &shown.store, c, &details)?;
     }
     Ok(0)
 }
@@ -182,6 +183,91 @@ fn text(
         };
         if !last.ends_with(b"\n") {
             writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// A replay's run: what it re-ran and how its files differ from that; a recorded
+/// command: its replays, each with its status and how its files differ.
+fn replays(
+    out: &mut impl Write,
+    store: &crate::store::Store,
+    c: &CommandRow,
+    details: &Details,
+) -> Result<()> {
+    if let Some(original) = details.replay_of {
+        field(
+            out,
+            "replay",
+            &format!("a replay of command #{original} (build {})", {
+                store.command(original)?.map_or(0, |o| o.build_id)
+            }),
+        )?;
+        if c.traced == 1 {
+            diff(
+                out,
+                &query::compare_files(store, c.id, original)?,
+                "the replay",
+                "the build",
+            )?;
+        }
+    }
+    for (i, r) in details.replays.iter().enumerate() {
+        let status = match (r.exit_code, r.signal) {
+            (Some(code), _) => format!("exit {code}"),
+            (_, Some(signal)) => format!("killed by signal {signal}"),
+            _ => r.state.clone(),
+        };
+        let files = if r.traced == 1 {
+            let d = query::compare_files(store, r.id, c.id)?;
+            if d.is_empty() {
+                "read and wrote what the build did".to_string()
+            } else {
+                format!(
+                    "read {} and wrote {} path(s) the build did not; did not read {} nor write {} it did (`makescope show {}`)",
+                    d.read_only_here.len(),
+                    d.written_only_here.len(),
+                    d.read_only_there.len(),
+                    d.written_only_there.len(),
+                    r.id
+                )
+            }
+        } else {
+            "not traced".to_string()
+        };
+        field(
+            out,
+            if i == 0 { "replays" } else { "" },
+            &format!("#{}  {}, {status}; {files}", r.id, utc_time(r.started_ns)),
+        )?;
+    }
+    Ok(())
+}
+
+/// The paths read or written by only one of two runs.
+fn diff(out: &mut impl Write, d: &query::FileDiff, here: &str, there: &str) -> Result<()> {
+    if d.is_empty() {
+        field(out, "", &format!("{here} read and wrote what {there} did"))?;
+        return Ok(());
+    }
+    let lists = [
+        (&d.read_only_here, format!("read only by {here}")),
+        (&d.read_only_there, format!("read only by {there}")),
+        (&d.written_only_here, format!("written only by {here}")),
+        (&d.written_only_there, format!("written only by {there}")),
+    ];
+    for (paths, what) in lists {
+        for (i, path) in paths.iter().enumerate() {
+            field(
+                out,
+                "",
+                &format!(
+                    "{:<26} {}",
+                    if i == 0 { what.as_str() } else { "" },
+                    lossy(path)
+                ),
+            )?;
         }
     }
     Ok(())

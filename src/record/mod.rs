@@ -97,6 +97,8 @@ pub struct MakeOptions {
     pub hooks: Option<PathBuf>,
     /// Keep secret-looking environment variables instead of redacting them.
     pub keep_secrets: bool,
+    /// Kill what the commands left running when make ends (see [`run`]).
+    pub kill_leftovers: bool,
     /// The make program to run.
     pub make_program: PathBuf,
     /// Arguments for make, passed through unchanged.
@@ -227,8 +229,26 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
         .spawn(move || server.run())?;
 
     signals::install().context("cannot take signals")?;
+    if options.kill_leftovers {
+        // Every process a command leaves running is orphaned to its shim (a
+        // subreaper), then, when the shim ends, to us: make itself is no subreaper.
+        // A PID namespace would kill them as surely, but it would also give make and
+        // every command pids, /proc and signals of another namespace; being the
+        // subreaper changes nothing the build sees.
+        crate::replay::exec::become_subreaper();
+    }
     let started = std::time::Instant::now();
     let status = run_make(options, &runtime, make_ring, &makedb_dir, &to_ui);
+    if options.kill_leftovers {
+        let killed = crate::replay::exec::kill_children();
+        if !killed.is_empty() {
+            eprintln!(
+                "makescope: killed {} process(es) the build's commands left running: {}",
+                killed.len(),
+                killed.join(", ")
+            );
+        }
+    }
     stopper.stop();
     let leftovers = server
         .join()

@@ -1,7 +1,13 @@
 //! The executor: runs a [`Plan`]'s lines as make would (each line one shell, in the
 //! recorded directory and environment, output inherited so it streams as it comes,
 //! stopping at the first failure make would stop at), then kills what the command left
-//! running.
+//! running. Plain ([`Executor::for_this_process`]), or each line under the seccomp
+//! tracer ([`Executor::traced`]: the line's processes and file accesses come back in
+//! its [`LineOutcome::trace`]), and in a sandbox ([`Executor::sandboxed`]).
+//!
+//! Traced, each line is its own run: what a line leaves running is killed when that
+//! line ends (the tracer's run ends when every process under its filter has), where a
+//! plain replay kills leftovers when the recipe ends.
 //!
 //! Leftovers: [`Executor::for_this_process`] makes this process the child subreaper
 //! (`PR_SET_CHILD_SUBREAPER`), so every process the command starts that outlives its
@@ -20,8 +26,10 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::plan::{Plan, Variable};
+use super::sandbox::Sandbox;
 use super::ReplayError;
-use crate::util::lossy;
+use crate::trace::{self, Event, PathTable};
+use crate::util::{lossy, now_ns};
 
 /// How one line ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +61,46 @@ pub struct LineOutcome {
     /// It failed and the recipe went on, as make did in the recorded build.
     pub ignored: bool,
     pub duration: Duration,
+    /// When it started and ended (ns since the epoch).
+    pub started_ns: i64,
+    pub ended_ns: i64,
+    /// What the tracer saw, when the line was traced.
+    pub trace: Option<LineTrace>,
+    /// In a sandbox: what it touched outside it, and what the sandbox cost.
+    pub sandbox: Option<SandboxRun>,
+}
+
+/// One line's run in a sandbox.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxRun {
+    /// The paths it touched that the sandbox does not hold, with the access.
+    pub misses: Vec<(Vec<u8>, crate::access::AccessKind)>,
+    /// From the start to the namespaces made (ns).
+    pub namespaces_ns: i64,
+    /// The root built (ns).
+    pub mounts_ns: i64,
+    /// From the shell's end to the namespace's init reaped, everything left killed (ns).
+    pub teardown_ns: i64,
+}
+
+/// What the tracer saw of one line: every event, in order, and the paths they number.
+#[derive(Debug)]
+pub struct LineTrace {
+    pub events: Vec<Event>,
+    pub paths: PathTable,
+}
+
+impl Clone for LineTrace {
+    fn clone(&self) -> LineTrace {
+        let mut paths = PathTable::default();
+        for name in self.paths.names_from(0) {
+            paths.intern(name);
+        }
+        LineTrace {
+            events: self.events.clone(),
+            paths,
+        }
+    }
 }
 
 impl LineOutcome {
@@ -72,6 +120,9 @@ pub struct Outcome {
     pub lines: Vec<LineOutcome>,
     /// The processes the command left running, killed: `pid argv…` each.
     pub killed: Vec<String>,
+    /// What the lines wrote, when the executor captures it ([`Executor::capturing`]).
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
 }
 
 impl Outcome {
@@ -89,6 +140,9 @@ impl Outcome {
 #[derive(Debug)]
 pub struct Executor {
     kill_leftovers: bool,
+    trace: bool,
+    sandbox: Option<Sandbox>,
+    capture: bool,
 }
 
 /// The child running now, for the signal handlers to pass SIGTERM and SIGHUP on to.
@@ -125,15 +179,16 @@ impl Executor {
     /// which waits for the command's own status; SIGTERM and SIGHUP sent to makescope
     /// are passed on to the command.
     pub fn for_this_process() -> Executor {
-        // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag and touches
-        // no memory of ours.
-        let subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == 0;
+        let subreaper = become_subreaper();
         install(libc::SIGINT, ignore);
         install(libc::SIGQUIT, ignore);
         install(libc::SIGTERM, pass_on);
         install(libc::SIGHUP, pass_on);
         Executor {
             kill_leftovers: subreaper,
+            trace: false,
+            sandbox: None,
+            capture: false,
         }
     }
 
@@ -142,26 +197,80 @@ impl Executor {
     pub fn leaving_leftovers() -> Executor {
         Executor {
             kill_leftovers: false,
+            trace: false,
+            sandbox: None,
+            capture: false,
         }
+    }
+
+    /// Trace each line (its processes and file accesses come back in its outcome).
+    /// With an executor that leaves leftovers alone, a line that leaves a process
+    /// running is not over until that process ends.
+    pub fn traced(mut self) -> Executor {
+        self.trace = true;
+        self
+    }
+
+    /// Run each line in `sandbox` (traced: the tracer names what the line touched
+    /// outside it). The namespace's end kills what the line left running.
+    pub fn sandboxed(mut self, sandbox: Sandbox) -> Executor {
+        self.trace = true;
+        self.sandbox = Some(sandbox);
+        self
+    }
+
+    /// Capture what the lines write (in [`Outcome::stdout`] and [`Outcome::stderr`])
+    /// instead of passing it on: for a library caller.
+    pub fn capturing(mut self) -> Executor {
+        self.capture = true;
+        self
     }
 
     /// Run the plan's lines in order; stop at the first failure that is not ignored.
     pub fn run(&self, plan: &Plan) -> Result<Outcome, ReplayError> {
         let mut outcome = Outcome::default();
-        let result = self.run_lines(plan, &mut outcome);
+        let captured = if self.capture {
+            let file = |name: &std::ffi::CStr| {
+                trace::sys::memfd_create(name, libc::MFD_CLOEXEC)
+                    .map(std::fs::File::from)
+                    .map_err(|error| ReplayError::Spawn {
+                        shell: "the command (capturing its output)".into(),
+                        error,
+                    })
+            };
+            Some((file(c"stdout")?, file(c"stderr")?))
+        } else {
+            None
+        };
+        let result = self.run_lines(plan, &mut outcome, captured.as_ref());
+        if let Some((out, err)) = captured {
+            use std::io::{Read, Seek};
+            for (mut file, into) in [(out, &mut outcome.stdout), (err, &mut outcome.stderr)] {
+                let _ = file.rewind();
+                let _ = file.read_to_end(into);
+            }
+        }
         if self.kill_leftovers {
-            outcome.killed = kill_children();
+            outcome.killed.extend(kill_children());
         }
         result.map(|()| outcome)
     }
 
-    fn run_lines(&self, plan: &Plan, outcome: &mut Outcome) -> Result<(), ReplayError> {
+    fn run_lines(
+        &self,
+        plan: &Plan,
+        outcome: &mut Outcome,
+        captured: Option<&(std::fs::File, std::fs::File)>,
+    ) -> Result<(), ReplayError> {
         for line in &plan.lines {
-            let mut argv = plan.argv(line);
-            let shell = argv.next().unwrap_or_default();
+            let argv: Vec<&[u8]> = match without_shell(plan, line) {
+                Some(words) => words,
+                None => plan.argv(line).collect(),
+            };
+            let shell = argv.first().copied().unwrap_or_default();
             let mut command = Command::new(OsStr::from_bytes(shell));
             command
-                .args(argv.map(OsStr::from_bytes))
+                .args(argv[1..].iter().map(|a| OsStr::from_bytes(a)))
                 .current_dir(OsStr::from_bytes(&plan.directory))
                 .env_clear();
             for variable in &plan.environment {
@@ -174,18 +283,24 @@ impl Executor {
                     }
                 }
             }
+            if let Some((out, err)) = captured {
+                let clone = |f: &std::fs::File| {
+                    f.try_clone().map_err(|error| ReplayError::Spawn {
+                        shell: lossy(shell).into_owned(),
+                        error,
+                    })
+                };
+                command.stdout(clone(out)?).stderr(clone(err)?);
+            }
             let started = Instant::now();
-            let mut child = command.spawn().map_err(|error| ReplayError::Spawn {
-                shell: lossy(shell).into_owned(),
-                error,
-            })?;
-            RUNNING.store(child.id() as i32, Ordering::SeqCst);
-            let waited = child.wait();
-            RUNNING.store(0, Ordering::SeqCst);
-            let status = waited.map_err(|error| ReplayError::Spawn {
-                shell: lossy(shell).into_owned(),
-                error,
-            })?;
+            let started_ns = now_ns();
+            let (status, trace, sandbox) = if self.trace {
+                let (status, trace, killed, sandbox) = self.run_traced(command, shell)?;
+                outcome.killed.extend(killed);
+                (status, Some(trace), sandbox)
+            } else {
+                (self.run_plain(command, shell)?, None, None)
+            };
             let status = match (status.code(), status.signal()) {
                 (Some(code), _) => Status::Exited(code),
                 (None, Some(signal)) => Status::Signaled(signal),
@@ -198,6 +313,10 @@ impl Executor {
                 status,
                 ignored: failed && line.ignore_errors,
                 duration: started.elapsed(),
+                started_ns,
+                ended_ns: now_ns(),
+                trace,
+                sandbox,
             });
             if failed && !line.ignore_errors {
                 break;
@@ -205,6 +324,141 @@ impl Executor {
         }
         Ok(())
     }
+}
+
+impl Executor {
+    fn run_plain(
+        &self,
+        mut command: Command,
+        shell: &[u8],
+    ) -> Result<std::process::ExitStatus, ReplayError> {
+        let spawn_error = |error| ReplayError::Spawn {
+            shell: lossy(shell).into_owned(),
+            error,
+        };
+        let mut child = command.spawn().map_err(spawn_error)?;
+        RUNNING.store(child.id() as i32, Ordering::SeqCst);
+        let waited = child.wait();
+        RUNNING.store(0, Ordering::SeqCst);
+        waited.map_err(spawn_error)
+    }
+
+    /// One line under the tracer (in the sandbox, if there is one); what it left
+    /// running is killed before the tracer is waited for, and named.
+    fn run_traced(&self, mut command: Command, shell: &[u8]) -> Result<TracedLine, ReplayError> {
+        let spawn_error = |error| ReplayError::Spawn {
+            shell: lossy(shell).into_owned(),
+            error,
+        };
+        if let Some(sandbox) = &self.sandbox {
+            sandbox.enter(&mut command);
+        }
+        let mut killed = Vec::new();
+        let kill = self.kill_leftovers && self.sandbox.is_none();
+        let traced = trace::run_traced_with(
+            &mut command,
+            &trace::Filter::default(),
+            trace::RunHooks {
+                new_group: false,
+                deadline: None,
+                spawned: &mut |pid| RUNNING.store(pid as i32, Ordering::SeqCst),
+                exited: &mut || {
+                    RUNNING.store(0, Ordering::SeqCst);
+                    if kill {
+                        killed = kill_children();
+                    }
+                },
+                through_root: self.sandbox.is_some(),
+            },
+        )
+        .map_err(spawn_error)?;
+        let reaped = now_ns();
+        let trace = LineTrace {
+            events: traced.events,
+            paths: traced.paths,
+        };
+        let mut run = None;
+        if let Some(sandbox) = &self.sandbox {
+            // The namespace's init ended and took every process left in it along:
+            // it listed them first.
+            killed = sandbox.last_left();
+            let shell_ended = shell_end(&trace.events).unwrap_or(reaped);
+            let (started, namespaces, mounts) = sandbox.last_times().unwrap_or_default();
+            run = Some(SandboxRun {
+                misses: sandbox.misses(&trace),
+                namespaces_ns: namespaces - started,
+                mounts_ns: mounts - namespaces,
+                teardown_ns: reaped - shell_ended,
+            });
+        }
+        Ok((traced.status, trace, killed, run))
+    }
+}
+
+/// The words of a line make would have exec'd without a shell (make's fast path, as
+/// the shim decides it: `/bin/sh -c` or `-ec`, no quotes, backslashes or shell
+/// metacharacters, no assignment or builtin first), else `None`: run so, the replay
+/// runs the same processes the build did (its program is looked up along the
+/// command's PATH).
+fn without_shell<'a>(plan: &'a Plan, line: &'a super::Line) -> Option<Vec<&'a [u8]>> {
+    const BUILTINS: &[&str] = &[
+        ".", ":", "alias", "bg", "break", "case", "cd", "command", "continue", "eval", "exec",
+        "exit", "export", "fc", "fg", "for", "getopts", "hash", "if", "jobs", "login", "logout",
+        "read", "readonly", "return", "set", "shift", "test", "trap", "type", "ulimit", "umask",
+        "unalias", "unset", "wait", "while",
+    ];
+    let shell = &plan.shell;
+    if shell.len() != 2 || shell[0] != b"/bin/sh" || !matches!(shell[1].as_slice(), b"-c" | b"-ec")
+    {
+        return None;
+    }
+    if line
+        .text
+        .iter()
+        .any(|b| b"#;\"*?[]&|<>(){}$`^~!'\\\n\r".contains(b))
+    {
+        return None;
+    }
+    let words: Vec<&[u8]> = line
+        .text
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let first = words.first()?;
+    if first.contains(&b'=') || BUILTINS.iter().any(|b| b.as_bytes() == *first) {
+        return None;
+    }
+    Some(words)
+}
+
+/// A traced line's status, trace, leftovers killed, and its sandbox's report.
+type TracedLine = (
+    std::process::ExitStatus,
+    LineTrace,
+    Vec<String>,
+    Option<SandboxRun>,
+);
+
+/// When the first process (the shell) ended, from the tracer's events.
+fn shell_end(events: &[Event]) -> Option<i64> {
+    let shell = events.iter().find_map(|e| match e {
+        Event::Process { pid, .. } => Some(*pid),
+        _ => None,
+    })?;
+    events.iter().find_map(|e| match e {
+        Event::Exit { pid, time_ns, .. } | Event::Gone { pid, time_ns } if *pid == shell => {
+            Some(*time_ns)
+        }
+        _ => None,
+    })
+}
+
+/// Make this process the child subreaper: what its descendants orphan becomes its
+/// child (so [`kill_children`] finds it). Whether the kernel agreed.
+pub(crate) fn become_subreaper() -> bool {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag and touches
+    // no memory of ours.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 }
 }
 
 /// This process's children, from every thread's `children` list.
@@ -233,7 +487,7 @@ fn children() -> Vec<i32> {
 /// empty: the kernel builds those lists without stopping the processes in them, so a
 /// child that is forking or being reparented as they are read can be missed (proc(5)).
 /// A child missed in one round is found in the next.
-fn kill_children() -> Vec<String> {
+pub(crate) fn kill_children() -> Vec<String> {
     let mut killed = Vec::new();
     let mut signalled = std::collections::HashSet::new();
     loop {

@@ -20,12 +20,15 @@
 
 pub mod exec;
 mod plan;
+pub mod record;
+pub mod sandbox;
 pub mod script;
 
 use std::path::PathBuf;
 
-pub use exec::{Executor, LineOutcome, Outcome};
+pub use exec::{Executor, LineOutcome, Outcome, SandboxRun};
 pub use plan::{CurrentEnvironment, Line, Note, Plan, Secrets, Variable};
+pub use sandbox::{Sandbox, SandboxError};
 
 use crate::config::Config;
 use crate::store::{CommandRow, Store, StoreError};
@@ -55,6 +58,10 @@ pub struct ReplayOptions {
     pub line: Option<usize>,
     /// Run, list, or write a script.
     pub mode: Mode,
+    /// Trace the run and record it as a new run of the command (the default).
+    pub trace: bool,
+    /// Run it where only its recorded files exist (implies tracing).
+    pub sandbox: bool,
 }
 
 /// The plan for replaying what `options` name: the record opened read-only, the
@@ -69,6 +76,32 @@ pub fn plan(
     let ids = crate::query::resolve(&store, &build, &options.reference)?;
     let recipe = Recipe::load(&store, &ids)?;
     Ok(Plan::new(&recipe, options.line, options.mode, secrets)?)
+}
+
+/// The sandbox for `plan`'s lines: what their recorded commands touched.
+pub fn sandbox(config: &Config, plan: &Plan) -> anyhow::Result<Sandbox> {
+    let store = config.open_record()?;
+    let ids: Vec<i64> = plan.lines.iter().map(|l| l.command_id).collect();
+    Ok(Sandbox::new(&store, &ids, &plan.directory)?)
+}
+
+/// Record a traced run of `plan` (what `options` asked for) as a new run of its
+/// command: see [`record`].
+pub fn record_run(
+    config: &Config,
+    options: &ReplayOptions,
+    plan: &Plan,
+    outcome: &Outcome,
+) -> Result<record::Recorded, StoreError> {
+    let mut argv: Vec<Vec<u8>> = vec![b"replay".to_vec(), options.reference.clone()];
+    if let Some(line) = options.line {
+        argv.push(format!("--line={line}").into_bytes());
+    }
+    if options.sandbox {
+        argv.push(b"--sandbox".to_vec());
+    }
+    let mut store = Store::open_write(&config.db)?;
+    record::record(&mut store, plan, outcome, &crate::util::join_nul(&argv))
 }
 
 /// Why a replay cannot start. Each is one line for the user; nothing has run.

@@ -135,6 +135,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v2.sql"),
     include_str!("schema_ids.sql"),
     include_str!("schema_file_state.sql"),
+    include_str!("schema_replay.sql"),
 ];
 
 /// The schema version this makescope writes and reads.

@@ -75,11 +75,22 @@ impl Store {
             .map_err(|e| self.write_error(e))
     }
 
-    /// Every build's id, newest first, with its state.
-    pub fn build_ids(&self) -> Result<Vec<(i64, String)>, StoreError> {
+    /// Every build's id, newest first, with its state, and for a replay's run the build
+    /// of the command it re-ran (`None` for a build of the project).
+    pub fn build_ids(&self) -> Result<Vec<(i64, String, Option<i64>)>, StoreError> {
         self.conn
-            .prepare("SELECT id, state FROM build ORDER BY id DESC")
-            .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .prepare(
+                "SELECT b.id, b.state,
+                        CASE WHEN b.kind = 'replay' THEN
+                            (SELECT o.build_id FROM command c JOIN command o ON o.id = c.replay_of
+                             WHERE c.build_id = b.id LIMIT 1)
+                        END
+                 FROM build b ORDER BY b.id DESC",
+            )
+            .and_then(|mut st| {
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
             .map_err(|e| self.sqlite(e))
     }
 

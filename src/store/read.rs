@@ -305,10 +305,10 @@ impl Store {
             .map_err(|e| self.sqlite(e))
     }
 
-    /// Every build, oldest first.
+    /// Every build of the project (not the replays' runs), oldest first.
     pub fn builds(&self) -> Result<Vec<BuildRow>, StoreError> {
         self.rows(
-            &format!("SELECT {BUILD_COLUMNS} FROM build ORDER BY id"),
+            &format!("SELECT {BUILD_COLUMNS} FROM build WHERE kind <> 'replay' ORDER BY id"),
             [],
             build_row,
         )
@@ -325,7 +325,7 @@ impl Store {
             .pop())
     }
 
-    /// The last build: one still running (the newest of them), else the one that ended
+    /// The last build of the project (a replay's run is not one): one still running (the newest of them), else the one that ended
     /// last. Builds one after another: the newest. A build that ran `makescope make`
     /// in a recipe (into the same record) ends after the build it started, so the
     /// user's build comes first, not its nested one.
@@ -333,7 +333,7 @@ impl Store {
         Ok(self
             .rows(
                 &format!(
-                    "SELECT {BUILD_COLUMNS} FROM build
+                    "SELECT {BUILD_COLUMNS} FROM build WHERE kind <> 'replay'
                      ORDER BY state = 'running' DESC, coalesce(ended_ns, started_ns) DESC, id DESC LIMIT 1"
                 ),
                 [],
@@ -359,6 +359,27 @@ impl Store {
             )?
             .pop()
             .map(|n| n as u64))
+    }
+
+    /// The recorded commands that re-ran `command_id` (`makescope replay`), oldest first.
+    pub fn replays_of(&self, command_id: i64) -> Result<Vec<CommandRow>, StoreError> {
+        self.rows(
+            &format!("SELECT {COMMAND_COLUMNS} FROM command c LEFT JOIN make m ON m.id = c.make_id LEFT JOIN environment e ON e.id = c.environment_id WHERE c.replay_of = ?1 ORDER BY c.id"),
+            [command_id],
+            command_row,
+        )
+    }
+
+    /// The recorded command that `command_id` re-ran, when it is a replay's.
+    pub fn replay_of(&self, command_id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT replay_of FROM command WHERE id = ?1",
+                [command_id],
+                |r| r.get::<_, Option<i64>>(0),
+            )?
+            .pop()
+            .flatten())
     }
 
     /// The make processes of a build, in the order they started.

@@ -283,6 +283,22 @@ impl Store {
             .map_err(|e| self.write_error(e))
     }
 
+    /// Mark build `id` a replay's run (`makescope replay`), not a build of the project.
+    pub fn mark_replay_build(&mut self, id: i64) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE build SET kind = 'replay' WHERE id = ?1",
+            params![id],
+        )
+    }
+
+    /// Say that command `id` re-ran the recorded command `original`.
+    pub fn mark_replay_of(&mut self, id: i64, original: i64) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE command SET replay_of = ?2 WHERE id = ?1",
+            params![id, original],
+        )
+    }
+
     pub fn finish_build(&mut self, id: i64, end: &BuildEnd) -> Result<(), StoreError> {
         self.exec(
             "UPDATE build SET ended_ns = ?2, state = ?3, exit_code = ?4, signal = ?5, hooks_failed = ?6 WHERE id = ?1",

@@ -36,8 +36,8 @@ pub use filter::FilterOptions;
 pub use path::{Cursor, PathId, PathTable};
 pub use ring::{Ring, RingKind, RingRecord, FAST_PATH_PAGE};
 pub use run::{
-    continue_all, detach, recv_fd, run_traced, run_traced_fast, run_traced_with_ring, send_fd,
-    seqpacket_pair, Traced,
+    continue_all, detach, recv_fd, run_traced, run_traced_fast, run_traced_with,
+    run_traced_with_ring, send_fd, seqpacket_pair, RunHooks, Traced,
 };
 pub use supervisor::Supervisor;
 

@@ -81,15 +81,73 @@ fn run(
     ring: Option<Ring>,
     timeout: Duration,
 ) -> io::Result<Traced> {
-    let deadline = Instant::now() + timeout;
+    run_with(
+        cmd,
+        filter,
+        ring,
+        RunHooks {
+            new_group: true,
+            deadline: Some(Instant::now() + timeout),
+            spawned: &mut |_| {},
+            exited: &mut || {},
+            through_root: false,
+        },
+    )
+}
+
+/// How [`run_traced_with`] runs the command, and what its caller does at two moments.
+pub struct RunHooks<'a> {
+    /// Run the command in a process group of its own (killed whole at the deadline);
+    /// otherwise it stays in ours, so a terminal's Ctrl-C reaches it.
+    pub new_group: bool,
+    /// When to give up: the command (its group, or itself) is killed.
+    pub deadline: Option<Instant>,
+    /// Called with the child's pid once it runs (to pass signals on to it).
+    pub spawned: &'a mut dyn FnMut(u32),
+    /// Called once the child has been waited for and before the tracer is: the tracer
+    /// ends when every process under the filter has, so processes the command left
+    /// running must be killed here (or the tracer waits for them until the deadline).
+    pub exited: &'a mut dyn FnMut(),
+    /// The command runs in a mount namespace of its own (a sandbox): whether a path
+    /// exists is looked at through its `/proc/<pid>/root`
+    /// ([`Supervisor::look_through_roots`]).
+    pub through_root: bool,
+}
+
+/// Run `cmd` under `filter` and a [`Supervisor`], with the caller's [`RunHooks`]:
+/// the one way to trace a single command (tests, benchmarks, replay). The filter is
+/// installed by the last `pre_exec` step, so steps the caller registered before (a
+/// sandbox's namespaces and forks) run untraced, and only the process that execs the
+/// command sends a listener.
+pub fn run_traced_with(
+    cmd: &mut Command,
+    filter: &Filter,
+    hooks: RunHooks<'_>,
+) -> io::Result<Traced> {
+    run_with(cmd, filter, None, hooks)
+}
+
+fn run_with(
+    cmd: &mut Command,
+    filter: &Filter,
+    ring: Option<Ring>,
+    hooks: RunHooks<'_>,
+) -> io::Result<Traced> {
+    // Far enough to never come: Instant has no "never".
+    let deadline = hooks
+        .deadline
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600));
     let (ours, theirs) = seqpacket_pair()?;
     let child_sock = theirs.as_raw_fd();
     let filter = filter.clone();
+    if hooks.new_group {
+        cmd.process_group(0);
+    }
     // SAFETY: between fork and exec the closure only installs the filter
     // (`Filter::install`: async-signal-safe, no allocation) and sends the listener
     // (`send_fd`: allocation-free); the filter's program was cloned before the fork.
     unsafe {
-        cmd.process_group(0).pre_exec(move || {
+        cmd.pre_exec(move || {
             let listener = filter.install().map_err(|e| match e {
                 TraceError::Refused(err) | TraceError::Listener(err) => err,
                 TraceError::AlreadyFiltered => io::Error::from_raw_os_error(libc::EBUSY),
@@ -98,7 +156,8 @@ fn run(
             Ok(())
         });
     }
-    let supervisor = std::thread::spawn(move || supervise(ours, ring, deadline));
+    let through_root = hooks.through_root;
+    let supervisor = std::thread::spawn(move || supervise(ours, ring, deadline, through_root));
     let spawned = cmd.spawn();
     drop(theirs);
     let mut child = match spawned {
@@ -108,18 +167,29 @@ fn run(
             return Err(err);
         }
     };
-    let pgid = child.id() as i32;
+    (hooks.spawned)(child.id());
+    let target = if hooks.new_group {
+        -(child.id() as i32)
+    } else {
+        child.id() as i32
+    };
     let (done, watchdog_rx) = mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
         if let Err(mpsc::RecvTimeoutError::Timeout) =
-            watchdog_rx.recv_timeout(deadline - Instant::now())
+            watchdog_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
-            let _ = sys::kill(-pgid, libc::SIGKILL);
+            let _ = sys::kill(target, libc::SIGKILL);
             return true;
         }
         false
     });
-    let status = child.wait()?;
+    let status = loop {
+        match child.wait() {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
+    (hooks.exited)();
     let (events, counts, paths, supervisor_timed_out) = match supervisor.join() {
         Ok(result) => result?,
         Err(_) => return Err(io::Error::other("supervisor thread panicked")),
@@ -127,7 +197,7 @@ fn run(
     let _ = done.send(());
     let killed = watchdog.join().unwrap_or(false);
     if supervisor_timed_out {
-        let _ = sys::kill(-pgid, libc::SIGKILL);
+        let _ = sys::kill(target, libc::SIGKILL);
     }
     Ok(Traced {
         status,
@@ -140,7 +210,12 @@ fn run(
 
 type Supervised = (Vec<Event>, Vec<(&'static str, u64)>, PathTable, bool);
 
-fn supervise(sock: OwnedFd, ring: Option<Ring>, deadline: Instant) -> io::Result<Supervised> {
+fn supervise(
+    sock: OwnedFd,
+    ring: Option<Ring>,
+    deadline: Instant,
+    through_root: bool,
+) -> io::Result<Supervised> {
     let Some(listener) = recv_fd(sock.as_fd(), deadline)? else {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -148,6 +223,9 @@ fn supervise(sock: OwnedFd, ring: Option<Ring>, deadline: Instant) -> io::Result
         ));
     };
     let mut supervisor = Supervisor::new();
+    if through_root {
+        supervisor.look_through_roots();
+    }
     if let Some(ring) = ring {
         supervisor.attach_ring(listener.as_fd(), ring);
     }

@@ -24,6 +24,7 @@ mod rebuild;
 mod record;
 mod record_compat;
 mod replay;
+mod replay_traced;
 mod targets;
 mod targets_parse;
 mod tests_list;

@@ -26,6 +26,8 @@ pub(super) struct Scratch {
     norm: Vec<u8>,
     base: Vec<u8>,
     mem: Vec<u8>,
+    /// `/proc/<tid>/root` and a path, for [`Supervisor::look_through_roots`].
+    through: Vec<u8>,
 }
 
 /// `found` when the path existed, else `missing`.
@@ -265,8 +267,8 @@ impl Supervisor {
     ) -> Result<(bool, bool), Miss> {
         self.operand(call, 0, old, old_empty_ok, false)?;
         self.operand(call, 1, new, false, false)?;
-        let old_exists = exists_at(&mut self.scratch.abs[0], old_follow);
-        let new_exists = exists_at(&mut self.scratch.abs[1], false);
+        let old_exists = self.exists(call.tid, 0, old_follow);
+        let new_exists = self.exists(call.tid, 1, false);
         call.answer()?;
         Ok((old_exists, new_exists))
     }
@@ -451,7 +453,7 @@ impl Supervisor {
         follow: bool,
     ) -> Result<bool, Miss> {
         call.answer()?;
-        Ok(exists_at(&mut self.scratch.abs[slot], follow))
+        Ok(self.exists(call.tid, slot, follow))
     }
 
     /// For calls that may create or remove the path: look while the tracee waits.
@@ -461,9 +463,24 @@ impl Supervisor {
         slot: usize,
         follow: bool,
     ) -> Result<bool, Miss> {
-        let exists = exists_at(&mut self.scratch.abs[slot], follow);
+        let exists = self.exists(call.tid, slot, follow);
         call.answer()?;
         Ok(exists)
+    }
+
+    /// Does operand `slot`'s absolute path exist, as the tracee sees it? Looked at
+    /// from here, or through `/proc/<tid>/root` when the tracee has a root of its own
+    /// that its `/proc` link does not show (a sandbox's mount namespace).
+    fn exists(&mut self, tid: i32, slot: usize, follow: bool) -> bool {
+        if !self.through_root {
+            return exists_at(&mut self.scratch.abs[slot], follow);
+        }
+        use std::io::Write;
+        let through = &mut self.scratch.through;
+        through.clear();
+        let _ = write!(through, "/proc/{tid}/root");
+        through.extend_from_slice(&self.scratch.abs[slot]);
+        exists_at(through, follow)
     }
 
     /// Push an access for operand `slot`, normalised (left in `scratch.norm`).

@@ -89,6 +89,9 @@ pub struct Supervisor {
     ending: Vec<Ending>,
     ring_records: u64,
     paths: PathTable,
+    /// Look whether paths exist through `/proc/<tid>/root` (see
+    /// [`Supervisor::look_through_roots`]).
+    through_root: bool,
 }
 
 const SYS_COUNT: usize = Sys::ALL.len();
@@ -124,7 +127,15 @@ impl Supervisor {
             ending: Vec::new(),
             ring_records: 0,
             paths: PathTable::default(),
+            through_root: false,
         }
+    }
+
+    /// Decide whether an accessed path existed as the tracee sees it, through its
+    /// `/proc/<tid>/root`, not as this process does: for tracees in a mount namespace
+    /// of their own (a sandbox), where a path can be missing inside and there outside.
+    pub fn look_through_roots(&mut self) {
+        self.through_root = true;
     }
 
     /// Receive and answer at most one notification from `listener`, pushing what it
