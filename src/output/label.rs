@@ -63,6 +63,11 @@ pub fn default_label(info: &CommandInfo) -> Label {
 
 /// Classify a command: its label and the rule that chose it.
 pub fn classify(info: &CommandInfo) -> Classified {
+    classify_ranked(info).0
+}
+
+/// A command's label, its rule and the rank of its most telling simple command.
+fn classify_ranked(info: &CommandInfo) -> (Classified, u8) {
     let text = String::from_utf8_lossy(&info.command);
     let ctx = Context {
         top: paths::as_path(&info.top_directory).to_path_buf(),
@@ -74,7 +79,7 @@ pub fn classify(info: &CommandInfo) -> Classified {
     let mut cd: Option<String> = None;
     collect(&ctx, &commands, &mut cd, &mut best, 0);
     match best {
-        Some(c) => Classified {
+        Some(c) => (Classified {
             label: Label {
                 object: match c.explicit {
                     // A target the command never names (`all: ; touch x`, `x/y.h: ;
@@ -95,15 +100,105 @@ pub fn classify(info: &CommandInfo) -> Classified {
                 verb: c.verb,
             },
             rule: c.rule,
-        },
-        None => Classified {
+        }, c.rank),
+        None => (Classified {
             label: Label {
                 verb: "SH".into(),
                 object: ctx.target_or(String::new),
             },
             rule: Rule::Empty,
-        },
+        }, 0),
     }
+}
+
+/// A recipe line of a job, as the job's label is chosen from it.
+#[derive(Debug, Clone, Copy)]
+pub struct JobLine<'a> {
+    pub info: &'a CommandInfo,
+    /// The line's own label: the default one or its hook's.
+    pub label: &'a Label,
+    /// Whether a hook's `label()` chose it.
+    pub by_hook: bool,
+}
+
+/// The one label of a job (a target's recipe, all its lines, in order).
+///
+/// The rule, as the README's "One line per job" tells it:
+/// - a job of one line keeps that line's label;
+/// - the principal line names the verb: the line that does real work (a compile, link, generator, archive, install,
+///   test, sub-make, or a program no rule knows) rather than housekeeping (`mkdir`, `rm`,
+///   `mv`, `cp`, `ln`, `touch`, `chmod`, `echo`, `test`, `:`, `true` …, [`Rule::Bookkeeping`]),
+///   and among those the one that ranks highest as within one line (a link beats the
+///   `strip` after it), the first of equals; housekeeping names a job only when it is
+///   all the job does (`MKDIR d`). A hook's `label()` overrides the rule: when it labelled
+///   any line, the principal is chosen among those lines alone and its label is the
+///   job's, verb and object;
+/// - the object is the target make built when the recipe's text names
+///   it (`…; mv objs/adler32.o adler32.lo` is `CC adler32.lo`; a sub-make and a test keep
+///   theirs); else, when several lines tie as principal (two compiles), what each names
+///   (`CC a.o b.o`); else the principal line's own object.
+pub fn job_label(lines: &[JobLine]) -> Label {
+    let Some(first) = lines.first() else {
+        return Label {
+            verb: "SH".into(),
+            object: String::new(),
+        };
+    };
+    if lines.len() == 1 {
+        return first.label.clone();
+    }
+    let hooked = lines.iter().any(|l| l.by_hook);
+    let ranked: Vec<(bool, u8, Rule)> = lines
+        .iter()
+        .map(|l| {
+            let (classified, rank) = classify_ranked(l.info);
+            let work = !matches!(classified.rule, Rule::Bookkeeping | Rule::Empty);
+            (work, rank, classified.rule)
+        })
+        .collect();
+    let eligible = |i: &usize| !hooked || lines[*i].by_hook;
+    let key = |i: usize| (ranked[i].0, ranked[i].1);
+    let top = (0..lines.len()).filter(eligible).map(key).max();
+    let principal: Vec<usize> = (0..lines.len())
+        .filter(eligible)
+        .filter(|&i| Some(key(i)) == top)
+        .collect();
+    let chosen = lines[principal[0]];
+    if hooked {
+        return chosen.label.clone();
+    }
+    let rule = ranked[principal[0]].2;
+    let target = String::from_utf8_lossy(&chosen.info.target).into_owned();
+    let named = !target.is_empty()
+        && lines
+            .iter()
+            .any(|l| contains(&l.info.command, basename(&target).as_bytes()));
+    let object = if named && !matches!(rule, Rule::SubMake | Rule::TestRun) {
+        relative_to(
+            paths::as_path(&chosen.info.top_directory),
+            paths::as_path(&chosen.info.directory),
+            &target,
+        )
+    } else if principal.len() > 1 {
+        let mut objects: Vec<&str> = Vec::new();
+        for &i in &principal {
+            let object = lines[i].label.object.as_str();
+            if !object.is_empty() && !objects.contains(&object) {
+                objects.push(object);
+            }
+        }
+        objects.join(" ")
+    } else {
+        chosen.label.object.clone()
+    };
+    Label {
+        verb: chosen.label.verb.clone(),
+        object,
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 struct Context {

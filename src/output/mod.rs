@@ -14,7 +14,7 @@ mod label;
 mod printer;
 pub mod shell;
 
-pub use label::{classify, default_label, relative_to, Classified, Rule};
+pub use label::{classify, default_label, job_label, relative_to, Classified, JobLine, Rule};
 pub use printer::{Printer, Summary};
 
 /// Which output stream bytes came from.
@@ -38,6 +38,35 @@ pub struct CommandInfo {
     pub recipe_file: Vec<u8>,
     pub recipe_line: u32,
     pub make_level: u32,
+}
+
+/// Where a recipe line sits in its job (a target's recipe, all its lines, which one make
+/// runs one after another): the printer prints one line per job from these.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Place {
+    /// The make process that runs the job (0: unknown, the line is a job of its own).
+    pub make_pid: i32,
+    /// make's job number in that process: the lines of one job share it.
+    pub job: u64,
+    /// The line's position in the recipe, 0 for the first.
+    pub index: u32,
+    /// The recipe's lines as make wrote them (0: unknown).
+    pub lines: u32,
+}
+
+impl Place {
+    /// A line that is a job of its own.
+    pub fn alone() -> Place {
+        Place {
+            lines: 1,
+            ..Place::default()
+        }
+    }
+
+    /// The job the line belongs to, if it is known.
+    pub(crate) fn job_key(&self) -> Option<(i32, u64)> {
+        (self.make_pid != 0).then_some((self.make_pid, self.job))
+    }
 }
 
 /// A verb and the thing made: `CC elf/dl-load.os`.

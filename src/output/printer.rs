@@ -1,19 +1,29 @@
 //! The status printer, after ninja's: on a terminal one overprinted progress line at the
-//! bottom and nothing else unless a command printed something or failed; piped, one
-//! plain line per finished command and never an escape byte.
+//! bottom and nothing else unless a job printed something or failed; piped, one plain
+//! line per finished job and never an escape byte.
 //!
-//! A command's output is printed in one write when it finishes, so jobs running in
-//! parallel never interleave. make's own output arrives in arbitrary chunks and is
-//! line-buffered here so that its lines never split around a command's block.
+//! A job is a target's recipe, all its lines, which one make runs one after another
+//! ([`Place`]). Its line is printed when the job ends, labelled by
+//! [`super::job_label`]: only then are all its lines known, so the label can be the
+//! compile in `mkdir; cc; mv` and `MKDIR d` when the `mkdir` is all there is, and the
+//! output of every line goes under that one label in one write, so jobs running in
+//! parallel never interleave. A job ends after its recipe's last line (the count make
+//! gives), after a line that failed, or, when make skipped a line that expanded to
+//! nothing, when its make starts another job's line or exits. A line that arrives
+//! after its job was printed (a multi-line expansion runs more shells than the recipe
+//! has lines) is printed as a job of its own. A line whose make gave no count is a job
+//! of its own. make's own output arrives in arbitrary chunks and is line-buffered
+//! here so that its lines never split around a job's block.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use super::label::{classify, relative_to, Rule};
-use super::{CommandInfo, Label, Mode, Outcome, Stream};
+use super::label::{classify, job_label, relative_to, JobLine, Rule};
+use super::{CommandInfo, Label, Mode, Outcome, Place, Stream};
 use crate::paths::as_path;
 
 /// What the recorder knows at the end of the build.
@@ -48,6 +58,8 @@ pub struct Printer {
     failed: u64,
     /// Running commands in start order: id, label, whether it is a sub-make.
     running: Vec<(i64, String, bool)>,
+    /// Jobs whose end has not come, by (make pid, job number).
+    jobs: HashMap<(i32, u64), Job>,
     /// make's partial lines, per stream.
     pending: [Vec<u8>; 2],
     first_failure: Option<i64>,
@@ -98,6 +110,7 @@ impl Printer {
             done: 0,
             failed: 0,
             running: Vec::new(),
+            jobs: HashMap::new(),
             pending: [Vec::new(), Vec::new()],
             first_failure: None,
             start: Instant::now(),
@@ -119,15 +132,13 @@ impl Printer {
         self.stdout_failed
     }
 
-    /// A recipe line started.
+    /// A command that is a job of its own started.
     pub fn started(&mut self, info: &CommandInfo, label: &Label) {
-        self.started += 1;
-        self.running
-            .push((info.id, label_text(label), label.verb == "MAKE"));
-        self.update_bar();
+        self.line_started(info, label, Place::alone());
     }
 
-    /// A recipe line finished; `output` is its chunks in arrival order.
+    /// A command that is a job of its own finished; `output` is its chunks in arrival
+    /// order.
     pub fn finished(
         &mut self,
         info: &CommandInfo,
@@ -135,71 +146,174 @@ impl Printer {
         output: &[(Stream, Vec<u8>)],
         outcome: &Outcome,
     ) {
+        self.line_finished(info, label, false, Place::alone(), output, outcome);
+    }
+
+    /// A recipe line started, at `place` in its job.
+    pub fn line_started(&mut self, info: &CommandInfo, label: &Label, place: Place) {
+        self.started += 1;
+        self.running
+            .push((info.id, label_text(label), label.verb == "MAKE"));
+        if let Some(key) = place.job_key().filter(|_| place.lines > 0) {
+            self.jobs.entry(key).or_default().running += 1;
+        }
+        self.update_bar();
+    }
+
+    /// A recipe line finished; `by_hook` says a hook's `label()` chose `label`.
+    pub fn line_finished(
+        &mut self,
+        info: &CommandInfo,
+        label: &Label,
+        by_hook: bool,
+        place: Place,
+        output: &[(Stream, Vec<u8>)],
+        outcome: &Outcome,
+    ) {
         self.done += 1;
         if let Some(pos) = self.running.iter().position(|(id, ..)| *id == info.id) {
             self.running.remove(pos);
         }
-        // A sub-make's failure is its child's failure, already shown with its own
-        // FAILED block: the sub-make only adds make's error lines, like make itself.
-        let submake = outcome.failed() && classify(info).rule == Rule::SubMake;
-        let failed = outcome.failed() && !submake;
-        if failed {
+        if outcome.failed() && !is_sub_make(info) {
             self.failed += 1;
             self.first_failure.get_or_insert(info.id);
         }
         self.update_bar();
+        let line = Line {
+            info: info.clone(),
+            label: label.clone(),
+            by_hook,
+            place,
+            output: output.to_vec(),
+            outcome: outcome.clone(),
+        };
+        let key = place.job_key().filter(|_| place.lines > 0);
+        let Some(job) = key.and_then(|key| self.jobs.get_mut(&key)) else {
+            self.print_job(vec![line]);
+            return;
+        };
+        job.running = job.running.saturating_sub(1);
+        job.lines.push(line);
+        let ended = place.index + 1 >= place.lines || outcome.failed();
+        if ended {
+            self.print_jobs(key.into_iter().collect());
+        }
+    }
+
+    /// Make process `pid` exited: its jobs are over.
+    pub fn make_ended(&mut self, pid: i32) {
+        let over = self
+            .jobs
+            .keys()
+            .filter(|(make, _)| *make == pid)
+            .copied()
+            .collect();
+        self.print_jobs(over);
+    }
+
+    /// These jobs (make pid, job number) are over, though their recipes had more lines.
+    pub fn jobs_over(&mut self, jobs: Vec<(i32, u64)>) {
+        self.print_jobs(jobs);
+    }
+
+    /// Print these jobs, in the order make started them.
+    fn print_jobs(&mut self, mut keys: Vec<(i32, u64)>) {
+        keys.sort_unstable();
+        for key in keys {
+            if let Some(job) = self.jobs.remove(&key) {
+                if !job.lines.is_empty() {
+                    self.print_job(job.lines);
+                }
+            }
+        }
+    }
+
+    /// One job's block: its label line, every line's output, a `FAILED:` block for a
+    /// line that failed.
+    fn print_job(&mut self, lines: Vec<Line>) {
         if self.mode == Mode::Plain {
             return;
         }
-        // A sub-make's output is make's own: drop its directory lines as make_output does.
-        let mut body: Vec<u8> = output
+        let job_lines: Vec<JobLine> = lines
             .iter()
-            .flat_map(|(_, bytes)| bytes.iter().copied())
+            .map(|l| JobLine {
+                info: &l.info,
+                label: &l.label,
+                by_hook: l.by_hook,
+            })
             .collect();
-        if self.mode != Mode::Verbose && contains(&body, b" directory ") {
-            body = body
-                .split_inclusive(|&b| b == b'\n')
-                .filter(|line| !is_directory_line(line))
-                .flatten()
-                .copied()
-                .collect();
-        }
-        let printed = !body.is_empty();
+        let label = job_label(&job_lines);
+        // A sub-make's failure is its child's failure, already shown with its own
+        // FAILED block: the sub-make only adds make's error lines, like make itself.
+        let failed = |l: &Line| l.outcome.failed() && !is_sub_make(&l.info);
+        let sub_make_failed = lines
+            .iter()
+            .any(|l| l.outcome.failed() && is_sub_make(&l.info));
+        let bodies: Vec<Vec<u8>> = lines.iter().map(|l| self.body(&l.output)).collect();
+        let first_failure = lines.iter().position(failed);
+        let printed_before_failure = bodies[..first_failure.unwrap_or(lines.len())]
+            .iter()
+            .any(|b| !b.is_empty());
+        let label_line = !sub_make_failed
+            && match self.mode {
+                Mode::Concise => {
+                    if first_failure.is_some() {
+                        printed_before_failure
+                    } else {
+                        printed_before_failure || !self.terminal
+                    }
+                }
+                Mode::Quiet => printed_before_failure,
+                Mode::Verbose | Mode::Plain => false,
+            };
         let mut block = Vec::new();
-        if failed {
-            self.failure_header(&mut block, info, outcome);
-            block.extend_from_slice(&info.command);
-            end_line(&mut block);
-        } else if submake {
-            // Only make's error lines.
-        } else {
-            match self.mode {
-                Mode::Verbose => {
-                    block.extend_from_slice(&info.command);
-                    end_line(&mut block);
-                }
-                Mode::Concise if printed || !self.terminal => {
-                    block.extend_from_slice(
-                        format!("  {:<5} {}\n", label.verb, label.object).as_bytes(),
-                    );
-                }
-                Mode::Quiet if printed => {
-                    block.extend_from_slice(
-                        format!("  {:<5} {}\n", label.verb, label.object).as_bytes(),
-                    );
-                }
-                _ => {}
-            }
+        if label_line {
+            block.extend_from_slice(format!("  {:<5} {}\n", label.verb, label.object).as_bytes());
         }
-        if block.is_empty() && !(submake && printed) {
+        let count = lines.len() as u32;
+        for (line, body) in lines.iter().zip(&bodies) {
+            if failed(line) {
+                self.failure_header(&mut block, line, count);
+                block.extend_from_slice(&line.info.command);
+                end_line(&mut block);
+            } else if self.mode == Mode::Verbose {
+                block.extend_from_slice(&line.info.command);
+                end_line(&mut block);
+            } else if !label_line && (first_failure.is_none() || body.is_empty()) {
+                // Neither labelled nor after a failure: a quiet line, or a failed
+                // sub-make's error lines.
+                if !(sub_make_failed && !body.is_empty()) {
+                    continue;
+                }
+            }
+            block.extend_from_slice(body);
+            end_line(&mut block);
+        }
+        if block.is_empty() {
             return;
         }
-        block.extend_from_slice(&body);
-        end_line(&mut block);
         if !self.terminal {
             block = strip_escapes(&block);
         }
         self.emit(Stream::Stdout, &block);
+    }
+
+    /// A line's output as printed: a sub-make's directory lines dropped, as
+    /// `make_output` drops them.
+    fn body(&self, output: &[(Stream, Vec<u8>)]) -> Vec<u8> {
+        let body: Vec<u8> = output
+            .iter()
+            .flat_map(|(_, bytes)| bytes.iter().copied())
+            .collect();
+        if self.mode != Mode::Verbose && contains(&body, b" directory ") {
+            body.split_inclusive(|&b| b == b'\n')
+                .filter(|line| !is_directory_line(line))
+                .flatten()
+                .copied()
+                .collect()
+        } else {
+            body
+        }
     }
 
     /// make's own output (errors, `$(info)`, `$(warning)`, directory messages), in
@@ -248,6 +362,8 @@ impl Printer {
     /// The build is over: flush make's last partial lines, clear the progress line and
     /// print one summary line on stderr.
     pub fn finish(&mut self, summary: &Summary) {
+        let over = self.jobs.keys().copied().collect();
+        self.print_jobs(over);
         for stream in [Stream::Stdout, Stream::Stderr] {
             let mut rest = std::mem::take(&mut self.pending[stream_index(stream)]);
             if !rest.is_empty() {
@@ -327,7 +443,10 @@ impl Printer {
         Some(text)
     }
 
-    fn failure_header(&self, block: &mut Vec<u8>, info: &CommandInfo, outcome: &Outcome) {
+    /// `FAILED: target   (dir/, make level, recipe at file:line[, line i of n])`: the
+    /// line's position in its job when the job has more than one.
+    fn failure_header(&self, block: &mut Vec<u8>, line: &Line, seen: u32) {
+        let (info, outcome) = (&line.info, &line.outcome);
         let top = as_path(&info.top_directory);
         let dir_path = as_path(&info.directory);
         let target = if info.target.is_empty() {
@@ -346,6 +465,10 @@ impl Printer {
                 String::from_utf8_lossy(&info.recipe_file),
                 info.recipe_line
             ));
+        }
+        let of = line.place.lines.max(seen);
+        if of > 1 {
+            context.push_str(&format!(", line {} of {of}", line.place.index + 1));
         }
         if let Some(signal) = outcome.signal {
             context.push_str(&format!(", killed by signal {signal}"));
@@ -436,6 +559,27 @@ fn progress_bar(expected_total: Option<u64>) -> ProgressBar {
     bar.set_style(style);
     bar.enable_steady_tick(Duration::from_millis(250));
     bar
+}
+
+/// A finished line waiting for the end of its job.
+struct Line {
+    info: CommandInfo,
+    label: Label,
+    by_hook: bool,
+    place: Place,
+    output: Vec<(Stream, Vec<u8>)>,
+    outcome: Outcome,
+}
+
+/// A job whose end has not come: its finished lines in order and how many run now.
+#[derive(Default)]
+struct Job {
+    lines: Vec<Line>,
+    running: u32,
+}
+
+fn is_sub_make(info: &CommandInfo) -> bool {
+    classify(info).rule == Rule::SubMake
 }
 
 fn label_text(label: &Label) -> String {

@@ -10,7 +10,7 @@ use std::os::fd::{OwnedFd, RawFd};
 
 use super::socket::{Role, Sockets};
 use super::Server;
-use crate::output::{CommandInfo, Outcome, Stream};
+use crate::output::{CommandInfo, Outcome, Place, Stream};
 use crate::protocol::{self, ENV_PREFIX};
 use crate::record::ui::Event as UiEvent;
 use crate::record::writer::Write;
@@ -24,6 +24,7 @@ const TRACED_SUB_MAKE: i64 = 2;
 /// A recipe line between its start and its end.
 struct Running {
     info: CommandInfo,
+    place: Place,
     chunks: Vec<(Stream, Vec<u8>)>,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
@@ -40,6 +41,9 @@ pub(super) struct Commands {
     incomplete: HashSet<i64>,
     /// Commands that run a sub-make.
     sub_makes: HashSet<i64>,
+    /// Jobs between two lines whose recipe may have more: by (make pid, job number),
+    /// the shim pid of the line that ran last.
+    between: HashMap<(i32, u64), i32>,
 }
 
 impl Commands {
@@ -70,6 +74,9 @@ impl Server {
                 makedb_path: None,
             };
             self.rows.write(Write::MakeEnd(previous, end));
+            // Its jobs are over, and the new image numbers its jobs from 1 again.
+            self.commands.between.retain(|&(make, _), _| make != m.pid);
+            let _ = self.to_ui.send(UiEvent::MakeEnded(m.pid));
         }
         let id = self.ids.make;
         self.ids.make += 1;
@@ -110,6 +117,8 @@ impl Server {
         self.flush_accesses(Owner::Make(id));
         self.rows.write(Write::MakeEnd(id, end));
         self.attribution.make_gone(pid, id);
+        self.commands.between.retain(|&(make, _), _| make != pid);
+        let _ = self.to_ui.send(UiEvent::MakeEnded(pid));
     }
 
     /// A recipe line starts (its shim on connection `fd`): its row and the UI's event,
@@ -188,12 +197,20 @@ impl Server {
             label: String::new(),
         }));
         self.rows.send(); // the UI's notes on this command update its row
-        let _ = self.to_ui.send(UiEvent::Started(info.clone()));
+        let place = Place {
+            make_pid: context.make_pid,
+            job: context.job,
+            index: line_index as u32,
+            lines: context.lines,
+        };
+        self.jobs_over_before(place, m.shim_pid);
+        let _ = self.to_ui.send(UiEvent::Started(info.clone(), place));
         let traced = self.setup.tracing && m.wants_ack;
         self.commands.running.insert(
             id,
             Running {
                 info,
+                place,
                 chunks: Vec::new(),
                 stdout: Vec::new(),
                 stderr: Vec::new(),
@@ -206,6 +223,54 @@ impl Server {
         if m.wants_ack {
             Sockets::ack(fd);
         }
+    }
+
+    /// A line at `place` (its shim `shim_pid`) starts: tell the UI which other jobs of
+    /// its make are over.
+    ///
+    /// A job whose recipe has more lines than ran (make skips a line that expands to
+    /// nothing) has no end of its own. make starts a job's next line as soon as it has
+    /// reaped the line before, before it does anything else. So when every child of the
+    /// make is the shim of a line that announced itself and has not ended (no zombie
+    /// waiting to be reaped, no line forked and not yet heard from), a job of that make
+    /// with no line running has run its last. Otherwise the question waits for the
+    /// make's next line, or its end. A line of a job that still comes is printed as a
+    /// job of its own.
+    fn jobs_over_before(&mut self, place: Place, shim_pid: i32) {
+        self.commands.between.remove(&(place.make_pid, place.job));
+        let make = place.make_pid;
+        if make == 0 || !self.commands.between.keys().any(|&(m, _)| m == make) {
+            return;
+        }
+        let Ok(children) = std::fs::read_to_string(format!("/proc/{make}/task/{make}/children"))
+        else {
+            return;
+        };
+        let all_known = children
+            .split_ascii_whitespace()
+            .filter_map(|pid| pid.parse::<i32>().ok())
+            .all(|pid| {
+                pid == shim_pid
+                    || self
+                        .commands
+                        .running
+                        .values()
+                        .any(|r| r.pid == pid && r.place.make_pid == make)
+            });
+        if !all_known {
+            return;
+        }
+        let over: Vec<(i32, u64)> = self
+            .commands
+            .between
+            .keys()
+            .filter(|&&(m, _)| m == make)
+            .copied()
+            .collect();
+        for key in &over {
+            self.commands.between.remove(key);
+        }
+        let _ = self.to_ui.send(UiEvent::JobsOver(over));
     }
 
     /// The environment recorded for a command: without our per-job variables (they are
@@ -329,12 +394,26 @@ impl Server {
         } else {
             i64::from(running.traced && !self.commands.incomplete.remove(&id))
         };
+        let place = running.place;
+        if place.make_pid != 0 && place.lines > 0 {
+            // The printer ends a job at its recipe's last line or a failed one; one that
+            // may still have lines waits here for jobs_over_before.
+            let last = place.index + 1 >= place.lines || outcome.failed();
+            if last {
+                self.commands.between.remove(&(place.make_pid, place.job));
+            } else {
+                self.commands
+                    .between
+                    .insert((place.make_pid, place.job), running.pid);
+            }
+        }
         end.stdout = running.stdout;
         end.stderr = running.stderr;
         self.rows.write(Write::CommandEnd(id, end));
         self.rows.send();
         let _ = self.to_ui.send(UiEvent::Finished {
             info: running.info,
+            place: running.place,
             output: running.chunks,
             outcome,
             files,
