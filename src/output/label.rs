@@ -1303,6 +1303,91 @@ mod tests {
         );
     }
 
+    /// The job label of these recipe lines (target, directory /b), each line labelled
+    /// by the rules or, after `hook:`, by a hook.
+    fn job(target: &str, lines: &[&str]) -> String {
+        let infos: Vec<CommandInfo> = lines
+            .iter()
+            .map(|l| info("/b", target, l.trim_start_matches("hook:")))
+            .collect();
+        let labels: Vec<Label> = lines
+            .iter()
+            .zip(&infos)
+            .map(|(l, i)| match l.strip_prefix("hook:") {
+                Some(_) => Label {
+                    verb: "HOOK".into(),
+                    object: format!("line of {target}"),
+                },
+                None => default_label(i),
+            })
+            .collect();
+        let job_lines: Vec<JobLine> = infos
+            .iter()
+            .zip(&labels)
+            .zip(lines)
+            .map(|((info, label), l)| JobLine {
+                info,
+                label,
+                by_hook: l.starts_with("hook:"),
+            })
+            .collect();
+        let l = job_label(&job_lines);
+        format!("{} {}", l.verb, l.object)
+    }
+
+    #[test]
+    fn a_job_is_named_by_its_principal_line_and_its_target() {
+        // zlib: mkdir, compile into objs/, mv to the target.
+        assert_eq!(
+            job(
+                "adler32.lo",
+                &[
+                    "mkdir objs 2>/dev/null || test -d objs",
+                    "cc -fPIC -c -o objs/adler32.o adler32.c",
+                    "mv objs/adler32.o adler32.lo"
+                ]
+            ),
+            "CC adler32.lo"
+        );
+        // A link, then its strip.
+        assert_eq!(job("prog", &["cc -o prog main.o", "strip prog"]), "LD prog");
+        // glibc's sysd-rules: rm, generate into $@T, mv.
+        assert_eq!(
+            job(
+                "/b/sysd-rules",
+                &[
+                    "rm -f /b/sysd-rules.T",
+                    "(echo a; echo b) > /b/sysd-rules.T",
+                    "mv -f /b/sysd-rules.T /b/sysd-rules"
+                ]
+            ),
+            "GEN sysd-rules"
+        );
+        // Housekeeping only: the highest of it; one line keeps its own label.
+        assert_eq!(job("stamp", &["echo making", "touch stamp"]), "TOUCH stamp");
+        assert_eq!(job("d/x.h", &["mkdir -p d"]), "MKDIR d");
+        // An unknown program is work; `true` is not.
+        assert_eq!(job("doc", &["true", "frob --all"]), "FROB doc");
+        // Two compiles, the target unnamed: both objects.
+        assert_eq!(
+            job("both", &["cc -c a.c -o a.o", "cc -c b.c -o b.o"]),
+            "CC a.o b.o"
+        );
+        // A sub-make keeps its directory.
+        assert_eq!(job("all", &["mkdir -p sub", "make -C sub all"]), "MAKE sub");
+    }
+
+    #[test]
+    fn a_hooks_label_overrides_the_jobs_rule() {
+        assert_eq!(
+            job(
+                "x.lo",
+                &["mkdir -p objs", "cc -c -o objs/x.o x.c", "hook:mv objs/x.o x.lo"]
+            ),
+            "HOOK line of x.lo"
+        );
+    }
+
     #[test]
     fn linkers() {
         assert_eq!(

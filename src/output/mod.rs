@@ -1,12 +1,14 @@
-//! Concise build output: one short label per command, progress on a terminal, whole
-//! output for what printed something, a `FAILED:` block for what failed.
+//! Concise build output: one short label per job (a target's recipe, all its lines),
+//! progress on a terminal, whole output for what printed something, a `FAILED:` block
+//! for what failed.
 //!
 //! The recorder calls a [`Printer`] from one thread, in the order commands start and
-//! finish. It never reads the record and never blocks the build: the recorder buffers,
+//! finish, with each line's [`Place`] in its job. It never reads the record and never blocks the build: the recorder buffers,
 //! and a write that fails (a closed pipe) is dropped, never an error.
 //!
 //! Labels ([`default_label`]) are a pure function of [`CommandInfo`]: that is the seam
-//! where a user's hook replaces them. Where each line goes is documented in
+//! where a user's hook replaces them. A job's label ([`job_label`]) is chosen from its
+//! lines' labels by a documented rule. Where each line goes is documented in
 //! the README: build lines on stdout (like make and ninja), progress on stdout only
 //! when it is a terminal, makescope's summary line on stderr.
 
@@ -79,7 +81,7 @@ pub struct Label {
 /// How the build is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// One label per command (on a terminal: only those that printed something) and progress.
+    /// One label per job (on a terminal: only those that printed something) and progress.
     Concise,
     /// `-v`: every full command, as plain make would echo it, with its output.
     Verbose,

@@ -823,6 +823,93 @@ mod tests {
         );
     }
 
+    fn at(job: u64, index: u32, lines: u32) -> Place {
+        Place {
+            make_pid: 100,
+            job,
+            index,
+            lines,
+        }
+    }
+
+    #[test]
+    fn interleaved_jobs_print_one_line_each_with_all_their_output() {
+        let (mut p, out, _) = printer(Mode::Concise);
+        let mkdir = info(1, "/b/elf/a.lo", "mkdir -p objs");
+        let cc = info(2, "/b/elf/a.lo", "gcc -c a.c -o objs/a.o");
+        let mv = info(3, "/b/elf/a.lo", "mv objs/a.o /b/elf/a.lo");
+        let other = info(4, "/b/elf/b.o", "gcc -c b.c -o /b/elf/b.o");
+        let line = |p: &mut Printer, i: &CommandInfo, place: Place, output: &[u8]| {
+            let l = crate::output::default_label(i);
+            p.line_started(i, &l, place);
+            let chunks = vec![(Stream::Stderr, output.to_vec())];
+            p.line_finished(i, &l, false, place, &chunks, &ok());
+        };
+        line(&mut p, &mkdir, at(1, 0, 3), b"");
+        p.started(&other, &crate::output::default_label(&other));
+        line(&mut p, &cc, at(1, 1, 3), b"a.c:1: warning: w
+");
+        assert_eq!(out.text(), "", "nothing before the job ends");
+        p.finished(&other, &crate::output::default_label(&other), &[], &ok());
+        line(&mut p, &mv, at(1, 2, 3), b"");
+        assert_eq!(
+            out.text(),
+            "  CC    elf/b.o
+  CC    elf/a.lo
+a.c:1: warning: w
+"
+        );
+        assert_eq!(p.counts(), (4, 0));
+    }
+
+    #[test]
+    fn a_job_short_of_its_count_ends_when_told_or_with_its_make() {
+        let (mut p, out, _) = printer(Mode::Concise);
+        let cc = info(1, "/b/elf/a.o", "gcc -c a.c -o /b/elf/a.o");
+        let l = crate::output::default_label(&cc);
+        p.line_started(&cc, &l, at(1, 0, 3));
+        p.line_finished(&cc, &l, false, at(1, 0, 3), &[], &ok());
+        let cc2 = info(2, "/b/elf/b.o", "gcc -c b.c -o /b/elf/b.o");
+        let l2 = crate::output::default_label(&cc2);
+        p.line_started(&cc2, &l2, at(2, 0, 2));
+        p.line_finished(&cc2, &l2, false, at(2, 0, 2), &[], &ok());
+        assert_eq!(out.text(), "");
+        p.jobs_over(vec![(100, 1)]);
+        assert_eq!(out.text(), "  CC    elf/a.o
+");
+        p.make_ended(100);
+        assert_eq!(out.text(), "  CC    elf/a.o
+  CC    elf/b.o
+");
+    }
+
+    #[test]
+    fn a_failing_line_ends_its_job_and_is_named() {
+        let (mut p, out, _) = printer(Mode::Concise);
+        let echo = info(1, "/b/elf/a.lo", "echo preparing");
+        let bad = info(2, "/b/elf/a.lo", "gcc -c a.c -o objs/a.o");
+        let l = crate::output::default_label(&echo);
+        p.line_started(&echo, &l, at(1, 0, 3));
+        let said = vec![(Stream::Stdout, b"preparing\n".to_vec())];
+        p.line_finished(&echo, &l, false, at(1, 0, 3), &said, &ok());
+        let l = crate::output::default_label(&bad);
+        p.line_started(&bad, &l, at(1, 1, 3));
+        let failed = Outcome {
+            exit_code: Some(1),
+            signal: None,
+            duration_ns: 1,
+        };
+        let error = vec![(Stream::Stderr, b"a.c:1: error: e\n".to_vec())];
+        p.line_finished(&bad, &l, false, at(1, 1, 3), &error, &failed);
+        assert_eq!(
+            out.text(),
+            "  CC    elf/objs/a.o\npreparing\n\
+             FAILED: elf/a.lo   (elf/, make level 2, recipe at ../Makerules:1023, line 2 of 3)\n\
+             gcc -c a.c -o objs/a.o\na.c:1: error: e\n"
+        );
+        assert_eq!(p.counts(), (2, 1));
+    }
+
     #[test]
     fn modes() {
         let i = info(1, "/b/elf/a.o", "gcc -c a.c -o /b/elf/a.o");
