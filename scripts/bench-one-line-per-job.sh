@@ -30,10 +30,11 @@ case $kind in
         ;;
     glibc)
         objdir=$(realpath "$1") subdir=$2
-        src=$(realpath "$(sed -n 's/^srcdir *= *//p' "$objdir/config.make")")
+        src=$(realpath "$(sed -n 's/^srcdir *= *//p' "$objdir/Makefile")")
         clean() {
             rm -f "$objdir/$subdir"/*.o "$objdir/$subdir"/*.os "$objdir/$subdir"/*.oS \
-                "$objdir/$subdir"/*.d "$objdir/$subdir"/stamp.*
+                "$objdir/$subdir"/*.d "$objdir/$subdir"/*.dt "$objdir/$subdir"/*.T \
+                "$objdir/$subdir"/stamp.*
             rm -rf "$objdir/.makescope"
         }
         top=$objdir
@@ -51,14 +52,18 @@ for round in $(seq 1 "$rounds"); do
         log=$out/$variant-$round.log
         case $variant in
             plain) (cd "$top" && "${build[@]}") > "$log" 2>&1 || true ;;
-            makescope) (cd "$top" && "$makescope" "${build[@]}") > "$log" 2>&1 || true ;;
+            makescope)
+                (cd "$top" && "$makescope" "${build[@]}") > "$log" 2>&1 || true
+                # The record's recipe lines and jobs, before the next clean removes it.
+                db=$top/.makescope/db.sqlite
+                last="build_id = (SELECT max(id) FROM build)"
+                commands=$(sqlite3 "$db" "SELECT count(*) FROM command WHERE $last")
+                jobs=$(sqlite3 "$db" "SELECT count(*) FROM (SELECT DISTINCT make_id, job FROM command WHERE $last)")
+                ;;
         esac
     done
     plain=$out/plain-$round.log ours=$out/makescope-$round.log
     share=$(awk -v a="$(wc -c < "$ours")" -v b="$(wc -c < "$plain")" 'BEGIN { printf "%.2f%%", 100 * a / b }')
-    db=$top/.makescope/db.sqlite
-    commands=$(sqlite3 "$db" "SELECT count(*) FROM command WHERE build_id = (SELECT max(id) FROM build)")
-    jobs=$(sqlite3 "$db" "SELECT count(*) FROM (SELECT DISTINCT make_id, job FROM command WHERE build_id = (SELECT max(id) FROM build))")
     labels=$(grep -c '^  [A-Z]' "$ours" || true)
     kept=$("$here/scripts/check-output.sh" "$plain" "$ours" 100 | sed -n 's/.*: \([0-9]*\) distinct; missing from makescope.s output: \([0-9]*\)/\2 missing of \1/p')
     printf '%s\tplain\t%s\t%s\t\t\t\t\t\n' "$round" "$(wc -l < "$plain")" "$(wc -c < "$plain")"

@@ -19,6 +19,10 @@ pub mod shell;
 pub use label::{classify, default_label, job_label, relative_to, Classified, JobLine, Rule};
 pub use printer::{Printer, Summary};
 
+/// The piped status before each job's line when the total is known, after ninja's
+/// `NINJA_STATUS`; `MAKESCOPE_STATUS` replaces it (see [`Printer::set_status`]).
+pub const DEFAULT_STATUS: &str = "[%f/%t] ";
+
 /// Which output stream bytes came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {

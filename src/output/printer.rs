@@ -53,6 +53,11 @@ pub struct Printer {
     color: bool,
     terminal: bool,
     expected_total: Option<u64>,
+    /// The piped status line's total (jobs of the last such build) and format.
+    expected_jobs: Option<u64>,
+    status: String,
+    /// Jobs printed (or ended silently) so far.
+    jobs_done: u64,
     started: u64,
     done: u64,
     failed: u64,
@@ -106,6 +111,9 @@ impl Printer {
             color: false,
             terminal: false,
             expected_total,
+            expected_jobs: None,
+            status: String::new(),
+            jobs_done: 0,
             started: 0,
             done: 0,
             failed: 0,
@@ -117,6 +125,15 @@ impl Printer {
             stdout_lost: false,
             stdout_failed: false,
         }
+    }
+
+    /// Piped, a job's line starts with `status` ([`super::DEFAULT_STATUS`], or the
+    /// user's `MAKESCOPE_STATUS`) when the total is known: the jobs of the last such
+    /// build. `%f` jobs finished, `%t` the total, `%p` the percentage, `%e` seconds
+    /// elapsed, `%%` a percent sign.
+    pub fn set_status(&mut self, expected_jobs: Option<u64>, status: String) {
+        self.expected_jobs = expected_jobs;
+        self.status = status;
     }
 
     /// Commands finished so far and how many of them failed.
@@ -243,6 +260,7 @@ impl Printer {
             })
             .collect();
         let label = job_label(&job_lines);
+        self.jobs_done += 1;
         // A sub-make's failure is its child's failure, already shown with its own
         // FAILED block: the sub-make only adds make's error lines, like make itself.
         let failed = |l: &Line| l.outcome.failed() && !is_sub_make(&l.info);
@@ -268,7 +286,11 @@ impl Printer {
             };
         let mut block = Vec::new();
         if label_line {
-            block.extend_from_slice(format!("  {:<5} {}\n", label.verb, label.object).as_bytes());
+            let status = self.status_prefix();
+            let indent = if status.is_empty() { "  " } else { "" };
+            block.extend_from_slice(
+                format!("{status}{indent}{:<5} {}\n", label.verb, label.object).as_bytes(),
+            );
         }
         let count = lines.len() as u32;
         for (line, body) in lines.iter().zip(&bodies) {
@@ -279,12 +301,12 @@ impl Printer {
             } else if self.mode == Mode::Verbose {
                 block.extend_from_slice(&line.info.command);
                 end_line(&mut block);
-            } else if !label_line && (first_failure.is_none() || body.is_empty()) {
-                // Neither labelled nor after a failure: a quiet line, or a failed
-                // sub-make's error lines.
-                if !(sub_make_failed && !body.is_empty()) {
-                    continue;
-                }
+            } else if body.is_empty()
+                || !(label_line || first_failure.is_some() || sub_make_failed)
+            {
+                // Output goes under the job's line, after a failure block, or alone
+                // for a failed sub-make (make's error lines); else the job is silent.
+                continue;
             }
             block.extend_from_slice(body);
             end_line(&mut block);
@@ -296,6 +318,36 @@ impl Printer {
             block = strip_escapes(&block);
         }
         self.emit(Stream::Stdout, &block);
+    }
+
+    /// The piped status before a job's line: empty on a terminal (the progress line
+    /// says it) or when the total is unknown.
+    fn status_prefix(&self) -> String {
+        let Some(expected) = self.expected_jobs.filter(|_| !self.terminal) else {
+            return String::new();
+        };
+        let total = expected.max(self.jobs_done).max(1);
+        let mut out = String::new();
+        let mut chars = self.status.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('f') => out.push_str(&self.jobs_done.to_string()),
+                Some('t') => out.push_str(&total.to_string()),
+                Some('p') => out.push_str(&format!("{:3}%", self.jobs_done * 100 / total)),
+                Some('e') => out.push_str(&format!("{:.3}", self.start.elapsed().as_secs_f64())),
+                Some('%') => out.push('%'),
+                Some(other) => {
+                    out.push('%');
+                    out.push(other);
+                }
+                None => out.push('%'),
+            }
+        }
+        out
     }
 
     /// A line's output as printed: a sub-make's directory lines dropped, as
@@ -908,6 +960,29 @@ a.c:1: warning: w
              gcc -c a.c -o objs/a.o\na.c:1: error: e\n"
         );
         assert_eq!(p.counts(), (2, 1));
+    }
+
+    #[test]
+    fn piped_job_lines_carry_the_status_when_the_total_is_known() {
+        let (mut p, out, _) = printer(Mode::Concise);
+        p.set_status(Some(2), crate::output::DEFAULT_STATUS.into());
+        for id in 1..=3 {
+            let i = info(id, &format!("/b/elf/{id}.o"), "gcc -c x.c");
+            p.finished(&i, &crate::output::default_label(&i), &[], &ok());
+        }
+        assert_eq!(
+            out.text(),
+            "[1/2] CC    elf/1.o\n[2/2] CC    elf/2.o\n[3/3] CC    elf/3.o\n"
+        );
+        let (mut p, out, _) = printer(Mode::Concise);
+        p.set_status(Some(4), "%p %f of %t: ".into());
+        let i = info(1, "/b/elf/1.o", "gcc -c x.c");
+        p.finished(&i, &crate::output::default_label(&i), &[], &ok());
+        assert_eq!(out.text(), " 25% 1 of 4: CC    elf/1.o\n");
+        let (mut p, out, _) = printer(Mode::Concise);
+        p.set_status(None, crate::output::DEFAULT_STATUS.into());
+        p.finished(&i, &crate::output::default_label(&i), &[], &ok());
+        assert_eq!(out.text(), "  CC    elf/1.o\n", "no prefix when the total is unknown");
     }
 
     #[test]

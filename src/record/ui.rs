@@ -13,7 +13,7 @@ use super::writer::Write;
 use super::Setup;
 use crate::hooks::Hooks;
 use crate::output::{
-    default_label, CommandInfo, Label, Outcome, Place, Printer, Stream, Summary,
+    default_label, DEFAULT_STATUS, CommandInfo, Label, Outcome, Place, Printer, Stream, Summary,
 };
 use crate::store::CommandNotes;
 
@@ -68,6 +68,10 @@ fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult 
     // the build's jobs when woken.
     let _ = crate::trace::sys::set_batch();
     let mut printer = Printer::new(setup.mode, setup.expected_total);
+    printer.set_status(
+        setup.expected_jobs,
+        std::env::var("MAKESCOPE_STATUS").unwrap_or_else(|_| DEFAULT_STATUS.to_owned()),
+    );
     let mut hooks_failed = false;
     // Hook diagnostics (tracebacks) go through the printer, so they do not tear the
     // progress line: the reporter collects them, the loop prints them.
