@@ -7,13 +7,12 @@
 //! [`super::job_label`]: only then are all its lines known, so the label can be the
 //! compile in `mkdir; cc; mv` and `MKDIR d` when the `mkdir` is all there is, and the
 //! output of every line goes under that one label in one write, so jobs running in
-//! parallel never interleave. A job ends after its recipe's last line (the count make
-//! gives), after a line that failed, or, when make skipped a line that expanded to
-//! nothing, when its make starts another job's line or exits. A line that arrives
-//! after its job was printed (a multi-line expansion runs more shells than the recipe
-//! has lines) is printed as a job of its own. A line whose make gave no count is a job
-//! of its own. make's own output arrives in arbitrary chunks and is line-buffered
-//! here so that its lines never split around a job's block.
+//! parallel never interleave. A job ends after a line that failed, or when the recorder
+//! says so ([`Printer::jobs_over`], [`Printer::make_ended`]: it knows when make has run
+//! the job's last shell). A line that arrives after its job was printed is printed as a
+//! job of its own; so is a line without a job (no make context). make's own output
+//! arrives in arbitrary chunks and is line-buffered here so that its lines never split
+//! around a job's block.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -171,7 +170,7 @@ impl Printer {
         self.started += 1;
         self.running
             .push((info.id, label_text(label), label.verb == "MAKE"));
-        if let Some(key) = place.job_key().filter(|_| place.lines > 0) {
+        if let Some(key) = place.job_key() {
             self.jobs.entry(key).or_default().running += 1;
         }
         self.update_bar();
@@ -204,15 +203,15 @@ impl Printer {
             output: output.to_vec(),
             outcome: outcome.clone(),
         };
-        let key = place.job_key().filter(|_| place.lines > 0);
+        let key = place.job_key();
         let Some(job) = key.and_then(|key| self.jobs.get_mut(&key)) else {
             self.print_job(vec![line]);
             return;
         };
         job.running = job.running.saturating_sub(1);
         job.lines.push(line);
-        let ended = place.index + 1 >= place.lines || outcome.failed();
-        if ended {
+        // A failed line ends its job; else the recorder says when it is over.
+        if outcome.failed() {
             self.print_jobs(key.into_iter().collect());
         }
     }
@@ -228,7 +227,7 @@ impl Printer {
         self.print_jobs(over);
     }
 
-    /// These jobs (make pid, job number) are over, though their recipes had more lines.
+    /// These jobs (make pid, job number) are over: their make runs no more of them.
     pub fn jobs_over(&mut self, jobs: Vec<(i32, u64)>) {
         self.print_jobs(jobs);
     }
@@ -904,6 +903,8 @@ mod tests {
         assert_eq!(out.text(), "", "nothing before the job ends");
         p.finished(&other, &crate::output::default_label(&other), &[], &ok());
         line(&mut p, &mv, at(1, 2, 3), b"");
+        assert_eq!(out.text(), "  CC    elf/b.o\n", "until the recorder says it is over");
+        p.jobs_over(vec![(100, 1)]);
         assert_eq!(
             out.text(),
             "  CC    elf/b.o
@@ -915,7 +916,7 @@ a.c:1: warning: w
     }
 
     #[test]
-    fn a_job_short_of_its_count_ends_when_told_or_with_its_make() {
+    fn a_job_ends_when_told_or_with_its_make() {
         let (mut p, out, _) = printer(Mode::Concise);
         let cc = info(1, "/b/elf/a.o", "gcc -c a.c -o /b/elf/a.o");
         let l = crate::output::default_label(&cc);

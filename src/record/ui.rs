@@ -33,7 +33,7 @@ pub(crate) enum Event {
     MakeOutput(Stream, Vec<u8>),
     /// The make process with this pid exited: its jobs are over.
     MakeEnded(i32),
-    /// These jobs (make pid, job number) are over though their recipes had more lines.
+    /// These jobs (make pid, job number) are over: their make runs no more of them.
     JobsOver(Vec<(i32, u64)>),
     Warning(String),
     Done {

@@ -115,6 +115,31 @@ fn a_line_that_expands_to_nothing_leaves_one_line_per_job() {
 }
 
 #[test]
+fn a_multi_line_expansion_is_one_job() {
+    // glibc's stamp rule: one recipe line whose expansion make runs as three shells.
+    let out = Test::new()
+        .makefile(
+            "define do-stamp
+             mkdir -p objs
+             echo 'a.o b.o' > $@T
+             mv -f $@T $@
+             endef
+             all: stamp.o stamp.os
+             stamp.o stamp.os: ; $(do-stamp)
+",
+        )
+        .args(["make", "--no-trace", "-j2"])
+        .run();
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        sorted_lines(&out.stdout),
+        ["  GEN   stamp.o", "  GEN   stamp.os"],
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
 fn a_failing_middle_line_is_named_in_the_jobs_failed_block() {
     let out = Test::new()
         .makefile(
@@ -156,4 +181,141 @@ fn a_hooks_label_overrides_the_jobs_rule() {
         .run();
     assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
     assert_eq!(out.stdout, "  PACK  adler32.lo\n  PACK  crc32.lo\n");
+}
+
+/// What the printer prints for a recorded build, replayed job by job (a job: the
+/// lines sharing a make and a job number, its count the lines that ran).
+struct Replayed {
+    commands: usize,
+    jobs: usize,
+    output: Vec<u8>,
+    /// Job labels by verb.
+    verbs: std::collections::BTreeMap<String, usize>,
+}
+
+fn replay_through_the_printer(db: &rusqlite::Connection) -> Replayed {
+    use makescope::output::{CommandInfo, Mode, Outcome, Place, Printer, Stream};
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let out = Shared::default();
+    let mut printer = Printer::with_writers(
+        Mode::Concise,
+        None,
+        Box::new(out.clone()),
+        Box::new(std::io::sink()),
+    );
+    let mut statement = db
+        .prepare(
+            "SELECT c.id, c.make_id, c.job, c.line_index, CAST(c.target AS BLOB),
+                    CAST(c.directory AS BLOB), CAST(b.directory AS BLOB),
+                    CAST(c.command AS BLOB), CAST(coalesce(c.recipe_file, x'') AS BLOB),
+                    coalesce(c.recipe_line, 0), coalesce(m.level, 0), c.exit_code, c.signal,
+                    CAST(coalesce(c.stdout, x'') AS BLOB), CAST(coalesce(c.stderr, x'') AS BLOB),
+                    count(*) OVER (PARTITION BY c.make_id, c.job)
+             FROM command c JOIN build b ON b.id = c.build_id LEFT JOIN make m ON m.id = c.make_id
+             WHERE c.build_id = (SELECT max(id) FROM build)
+             ORDER BY c.make_id, c.job, c.line_index",
+        )
+        .unwrap();
+    let mut rows = statement.query([]).unwrap();
+    let mut commands = 0;
+    let mut jobs = std::collections::HashSet::new();
+    while let Some(row) = rows.next().unwrap() {
+        let make_id: i64 = row.get(1).unwrap();
+        let job: i64 = row.get(2).unwrap();
+        let index: i64 = row.get(3).unwrap();
+        let info = CommandInfo {
+            id: row.get(0).unwrap(),
+            target: row.get(4).unwrap(),
+            directory: row.get(5).unwrap(),
+            top_directory: row.get(6).unwrap(),
+            command: row.get(7).unwrap(),
+            recipe_file: row.get(8).unwrap(),
+            recipe_line: row.get::<_, i64>(9).unwrap() as u32 + index as u32,
+            make_level: row.get::<_, i64>(10).unwrap() as u32,
+        };
+        let outcome = Outcome {
+            exit_code: row.get(11).unwrap(),
+            signal: row.get(12).unwrap(),
+            duration_ns: 1,
+        };
+        let output = vec![
+            (Stream::Stdout, row.get::<_, Vec<u8>>(13).unwrap()),
+            (Stream::Stderr, row.get::<_, Vec<u8>>(14).unwrap()),
+        ];
+        let place = Place {
+            make_pid: make_id as i32 + 1,
+            job: job as u64,
+            index: index as u32,
+            lines: row.get::<_, i64>(15).unwrap() as u32,
+        };
+        let label = makescope::output::default_label(&info);
+        printer.line_started(&info, &label, place);
+        printer.line_finished(&info, &label, false, place, &output, &outcome);
+        commands += 1;
+        jobs.insert((make_id, job));
+    }
+    // The build is over: every job ends.
+    printer.finish(&makescope::output::Summary::default());
+    let output = out.0.lock().unwrap().clone();
+    let mut verbs = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(&output).lines() {
+        if let Some(label) = line.strip_prefix("  ") {
+            if let Some(verb) = label.split_whitespace().next() {
+                *verbs.entry(verb.to_string()).or_default() += 1;
+            }
+        }
+    }
+    Replayed {
+        commands,
+        jobs: jobs.len(),
+        output,
+        verbs,
+    }
+}
+
+/// A record's build replayed through the printer gives one line per job. With
+/// `MAKESCOPE_JOBS_RECORD=db.sqlite` (a copy of a real record: glibc's), it replays that
+/// one and prints the figures BENCHMARKS.md reports.
+#[test]
+fn a_recorded_build_replayed_through_the_printer_prints_one_line_per_job() {
+    if let Some(path) = std::env::var_os("MAKESCOPE_JOBS_RECORD") {
+        let db = rusqlite::Connection::open(path).unwrap();
+        let r = replay_through_the_printer(&db);
+        let text = String::from_utf8_lossy(&r.output);
+        eprintln!(
+            "commands {}, jobs {}, output {} lines {} bytes, label lines {}, by verb {:?}",
+            r.commands,
+            r.jobs,
+            text.lines().count(),
+            r.output.len(),
+            r.verbs.values().sum::<usize>(),
+            r.verbs
+        );
+        return;
+    }
+    let build = Test::new()
+        .makefile(ZLIB_LIKE)
+        .file("adler32.c", "int adler32(void) { return 1; }\n")
+        .file("crc32.c", "int crc32(void) { return 2; }\n")
+        .args(["make", "--no-trace", "-j2"]);
+    build.run().success();
+    let r = replay_through_the_printer(&build.db());
+    assert_eq!((r.commands, r.jobs), (6, 2));
+    assert_eq!(
+        sorted_lines(&String::from_utf8_lossy(&r.output)),
+        ["  CC    adler32.lo", "  CC    crc32.lo"]
+    );
 }

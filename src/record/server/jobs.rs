@@ -41,7 +41,7 @@ pub(super) struct Commands {
     incomplete: HashSet<i64>,
     /// Commands that run a sub-make.
     sub_makes: HashSet<i64>,
-    /// Jobs between two lines whose recipe may have more: by (make pid, job number),
+    /// Jobs whose last line ended and that may have more: by (make pid, job number),
     /// the shim pid of the line that ran last.
     between: HashMap<(i32, u64), i32>,
 }
@@ -49,6 +49,11 @@ pub(super) struct Commands {
 impl Commands {
     pub fn is_running(&self, id: i64) -> bool {
         self.running.contains_key(&id)
+    }
+
+    /// Whether some job waits to be known over.
+    pub fn jobs_waiting(&self) -> bool {
+        !self.between.is_empty()
     }
 
     /// The command's files cannot be complete.
@@ -227,19 +232,39 @@ impl Server {
 
     /// A line at `place` (its shim `shim_pid`) starts: tell the UI which other jobs of
     /// its make are over.
-    ///
-    /// A job whose recipe has more lines than ran (make skips a line that expands to
-    /// nothing) has no end of its own. make starts a job's next line as soon as it has
-    /// reaped the line before, before it does anything else. So when every child of the
-    /// make is the shim of a line that announced itself and has not ended (no zombie
-    /// waiting to be reaped, no line forked and not yet heard from), a job of that make
-    /// with no line running has run its last. Otherwise the question waits for the
-    /// make's next line, or its end. A line of a job that still comes is printed as a
-    /// job of its own.
     fn jobs_over_before(&mut self, place: Place, shim_pid: i32) {
         self.commands.between.remove(&(place.make_pid, place.job));
-        let make = place.make_pid;
-        if make == 0 || !self.commands.between.keys().any(|&(m, _)| m == make) {
+        if place.make_pid != 0 {
+            self.jobs_over(place.make_pid, Some(shim_pid));
+        }
+    }
+
+    /// Check every make that has jobs waiting (the event loop calls this now and then,
+    /// so that a make's last jobs do not wait for its next line or its end).
+    pub(super) fn check_jobs(&mut self) {
+        let mut makes: Vec<i32> = self.commands.between.keys().map(|&(m, _)| m).collect();
+        makes.sort_unstable();
+        makes.dedup();
+        for make in makes {
+            self.jobs_over(make, None);
+        }
+    }
+
+    /// Tell the UI which jobs of make `make` are over, `starting` the shim of a line
+    /// that is starting now.
+    ///
+    /// No message says that a job ran its last line: the recipe's line count is not the
+    /// count of shells make runs (it skips a line that expands to nothing and runs each
+    /// line of a multi-line expansion, glibc's `$(do-stamp)`, in a shell of its own).
+    /// But make starts a job's next shell as soon as it has reaped the one before,
+    /// before it does anything else. So when every child of the make is the shim of a
+    /// line that announced itself and has not ended (no zombie waiting to be reaped, no
+    /// shell forked and not yet heard from), each job of that make with no line running
+    /// has run its last. Otherwise the question waits for the make's next line, the
+    /// next check, or its end. A line of a job that still comes (forked in the instant
+    /// between a reap and this check) is printed as a job of its own.
+    fn jobs_over(&mut self, make: i32, starting: Option<i32>) {
+        if !self.commands.between.keys().any(|&(m, _)| m == make) {
             return;
         }
         let Ok(children) = std::fs::read_to_string(format!("/proc/{make}/task/{make}/children"))
@@ -250,7 +275,7 @@ impl Server {
             .split_ascii_whitespace()
             .filter_map(|pid| pid.parse::<i32>().ok())
             .all(|pid| {
-                pid == shim_pid
+                Some(pid) == starting
                     || self
                         .commands
                         .running
@@ -260,13 +285,14 @@ impl Server {
         if !all_known {
             return;
         }
-        let over: Vec<(i32, u64)> = self
+        let mut over: Vec<(i32, u64)> = self
             .commands
             .between
             .keys()
             .filter(|&&(m, _)| m == make)
             .copied()
             .collect();
+        over.sort_unstable();
         for key in &over {
             self.commands.between.remove(key);
         }
@@ -395,11 +421,10 @@ impl Server {
             i64::from(running.traced && !self.commands.incomplete.remove(&id))
         };
         let place = running.place;
-        if place.make_pid != 0 && place.lines > 0 {
-            // The printer ends a job at its recipe's last line or a failed one; one that
-            // may still have lines waits here for jobs_over_before.
-            let last = place.index + 1 >= place.lines || outcome.failed();
-            if last {
+        if place.make_pid != 0 {
+            // A failed line ends its job (the printer knows); any other waits here
+            // until jobs_over says its make ran no more of it.
+            if outcome.failed() {
                 self.commands.between.remove(&(place.make_pid, place.job));
             } else {
                 self.commands
