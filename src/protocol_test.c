@@ -29,7 +29,7 @@ static void emit (struct msg *m)
 }
 
 static const char CONTEXT[] = "1\x1f" "77\x1f" "3\x1f" "all\x1f" "Makefile\x1f" "12\x1f" "a b\x1f"
-                              "/bin/bash\x1f" "-e -c\x1f" "1\x1f" "make";
+                              "/bin/bash\x1f" "-e -c\x1f" "1\x1f" "make\x1f" "2";
 
 static void messages (void)
 {
