@@ -79,35 +79,41 @@ fn classify_ranked(info: &CommandInfo) -> (Classified, u8) {
     let mut cd: Option<String> = None;
     collect(&ctx, &commands, &mut cd, &mut best, 0);
     match best {
-        Some(c) => (Classified {
-            label: Label {
-                object: match c.explicit {
-                    // A target the command never names (`all: ; touch x`, `x/y.h: ;
-                    // mkdir -p x`) says less than what the command writes; but a
-                    // generator's stamp target (`x.stmp: ; gen > x.T`) is still the
-                    // better name.
-                    Some(written)
-                        if !ctx.target.is_empty()
-                            && !matches!(c.rule, Rule::SubMake | Rule::TestRun)
-                            && (c.rule != Rule::Generator
-                                || !basename(&ctx.target).contains('.'))
-                            && !text.contains(basename(&ctx.target)) =>
-                    {
-                        ctx.show(&written)
-                    }
-                    _ => c.object,
+        Some(c) => (
+            Classified {
+                label: Label {
+                    object: match c.explicit {
+                        // A target the command never names (`all: ; touch x`, `x/y.h: ;
+                        // mkdir -p x`) says less than what the command writes; but a
+                        // generator's stamp target (`x.stmp: ; gen > x.T`) is still the
+                        // better name.
+                        Some(written)
+                            if !ctx.target.is_empty()
+                                && !matches!(c.rule, Rule::SubMake | Rule::TestRun)
+                                && (c.rule != Rule::Generator
+                                    || !basename(&ctx.target).contains('.'))
+                                && !text.contains(basename(&ctx.target)) =>
+                        {
+                            ctx.show(&written)
+                        }
+                        _ => c.object,
+                    },
+                    verb: c.verb,
                 },
-                verb: c.verb,
+                rule: c.rule,
             },
-            rule: c.rule,
-        }, c.rank),
-        None => (Classified {
-            label: Label {
-                verb: "SH".into(),
-                object: ctx.target_or(String::new),
+            c.rank,
+        ),
+        None => (
+            Classified {
+                label: Label {
+                    verb: "SH".into(),
+                    object: ctx.target_or(String::new),
+                },
+                rule: Rule::Empty,
             },
-            rule: Rule::Empty,
-        }, 0),
+            0,
+        ),
     }
 }
 
@@ -1382,7 +1388,11 @@ mod tests {
         assert_eq!(
             job(
                 "x.lo",
-                &["mkdir -p objs", "cc -c -o objs/x.o x.c", "hook:mv objs/x.o x.lo"]
+                &[
+                    "mkdir -p objs",
+                    "cc -c -o objs/x.o x.c",
+                    "hook:mv objs/x.o x.lo"
+                ]
             ),
             "HOOK line of x.lo"
         );

@@ -300,8 +300,7 @@ impl Printer {
             } else if self.mode == Mode::Verbose {
                 block.extend_from_slice(&line.info.command);
                 end_line(&mut block);
-            } else if body.is_empty()
-                || !(label_line || first_failure.is_some() || sub_make_failed)
+            } else if body.is_empty() || !(label_line || first_failure.is_some() || sub_make_failed)
             {
                 // Output goes under the job's line, after a failure block, or alone
                 // for a failed sub-make (make's error lines); else the job is silent.
@@ -898,12 +897,21 @@ mod tests {
         };
         line(&mut p, &mkdir, at(1, 0, 3), b"");
         p.started(&other, &crate::output::default_label(&other));
-        line(&mut p, &cc, at(1, 1, 3), b"a.c:1: warning: w
-");
+        line(
+            &mut p,
+            &cc,
+            at(1, 1, 3),
+            b"a.c:1: warning: w
+",
+        );
         assert_eq!(out.text(), "", "nothing before the job ends");
         p.finished(&other, &crate::output::default_label(&other), &[], &ok());
         line(&mut p, &mv, at(1, 2, 3), b"");
-        assert_eq!(out.text(), "  CC    elf/b.o\n", "until the recorder says it is over");
+        assert_eq!(
+            out.text(),
+            "  CC    elf/b.o\n",
+            "until the recorder says it is over"
+        );
         p.jobs_over(vec![(100, 1)]);
         assert_eq!(
             out.text(),
@@ -928,12 +936,18 @@ a.c:1: warning: w
         p.line_finished(&cc2, &l2, false, at(2, 0, 2), &[], &ok());
         assert_eq!(out.text(), "");
         p.jobs_over(vec![(100, 1)]);
-        assert_eq!(out.text(), "  CC    elf/a.o
-");
+        assert_eq!(
+            out.text(),
+            "  CC    elf/a.o
+"
+        );
         p.make_ended(100);
-        assert_eq!(out.text(), "  CC    elf/a.o
+        assert_eq!(
+            out.text(),
+            "  CC    elf/a.o
   CC    elf/b.o
-");
+"
+        );
     }
 
     #[test]
@@ -983,7 +997,11 @@ a.c:1: warning: w
         let (mut p, out, _) = printer(Mode::Concise);
         p.set_status(None, crate::output::DEFAULT_STATUS.into());
         p.finished(&i, &crate::output::default_label(&i), &[], &ok());
-        assert_eq!(out.text(), "  CC    elf/1.o\n", "no prefix when the total is unknown");
+        assert_eq!(
+            out.text(),
+            "  CC    elf/1.o\n",
+            "no prefix when the total is unknown"
+        );
     }
 
     #[test]

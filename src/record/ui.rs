@@ -13,7 +13,7 @@ use super::writer::Write;
 use super::Setup;
 use crate::hooks::Hooks;
 use crate::output::{
-    default_label, DEFAULT_STATUS, CommandInfo, Label, Outcome, Place, Printer, Stream, Summary,
+    default_label, CommandInfo, Label, Outcome, Place, Printer, Stream, Summary, DEFAULT_STATUS,
 };
 use crate::store::CommandNotes;
 

@@ -288,13 +288,17 @@ fn replay_through_the_printer(db: &rusqlite::Connection) -> Replayed {
 
 /// A record's build replayed through the printer gives one line per job. With
 /// `MAKESCOPE_JOBS_RECORD=db.sqlite` (a copy of a real record: glibc's), it replays that
-/// one and prints the figures BENCHMARKS.md reports.
+/// one and prints the figures BENCHMARKS.md reports (and writes the output to
+/// `MAKESCOPE_JOBS_OUTPUT`, if set).
 #[test]
 fn a_recorded_build_replayed_through_the_printer_prints_one_line_per_job() {
     if let Some(path) = std::env::var_os("MAKESCOPE_JOBS_RECORD") {
         let db = rusqlite::Connection::open(path).unwrap();
         let r = replay_through_the_printer(&db);
         let text = String::from_utf8_lossy(&r.output);
+        if let Some(file) = std::env::var_os("MAKESCOPE_JOBS_OUTPUT") {
+            std::fs::write(file, &r.output).unwrap();
+        }
         eprintln!(
             "commands {}, jobs {}, output {} lines {} bytes, label lines {}, by verb {:?}",
             r.commands,

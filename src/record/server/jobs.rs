@@ -17,6 +17,9 @@ use crate::record::writer::Write;
 use crate::store::{CommandEnd, MakeEnd, NewCommand, NewMake, Owner};
 use crate::util::{now_ns, redact_environment};
 
+/// How long a make must be seen done with a job before the job is over (jobs_over).
+const JOBS_SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// `command.traced` for a line that runs a sub-make: not filtered itself, its sub-make's
 /// commands are.
 const TRACED_SUB_MAKE: i64 = 2;
@@ -42,8 +45,9 @@ pub(super) struct Commands {
     /// Commands that run a sub-make.
     sub_makes: HashSet<i64>,
     /// Jobs whose last line ended and that may have more: by (make pid, job number),
-    /// the shim pid of the line that ran last.
-    between: HashMap<(i32, u64), i32>,
+    /// when jobs_over first found their make done with them (None: not yet, or not
+    /// since a look that found it busy).
+    between: HashMap<(i32, u64), Option<std::time::Instant>>,
 }
 
 impl Commands {
@@ -257,41 +261,55 @@ impl Server {
     /// count of shells make runs (it skips a line that expands to nothing and runs each
     /// line of a multi-line expansion, glibc's `$(do-stamp)`, in a shell of its own).
     /// But make starts a job's next shell as soon as it has reaped the one before,
-    /// before it does anything else. So when every child of the make is the shim of a
-    /// line that announced itself and has not ended (no zombie waiting to be reaped, no
-    /// shell forked and not yet heard from), each job of that make with no line running
-    /// has run its last. Otherwise the question waits for the make's next line, the
+    /// before it does anything else. So when the make sleeps and every child of it is
+    /// the shim of a line that announced itself and has not ended (no zombie waiting to
+    /// be reaped, no shell forked and not yet heard from), each job of that make with no
+    /// line running has run its last. Otherwise the question waits for the make's next line, the
     /// next check, or its end. A line of a job that still comes (forked in the instant
     /// between a reap and this check) is printed as a job of its own.
     fn jobs_over(&mut self, make: i32, starting: Option<i32>) {
         if !self.commands.between.keys().any(|&(m, _)| m == make) {
             return;
         }
-        let Ok(children) = std::fs::read_to_string(format!("/proc/{make}/task/{make}/children"))
-        else {
-            return;
+        // Its children, its state, its children again: make sleeps (waiting for a child
+        // or a job slot) only outside its reap-then-fork, so a make asleep between two
+        // looks that found only known children is not between a job's shells.
+        let all_known = |commands: &Commands| {
+            let Ok(children) =
+                std::fs::read_to_string(format!("/proc/{make}/task/{make}/children"))
+            else {
+                return false;
+            };
+            children
+                .split_ascii_whitespace()
+                .filter_map(|pid| pid.parse::<i32>().ok())
+                .all(|pid| {
+                    Some(pid) == starting
+                        || commands
+                            .running
+                            .values()
+                            .any(|r| r.pid == pid && r.place.make_pid == make)
+                })
         };
-        let all_known = children
-            .split_ascii_whitespace()
-            .filter_map(|pid| pid.parse::<i32>().ok())
-            .all(|pid| {
-                Some(pid) == starting
-                    || self
-                        .commands
-                        .running
-                        .values()
-                        .any(|r| r.pid == pid && r.place.make_pid == make)
-            });
-        if !all_known {
+        let done = all_known(&self.commands) && asleep(make) && all_known(&self.commands);
+        // Only what holds at two looks JOBS_SETTLE apart, with none between finding the
+        // make busy, counts: one look can fall in the instant between a reap and a fork.
+        let now = std::time::Instant::now();
+        let mut over: Vec<(i32, u64)> = Vec::new();
+        for (&key, since) in self.commands.between.iter_mut() {
+            if key.0 != make {
+                continue;
+            }
+            match (done, *since) {
+                (false, _) => *since = None,
+                (true, None) => *since = Some(now),
+                (true, Some(first)) if now.duration_since(first) >= JOBS_SETTLE => over.push(key),
+                (true, Some(_)) => {}
+            }
+        }
+        if over.is_empty() {
             return;
         }
-        let mut over: Vec<(i32, u64)> = self
-            .commands
-            .between
-            .keys()
-            .filter(|&&(m, _)| m == make)
-            .copied()
-            .collect();
         over.sort_unstable();
         for key in &over {
             self.commands.between.remove(key);
@@ -429,7 +447,7 @@ impl Server {
             } else {
                 self.commands
                     .between
-                    .insert((place.make_pid, place.job), running.pid);
+                    .insert((place.make_pid, place.job), None);
             }
         }
         end.stdout = running.stdout;
@@ -444,6 +462,14 @@ impl Server {
             files,
         });
     }
+}
+
+/// Whether process `pid` sleeps (state `S` in /proc/PID/stat).
+fn asleep(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('S'))
+    })
 }
 
 /// make's argv as the user gave it: without the `--eval=load …/makescope.so` we add.

@@ -58,7 +58,7 @@ const SWEEP_SLICE: usize = 512;
 const DRAIN: Duration = Duration::from_secs(5);
 /// How often the makes with jobs waiting to be known over are checked, at least
 /// (jobs::jobs_over): the longest a job's line waits for its make's next line.
-const JOBS_CHECK: Duration = Duration::from_millis(100);
+const JOBS_CHECK: Duration = Duration::from_millis(60);
 /// The event loop's time slice: the kernel's minimum (its default is 3 ms).
 const EVENT_LOOP_SLICE: Duration = Duration::from_micros(100);
 
