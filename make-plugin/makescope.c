@@ -18,8 +18,8 @@
  * $(python …) from python.c.
  *
  * The messages, the environment's names and the job context's format are
- * src/protocol.h's. make 4.3
- * internals used: the exported symbols below and the first fields of `struct file`, `struct commands` and
+ * src/protocol.h's. make 4.3 internals used: the exported symbols below and the first
+ * fields of `struct file`, `struct commands` (up to its line count) and
  * `struct variable_set_list` (filedef.h, commands.h, variable.h of make 4.3).
  */
 #define _GNU_SOURCE
@@ -42,11 +42,18 @@ int plugin_is_GPL_compatible;
 
 struct variable_set_list { struct variable_set_list *next; void *set; int next_is_parent; };
 struct floc43 { const char *filenm; unsigned long lineno; unsigned long offset; };
-struct commands43 { struct floc43 fileinfo; };
+struct commands43
+{
+  struct floc43 fileinfo;
+  char *commands, **command_lines;
+  unsigned char *lines_flags;
+  unsigned short ncommand_lines;
+};
 struct file43 { const char *name, *hname, *vpath; void *deps; struct commands43 *cmds; };
 extern struct variable_set_list *current_variable_set_list;
 extern struct file43 *lookup_file (const char *name);
 extern int run_silent;
+extern int one_shell __attribute__ ((weak));
 extern unsigned int makelevel;
 extern void print_variable_data_base (void);
 extern void print_rule_data_base (void);
@@ -140,10 +147,15 @@ static char *ctx_fn (const char *name, unsigned int argc, char **argv)
   struct file43 *f = *target && make43 ? lookup_file (target) : NULL;
   const char *file = f && f->cmds && f->cmds->fileinfo.filenm ? f->cmds->fileinfo.filenm : "";
   unsigned long line = f && f->cmds ? f->cmds->fileinfo.lineno : 0;
+  /* make has chopped the recipe into lines before it runs the first (new_job); under
+     .ONESHELL they all run in one shell. */
+  unsigned lines = f && f->cmds ? f->cmds->ncommand_lines : 0;
+  if (lines > 1 && &one_shell && one_shell)
+    lines = 1;
   struct job_context c = {
     .make_pid = getpid (), .job = ++job_serial, .target = ctx_text (target), .recipe_file = ctx_text (file),
     .recipe_line = line, .newer = ctx_text (newer), .shell = ctx_text (shell), .shell_flags = ctx_text (flags),
-    .make_level = makelevel, .make = ctx_text (make),
+    .make_level = makelevel, .make = ctx_text (make), .lines = lines,
   };
   if (c.newer.n > NEWER_MAX)
     c.newer.n = NEWER_MAX;

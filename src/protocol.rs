@@ -424,6 +424,10 @@ pub struct JobContext<'a> {
     pub make_level: u32,
     /// `$(MAKE)`: how a recipe line runs a sub-make (may be missing: then empty).
     pub make: &'a [u8],
+    /// How many lines the recipe has as make wrote it, 1 under `.ONESHELL` (0 when make
+    /// does not say). make skips a line that expands to nothing and runs each line of
+    /// a multi-line expansion in its own shell, so the lines that run may differ.
+    pub lines: u32,
 }
 
 impl<'a> JobContext<'a> {
@@ -453,6 +457,7 @@ impl<'a> JobContext<'a> {
             shell_flags: next()?,
             make_level: number(next()?)?,
             make: next().unwrap_or_default(),
+            lines: next().and_then(number).unwrap_or(0),
         })
     }
 }
@@ -551,6 +556,7 @@ mod tests {
             shell_flags: b"-e -c",
             make_level: 1,
             make: b"make",
+            lines: 2,
         }
     }
 
@@ -743,6 +749,7 @@ mod tests {
                 shell_flags: b"-ec",
                 make_level: 2,
                 make: b"/usr/bin/make",
+                lines: 3,
             })
         );
     }
@@ -754,7 +761,7 @@ mod tests {
         };
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         format!(
-            "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
+            "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
             c.make_pid,
             c.job,
             text(c.target),
@@ -764,7 +771,8 @@ mod tests {
             text(c.shell),
             text(c.shell_flags),
             c.make_level,
-            text(c.make)
+            text(c.make),
+            c.lines
         )
     }
 
@@ -776,6 +784,7 @@ mod tests {
             plugin.as_str(),
             "1\x1f77\x1f3\x1fall\x1fMakefile\x1f12\x1fa b\x1f/bin/bash\x1f-c\x1f0",
             "1\x1f77\x1f3\x1f\x1f\x1f0\x1f\x1f/bin/sh\x1f-c\x1f0\x1f$(MAKE)",
+            "1\x1f77\x1f3\x1f\x1f\x1f0\x1f\x1f/bin/sh\x1f-c\x1f0\x1fmake\x1f4",
             "2\x1f77\x1f3\x1fall\x1fMakefile\x1f12\x1fa b\x1f/bin/bash\x1f-c\x1f0",
             "1\x1f77\x1f3",
             "",

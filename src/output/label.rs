@@ -63,6 +63,11 @@ pub fn default_label(info: &CommandInfo) -> Label {
 
 /// Classify a command: its label and the rule that chose it.
 pub fn classify(info: &CommandInfo) -> Classified {
+    classify_ranked(info).0
+}
+
+/// A command's label, its rule and the rank of its most telling simple command.
+fn classify_ranked(info: &CommandInfo) -> (Classified, u8) {
     let text = String::from_utf8_lossy(&info.command);
     let ctx = Context {
         top: paths::as_path(&info.top_directory).to_path_buf(),
@@ -74,36 +79,132 @@ pub fn classify(info: &CommandInfo) -> Classified {
     let mut cd: Option<String> = None;
     collect(&ctx, &commands, &mut cd, &mut best, 0);
     match best {
-        Some(c) => Classified {
-            label: Label {
-                object: match c.explicit {
-                    // A target the command never names (`all: ; touch x`, `x/y.h: ;
-                    // mkdir -p x`) says less than what the command writes; but a
-                    // generator's stamp target (`x.stmp: ; gen > x.T`) is still the
-                    // better name.
-                    Some(written)
-                        if !ctx.target.is_empty()
-                            && !matches!(c.rule, Rule::SubMake | Rule::TestRun)
-                            && (c.rule != Rule::Generator
-                                || !basename(&ctx.target).contains('.'))
-                            && !text.contains(basename(&ctx.target)) =>
-                    {
-                        ctx.show(&written)
-                    }
-                    _ => c.object,
+        Some(c) => (
+            Classified {
+                label: Label {
+                    object: match c.explicit {
+                        // A target the command never names (`all: ; touch x`, `x/y.h: ;
+                        // mkdir -p x`) says less than what the command writes; but a
+                        // generator's stamp target (`x.stmp: ; gen > x.T`) is still the
+                        // better name.
+                        Some(written)
+                            if !ctx.target.is_empty()
+                                && !matches!(c.rule, Rule::SubMake | Rule::TestRun)
+                                && (c.rule != Rule::Generator
+                                    || !basename(&ctx.target).contains('.'))
+                                && !text.contains(basename(&ctx.target)) =>
+                        {
+                            ctx.show(&written)
+                        }
+                        _ => c.object,
+                    },
+                    verb: c.verb,
                 },
-                verb: c.verb,
+                rule: c.rule,
             },
-            rule: c.rule,
-        },
-        None => Classified {
-            label: Label {
-                verb: "SH".into(),
-                object: ctx.target_or(String::new),
+            c.rank,
+        ),
+        None => (
+            Classified {
+                label: Label {
+                    verb: "SH".into(),
+                    object: ctx.target_or(String::new),
+                },
+                rule: Rule::Empty,
             },
-            rule: Rule::Empty,
-        },
+            0,
+        ),
     }
+}
+
+/// A recipe line of a job, as the job's label is chosen from it.
+#[derive(Debug, Clone, Copy)]
+pub struct JobLine<'a> {
+    pub info: &'a CommandInfo,
+    /// The line's own label: the default one or its hook's.
+    pub label: &'a Label,
+    /// Whether a hook's `label()` chose it.
+    pub by_hook: bool,
+}
+
+/// The one label of a job (a target's recipe, all its lines, in order).
+///
+/// The rule, as the README's "One line per job" tells it:
+/// - a job of one line keeps that line's label;
+/// - the principal line names the verb: the line that does real work (a compile, link, generator, archive, install,
+///   test, sub-make, or a program no rule knows) rather than housekeeping (`mkdir`, `rm`,
+///   `mv`, `cp`, `ln`, `touch`, `chmod`, `echo`, `test`, `:`, `true` …, [`Rule::Bookkeeping`]),
+///   and among those the one that ranks highest as within one line (a link beats the
+///   `strip` after it), the first of equals; housekeeping names a job only when it is
+///   all the job does (`MKDIR d`). A hook's `label()` overrides the rule: when it labelled
+///   any line, the principal is chosen among those lines alone and its label is the
+///   job's, verb and object;
+/// - the object is the target make built when the recipe's text names
+///   it (`…; mv objs/adler32.o adler32.lo` is `CC adler32.lo`; a sub-make and a test keep
+///   theirs); else, when several lines tie as principal (two compiles), what each names
+///   (`CC a.o b.o`); else the principal line's own object.
+pub fn job_label(lines: &[JobLine]) -> Label {
+    let Some(first) = lines.first() else {
+        return Label {
+            verb: "SH".into(),
+            object: String::new(),
+        };
+    };
+    if lines.len() == 1 {
+        return first.label.clone();
+    }
+    let hooked = lines.iter().any(|l| l.by_hook);
+    let ranked: Vec<(bool, u8, Rule)> = lines
+        .iter()
+        .map(|l| {
+            let (classified, rank) = classify_ranked(l.info);
+            let work = !matches!(classified.rule, Rule::Bookkeeping | Rule::Empty);
+            (work, rank, classified.rule)
+        })
+        .collect();
+    let eligible = |i: &usize| !hooked || lines[*i].by_hook;
+    let key = |i: usize| (ranked[i].0, ranked[i].1);
+    let top = (0..lines.len()).filter(eligible).map(key).max();
+    let principal: Vec<usize> = (0..lines.len())
+        .filter(eligible)
+        .filter(|&i| Some(key(i)) == top)
+        .collect();
+    let chosen = lines[principal[0]];
+    if hooked {
+        return chosen.label.clone();
+    }
+    let rule = ranked[principal[0]].2;
+    let target = String::from_utf8_lossy(&chosen.info.target).into_owned();
+    let named = !target.is_empty()
+        && lines
+            .iter()
+            .any(|l| contains(&l.info.command, basename(&target).as_bytes()));
+    let object = if named && !matches!(rule, Rule::SubMake | Rule::TestRun) {
+        relative_to(
+            paths::as_path(&chosen.info.top_directory),
+            paths::as_path(&chosen.info.directory),
+            &target,
+        )
+    } else if principal.len() > 1 {
+        let mut objects: Vec<&str> = Vec::new();
+        for &i in &principal {
+            let object = lines[i].label.object.as_str();
+            if !object.is_empty() && !objects.contains(&object) {
+                objects.push(object);
+            }
+        }
+        objects.join(" ")
+    } else {
+        chosen.label.object.clone()
+    };
+    Label {
+        verb: chosen.label.verb.clone(),
+        object,
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 struct Context {
@@ -1205,6 +1306,95 @@ mod tests {
         assert_eq!(
             label("/src/csu", "", "gcc init-first.c -c -o /b/csu/init-first.o"),
             ("CC csu/init-first.o".into(), Rule::Compiler)
+        );
+    }
+
+    /// The job label of these recipe lines (target, directory /b), each line labelled
+    /// by the rules or, after `hook:`, by a hook.
+    fn job(target: &str, lines: &[&str]) -> String {
+        let infos: Vec<CommandInfo> = lines
+            .iter()
+            .map(|l| info("/b", target, l.trim_start_matches("hook:")))
+            .collect();
+        let labels: Vec<Label> = lines
+            .iter()
+            .zip(&infos)
+            .map(|(l, i)| match l.strip_prefix("hook:") {
+                Some(_) => Label {
+                    verb: "HOOK".into(),
+                    object: format!("line of {target}"),
+                },
+                None => default_label(i),
+            })
+            .collect();
+        let job_lines: Vec<JobLine> = infos
+            .iter()
+            .zip(&labels)
+            .zip(lines)
+            .map(|((info, label), l)| JobLine {
+                info,
+                label,
+                by_hook: l.starts_with("hook:"),
+            })
+            .collect();
+        let l = job_label(&job_lines);
+        format!("{} {}", l.verb, l.object)
+    }
+
+    #[test]
+    fn a_job_is_named_by_its_principal_line_and_its_target() {
+        // zlib: mkdir, compile into objs/, mv to the target.
+        assert_eq!(
+            job(
+                "adler32.lo",
+                &[
+                    "mkdir objs 2>/dev/null || test -d objs",
+                    "cc -fPIC -c -o objs/adler32.o adler32.c",
+                    "mv objs/adler32.o adler32.lo"
+                ]
+            ),
+            "CC adler32.lo"
+        );
+        // A link, then its strip.
+        assert_eq!(job("prog", &["cc -o prog main.o", "strip prog"]), "LD prog");
+        // glibc's sysd-rules: rm, generate into $@T, mv.
+        assert_eq!(
+            job(
+                "/b/sysd-rules",
+                &[
+                    "rm -f /b/sysd-rules.T",
+                    "(echo a; echo b) > /b/sysd-rules.T",
+                    "mv -f /b/sysd-rules.T /b/sysd-rules"
+                ]
+            ),
+            "GEN sysd-rules"
+        );
+        // Housekeeping only: the highest of it; one line keeps its own label.
+        assert_eq!(job("stamp", &["echo making", "touch stamp"]), "TOUCH stamp");
+        assert_eq!(job("d/x.h", &["mkdir -p d"]), "MKDIR d");
+        // An unknown program is work; `true` is not.
+        assert_eq!(job("doc", &["true", "frob --all"]), "FROB doc");
+        // Two compiles, the target unnamed: both objects.
+        assert_eq!(
+            job("both", &["cc -c a.c -o a.o", "cc -c b.c -o b.o"]),
+            "CC a.o b.o"
+        );
+        // A sub-make keeps its directory.
+        assert_eq!(job("all", &["mkdir -p sub", "make -C sub all"]), "MAKE sub");
+    }
+
+    #[test]
+    fn a_hooks_label_overrides_the_jobs_rule() {
+        assert_eq!(
+            job(
+                "x.lo",
+                &[
+                    "mkdir -p objs",
+                    "cc -c -o objs/x.o x.c",
+                    "hook:mv objs/x.o x.lo"
+                ]
+            ),
+            "HOOK line of x.lo"
         );
     }
 

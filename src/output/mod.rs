@@ -1,12 +1,14 @@
-//! Concise build output: one short label per command, progress on a terminal, whole
-//! output for what printed something, a `FAILED:` block for what failed.
+//! Concise build output: one short label per job (a target's recipe, all its lines),
+//! progress on a terminal, whole output for what printed something, a `FAILED:` block
+//! for what failed.
 //!
 //! The recorder calls a [`Printer`] from one thread, in the order commands start and
-//! finish. It never reads the record and never blocks the build: the recorder buffers,
+//! finish, with each line's [`Place`] in its job. It never reads the record and never blocks the build: the recorder buffers,
 //! and a write that fails (a closed pipe) is dropped, never an error.
 //!
 //! Labels ([`default_label`]) are a pure function of [`CommandInfo`]: that is the seam
-//! where a user's hook replaces them. Where each line goes is documented in
+//! where a user's hook replaces them. A job's label ([`job_label`]) is chosen from its
+//! lines' labels by a documented rule. Where each line goes is documented in
 //! the README: build lines on stdout (like make and ninja), progress on stdout only
 //! when it is a terminal, makescope's summary line on stderr.
 
@@ -14,8 +16,12 @@ mod label;
 mod printer;
 pub mod shell;
 
-pub use label::{classify, default_label, relative_to, Classified, Rule};
+pub use label::{classify, default_label, job_label, relative_to, Classified, JobLine, Rule};
 pub use printer::{Printer, Summary};
+
+/// The piped status before each job's line when the total is known, after ninja's
+/// `NINJA_STATUS`; `MAKESCOPE_STATUS` replaces it (see [`Printer::set_status`]).
+pub const DEFAULT_STATUS: &str = "[%f/%t] ";
 
 /// Which output stream bytes came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +46,35 @@ pub struct CommandInfo {
     pub make_level: u32,
 }
 
+/// Where a recipe line sits in its job (a target's recipe, all its lines, which one make
+/// runs one after another): the printer prints one line per job from these.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Place {
+    /// The make process that runs the job (0: unknown, the line is a job of its own).
+    pub make_pid: i32,
+    /// make's job number in that process: the lines of one job share it.
+    pub job: u64,
+    /// The line's position in the recipe, 0 for the first.
+    pub index: u32,
+    /// The recipe's lines as make wrote them (0: unknown).
+    pub lines: u32,
+}
+
+impl Place {
+    /// A line that is a job of its own.
+    pub fn alone() -> Place {
+        Place {
+            lines: 1,
+            ..Place::default()
+        }
+    }
+
+    /// The job the line belongs to, if it is known.
+    pub(crate) fn job_key(&self) -> Option<(i32, u64)> {
+        (self.make_pid != 0).then_some((self.make_pid, self.job))
+    }
+}
+
 /// A verb and the thing made: `CC elf/dl-load.os`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Label {
@@ -50,7 +85,7 @@ pub struct Label {
 /// How the build is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// One label per command (on a terminal: only those that printed something) and progress.
+    /// One label per job (on a terminal: only those that printed something) and progress.
     Concise,
     /// `-v`: every full command, as plain make would echo it, with its output.
     Verbose,

@@ -1,19 +1,28 @@
 //! The status printer, after ninja's: on a terminal one overprinted progress line at the
-//! bottom and nothing else unless a command printed something or failed; piped, one
-//! plain line per finished command and never an escape byte.
+//! bottom and nothing else unless a job printed something or failed; piped, one plain
+//! line per finished job and never an escape byte.
 //!
-//! A command's output is printed in one write when it finishes, so jobs running in
-//! parallel never interleave. make's own output arrives in arbitrary chunks and is
-//! line-buffered here so that its lines never split around a command's block.
+//! A job is a target's recipe, all its lines, which one make runs one after another
+//! ([`Place`]). Its line is printed when the job ends, labelled by
+//! [`super::job_label`]: only then are all its lines known, so the label can be the
+//! compile in `mkdir; cc; mv` and `MKDIR d` when the `mkdir` is all there is, and the
+//! output of every line goes under that one label in one write, so jobs running in
+//! parallel never interleave. A job ends after a line that failed, or when the recorder
+//! says so ([`Printer::jobs_over`], [`Printer::make_ended`]: it knows when make has run
+//! the job's last shell). A line that arrives after its job was printed is printed as a
+//! job of its own; so is a line without a job (no make context). make's own output
+//! arrives in arbitrary chunks and is line-buffered here so that its lines never split
+//! around a job's block.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use super::label::{classify, relative_to, Rule};
-use super::{CommandInfo, Label, Mode, Outcome, Stream};
+use super::label::{classify, job_label, relative_to, JobLine, Rule};
+use super::{CommandInfo, Label, Mode, Outcome, Place, Stream};
 use crate::paths::as_path;
 
 /// What the recorder knows at the end of the build.
@@ -43,11 +52,18 @@ pub struct Printer {
     color: bool,
     terminal: bool,
     expected_total: Option<u64>,
+    /// The piped status line's total (jobs of the last such build) and format.
+    expected_jobs: Option<u64>,
+    status: String,
+    /// Jobs printed (or ended silently) so far.
+    jobs_done: u64,
     started: u64,
     done: u64,
     failed: u64,
     /// Running commands in start order: id, label, whether it is a sub-make.
     running: Vec<(i64, String, bool)>,
+    /// Jobs whose end has not come, by (make pid, job number).
+    jobs: HashMap<(i32, u64), Job>,
     /// make's partial lines, per stream.
     pending: [Vec<u8>; 2],
     first_failure: Option<i64>,
@@ -94,16 +110,29 @@ impl Printer {
             color: false,
             terminal: false,
             expected_total,
+            expected_jobs: None,
+            status: String::new(),
+            jobs_done: 0,
             started: 0,
             done: 0,
             failed: 0,
             running: Vec::new(),
+            jobs: HashMap::new(),
             pending: [Vec::new(), Vec::new()],
             first_failure: None,
             start: Instant::now(),
             stdout_lost: false,
             stdout_failed: false,
         }
+    }
+
+    /// Piped, a job's line starts with `status` ([`super::DEFAULT_STATUS`], or the
+    /// user's `MAKESCOPE_STATUS`) when the total is known: the jobs of the last such
+    /// build. `%f` jobs finished, `%t` the total, `%p` the percentage, `%e` seconds
+    /// elapsed, `%%` a percent sign.
+    pub fn set_status(&mut self, expected_jobs: Option<u64>, status: String) {
+        self.expected_jobs = expected_jobs;
+        self.status = status;
     }
 
     /// Commands finished so far and how many of them failed.
@@ -119,15 +148,13 @@ impl Printer {
         self.stdout_failed
     }
 
-    /// A recipe line started.
+    /// A command that is a job of its own started.
     pub fn started(&mut self, info: &CommandInfo, label: &Label) {
-        self.started += 1;
-        self.running
-            .push((info.id, label_text(label), label.verb == "MAKE"));
-        self.update_bar();
+        self.line_started(info, label, Place::alone());
     }
 
-    /// A recipe line finished; `output` is its chunks in arrival order.
+    /// A command that is a job of its own finished; `output` is its chunks in arrival
+    /// order.
     pub fn finished(
         &mut self,
         info: &CommandInfo,
@@ -135,71 +162,208 @@ impl Printer {
         output: &[(Stream, Vec<u8>)],
         outcome: &Outcome,
     ) {
+        self.line_finished(info, label, false, Place::alone(), output, outcome);
+    }
+
+    /// A recipe line started, at `place` in its job.
+    pub fn line_started(&mut self, info: &CommandInfo, label: &Label, place: Place) {
+        self.started += 1;
+        self.running
+            .push((info.id, label_text(label), label.verb == "MAKE"));
+        if let Some(key) = place.job_key() {
+            self.jobs.entry(key).or_default().running += 1;
+        }
+        self.update_bar();
+    }
+
+    /// A recipe line finished; `by_hook` says a hook's `label()` chose `label`.
+    pub fn line_finished(
+        &mut self,
+        info: &CommandInfo,
+        label: &Label,
+        by_hook: bool,
+        place: Place,
+        output: &[(Stream, Vec<u8>)],
+        outcome: &Outcome,
+    ) {
         self.done += 1;
         if let Some(pos) = self.running.iter().position(|(id, ..)| *id == info.id) {
             self.running.remove(pos);
         }
-        // A sub-make's failure is its child's failure, already shown with its own
-        // FAILED block: the sub-make only adds make's error lines, like make itself.
-        let submake = outcome.failed() && classify(info).rule == Rule::SubMake;
-        let failed = outcome.failed() && !submake;
-        if failed {
+        if outcome.failed() && !is_sub_make(info) {
             self.failed += 1;
             self.first_failure.get_or_insert(info.id);
         }
         self.update_bar();
+        let line = Line {
+            info: info.clone(),
+            label: label.clone(),
+            by_hook,
+            place,
+            output: output.to_vec(),
+            outcome: outcome.clone(),
+        };
+        let key = place.job_key();
+        let Some(job) = key.and_then(|key| self.jobs.get_mut(&key)) else {
+            self.print_job(vec![line]);
+            return;
+        };
+        job.running = job.running.saturating_sub(1);
+        job.lines.push(line);
+        // A failed line ends its job; else the recorder says when it is over.
+        if outcome.failed() {
+            self.print_jobs(key.into_iter().collect());
+        }
+    }
+
+    /// Make process `pid` exited: its jobs are over.
+    pub fn make_ended(&mut self, pid: i32) {
+        let over = self
+            .jobs
+            .keys()
+            .filter(|(make, _)| *make == pid)
+            .copied()
+            .collect();
+        self.print_jobs(over);
+    }
+
+    /// These jobs (make pid, job number) are over: their make runs no more of them.
+    pub fn jobs_over(&mut self, jobs: Vec<(i32, u64)>) {
+        self.print_jobs(jobs);
+    }
+
+    /// Print these jobs, in the order make started them.
+    fn print_jobs(&mut self, mut keys: Vec<(i32, u64)>) {
+        keys.sort_unstable();
+        for key in keys {
+            if let Some(job) = self.jobs.remove(&key) {
+                if !job.lines.is_empty() {
+                    self.print_job(job.lines);
+                }
+            }
+        }
+    }
+
+    /// One job's block: its label line, every line's output, a `FAILED:` block for a
+    /// line that failed.
+    fn print_job(&mut self, lines: Vec<Line>) {
         if self.mode.is_plain() {
             return;
         }
-        // A sub-make's output is make's own: drop its directory lines as make_output does.
-        let mut body: Vec<u8> = output
+        let job_lines: Vec<JobLine> = lines
             .iter()
-            .flat_map(|(_, bytes)| bytes.iter().copied())
+            .map(|l| JobLine {
+                info: &l.info,
+                label: &l.label,
+                by_hook: l.by_hook,
+            })
             .collect();
-        if self.mode != Mode::Verbose && contains(&body, b" directory ") {
-            body = body
-                .split_inclusive(|&b| b == b'\n')
-                .filter(|line| !is_directory_line(line))
-                .flatten()
-                .copied()
-                .collect();
-        }
-        let printed = !body.is_empty();
+        let label = job_label(&job_lines);
+        self.jobs_done += 1;
+        // A sub-make's failure is its child's failure, already shown with its own
+        // FAILED block: the sub-make only adds make's error lines, like make itself.
+        let failed = |l: &Line| l.outcome.failed() && !is_sub_make(&l.info);
+        let sub_make_failed = lines
+            .iter()
+            .any(|l| l.outcome.failed() && is_sub_make(&l.info));
+        let bodies: Vec<Vec<u8>> = lines.iter().map(|l| self.body(&l.output)).collect();
+        let first_failure = lines.iter().position(failed);
+        let printed_before_failure = bodies[..first_failure.unwrap_or(lines.len())]
+            .iter()
+            .any(|b| !b.is_empty());
+        let label_line = !sub_make_failed
+            && match self.mode {
+                Mode::Concise => {
+                    if first_failure.is_some() {
+                        printed_before_failure
+                    } else {
+                        printed_before_failure || !self.terminal
+                    }
+                }
+                Mode::Quiet => printed_before_failure,
+                Mode::Verbose | Mode::Plain { .. } => false,
+            };
         let mut block = Vec::new();
-        if failed {
-            self.failure_header(&mut block, info, outcome);
-            block.extend_from_slice(&info.command);
-            end_line(&mut block);
-        } else if submake {
-            // Only make's error lines.
-        } else {
-            match self.mode {
-                Mode::Verbose => {
-                    block.extend_from_slice(&info.command);
-                    end_line(&mut block);
-                }
-                Mode::Concise if printed || !self.terminal => {
-                    block.extend_from_slice(
-                        format!("  {:<5} {}\n", label.verb, label.object).as_bytes(),
-                    );
-                }
-                Mode::Quiet if printed => {
-                    block.extend_from_slice(
-                        format!("  {:<5} {}\n", label.verb, label.object).as_bytes(),
-                    );
-                }
-                _ => {}
-            }
+        if label_line {
+            let status = self.status_prefix();
+            let indent = if status.is_empty() { "  " } else { "" };
+            block.extend_from_slice(
+                format!("{status}{indent}{:<5} {}\n", label.verb, label.object).as_bytes(),
+            );
         }
-        if block.is_empty() && !(submake && printed) {
+        let count = lines.len() as u32;
+        for (line, body) in lines.iter().zip(&bodies) {
+            if failed(line) {
+                self.failure_header(&mut block, line, count);
+                block.extend_from_slice(&line.info.command);
+                end_line(&mut block);
+            } else if self.mode == Mode::Verbose {
+                block.extend_from_slice(&line.info.command);
+                end_line(&mut block);
+            } else if body.is_empty() || !(label_line || first_failure.is_some() || sub_make_failed)
+            {
+                // Output goes under the job's line, after a failure block, or alone
+                // for a failed sub-make (make's error lines); else the job is silent.
+                continue;
+            }
+            block.extend_from_slice(body);
+            end_line(&mut block);
+        }
+        if block.is_empty() {
             return;
         }
-        block.extend_from_slice(&body);
-        end_line(&mut block);
         if !self.terminal {
             block = strip_escapes(&block);
         }
         self.emit(Stream::Stdout, &block);
+    }
+
+    /// The piped status before a job's line: empty on a terminal (the progress line
+    /// says it) or when the total is unknown.
+    fn status_prefix(&self) -> String {
+        let Some(expected) = self.expected_jobs.filter(|_| !self.terminal) else {
+            return String::new();
+        };
+        let total = expected.max(self.jobs_done).max(1);
+        let mut out = String::new();
+        let mut chars = self.status.chars();
+        while let Some(c) = chars.next() {
+            if c != '%' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('f') => out.push_str(&self.jobs_done.to_string()),
+                Some('t') => out.push_str(&total.to_string()),
+                Some('p') => out.push_str(&format!("{:3}%", self.jobs_done * 100 / total)),
+                Some('e') => out.push_str(&format!("{:.3}", self.start.elapsed().as_secs_f64())),
+                Some('%') => out.push('%'),
+                Some(other) => {
+                    out.push('%');
+                    out.push(other);
+                }
+                None => out.push('%'),
+            }
+        }
+        out
+    }
+
+    /// A line's output as printed: a sub-make's directory lines dropped, as
+    /// `make_output` drops them.
+    fn body(&self, output: &[(Stream, Vec<u8>)]) -> Vec<u8> {
+        let body: Vec<u8> = output
+            .iter()
+            .flat_map(|(_, bytes)| bytes.iter().copied())
+            .collect();
+        if self.mode != Mode::Verbose && contains(&body, b" directory ") {
+            body.split_inclusive(|&b| b == b'\n')
+                .filter(|line| !is_directory_line(line))
+                .flatten()
+                .copied()
+                .collect()
+        } else {
+            body
+        }
     }
 
     /// make's own output (errors, `$(info)`, `$(warning)`, directory messages), in
@@ -259,6 +423,8 @@ impl Printer {
     /// The run is over and its caller says the summary: flush make's last partial
     /// lines and clear the progress line.
     pub fn end(&mut self) {
+        let over = self.jobs.keys().copied().collect();
+        self.print_jobs(over);
         for stream in [Stream::Stdout, Stream::Stderr] {
             let mut rest = std::mem::take(&mut self.pending[stream_index(stream)]);
             if !rest.is_empty() {
@@ -336,7 +502,10 @@ impl Printer {
         Some(text)
     }
 
-    fn failure_header(&self, block: &mut Vec<u8>, info: &CommandInfo, outcome: &Outcome) {
+    /// `FAILED: target   (dir/, make level, recipe at file:line[, line i of n])`: the
+    /// line's position in its job when the job has more than one.
+    fn failure_header(&self, block: &mut Vec<u8>, line: &Line, seen: u32) {
+        let (info, outcome) = (&line.info, &line.outcome);
         let top = as_path(&info.top_directory);
         let dir_path = as_path(&info.directory);
         let target = if info.target.is_empty() {
@@ -355,6 +524,10 @@ impl Printer {
                 String::from_utf8_lossy(&info.recipe_file),
                 info.recipe_line
             ));
+        }
+        let of = line.place.lines.max(seen);
+        if of > 1 {
+            context.push_str(&format!(", line {} of {of}", line.place.index + 1));
         }
         if let Some(signal) = outcome.signal {
             context.push_str(&format!(", killed by signal {signal}"));
@@ -445,6 +618,27 @@ fn progress_bar(expected_total: Option<u64>) -> ProgressBar {
     bar.set_style(style);
     bar.enable_steady_tick(Duration::from_millis(250));
     bar
+}
+
+/// A finished line waiting for the end of its job.
+struct Line {
+    info: CommandInfo,
+    label: Label,
+    by_hook: bool,
+    place: Place,
+    output: Vec<(Stream, Vec<u8>)>,
+    outcome: Outcome,
+}
+
+/// A job whose end has not come: its finished lines in order and how many run now.
+#[derive(Default)]
+struct Job {
+    lines: Vec<Line>,
+    running: u32,
+}
+
+fn is_sub_make(info: &CommandInfo) -> bool {
+    classify(info).rule == Rule::SubMake
 }
 
 fn label_text(label: &Label) -> String {
@@ -685,6 +879,137 @@ mod tests {
         assert_eq!(
             out.text(),
             "  CC    elf/b.o\nmake[2]: Nothing to be done for 'x'.\n  CC    elf/a.o\na.c:1: warning: one\na.c:2: warning: two\n"
+        );
+    }
+
+    fn at(job: u64, index: u32, lines: u32) -> Place {
+        Place {
+            make_pid: 100,
+            job,
+            index,
+            lines,
+        }
+    }
+
+    #[test]
+    fn interleaved_jobs_print_one_line_each_with_all_their_output() {
+        let (mut p, out, _) = printer(Mode::Concise);
+        let mkdir = info(1, "/b/elf/a.lo", "mkdir -p objs");
+        let cc = info(2, "/b/elf/a.lo", "gcc -c a.c -o objs/a.o");
+        let mv = info(3, "/b/elf/a.lo", "mv objs/a.o /b/elf/a.lo");
+        let other = info(4, "/b/elf/b.o", "gcc -c b.c -o /b/elf/b.o");
+        let line = |p: &mut Printer, i: &CommandInfo, place: Place, output: &[u8]| {
+            let l = crate::output::default_label(i);
+            p.line_started(i, &l, place);
+            let chunks = vec![(Stream::Stderr, output.to_vec())];
+            p.line_finished(i, &l, false, place, &chunks, &ok());
+        };
+        line(&mut p, &mkdir, at(1, 0, 3), b"");
+        p.started(&other, &crate::output::default_label(&other));
+        line(
+            &mut p,
+            &cc,
+            at(1, 1, 3),
+            b"a.c:1: warning: w
+",
+        );
+        assert_eq!(out.text(), "", "nothing before the job ends");
+        p.finished(&other, &crate::output::default_label(&other), &[], &ok());
+        line(&mut p, &mv, at(1, 2, 3), b"");
+        assert_eq!(
+            out.text(),
+            "  CC    elf/b.o\n",
+            "until the recorder says it is over"
+        );
+        p.jobs_over(vec![(100, 1)]);
+        assert_eq!(
+            out.text(),
+            "  CC    elf/b.o
+  CC    elf/a.lo
+a.c:1: warning: w
+"
+        );
+        assert_eq!(p.counts(), (4, 0));
+    }
+
+    #[test]
+    fn a_job_ends_when_told_or_with_its_make() {
+        let (mut p, out, _) = printer(Mode::Concise);
+        let cc = info(1, "/b/elf/a.o", "gcc -c a.c -o /b/elf/a.o");
+        let l = crate::output::default_label(&cc);
+        p.line_started(&cc, &l, at(1, 0, 3));
+        p.line_finished(&cc, &l, false, at(1, 0, 3), &[], &ok());
+        let cc2 = info(2, "/b/elf/b.o", "gcc -c b.c -o /b/elf/b.o");
+        let l2 = crate::output::default_label(&cc2);
+        p.line_started(&cc2, &l2, at(2, 0, 2));
+        p.line_finished(&cc2, &l2, false, at(2, 0, 2), &[], &ok());
+        assert_eq!(out.text(), "");
+        p.jobs_over(vec![(100, 1)]);
+        assert_eq!(
+            out.text(),
+            "  CC    elf/a.o
+"
+        );
+        p.make_ended(100);
+        assert_eq!(
+            out.text(),
+            "  CC    elf/a.o
+  CC    elf/b.o
+"
+        );
+    }
+
+    #[test]
+    fn a_failing_line_ends_its_job_and_is_named() {
+        let (mut p, out, _) = printer(Mode::Concise);
+        let echo = info(1, "/b/elf/a.lo", "echo preparing");
+        let bad = info(2, "/b/elf/a.lo", "gcc -c a.c -o objs/a.o");
+        let l = crate::output::default_label(&echo);
+        p.line_started(&echo, &l, at(1, 0, 3));
+        let said = vec![(Stream::Stdout, b"preparing\n".to_vec())];
+        p.line_finished(&echo, &l, false, at(1, 0, 3), &said, &ok());
+        let l = crate::output::default_label(&bad);
+        p.line_started(&bad, &l, at(1, 1, 3));
+        let failed = Outcome {
+            exit_code: Some(1),
+            signal: None,
+            duration_ns: 1,
+        };
+        let error = vec![(Stream::Stderr, b"a.c:1: error: e\n".to_vec())];
+        p.line_finished(&bad, &l, false, at(1, 1, 3), &error, &failed);
+        assert_eq!(
+            out.text(),
+            "  CC    elf/objs/a.o\npreparing\n\
+             FAILED: elf/a.lo   (elf/, make level 2, recipe at ../Makerules:1023, line 2 of 3)\n\
+             gcc -c a.c -o objs/a.o\na.c:1: error: e\n"
+        );
+        assert_eq!(p.counts(), (2, 1));
+    }
+
+    #[test]
+    fn piped_job_lines_carry_the_status_when_the_total_is_known() {
+        let (mut p, out, _) = printer(Mode::Concise);
+        p.set_status(Some(2), crate::output::DEFAULT_STATUS.into());
+        for id in 1..=3 {
+            let i = info(id, &format!("/b/elf/{id}.o"), "gcc -c x.c");
+            p.finished(&i, &crate::output::default_label(&i), &[], &ok());
+        }
+        assert_eq!(
+            out.text(),
+            "[1/2] CC    elf/1.o\n[2/2] CC    elf/2.o\n[3/3] CC    elf/3.o\n"
+        );
+        let (mut p, out, _) = printer(Mode::Concise);
+        p.set_status(Some(4), "%p %f of %t: ".into());
+        let i = info(1, "/b/elf/1.o", "gcc -c x.c");
+        p.finished(&i, &crate::output::default_label(&i), &[], &ok());
+        assert_eq!(out.text(), " 25% 1 of 4: CC    elf/1.o\n");
+        let (mut p, out, _) = printer(Mode::Concise);
+        p.set_status(None, crate::output::DEFAULT_STATUS.into());
+        p.finished(&i, &crate::output::default_label(&i), &[], &ok());
+        assert_eq!(
+            out.text(),
+            "  CC    elf/1.o\n",
+            "no prefix when the total is unknown"
         );
     }
 

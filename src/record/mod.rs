@@ -63,7 +63,10 @@ pub(crate) struct Setup {
     pub keep_secrets: bool,
     pub mode: Mode,
     pub hooks: Option<PathBuf>,
+    /// Commands (recipe lines) of the last such build: the progress bar's total.
     pub expected_total: Option<u64>,
+    /// Its jobs: the total of the piped status (`[12/345] CC x.o`).
+    pub expected_jobs: Option<u64>,
     pub db: PathBuf,
     /// The fast path's helper, as it appears in traced commands' LD_PRELOAD (taken out
     /// of environments recorded inside them).
@@ -150,7 +153,7 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
              ended; the record keeps what it wrote, marked interrupted"
         );
     }
-    let expected_total = store.previous_command_count(&directory, &argv)?;
+    let previous = store.previous_counts(&directory, &argv)?;
     store.insert_build(&NewBuild {
         id: build_id,
         argv,
@@ -166,7 +169,8 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
         keep_secrets: options.keep_secrets,
         mode: options.mode,
         hooks: crate::hooks::find(options.hooks.as_deref(), &top_directory),
-        expected_total,
+        expected_total: previous.map(|(commands, _)| commands),
+        expected_jobs: previous.map(|(_, jobs)| jobs),
         // For people: relative to where they are, when it is below.
         db: config
             .db

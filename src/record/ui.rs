@@ -12,21 +12,29 @@ use std::time::Duration;
 use super::writer::Write;
 use super::Setup;
 use crate::hooks::Hooks;
-use crate::output::{default_label, CommandInfo, Label, Outcome, Printer, Stream, Summary};
+use crate::output::{
+    default_label, CommandInfo, Label, Outcome, Place, Printer, Stream, Summary, DEFAULT_STATUS,
+};
 use crate::store::CommandNotes;
 
 /// What the event loop and main thread tell the UI.
 #[derive(Debug)]
 pub(crate) enum Event {
-    Started(CommandInfo),
+    /// A recipe line started, at this place in its job.
+    Started(CommandInfo, Place),
     Finished {
         info: CommandInfo,
+        place: Place,
         output: Vec<(Stream, Vec<u8>)>,
         outcome: Outcome,
         /// What it read and wrote, when traced and hooks are loaded.
         files: Option<crate::hooks::Files>,
     },
     MakeOutput(Stream, Vec<u8>),
+    /// The make process with this pid exited: its jobs are over.
+    MakeEnded(i32),
+    /// These jobs (make pid, job number) are over: their make runs no more of them.
+    JobsOver(Vec<(i32, u64)>),
     Warning(String),
     Done {
         exit_code: Option<i32>,
@@ -60,6 +68,10 @@ fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult 
     // the build's jobs when woken.
     let _ = crate::trace::sys::set_batch();
     let mut printer = Printer::new(setup.mode, setup.expected_total);
+    printer.set_status(
+        setup.expected_jobs,
+        std::env::var("MAKESCOPE_STATUS").unwrap_or_else(|_| DEFAULT_STATUS.to_owned()),
+    );
     let mut hooks_failed = false;
     // Hook diagnostics (tracebacks) go through the printer, so they do not tear the
     // progress line: the reporter collects them, the loop prints them.
@@ -91,39 +103,44 @@ fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult 
             }
         },
     };
-    let mut labels: HashMap<i64, Label> = HashMap::new();
+    // Each running line's label and whether a hook chose it.
+    let mut labels: HashMap<i64, (Label, bool)> = HashMap::new();
     let mut failed = 0usize;
     let mut finished = 0usize;
     for event in rx {
         match event {
-            Event::Started(info) => {
+            Event::Started(info, place) => {
                 let default = default_label(&info);
-                let label = match hooks.as_mut() {
+                let (label, by_hook) = match hooks.as_mut() {
                     Some(hooks) => {
-                        let label = hooks.label(&info, &default).unwrap_or(default);
+                        let hooked = hooks.label(&info, &default);
                         hooks.started(&info);
-                        label
+                        match hooked {
+                            Some(label) => (label, true),
+                            None => (default, false),
+                        }
                     }
-                    None => default,
+                    None => (default, false),
                 };
                 flush(&mut printer);
-                printer.started(&info, &label);
+                printer.line_started(&info, &label, place);
                 let notes = CommandNotes {
                     label: Some(format!("{} {}", label.verb, label.object)),
                     ..Default::default()
                 };
                 let _ = to_writer.send(Write::Notes(info.id, notes));
-                labels.insert(info.id, label);
+                labels.insert(info.id, (label, by_hook));
             }
             Event::Finished {
                 info,
+                place,
                 output,
                 outcome,
                 files,
             } => {
-                let label = labels
+                let (label, by_hook) = labels
                     .remove(&info.id)
-                    .unwrap_or_else(|| default_label(&info));
+                    .unwrap_or_else(|| (default_label(&info), false));
                 finished += 1;
                 if outcome.failed() {
                     failed += 1;
@@ -144,9 +161,11 @@ fn run(setup: Setup, rx: Receiver<Event>, to_writer: Sender<Write>) -> UiResult 
                     }
                 }
                 flush(&mut printer);
-                printer.finished(&info, &label, &output, &outcome);
+                printer.line_finished(&info, &label, by_hook, place, &output, &outcome);
             }
             Event::MakeOutput(stream, bytes) => printer.make_output(stream, &bytes),
+            Event::MakeEnded(pid) => printer.make_ended(pid),
+            Event::JobsOver(jobs) => printer.jobs_over(jobs),
             Event::Warning(text) => printer.warning(&text),
             Event::Done {
                 exit_code,

@@ -342,23 +342,26 @@ impl Store {
             .pop())
     }
 
-    /// How many commands the last finished build with these arguments in this
-    /// directory ran: the progress bar's total.
-    pub fn previous_command_count(
+    /// How many commands (recipe lines) and jobs (recipes: a make's lines sharing a job
+    /// number) the last finished build with these arguments in this directory ran: the
+    /// progress bar's total and the piped status's.
+    pub fn previous_counts(
         &self,
         directory: &[u8],
         argv: &[u8],
-    ) -> Result<Option<u64>, StoreError> {
+    ) -> Result<Option<(u64, u64)>, StoreError> {
         Ok(self
             .rows(
-                "SELECT (SELECT count(*) FROM command c WHERE c.build_id = b.id) FROM build b
+                "SELECT (SELECT count(*) FROM command c WHERE c.build_id = b.id),
+                        (SELECT count(*) FROM (SELECT DISTINCT make_id, job FROM command c
+                                               WHERE c.build_id = b.id))
+                 FROM build b
                  WHERE b.directory = ?1 AND b.argv = ?2 AND b.state IN ('complete', 'failed')
                  ORDER BY b.id DESC LIMIT 1",
                 params![Bytes(directory), Bytes(argv)],
-                |r| r.get::<_, i64>(0),
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
             )?
-            .pop()
-            .map(|n| n as u64))
+            .pop())
     }
 
     /// The recorded commands that re-ran `command_id` (`makescope replay`), oldest first.

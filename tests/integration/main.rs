@@ -17,6 +17,7 @@ mod hooks;
 mod hooks_cli;
 mod hooks_writes;
 mod output;
+mod output_jobs;
 mod output_labels;
 mod output_printer;
 mod python_plugin;

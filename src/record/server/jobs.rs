@@ -10,12 +10,15 @@ use std::os::fd::{OwnedFd, RawFd};
 
 use super::socket::{Role, Sockets};
 use super::Server;
-use crate::output::{CommandInfo, Outcome, Stream};
+use crate::output::{CommandInfo, Outcome, Place, Stream};
 use crate::protocol::{self, ENV_PREFIX};
 use crate::record::ui::Event as UiEvent;
 use crate::record::writer::Write;
 use crate::store::{CommandEnd, CommandNotes, IdKind, MakeEnd, NewCommand, NewMake, Owner};
 use crate::util::{now_ns, redact_environment};
+
+/// How long a make must be seen done with a job before the job is over (jobs_over).
+const JOBS_SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// `command.traced` for a line that runs a sub-make: not filtered itself, its sub-make's
 /// commands are.
@@ -84,6 +87,7 @@ const ENVIRONMENT_NOT_RECORDED: (&str, &str) = (
 /// A recipe line between its start and its end.
 struct Running {
     info: CommandInfo,
+    place: Place,
     /// Output not yet printed, in order.
     chunks: Vec<(Stream, Vec<u8>)>,
     held: usize,
@@ -102,11 +106,20 @@ pub(super) struct Commands {
     incomplete: HashSet<i64>,
     /// Commands that run a sub-make.
     sub_makes: HashSet<i64>,
+    /// Jobs whose last line ended and that may have more: by (make pid, job number),
+    /// when jobs_over first found their make done with them (None: not yet, or not
+    /// since a look that found it busy).
+    between: HashMap<(i32, u64), Option<std::time::Instant>>,
 }
 
 impl Commands {
     pub fn is_running(&self, id: i64) -> bool {
         self.running.contains_key(&id)
+    }
+
+    /// Whether some job waits to be known over.
+    pub fn jobs_waiting(&self) -> bool {
+        !self.between.is_empty()
     }
 
     /// The command's files cannot be complete.
@@ -132,6 +145,9 @@ impl Server {
                 makedb_path: None,
             };
             self.rows.write(Write::MakeEnd(previous, end));
+            // Its jobs are over, and the new image numbers its jobs from 1 again.
+            self.commands.between.retain(|&(make, _), _| make != m.pid);
+            let _ = self.to_ui.send(UiEvent::MakeEnded(m.pid));
         }
         let id = self.ids.next(IdKind::Make);
         // The recipe that ran this make: the nearest ancestor that is a command.
@@ -175,6 +191,8 @@ impl Server {
         self.flush_accesses(Owner::Make(id));
         self.rows.write(Write::MakeEnd(id, end));
         self.attribution.make_gone(pid, id);
+        self.commands.between.retain(|&(make, _), _| make != pid);
+        let _ = self.to_ui.send(UiEvent::MakeEnded(pid));
     }
 
     /// A recipe line starts (its shim on connection `fd`): its row and the UI's event,
@@ -266,12 +284,20 @@ impl Server {
             ));
         }
         self.rows.send(); // the UI's notes on this command update its row
-        let _ = self.to_ui.send(UiEvent::Started(info.clone()));
+        let place = Place {
+            make_pid: context.make_pid,
+            job: context.job,
+            index: line_index as u32,
+            lines: context.lines,
+        };
+        self.jobs_over_before(place, m.shim_pid);
+        let _ = self.to_ui.send(UiEvent::Started(info.clone(), place));
         let traced = self.setup.tracing && m.wants_ack;
         self.commands.running.insert(
             id,
             Running {
                 info,
+                place,
                 chunks: Vec::new(),
                 held: 0,
                 stdout: Kept::default(),
@@ -285,6 +311,89 @@ impl Server {
         if m.wants_ack {
             Sockets::ack(fd);
         }
+    }
+
+    /// A line at `place` (its shim `shim_pid`) starts: tell the UI which other jobs of
+    /// its make are over.
+    fn jobs_over_before(&mut self, place: Place, shim_pid: i32) {
+        self.commands.between.remove(&(place.make_pid, place.job));
+        if place.make_pid != 0 {
+            self.jobs_over(place.make_pid, Some(shim_pid));
+        }
+    }
+
+    /// Check every make that has jobs waiting (the event loop calls this now and then,
+    /// so that a make's last jobs do not wait for its next line or its end).
+    pub(super) fn check_jobs(&mut self) {
+        let mut makes: Vec<i32> = self.commands.between.keys().map(|&(m, _)| m).collect();
+        makes.sort_unstable();
+        makes.dedup();
+        for make in makes {
+            self.jobs_over(make, None);
+        }
+    }
+
+    /// Tell the UI which jobs of make `make` are over, `starting` the shim of a line
+    /// that is starting now.
+    ///
+    /// No message says that a job ran its last line: the recipe's line count is not the
+    /// count of shells make runs (it skips a line that expands to nothing and runs each
+    /// line of a multi-line expansion, glibc's `$(do-stamp)`, in a shell of its own).
+    /// But make starts a job's next shell as soon as it has reaped the one before,
+    /// before it does anything else. So when the make sleeps and every child of it is
+    /// the shim of a line that announced itself and has not ended (no zombie waiting to
+    /// be reaped, no shell forked and not yet heard from), each job of that make with no
+    /// line running has run its last. Otherwise the question waits for the make's next line, the
+    /// next check, or its end. A line of a job that still comes (forked in the instant
+    /// between a reap and this check) is printed as a job of its own.
+    fn jobs_over(&mut self, make: i32, starting: Option<i32>) {
+        if !self.commands.between.keys().any(|&(m, _)| m == make) {
+            return;
+        }
+        // Its children, its state, its children again: make sleeps (waiting for a child
+        // or a job slot) only outside its reap-then-fork, so a make asleep between two
+        // looks that found only known children is not between a job's shells.
+        let all_known = |commands: &Commands| {
+            let Ok(children) =
+                std::fs::read_to_string(format!("/proc/{make}/task/{make}/children"))
+            else {
+                return false;
+            };
+            children
+                .split_ascii_whitespace()
+                .filter_map(|pid| pid.parse::<i32>().ok())
+                .all(|pid| {
+                    Some(pid) == starting
+                        || commands
+                            .running
+                            .values()
+                            .any(|r| r.pid == pid && r.place.make_pid == make)
+                })
+        };
+        let done = all_known(&self.commands) && asleep(make) && all_known(&self.commands);
+        // Only what holds at two looks JOBS_SETTLE apart, with none between finding the
+        // make busy, counts: one look can fall in the instant between a reap and a fork.
+        let now = std::time::Instant::now();
+        let mut over: Vec<(i32, u64)> = Vec::new();
+        for (&key, since) in self.commands.between.iter_mut() {
+            if key.0 != make {
+                continue;
+            }
+            match (done, *since) {
+                (false, _) => *since = None,
+                (true, None) => *since = Some(now),
+                (true, Some(first)) if now.duration_since(first) >= JOBS_SETTLE => over.push(key),
+                (true, Some(_)) => {}
+            }
+        }
+        if over.is_empty() {
+            return;
+        }
+        over.sort_unstable();
+        for key in &over {
+            self.commands.between.remove(key);
+        }
+        let _ = self.to_ui.send(UiEvent::JobsOver(over));
     }
 
     /// The environment recorded for a command: without our per-job variables (they are
@@ -416,17 +525,38 @@ impl Server {
         } else {
             i64::from(running.traced && !self.commands.incomplete.remove(&id))
         };
+        let place = running.place;
+        if place.make_pid != 0 {
+            // A failed line ends its job (the printer knows); any other waits here
+            // until jobs_over says its make ran no more of it.
+            if outcome.failed() {
+                self.commands.between.remove(&(place.make_pid, place.job));
+            } else {
+                self.commands
+                    .between
+                    .insert((place.make_pid, place.job), None);
+            }
+        }
         end.stdout = running.stdout.into_bytes();
         end.stderr = running.stderr.into_bytes();
         self.rows.write(Write::CommandEnd(id, end));
         self.rows.send();
         let _ = self.to_ui.send(UiEvent::Finished {
             info: running.info,
+            place: running.place,
             output: running.chunks,
             outcome,
             files,
         });
     }
+}
+
+/// Whether process `pid` sleeps (state `S` in /proc/PID/stat).
+fn asleep(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('S'))
+    })
 }
 
 /// make's argv as the user gave it: without the `--eval=load …/makescope.so` we add.

@@ -57,6 +57,9 @@ const RING_SWEEP: Duration = Duration::from_millis(50);
 const SWEEP_SLICE: usize = 512;
 /// How long to wait for stragglers once make has exited.
 const DRAIN: Duration = Duration::from_secs(5);
+/// How often the makes with jobs waiting to be known over are checked, at least
+/// (jobs::jobs_over): the longest a job's line waits for its make's next line.
+const JOBS_CHECK: Duration = Duration::from_millis(60);
 /// The event loop's time slice: the kernel's minimum (its default is 3 ms).
 const EVENT_LOOP_SLICE: Duration = Duration::from_micros(100);
 
@@ -162,9 +165,12 @@ impl Server {
         let _ = crate::trace::sys::set_time_slice(EVENT_LOOP_SLICE);
         let mut ready: Vec<(RawFd, i16)> = Vec::new();
         let mut stopping: Option<Instant> = None;
+        let mut jobs_checked = Instant::now();
         loop {
             let timeout = if stopping.is_some() || !self.listeners.is_empty() {
                 50
+            } else if self.commands.jobs_waiting() {
+                JOBS_CHECK.as_millis() as i32
             } else {
                 1000
             };
@@ -177,6 +183,10 @@ impl Server {
                     self.warn(format!("event loop: {error}"));
                     break;
                 }
+            }
+            if jobs_checked.elapsed() >= JOBS_CHECK {
+                self.check_jobs();
+                jobs_checked = Instant::now();
             }
             if let Some(since) = stopping {
                 if self.drained() || since.elapsed() > DRAIN {
