@@ -27,6 +27,8 @@ use makescope::query::{LogOptions, ShowOptions};
 use makescope::record::{MakeOptions, Tracing};
 use makescope::replay::{Mode as ReplayMode, ReplayOptions};
 use makescope::testcases::TestsOptions;
+use makescope::commands::export::Export;
+use makescope::export::CompdbOptions;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -87,6 +89,30 @@ pub enum RunCommand {
     /// makescope version under the user's data directory), for any makefile to
     /// `load $(shell makescope plugin)`; or copy it into DIR.
     Plugin(PluginArgs),
+    /// Write the recorded build in another tool's format.
+    #[command(subcommand)]
+    Export(ExportArgs),
+}
+
+/// `makescope export` formats.
+#[derive(clap::Subcommand, Debug)]
+pub enum ExportArgs {
+    /// compile_commands.json (Clang's JSON compilation database): every compiler run of
+    /// the build, in scripts and sub-makes too, with its arguments as executed.
+    Compdb(CompdbArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompdbArgs {
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only source files under DIR.
+    #[arg(long, value_name = "DIR")]
+    pub filter: Option<PathBuf>,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
 }
 
 /// `makescope plugin` arguments.
@@ -406,6 +432,15 @@ impl RunCommand {
             RunCommand::Plugin(args) => Subcommand::Plugin(PluginOptions {
                 install: args.install,
             }),
+            RunCommand::Export(ExportArgs::Compdb(args)) => {
+                Subcommand::Export(Export::Compdb(
+                    CompdbOptions {
+                        build: args.build,
+                        filter: args.filter,
+                    },
+                    args.output,
+                ))
+            }
         }
     }
 }

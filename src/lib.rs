@@ -10,6 +10,7 @@ pub mod access;
 pub mod commands;
 pub mod config;
 pub mod exit;
+pub mod export;
 pub mod graph;
 pub mod hooks;
 pub mod makedb;

@@ -13,6 +13,7 @@
 //! here sees its types) or answer a question itself (that is the engine's job, so that
 //! everything a command prints can also be had as data).
 
+pub mod export;
 pub mod log;
 pub mod make;
 pub mod plugin;
@@ -50,6 +51,8 @@ pub enum Subcommand {
     Tests(TestsOptions, tests::View),
     /// `makescope plugin`: the make plugin at a path that stays.
     Plugin(PluginOptions),
+    /// `makescope export`: the record in another tool's format.
+    Export(export::Export),
 }
 
 impl Subcommand {
@@ -63,6 +66,7 @@ impl Subcommand {
             Subcommand::Replay(options) => replay::run(config, &options),
             Subcommand::Tests(options, view) => tests::run(config, &options, &view),
             Subcommand::Plugin(options) => plugin::run(&options),
+            Subcommand::Export(what) => export::run(config, &what),
         }
     }
 }

@@ -14,7 +14,9 @@ mod label;
 mod printer;
 pub mod shell;
 
-pub use label::{classify, default_label, relative_to, Classified, Rule};
+pub use label::{
+    classify, compiler_run, compilers_in, default_label, relative_to, Classified, CompilerRun, Rule,
+};
 pub use printer::{Printer, Summary};
 
 /// Which output stream bytes came from.

@@ -511,6 +511,39 @@ impl Store {
         )
     }
 
+    /// The processes of a build's commands (not the makes' own), in the order they were
+    /// seen, those whose program passes `keep` (its `exe`, then its argv\[0\]): a full
+    /// glibc build has ~100,000, so most are passed over before their argv is split.
+    pub fn command_processes(
+        &self,
+        build_id: i64,
+        keep: impl Fn(&[u8]) -> bool,
+    ) -> Result<Vec<ProcessRow>, StoreError> {
+        let kept = self.rows(
+            "SELECT id, command_id, make_id, pid, parent_pid, exe, argv, cwd, started_ns, ended_ns, exit_code, args_text
+             FROM process WHERE build_id = ?1 AND command_id IS NOT NULL ORDER BY id",
+            [build_id],
+            |r| {
+                let exe = get_bytes(r, 5)?.unwrap_or_default();
+                let first = match get_bytes(r, 6)? {
+                    Some(argv) => argv.split(|&b| b == 0).next().unwrap_or_default().to_vec(),
+                    None => get_bytes(r, 11)?
+                        .unwrap_or_default()
+                        .split(|&b| b == b' ')
+                        .next()
+                        .unwrap_or_default()
+                        .to_vec(),
+                };
+                if keep(&exe) || keep(&first) {
+                    process_row(r).map(Some)
+                } else {
+                    Ok(None)
+                }
+            },
+        )?;
+        Ok(kept.into_iter().flatten().collect())
+    }
+
     /// A command's tags.
     pub fn tags(&self, command_id: i64) -> Result<Vec<(String, Option<String>)>, StoreError> {
         self.rows(

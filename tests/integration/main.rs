@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod exports;
 mod faults;
 mod fidelity;
 mod files;
