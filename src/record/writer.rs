@@ -169,7 +169,15 @@ impl Write {
 fn apply(store: &mut Store, write: Write) -> Result<()> {
     match write {
         Write::Make(m) => store.insert_make(&m)?,
-        Write::MakeEnd(id, end) => store.finish_make(id, &end)?,
+        Write::MakeEnd(id, end) => {
+            store.finish_make(id, &end)?;
+            // make's declared graph, from the database it dumped as it exited.
+            if let Some(dump) = end.makedb_path.as_deref().filter(|p| !p.is_empty()) {
+                if let Some(targets) = crate::makedb::declared::declared(crate::paths::as_path(dump)) {
+                    store.insert_prereqs(id, &targets)?;
+                }
+            }
+        }
         Write::Command(c) => store.insert_command(&c)?,
         Write::CommandEnd(id, end) => store.finish_command(id, &end)?,
         Write::Notes(id, notes) => store.note_command(id, &notes)?,
