@@ -89,6 +89,10 @@ pub enum RunCommand {
     /// makescope version under the user's data directory), for any makefile to
     /// `load $(shell makescope plugin)`; or copy it into DIR.
     Plugin(PluginArgs),
+    /// Compare what make was told with what the build did: missing prerequisites
+    /// (races under -j), files two commands wrote, reads before the write, targets a
+    /// recipe never wrote. Exits 1 when there is a race.
+    Lint(LintArgs),
     /// Write the recorded build in another tool's format.
     #[command(subcommand)]
     Export(ExportArgs),
@@ -100,6 +104,16 @@ pub enum ExportArgs {
     /// compile_commands.json (Clang's JSON compilation database): every compiler run of
     /// the build, in scripts and sub-makes too, with its arguments as executed.
     Compdb(CompdbArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LintArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
 }
 
 #[derive(Args, Debug)]
@@ -432,6 +446,10 @@ impl RunCommand {
             RunCommand::Plugin(args) => Subcommand::Plugin(PluginOptions {
                 install: args.install,
             }),
+            RunCommand::Lint(args) => Subcommand::Lint(
+                makescope::lint::LintOptions { build: args.build },
+                format(args.json),
+            ),
             RunCommand::Export(ExportArgs::Compdb(args)) => {
                 Subcommand::Export(Export::Compdb(
                     CompdbOptions {

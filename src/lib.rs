@@ -13,6 +13,7 @@ pub mod exit;
 pub mod export;
 pub mod graph;
 pub mod hooks;
+pub mod lint;
 pub mod makedb;
 pub mod output;
 pub mod paths;

@@ -14,6 +14,7 @@
 //! everything a command prints can also be had as data).
 
 pub mod export;
+pub mod lint;
 pub mod log;
 pub mod make;
 pub mod plugin;
@@ -51,6 +52,8 @@ pub enum Subcommand {
     Tests(TestsOptions, tests::View),
     /// `makescope plugin`: the make plugin at a path that stays.
     Plugin(PluginOptions),
+    /// `makescope lint`: declared against real dependencies.
+    Lint(crate::lint::LintOptions, Format),
     /// `makescope export`: the record in another tool's format.
     Export(export::Export),
 }
@@ -67,6 +70,7 @@ impl Subcommand {
             Subcommand::Tests(options, view) => tests::run(config, &options, &view),
             Subcommand::Plugin(options) => plugin::run(&options),
             Subcommand::Export(what) => export::run(config, &what),
+            Subcommand::Lint(options, format) => lint::run(config, &options, format),
         }
     }
 }

@@ -16,6 +16,7 @@ mod habits;
 mod hooks;
 mod hooks_cli;
 mod hooks_writes;
+mod lint;
 mod output;
 mod output_labels;
 mod output_printer;
