@@ -28,7 +28,7 @@ use makescope::record::{MakeOptions, Tracing};
 use makescope::replay::{Mode as ReplayMode, ReplayOptions};
 use makescope::testcases::TestsOptions;
 use makescope::commands::export::Export;
-use makescope::export::CompdbOptions;
+use makescope::export::{CompdbOptions, NinjaOptions};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -104,6 +104,19 @@ pub enum ExportArgs {
     /// compile_commands.json (Clang's JSON compilation database): every compiler run of
     /// the build, in scripts and sub-makes too, with its arguments as executed.
     Compdb(CompdbArgs),
+    /// build.ninja: one edge per recorded command, with the files it read as implicit
+    /// dependencies, to re-run the build without make (needs a traced build).
+    Ninja(NinjaArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NinjaArgs {
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
 }
 
 #[derive(Args, Debug)]
@@ -450,6 +463,13 @@ impl RunCommand {
                 makescope::lint::LintOptions { build: args.build },
                 format(args.json),
             ),
+            RunCommand::Export(ExportArgs::Ninja(args)) => Subcommand::Export(Export::Ninja(
+                NinjaOptions {
+                    build: args.build,
+                    stamps: PathBuf::new(),
+                },
+                args.output,
+            )),
             RunCommand::Export(ExportArgs::Compdb(args)) => {
                 Subcommand::Export(Export::Compdb(
                     CompdbOptions {

@@ -8,12 +8,13 @@ use anyhow::{Context, Result};
 
 use super::write_json;
 use crate::config::Config;
-use crate::export::{self, CompdbOptions};
+use crate::export::{self, CompdbOptions, NinjaOptions};
 
 /// What to export, and where to.
 #[derive(Debug)]
 pub enum Export {
     Compdb(CompdbOptions, Option<PathBuf>),
+    Ninja(NinjaOptions, Option<PathBuf>),
 }
 
 /// Write `bytes` to `path`, or to stdout without one.
@@ -54,6 +55,27 @@ pub fn run(config: &Config, what: &Export) -> Result<u8> {
                     ));
                 }
                 eprintln!("{note}");
+            }
+            Ok(0)
+        }
+        Export::Ninja(options, path) => {
+            let mut options = options.clone();
+            if options.stamps.as_os_str().is_empty() {
+                options.stamps = config
+                    .db
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join("ninja");
+            }
+            let ninja = export::ninja(config, &options)?;
+            emit(path.as_deref(), ninja.text.as_bytes())?;
+            if let Some(path) = path {
+                eprintln!(
+                    "makescope: {} edges of build {} in {}",
+                    ninja.edges,
+                    ninja.build.id,
+                    path.display()
+                );
             }
             Ok(0)
         }

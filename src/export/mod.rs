@@ -7,5 +7,7 @@
 //! whose process was not traced is read from its recipe text, and says so).
 
 pub mod compdb;
+pub mod ninja;
 
 pub use compdb::{compdb, Compdb, CompdbOptions};
+pub use ninja::{ninja, Ninja, NinjaOptions};

@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 use crate::access::AccessKind;
 use crate::config::Config;
 use crate::paths;
-use crate::store::{BuildRow, CommandHead, MakeRow, NewPrereq};
+use crate::store::{BuildRow, CommandHead, MakeRow, NewPrereq, Store};
 
 /// What `makescope lint` is asked.
 #[derive(Debug, Clone, Default)]
@@ -362,35 +362,16 @@ fn ignored(path: &[u8]) -> bool {
         .any(|p| path.starts_with(p))
 }
 
-/// Lint the last build (or `options.build`).
-pub fn lint(config: &Config, options: &LintOptions) -> Result<Lint> {
-    let (store, build) = config.open_build(options.build)?;
-    if !build.traced {
-        bail!(
-            "build {} was recorded without tracing: lint needs the files each command read and wrote (record it with `makescope make`, without --no-trace)",
-            build.id
-        );
-    }
-    if build.state == "interrupted" || build.state == "running" {
-        bail!(
-            "build {} was {}: lint needs a whole build (its commands' files are incomplete); record it again",
-            build.id,
-            if build.state == "running" { "cut off (still marked running)" } else { "interrupted" }
-        );
-    }
-    let heads = store.command_heads(build.id)?;
-    if heads.is_empty() {
-        bail!("build {} ran no commands: there is nothing to lint", build.id);
-    }
-    let makes: HashMap<i64, MakeRow> = store
-        .makes(build.id)?
-        .into_iter()
-        .map(|m| (m.id, m))
-        .collect();
-    // The declared graph.
+/// make's declared graph of each make of a build: the record's, or (for a record made
+/// before it had one) the make databases still on disk.
+fn declared_graphs(
+    store: &Store,
+    build_id: i64,
+    makes: &HashMap<i64, MakeRow>,
+) -> Result<(HashMap<i64, MakeGraph>, Declared)> {
     let mut graphs: HashMap<i64, MakeGraph> = HashMap::new();
     let mut declared = Declared::Record;
-    let rows = store.prereqs(build.id)?;
+    let rows = store.prereqs(build_id)?;
     if rows.is_empty() {
         declared = Declared::None;
         for m in makes.values() {
@@ -416,6 +397,50 @@ pub fn lint(config: &Config, options: &LintOptions) -> Result<Lint> {
                 .add(&m.directory, &row.target);
         }
     }
+    Ok((graphs, declared))
+}
+
+/// The makes of a build that run their recipes one at a time (`.NOTPARALLEL`).
+pub fn serial_makes(store: &Store, build_id: i64) -> Result<HashSet<i64>> {
+    let makes: HashMap<i64, MakeRow> = store
+        .makes(build_id)?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect();
+    let (graphs, _) = declared_graphs(store, build_id, &makes)?;
+    Ok(graphs
+        .into_iter()
+        .filter(|(_, g)| g.not_parallel)
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// Lint the last build (or `options.build`).
+pub fn lint(config: &Config, options: &LintOptions) -> Result<Lint> {
+    let (store, build) = config.open_build(options.build)?;
+    if !build.traced {
+        bail!(
+            "build {} was recorded without tracing: lint needs the files each command read and wrote (record it with `makescope make`, without --no-trace)",
+            build.id
+        );
+    }
+    if build.state == "interrupted" || build.state == "running" {
+        bail!(
+            "build {} was {}: lint needs a whole build (its commands' files are incomplete); record it again",
+            build.id,
+            if build.state == "running" { "cut off (still marked running)" } else { "interrupted" }
+        );
+    }
+    let heads = store.command_heads(build.id)?;
+    if heads.is_empty() {
+        bail!("build {} ran no commands: there is nothing to lint", build.id);
+    }
+    let makes: HashMap<i64, MakeRow> = store
+        .makes(build.id)?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect();
+    let (graphs, declared) = declared_graphs(&store, build.id, &makes)?;
     let traced: HashSet<i64> = heads.iter().filter(|c| c.traced == 1).map(|c| c.id).collect();
     let mut ctx = Context {
         commands: heads.into_iter().map(|c| (c.id, c)).collect(),

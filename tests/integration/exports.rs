@@ -107,3 +107,106 @@ fn compdb_of_an_untraced_build_reads_recipe_text() {
         out.stderr
     );
 }
+
+/// A recursive build with a generated header, a `cmp || mv` recipe and headers enough
+/// to share an input set.
+fn recursive() -> Test {
+    Test::new()
+        .makefile(
+            "all: prog sub\n\
+             prog: main.o util.o\n\tgcc -o $@ $^\n\
+             main.o: main.c gen.h inc/a.h inc/b.h inc/c.h\n\tgcc -Iinc -c main.c -o $@\n\
+             util.o: util.c inc/a.h inc/b.h inc/c.h\n\tgcc -Iinc -c util.c -o $@\n\
+             gen.h: gen.in\n\tcp gen.in gen.hT\n\tcmp -s gen.hT gen.h || mv gen.hT gen.h; rm -f gen.hT\n\
+             sub: prog\n\t$(MAKE) -C sub\n\
+             .PHONY: all sub\n",
+        )
+        .file("sub/Makefile", "copy: ../prog\n\tcp ../prog copy\n")
+        .file("main.c", "#include \"gen.h\"\n#include \"a.h\"\nint main(void) { return G - 1 + A; }\n")
+        .file("util.c", "#include \"a.h\"\n#include \"b.h\"\n#include \"c.h\"\nint util(void) { return A + B + C; }\n")
+        .file("inc/a.h", "#define A 0\n")
+        .file("inc/b.h", "#define B 0\n")
+        .file("inc/c.h", "#define C 0\n")
+        .file("gen.in", "#define G 1\n")
+        .args(["make"])
+}
+
+/// What a ninja run did: its edges' descriptions, in order ("" for nothing).
+fn ninja(t: &Test) -> Vec<String> {
+    let out = t.run_command({
+        let mut c = t.program("ninja");
+        c.args(["-f", "build.ninja"]);
+        c
+    });
+    out.success();
+    if out.stdout.contains("no work to do") {
+        return Vec::new();
+    }
+    out.stdout
+        .lines()
+        .filter_map(|l| l.split_once("] ").map(|(_, d)| d.to_string()))
+        .collect()
+}
+
+fn touch(t: &Test, file: &str) {
+    // Now: later than anything the build wrote (the file system keeps nanoseconds).
+    let later = std::time::SystemTime::now();
+    let f = std::fs::File::options()
+        .append(true)
+        .open(t.path().join(file))
+        .unwrap();
+    f.set_modified(later).unwrap();
+}
+
+/// The exported file finds the build done; a touched source re-runs exactly what reads
+/// it and what reads their outputs; a header in a shared input set too; a recipe that
+/// leaves its output as it was stops there (`restat`); a second run does nothing.
+#[test]
+fn ninja_reruns_exactly_what_a_change_reaches() {
+    if !crate::harness::installed("ninja") {
+        eprintln!("ninja is not installed (scripts/test.sh installs ninja-build): skipped");
+        return;
+    }
+    let t = recursive();
+    t.run().success();
+    let out = t.then(["export", "ninja", "-o", "build.ninja"]);
+    out.success();
+    assert!(out.stderr.contains("6 edges of build 1"), "{}", out.stderr);
+    let text = std::fs::read_to_string(t.path().join("build.ninja")).unwrap();
+    assert!(text.contains("  desc = CC main.o\n"), "{text}");
+    assert!(text.contains("run_restat"), "{text}");
+    assert!(ninja(&t).is_empty(), "the export's log says the build is done");
+
+    touch(&t, "util.c");
+    assert_eq!(ninja(&t), ["CC util.o", "LD prog", "CP sub/copy"]);
+    assert_eq!(ninja(&t), Vec::<String>::new());
+
+    touch(&t, "inc/c.h");
+    assert_eq!(ninja(&t), ["CC util.o", "LD prog", "CP sub/copy"]);
+    assert_eq!(ninja(&t), Vec::<String>::new());
+
+    // gen.h's recipe leaves it as it was: nothing after it runs.
+    touch(&t, "gen.in");
+    assert_eq!(ninja(&t), ["CP gen.h", "MV gen.h"]);
+    assert_eq!(ninja(&t), Vec::<String>::new());
+
+    std::fs::write(t.path().join("gen.in"), "#define G 2\n").unwrap();
+    touch(&t, "gen.in");
+    assert_eq!(
+        ninja(&t),
+        ["CP gen.h", "MV gen.h", "CC main.o", "LD prog", "CP sub/copy"]
+    );
+    assert_eq!(ninja(&t), Vec::<String>::new());
+}
+
+#[test]
+fn ninja_needs_a_traced_build() {
+    let t = recursive().args(["make", "--no-trace"]);
+    t.run().success();
+    let out = t.then(["export", "ninja"]);
+    out.code(2);
+    assert_eq!(
+        out.stderr,
+        "makescope: error: build 1 was recorded without tracing: a ninja file needs the files each command read and wrote (record it with `makescope make`, without --no-trace)\n"
+    );
+}
