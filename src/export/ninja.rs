@@ -334,7 +334,7 @@ pub fn ninja(config: &Config, options: &NinjaOptions) -> Result<Ninja> {
                 owner.get(p) == Some(&c.id)
                     && (looked.contains(&(c.id, *p)) || renamed.contains(&(c.id, *p)))
             });
-        let mut cmd = format!("cd {} && ", escape_command(&[c.directory.clone()]));
+        let mut cmd = format!("cd {} && ", escape_command(std::slice::from_ref(&c.directory)));
         cmd.push_str(&escape_command(&c.argv));
         if stamped.contains(&c.id) {
             // Touched before the command, so that it is older than what the recipe's
