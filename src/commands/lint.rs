@@ -42,6 +42,12 @@ pub fn run(config: &Config, options: &LintOptions, format: Format) -> Result<u8>
     if report.declared == Declared::None {
         eprintln!("makescope: the record has no declared graph for build {} and its make databases are gone: every pair of recipes counts as unordered", report.build.id);
     }
+    if report.unjudged > 0 {
+        eprintln!(
+            "makescope: {} reader-writer pairs not judged: the make that runs both left no database of its rules",
+            report.unjudged
+        );
+    }
     let counts: Vec<String> = report
         .counts()
         .into_iter()

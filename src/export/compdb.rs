@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::output::{compiler_run, compilers_in, shell::basename};
 use crate::paths;
-use crate::store::{BuildRow, CommandFilter};
+use crate::store::BuildRow;
 
 /// What `makescope export compdb` is asked.
 #[derive(Debug, Clone, Default)]
@@ -115,7 +115,7 @@ pub fn compdb(config: &Config, options: &CompdbOptions) -> Result<Compdb> {
         entries_of(p.command_id.unwrap_or(0), &directory, &p.argv, &mut entries);
     }
     let mut from_text = 0;
-    for c in store.commands(build.id, &CommandFilter::default())? {
+    for c in store.command_heads(build.id)? {
         if c.traced != 0 {
             continue;
         }

@@ -21,7 +21,8 @@
 //!
 //! The declared graph is the record's `prereq` table; a record made before it existed
 //! takes it from the make databases the plugin dumped (`make.makedb_path`), when they
-//! are still on disk. Commands whose files were not traced (sub-make lines, `--no-trace`)
+//! are still on disk. A pair whose deepest common make left no database (killed, or
+//! still running) is not judged, only counted. Commands whose files were not traced (sub-make lines, `--no-trace`)
 //! neither read nor write here.
 //!
 //! What it must never do: write the record, run anything, or report what make's own
@@ -135,6 +136,8 @@ pub struct Lint {
     pub build: BuildRow,
     pub findings: Vec<Finding>,
     pub declared: Declared,
+    /// (reader, writer) pairs not judged: the make that runs both left no database.
+    pub unjudged: usize,
 }
 
 impl Lint {
@@ -166,6 +169,7 @@ impl Lint {
         };
         json!({
             "build": self.build.id,
+            "unjudged_pairs": self.unjudged,
             "declared_graph": match self.declared {
                 Declared::Record => "record",
                 Declared::Dumps => "make databases",
@@ -247,6 +251,8 @@ impl MakeGraph {
 }
 
 struct Context {
+    /// Pairs whose deepest common make has no declared graph.
+    unjudged: usize,
     commands: HashMap<i64, CommandHead>,
     makes: HashMap<i64, MakeRow>,
     graphs: HashMap<i64, MakeGraph>,
@@ -308,13 +314,13 @@ impl Context {
                     Err((ca, cb))
                 };
             }
-            let Some(make) = ma else {
-                return Err((ca, cb));
-            };
             let (from, to) = (self.target_path(y), self.target_path(x));
             let (x_started, y_started) = (x.started_ns, y.started_ns);
-            let Some(graph) = self.graphs.get_mut(&make) else {
-                return Err((ca, cb));
+            let Some(graph) = ma.and_then(|m| self.graphs.get_mut(&m)) else {
+                // That make left no database (it was killed, or is still running):
+                // nothing to judge by.
+                self.unjudged += 1;
+                return Ok(());
             };
             if (graph.not_parallel && x_started <= y_started) || graph.reaches(&from, &to) {
                 return Ok(());
@@ -443,6 +449,7 @@ pub fn lint(config: &Config, options: &LintOptions) -> Result<Lint> {
     let (graphs, declared) = declared_graphs(&store, build.id, &makes)?;
     let traced: HashSet<i64> = heads.iter().filter(|c| c.traced == 1).map(|c| c.id).collect();
     let mut ctx = Context {
+        unjudged: 0,
         commands: heads.into_iter().map(|c| (c.id, c)).collect(),
         makes,
         graphs,
@@ -599,5 +606,6 @@ pub fn lint(config: &Config, options: &LintOptions) -> Result<Lint> {
         build,
         findings,
         declared,
+        unjudged: ctx.unjudged,
     })
 }
