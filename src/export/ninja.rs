@@ -9,8 +9,9 @@
 //! the last command that wrote it; a command left without one (`mkdir`, a test run, an
 //! earlier writer of an archive) gets a stamp file it touches. Its inputs (implicit
 //! dependencies, so that a changed header is seen) are the files it read or executed
-//! that are another edge's output or a file on disk now, and, for ordering, the outputs
-//! of the recipe's line before it and of an earlier writer of one of its outputs.
+//! that are another edge's output or a file on disk now (not `/etc/ld.so.cache`),
+//! and, for ordering, the outputs of the recipe's line before it and of an earlier
+//! writer of one of its outputs.
 //! `restat = 1` when the command looked at one of its own outputs before writing
 //! (`move-if-change`, `cmp -s … || mv …`): it may leave them as they were. Commands of
 //! a make that has `.NOTPARALLEL` share the pool `serial` (depth 1). Descriptions are
@@ -233,9 +234,13 @@ pub fn ninja(config: &Config, options: &NinjaOptions) -> Result<Ninja> {
         .copied()
         .collect();
     let names = store.paths_of(all_paths)?;
+    // The dynamic loader's cache says which libraries exist, not what they hold (those
+    // are inputs themselves); every program reads it and every package install
+    // rewrites it, which would make everything out of date.
     let is_file = |p: &i64| {
         let name = &names[p];
-        !name.starts_with(b"/proc/")
+        name.as_slice() != b"/etc/ld.so.cache"
+            && !name.starts_with(b"/proc/")
             && !name.starts_with(b"/dev/")
             && !name.starts_with(b"/sys/")
             && std::fs::metadata(paths::as_path(name)).is_ok_and(|m| m.is_file())
