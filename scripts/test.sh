@@ -8,6 +8,7 @@ missing=()
 for tool in make gcc strace tmux sqlite3; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)  # `export ninja`'s tests
 [ -e /usr/include/gnumake.h ] || missing+=(make)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
 command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)  # the shim's libc (build.rs)

@@ -31,6 +31,8 @@ use makescope::replay::{Mode as ReplayMode, ReplayOptions};
 use makescope::testcases::listing::ListOnlyOptions;
 use makescope::testcases::rerun::RerunOptions;
 use makescope::testcases::TestsOptions;
+use makescope::commands::export::Export;
+use makescope::export::{CompdbOptions, NinjaOptions};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -101,6 +103,57 @@ pub enum RunCommand {
     /// database dumps), giving the space back. Never removes the newest build; refuses
     /// while a build is being recorded.
     Gc(GcArgs),
+    /// Compare what make was told with what the build did: missing prerequisites
+    /// (races under -j), files two commands wrote, reads before the write, targets a
+    /// recipe never wrote. Exits 1 when there is a race.
+    Lint(LintArgs),
+    /// Write the recorded build in another tool's format.
+    #[command(subcommand)]
+    Export(ExportArgs),
+}
+
+/// `makescope export` formats.
+#[derive(clap::Subcommand, Debug)]
+pub enum ExportArgs {
+    /// compile_commands.json (Clang's JSON compilation database): every compiler run of
+    /// the build, in scripts and sub-makes too, with its arguments as executed.
+    Compdb(CompdbArgs),
+    /// build.ninja: one edge per recorded command, with the files it read as implicit
+    /// dependencies, to re-run the build without make (needs a traced build).
+    Ninja(NinjaArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NinjaArgs {
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct LintArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompdbArgs {
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only source files under DIR.
+    #[arg(long, value_name = "DIR")]
+    pub filter: Option<PathBuf>,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
 }
 
 /// `makescope gc` arguments.
@@ -621,6 +674,26 @@ impl RunCommand {
                 keep: args.keep,
                 dry_run: args.dry_run,
             }),
+            RunCommand::Lint(args) => Subcommand::Lint(
+                makescope::lint::LintOptions { build: args.build },
+                format(args.json),
+            ),
+            RunCommand::Export(ExportArgs::Ninja(args)) => Subcommand::Export(Export::Ninja(
+                NinjaOptions {
+                    build: args.build,
+                    stamps: PathBuf::new(),
+                },
+                args.output,
+            )),
+            RunCommand::Export(ExportArgs::Compdb(args)) => {
+                Subcommand::Export(Export::Compdb(
+                    CompdbOptions {
+                        build: args.build,
+                        filter: args.filter,
+                    },
+                    args.output,
+                ))
+            }
         }
     }
 }

@@ -14,6 +14,8 @@
 //! everything a command prints can also be had as data).
 
 pub mod gc;
+pub mod export;
+pub mod lint;
 pub mod log;
 pub mod make;
 pub mod plugin;
@@ -63,6 +65,10 @@ pub enum Subcommand {
     Plugin(PluginOptions),
     /// `makescope gc`: prune old builds.
     Gc(GcOptions),
+    /// `makescope lint`: declared against real dependencies.
+    Lint(crate::lint::LintOptions, Format),
+    /// `makescope export`: the record in another tool's format.
+    Export(export::Export),
 }
 
 impl Subcommand {
@@ -80,6 +86,8 @@ impl Subcommand {
             Subcommand::Test(options) => test::run(config, &options),
             Subcommand::Plugin(options) => plugin::run(&options),
             Subcommand::Gc(options) => gc::run(config, &options),
+            Subcommand::Export(what) => export::run(config, &what),
+            Subcommand::Lint(options, format) => lint::run(config, &options, format),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! cache directory), or print. It reads the record, never writes it.
 
 pub mod cache;
+pub mod declared;
 pub mod dump;
 pub mod list;
 pub mod model;

@@ -62,6 +62,10 @@ pub struct Rule {
     pub phony: bool,
     pub precious: bool,
     pub intermediate: bool,
+    /// make considered it while it ran (`#  File has been updated.`): it is on the way
+    /// from a goal, whether or not its recipe ran.
+    #[serde(default)]
+    pub updated: bool,
     /// Normal prerequisites, in make's order.
     pub prerequisites: Vec<String>,
     /// Order-only prerequisites (after `|`).

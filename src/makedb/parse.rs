@@ -536,6 +536,8 @@ impl Parser {
                     rule.precious = true;
                 } else if comment.starts_with("File is an intermediate prerequisite") {
                     rule.intermediate = true;
+                } else if comment.starts_with("File has been updated") {
+                    rule.updated = true;
                 } else if comment.starts_with("recipe to execute") {
                     match recipe_header(line) {
                         Ok((_, location)) => rule.recipe = location,
@@ -590,6 +592,7 @@ impl Parser {
             phony: false,
             precious: false,
             intermediate: false,
+            updated: false,
             prerequisites,
             order_only,
             recipe: None,

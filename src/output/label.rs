@@ -331,6 +331,50 @@ fn skip_wrappers(words: &[String]) -> &[String] {
     }
 }
 
+/// A compiler's run as its words say: the mode (`-c`, `-S`, `-E`; `-M`/`-MM` count as
+/// `-E`), its operands (sources, objects), `-o` and `-x` (the label rules' own reading).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompilerRun {
+    pub mode: Option<String>,
+    pub inputs: Vec<String>,
+    pub output: Option<String>,
+    pub language: Option<String>,
+}
+
+/// `argv` as a compiler run, when its program (`argv[0]`'s name) is a C or C++ compiler
+/// by the label rules (`gcc`, `cc`, `clang`, `g++`, cross and versioned names).
+pub fn compiler_run(argv: &[String]) -> Option<CompilerRun> {
+    let name = basename(argv.first()?);
+    // gcc's own passes (`cc1`, `cc1plus`) are run by the driver, not by the build.
+    if name.starts_with("cc1") || (!is_c_compiler(name) && !is_cxx_compiler(name)) {
+        return None;
+    }
+    let parsed = CompilerArgs::parse(&argv[1..]);
+    Some(CompilerRun {
+        mode: parsed.mode.map(str::to_string),
+        inputs: parsed.inputs.iter().map(|s| s.to_string()).collect(),
+        output: parsed.output,
+        language: parsed.language,
+    })
+}
+
+/// The compilers a command's text runs, each as (the `cd` before it, if any, its words
+/// from the compiler on), looking through `VAR=x` prefixes and wrappers (`env`, `nice`,
+/// `ccache` …) as the labels do. `sh -c '…'` and `$(…)` are not looked into.
+pub fn compilers_in(text: &str) -> Vec<(Option<String>, Vec<String>)> {
+    let mut cd = None;
+    let mut found = Vec::new();
+    for command in shell::simple_commands(text) {
+        let words = skip_wrappers(&command.words);
+        match words.first().map(|w| basename(w)) {
+            Some("cd") => cd = words.get(1).cloned(),
+            Some(_) if compiler_run(words).is_some() => found.push((cd.clone(), words.to_vec())),
+            _ => {}
+        }
+    }
+    found
+}
+
 fn strip_version(name: &str) -> &str {
     // gcc-12, clang-15, python3.11
     let trimmed = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');

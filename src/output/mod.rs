@@ -16,7 +16,10 @@ mod label;
 mod printer;
 pub mod shell;
 
-pub use label::{classify, default_label, job_label, relative_to, Classified, JobLine, Rule};
+pub use label::{
+    classify, compiler_run, compilers_in, default_label, job_label, relative_to, Classified,
+    CompilerRun, JobLine, Rule,
+};
 pub use printer::{Printer, Summary};
 
 /// The piped status before each job's line when the total is known, after ninja's

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use std::os::unix::ffi::OsStrExt;
 
 use super::dumps::Dumps;
 use super::ids::Blocks;
@@ -197,11 +196,16 @@ fn apply(store: &mut Store, state: &mut State, write: Write) -> Result<()> {
     match write {
         Write::Make(m) => store.insert_make(&m)?,
         Write::MakeEnd(id, end) => {
-            if let Some(path) = &end.makedb_path {
-                let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+            // make's declared graph, from the database it dumped as it exited; then the
+            // dump is kept (redacted, compressed).
+            if let Some(path) = end.makedb_path.as_deref().filter(|p| !p.is_empty()) {
+                let path = crate::paths::as_path(path);
+                if let Some(targets) = crate::makedb::declared::declared(path) {
+                    store.insert_prereqs(id, &targets)?;
+                }
                 state.dumps.keep(path);
             }
-            store.finish_make(id, &end)?
+            store.finish_make(id, &end)?;
         }
         Write::Command(c) => store.insert_command(&c)?,
         Write::CommandEnd(id, end) => store.finish_command(id, &end)?,

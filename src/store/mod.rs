@@ -115,6 +115,35 @@ pub fn decode_access_set(json: &str) -> Result<Vec<SetEntry>, String> {
     serde_json::from_str(json).map_err(|e| format!("an access set that is not valid JSON: {e}"))
 }
 
+/// The path ids of an `access_set`, without the rest: a scan of the compact JSON the
+/// writer writes (`[[1,2,3],[4,5,null]]`), several times faster than [`decode_access_set`]
+/// on a big build's ~2 million entries; anything else (spaces, as SQLite's
+/// `json_group_array` writes when migrating) goes through [`decode_access_set`].
+pub fn access_set_path_ids(json: &str) -> Result<Vec<i64>, String> {
+    let bytes = json.as_bytes();
+    if bytes.contains(&b' ') {
+        return Ok(decode_access_set(json)?.into_iter().map(|e| e.0).collect());
+    }
+    let mut ids = Vec::with_capacity(bytes.len() / 12);
+    let mut i = 1; // after the outer '['
+    while i < bytes.len() {
+        if bytes[i] == b'[' {
+            let mut id: i64 = 0;
+            i += 1;
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                id = id * 10 + i64::from(bytes[i] - b'0');
+                i += 1;
+            }
+            ids.push(id);
+            while i < bytes.len() && bytes[i] != b']' {
+                i += 1;
+            }
+        }
+        i += 1;
+    }
+    Ok(ids)
+}
+
 /// Read a TEXT-or-BLOB column as bytes.
 pub(crate) fn get_bytes(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Vec<u8>>> {
     use rusqlite::types::ValueRef;
@@ -136,6 +165,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_ids.sql"),
     include_str!("schema_file_state.sql"),
     include_str!("schema_replay.sql"),
+    include_str!("schema_prereq.sql"),
 ];
 
 /// The schema version this makescope writes and reads.

@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Row};
 
-use super::{get_bytes, Bytes, Store, StoreError};
+use super::{get_bytes, Bytes, NewPrereq, Store, StoreError};
 use crate::access::AccessKind;
 
 /// A recorded build.
@@ -577,6 +577,39 @@ impl Store {
         )
     }
 
+    /// The processes of a build's commands (not the makes' own), in the order they were
+    /// seen, those whose program passes `keep` (its `exe`, then its argv\[0\]): a full
+    /// glibc build has ~100,000, so most are passed over before their argv is split.
+    pub fn command_processes(
+        &self,
+        build_id: i64,
+        keep: impl Fn(&[u8]) -> bool,
+    ) -> Result<Vec<ProcessRow>, StoreError> {
+        let kept = self.rows(
+            "SELECT id, command_id, make_id, pid, parent_pid, exe, argv, cwd, started_ns, ended_ns, exit_code, args_text
+             FROM process WHERE build_id = ?1 AND command_id IS NOT NULL ORDER BY id",
+            [build_id],
+            |r| {
+                let exe = get_bytes(r, 5)?.unwrap_or_default();
+                let first = match get_bytes(r, 6)? {
+                    Some(argv) => argv.split(|&b| b == 0).next().unwrap_or_default().to_vec(),
+                    None => get_bytes(r, 11)?
+                        .unwrap_or_default()
+                        .split(|&b| b == b' ')
+                        .next()
+                        .unwrap_or_default()
+                        .to_vec(),
+                };
+                if keep(&exe) || keep(&first) {
+                    process_row(r).map(Some)
+                } else {
+                    Ok(None)
+                }
+            },
+        )?;
+        Ok(kept.into_iter().flatten().collect())
+    }
+
     /// A command's tags.
     pub fn tags(&self, command_id: i64) -> Result<Vec<(String, Option<String>)>, StoreError> {
         self.rows(
@@ -670,7 +703,157 @@ pub struct CommandTarget {
     pub directory: Vec<u8>,
 }
 
+/// What `lint` and the exports need of a command (no environment, no output).
+#[derive(Debug, Clone)]
+pub struct CommandHead {
+    pub id: i64,
+    pub make_id: Option<i64>,
+    pub job: i64,
+    pub line_index: i64,
+    pub target: Vec<u8>,
+    pub directory: Vec<u8>,
+    pub recipe_file: Option<Vec<u8>>,
+    pub recipe_line: Option<i64>,
+    pub started_ns: i64,
+    pub ended_ns: Option<i64>,
+    pub state: String,
+    pub traced: i64,
+    pub label: Option<String>,
+    pub command: Vec<u8>,
+}
+
+/// One target of a make's declared graph, as `prereq` holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrereqRow {
+    pub make_id: i64,
+    pub target: NewPrereq,
+}
+
 impl Store {
+    /// Every command of a build, in the order they started, without what `lint` and the
+    /// exports do not need.
+    pub fn command_heads(&self, build_id: i64) -> Result<Vec<CommandHead>, StoreError> {
+        self.rows(
+            "SELECT id, make_id, job, line_index, target, directory, recipe_file, recipe_line, started_ns,
+                    ended_ns, state, traced, label, command
+             FROM command WHERE build_id = ?1 ORDER BY id",
+            [build_id],
+            |r| {
+                Ok(CommandHead {
+                    id: r.get(0)?,
+                    make_id: r.get(1)?,
+                    job: r.get(2)?,
+                    line_index: r.get(3)?,
+                    target: get_bytes(r, 4)?.unwrap_or_default(),
+                    directory: get_bytes(r, 5)?.unwrap_or_default(),
+                    recipe_file: get_bytes(r, 6)?,
+                    recipe_line: r.get(7)?,
+                    started_ns: r.get(8)?,
+                    ended_ns: r.get(9)?,
+                    state: r.get(10)?,
+                    traced: r.get(11)?,
+                    label: r.get(12)?,
+                    command: get_bytes(r, 13)?.unwrap_or_default(),
+                })
+            },
+        )
+    }
+
+    /// The commands' accesses of a build of the kinds `select` picks, as
+    /// (command id, path id, kind), read and stat sets expanded.
+    pub fn command_accesses(
+        &self,
+        build_id: i64,
+        select: impl Fn(AccessKind) -> bool,
+    ) -> Result<Vec<(i64, i64, AccessKind)>, StoreError> {
+        let mut out = self.rows(
+            &format!(
+                "SELECT command_id, path_id, kind FROM access
+                 WHERE build_id = ?1 AND command_id IS NOT NULL AND kind IN ({})",
+                AccessKind::sql_ids(&select)
+            ),
+            [build_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, u8>(2)?)),
+        )?
+        .into_iter()
+        .filter_map(|(c, p, k)| Some((c, p, AccessKind::from_id(k)?)))
+        .collect::<Vec<_>>();
+        let sets: Vec<(i64, u8, String)> = self.rows(
+            &format!(
+                "SELECT command_id, kind, accesses FROM access_set
+                 WHERE build_id = ?1 AND command_id IS NOT NULL AND kind IN ({})",
+                AccessKind::sql_ids(&select)
+            ),
+            [build_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        for (command, kind, json) in sets {
+            let Some(kind) = AccessKind::from_id(kind) else {
+                continue;
+            };
+            let ids = super::access_set_path_ids(&json).map_err(|e| self.corrupt(e))?;
+            out.extend(ids.into_iter().map(|p| (command, p, kind)));
+        }
+        Ok(out)
+    }
+
+    /// The paths of these ids.
+    pub fn paths_of(
+        &self,
+        ids: impl IntoIterator<Item = i64>,
+    ) -> Result<std::collections::HashMap<i64, Vec<u8>>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT path FROM path WHERE id = ?1")
+            .map_err(|e| self.sqlite(e))?;
+        let mut out = std::collections::HashMap::new();
+        for id in ids {
+            let path = st
+                .query_row([id], |r| get_bytes(r, 0))
+                .map_err(|e| self.sqlite(e))?;
+            out.insert(id, path.unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    /// make's declared graph of a build (empty when the record has none for it).
+    pub fn prereqs(&self, build_id: i64) -> Result<Vec<PrereqRow>, StoreError> {
+        let rows = self.rows(
+            "SELECT make_id, CAST(target AS TEXT), phony, CAST(recipe_file AS TEXT), recipe_line, prerequisites, order_only
+             FROM prereq WHERE build_id = ?1 ORDER BY rowid",
+            [build_id],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<u32>>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            },
+        )?;
+        rows.into_iter()
+            .map(|(make_id, target, phony, file, line, normal, order_only)| {
+                let list = |json: &str| {
+                    serde_json::from_str::<Vec<String>>(json)
+                        .map_err(|e| self.corrupt(format!("a prerequisite list that is not valid JSON: {e}")))
+                };
+                Ok(PrereqRow {
+                    make_id,
+                    target: NewPrereq {
+                        target,
+                        phony,
+                        recipe: file.zip(line),
+                        prerequisites: list(&normal)?,
+                        order_only: list(&order_only)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
     /// Every (command, path) of a build where the command wrote a path ending in one of
     /// `suffixes` ([`AccessKind::is_write`]), by command then path: the result files the
     /// test conventions write (`.test-result`, `.trs`, `.sum`).

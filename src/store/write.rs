@@ -170,6 +170,17 @@ pub struct NewAccess {
     pub count: i64,
 }
 
+/// One target of make's declared graph (table `prereq`): a target a make considered,
+/// with its prerequisites as make resolved them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewPrereq {
+    pub target: String,
+    pub phony: bool,
+    pub recipe: Option<(String, u32)>,
+    pub prerequisites: Vec<String>,
+    pub order_only: Vec<String>,
+}
+
 /// The tables whose ids a recorder assigns itself, from blocks it reserved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IdKind {
@@ -304,6 +315,31 @@ impl Store {
             "UPDATE build SET ended_ns = ?2, state = ?3, exit_code = ?4, signal = ?5, hooks_failed = ?6 WHERE id = ?1",
             params![id, end.ended_ns, end.state, end.exit_code, end.signal, end.hooks_failed],
         )
+    }
+
+    /// A make's declared graph.
+    pub fn insert_prereqs(
+        &mut self,
+        make_id: i64,
+        targets: &[NewPrereq],
+    ) -> Result<(), StoreError> {
+        for t in targets {
+            let json = |names: &[String]| serde_json::to_string(names).unwrap_or_else(|_| "[]".into());
+            self.exec(
+                "INSERT INTO prereq (build_id, make_id, target, phony, recipe_file, recipe_line, prerequisites, order_only)
+                 VALUES ((SELECT build_id FROM make WHERE id = ?1), ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    make_id,
+                    t.target,
+                    t.phony,
+                    t.recipe.as_ref().map(|r| &r.0),
+                    t.recipe.as_ref().map(|r| r.1),
+                    json(&t.prerequisites),
+                    json(&t.order_only)
+                ],
+            )?;
+        }
+        Ok(())
     }
 
     pub fn insert_make(&mut self, m: &NewMake) -> Result<(), StoreError> {

@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod exports;
 mod faults;
 mod fidelity;
 mod files;
@@ -16,6 +17,7 @@ mod habits;
 mod hooks;
 mod hooks_cli;
 mod hooks_writes;
+mod lint;
 mod output;
 mod output_jobs;
 mod output_labels;

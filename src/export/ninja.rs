@@ -1,0 +1,399 @@
+//! `build.ninja` from a traced build: the recorded commands re-run by ninja, without
+//! make.
+//!
+//! One edge per leaf command (a recipe line that was traced and ended well; the lines
+//! that run sub-makes are not edges: their sub-makes' commands are). Its command is what
+//! make executed (the makefile's shell, its flags and the line) in the directory make
+//! ran it, in ninja's environment (not the recorded one). Its outputs are the files it
+//! wrote that exist now (temporaries it removed or renamed away are not), each given to
+//! the last command that wrote it; a command left without one (`mkdir`, a test run, an
+//! earlier writer of an archive) gets a stamp file it touches. Its inputs (implicit
+//! dependencies, so that a changed header is seen) are the files it read or executed
+//! that are another edge's output or a file on disk now (not `/etc/ld.so.cache`),
+//! and, for ordering, the outputs of the recipe's line before it and of an earlier
+//! writer of one of its outputs.
+//! `restat = 1` when the command looked at one of its own outputs before writing
+//! (`move-if-change`, `cmp -s … || mv …`): it may leave them as they were. Commands of
+//! a make that has `.NOTPARALLEL` share the pool `serial` (depth 1). Descriptions are
+//! the labels. Beside the stamps, in ninja's `builddir`, goes the log ninja would have
+//! written had it run the build (each output's mtime now, each command's hash), so
+//! that a first `ninja` after the export does nothing when the tree is as the build
+//! left it.
+//!
+//! What it must never do: export from a build without file tracing (there are no inputs
+//! or outputs to say), or write anywhere but the file it is asked to write and its
+//! `builddir`.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+
+use anyhow::{bail, Result};
+
+use crate::access::AccessKind;
+use crate::config::Config;
+use crate::paths;
+use crate::replay::script::sh_quote;
+use crate::store::{BuildRow, CommandFilter};
+
+/// What `makescope export ninja` is asked.
+#[derive(Debug, Clone, Default)]
+pub struct NinjaOptions {
+    pub build: Option<i64>,
+    /// ninja's `builddir` (absolute): its log (written here, as if ninja had run the
+    /// build) and the stamp files; `.makescope/ninja` beside the record.
+    pub stamps: std::path::PathBuf,
+}
+
+/// The ninja file of a build.
+#[derive(Debug)]
+pub struct Ninja {
+    pub build: BuildRow,
+    pub text: String,
+    pub edges: usize,
+}
+
+/// The inverse of [`escape_path`].
+fn unescape_path(escaped: &str) -> String {
+    escaped.replace("$ ", " ").replace("$:", ":").replace("$$", "$")
+}
+
+/// A path as ninja reads it in a `build` line.
+fn escape_path(path: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(path).ok()?;
+    if text.contains('\n') {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len() + 4);
+    for c in text.chars() {
+        match c {
+            '$' => out.push_str("$$"),
+            ' ' => out.push_str("$ "),
+            ':' => out.push_str("$:"),
+            _ => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// A command line as a ninja variable: `$` doubled; a newline (a recipe line continued
+/// with a backslash keeps it) cannot be written, so such words go through `printf`.
+fn escape_command(words: &[Vec<u8>]) -> String {
+    let mut line = String::new();
+    for (i, w) in words.iter().enumerate() {
+        if i > 0 {
+            line.push(' ');
+        }
+        if w.contains(&b'\n') {
+            let mut fmt = Vec::new();
+            for &b in w {
+                match b {
+                    b'\n' => fmt.extend_from_slice(b"\\n"),
+                    b'\\' => fmt.extend_from_slice(b"\\\\"),
+                    b'%' => fmt.extend_from_slice(b"%%"),
+                    _ => fmt.push(b),
+                }
+            }
+            line.push_str("\"$(printf '");
+            line.push_str(&String::from_utf8_lossy(&sh_quote(&fmt)).replace('\'', "'\"'\"'"));
+            line.push_str("')\"");
+        } else {
+            line.push_str(&String::from_utf8_lossy(&sh_quote(w)));
+        }
+    }
+    line.replace('$', "$$")
+}
+
+/// ninja's hash of a command line (`MurmurHash64A`, as its build log keeps it).
+fn murmur_hash_64a(key: &[u8]) -> u64 {
+    const SEED: u64 = 0xDECA_FBAD_DECA_FBAD;
+    const M: u64 = 0xc6a4_a793_5bd1_e995;
+    const R: u32 = 47;
+    let mut h = SEED ^ (key.len() as u64).wrapping_mul(M);
+    let mut chunks = key.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut k = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h ^= k;
+        h = h.wrapping_mul(M);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        for (i, &b) in rest.iter().enumerate() {
+            h ^= u64::from(b) << (8 * i);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> R;
+    h = h.wrapping_mul(M);
+    h ^= h >> R;
+    h
+}
+
+/// A file's modification time as ninja's log keeps it (nanoseconds).
+fn mtime_ns(path: &std::path::Path) -> Option<i64> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(m.mtime() * 1_000_000_000 + m.mtime_nsec())
+}
+
+/// Inputs in the same directory, as sets shared between edges: each distinct set is
+/// one phony edge (`build _in_N: phony a b c`, whose mtime ninja takes from its newest
+/// input), so that a big build's thousand compiles reading the same headers name each
+/// set once. A glibc compile reads ~200 files in ~20 directories.
+#[derive(Default)]
+struct Groups {
+    ids: HashMap<Vec<String>, usize>,
+}
+
+impl Groups {
+    /// The names an edge lists for `inputs` (sorted), defining new sets in `text`.
+    fn group(&mut self, inputs: Vec<String>, text: &mut String) -> Vec<String> {
+        let mut by_dir: Vec<(String, Vec<String>)> = Vec::new();
+        for input in inputs {
+            let dir = input.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+            match by_dir.last_mut() {
+                Some((d, files)) if *d == dir => files.push(input),
+                _ => by_dir.push((dir, vec![input])),
+            }
+        }
+        let mut names = Vec::new();
+        for (_, files) in by_dir {
+            if files.len() < 3 {
+                names.extend(files);
+                continue;
+            }
+            let next = self.ids.len();
+            let id = *self.ids.entry(files.clone()).or_insert_with(|| {
+                let _ = writeln!(text, "\nbuild _in_{next}: phony {}", files.join(" "));
+                next
+            });
+            names.push(format!("_in_{id}"));
+        }
+        names
+    }
+}
+
+/// The ninja file of the last build (or `options.build`).
+pub fn ninja(config: &Config, options: &NinjaOptions) -> Result<Ninja> {
+    let (store, build) = config.open_build(options.build)?;
+    if !build.traced {
+        bail!(
+            "build {} was recorded without tracing: a ninja file needs the files each command read and wrote (record it with `makescope make`, without --no-trace)",
+            build.id
+        );
+    }
+    if build.state == "interrupted" || build.state == "running" {
+        bail!(
+            "build {} was interrupted: a ninja file needs a whole build; record it again",
+            build.id
+        );
+    }
+    let commands: Vec<_> = store
+        .commands(build.id, &CommandFilter::default())?
+        .into_iter()
+        .filter(|c| c.traced == 1 && c.state == "ok")
+        .collect();
+    if commands.is_empty() {
+        bail!("build {} ran no traced command: there is nothing to export", build.id);
+    }
+    let ids: HashSet<i64> = commands.iter().map(|c| c.id).collect();
+    let serial = crate::lint::serial_makes(&store, build.id)?;
+
+    let content_write = |k: AccessKind| k.is_write() && k != AccessKind::Mkdir;
+    let mut wrote: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut writers: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut renamed: HashSet<(i64, i64)> = HashSet::new();
+    for (command, path, kind) in store.command_accesses(build.id, content_write)? {
+        if kind == AccessKind::RenameTo {
+            renamed.insert((command, path));
+        }
+        if ids.contains(&command) {
+            wrote.entry(command).or_default().push(path);
+            writers.entry(path).or_default().push(command);
+        }
+    }
+    let mut read: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut looked: HashSet<(i64, i64)> = HashSet::new();
+    for (command, path, kind) in store.command_accesses(build.id, |k| {
+        matches!(k, AccessKind::Read | AccessKind::Exec | AccessKind::Stat)
+    })? {
+        if !ids.contains(&command) {
+            continue;
+        }
+        looked.insert((command, path));
+        if kind != AccessKind::Stat {
+            read.entry(command).or_default().push(path);
+        }
+    }
+    let all_paths: HashSet<i64> = wrote
+        .values()
+        .chain(read.values())
+        .flatten()
+        .copied()
+        .collect();
+    let names = store.paths_of(all_paths)?;
+    // The dynamic loader's cache says which libraries exist, not what they hold (those
+    // are inputs themselves); every program reads it and every package install
+    // rewrites it, which would make everything out of date.
+    let is_file = |p: &i64| {
+        let name = &names[p];
+        name.as_slice() != b"/etc/ld.so.cache"
+            && !name.starts_with(b"/proc/")
+            && !name.starts_with(b"/dev/")
+            && !name.starts_with(b"/sys/")
+            && std::fs::metadata(paths::as_path(name)).is_ok_and(|m| m.is_file())
+    };
+    let mut exists: HashMap<i64, bool> = HashMap::new();
+    let started: HashMap<i64, i64> = commands.iter().map(|c| (c.id, c.started_ns)).collect();
+    // Each existing written file belongs to its last writer.
+    let mut owner: HashMap<i64, i64> = HashMap::new();
+    for (path, ws) in &writers {
+        if *exists.entry(*path).or_insert_with(|| is_file(path)) {
+            let last = ws.iter().max_by_key(|w| started[w]).expect("a writer");
+            owner.insert(*path, *last);
+        }
+    }
+    let stamp_dir = options.stamps.to_string_lossy().into_owned();
+    let mut outputs: HashMap<i64, Vec<String>> = HashMap::new();
+    let mut stamped: HashSet<i64> = HashSet::new();
+    for c in &commands {
+        let mut outs: Vec<String> = wrote
+            .get(&c.id)
+            .into_iter()
+            .flatten()
+            .filter(|p| owner.get(p) == Some(&c.id))
+            .filter_map(|p| escape_path(&names[p]))
+            .collect();
+        outs.sort();
+        outs.dedup();
+        if outs.is_empty() {
+            stamped.insert(c.id);
+            outs.push(escape_path(format!("{stamp_dir}/{}", c.id).as_bytes()).unwrap_or_default());
+        }
+        outputs.insert(c.id, outs);
+    }
+
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "# build.ninja made by `makescope export ninja` from build {} of {}\n\
+         # (directory {}): one edge per recorded command.\n\
+         ninja_required_version = 1.3\n\
+         builddir = {}\n\n\
+         pool serial\n  depth = 1\n\n\
+         rule run\n  command = $cmd\n  description = $desc\n\n\
+         rule run_restat\n  command = $cmd\n  description = $desc\n  restat = 1\n",
+        build.id,
+        config.db.display(),
+        String::from_utf8_lossy(&build.directory),
+        escape_path(stamp_dir.as_bytes()).unwrap_or_default()
+    );
+    let mut previous_line: HashMap<(Option<i64>, i64), i64> = HashMap::new();
+    let mut groups = Groups::default();
+    std::fs::create_dir_all(&options.stamps)?;
+    let mut log = String::from("# ninja log v5\n");
+    for c in &commands {
+        let outs = &outputs[&c.id];
+        let mut inputs: Vec<String> = Vec::new();
+        let own: HashSet<&i64> = wrote.get(&c.id).into_iter().flatten().collect();
+        for p in read.get(&c.id).into_iter().flatten() {
+            if own.contains(p) {
+                continue;
+            }
+            // A file written only after this command started (a stale read) does not
+            // order it: that would turn the build around.
+            match owner.get(p) {
+                Some(w) if started[w] >= c.started_ns => continue,
+                _ => {}
+            }
+            if *exists.entry(*p).or_insert_with(|| is_file(p)) {
+                if let Some(e) = escape_path(&names[p]) {
+                    inputs.push(e);
+                }
+            }
+        }
+        // The recipe's line before this one.
+        if let Some(prev) = previous_line.insert((c.make_id, c.job), c.id) {
+            inputs.extend(outputs[&prev].iter().cloned());
+        }
+        // An earlier writer of a file this one writes (an archive updated in place).
+        for p in wrote.get(&c.id).into_iter().flatten() {
+            for w in writers.get(p).into_iter().flatten() {
+                if *w != c.id && started[w] < c.started_ns {
+                    inputs.extend(outputs[w].iter().cloned());
+                }
+            }
+        }
+        let out_set: HashSet<&String> = outs.iter().collect();
+        inputs.retain(|i| !out_set.contains(i));
+        inputs.sort();
+        inputs.dedup();
+        let inputs = groups.group(inputs, &mut text);
+        let restat = wrote
+            .get(&c.id)
+            .into_iter()
+            .flatten()
+            .any(|p| {
+                owner.get(p) == Some(&c.id)
+                    && (looked.contains(&(c.id, *p)) || renamed.contains(&(c.id, *p)))
+            });
+        let mut cmd = format!("cd {} && ", escape_command(std::slice::from_ref(&c.directory)));
+        cmd.push_str(&escape_command(&c.argv));
+        if stamped.contains(&c.id) {
+            // Touched before the command, so that it is older than what the recipe's
+            // next line writes; removed when the command fails.
+            let stamp = escape_command(&[format!("{stamp_dir}/{}", c.id).into_bytes()]);
+            cmd = format!("touch {stamp} && {cmd} || {{ rm -f {stamp}; exit 1; }}");
+        }
+        let desc = c
+            .label
+            .clone()
+            .unwrap_or_else(|| String::from_utf8_lossy(&c.target).into_owned())
+            .replace('$', "$$")
+            .replace('\n', " ");
+        let _ = write!(
+            text,
+            "\n# command {}\nbuild {}: {}",
+            c.id,
+            outs.join(" "),
+            if restat { "run_restat" } else { "run" }
+        );
+        if !inputs.is_empty() {
+            let _ = write!(text, " | {}", inputs.join(" "));
+        }
+        let _ = write!(text, "\n  cmd = {cmd}\n  desc = {desc}\n");
+        // The build log ninja would have written had it run this command: the outputs
+        // as they are now, so that a first `ninja` finds the build done.
+        let hash = murmur_hash_64a(cmd.replace("$$", "$").as_bytes());
+        // A stamp is as old as its command's start (older than whatever the recipe's
+        // next line writes); a restat edge's log entry as new as its end (it may have
+        // left an older file in place).
+        let ended = c.ended_ns.unwrap_or(c.started_ns);
+        for out in outs {
+            let path = unescape_path(out);
+            if stamped.contains(&c.id) {
+                let file = std::fs::File::create(&path).ok();
+                let when = std::time::UNIX_EPOCH
+                    + std::time::Duration::from_nanos(c.started_ns.max(0) as u64);
+                if let Some(file) = file {
+                    let _ = file.set_modified(when);
+                }
+            }
+            if let Some(mtime) = mtime_ns(std::path::Path::new(&path)) {
+                let mtime = if restat { mtime.max(ended) } else { mtime };
+                let _ = writeln!(log, "0\t0\t{mtime}\t{path}\t{hash:x}");
+            }
+        }
+        if c.make_id.is_some_and(|m| serial.contains(&m)) {
+            text.push_str("  pool = serial\n");
+        }
+    }
+    std::fs::write(options.stamps.join(".ninja_log"), log)?;
+    Ok(Ninja {
+        build,
+        text,
+        edges: commands.len(),
+    })
+}
