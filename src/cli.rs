@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, Parser};
 use clap_complete::Shell;
 
+use makescope::commands::export::Export;
 use makescope::commands::{show, targets, Format, Subcommand};
 use makescope::config::Config;
 use makescope::makedb::TargetsOptions;
@@ -27,6 +28,9 @@ use makescope::query::{LogOptions, ShowOptions};
 use makescope::record::{MakeOptions, Tracing};
 use makescope::replay::{Mode as ReplayMode, ReplayOptions};
 use makescope::testcases::TestsOptions;
+use makescope::views::coverage::CoverageOptions;
+use makescope::views::dot::DotOptions;
+use makescope::views::BuildChoice;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -87,6 +91,103 @@ pub enum RunCommand {
     /// makescope version under the user's data directory), for any makefile to
     /// `load $(shell makescope plugin)`; or copy it into DIR.
     Plugin(PluginArgs),
+    /// Where a build's time went: wall and CPU time, commands by kind, the slowest,
+    /// time per directory and make level, parallelism against -j, make's serialisation,
+    /// and the critical path.
+    Stats(StatsArgs),
+    /// Write the build for other tools: `trace` (Chrome trace-event JSON for Perfetto or
+    /// chrome://tracing) or `dot` (Graphviz).
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Write one self-contained HTML page about a build (timeline, critical path,
+    /// slowest commands, failures, tests) that opens from the file system.
+    Report(ReportArgs),
+    /// Dependency coverage: which installed packages (dpkg's file lists) and path
+    /// prefixes the build opened files of, and which it could have used and never did.
+    Coverage(CoverageArgs),
+}
+
+/// `makescope stats` arguments.
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
+}
+
+/// `makescope export` formats.
+#[derive(clap::Subcommand, Debug)]
+pub enum ExportCommand {
+    /// Chrome trace-event JSON: a track per job slot, commands as slices named by label,
+    /// sub-makes on their own tracks, the critical path marked.
+    Trace(TraceArgs),
+    /// Graphviz: the command graph (writer -> reader), or with --files the file graph.
+    Dot(DotArgs),
+}
+
+/// `makescope export trace` arguments.
+#[derive(Args, Debug)]
+pub struct TraceArgs {
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
+}
+
+/// `makescope export dot` arguments.
+#[derive(Args, Debug)]
+pub struct DotArgs {
+    /// Only the commands around REF (a command id, a target, or a path it wrote).
+    #[arg(long, value_name = "REF")]
+    pub focus: Option<OsString>,
+    /// With --focus: how many edges away from it, each way (default 2).
+    #[arg(long, value_name = "N", requires = "focus")]
+    pub depth: Option<usize>,
+    /// Draw the files written between commands as nodes too.
+    #[arg(long)]
+    pub files: bool,
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
+}
+
+/// `makescope report` arguments.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Where to write the page.
+    #[arg(short, long, value_name = "FILE", default_value = "report.html")]
+    pub output: PathBuf,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
+}
+
+/// `makescope coverage` arguments.
+#[derive(Args, Debug)]
+pub struct CoverageArgs {
+    /// Also report on this path prefix, used or not (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub prefix: Vec<PathBuf>,
+    /// Also report on this installed package, used or not (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub package: Vec<String>,
+    /// dpkg's info directory, holding its *.list files.
+    #[arg(long, value_name = "DIR", default_value = makescope::views::coverage::DPKG_INFO)]
+    pub dpkg_info: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
 }
 
 /// `makescope plugin` arguments.
@@ -406,6 +507,34 @@ impl RunCommand {
             RunCommand::Plugin(args) => Subcommand::Plugin(PluginOptions {
                 install: args.install,
             }),
+            RunCommand::Stats(args) => {
+                Subcommand::Stats(BuildChoice { build: args.build }, format(args.json))
+            }
+            RunCommand::Export(ExportCommand::Trace(args)) => Subcommand::Export(
+                Export::Trace(BuildChoice { build: args.build }),
+                args.output,
+            ),
+            RunCommand::Export(ExportCommand::Dot(args)) => Subcommand::Export(
+                Export::Dot(DotOptions {
+                    build: args.build,
+                    focus: args.focus.map(OsString::into_vec),
+                    depth: args.depth,
+                    files: args.files,
+                }),
+                args.output,
+            ),
+            RunCommand::Report(args) => {
+                Subcommand::Report(BuildChoice { build: args.build }, args.output)
+            }
+            RunCommand::Coverage(args) => Subcommand::Coverage(
+                CoverageOptions {
+                    build: args.build,
+                    prefixes: args.prefix,
+                    packages: args.package,
+                    database: Some(args.dpkg_info),
+                },
+                format(args.json),
+            ),
         }
     }
 }

@@ -13,11 +13,15 @@
 //! here sees its types) or answer a question itself (that is the engine's job, so that
 //! everything a command prints can also be had as data).
 
+pub mod coverage;
+pub mod export;
 pub mod log;
 pub mod make;
 pub mod plugin;
 pub mod replay;
+pub mod report;
 pub mod show;
+pub mod stats;
 pub mod targets;
 pub mod tests;
 
@@ -32,6 +36,8 @@ use crate::query::{LogOptions, ShowOptions};
 use crate::record::MakeOptions;
 use crate::replay::ReplayOptions;
 use crate::testcases::TestsOptions;
+use crate::views::coverage::CoverageOptions;
+use crate::views::BuildChoice;
 
 /// A subcommand with everything it needs, resolved from the command line.
 #[derive(Debug)]
@@ -50,6 +56,14 @@ pub enum Subcommand {
     Tests(TestsOptions, tests::View),
     /// `makescope plugin`: the make plugin at a path that stays.
     Plugin(PluginOptions),
+    /// `makescope stats`: where a build's time went.
+    Stats(BuildChoice, Format),
+    /// `makescope export trace|dot`: the build for other tools, to a file or stdout.
+    Export(export::Export, Option<std::path::PathBuf>),
+    /// `makescope report`: one HTML page about a build, written to a file.
+    Report(BuildChoice, std::path::PathBuf),
+    /// `makescope coverage`: the packages and prefixes a build used.
+    Coverage(CoverageOptions, Format),
 }
 
 impl Subcommand {
@@ -63,6 +77,10 @@ impl Subcommand {
             Subcommand::Replay(options) => replay::run(config, &options),
             Subcommand::Tests(options, view) => tests::run(config, &options, &view),
             Subcommand::Plugin(options) => plugin::run(&options),
+            Subcommand::Stats(options, format) => stats::run(config, &options, format),
+            Subcommand::Export(export, output) => export::run(config, &export, output.as_ref()),
+            Subcommand::Report(options, output) => report::run(config, &options, &output),
+            Subcommand::Coverage(options, format) => coverage::run(config, &options, format),
         }
     }
 }

@@ -15,6 +15,7 @@
 //! written by a newer makescope is refused before anything touches it.
 
 mod read;
+mod views;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::access::AccessKind;
 
 pub use read::*;
+pub use views::*;
 pub use write::*;
 
 /// Bytes as SQLite stores them: TEXT when they are UTF-8 (so `WHERE target = 'all'`
