@@ -295,7 +295,10 @@ pub fn measure(recorded: &Recorded, options: &CoverageOptions) -> Result<Coverag
                     }
                 }
             }
-            for dir in &searched_dirs {
+            // The deepest directory searched says most about why.
+            let mut deepest_first: Vec<&Vec<u8>> = searched_dirs.iter().collect();
+            deepest_first.sort_by_key(|d| std::cmp::Reverse(d.len()));
+            for dir in deepest_first {
                 for &p in db.under.get(dir).into_iter().flatten() {
                     why.entry(p)
                         .or_insert_with(|| format!("searched {}", lossy(dir)));
@@ -309,7 +312,8 @@ pub fn measure(recorded: &Recorded, options: &CoverageOptions) -> Result<Coverag
                     });
                 }
             }
-            untouched.sort_by(|a, b| a.name.cmp(&b.name));
+            // Named first: the user asked about them.
+            untouched.sort_by(|a, b| (a.why != "named", &a.name).cmp(&(b.why != "named", &b.name)));
             let mut list: Vec<Used> = used
                 .into_iter()
                 .map(|(p, files)| Used {

@@ -183,8 +183,8 @@ fn timeline(page: &mut String, recorded: &Recorded, analysis: &Analysis) {
     let _ = writeln!(
         page,
         "<svg id=\"timeline\" width=\"{:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {:.0} {height:.0}\">",
-        left + width + 10.0,
-        left + width + 10.0
+        left + width + 40.0,
+        left + width + 40.0
     );
     // Time axis: ten ticks.
     for i in 0..=10 {

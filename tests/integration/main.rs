@@ -27,3 +27,4 @@ mod targets_parse;
 mod tests_list;
 mod trace;
 mod trace_bench;
+mod views;
