@@ -20,6 +20,14 @@ pub fn run(config: &Config, options: &BuildChoice, format: Format) -> Result<u8>
     Ok(0)
 }
 
+fn commands(n: usize) -> String {
+    if n == 1 {
+        "1 command".into()
+    } else {
+        format!("{n} commands")
+    }
+}
+
 fn percent(part: i64, whole: i64) -> String {
     format!("{:.0}%", 100.0 * part as f64 / whole.max(1) as f64)
 }
@@ -39,7 +47,7 @@ fn groups(
             vec![
                 format!("  {}", seconds(g.ns)),
                 percent(g.ns, total),
-                format!("{} commands", g.commands),
+                commands(g.commands),
                 g.name.clone(),
             ]
         })

@@ -281,39 +281,45 @@ pub fn measure(recorded: &Recorded, options: &CoverageOptions) -> Result<Coverag
         }
     }
 
-    let mut untouched = Vec::new();
+    let mut untouched: Vec<Untouched> = Vec::new();
     let mut packages_installed = 0;
     let used_list: Vec<Used> = match &database {
         None => Vec::new(),
         Some(db) => {
             packages_installed = db.packages.len();
-            let mut why: BTreeMap<u32, String> = BTreeMap::new();
+            // Why each is a candidate, and how many packages that reason covers: the
+            // fewer, the more it says (`-I/usr/include/libxml2` holds one package's
+            // headers, `/usr/include` everyone's).
+            let mut why: BTreeMap<u32, (usize, String)> = BTreeMap::new();
             for named in &options.packages {
                 for (i, p) in db.packages.iter().enumerate() {
                     if p == named {
-                        why.insert(i as u32, "named".into());
+                        why.insert(i as u32, (0, "named".into()));
                     }
                 }
             }
-            // The deepest directory searched says most about why.
-            let mut deepest_first: Vec<&Vec<u8>> = searched_dirs.iter().collect();
-            deepest_first.sort_by_key(|d| std::cmp::Reverse(d.len()));
-            for dir in deepest_first {
-                for &p in db.under.get(dir).into_iter().flatten() {
-                    why.entry(p)
-                        .or_insert_with(|| format!("searched {}", lossy(dir)));
+            for dir in &searched_dirs {
+                let Some(packages) = db.under.get(dir) else {
+                    continue;
+                };
+                for &p in packages {
+                    let reason = (packages.len(), format!("searched {}", lossy(dir)));
+                    let entry = why.entry(p).or_insert_with(|| reason.clone());
+                    if reason < *entry {
+                        *entry = reason;
+                    }
                 }
             }
-            for (p, why) in why {
-                if !used.contains_key(&p) {
-                    untouched.push(Untouched {
-                        name: db.packages[p as usize].clone(),
-                        why,
-                    });
-                }
-            }
-            // Named first: the user asked about them.
-            untouched.sort_by(|a, b| (a.why != "named", &a.name).cmp(&(b.why != "named", &b.name)));
+            let mut reasons: Vec<(usize, String, String)> = why
+                .into_iter()
+                .filter(|(p, _)| !used.contains_key(p))
+                .map(|(p, (breadth, why))| (breadth, db.packages[p as usize].clone(), why))
+                .collect();
+            reasons.sort();
+            untouched = reasons
+                .into_iter()
+                .map(|(_, name, why)| Untouched { name, why })
+                .collect();
             let mut list: Vec<Used> = used
                 .into_iter()
                 .map(|(p, files)| Used {
