@@ -182,7 +182,7 @@ fn timeline(page: &mut String, recorded: &Recorded, analysis: &Analysis) {
     );
     let _ = writeln!(
         page,
-        "<svg id=\"timeline\" width=\"{:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {:.0} {height:.0}\">",
+        "<svg id=\"timeline\" style=\"width:100%;max-width:{:.0}px;height:auto\" viewBox=\"0 0 {:.0} {height:.0}\">",
         left + width + 40.0,
         left + width + 40.0
     );
