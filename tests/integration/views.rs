@@ -117,9 +117,12 @@ fn notparallel_shows_as_serialised_time() {
     assert_eq!(p["peak"], 1, "{p}");
 }
 
-/// Every complete slice of a trace: (pid, tid) → (start, end, name).
-fn slices(trace: &Value) -> BTreeMap<(u64, u64), Vec<(u64, u64, String)>> {
-    let mut tracks: BTreeMap<(u64, u64), Vec<(u64, u64, String)>> = BTreeMap::new();
+/// A slice of a trace: start, end, name.
+type Slice = (u64, u64, String);
+
+/// Every complete slice of a trace, by track: (pid, tid).
+fn slices(trace: &Value) -> BTreeMap<(u64, u64), Vec<Slice>> {
+    let mut tracks: BTreeMap<(u64, u64), Vec<Slice>> = BTreeMap::new();
     for event in trace["traceEvents"].as_array().unwrap() {
         if event["ph"] != "X" {
             continue;
