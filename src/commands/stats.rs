@@ -114,6 +114,10 @@ fn print(out: &mut impl Write, s: &Stats) -> Result<()> {
         seconds(o.busy_window_ns),
         seconds(o.outside_commands_ns)
     )?;
+    if s.work_commands == 0 {
+        writeln!(out, "no command ran")?;
+        return Ok(());
+    }
     if s.jobs.limit().is_some() {
         writeln!(
             out,

@@ -261,7 +261,15 @@ pub fn measure(recorded: &Recorded, options: &CoverageOptions) -> Result<Coverag
         let mut owned = false;
         if let Some(db) = &database {
             let mut names = vec![canonical(path, &aliases)];
-            if let Ok(real) = std::fs::canonicalize(paths::as_path(path)) {
+            // Packages install below these; a build's own tree (most of what it opens)
+            // is not looked at twice.
+            let system = [&b"/usr/"[..], b"/etc/", b"/opt/", b"/var/"]
+                .iter()
+                .any(|p| names[0].starts_with(p));
+            let real = system
+                .then(|| std::fs::canonicalize(paths::as_path(path)).ok())
+                .flatten();
+            if let Some(real) = real {
                 let real = canonical(paths::as_bytes(&real), &aliases);
                 if real != names[0] {
                     names.push(real);

@@ -1,6 +1,6 @@
 //! `makescope export dot`: the build's graph in Graphviz. By default the command graph
-//! (a node per command, an edge from a command that wrote a file to each command that
-//! read it); with `files`, the file graph (the written files between them as nodes of
+//! (a node per command that did work, an edge from a command that wrote a file to each
+//! command that read it); with `files`, the file graph (the written files between them as nodes of
 //! their own). `focus` keeps the commands a reference names and those within `depth`
 //! edges of them, up and down, which is what makes glibc's 14,000 commands readable.
 //! The critical path's commands are drawn red.
@@ -112,8 +112,9 @@ fn render(
         .filter(|(f, t, _)| kept(*f) && kept(*t))
         .collect();
     let mut used: BTreeSet<i64> = edges.iter().flat_map(|(f, t, _)| [*f, *t]).collect();
-    if let Some(keep) = keep {
-        used.extend(keep.iter().copied());
+    match keep {
+        Some(keep) => used.extend(keep.iter().copied()),
+        None => used.extend(recorded.work().map(|c| c.id)),
     }
     let by_id: HashMap<i64, &crate::store::Timing> =
         recorded.commands.iter().map(|c| (c.id, c)).collect();
