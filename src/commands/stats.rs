@@ -135,10 +135,10 @@ fn print(out: &mut impl Write, s: &Stats) -> Result<()> {
     )?;
     writeln!(
         out,
-        "\ncritical path {} ({} of the wall time: the build's length with unlimited cores), {} commands:",
+        "\ncritical path {} ({} of the wall time: the build's length with unlimited cores), {}:",
         seconds(s.critical_ns),
         percent(s.critical_ns, s.wall_ns),
-        s.critical.len()
+        commands(s.critical.len())
     )?;
     const SHOWN: usize = 12;
     if s.critical.len() > SHOWN {

@@ -197,7 +197,9 @@ impl Recorded {
             at = t;
             running += i64::from(dr);
             waiting += i64::from(dw);
-            occupancy.peak = occupancy.peak.max(running as usize);
+            // A command that took no time ends, in this order, before it starts: the
+            // count dips below zero for no time at all.
+            occupancy.peak = occupancy.peak.max(running.max(0) as usize);
         }
         occupancy
     }
