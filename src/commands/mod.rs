@@ -1,6 +1,6 @@
 //! The subcommands as the user sees them. Each file here takes its subcommand's options,
 //! asks the library module that does the work (its engine: `record`, `query`, `makedb`,
-//! `replay`, `testcases`)
+//! `replay`, `testcases`, `views`)
 //! and prints the answer: data to stdout, aligned for people or as JSON; diagnostics to
 //! stderr. It returns the process's exit status.
 //!
