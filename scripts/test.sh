@@ -12,6 +12,12 @@ command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)  # `export ninja`'s t
 [ -e /usr/include/gnumake.h ] || missing+=(make)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
 command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)  # the shim's libc (build.rs)
+# The views' tests (tests/integration/views.rs): Graphviz reads every `export dot`,
+# headless Chromium opens the report, coverage sees zlib used and libxml2 untouched.
+command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -e /usr/include/zlib.h ] || missing+=(zlib1g-dev)
+[ -d /usr/include/libxml2 ] || missing+=(libxml2-dev)
 if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

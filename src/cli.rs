@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, Parser};
 use clap_complete::Shell;
 
+use makescope::commands::export::Export;
 use makescope::commands::{show, targets, Format, Subcommand};
 use makescope::config::Config;
 use makescope::makedb::TargetsOptions;
@@ -31,8 +32,10 @@ use makescope::replay::{Mode as ReplayMode, ReplayOptions};
 use makescope::testcases::listing::ListOnlyOptions;
 use makescope::testcases::rerun::RerunOptions;
 use makescope::testcases::TestsOptions;
-use makescope::commands::export::Export;
 use makescope::export::{CompdbOptions, NinjaOptions};
+use makescope::views::coverage::CoverageOptions;
+use makescope::views::dot::DotOptions;
+use makescope::views::BuildChoice;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -107,20 +110,21 @@ pub enum RunCommand {
     /// (races under -j), files two commands wrote, reads before the write, targets a
     /// recipe never wrote. Exits 1 when there is a race.
     Lint(LintArgs),
-    /// Write the recorded build in another tool's format.
+    /// Where a build's time went: wall and CPU time, commands by kind, the slowest,
+    /// time per directory and make level, parallelism against -j, make's serialisation,
+    /// and the critical path.
+    Stats(StatsArgs),
+    /// Write the recorded build in another tool's format: `trace` (Chrome trace-event
+    /// JSON for Perfetto or chrome://tracing), `dot` (Graphviz), `compdb`
+    /// (compile_commands.json), `ninja` (build.ninja).
     #[command(subcommand)]
-    Export(ExportArgs),
-}
-
-/// `makescope export` formats.
-#[derive(clap::Subcommand, Debug)]
-pub enum ExportArgs {
-    /// compile_commands.json (Clang's JSON compilation database): every compiler run of
-    /// the build, in scripts and sub-makes too, with its arguments as executed.
-    Compdb(CompdbArgs),
-    /// build.ninja: one edge per recorded command, with the files it read as implicit
-    /// dependencies, to re-run the build without make (needs a traced build).
-    Ninja(NinjaArgs),
+    Export(ExportCommand),
+    /// Write one self-contained HTML page about a build (timeline, critical path,
+    /// slowest commands, failures, tests) that opens from the file system.
+    Report(ReportArgs),
+    /// Dependency coverage: which installed packages (dpkg's file lists) and path
+    /// prefixes the build opened files of, and which it could have used and never did.
+    Coverage(CoverageArgs),
 }
 
 #[derive(Args, Debug)]
@@ -143,6 +147,44 @@ pub struct LintArgs {
     pub build: Option<i64>,
 }
 
+/// `makescope stats` arguments.
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
+}
+
+/// `makescope export` formats.
+#[derive(clap::Subcommand, Debug)]
+pub enum ExportCommand {
+    /// Chrome trace-event JSON: a track per job slot, commands as slices named by label,
+    /// sub-makes on their own tracks, the critical path marked.
+    Trace(TraceArgs),
+    /// Graphviz: the command graph (writer -> reader), or with --files the file graph.
+    Dot(DotArgs),
+    /// compile_commands.json (Clang's JSON compilation database): every compiler run of
+    /// the build, in scripts and sub-makes too, with its arguments as executed.
+    Compdb(CompdbArgs),
+    /// build.ninja: one edge per recorded command, with the files it read as implicit
+    /// dependencies, to re-run the build without make (needs a traced build).
+    Ninja(NinjaArgs),
+}
+
+/// `makescope export trace` arguments.
+#[derive(Args, Debug)]
+pub struct TraceArgs {
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
+}
+
 #[derive(Args, Debug)]
 pub struct CompdbArgs {
     /// Write to FILE instead of stdout.
@@ -151,6 +193,57 @@ pub struct CompdbArgs {
     /// Only source files under DIR.
     #[arg(long, value_name = "DIR")]
     pub filter: Option<PathBuf>,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
+}
+
+/// `makescope export dot` arguments.
+#[derive(Args, Debug)]
+pub struct DotArgs {
+    /// Only the commands around REF (a command id, a target, or a path it wrote).
+    #[arg(long, value_name = "REF")]
+    pub focus: Option<OsString>,
+    /// With --focus: how many edges away from it, each way (default 2).
+    #[arg(long, value_name = "N", requires = "focus")]
+    pub depth: Option<usize>,
+    /// Draw the files written between commands as nodes too.
+    #[arg(long)]
+    pub files: bool,
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
+}
+
+/// `makescope report` arguments.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Where to write the page.
+    #[arg(short, long, value_name = "FILE", default_value = "report.html")]
+    pub output: PathBuf,
+    /// Which build (default: the last one).
+    #[arg(long, value_name = "ID")]
+    pub build: Option<i64>,
+}
+
+/// `makescope coverage` arguments.
+#[derive(Args, Debug)]
+pub struct CoverageArgs {
+    /// Also report on this path prefix, used or not (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub prefix: Vec<PathBuf>,
+    /// Also report on this installed package, used or not (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub package: Vec<String>,
+    /// dpkg's info directory, holding its *.list files.
+    #[arg(long, value_name = "DIR", default_value = makescope::views::coverage::DPKG_INFO)]
+    pub dpkg_info: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
     /// Which build (default: the last one).
     #[arg(long, value_name = "ID")]
     pub build: Option<i64>,
@@ -678,22 +771,48 @@ impl RunCommand {
                 makescope::lint::LintOptions { build: args.build },
                 format(args.json),
             ),
-            RunCommand::Export(ExportArgs::Ninja(args)) => Subcommand::Export(Export::Ninja(
-                NinjaOptions {
+            RunCommand::Export(ExportCommand::Ninja(args)) => Subcommand::Export(
+                Export::Ninja(NinjaOptions {
                     build: args.build,
                     stamps: PathBuf::new(),
-                },
+                }),
                 args.output,
-            )),
-            RunCommand::Export(ExportArgs::Compdb(args)) => {
-                Subcommand::Export(Export::Compdb(
-                    CompdbOptions {
-                        build: args.build,
-                        filter: args.filter,
-                    },
-                    args.output,
-                ))
+            ),
+            RunCommand::Export(ExportCommand::Compdb(args)) => Subcommand::Export(
+                Export::Compdb(CompdbOptions {
+                    build: args.build,
+                    filter: args.filter,
+                }),
+                args.output,
+            ),
+            RunCommand::Stats(args) => {
+                Subcommand::Stats(BuildChoice { build: args.build }, format(args.json))
             }
+            RunCommand::Export(ExportCommand::Trace(args)) => Subcommand::Export(
+                Export::Trace(BuildChoice { build: args.build }),
+                args.output,
+            ),
+            RunCommand::Export(ExportCommand::Dot(args)) => Subcommand::Export(
+                Export::Dot(DotOptions {
+                    build: args.build,
+                    focus: args.focus.map(OsString::into_vec),
+                    depth: args.depth,
+                    files: args.files,
+                }),
+                args.output,
+            ),
+            RunCommand::Report(args) => {
+                Subcommand::Report(BuildChoice { build: args.build }, args.output)
+            }
+            RunCommand::Coverage(args) => Subcommand::Coverage(
+                CoverageOptions {
+                    build: args.build,
+                    prefixes: args.prefix,
+                    packages: args.package,
+                    database: Some(args.dpkg_info),
+                },
+                format(args.json),
+            ),
         }
     }
 }

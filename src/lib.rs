@@ -31,3 +31,4 @@ pub mod store;
 pub mod testcases;
 pub mod trace;
 pub mod util;
+pub mod views;

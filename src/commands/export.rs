@@ -1,5 +1,7 @@
-//! `makescope export compdb|ninja`: the record in another tool's format, written to
-//! `-o FILE` (one summary line on stderr) or to stdout.
+//! `makescope export trace|dot|compdb|ninja`: the recorded build in another tool's
+//! format (Chrome trace-event JSON for Perfetto and `chrome://tracing`, Graphviz, Clang's
+//! compilation database, a `build.ninja`), written to `-o FILE` or to stdout; for the
+//! last two, one summary line on stderr when written to a file.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,17 +11,25 @@ use anyhow::{Context, Result};
 use super::write_json;
 use crate::config::Config;
 use crate::export::{self, CompdbOptions, NinjaOptions};
+use crate::views::dot::{self, DotOptions};
+use crate::views::{trace, BuildChoice};
 
-/// What to export, and where to.
-#[derive(Debug)]
+/// What `export` writes.
+#[derive(Debug, Clone)]
 pub enum Export {
-    Compdb(CompdbOptions, Option<PathBuf>),
-    Ninja(NinjaOptions, Option<PathBuf>),
+    /// Chrome trace-event JSON.
+    Trace(BuildChoice),
+    /// Graphviz.
+    Dot(DotOptions),
+    /// compile_commands.json.
+    Compdb(CompdbOptions),
+    /// build.ninja.
+    Ninja(NinjaOptions),
 }
 
-/// Write `bytes` to `path`, or to stdout without one.
-fn emit(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
-    match path {
+/// Write `bytes` to `output`, or to stdout (a reader that closed the pipe is no error).
+pub fn write_output(output: Option<&PathBuf>, bytes: &[u8]) -> Result<()> {
+    match output {
         Some(path) => std::fs::write(path, bytes)
             .with_context(|| format!("cannot write {}", path.display())),
         None => {
@@ -32,14 +42,20 @@ fn emit(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
     }
 }
 
-pub fn run(config: &Config, what: &Export) -> Result<u8> {
+pub fn run(config: &Config, what: &Export, output: Option<&PathBuf>) -> Result<u8> {
     match what {
-        Export::Compdb(options, path) => {
+        Export::Trace(choice) => {
+            let mut bytes = serde_json::to_vec(&trace::trace(config, choice)?)?;
+            bytes.push(b'\n');
+            write_output(output, &bytes)?;
+        }
+        Export::Dot(options) => write_output(output, dot::dot(config, options)?.as_bytes())?,
+        Export::Compdb(options) => {
             let db = export::compdb(config, options)?;
             let mut bytes = Vec::new();
             write_json(&mut bytes, &db.to_json())?;
-            emit(path.as_deref(), &bytes)?;
-            if let Some(path) = path {
+            write_output(output, &bytes)?;
+            if let Some(path) = output {
                 let mut note = format!(
                     "makescope: {} compile{} of build {} in {}",
                     db.entries.len(),
@@ -56,9 +72,8 @@ pub fn run(config: &Config, what: &Export) -> Result<u8> {
                 }
                 eprintln!("{note}");
             }
-            Ok(0)
         }
-        Export::Ninja(options, path) => {
+        Export::Ninja(options) => {
             let mut options = options.clone();
             if options.stamps.as_os_str().is_empty() {
                 options.stamps = config
@@ -68,8 +83,8 @@ pub fn run(config: &Config, what: &Export) -> Result<u8> {
                     .join("ninja");
             }
             let ninja = export::ninja(config, &options)?;
-            emit(path.as_deref(), ninja.text.as_bytes())?;
-            if let Some(path) = path {
+            write_output(output, ninja.text.as_bytes())?;
+            if let Some(path) = output {
                 eprintln!(
                     "makescope: {} edges of build {} in {}",
                     ninja.edges,
@@ -77,7 +92,7 @@ pub fn run(config: &Config, what: &Export) -> Result<u8> {
                     path.display()
                 );
             }
-            Ok(0)
         }
     }
+    Ok(0)
 }

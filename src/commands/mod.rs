@@ -1,6 +1,6 @@
 //! The subcommands as the user sees them. Each file here takes its subcommand's options,
 //! asks the library module that does the work (its engine: `record`, `query`, `makedb`,
-//! `replay`, `rebuild`, `testcases`)
+//! `replay`, `rebuild`, `testcases`, `lint`, `export`, `views`)
 //! and prints the answer: data to stdout, aligned for people or as JSON; diagnostics to
 //! stderr. It returns the process's exit status.
 //!
@@ -13,15 +13,18 @@
 //! here sees its types) or answer a question itself (that is the engine's job, so that
 //! everything a command prints can also be had as data).
 
-pub mod gc;
+pub mod coverage;
 pub mod export;
+pub mod gc;
 pub mod lint;
 pub mod log;
 pub mod make;
 pub mod plugin;
 pub mod rebuild;
 pub mod replay;
+pub mod report;
 pub mod show;
+pub mod stats;
 pub mod targets;
 pub mod test;
 pub mod tests;
@@ -39,6 +42,8 @@ use crate::rebuild::RebuildOptions;
 use crate::record::MakeOptions;
 use crate::replay::ReplayOptions;
 use crate::testcases::TestsOptions;
+use crate::views::coverage::CoverageOptions;
+use crate::views::BuildChoice;
 
 /// A subcommand with everything it needs, resolved from the command line.
 #[derive(Debug)]
@@ -67,8 +72,14 @@ pub enum Subcommand {
     Gc(GcOptions),
     /// `makescope lint`: declared against real dependencies.
     Lint(crate::lint::LintOptions, Format),
-    /// `makescope export`: the record in another tool's format.
-    Export(export::Export),
+    /// `makescope stats`: where a build's time went.
+    Stats(BuildChoice, Format),
+    /// `makescope export trace|dot|compdb|ninja`: the build for other tools, to a file or stdout.
+    Export(export::Export, Option<std::path::PathBuf>),
+    /// `makescope report`: one HTML page about a build, written to a file.
+    Report(BuildChoice, std::path::PathBuf),
+    /// `makescope coverage`: the packages and prefixes a build used.
+    Coverage(CoverageOptions, Format),
 }
 
 impl Subcommand {
@@ -86,8 +97,11 @@ impl Subcommand {
             Subcommand::Test(options) => test::run(config, &options),
             Subcommand::Plugin(options) => plugin::run(&options),
             Subcommand::Gc(options) => gc::run(config, &options),
-            Subcommand::Export(what) => export::run(config, &what),
             Subcommand::Lint(options, format) => lint::run(config, &options, format),
+            Subcommand::Stats(options, format) => stats::run(config, &options, format),
+            Subcommand::Export(export, output) => export::run(config, &export, output.as_ref()),
+            Subcommand::Report(options, output) => report::run(config, &options, &output),
+            Subcommand::Coverage(options, format) => coverage::run(config, &options, format),
         }
     }
 }

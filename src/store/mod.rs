@@ -17,6 +17,7 @@
 mod prune;
 mod read;
 mod states;
+mod views;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use crate::access::AccessKind;
 
 pub use read::*;
 pub use states::*;
+pub use views::*;
 pub use write::*;
 
 /// Bytes as SQLite stores them: TEXT when they are UTF-8 (so `WHERE target = 'all'`

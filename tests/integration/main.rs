@@ -35,3 +35,4 @@ mod trace;
 mod trace_bench;
 mod trials;
 mod writers;
+mod views;
