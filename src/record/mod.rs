@@ -119,6 +119,8 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     }
     let top_directory =
         std::env::current_dir().context("the current directory is not accessible")?;
+    // What makescope kept before this build, for the size notice at its end.
+    let footprint_before = crate::gc::footprint(&config.db);
     let mut store = Store::open_write(&config.db)?;
     let tracing = options.tracing != Tracing::Off;
     if tracing {
@@ -142,7 +144,6 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
         crate::util::redact_arguments(&argv)
     };
     let directory = top_directory.as_os_str().as_bytes().to_vec();
-    let footprint_before = crate::gc::footprint(&config.db);
     let (build_id, first_blocks) = ids::reserve_first(&mut store)?;
     // Held until makescope ends, however it ends: a build left `running` without it was
     // cut off.
