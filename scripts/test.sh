@@ -38,8 +38,7 @@ scripts/check-install.sh
 # on its PATH; then its tests, which also drive target/debug/makescope on a fixture.
 wheels=$(mktemp -d)
 trap 'rm -rf "$wheels"' EXIT
-pip=(python3 -m pip --quiet --disable-pip-version-check --root-user-action=ignore)
-"${pip[@]}" wheel --no-deps --wheel-dir "$wheels/dist" ./python
+python3 -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$wheels/dist" ./python
 python3 -m venv "$wheels/venv"
 "$wheels/venv/bin/python" -m pip install --quiet --disable-pip-version-check pytest
 PATH=/usr/bin:/bin "$wheels/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
