@@ -357,6 +357,11 @@ pub struct TestsArgs {
     /// Only the tests that did not pass (FAIL, XPASS, ERROR, UNRESOLVED).
     #[arg(long)]
     pub failed: bool,
+    /// Only the tests a change since the build affects: their command, or one upstream
+    /// of it, read a file that changed (what `rebuild --dry-run` would re-run), each
+    /// with the reason. Needs a traced build.
+    #[arg(long, conflicts_with = "list_only")]
+    pub affected: bool,
     /// Also write the list as JUnit XML to FILE (one testsuite per directory).
     #[arg(long, value_name = "FILE", conflicts_with = "list_only")]
     pub junit: Option<PathBuf>,
@@ -701,6 +706,7 @@ impl RunCommand {
                 TestsOptions {
                     build: args.build,
                     failed_only: args.failed,
+                    affected: args.affected,
                 },
                 makescope::commands::tests::View {
                     format: format(args.json),

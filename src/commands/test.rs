@@ -20,7 +20,7 @@ pub fn run(config: &Config, options: &RerunOptions) -> Result<u8> {
         config,
         &TestsOptions {
             build: options.build,
-            failed_only: false,
+            ..TestsOptions::default()
         },
     )?;
     let groups = rerun::pick(&list, options)?;

@@ -32,10 +32,16 @@ pub fn run(config: &Config, options: &TestsOptions, view: &View) -> Result<u8> {
         return Ok(0);
     }
     if list.tests.is_empty() {
-        let what = if options.failed_only {
-            "no failed tests"
-        } else {
-            "no tests"
+        let what = match (options.affected, options.failed_only) {
+            (true, _) => {
+                println!(
+                    "no test of build {} is affected: nothing it ran read a file that changed since",
+                    list.build.id
+                );
+                return Ok(0);
+            }
+            (false, true) => "no failed tests",
+            (false, false) => "no tests",
         };
         println!(
             "build {} has {what}: no command ran a test that makescope recognises",

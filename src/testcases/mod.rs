@@ -49,6 +49,9 @@ pub struct TestsOptions {
     pub build: Option<i64>,
     /// Only the tests that did not pass ([`TestCase::failed`]).
     pub failed_only: bool,
+    /// Only the tests whose command is out of date ([`crate::rebuild::query`]): a file
+    /// it, or a command upstream of it, read has changed since the build; each says why.
+    pub affected: bool,
 }
 
 /// Which rule found a test.
@@ -200,6 +203,48 @@ pub fn list(config: &Config, options: &TestsOptions) -> Result<TestList> {
     }
     if options.failed_only {
         tests.retain(TestCase::failed);
+    }
+    if options.affected {
+        // Out of date because something changed since the build (not because it failed
+        // or never finished there, which rebuild also re-runs), directly or downstream.
+        let answer = crate::rebuild::query(&store, build.clone(), &[])?;
+        let changed = |r: &crate::rebuild::Reason| {
+            !matches!(
+                r,
+                crate::rebuild::Reason::Failed(_) | crate::rebuild::Reason::NeverFinished
+            )
+        };
+        let mut reached: Vec<bool> = answer
+            .units
+            .iter()
+            .map(|u| u.direct && changed(&u.reason))
+            .collect();
+        loop {
+            let mut grew = false;
+            for (i, unit) in answer.units.iter().enumerate() {
+                if !reached[i] && unit.after.iter().any(|&a| reached[a]) {
+                    reached[i] = true;
+                    grew = true;
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        let mut why: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
+        for (unit, _) in answer.units.iter().zip(&reached).filter(|(_, r)| **r) {
+            for (leaf, _) in &unit.lines {
+                why.entry(leaf.id).or_insert_with(|| unit.reason.to_string());
+            }
+        }
+        tests.retain(|t| why.contains_key(&t.command_id));
+        for t in &mut tests {
+            let reason = format!("affected: {}", why[&t.command_id]);
+            t.note = Some(match t.note.take() {
+                Some(note) => format!("{reason}; {note}"),
+                None => reason,
+            });
+        }
     }
     tests.sort_by(|a, b| (&a.directory, &a.name).cmp(&(&b.directory, &b.name)));
     let top = store

@@ -174,6 +174,30 @@ fn the_plain_fallback_uses_exit_statuses_and_says_it_guessed() {
 }
 
 #[test]
+fn affected_lists_the_tests_a_change_reaches_with_why() {
+    let build = recorded("plain");
+    let none = build.then(["tests", "--affected"]);
+    none.success();
+    assert!(none.stdout.contains("is affected: nothing"), "{}", none.stdout);
+    // A touch with the same content changes nothing; a real edit of one test's source
+    // reaches that test (its program is rebuilt from it) and no other.
+    let source = build.path().join("two/t-gamma.in");
+    let text = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(&source, &text).unwrap();
+    assert!(listed(&build, &["--affected"]).is_empty());
+    std::fs::write(&source, format!("{text}\n# edited\n")).unwrap();
+    assert_eq!(
+        listed(&build, &["--affected"])
+            .into_values()
+            .flatten()
+            .collect::<Vec<_>>(),
+        ["PASS: t-gamma"]
+    );
+    let text = build.then(["tests", "--affected"]);
+    assert!(text.stdout.contains("affected: "), "{}", text.stdout);
+}
+
+#[test]
 fn failed_lists_only_what_did_not_pass() {
     let build = recorded("glibc");
     let failed = listed(&build, &["--failed"]);
