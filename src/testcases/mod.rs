@@ -214,17 +214,21 @@ pub fn list(config: &Config, options: &TestsOptions) -> Result<TestList> {
                 crate::rebuild::Reason::Failed(_) | crate::rebuild::Reason::NeverFinished
             )
         };
-        let mut reached: Vec<bool> = answer
+        // Each unit reached, with the change that reaches it (the root's own reason, not
+        // "after …": a test's note names the file that changed).
+        let mut reached: Vec<Option<String>> = answer
             .units
             .iter()
-            .map(|u| u.direct && changed(&u.reason))
+            .map(|u| (u.direct && changed(&u.reason)).then(|| u.reason.to_string()))
             .collect();
         loop {
             let mut grew = false;
             for (i, unit) in answer.units.iter().enumerate() {
-                if !reached[i] && unit.after.iter().any(|&a| reached[a]) {
-                    reached[i] = true;
-                    grew = true;
+                if reached[i].is_none() {
+                    if let Some(&a) = unit.after.iter().find(|&&a| reached[a].is_some()) {
+                        reached[i] = reached[a].clone();
+                        grew = true;
+                    }
                 }
             }
             if !grew {
@@ -232,9 +236,11 @@ pub fn list(config: &Config, options: &TestsOptions) -> Result<TestList> {
             }
         }
         let mut why: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
-        for (unit, _) in answer.units.iter().zip(&reached).filter(|(_, r)| **r) {
-            for (leaf, _) in &unit.lines {
-                why.entry(leaf.id).or_insert_with(|| unit.reason.to_string());
+        for (unit, reason) in answer.units.iter().zip(&reached) {
+            if let Some(reason) = reason {
+                for (leaf, _) in &unit.lines {
+                    why.entry(leaf.id).or_insert_with(|| reason.clone());
+                }
             }
         }
         tests.retain(|t| why.contains_key(&t.command_id));

@@ -194,7 +194,11 @@ fn affected_lists_the_tests_a_change_reaches_with_why() {
         ["PASS: t-gamma"]
     );
     let text = build.then(["tests", "--affected"]);
-    assert!(text.stdout.contains("affected: "), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("affected: two/t-gamma.in changed"),
+        "the note names the change, not the step between: {}",
+        text.stdout
+    );
 }
 
 #[test]
