@@ -149,13 +149,14 @@ fn ninja(t: &Test) -> Vec<String> {
 }
 
 fn touch(t: &Test, file: &str) {
-    // Now: later than anything the build wrote (the file system keeps nanoseconds).
-    let later = std::time::SystemTime::now();
-    let f = std::fs::File::options()
-        .append(true)
-        .open(t.path().join(file))
-        .unwrap();
-    f.set_modified(later).unwrap();
+    // The kernel's clock, the one every later write is stamped with (`touch` asks for
+    // UTIME_NOW): a time read in user space is finer, and can lie after the stamps the
+    // re-run gives its outputs, which ninja would then find older than this input. The
+    // pause puts the stamp past the last writes' clock tick (a few ms).
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut touch = t.program("touch");
+    touch.arg(file);
+    t.run_command(touch).success();
 }
 
 /// The exported file finds the build done; a touched source re-runs exactly what reads
