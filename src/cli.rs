@@ -21,9 +21,10 @@ use clap_complete::Shell;
 use makescope::commands::export::Export;
 use makescope::commands::{show, targets, Format, Subcommand};
 use makescope::config::Config;
+use makescope::export::{CompdbOptions, NinjaOptions};
+use makescope::gc::GcOptions;
 use makescope::makedb::TargetsOptions;
 use makescope::output::Mode;
-use makescope::gc::GcOptions;
 use makescope::plugin::PluginOptions;
 use makescope::query::{LogOptions, ShowOptions};
 use makescope::rebuild::RebuildOptions;
@@ -32,7 +33,6 @@ use makescope::replay::{Mode as ReplayMode, ReplayOptions};
 use makescope::testcases::listing::ListOnlyOptions;
 use makescope::testcases::rerun::RerunOptions;
 use makescope::testcases::TestsOptions;
-use makescope::export::{CompdbOptions, NinjaOptions};
 use makescope::views::coverage::CoverageOptions;
 use makescope::views::dot::DotOptions;
 use makescope::views::BuildChoice;
@@ -373,7 +373,12 @@ pub struct TestsArgs {
     #[arg(long, conflicts_with = "failed")]
     pub list_only: bool,
     /// With --list-only: run make in this directory.
-    #[arg(short = 'C', long = "directory", value_name = "DIR", requires = "list_only")]
+    #[arg(
+        short = 'C',
+        long = "directory",
+        value_name = "DIR",
+        requires = "list_only"
+    )]
     pub directory: Option<PathBuf>,
     /// With --list-only: the make program to run.
     #[arg(

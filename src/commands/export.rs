@@ -30,8 +30,9 @@ pub enum Export {
 /// Write `bytes` to `output`, or to stdout (a reader that closed the pipe is no error).
 pub fn write_output(output: Option<&PathBuf>, bytes: &[u8]) -> Result<()> {
     match output {
-        Some(path) => std::fs::write(path, bytes)
-            .with_context(|| format!("cannot write {}", path.display())),
+        Some(path) => {
+            std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+        }
         None => {
             let mut out = std::io::stdout().lock();
             match out.write_all(bytes).and_then(|()| out.flush()) {
@@ -76,11 +77,7 @@ pub fn run(config: &Config, what: &Export, output: Option<&PathBuf>) -> Result<u
         Export::Ninja(options) => {
             let mut options = options.clone();
             if options.stamps.as_os_str().is_empty() {
-                options.stamps = config
-                    .db
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join("ninja");
+                options.stamps = config.db.parent().unwrap_or(Path::new(".")).join("ninja");
             }
             let ninja = export::ninja(config, &options)?;
             write_output(output, ninja.text.as_bytes())?;

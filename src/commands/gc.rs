@@ -22,12 +22,20 @@ pub fn run(config: &Config, options: &GcOptions) -> Result<u8> {
             out,
             "nothing to remove: {} build{} kept ({}), {}",
             report.kept_builds.len(),
-            if report.kept_builds.len() == 1 { "" } else { "s" },
+            if report.kept_builds.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             list(&report.kept_builds),
             human_bytes(report.bytes_after)
         )?;
         if report.removed_dumps > 0 {
-            writeln!(out, "removed {} unused make database dumps", report.removed_dumps)?;
+            writeln!(
+                out,
+                "removed {} unused make database dumps",
+                report.removed_dumps
+            )?;
         }
         return Ok(0);
     }
@@ -35,7 +43,11 @@ pub fn run(config: &Config, options: &GcOptions) -> Result<u8> {
         writeln!(
             out,
             "would remove build{} {} and keep {} ({} now)",
-            if report.removed_builds.len() == 1 { "" } else { "s" },
+            if report.removed_builds.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             list(&report.removed_builds),
             list(&report.kept_builds),
             human_bytes(report.bytes_before)
@@ -45,7 +57,11 @@ pub fn run(config: &Config, options: &GcOptions) -> Result<u8> {
     writeln!(
         out,
         "removed build{} {} ({} make database dumps); kept {}; {} → {}",
-        if report.removed_builds.len() == 1 { "" } else { "s" },
+        if report.removed_builds.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
         list(&report.removed_builds),
         report.removed_dumps,
         list(&report.kept_builds),

@@ -56,7 +56,11 @@ pub fn run(config: &Config, options: &LintOptions, format: Format) -> Result<u8>
     if counts.is_empty() {
         eprintln!("makescope: build {}: no findings", report.build.id);
     } else {
-        eprintln!("makescope: build {}: {}", report.build.id, counts.join(", "));
+        eprintln!(
+            "makescope: build {}: {}",
+            report.build.id,
+            counts.join(", ")
+        );
     }
     Ok(status)
 }

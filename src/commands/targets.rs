@@ -166,7 +166,11 @@ fn complete(sections: &[Section], out: &mut impl Write) -> Result<()> {
     for phony in [true, false] {
         for t in sections.iter().flat_map(|s| &s.targets) {
             if t.phony == phony && seen.insert(&t.name) {
-                let doc = t.doc.as_deref().unwrap_or_default().replace(['\t', '\n'], " ");
+                let doc = t
+                    .doc
+                    .as_deref()
+                    .unwrap_or_default()
+                    .replace(['\t', '\n'], " ");
                 writeln!(out, "{}\t{doc}", t.name)?;
             }
         }

@@ -118,7 +118,13 @@ pub fn list_only(options: &ListOnlyOptions, format: Format) -> Result<u8> {
     let rows: Vec<Vec<String>> = planned
         .tests
         .iter()
-        .map(|t| vec![t.name.clone(), shown(&t.directory), t.convention.to_string()])
+        .map(|t| {
+            vec![
+                t.name.clone(),
+                shown(&t.directory),
+                t.convention.to_string(),
+            ]
+        })
         .collect();
     Table::new().write(&mut out, &rows)?;
     let n = planned.tests.len();

@@ -224,6 +224,10 @@ mod tests {
         assert!(entries("/b", &["gcc", "-o", "prog", "a.o"]).is_empty());
         assert!(entries("/b", &["gcc", "-c", "-x", "c", "-"]).is_empty());
         assert!(entries("/b", &["cat", "x.c"]).is_empty());
-        assert!(entries("/b", &["/usr/lib/gcc/x86_64-linux-gnu/12/cc1", "x.c", "-o", "x.s"]).is_empty());
+        assert!(entries(
+            "/b",
+            &["/usr/lib/gcc/x86_64-linux-gnu/12/cc1", "x.c", "-o", "x.s"]
+        )
+        .is_empty());
     }
 }

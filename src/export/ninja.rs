@@ -54,7 +54,10 @@ pub struct Ninja {
 
 /// The inverse of [`escape_path`].
 fn unescape_path(escaped: &str) -> String {
-    escaped.replace("$ ", " ").replace("$:", ":").replace("$$", "$")
+    escaped
+        .replace("$ ", " ")
+        .replace("$:", ":")
+        .replace("$$", "$")
 }
 
 /// A path as ninja reads it in a `build` line.
@@ -196,7 +199,10 @@ pub fn ninja(config: &Config, options: &NinjaOptions) -> Result<Ninja> {
         .filter(|c| c.traced == 1 && c.state == "ok")
         .collect();
     if commands.is_empty() {
-        bail!("build {} ran no traced command: there is nothing to export", build.id);
+        bail!(
+            "build {} ran no traced command: there is nothing to export",
+            build.id
+        );
     }
     let ids: HashSet<i64> = commands.iter().map(|c| c.id).collect();
     let serial = crate::lint::serial_makes(&store, build.id)?;
@@ -331,15 +337,14 @@ pub fn ninja(config: &Config, options: &NinjaOptions) -> Result<Ninja> {
         inputs.sort();
         inputs.dedup();
         let inputs = groups.group(inputs, &mut text);
-        let restat = wrote
-            .get(&c.id)
-            .into_iter()
-            .flatten()
-            .any(|p| {
-                owner.get(p) == Some(&c.id)
-                    && (looked.contains(&(c.id, *p)) || renamed.contains(&(c.id, *p)))
-            });
-        let mut cmd = format!("cd {} && ", escape_command(std::slice::from_ref(&c.directory)));
+        let restat = wrote.get(&c.id).into_iter().flatten().any(|p| {
+            owner.get(p) == Some(&c.id)
+                && (looked.contains(&(c.id, *p)) || renamed.contains(&(c.id, *p)))
+        });
+        let mut cmd = format!(
+            "cd {} && ",
+            escape_command(std::slice::from_ref(&c.directory))
+        );
         cmd.push_str(&escape_command(&c.argv));
         if stamped.contains(&c.id) {
             // Touched before the command, so that it is older than what the recipe's

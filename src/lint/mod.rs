@@ -439,7 +439,10 @@ pub fn lint(config: &Config, options: &LintOptions) -> Result<Lint> {
     }
     let heads = store.command_heads(build.id)?;
     if heads.is_empty() {
-        bail!("build {} ran no commands: there is nothing to lint", build.id);
+        bail!(
+            "build {} ran no commands: there is nothing to lint",
+            build.id
+        );
     }
     let makes: HashMap<i64, MakeRow> = store
         .makes(build.id)?
@@ -447,7 +450,11 @@ pub fn lint(config: &Config, options: &LintOptions) -> Result<Lint> {
         .map(|m| (m.id, m))
         .collect();
     let (graphs, declared) = declared_graphs(&store, build.id, &makes)?;
-    let traced: HashSet<i64> = heads.iter().filter(|c| c.traced == 1).map(|c| c.id).collect();
+    let traced: HashSet<i64> = heads
+        .iter()
+        .filter(|c| c.traced == 1)
+        .map(|c| c.id)
+        .collect();
     let mut ctx = Context {
         unjudged: 0,
         commands: heads.into_iter().map(|c| (c.id, c)).collect(),

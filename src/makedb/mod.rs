@@ -290,7 +290,11 @@ fn recorded_section(
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    if let Some(dump_path) = make.makedb_path.as_ref().filter(|p| dump::locate(p).is_some()) {
+    if let Some(dump_path) = make
+        .makedb_path
+        .as_ref()
+        .filter(|p| dump::locate(p).is_some())
+    {
         let bytes = dump::read(dump_path)
             .with_context(|| format!("cannot read {}", dump_path.display()))?;
         match parse::parse_bytes(&bytes) {
@@ -380,12 +384,16 @@ fn recursive(
     }
     let keys: Vec<String> = makes
         .iter()
-        .map(
-            |make| match make.makedb_path.as_ref().filter(|p| dump::locate(p).is_some()) {
+        .map(|make| {
+            match make
+                .makedb_path
+                .as_ref()
+                .filter(|p| dump::locate(p).is_some())
+            {
                 Some(dump) => format!("dump\0{}", dump.display()),
                 None => format!("make\0{}\0{:?}", make.directory.display(), make.argv),
-            },
-        )
+            }
+        })
         .collect();
     if let Some(output) = cache::Output::load(&config.db, &view, &keys) {
         return Ok(Recursive::Replayed(output));
@@ -433,17 +441,16 @@ fn recursive_sections(
                     let Some(&i) = missing.get(n) else { break };
                     let make = &makes[i];
                     let mut warnings = Vec::new();
-                    let result = recorded_section(options, make, &mut |w: &str| {
-                        warnings.push(w.to_owned())
-                    })
-                    .map(|(part, dump)| (part, dump, warnings))
-                    .with_context(|| {
-                        format!(
-                            "listing the make in {} (make id {})",
-                            make.directory.display(),
-                            make.id
-                        )
-                    });
+                    let result =
+                        recorded_section(options, make, &mut |w: &str| warnings.push(w.to_owned()))
+                            .map(|(part, dump)| (part, dump, warnings))
+                            .with_context(|| {
+                                format!(
+                                    "listing the make in {} (make id {})",
+                                    make.directory.display(),
+                                    make.id
+                                )
+                            });
                     results.lock().unwrap_or_else(|e| e.into_inner())[n] = Some(result);
                 });
             }
@@ -454,7 +461,11 @@ fn recursive_sections(
         let i = missing[n];
         let (part, dump, warnings) = result.expect("every missing listing was made")?;
         listing_warnings[i] = warnings;
-        cache.put(keys[i].clone(), inputs(&part, dump.as_deref()), part.clone());
+        cache.put(
+            keys[i].clone(),
+            inputs(&part, dump.as_deref()),
+            part.clone(),
+        );
         parts[i] = Some(part);
     }
     let mut sections: Vec<Section> = Vec::new();

@@ -43,7 +43,11 @@ impl Dumps {
         let Ok(text) = std::fs::read(path) else {
             return;
         };
-        let redacted = if self.redact { redact_dump(&text) } else { None };
+        let redacted = if self.redact {
+            redact_dump(&text)
+        } else {
+            None
+        };
         let _ = crate::makedb::dump::store(path, redacted.as_deref().unwrap_or(&text));
     }
 

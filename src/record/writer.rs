@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-
 use super::dumps::Dumps;
 use super::ids::Blocks;
 use crate::store::{

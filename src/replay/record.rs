@@ -13,8 +13,8 @@ use super::exec::{LineTrace, Outcome, Status};
 use super::plan::Plan;
 use crate::access::AccessKind;
 use crate::store::{
-    BuildEnd, CommandEnd, IdKind, NewAccess, NewBuild, NewCommand, NewProcess, Owner, ProcessExec, Store,
-    StoreError,
+    BuildEnd, CommandEnd, IdKind, NewAccess, NewBuild, NewCommand, NewProcess, Owner, ProcessExec,
+    Store, StoreError,
 };
 use crate::trace::Event;
 use crate::util::join_nul;

@@ -71,7 +71,9 @@ impl Store {
     /// Give the space of removed rows back to the file system.
     pub fn vacuum(&mut self) -> Result<(), StoreError> {
         self.conn
-            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
+            .execute_batch(
+                "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+            )
             .map_err(|e| self.write_error(e))
     }
 
@@ -99,8 +101,10 @@ impl Store {
         self.conn
             .prepare("SELECT DISTINCT makedb_path FROM make WHERE makedb_path IS NOT NULL")
             .and_then(|mut st| {
-                st.query_map([], |r| super::get_bytes(r, 0).map(Option::unwrap_or_default))?
-                    .collect()
+                st.query_map([], |r| {
+                    super::get_bytes(r, 0).map(Option::unwrap_or_default)
+                })?
+                .collect()
             })
             .map_err(|e| self.sqlite(e))
     }

@@ -766,18 +766,19 @@ impl Store {
         build_id: i64,
         select: impl Fn(AccessKind) -> bool,
     ) -> Result<Vec<(i64, i64, AccessKind)>, StoreError> {
-        let mut out = self.rows(
-            &format!(
-                "SELECT command_id, path_id, kind FROM access
+        let mut out = self
+            .rows(
+                &format!(
+                    "SELECT command_id, path_id, kind FROM access
                  WHERE build_id = ?1 AND command_id IS NOT NULL AND kind IN ({})",
-                AccessKind::sql_ids(&select)
-            ),
-            [build_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, u8>(2)?)),
-        )?
-        .into_iter()
-        .filter_map(|(c, p, k)| Some((c, p, AccessKind::from_id(k)?)))
-        .collect::<Vec<_>>();
+                    AccessKind::sql_ids(&select)
+                ),
+                [build_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, u8>(2)?)),
+            )?
+            .into_iter()
+            .filter_map(|(c, p, k)| Some((c, p, AccessKind::from_id(k)?)))
+            .collect::<Vec<_>>();
         let sets: Vec<(i64, u8, String)> = self.rows(
             &format!(
                 "SELECT command_id, kind, accesses FROM access_set
@@ -837,8 +838,9 @@ impl Store {
         rows.into_iter()
             .map(|(make_id, target, phony, file, line, normal, order_only)| {
                 let list = |json: &str| {
-                    serde_json::from_str::<Vec<String>>(json)
-                        .map_err(|e| self.corrupt(format!("a prerequisite list that is not valid JSON: {e}")))
+                    serde_json::from_str::<Vec<String>>(json).map_err(|e| {
+                        self.corrupt(format!("a prerequisite list that is not valid JSON: {e}"))
+                    })
                 };
                 Ok(PrereqRow {
                     make_id,

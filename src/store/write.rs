@@ -324,7 +324,8 @@ impl Store {
         targets: &[NewPrereq],
     ) -> Result<(), StoreError> {
         for t in targets {
-            let json = |names: &[String]| serde_json::to_string(names).unwrap_or_else(|_| "[]".into());
+            let json =
+                |names: &[String]| serde_json::to_string(names).unwrap_or_else(|_| "[]".into());
             self.exec(
                 "INSERT INTO prereq (build_id, make_id, target, phony, recipe_file, recipe_line, prerequisites, order_only)
                  VALUES ((SELECT build_id FROM make WHERE id = ?1), ?1, ?2, ?3, ?4, ?5, ?6, ?7)",

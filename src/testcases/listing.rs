@@ -157,7 +157,13 @@ pub fn list_only(options: &ListOnlyOptions) -> Result<Planned> {
         options.goals.clone()
     };
     let private = Private::create()?;
-    if private.0.as_os_str().as_bytes().iter().any(u8::is_ascii_whitespace) {
+    if private
+        .0
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .any(u8::is_ascii_whitespace)
+    {
         bail!(
             "the temporary directory {} has a blank in its path, which make cannot take in MAKEFILES; set TMPDIR",
             private.0.display()
@@ -227,8 +233,10 @@ pub fn list_only(options: &ListOnlyOptions) -> Result<Planned> {
         .map(|g| g.to_string_lossy().into_owned())
         .collect();
     let no_rule = stderr.lines().find(|l| {
-        l.starts_with(&format!("{}: *** No rule to make target", program_name.to_string_lossy()))
-            || l.contains("No targets specified and no makefile found")
+        l.starts_with(&format!(
+            "{}: *** No rule to make target",
+            program_name.to_string_lossy()
+        )) || l.contains("No targets specified and no makefile found")
     });
     if let Some(line) = no_rule {
         bail!(
@@ -314,7 +322,8 @@ fn read_output(stdout: &str, mark: &str, top: &Path) -> Planned {
 
 /// One `$(info)` line's fields: DIR CONVENTION ORIGIN VALUES….
 fn read_fields(fields: &[&str], planned: &mut Planned, dejagnu: &mut Vec<(PathBuf, String)>) {
-    let (Some(dir), Some(convention), Some(origin)) = (fields.first(), fields.get(1), fields.get(2))
+    let (Some(dir), Some(convention), Some(origin)) =
+        (fields.first(), fields.get(1), fields.get(2))
     else {
         return;
     };

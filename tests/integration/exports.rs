@@ -11,11 +11,20 @@ fn compiles() -> Test {
             "all: top.o\n\t$(MAKE) -C sub\n\tsh build.sh\n\
              top.o: top.c inc/top.h\n\tgcc -Iinc -DTOP=1 -c top.c -o top.o\n",
         )
-        .file("top.c", "#include \"top.h\"\nint top(void) { return TOP + X; }\n")
+        .file(
+            "top.c",
+            "#include \"top.h\"\nint top(void) { return TOP + X; }\n",
+        )
         .file("inc/top.h", "#define X 2\n")
-        .file("sub/Makefile", "sub.o: sub.c\n\tcd .. && gcc -c sub/sub.c -o sub/sub.o\n")
+        .file(
+            "sub/Makefile",
+            "sub.o: sub.c\n\tcd .. && gcc -c sub/sub.c -o sub/sub.o\n",
+        )
         .file("sub/sub.c", "int sub(void) { return 1; }\n")
-        .file("build.sh", "#!/bin/sh\nexec gcc -O1 -c script.c -o script.o\n")
+        .file(
+            "build.sh",
+            "#!/bin/sh\nexec gcc -O1 -c script.c -o script.o\n",
+        )
         .file("script.c", "int script(void) { return 2; }\n")
 }
 
@@ -50,7 +59,10 @@ fn compdb_has_every_compile_with_its_arguments() {
         ],
         "{db:#?}"
     );
-    let top = db.iter().find(|e| field(e, "file").ends_with("top.c")).unwrap();
+    let top = db
+        .iter()
+        .find(|e| field(e, "file").ends_with("top.c"))
+        .unwrap();
     assert_eq!(
         top["arguments"],
         serde_json::json!(["gcc", "-Iinc", "-DTOP=1", "-c", "top.c", "-o", "top.o"])
@@ -58,7 +70,10 @@ fn compdb_has_every_compile_with_its_arguments() {
     assert_eq!(field(top, "directory"), dir);
     assert_eq!(field(top, "output"), format!("{dir}/top.o"));
     // `cd ..` in the sub-make's recipe: the process's own directory.
-    let sub = db.iter().find(|e| field(e, "file").ends_with("sub.c")).unwrap();
+    let sub = db
+        .iter()
+        .find(|e| field(e, "file").ends_with("sub.c"))
+        .unwrap();
     assert_eq!(field(sub, "directory"), dir);
     assert_eq!(field(sub, "output"), format!("{dir}/sub/sub.o"));
     for entry in &db {
@@ -79,7 +94,11 @@ fn compdb_has_every_compile_with_its_arguments() {
     // --filter keeps the sources under a directory; -o writes the file.
     let out = t.then(["export", "compdb", "--filter", "sub", "-o", "cc.json"]);
     out.success();
-    assert!(out.stderr.contains("1 compile of build 1"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("1 compile of build 1"),
+        "{}",
+        out.stderr
+    );
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(t.path().join("cc.json")).unwrap()).unwrap();
     assert_eq!(written.as_array().unwrap().len(), 1, "{written}");
@@ -102,7 +121,8 @@ fn compdb_of_an_untraced_build_reads_recipe_text() {
     let out = t.then(["export", "compdb", "-o", "cc.json"]);
     out.success();
     assert!(
-        out.stderr.contains("(2 commands not traced: read from the recipe text)"),
+        out.stderr
+            .contains("(2 commands not traced: read from the recipe text)"),
         "{}",
         out.stderr
     );
@@ -176,7 +196,10 @@ fn ninja_reruns_exactly_what_a_change_reaches() {
     let text = std::fs::read_to_string(t.path().join("build.ninja")).unwrap();
     assert!(text.contains("  desc = CC main.o\n"), "{text}");
     assert!(text.contains("run_restat"), "{text}");
-    assert!(ninja(&t).is_empty(), "the export's log says the build is done");
+    assert!(
+        ninja(&t).is_empty(),
+        "the export's log says the build is done"
+    );
 
     touch(&t, "util.c");
     assert_eq!(ninja(&t), ["CC util.o", "LD prog", "CP sub/copy"]);
@@ -195,7 +218,13 @@ fn ninja_reruns_exactly_what_a_change_reaches() {
     touch(&t, "gen.in");
     assert_eq!(
         ninja(&t),
-        ["CP gen.h", "MV gen.h", "CC main.o", "LD prog", "CP sub/copy"]
+        [
+            "CP gen.h",
+            "MV gen.h",
+            "CC main.o",
+            "LD prog",
+            "CP sub/copy"
+        ]
     );
     assert_eq!(ninja(&t), Vec::<String>::new());
 }

@@ -55,13 +55,23 @@ fn make_databases_are_kept_compressed_and_list_as_before() {
     // none again.
     let before: Vec<_> = dumps
         .iter()
-        .map(|d| std::fs::metadata(makedb.join(d)).unwrap().modified().unwrap())
+        .map(|d| {
+            std::fs::metadata(makedb.join(d))
+                .unwrap()
+                .modified()
+                .unwrap()
+        })
         .collect();
     t.run().success();
     assert_eq!(files(&makedb), dumps);
     let after: Vec<_> = dumps
         .iter()
-        .map(|d| std::fs::metadata(makedb.join(d)).unwrap().modified().unwrap())
+        .map(|d| {
+            std::fs::metadata(makedb.join(d))
+                .unwrap()
+                .modified()
+                .unwrap()
+        })
         .collect();
     assert_eq!(before, after, "the dumps were reused, not rewritten");
 }
@@ -101,12 +111,25 @@ fn gc_keeps_the_newest_builds_and_removes_the_rest_whole() {
 
     let dry = t.then(["gc", "--keep", "2", "--dry-run"]);
     dry.success();
-    assert!(dry.stdout.starts_with("would remove builds 1, 2 and keep 3, 4"), "{}", dry.stdout);
-    assert_eq!(count("SELECT count(*) FROM build"), "4", "a dry run removes nothing");
+    assert!(
+        dry.stdout
+            .starts_with("would remove builds 1, 2 and keep 3, 4"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM build"),
+        "4",
+        "a dry run removes nothing"
+    );
 
     let gc = t.then(["gc", "--keep", "2"]);
     gc.success();
-    assert!(gc.stdout.starts_with("removed builds 1, 2"), "{}", gc.stdout);
+    assert!(
+        gc.stdout.starts_with("removed builds 1, 2"),
+        "{}",
+        gc.stdout
+    );
     let db = t.db();
     let count = |sql: &str| rows(&db, sql)[0][0].clone();
     assert_eq!(count("SELECT group_concat(id) FROM build"), "3,4");
@@ -120,7 +143,9 @@ fn gc_keeps_the_newest_builds_and_removes_the_rest_whole() {
         );
     }
     assert_eq!(
-        count("SELECT count(*) FROM environment WHERE id NOT IN (SELECT environment_id FROM command)"),
+        count(
+            "SELECT count(*) FROM environment WHERE id NOT IN (SELECT environment_id FROM command)"
+        ),
         "0"
     );
     // What `log` shows by default is untouched.
@@ -132,7 +157,11 @@ fn gc_keeps_the_newest_builds_and_removes_the_rest_whole() {
 
     let keep_none = t.then(["gc", "--keep", "0"]);
     keep_none.code(2);
-    assert!(keep_none.stderr.contains("--keep must be at least 1"), "{}", keep_none.stderr);
+    assert!(
+        keep_none.stderr.contains("--keep must be at least 1"),
+        "{}",
+        keep_none.stderr
+    );
 }
 
 #[test]
@@ -147,7 +176,10 @@ fn gc_refuses_while_a_build_is_being_recorded() {
     let running = t.spawn(t.command());
     let started = std::time::Instant::now();
     while !t.path().join("started").exists() {
-        assert!(started.elapsed() < crate::harness::TIMEOUT, "the build never started");
+        assert!(
+            started.elapsed() < crate::harness::TIMEOUT,
+            "the build never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let gc = t.then(["gc", "--keep", "1"]);
@@ -161,7 +193,10 @@ fn gc_refuses_while_a_build_is_being_recorded() {
     running.wait().success();
     assert_eq!(rows(&t.db(), "SELECT count(*) FROM build")[0][0], "2");
     t.then(["gc", "--keep", "1"]).success();
-    assert_eq!(rows(&t.db(), "SELECT group_concat(id) FROM build")[0][0], "2");
+    assert_eq!(
+        rows(&t.db(), "SELECT group_concat(id) FROM build")[0][0],
+        "2"
+    );
 }
 
 #[test]

@@ -134,9 +134,8 @@ fn bash_completes_make_goals_with_phony_targets_first() {
 
 #[test]
 fn targets_complete_prints_names_and_docs_for_shells() {
-    let test = Test::new().makefile(
-        "## Build everything.\nall: prog\nprog:\n\ttouch $@\n.PHONY: all\n",
-    );
+    let test =
+        Test::new().makefile("## Build everything.\nall: prog\nprog:\n\ttouch $@\n.PHONY: all\n");
     let out = test.then(["targets", "--complete"]);
     out.success();
     assert_eq!(out.stdout, "all\tBuild everything.\nprog\t\n");

@@ -10,8 +10,14 @@ fn two_submakes(b_prereqs: &str) -> Test {
         .makefile(&format!(
             "all: a b\na:\n\t$(MAKE) -C a\nb: {b_prereqs}\n\t$(MAKE) -C b\n.PHONY: all a b\n"
         ))
-        .file("a/Makefile", "all: ../gen.h\n../gen.h:\n\techo '#define V 1' > ../gen.h\n")
-        .file("b/Makefile", "all: use.o\nuse.o: use.c\n\tgcc -I.. -c use.c -o use.o\n")
+        .file(
+            "a/Makefile",
+            "all: ../gen.h\n../gen.h:\n\techo '#define V 1' > ../gen.h\n",
+        )
+        .file(
+            "b/Makefile",
+            "all: use.o\nuse.o: use.c\n\tgcc -I.. -c use.c -o use.o\n",
+        )
         .file("b/use.c", "#include \"gen.h\"\nint v = V;\n")
         .args(["make"])
 }
@@ -28,7 +34,11 @@ fn a_missing_prerequisite_across_sub_makes_is_named_with_both_makefile_lines() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("1 missing-prerequisite"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("1 missing-prerequisite"),
+        "{}",
+        out.stderr
+    );
     let json = t.then(["lint", "--json"]);
     json.code(1);
     let v = json.json();
@@ -36,8 +46,14 @@ fn a_missing_prerequisite_across_sub_makes_is_named_with_both_makefile_lines() {
     assert_eq!(f["kind"], "missing-prerequisite");
     assert!(f["file"].as_str().unwrap().ends_with("/gen.h"), "{f}");
     assert_eq!(f["subject"]["line"], 3);
-    assert!(f["subject"]["makefile"].as_str().unwrap().ends_with("/b/Makefile"));
-    assert!(f["other"]["makefile"].as_str().unwrap().ends_with("/a/Makefile"));
+    assert!(f["subject"]["makefile"]
+        .as_str()
+        .unwrap()
+        .ends_with("/b/Makefile"));
+    assert!(f["other"]["makefile"]
+        .as_str()
+        .unwrap()
+        .ends_with("/a/Makefile"));
     assert_eq!(f["add"]["target"], "b");
     assert_eq!(f["add"]["prerequisite"], "a");
     assert_eq!(v["declared_graph"], "record");
@@ -105,17 +121,20 @@ fn two_writers_and_an_archive_updated_in_place() {
     let out = t.then(["lint"]);
     out.code(1);
     assert!(
-        out.stdout.contains("two writers: out.txt written by a (Makefile:3) and by b (Makefile:5)"),
+        out.stdout
+            .contains("two writers: out.txt written by a (Makefile:3) and by b (Makefile:5)"),
         "{}",
         out.stdout
     );
     assert!(
-        out.stdout.contains("archive updated in place: lib.a by x.o (Makefile:7) and y.o (Makefile:8)"),
+        out.stdout
+            .contains("archive updated in place: lib.a by x.o (Makefile:7) and y.o (Makefile:8)"),
         "{}",
         out.stdout
     );
     assert!(
-        out.stderr.contains("1 two-writers, 1 archive-updated-in-place"),
+        out.stderr
+            .contains("1 two-writers, 1 archive-updated-in-place"),
         "{}",
         out.stderr
     );
@@ -134,7 +153,11 @@ fn an_archive_updated_in_place_alone_is_not_a_race() {
     t.run().success();
     let out = t.then(["lint"]);
     out.success();
-    assert!(out.stdout.contains("archive updated in place"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("archive updated in place"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -206,7 +229,8 @@ fn untraced_empty_and_interrupted_records_are_one_line() {
     let out = t.then(["lint"]);
     out.code(2);
     assert!(
-        out.stderr.starts_with("makescope: error: build 1 was interrupted")
+        out.stderr
+            .starts_with("makescope: error: build 1 was interrupted")
             && out.stderr.lines().count() == 1,
         "{}",
         out.stderr

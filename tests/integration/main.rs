@@ -34,5 +34,5 @@ mod tests_list;
 mod trace;
 mod trace_bench;
 mod trials;
-mod writers;
 mod views;
+mod writers;

@@ -51,8 +51,15 @@ fn each_rule_labels_its_command() {
     assert!(sub < make, "{}", out.stdout);
     lines.sort_unstable();
     let mut expected = vec![
-        "  GEN   gen.h", "  CC    main.o", "  LD    prog", "  AS    util.o", "  AR    lib.a",
-        "  SH    sub/all", "  MAKE  sub", "  TEST  result", "  INSTALL inst/x.h",
+        "  GEN   gen.h",
+        "  CC    main.o",
+        "  LD    prog",
+        "  AS    util.o",
+        "  AR    lib.a",
+        "  SH    sub/all",
+        "  MAKE  sub",
+        "  TEST  result",
+        "  INSTALL inst/x.h",
         "  TOUCH dir/.stamp",
     ];
     expected.sort_unstable();

@@ -285,9 +285,11 @@ big:
     );
     // 10 MB of output: its first and last MiB kept, the cut said (trials.rs).
     assert_eq!(
-        get("SELECT length(stdout) > 2097152 AND length(stdout) < 2097152 + 200,
+        get(
+            "SELECT length(stdout) > 2097152 AND length(stdout) < 2097152 + 200,
                     instr(stdout, '[makescope: 8388608 bytes of output cut here') > 0
-             FROM command WHERE target = 'big'"),
+             FROM command WHERE target = 'big'"
+        ),
         vec![vec!["1", "1"]]
     );
 }

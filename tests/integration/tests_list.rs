@@ -178,7 +178,11 @@ fn affected_lists_the_tests_a_change_reaches_with_why() {
     let build = recorded("plain");
     let none = build.then(["tests", "--affected"]);
     none.success();
-    assert!(none.stdout.contains("is affected: nothing"), "{}", none.stdout);
+    assert!(
+        none.stdout.contains("is affected: nothing"),
+        "{}",
+        none.stdout
+    );
     // A touch with the same content changes nothing; a real edit of one test's source
     // reaches that test (its program is rebuilt from it) and no other.
     let source = build.path().join("two/t-gamma.in");
@@ -311,7 +315,12 @@ fn tree(root: &std::path::Path) -> Vec<(String, u64, std::time::SystemTime)> {
             if meta.is_dir() {
                 stack.push(entry.path());
             }
-            let name = entry.path().strip_prefix(root).unwrap().display().to_string();
+            let name = entry
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .display()
+                .to_string();
             out.push((name, meta.len(), meta.modified().unwrap()));
         }
     }
@@ -341,9 +350,7 @@ fn listed_only(test: &Test, args: &[&str]) -> (Vec<(String, String)>, Value) {
 
 /// The (directory, name) pairs a recorded run lists.
 fn run_names(name: &str) -> Vec<(String, String)> {
-    let mut names: Vec<(String, String)> = recorded(name)
-        .then(["tests", "--json"])
-        .json()["tests"]
+    let mut names: Vec<(String, String)> = recorded(name).then(["tests", "--json"]).json()["tests"]
         .as_array()
         .unwrap()
         .iter()
@@ -374,13 +381,16 @@ fn list_only_names_what_a_real_check_reports_and_runs_nothing() {
 #[test]
 fn list_only_text_has_a_summary_and_takes_a_directory_and_a_goal() {
     let clean = Test::new().fixture("tests/glibc");
-    let out = clean.then(["tests", "--list-only", "-C", "alpha", "objdir=../build", "check"]);
+    let out = clean.then([
+        "tests",
+        "--list-only",
+        "-C",
+        "alpha",
+        "objdir=../build",
+        "check",
+    ]);
     out.success();
-    assert!(
-        out.stdout.starts_with("alpha/tst-fails "),
-        "{}",
-        out.stdout
-    );
+    assert!(out.stdout.starts_with("alpha/tst-fails "), "{}", out.stdout);
     assert!(
         out.stdout
             .ends_with("\n4 tests in make's view of `check` (listed, none run)\n"),
@@ -426,7 +436,8 @@ fn list_only_without_a_makefile_is_one_clear_error() {
     let out = empty.then(["tests", "--list-only"]);
     out.code(2);
     assert!(
-        out.stderr.starts_with("makescope: error: make cannot list the tests of `check`"),
+        out.stderr
+            .starts_with("makescope: error: make cannot list the tests of `check`"),
         "{}",
         out.stderr
     );
@@ -526,9 +537,10 @@ fn a_hook_takes_a_command_from_the_built_in_recognisers_or_renames_its_test() {
 
 #[test]
 fn a_hook_that_raises_leaves_the_built_in_list_whole() {
-    let build = Test::new()
-        .fixture("tests/glibc")
-        .file("hooks.py", "def finished(cmd):\n    raise ValueError('boom')\n");
+    let build = Test::new().fixture("tests/glibc").file(
+        "hooks.py",
+        "def finished(cmd):\n    raise ValueError('boom')\n",
+    );
     let out = build.then(["make", "--hooks", "hooks.py", "check"]);
     out.code(3);
     assert!(out.stderr.contains("ValueError: boom"), "{}", out.stderr);

@@ -435,7 +435,9 @@ fn programs_that_fight_the_tracer_work_as_under_make() {
     }
     let recipe: String = lines.iter().map(|l| format!("\t{l}\n")).collect();
     let t = t
-        .makefile(&format!("all: fight\n{recipe}\t./fight io_uring\nfight: fight.c\n\tcc -pthread -o $@ $<\n"))
+        .makefile(&format!(
+            "all: fight\n{recipe}\t./fight io_uring\nfight: fight.c\n\tcc -pthread -o $@ $<\n"
+        ))
         .args(["make", "--plain", "-s"]);
     let plain = t.run_command({
         let mut c = t.program("make");
@@ -455,7 +457,13 @@ fn programs_that_fight_the_tracer_work_as_under_make() {
     };
     assert_eq!(without_io_uring(&recorded), without_io_uring(&plain));
     assert!(plain.stdout.contains("threads read 1000") && plain.stdout.contains("vforked 1000"));
-    assert!(recorded.stdout.contains("io_uring Function not implemented"), "{}", recorded.stdout);
+    assert!(
+        recorded
+            .stdout
+            .contains("io_uring Function not implemented"),
+        "{}",
+        recorded.stdout
+    );
     // Every line recorded ok; the threads' reads are the command's.
     let states = rows(&t.db(), "SELECT count(*), sum(state = 'ok') FROM command");
     assert_eq!(states[0][0], states[0][1]);

@@ -95,7 +95,12 @@ fn a_recipe_that_runs_makescope_joins_the_outer_build() {
     );
     assert_eq!(
         builds,
-        vec![vec!["1".to_string(), "complete".into(), "5".into(), "5".into()]]
+        vec![vec![
+            "1".to_string(),
+            "complete".into(),
+            "5".into(),
+            "5".into()
+        ]]
     );
     let inner = rows(
         &t.db(),
