@@ -168,7 +168,7 @@ impl fmt::Display for Reason {
 }
 
 /// A recorded command of the build, as the query needs it.
-pub use crate::store::LeafRow as Leaf;
+pub use crate::store::CommandHead as Leaf;
 
 /// What re-runs as one: a recipe's lines (or, in a recipe that also runs a sub-make,
 /// one line alone, since the sub-make is not re-run).
@@ -368,7 +368,9 @@ fn show_path(top: &[u8], path: &[u8]) -> String {
 
 /// The build's commands that run no sub-make.
 fn leaves(store: &Store, build_id: i64) -> Result<Vec<Leaf>, StoreError> {
-    store.leaf_commands(build_id)
+    let mut commands = store.command_heads(build_id)?;
+    commands.retain(|c| c.traced != 2);
+    Ok(commands)
 }
 
 /// A recipe: its make and job number.
@@ -683,6 +685,6 @@ pub fn info_of(leaf: &Leaf, top: &[u8]) -> crate::output::CommandInfo {
         command: leaf.command.clone(),
         recipe_file: leaf.recipe_file.clone().unwrap_or_default(),
         recipe_line: leaf.recipe_line.unwrap_or(0) as u32,
-        make_level: leaf.make_level as u32,
+        make_level: leaf.make_level.unwrap_or(0) as u32,
     }
 }

@@ -703,11 +703,14 @@ pub struct CommandTarget {
     pub directory: Vec<u8>,
 }
 
-/// What `lint` and the exports need of a command (no environment, no output).
-#[derive(Debug, Clone)]
+/// A command without its environment and output: what `lint`, the exports, the views
+/// (timelines, stats) and the rebuild query read of every command of a build.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CommandHead {
     pub id: i64,
     pub make_id: Option<i64>,
+    /// Its make's level (`None`: no make recorded for it).
+    pub make_level: Option<i64>,
     pub job: i64,
     pub line_index: i64,
     pub target: Vec<u8>,
@@ -717,9 +720,16 @@ pub struct CommandHead {
     pub started_ns: i64,
     pub ended_ns: Option<i64>,
     pub state: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub user_us: Option<i64>,
+    pub system_us: Option<i64>,
+    /// 1: files complete; 0: not traced; 2: runs a sub-make.
     pub traced: i64,
     pub label: Option<String>,
     pub command: Vec<u8>,
+    pub test_name: Option<String>,
+    pub test_result: Option<String>,
 }
 
 /// One target of a make's declared graph, as `prereq` holds it.
@@ -730,30 +740,39 @@ pub struct PrereqRow {
 }
 
 impl Store {
-    /// Every command of a build, in the order they started, without what `lint` and the
-    /// exports do not need.
+    /// Every command of a build, by id, without its environment and output.
     pub fn command_heads(&self, build_id: i64) -> Result<Vec<CommandHead>, StoreError> {
         self.rows(
-            "SELECT id, make_id, job, line_index, target, directory, recipe_file, recipe_line, started_ns,
-                    ended_ns, state, traced, label, command
-             FROM command WHERE build_id = ?1 ORDER BY id",
+            "SELECT c.id, c.make_id, m.level, c.job, c.line_index, c.target, c.directory,
+                    c.recipe_file, c.recipe_line, c.started_ns, c.ended_ns, c.state, c.exit_code,
+                    c.signal, c.user_us, c.system_us, c.traced, c.label, c.command, c.test_name,
+                    c.test_result
+             FROM command c LEFT JOIN make m ON m.id = c.make_id
+             WHERE c.build_id = ?1 ORDER BY c.id",
             [build_id],
             |r| {
                 Ok(CommandHead {
                     id: r.get(0)?,
                     make_id: r.get(1)?,
-                    job: r.get(2)?,
-                    line_index: r.get(3)?,
-                    target: get_bytes(r, 4)?.unwrap_or_default(),
-                    directory: get_bytes(r, 5)?.unwrap_or_default(),
-                    recipe_file: get_bytes(r, 6)?,
-                    recipe_line: r.get(7)?,
-                    started_ns: r.get(8)?,
-                    ended_ns: r.get(9)?,
-                    state: r.get(10)?,
-                    traced: r.get(11)?,
-                    label: r.get(12)?,
-                    command: get_bytes(r, 13)?.unwrap_or_default(),
+                    make_level: r.get(2)?,
+                    job: r.get(3)?,
+                    line_index: r.get(4)?,
+                    target: get_bytes(r, 5)?.unwrap_or_default(),
+                    directory: get_bytes(r, 6)?.unwrap_or_default(),
+                    recipe_file: get_bytes(r, 7)?,
+                    recipe_line: r.get(8)?,
+                    started_ns: r.get(9)?,
+                    ended_ns: r.get(10)?,
+                    state: r.get(11)?,
+                    exit_code: r.get(12)?,
+                    signal: r.get(13)?,
+                    user_us: r.get(14)?,
+                    system_us: r.get(15)?,
+                    traced: r.get(16)?,
+                    label: r.get(17)?,
+                    command: get_bytes(r, 18)?.unwrap_or_default(),
+                    test_name: r.get(19)?,
+                    test_result: r.get(20)?,
                 })
             },
         )

@@ -355,59 +355,7 @@ pub struct CommandFiles {
     pub probes: Vec<i64>,
 }
 
-/// A command that runs no sub-make ([`Store::leaf_commands`]).
-#[derive(Debug, Clone)]
-pub struct LeafRow {
-    pub id: i64,
-    pub make_id: Option<i64>,
-    pub make_level: i64,
-    pub job: i64,
-    pub line_index: i64,
-    pub target: Vec<u8>,
-    pub directory: Vec<u8>,
-    pub command: Vec<u8>,
-    pub recipe_file: Option<Vec<u8>>,
-    pub recipe_line: Option<i64>,
-    pub label: Option<String>,
-    pub started_ns: i64,
-    pub state: String,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-}
-
 impl Store {
-    /// A build's commands that run no sub-make, by id, without their environment and
-    /// output (the rebuild query's view of them).
-    pub fn leaf_commands(&self, build_id: i64) -> Result<Vec<LeafRow>, StoreError> {
-        self.rows(
-            "SELECT c.id, c.make_id, coalesce(m.level, 0), c.job, c.line_index, c.target, c.directory,
-                    c.command, c.recipe_file, c.recipe_line, c.label, c.started_ns, c.state,
-                    c.exit_code, c.signal
-             FROM command c LEFT JOIN make m ON m.id = c.make_id
-             WHERE c.build_id = ?1 AND c.traced != 2 ORDER BY c.id",
-            [build_id],
-            |r| {
-                Ok(LeafRow {
-                    id: r.get(0)?,
-                    make_id: r.get(1)?,
-                    make_level: r.get(2)?,
-                    job: r.get(3)?,
-                    line_index: r.get(4)?,
-                    target: get_bytes(r, 5)?.unwrap_or_default(),
-                    directory: get_bytes(r, 6)?.unwrap_or_default(),
-                    command: get_bytes(r, 7)?.unwrap_or_default(),
-                    recipe_file: get_bytes(r, 8)?,
-                    recipe_line: r.get(9)?,
-                    label: r.get(10)?,
-                    started_ns: r.get(11)?,
-                    state: r.get(12)?,
-                    exit_code: r.get(13)?,
-                    signal: r.get(14)?,
-                })
-            },
-        )
-    }
-
     /// How many leaf commands of a build did not end well and were not re-run well
     /// since, or were re-run and failed: each is out of date by itself.
     pub fn unsettled_commands(&self, build_id: i64) -> Result<i64, StoreError> {

@@ -11,32 +11,6 @@ use rusqlite::params;
 use super::{get_bytes, Store, StoreError};
 use crate::access::AccessKind;
 
-/// One command's place in time and how it ended: what a timeline needs.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Timing {
-    pub id: i64,
-    pub make_id: Option<i64>,
-    pub make_level: Option<i64>,
-    pub job: i64,
-    pub line_index: i64,
-    pub target: Vec<u8>,
-    pub label: Option<String>,
-    pub directory: Vec<u8>,
-    pub recipe_file: Option<Vec<u8>>,
-    pub recipe_line: Option<i64>,
-    pub started_ns: i64,
-    pub ended_ns: Option<i64>,
-    pub state: String,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub user_us: Option<i64>,
-    pub system_us: Option<i64>,
-    /// 1: files complete; 0: not traced; 2: runs a sub-make.
-    pub traced: i64,
-    pub test_name: Option<String>,
-    pub test_result: Option<String>,
-}
-
 /// The path ids a build used: opened to read or executed; and the ones it looked for
 /// without finding (probes).
 #[derive(Debug, Clone, Default)]
@@ -46,42 +20,6 @@ pub struct PathUse {
 }
 
 impl Store {
-    /// Every command of a build with its timing, by id.
-    pub fn timings(&self, build_id: i64) -> Result<Vec<Timing>, StoreError> {
-        self.rows(
-            "SELECT c.id, c.make_id, m.level, c.job, c.line_index, c.target, c.label, c.directory,
-                    c.recipe_file, c.recipe_line, c.started_ns, c.ended_ns, c.state, c.exit_code,
-                    c.signal, c.user_us, c.system_us, c.traced, c.test_name, c.test_result
-             FROM command c LEFT JOIN make m ON m.id = c.make_id
-             WHERE c.build_id = ?1 ORDER BY c.id",
-            [build_id],
-            |r| {
-                Ok(Timing {
-                    id: r.get(0)?,
-                    make_id: r.get(1)?,
-                    make_level: r.get(2)?,
-                    job: r.get(3)?,
-                    line_index: r.get(4)?,
-                    target: get_bytes(r, 5)?.unwrap_or_default(),
-                    label: r.get(6)?,
-                    directory: get_bytes(r, 7)?.unwrap_or_default(),
-                    recipe_file: get_bytes(r, 8)?,
-                    recipe_line: r.get(9)?,
-                    started_ns: r.get(10)?,
-                    ended_ns: r.get(11)?,
-                    state: r.get(12)?,
-                    exit_code: r.get(13)?,
-                    signal: r.get(14)?,
-                    user_us: r.get(15)?,
-                    system_us: r.get(16)?,
-                    traced: r.get(17)?,
-                    test_name: r.get(18)?,
-                    test_result: r.get(19)?,
-                })
-            },
-        )
-    }
-
     /// The (writer, reader, path id) edges of a build's DAG.
     pub fn edges_with_paths(&self, build_id: i64) -> Result<Vec<(i64, i64, i64)>, StoreError> {
         self.rows(

@@ -116,7 +116,7 @@ fn render(
         Some(keep) => used.extend(keep.iter().copied()),
         None => used.extend(recorded.work().map(|c| c.id)),
     }
-    let by_id: HashMap<i64, &crate::store::Timing> =
+    let by_id: HashMap<i64, &crate::store::CommandHead> =
         recorded.commands.iter().map(|c| (c.id, c)).collect();
     let mut out = String::new();
     let title = format!("makescope build {}", recorded.build.id);

@@ -24,7 +24,7 @@ use anyhow::Result;
 
 use crate::config::Config;
 use crate::paths;
-use crate::store::{BuildRow, MakeRow, Store, Timing};
+use crate::store::{BuildRow, CommandHead, MakeRow, Store};
 use crate::util::lossy;
 
 /// How many jobs make was allowed to run at once (`-j`).
@@ -106,7 +106,7 @@ pub struct Recorded {
     pub build: BuildRow,
     pub makes: Vec<MakeRow>,
     /// Every command, by id.
-    pub commands: Vec<Timing>,
+    pub commands: Vec<CommandHead>,
     pub jobs: Jobs,
     /// The commands that only run a sub-make: their time is their sub-make's commands'.
     runners: HashSet<i64>,
@@ -118,7 +118,7 @@ pub struct Recorded {
 pub fn load(config: &Config, build: Option<i64>) -> Result<Recorded> {
     let (store, build) = config.open_build(build)?;
     let makes = store.makes(build.id)?;
-    let commands = store.timings(build.id)?;
+    let commands = store.command_heads(build.id)?;
     let mut runners: HashSet<i64> = makes.iter().filter_map(|m| m.parent_command_id).collect();
     runners.extend(commands.iter().filter(|c| c.traced == 2).map(|c| c.id));
     let last = commands
@@ -142,22 +142,22 @@ pub fn load(config: &Config, build: Option<i64>) -> Result<Recorded> {
 
 impl Recorded {
     /// Does `c` only run a sub-make?
-    pub fn runs_submake(&self, c: &Timing) -> bool {
+    pub fn runs_submake(&self, c: &CommandHead) -> bool {
         self.runners.contains(&c.id)
     }
 
     /// The commands that did the build's work: all but those that only run a sub-make.
-    pub fn work(&self) -> impl Iterator<Item = &Timing> {
+    pub fn work(&self) -> impl Iterator<Item = &CommandHead> {
         self.commands.iter().filter(|c| !self.runs_submake(c))
     }
 
     /// When `c` ended: its end, or the build's when it never ended.
-    pub fn end_of(&self, c: &Timing) -> i64 {
+    pub fn end_of(&self, c: &CommandHead) -> i64 {
         c.ended_ns.unwrap_or(self.ended_ns).max(c.started_ns)
     }
 
     /// How long `c` ran, in nanoseconds.
-    pub fn duration(&self, c: &Timing) -> i64 {
+    pub fn duration(&self, c: &CommandHead) -> i64 {
         self.end_of(c) - c.started_ns
     }
 
@@ -176,7 +176,7 @@ impl Recorded {
 }
 
 /// What a command is called in every view: its label, or its target.
-pub fn name(c: &Timing) -> String {
+pub fn name(c: &CommandHead) -> String {
     c.label
         .clone()
         .filter(|l| !l.is_empty())
@@ -184,7 +184,7 @@ pub fn name(c: &Timing) -> String {
 }
 
 /// The kind of a command's label: its first word (`CC`, `LD`, `GEN`), or `other`.
-pub fn kind(c: &Timing) -> String {
+pub fn kind(c: &CommandHead) -> String {
     c.label
         .as_deref()
         .and_then(|l| l.split_whitespace().next())
@@ -197,7 +197,7 @@ pub fn kind(c: &Timing) -> String {
 }
 
 /// How a command ended, shortly: `ok`, `exit 2`, `signal 9`, or its state.
-pub fn ending(c: &Timing) -> String {
+pub fn ending(c: &CommandHead) -> String {
     match (c.state.as_str(), c.exit_code, c.signal) {
         ("ok", ..) => "ok".into(),
         (_, Some(code), _) => format!("exit {code}"),

@@ -14,7 +14,7 @@ use anyhow::Result;
 
 use super::Recorded;
 use crate::graph::CommandGraph;
-use crate::store::Timing;
+use crate::store::CommandHead;
 
 /// Give each interval a track so that no two on one track overlap (an interval may
 /// start exactly when the one before it ended), using as few tracks as there were at
@@ -102,7 +102,7 @@ pub struct Analysis {
 impl Recorded {
     /// Analyse the build's time.
     pub fn analyse(&self) -> Result<Analysis> {
-        let work: Vec<&Timing> = self.work().collect();
+        let work: Vec<&CommandHead> = self.work().collect();
         let graph = self.dependency_graph()?;
         let durations: HashMap<i64, i64> = work.iter().map(|c| (c.id, self.duration(c))).collect();
         let critical = critical_path(&graph, &durations);
@@ -140,7 +140,7 @@ impl Recorded {
         Ok(CommandGraph::from_edges(edges))
     }
 
-    fn occupancy(&self, work: &[&Timing], graph: &CommandGraph) -> Occupancy {
+    fn occupancy(&self, work: &[&CommandHead], graph: &CommandGraph) -> Occupancy {
         let Some(first) = work.iter().map(|c| c.started_ns).min() else {
             return Occupancy {
                 outside_commands_ns: self.wall_ns(),
