@@ -24,7 +24,9 @@
  */
 #define _GNU_SOURCE
 #include <gnumake.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,6 +71,8 @@ static const char *shim;
 static const char *shell_dir;
 static int silent;
 static unsigned long job_serial;
+/* Whether the caller of $(makescope-shell x) can be told from the stack (see shell_fn). */
+static int stack_tells;
 
 static void send_msg (struct msg *m)
 {
@@ -108,12 +112,34 @@ static void ensure_link (char *path)
     snprintf (last, sizeof last, "%s", path);
 }
 
-/* $(makescope-shell x): what make should run instead of the makefile's SHELL. */
+/* Whether make's exported FUNCTION is among the callers of the caller. */
+static int on_stack (const char *function)
+{
+  void *frames[64];
+  int n = backtrace (frames, 64);
+  for (int i = 1; i < n; i++)
+    {
+      Dl_info info;
+      if (dladdr ((char *) frames[i] - 1, &info) && info.dli_sname
+          && !strcmp (info.dli_sname, function))
+        return 1;
+    }
+  return 0;
+}
+
+/* $(makescope-shell x): what make should run instead of the makefile's SHELL.
+   make expands $(SHELL) to run a recipe line in construct_command_argv (job.c), and
+   there it gets the shim's link; everywhere else (the recipe's own `$(SHELL)`, an
+   exported SHELL in its environment) it gets the makefile's SHELL, as plain make
+   would show it. Where the stack cannot tell (stack_tells is 0: make without that
+   exported symbol, or frames the unwinder cannot walk), the link everywhere. */
 static char *shell_fn (const char *name, unsigned int argc, char **argv)
 {
   if (silent)
     run_silent = 1;     /* make's own echo of each command: the recorder prints instead */
   char *real = global_expand ("$(SHELL)");
+  if (stack_tells && !on_stack ("construct_command_argv"))
+    return real;
   /* Under -q make runs no line but recursive ones, and answers "out of date" for any
      line it would have given a shell: with any SHELL but /bin/sh (its default) that is
      every line, even one that expands to nothing but a backslash-newline, which make
@@ -328,6 +354,8 @@ int makescope_gmk_setup (const gmk_floc *floc)
     return 1;   /* the recorder is gone (e.g. make run by hand inside a recipe) */
   announce ();
   atexit (at_exit);
+  /* Unwinding from here reaches make's load_file: it will reach construct_command_argv. */
+  stack_tells = dlsym (RTLD_DEFAULT, "construct_command_argv") && on_stack ("load_file");
   gmk_add_function ("makescope-shell", shell_fn, 0, 1, GMK_FUNC_NOEXPAND);
   gmk_add_function ("makescope-ctx", ctx_fn, 0, 1, GMK_FUNC_NOEXPAND);
   gmk_eval ("export " ENV_CTX " = $(makescope-ctx x)\n"
