@@ -51,11 +51,24 @@ struct commands43
   unsigned char *lines_flags;
   unsigned short ncommand_lines;
 };
-struct file43 { const char *name, *hname, *vpath; void *deps; struct commands43 *cmds; };
+struct file43
+{
+  const char *name, *hname, *vpath;
+  void *deps;
+  struct commands43 *cmds;
+  const char *stem;
+  void *also_make, *prev, *last, *renamed, *variables, *pat_variables, *parent, *double_colon;
+  uintmax_t last_mtime, mtime_before_update;
+  unsigned int considered;
+  int command_flags;
+};
+#define COMMANDS43_SILENT 2
 extern struct variable_set_list *current_variable_set_list;
 extern struct file43 *lookup_file (const char *name);
 extern int run_silent;
 extern int one_shell __attribute__ ((weak));
+extern unsigned int job_slots __attribute__ ((weak));
+extern int jobserver_enabled (void) __attribute__ ((weak));
 extern unsigned int makelevel;
 extern void print_variable_data_base (void);
 extern void print_rule_data_base (void);
@@ -70,6 +83,9 @@ static int make43;  /* the struct layouts above are make 4.3's: only then are th
 static const char *shim;
 static const char *shell_dir;
 static int silent;
+/* run_silent as the makefile and the command line left it (-s, `.SILENT:`), before
+   silent mode set it (-1: not read yet). */
+static int user_run_silent = -1;
 static unsigned long job_serial;
 /* Whether the caller of $(makescope-shell x) can be told from the stack (see shell_fn). */
 static int stack_tells;
@@ -135,6 +151,8 @@ static int on_stack (const char *function)
    exported symbol, or frames the unwinder cannot walk), the link everywhere. */
 static char *shell_fn (const char *name, unsigned int argc, char **argv)
 {
+  if (user_run_silent < 0)
+    user_run_silent = run_silent;
   if (silent)
     run_silent = 1;     /* make's own echo of each command: the recorder prints instead */
   char *real = global_expand ("$(SHELL)");
@@ -162,6 +180,80 @@ static char *shell_fn (const char *name, unsigned int argc, char **argv)
   return r;
 }
 
+/* Whether LINE, a recipe line as the makefile wrote it (its own `@-+` prefix read by
+   make into its flags), gets a `@` from the variables it starts with (`$(Q)cmd`,
+   automake's `$(AM_V_at)`), which make reads after expanding it. A variable whose
+   value calls $(shell …) or $(eval …) is not expanded here (it could act twice):
+   it counts as not silent. */
+static int leading_at (const char *line)
+{
+  const char *p = line;
+  for (int refs = 0; refs < 4; refs++)
+    {
+      while (*p == ' ' || *p == '\t' || *p == '-' || *p == '+')
+        p++;
+      if (*p == '@')
+        return 1;
+      if (p[0] != '$' || (p[1] != '(' && p[1] != '{'))
+        return 0;
+      char close = p[1] == '(' ? ')' : '}';
+      const char *end = p + 2;
+      int depth = 1;
+      for (; *end && depth; end++)
+        if (*end == p[1])
+          depth++;
+        else if (*end == close)
+          depth--;
+        else if (*end == ' ' || *end == '\t' || *end == ',')
+          return 0;     /* a function call, not a variable */
+      if (depth)
+        return 0;
+      size_t n = end - p;
+      char *ref = malloc (n + 8);
+      sprintf (ref, "$(value %.*s)", (int) (n - 3), p + 2);
+      char *raw = gmk_expand (ref);
+      /* Undefined or empty: nothing to expand (and no warning to cause). */
+      int unsafe = strstr (raw, "shell") || strstr (raw, "eval"), blank = !*raw;
+      gmk_free (raw);
+      sprintf (ref, "%.*s", (int) n, p);
+      char *value = unsafe ? NULL : blank ? NULL : gmk_expand (ref);
+      free (ref);
+      if (unsafe)
+        return 0;
+      if (!value)
+        {
+          p = end;
+          continue;
+        }
+      const char *v = value;
+      while (*v == ' ' || *v == '\t' || *v == '-' || *v == '+')
+        v++;
+      int at = *v == '@', empty = !*v;
+      gmk_free (value);
+      if (at)
+        return 1;
+      if (!empty)
+        return 0;
+      p = end;
+    }
+  return 0;
+}
+
+/* Whether make runs every line of F's recipe silently. */
+static int recipe_silent (const struct file43 *f)
+{
+  if (!f || !f->cmds || !f->cmds->ncommand_lines)
+    return 0;
+  if (user_run_silent > 0 || (f->command_flags & COMMANDS43_SILENT))
+    return 1;
+  unsigned lines = &one_shell && one_shell ? 1 : f->cmds->ncommand_lines;
+  for (unsigned i = 0; i < lines; i++)
+    if (!(f->cmds->lines_flags[i] & COMMANDS43_SILENT)
+        && !leading_at (f->cmds->command_lines[i]))
+      return 0;
+  return 1;
+}
+
 /* $(makescope-ctx x): this job's context, exported as MAKESCOPE_CTX. */
 static char *ctx_fn (const char *name, unsigned int argc, char **argv)
 {
@@ -178,10 +270,17 @@ static char *ctx_fn (const char *name, unsigned int argc, char **argv)
   unsigned lines = f && f->cmds ? f->cmds->ncommand_lines : 0;
   if (lines > 1 && &one_shell && one_shell)
     lines = 1;
+  if (user_run_silent < 0)
+    user_run_silent = run_silent;
+  unsigned job_flags = 0;
+  if (&job_slots && &jobserver_enabled && job_slots == 1 && !jobserver_enabled ())
+    job_flags |= CTX_SERIAL;
+  if (recipe_silent (f))
+    job_flags |= CTX_SILENT;
   struct job_context c = {
     .make_pid = getpid (), .job = ++job_serial, .target = ctx_text (target), .recipe_file = ctx_text (file),
     .recipe_line = line, .newer = ctx_text (newer), .shell = ctx_text (shell), .shell_flags = ctx_text (flags),
-    .make_level = makelevel, .make = ctx_text (make), .lines = lines,
+    .make_level = makelevel, .make = ctx_text (make), .lines = lines, .flags = job_flags,
   };
   if (c.newer.n > NEWER_MAX)
     c.newer.n = NEWER_MAX;

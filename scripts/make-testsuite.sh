@@ -11,10 +11,10 @@
 # script fetches it into its work directory. MAKESCOPE names the binary (default
 # target/release/makescope, built if missing). KEEP=1 keeps the work directory.
 #
-# Set-up: a `make` script that runs `makescope make --plain --quiet --make-program
-# /usr/bin/make -- "$@"` (its record in the work directory). run_make_tests.pl replaces
-# the make it is given by $(MAKE)'s value, which would be /usr/bin/make: the copy of the
-# harness each run uses keeps the given one.
+# Set-up: a `make` script that runs `makescope make --plain --quiet --make-name "$0"
+# --make-program /usr/bin/make -- "$@"` (its record in the work directory): make runs
+# under the script's name, so `$(MAKE)`, which the harness takes as the make to test,
+# is the script, as it would be were the script make itself.
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,8 +45,6 @@ run() {
     make=$2
     mkdir -p "$work/$name"
     cp -R "$source/tests" "$work/$name/tests"
-    sed -i 's/^\( *\)\$make_path = \$mk;/\1# kept: the make given (makescope-testsuite)/' \
-        "$work/$name/tests/run_make_tests.pl"
     started=$(date +%s)
     (cd "$work/$name/tests" &&
         perl run_make_tests.pl -srcdir "$source" -make "$make" >"$work/$name.log" 2>&1) || true
@@ -70,7 +68,7 @@ wrapper() {
     mkdir -p "$work/bin-$name"
     cat >"$work/bin-$name/make" <<WRAPPER
 #!/bin/sh
-exec "$makescope" --db "$work/$name.sqlite" make --plain --quiet $* --make-program /usr/bin/make -- "\$@"
+exec "$makescope" --db "$work/$name.sqlite" make --plain --quiet $* --make-name "\$0" --make-program /usr/bin/make -- "\$@"
 WRAPPER
     chmod +x "$work/bin-$name/make"
     echo "$work/bin-$name/make"

@@ -499,7 +499,13 @@ fn dollar_make_is_the_name_make_was_run_under() {
     run.arg("all");
     assert_eq!(t.run_command(run).stdout, shown);
     // Without --make-name make's name is the program as makescope was asked to run it.
-    let run = t.then(["make", "--plain", "--quiet", "--make-program", "/usr/bin/make"]);
+    let run = t.then([
+        "make",
+        "--plain",
+        "--quiet",
+        "--make-program",
+        "/usr/bin/make",
+    ]);
     assert!(run.stdout.starts_with("MAKE=/usr/bin/make\n"), "{run:?}");
     let run = t.then(["make", "--plain", "--quiet"]);
     assert!(run.stdout.starts_with("MAKE=make\n"), "{run:?}");
@@ -527,7 +533,10 @@ fn dollar_shell_in_a_recipe_is_the_makefiles_shell() {
             "/bin/sh"
         };
         assert!(make.stdout.starts_with(shell), "{make:?}");
-        for mode in [&["--plain", "--quiet"][..], &["--plain", "--quiet", "--no-trace"]] {
+        for mode in [
+            &["--plain", "--quiet"][..],
+            &["--plain", "--quiet", "--no-trace"],
+        ] {
             let args: Vec<&str> = ["make"]
                 .iter()
                 .chain(mode)
@@ -538,7 +547,11 @@ fn dollar_shell_in_a_recipe_is_the_makefiles_shell() {
             assert_eq!(run.stdout, make.stdout, "{args:?}: {run:?}");
             // Both lines still ran through the shim: both were recorded.
             let log = t.then(["log", "--json"]);
-            assert_eq!(log.json()["commands"].as_array().unwrap().len(), 2, "{log:?}");
+            assert_eq!(
+                log.json()["commands"].as_array().unwrap().len(),
+                2,
+                "{log:?}"
+            );
         }
     }
 }
