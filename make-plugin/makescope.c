@@ -5,10 +5,12 @@
  *    the shim whose path spells the makefile's own SHELL (looked up in make's global
  *    scope, so `SHELL := /bin/bash` and command-line SHELL=… are kept):
  *    `<dir>/abs/bin/bash` for /bin/bash. One word, so .ONESHELL (which does not split
- *    SHELL) works, and make's bourne-shell checks see `bash`. Under -q make keeps its
- *    own SHELL (see shell_fn);
+ *    SHELL) works, and make's bourne-shell checks see `bash`. The link is the value
+ *    only where make runs a line; a recipe's own `$(SHELL)` is the makefile's. Under
+ *    -q make keeps its own SHELL (see shell_fn);
  *  - every recipe's environment gets MAKESCOPE_CTX: the make pid, a job number, $@,
- *    the recipe's makefile and line, $?, SHELL and .SHELLFLAGS;
+ *    the recipe's makefile and line, $?, SHELL and .SHELLFLAGS, and whether the make
+ *    runs one job at a time and the recipe's every line silently (ctx_fn);
  *  - each make process announces itself when it starts (and waits to be acknowledged,
  *    so the recorder knows it before any of its jobs) and when it exits, with a dump of
  *    its database for `makescope targets --recursive`.
@@ -18,8 +20,9 @@
  * $(python …) from python.c.
  *
  * The messages, the environment's names and the job context's format are
- * src/protocol.h's. make 4.3 internals used: the exported symbols below and the first
- * fields of `struct file`, `struct commands` (up to its line count) and
+ * src/protocol.h's. make 4.3 internals used: the exported symbols below, the name of
+ * construct_command_argv on the stack, and the first fields of `struct file` (up to
+ * command_flags), `struct commands` (up to its line count) and
  * `struct variable_set_list` (filedef.h, commands.h, variable.h of make 4.3).
  */
 #define _GNU_SOURCE
