@@ -183,11 +183,43 @@ static char *shell_fn (const char *name, unsigned int argc, char **argv)
   return r;
 }
 
+/* The end of the variable reference at P (`$(NAME)`, `${NAME}`, names within it
+   references too: `$(am__v_at_$(V))`), or NULL when P starts none: a function call
+   (`$(if …)`, `$(shell …)`, whose name ends at a blank) or no reference at all. */
+static const char *variable_reference (const char *p)
+{
+  if (p[0] != '$' || (p[1] != '(' && p[1] != '{'))
+    return NULL;
+  char open = p[1], close = open == '(' ? ')' : '}';
+  int depth = 1;
+  const char *end = p + 2;
+  for (; *end && depth; end++)
+    if (*end == open)
+      depth++;
+    else if (*end == close)
+      depth--;
+    else if (*end == ' ' || *end == '\t' || *end == ',')
+      return NULL;
+  return depth ? NULL : end;
+}
+
+/* Whether VALUE, a variable's value as written, calls no function: expanding it
+   again cannot act (`$(shell …)`, `$(info …)`, `$(file …)`, `$(eval …)`). */
+static int calls_nothing (const char *value)
+{
+  for (const char *p = strchr (value, '$'); p; p = strchr (p + 1, '$'))
+    if (p[1] == '$')
+      p++;
+    else if ((p[1] == '(' || p[1] == '{') && !variable_reference (p))
+      return 0;
+  return 1;
+}
+
 /* Whether LINE, a recipe line as the makefile wrote it (its own `@-+` prefix read by
    make into its flags), gets a `@` from the variables it starts with (`$(Q)cmd`,
    automake's `$(AM_V_at)`), which make reads after expanding it. A variable whose
-   value calls $(shell …) or $(eval …) is not expanded here (it could act twice):
-   it counts as not silent. */
+   value calls a function is not expanded here (it could act twice): it counts as not
+   silent. */
 static int leading_at (const char *line)
 {
   const char *p = line;
@@ -197,26 +229,15 @@ static int leading_at (const char *line)
         p++;
       if (*p == '@')
         return 1;
-      if (p[0] != '$' || (p[1] != '(' && p[1] != '{'))
-        return 0;
-      char close = p[1] == '(' ? ')' : '}';
-      const char *end = p + 2;
-      int depth = 1;
-      for (; *end && depth; end++)
-        if (*end == p[1])
-          depth++;
-        else if (*end == close)
-          depth--;
-        else if (*end == ' ' || *end == '\t' || *end == ',')
-          return 0;     /* a function call, not a variable */
-      if (depth)
+      const char *end = variable_reference (p);
+      if (!end)
         return 0;
       size_t n = end - p;
       char *ref = malloc (n + 8);
       sprintf (ref, "$(value %.*s)", (int) (n - 3), p + 2);
       char *raw = gmk_expand (ref);
       /* Undefined or empty: nothing to expand (and no warning to cause). */
-      int unsafe = strstr (raw, "shell") || strstr (raw, "eval"), blank = !*raw;
+      int unsafe = !calls_nothing (raw), blank = !*raw;
       gmk_free (raw);
       sprintf (ref, "%.*s", (int) n, p);
       char *value = unsafe ? NULL : blank ? NULL : gmk_expand (ref);
@@ -278,7 +299,9 @@ static char *ctx_fn (const char *name, unsigned int argc, char **argv)
   unsigned job_flags = 0;
   if (&job_slots && &jobserver_enabled && job_slots == 1 && !jobserver_enabled ())
     job_flags |= CTX_SERIAL;
-  if (recipe_silent (f))
+  /* Only the printer asks (with --plain make's own echo stays, and nothing here may
+     risk a difference from make). */
+  if (silent && recipe_silent (f))
     job_flags |= CTX_SILENT;
   struct job_context c = {
     .make_pid = getpid (), .job = ++job_serial, .target = ctx_text (target), .recipe_file = ctx_text (file),

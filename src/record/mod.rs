@@ -129,6 +129,9 @@ const STDOUT_WRITE_ERROR: u8 = 1;
 /// `makescope make`: run make, record the build, return make's exit status (or
 /// [`exit::HOOKS_FAILED`] when make succeeded and a hook raised).
 pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
+    if options.make_name.as_deref().is_some_and(OsStr::is_empty) {
+        bail!("--make-name must not be empty (it is make's argv[0])");
+    }
     if inside_a_recorded_build() {
         return Err(join_the_recorded_build(options));
     }

@@ -509,6 +509,13 @@ fn dollar_make_is_the_name_make_was_run_under() {
     assert!(run.stdout.starts_with("MAKE=/usr/bin/make\n"), "{run:?}");
     let run = t.then(["make", "--plain", "--quiet"]);
     assert!(run.stdout.starts_with("MAKE=make\n"), "{run:?}");
+    let run = t.then(["make", "--make-name", ""]);
+    run.code(2);
+    assert!(
+        run.stderr
+            .starts_with("makescope: error: --make-name must not be empty"),
+        "{run:?}"
+    );
 }
 
 #[test]

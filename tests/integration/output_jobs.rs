@@ -394,3 +394,16 @@ fn a_silent_job_that_printed_nothing_gets_no_line_when_piped() {
     assert_eq!(out.code, Some(2), "{out:?}");
     assert!(out.stdout.contains("FAILED"), "{out:?}");
 }
+
+#[test]
+fn a_leading_variable_that_calls_a_function_is_not_expanded_again() {
+    // make expands the line once, and prints `once` once; the plugin, asking whether the
+    // line is silent, must not expand `$(W)` a second time: the job keeps its line.
+    let out = Test::new()
+        .makefile("W = $(info once)@\nall:\n\t$(W)touch $@\n")
+        .args(["make", "--no-trace"])
+        .run();
+    out.success();
+    assert_eq!(out.stdout.matches("once").count(), 1, "{out:?}");
+    assert!(out.stdout.contains("TOUCH all"), "{out:?}");
+}

@@ -149,6 +149,7 @@ impl Server {
             self.rows.write(Write::MakeEnd(previous, end));
             // Its jobs are over, and the new image numbers its jobs from 1 again.
             self.commands.between.retain(|&(make, _), _| make != m.pid);
+            self.commands.serial_over.retain(|&(make, _)| make != m.pid);
             let _ = self.to_ui.send(UiEvent::MakeEnded(m.pid));
         }
         let id = self.ids.next(IdKind::Make);
@@ -194,6 +195,7 @@ impl Server {
         self.rows.write(Write::MakeEnd(id, end));
         self.attribution.make_gone(pid, id);
         self.commands.between.retain(|&(make, _), _| make != pid);
+        self.commands.serial_over.retain(|&(make, _)| make != pid);
         let _ = self.to_ui.send(UiEvent::MakeEnded(pid));
     }
 
