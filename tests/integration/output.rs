@@ -281,10 +281,15 @@ impl Tmux {
     }
 
     fn wait_for(&self, what: &str) -> String {
+        self.wait_for_all(&[what])
+    }
+
+    /// The screen once it shows every one of `what` at the same time.
+    fn wait_for_all(&self, what: &[&str]) -> String {
         let start = Instant::now();
         loop {
             let screen = self.screen();
-            if screen.contains(what) {
+            if what.iter().all(|w| screen.contains(w)) {
                 return screen;
             }
             assert!(
@@ -366,7 +371,10 @@ fn terminal_shows_progress_and_labels() {
         &test,
         &format!("{} make --no-trace -j2", harness::makescope_bin().display()),
     );
-    let during = normalize(&tmux.wait_for("TOUCH slow"));
+    // `a`'s line comes once the recorder knows its job over, which can be just after
+    // `slow` has started (its make starts it as soon as `a` ends): during `slow`'s two
+    // seconds the screen holds both.
+    let during = normalize(&tmux.wait_for_all(&["TOUCH slow", "CC    a"]));
     let after = normalize(&tmux.wait_for("makescope: 6 commands"));
     insta::assert_snapshot!("terminal_during_build", during);
     insta::assert_snapshot!("terminal_after_build", after);
