@@ -102,6 +102,8 @@ for name in traced untraced; do
     if ! diff -U0 "$work/make.results" "$work/$name.results" >"$work/$name.diff"; then
         echo "differences, make (-) and makescope $name (+):"
         grep '^[-+][a-z]' "$work/$name.diff"
+        # The harness's .diff files of this run; running a test again replaces them.
+        cp -R "$work/$name/tests/work" "$work/$name-first-run" 2>/dev/null || true
         for test in $(grep '^+[a-z]' "$work/$name.diff" | cut -c2- | cut -d' ' -f1); do
             make_again=$(again make /usr/bin/make "$test")
             ours_again=$(again "$name" "$work/bin-$name/make" "$test")
