@@ -5,10 +5,12 @@
  *    the shim whose path spells the makefile's own SHELL (looked up in make's global
  *    scope, so `SHELL := /bin/bash` and command-line SHELL=… are kept):
  *    `<dir>/abs/bin/bash` for /bin/bash. One word, so .ONESHELL (which does not split
- *    SHELL) works, and make's bourne-shell checks see `bash`. Under -q make keeps its
- *    own SHELL (see shell_fn);
+ *    SHELL) works, and make's bourne-shell checks see `bash`. The link is the value
+ *    only where make runs a line; a recipe's own `$(SHELL)` is the makefile's. Under
+ *    -q make keeps its own SHELL (see shell_fn);
  *  - every recipe's environment gets MAKESCOPE_CTX: the make pid, a job number, $@,
- *    the recipe's makefile and line, $?, SHELL and .SHELLFLAGS;
+ *    the recipe's makefile and line, $?, SHELL and .SHELLFLAGS, and whether the make
+ *    runs one job at a time and the recipe's every line silently (ctx_fn);
  *  - each make process announces itself when it starts (and waits to be acknowledged,
  *    so the recorder knows it before any of its jobs) and when it exits, with a dump of
  *    its database for `makescope targets --recursive`.
@@ -18,13 +20,16 @@
  * $(python …) from python.c.
  *
  * The messages, the environment's names and the job context's format are
- * src/protocol.h's. make 4.3 internals used: the exported symbols below and the first
- * fields of `struct file`, `struct commands` (up to its line count) and
+ * src/protocol.h's. make 4.3 internals used: the exported symbols below, the name of
+ * construct_command_argv on the stack, and the first fields of `struct file` (up to
+ * command_flags), `struct commands` (up to its line count) and
  * `struct variable_set_list` (filedef.h, commands.h, variable.h of make 4.3).
  */
 #define _GNU_SOURCE
 #include <gnumake.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,11 +54,24 @@ struct commands43
   unsigned char *lines_flags;
   unsigned short ncommand_lines;
 };
-struct file43 { const char *name, *hname, *vpath; void *deps; struct commands43 *cmds; };
+struct file43
+{
+  const char *name, *hname, *vpath;
+  void *deps;
+  struct commands43 *cmds;
+  const char *stem;
+  void *also_make, *prev, *last, *renamed, *variables, *pat_variables, *parent, *double_colon;
+  uintmax_t last_mtime, mtime_before_update;
+  unsigned int considered;
+  int command_flags;
+};
+#define COMMANDS43_SILENT 2
 extern struct variable_set_list *current_variable_set_list;
 extern struct file43 *lookup_file (const char *name);
 extern int run_silent;
 extern int one_shell __attribute__ ((weak));
+extern unsigned int job_slots __attribute__ ((weak));
+extern int jobserver_enabled (void) __attribute__ ((weak));
 extern unsigned int makelevel;
 extern void print_variable_data_base (void);
 extern void print_rule_data_base (void);
@@ -68,7 +86,12 @@ static int make43;  /* the struct layouts above are make 4.3's: only then are th
 static const char *shim;
 static const char *shell_dir;
 static int silent;
+/* run_silent as the makefile and the command line left it (-s, `.SILENT:`), before
+   silent mode set it (-1: not read yet). */
+static int user_run_silent = -1;
 static unsigned long job_serial;
+/* Whether the caller of $(makescope-shell x) can be told from the stack (see shell_fn). */
+static int stack_tells;
 
 static void send_msg (struct msg *m)
 {
@@ -108,12 +131,36 @@ static void ensure_link (char *path)
     snprintf (last, sizeof last, "%s", path);
 }
 
-/* $(makescope-shell x): what make should run instead of the makefile's SHELL. */
+/* Whether make's exported FUNCTION is among the callers of the caller. */
+static int on_stack (const char *function)
+{
+  void *frames[64];
+  int n = backtrace (frames, 64);
+  for (int i = 1; i < n; i++)
+    {
+      Dl_info info;
+      if (dladdr ((char *) frames[i] - 1, &info) && info.dli_sname
+          && !strcmp (info.dli_sname, function))
+        return 1;
+    }
+  return 0;
+}
+
+/* $(makescope-shell x): what make should run instead of the makefile's SHELL.
+   make expands $(SHELL) to run a recipe line in construct_command_argv (job.c), and
+   there it gets the shim's link; everywhere else (the recipe's own `$(SHELL)`, an
+   exported SHELL in its environment) it gets the makefile's SHELL, as plain make
+   would show it. Where the stack cannot tell (stack_tells is 0: make without that
+   exported symbol, or frames the unwinder cannot walk), the link everywhere. */
 static char *shell_fn (const char *name, unsigned int argc, char **argv)
 {
+  if (user_run_silent < 0)
+    user_run_silent = run_silent;
   if (silent)
     run_silent = 1;     /* make's own echo of each command: the recorder prints instead */
   char *real = global_expand ("$(SHELL)");
+  if (stack_tells && !on_stack ("construct_command_argv"))
+    return real;
   /* Under -q make runs no line but recursive ones, and answers "out of date" for any
      line it would have given a shell: with any SHELL but /bin/sh (its default) that is
      every line, even one that expands to nothing but a backslash-newline, which make
@@ -136,6 +183,101 @@ static char *shell_fn (const char *name, unsigned int argc, char **argv)
   return r;
 }
 
+/* The end of the variable reference at P (`$(NAME)`, `${NAME}`, names within it
+   references too: `$(am__v_at_$(V))`), or NULL when P starts none: a function call
+   (`$(if …)`, `$(shell …)`, whose name ends at a blank) or no reference at all. */
+static const char *variable_reference (const char *p)
+{
+  if (p[0] != '$' || (p[1] != '(' && p[1] != '{'))
+    return NULL;
+  char open = p[1], close = open == '(' ? ')' : '}';
+  int depth = 1;
+  const char *end = p + 2;
+  for (; *end && depth; end++)
+    if (*end == open)
+      depth++;
+    else if (*end == close)
+      depth--;
+    else if (*end == ' ' || *end == '\t' || *end == ',')
+      return NULL;
+  return depth ? NULL : end;
+}
+
+/* Whether VALUE, a variable's value as written, calls no function: expanding it
+   again cannot act (`$(shell …)`, `$(info …)`, `$(file …)`, `$(eval …)`). */
+static int calls_nothing (const char *value)
+{
+  for (const char *p = strchr (value, '$'); p; p = strchr (p + 1, '$'))
+    if (p[1] == '$')
+      p++;
+    else if ((p[1] == '(' || p[1] == '{') && !variable_reference (p))
+      return 0;
+  return 1;
+}
+
+/* Whether LINE, a recipe line as the makefile wrote it (its own `@-+` prefix read by
+   make into its flags), gets a `@` from the variables it starts with (`$(Q)cmd`,
+   automake's `$(AM_V_at)`), which make reads after expanding it. A variable whose
+   value calls a function is not expanded here (it could act twice): it counts as not
+   silent. */
+static int leading_at (const char *line)
+{
+  const char *p = line;
+  for (int refs = 0; refs < 4; refs++)
+    {
+      while (*p == ' ' || *p == '\t' || *p == '-' || *p == '+')
+        p++;
+      if (*p == '@')
+        return 1;
+      const char *end = variable_reference (p);
+      if (!end)
+        return 0;
+      size_t n = end - p;
+      char *ref = malloc (n + 8);
+      sprintf (ref, "$(value %.*s)", (int) (n - 3), p + 2);
+      char *raw = gmk_expand (ref);
+      /* Undefined or empty: nothing to expand (and no warning to cause). */
+      int unsafe = !calls_nothing (raw), blank = !*raw;
+      gmk_free (raw);
+      sprintf (ref, "%.*s", (int) n, p);
+      char *value = unsafe ? NULL : blank ? NULL : gmk_expand (ref);
+      free (ref);
+      if (unsafe)
+        return 0;
+      if (!value)
+        {
+          p = end;
+          continue;
+        }
+      const char *v = value;
+      while (*v == ' ' || *v == '\t' || *v == '-' || *v == '+')
+        v++;
+      int at = *v == '@', empty = !*v;
+      gmk_free (value);
+      if (at)
+        return 1;
+      if (!empty)
+        return 0;
+      p = end;
+    }
+  return 0;
+}
+
+/* Whether make runs every line of F's recipe silently. */
+static int recipe_silent (const struct file43 *f)
+{
+  if (!f || !f->cmds || !f->cmds->ncommand_lines)
+    return 0;
+  if (user_run_silent > 0 || (f->command_flags & COMMANDS43_SILENT))
+    return 1;
+  unsigned lines = &one_shell && one_shell ? 1 : f->cmds->ncommand_lines;
+  for (unsigned i = 0; i < lines; i++)
+    if (!(f->cmds->lines_flags[i] & COMMANDS43_SILENT)
+        && !leading_at (f->cmds->command_lines[i]))
+      return 0;
+  return 1;
+}
+
 /* $(makescope-ctx x): this job's context, exported as MAKESCOPE_CTX. */
 static char *ctx_fn (const char *name, unsigned int argc, char **argv)
 {
@@ -152,10 +294,19 @@ static char *ctx_fn (const char *name, unsigned int argc, char **argv)
   unsigned lines = f && f->cmds ? f->cmds->ncommand_lines : 0;
   if (lines > 1 && &one_shell && one_shell)
     lines = 1;
+  if (user_run_silent < 0)
+    user_run_silent = run_silent;
+  unsigned job_flags = 0;
+  if (&job_slots && &jobserver_enabled && job_slots == 1 && !jobserver_enabled ())
+    job_flags |= CTX_SERIAL;
+  /* Only the printer asks (with --plain make's own echo stays, and nothing here may
+     risk a difference from make). */
+  if (silent && recipe_silent (f))
+    job_flags |= CTX_SILENT;
   struct job_context c = {
     .make_pid = getpid (), .job = ++job_serial, .target = ctx_text (target), .recipe_file = ctx_text (file),
     .recipe_line = line, .newer = ctx_text (newer), .shell = ctx_text (shell), .shell_flags = ctx_text (flags),
-    .make_level = makelevel, .make = ctx_text (make), .lines = lines,
+    .make_level = makelevel, .make = ctx_text (make), .lines = lines, .flags = job_flags,
   };
   if (c.newer.n > NEWER_MAX)
     c.newer.n = NEWER_MAX;
@@ -328,6 +479,8 @@ int makescope_gmk_setup (const gmk_floc *floc)
     return 1;   /* the recorder is gone (e.g. make run by hand inside a recipe) */
   announce ();
   atexit (at_exit);
+  /* Unwinding from here reaches make's load_file: it will reach construct_command_argv. */
+  stack_tells = dlsym (RTLD_DEFAULT, "construct_command_argv") && on_stack ("load_file");
   gmk_add_function ("makescope-shell", shell_fn, 0, 1, GMK_FUNC_NOEXPAND);
   gmk_add_function ("makescope-ctx", ctx_fn, 0, 1, GMK_FUNC_NOEXPAND);
   gmk_eval ("export " ENV_CTX " = $(makescope-ctx x)\n"

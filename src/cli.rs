@@ -318,6 +318,11 @@ pub struct BuildArgs {
         value_name = "PROGRAM"
     )]
     pub make_program: PathBuf,
+    /// The name make is run under (its argv[0], which `$(MAKE)` and make's messages
+    /// show; default: PROGRAM as given). A script standing in for make passes its own
+    /// name: `--make-name "$0"`.
+    #[arg(long, env = "MAKESCOPE_MAKE_NAME", value_name = "NAME")]
+    pub make_name: Option<OsString>,
 }
 
 #[derive(Args, Debug)]
@@ -854,6 +859,7 @@ impl MakeArgs {
             keep_secrets: options.keep_secrets,
             kill_leftovers: options.kill_leftovers,
             make_program: options.make_program,
+            make_name: options.make_name,
             make_args: self.make_args,
         }
     }

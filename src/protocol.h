@@ -275,7 +275,14 @@ struct job_context
   unsigned make_level;         /* MAKELEVEL */
   struct ctx_text make;        /* $(MAKE) */
   unsigned lines;              /* the recipe's lines as make wrote them (0: unknown) */
+  unsigned flags;              /* CTX_SERIAL | CTX_SILENT (may be missing: then 0) */
 };
+
+/* job_context.flags: its make runs one job at a time (-j1, no jobserver), so a new job
+   of that make means the one before is over; make runs every line of the recipe
+   silently (`@`, also from a leading variable, `-s`, `.SILENT`). */
+#define CTX_SERIAL 1u
+#define CTX_SILENT 2u
 
 /* NUL-terminated text as a context field. */
 static inline struct ctx_text ctx_text (const char *s) { return (struct ctx_text) { s, s ? strlen (s) : 0 }; }
@@ -284,26 +291,27 @@ static inline struct ctx_text ctx_text (const char *s) { return (struct ctx_text
 static inline size_t ctx_encoded_size (const struct job_context *c)
 {
   return c->target.n + c->recipe_file.n + c->newer.n + c->shell.n + c->shell_flags.n + c->make.n
-         + 5 * 24 + 16;
+         + 6 * 24 + 16;
 }
 
 /* Write `c` to `out` (ctx_encoded_size bytes). */
 static inline void ctx_encode (const struct job_context *c, char *out, size_t cap)
 {
-  snprintf (out, cap, "%d\x1f%ld\x1f%lu\x1f%.*s\x1f%.*s\x1f%lu\x1f%.*s\x1f%.*s\x1f%.*s\x1f%u\x1f%.*s\x1f%u",
+  snprintf (out, cap, "%d\x1f%ld\x1f%lu\x1f%.*s\x1f%.*s\x1f%lu\x1f%.*s\x1f%.*s\x1f%.*s\x1f%u\x1f%.*s\x1f%u\x1f%u",
             CTX_VERSION, c->make_pid, c->job, (int) c->target.n, c->target.p, (int) c->recipe_file.n,
             c->recipe_file.p, c->recipe_line, (int) c->newer.n, c->newer.p, (int) c->shell.n, c->shell.p,
-            (int) c->shell_flags.n, c->shell_flags.p, c->make_level, (int) c->make.n, c->make.p, c->lines);
+            (int) c->shell_flags.n, c->shell_flags.p, c->make_level, (int) c->make.n, c->make.p, c->lines, c->flags);
 }
 
 /* Read a MAKESCOPE_CTX value: 0, or -1 if it is not one (of this version). Text fields
-   point into `value`. $(MAKE) and the line count may be missing (then empty, 0). */
+   point into `value`. $(MAKE), the line count and the flags may be missing (then
+   empty, 0, 0). */
 static inline int ctx_parse (const char *value, struct job_context *c)
 {
-  struct ctx_text f[12];
+  struct ctx_text f[13];
   int n = 0;
   const char *p = value;
-  while (n < 12)
+  while (n < 13)
     {
       const char *end = strchr (p, CTX_SEP);
       f[n].p = p;
@@ -326,6 +334,7 @@ static inline int ctx_parse (const char *value, struct job_context *c)
   c->make_level = (unsigned) strtoul (f[9].p, NULL, 10);
   c->make = n > 10 ? f[10] : (struct ctx_text) { "", 0 };
   c->lines = n > 11 ? (unsigned) strtoul (f[11].p, NULL, 10) : 0;
+  c->flags = n > 12 ? (unsigned) strtoul (f[12].p, NULL, 10) : 0;
   return 0;
 }
 

@@ -428,6 +428,8 @@ pub struct JobContext<'a> {
     /// does not say). make skips a line that expands to nothing and runs each line of
     /// a multi-line expansion in its own shell, so the lines that run may differ.
     pub lines: u32,
+    /// [`JobContext::SERIAL`] and [`JobContext::SILENT`] (may be missing: then 0).
+    pub flags: u32,
 }
 
 impl<'a> JobContext<'a> {
@@ -435,6 +437,22 @@ impl<'a> JobContext<'a> {
     pub const SEPARATOR: u8 = 0x1f;
     /// The format's version, its first field.
     pub const VERSION: &'static [u8] = b"1";
+    /// In `flags`: the job's make runs one job at a time (`-j1`, no jobserver), so a
+    /// new job of that make means the one before is over.
+    pub const SERIAL: u32 = 1;
+    /// In `flags`: make runs every line of the recipe silently (`@`, also from a
+    /// leading variable reference, `-s`, `.SILENT`), as the plugin reads the recipe.
+    pub const SILENT: u32 = 2;
+
+    /// Whether the job's make runs one job at a time.
+    pub fn serial(&self) -> bool {
+        self.flags & Self::SERIAL != 0
+    }
+
+    /// Whether make runs every line of the job silently.
+    pub fn silent(&self) -> bool {
+        self.flags & Self::SILENT != 0
+    }
 
     /// Parse an [`ENV_CTX`] value; `None` if it is not one.
     pub fn parse(value: &'a [u8]) -> Option<JobContext<'a>> {
@@ -458,6 +476,7 @@ impl<'a> JobContext<'a> {
             make_level: number(next()?)?,
             make: next().unwrap_or_default(),
             lines: next().and_then(number).unwrap_or(0),
+            flags: next().and_then(number).unwrap_or(0),
         })
     }
 }
@@ -557,6 +576,7 @@ mod tests {
             make_level: 1,
             make: b"make",
             lines: 2,
+            flags: JobContext::SILENT,
         }
     }
 
@@ -750,6 +770,7 @@ mod tests {
                 make_level: 2,
                 make: b"/usr/bin/make",
                 lines: 3,
+                flags: JobContext::SERIAL | JobContext::SILENT,
             })
         );
     }
@@ -761,7 +782,7 @@ mod tests {
         };
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         format!(
-            "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
+            "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n",
             c.make_pid,
             c.job,
             text(c.target),
@@ -772,7 +793,8 @@ mod tests {
             text(c.shell_flags),
             c.make_level,
             text(c.make),
-            c.lines
+            c.lines,
+            c.flags
         )
     }
 
@@ -785,6 +807,7 @@ mod tests {
             "1\x1f77\x1f3\x1fall\x1fMakefile\x1f12\x1fa b\x1f/bin/bash\x1f-c\x1f0",
             "1\x1f77\x1f3\x1f\x1f\x1f0\x1f\x1f/bin/sh\x1f-c\x1f0\x1f$(MAKE)",
             "1\x1f77\x1f3\x1f\x1f\x1f0\x1f\x1f/bin/sh\x1f-c\x1f0\x1fmake\x1f4",
+            "1\x1f77\x1f3\x1f\x1f\x1f0\x1f\x1f/bin/sh\x1f-c\x1f0\x1fmake\x1f4\x1f3",
             "2\x1f77\x1f3\x1fall\x1fMakefile\x1f12\x1fa b\x1f/bin/bash\x1f-c\x1f0",
             "1\x1f77\x1f3",
             "",

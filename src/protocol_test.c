@@ -29,7 +29,7 @@ static void emit (struct msg *m)
 }
 
 static const char CONTEXT[] = "1\x1f" "77\x1f" "3\x1f" "all\x1f" "Makefile\x1f" "12\x1f" "a b\x1f"
-                              "/bin/bash\x1f" "-e -c\x1f" "1\x1f" "make\x1f" "2";
+                              "/bin/bash\x1f" "-e -c\x1f" "1\x1f" "make\x1f" "2\x1f" "2";
 
 static void messages (void)
 {
@@ -89,7 +89,7 @@ static void context_encode (void)
     .make_pid = 4242, .job = 17, .target = ctx_text ("out/x.o"), .recipe_file = ctx_text ("rules.mk"),
     .recipe_line = 33, .newer = { "x.c y.h TRUNCATED", 7 }, .shell = ctx_text ("/bin/sh"),
     .shell_flags = ctx_text ("-ec"), .make_level = 2, .make = ctx_text ("/usr/bin/make"),
-    .lines = 3,
+    .lines = 3, .flags = CTX_SERIAL | CTX_SILENT,
   };
   size_t cap = ctx_encoded_size (&c);
   char *out = malloc (cap);
@@ -106,10 +106,10 @@ static void context_parse (const char *value)
       puts ("-1");
       return;
     }
-  printf ("%ld\n%lu\n%.*s\n%.*s\n%lu\n%.*s\n%.*s\n%.*s\n%u\n%.*s\n%u\n", c.make_pid, c.job, (int) c.target.n,
+  printf ("%ld\n%lu\n%.*s\n%.*s\n%lu\n%.*s\n%.*s\n%.*s\n%u\n%.*s\n%u\n%u\n", c.make_pid, c.job, (int) c.target.n,
           c.target.p, (int) c.recipe_file.n, c.recipe_file.p, c.recipe_line, (int) c.newer.n, c.newer.p,
           (int) c.shell.n, c.shell.p, (int) c.shell_flags.n, c.shell_flags.p, c.make_level, (int) c.make.n,
-          c.make.p, c.lines);
+          c.make.p, c.lines, c.flags);
 }
 
 static void print_environment (void)

@@ -61,6 +61,9 @@ pub struct Place {
     pub index: u32,
     /// The recipe's lines as make wrote them (0: unknown).
     pub lines: u32,
+    /// make runs every line of the job silently (`@`, `-s`, `.SILENT`): a job that
+    /// also succeeds without printing anything gets no line of its own when piped.
+    pub silent: bool,
 }
 
 impl Place {

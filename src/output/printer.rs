@@ -271,13 +271,16 @@ impl Printer {
         let printed_before_failure = bodies[..first_failure.unwrap_or(lines.len())]
             .iter()
             .any(|b| !b.is_empty());
+        // A job make ran silently, that printed nothing and succeeded, has no line of
+        // its own (README, "One line per job"): plain make shows nothing of it either.
+        let silent = lines.iter().all(|l| l.place.silent);
         let label_line = !sub_make_failed
             && match self.mode {
                 Mode::Concise => {
                     if first_failure.is_some() {
                         printed_before_failure
                     } else {
-                        printed_before_failure || !self.terminal
+                        printed_before_failure || !(self.terminal || silent)
                     }
                 }
                 Mode::Quiet => printed_before_failure,
@@ -888,6 +891,7 @@ mod tests {
             job,
             index,
             lines,
+            silent: false,
         }
     }
 

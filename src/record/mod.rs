@@ -104,8 +104,23 @@ pub struct MakeOptions {
     pub kill_leftovers: bool,
     /// The make program to run.
     pub make_program: PathBuf,
+    /// make's argv[0], when not `make_program` as given: `$(MAKE)` is what make was
+    /// called (a script standing in for make names itself).
+    pub make_name: Option<OsString>,
     /// Arguments for make, passed through unchanged.
     pub make_args: Vec<OsString>,
+}
+
+impl MakeOptions {
+    /// make's argv[0]: the name it was asked to run under, else the program as given
+    /// (`make`, `./make`, `/usr/bin/make`), from which make derives `$(MAKE)` (made
+    /// absolute when relative with a slash) and the name in its messages, as plain
+    /// make run that way would.
+    pub fn argv0(&self) -> &OsStr {
+        self.make_name
+            .as_deref()
+            .unwrap_or(self.make_program.as_os_str())
+    }
 }
 
 /// The status make 4.3 exits with when it finds, closing stdout, that a write failed.
@@ -114,6 +129,9 @@ const STDOUT_WRITE_ERROR: u8 = 1;
 /// `makescope make`: run make, record the build, return make's exit status (or
 /// [`exit::HOOKS_FAILED`] when make succeeded and a hook raised).
 pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
+    if options.make_name.as_deref().is_some_and(OsStr::is_empty) {
+        bail!("--make-name must not be empty (it is make's argv[0])");
+    }
     if inside_a_recorded_build() {
         return Err(join_the_recorded_build(options));
     }
@@ -332,8 +350,7 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     if ui_result.stdout_failed {
         // make's stdout is makescope's pipe, so make never sees the error: makescope
         // tells it with make's words, at the end, as make does when it closes stdout.
-        let program = options
-            .make_program
+        let program = Path::new(options.argv0())
             .file_name()
             .map_or_else(|| "make".into(), |name| name.to_string_lossy());
         eprintln!("{program}: write error: stdout");
@@ -536,6 +553,7 @@ fn inside_a_recorded_build() -> bool {
 /// outer build's record and under its options. Returns only when make cannot run.
 fn join_the_recorded_build(options: &MakeOptions) -> anyhow::Error {
     let error = Command::new(&options.make_program)
+        .arg0(options.argv0())
         .args(&options.make_args)
         .exec();
     match error.kind() {
@@ -605,6 +623,7 @@ fn run_make(
 ) -> Result<std::process::ExitStatus> {
     let plain = options.mode.is_plain();
     let mut command = Command::new(&options.make_program);
+    command.arg0(options.argv0());
     if sets_makefiles(&options.make_args) {
         // The command line's MAKEFILES hides the environment's from every make of the
         // build (it travels in MAKEFLAGS): load the plugin the visible way.

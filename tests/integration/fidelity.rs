@@ -455,3 +455,110 @@ fn a_commands_stdout_and_stderr_keep_their_order_on_one_file_in_plain_mode() {
         }
     }
 }
+
+/// A script `mk` in `t`'s directory that stands in for make, naming itself to makescope
+/// as the test-suite harness's script must (`--make-name "$0"`).
+fn stand_in_script(t: Test) -> Test {
+    let script = format!(
+        "#!/bin/sh\nexec '{}' make --plain --quiet --make-name \"$0\" --make-program make -- \"$@\"\n",
+        makescope_bin().display()
+    );
+    let t = t.file("mk", script);
+    std::fs::set_permissions(
+        t.path().join("mk"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    t
+}
+
+#[test]
+fn dollar_make_is_the_name_make_was_run_under() {
+    // $(MAKE) and make's messages come from its argv[0]: under a script standing in for
+    // make they name the script, at the top and in a sub-make the script runs again.
+    let t = stand_in_script(Test::new().makefile(
+        "all:\n\t@echo \"MAKE=$(MAKE)\"\n\t@$(MAKE) --no-print-directory -f Makefile sub\n\
+         sub:\n\t@echo \"sub MAKE=$(MAKE)\"\n",
+    ));
+    let script = t.path().join("mk");
+    for goal in ["all", "nosuch"] {
+        let mut make = t.program("bash");
+        make.args(["-c", "exec -a \"$0\" make \"$@\""])
+            .arg(&script)
+            .arg(goal);
+        let make = t.run_command(make);
+        let mut run = t.program(&script);
+        run.arg(goal);
+        let run = t.run_command(run);
+        assert_eq!(run.stdout, make.stdout, "{goal}: {run:?}");
+        assert_eq!(run.stderr, make.stderr, "{goal}: {run:?}");
+        assert_eq!(run.code, make.code, "{goal}: {run:?}");
+    }
+    let shown = format!("MAKE={}\nsub MAKE={}\n", script.display(), script.display());
+    let mut run = t.program(&script);
+    run.arg("all");
+    assert_eq!(t.run_command(run).stdout, shown);
+    // Without --make-name make's name is the program as makescope was asked to run it.
+    let run = t.then([
+        "make",
+        "--plain",
+        "--quiet",
+        "--make-program",
+        "/usr/bin/make",
+    ]);
+    assert!(run.stdout.starts_with("MAKE=/usr/bin/make\n"), "{run:?}");
+    let run = t.then(["make", "--plain", "--quiet"]);
+    assert!(run.stdout.starts_with("MAKE=make\n"), "{run:?}");
+    let run = t.then(["make", "--make-name", ""]);
+    run.code(2);
+    assert!(
+        run.stderr
+            .starts_with("makescope: error: --make-name must not be empty"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn dollar_shell_in_a_recipe_is_the_makefiles_shell() {
+    // make runs every line through makescope's shim, yet a recipe that shows or runs
+    // $(SHELL), or the SHELL it exports, sees the makefile's shell, as under make.
+    let t = Test::new()
+        .makefile("all:\n\t@echo \"$(SHELL)\"\n\t@$(SHELL) -c 'echo ran $$0'\n")
+        .file(
+            "bash.mk",
+            "export SHELL := /bin/bash\n\
+             all:\n\t@echo \"$(SHELL) [$$SHELL] $${BASH_VERSION:+bash}\"\n\t@$(SHELL) -c 'echo ran $$0'\n",
+        );
+    for makefile in ["Makefile", "bash.mk"] {
+        let mut make = t.program("make");
+        make.args(["-f", makefile]);
+        let make = t.run_command(make);
+        make.success();
+        let shell = if makefile == "bash.mk" {
+            "/bin/bash [/bin/bash] bash"
+        } else {
+            "/bin/sh"
+        };
+        assert!(make.stdout.starts_with(shell), "{make:?}");
+        for mode in [
+            &["--plain", "--quiet"][..],
+            &["--plain", "--quiet", "--no-trace"],
+        ] {
+            let args: Vec<&str> = ["make"]
+                .iter()
+                .chain(mode)
+                .chain(&["--", "-f", makefile])
+                .copied()
+                .collect();
+            let run = t.then(&args);
+            assert_eq!(run.stdout, make.stdout, "{args:?}: {run:?}");
+            // Both lines still ran through the shim: both were recorded.
+            let log = t.then(["log", "--json"]);
+            assert_eq!(
+                log.json()["commands"].as_array().unwrap().len(),
+                2,
+                "{log:?}"
+            );
+        }
+    }
+}

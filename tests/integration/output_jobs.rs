@@ -230,6 +230,7 @@ fn replay_through_the_printer(db: &rusqlite::Connection) -> Replayed {
         )
         .unwrap();
     let mut rows = statement.query([]).unwrap();
+    let mut makefiles = std::collections::HashMap::new();
     let mut commands = 0;
     let mut jobs = std::collections::HashSet::new();
     while let Some(row) = rows.next().unwrap() {
@@ -260,6 +261,7 @@ fn replay_through_the_printer(db: &rusqlite::Connection) -> Replayed {
             job: job as u64,
             index: index as u32,
             lines: row.get::<_, i64>(15).unwrap() as u32,
+            silent: written_silent(&mut makefiles, &info),
         };
         let label = makescope::output::default_label(&info);
         printer.line_started(&info, &label, place);
@@ -284,6 +286,31 @@ fn replay_through_the_printer(db: &rusqlite::Connection) -> Replayed {
         output,
         verbs,
     }
+}
+
+/// Whether the recipe line `info` ran starts with `@` in its makefile as written (the
+/// record does not say whether make ran it silently; the plugin tells the printer of a
+/// live build). Recipe lines continued over several lines of the makefile can make
+/// this miss: an estimate.
+fn written_silent(
+    makefiles: &mut std::collections::HashMap<std::path::PathBuf, Vec<String>>,
+    info: &makescope::output::CommandInfo,
+) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let file = std::path::Path::new(std::ffi::OsStr::from_bytes(&info.recipe_file));
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&info.directory)).join(file);
+    let lines = makefiles.entry(path.clone()).or_insert_with(|| {
+        std::fs::read_to_string(&path)
+            .map(|text| text.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    });
+    info.recipe_line > 0
+        && lines
+            .get(info.recipe_line as usize - 1)
+            .is_some_and(|line| {
+                line.trim_start_matches(['\t', ' ', '-', '+'])
+                    .starts_with('@')
+            })
 }
 
 /// A record's build replayed through the printer gives one line per job. With
@@ -322,4 +349,61 @@ fn a_recorded_build_replayed_through_the_printer_prints_one_line_per_job() {
         sorted_lines(&String::from_utf8_lossy(&r.output)),
         ["  CC    adler32.lo", "  CC    crc32.lo"]
     );
+}
+
+/// Jobs make runs silently: a literal `@`, a `@` from a leading variable (kbuild's
+/// `$(Q)`, automake's `$(AM_V_at)`), `.SILENT:` for a target; and two that are not.
+const SILENT_JOBS: &str = "all: x.d y.d expanded named loud quiet-echo\n\
+    %.d:\n\t@echo dep > $@\n\
+    Q = @\n\
+    V_at = $(V_at_$(V))\n\
+    V_at_ = @\n\
+    expanded:\n\t$(Q)touch $@\n\t$(V_at)touch $@\n\
+    .SILENT: named\n\
+    named:\n\ttouch $@\n\
+    loud:\n\t@touch $@\n\ttouch $@\n\
+    quiet-echo:\n\t@echo hello\n\
+    fails:\n\t@exit 3\n";
+
+#[test]
+fn a_silent_job_that_printed_nothing_gets_no_line_when_piped() {
+    let t = Test::new().makefile(SILENT_JOBS);
+    let out = t.then(["make", "--no-trace", "-j1"]);
+    out.success();
+    // Plain make shows nothing of x.d, y.d, expanded, named: neither does makescope.
+    assert_eq!(
+        out.stdout, "  TOUCH loud\n  ECHO  quiet-echo\nhello\n",
+        "{out:?}"
+    );
+    // The jobs still count: the next build knows there are six, and numbers the lines
+    // it prints among all of them.
+    std::fs::remove_file(t.path().join("loud")).unwrap();
+    for file in ["x.d", "y.d", "expanded", "named"] {
+        std::fs::remove_file(t.path().join(file)).unwrap();
+    }
+    let out = t.then(["make", "--no-trace", "-j1"]);
+    assert_eq!(
+        out.stdout, "[5/6] TOUCH loud\n[6/6] ECHO  quiet-echo\nhello\n",
+        "{out:?}"
+    );
+    // -v shows every command, and a silent job that fails gets its FAILED block.
+    std::fs::remove_file(t.path().join("x.d")).unwrap();
+    let out = t.then(["make", "--no-trace", "-v", "-j1", "x.d"]);
+    assert!(out.stdout.contains("echo dep > x.d"), "{out:?}");
+    let out = t.then(["make", "--no-trace", "-j1", "fails"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stdout.contains("FAILED"), "{out:?}");
+}
+
+#[test]
+fn a_leading_variable_that_calls_a_function_is_not_expanded_again() {
+    // make expands the line once, and prints `once` once; the plugin, asking whether the
+    // line is silent, must not expand `$(W)` a second time: the job keeps its line.
+    let out = Test::new()
+        .makefile("W = $(info once)@\nall:\n\t$(W)touch $@\n")
+        .args(["make", "--no-trace"])
+        .run();
+    out.success();
+    assert_eq!(out.stdout.matches("once").count(), 1, "{out:?}");
+    assert!(out.stdout.contains("TOUCH all"), "{out:?}");
 }

@@ -110,6 +110,8 @@ pub(super) struct Commands {
     /// when jobs_over first found their make done with them (None: not yet, or not
     /// since a look that found it busy).
     between: HashMap<(i32, u64), Option<std::time::Instant>>,
+    /// Jobs of serial makes known over, to be told after the messages sent before.
+    serial_over: Vec<(i32, u64)>,
 }
 
 impl Commands {
@@ -147,6 +149,7 @@ impl Server {
             self.rows.write(Write::MakeEnd(previous, end));
             // Its jobs are over, and the new image numbers its jobs from 1 again.
             self.commands.between.retain(|&(make, _), _| make != m.pid);
+            self.commands.serial_over.retain(|&(make, _)| make != m.pid);
             let _ = self.to_ui.send(UiEvent::MakeEnded(m.pid));
         }
         let id = self.ids.next(IdKind::Make);
@@ -192,6 +195,7 @@ impl Server {
         self.rows.write(Write::MakeEnd(id, end));
         self.attribution.make_gone(pid, id);
         self.commands.between.retain(|&(make, _), _| make != pid);
+        self.commands.serial_over.retain(|&(make, _)| make != pid);
         let _ = self.to_ui.send(UiEvent::MakeEnded(pid));
     }
 
@@ -289,8 +293,9 @@ impl Server {
             job: context.job,
             index: line_index as u32,
             lines: context.lines,
+            silent: context.silent(),
         };
-        self.jobs_over_before(place, m.shim_pid);
+        self.jobs_over_before(place, context.serial(), m.shim_pid);
         let _ = self.to_ui.send(UiEvent::Started(info.clone(), place));
         let traced = self.setup.tracing && m.wants_ack;
         self.commands.running.insert(
@@ -314,12 +319,42 @@ impl Server {
     }
 
     /// A line at `place` (its shim `shim_pid`) starts: tell the UI which other jobs of
-    /// its make are over.
-    fn jobs_over_before(&mut self, place: Place, shim_pid: i32) {
+    /// its make are over. A `serial` make (one job at a time) starts a line of a job
+    /// only when every other job it ran is over: all of them are, for certain. They are
+    /// told once the messages sent before this line's are in ([`Server::serial_jobs_over`]):
+    /// the end of a sub-make one of them ran may still wait in its socket.
+    fn jobs_over_before(&mut self, place: Place, serial: bool, shim_pid: i32) {
         self.commands.between.remove(&(place.make_pid, place.job));
-        if place.make_pid != 0 {
-            self.jobs_over(place.make_pid, Some(shim_pid));
+        if place.make_pid == 0 {
+            return;
         }
+        if serial {
+            let mut over: Vec<(i32, u64)> = self
+                .commands
+                .between
+                .keys()
+                .filter(|&&(make, _)| make == place.make_pid)
+                .copied()
+                .collect();
+            for key in &over {
+                self.commands.between.remove(key);
+            }
+            self.commands.serial_over.append(&mut over);
+            return;
+        }
+        self.jobs_over(place.make_pid, Some(shim_pid));
+    }
+
+    /// Tell the UI the jobs of serial makes found over in this turn, now that every
+    /// message sent before is handled (the loop calls this after the deferred ones): a
+    /// sub-make's jobs come before the job that ran it, as make ran them.
+    pub(super) fn serial_jobs_over(&mut self) {
+        if self.commands.serial_over.is_empty() {
+            return;
+        }
+        let mut over = std::mem::take(&mut self.commands.serial_over);
+        over.sort_unstable();
+        let _ = self.to_ui.send(UiEvent::JobsOver(over));
     }
 
     /// Check every make that has jobs waiting (the event loop calls this now and then,

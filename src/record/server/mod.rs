@@ -259,6 +259,7 @@ impl Server {
             }
         }
         self.settle();
+        self.serial_jobs_over();
         self.rows.send_if_due();
         Ok(turn)
     }
