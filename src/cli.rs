@@ -407,6 +407,10 @@ pub struct TestArgs {
     /// Also every test that did not pass.
     #[arg(long)]
     pub failed: bool,
+    /// Every test a change since the build affects (as `tests --affected` lists them);
+    /// with NAMEs or --failed, only those of them.
+    #[arg(long)]
+    pub affected: bool,
     /// Which build's tests (default: the last one).
     #[arg(long, value_name = "ID")]
     pub build: Option<i64>,
@@ -767,6 +771,7 @@ impl RunCommand {
                 build: args.build,
                 names: args.names,
                 failed: args.failed,
+                affected: args.affected,
                 jobs: usize::from(args.jobs),
             }),
             RunCommand::Rebuild(args) => Subcommand::Rebuild(RebuildOptions {

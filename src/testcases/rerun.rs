@@ -2,8 +2,10 @@
 //! made again first, running them again without make, and keeping the new results.
 //!
 //! A NAME is a test's name as `tests` lists it, or a glob of it (`*`, `?`:
-//! `string/test-str*`); `--failed` picks the tests that did not pass. Tests one command
-//! ran together (DejaGnu's) are run once. [`run`], in order:
+//! `string/test-str*`); `--failed` picks the tests that did not pass; `--affected`, the
+//! tests a change since the build reaches (`tests --affected`), or those of them the
+//! names and `--failed` pick. Tests one command ran together (DejaGnu's) are run
+//! once. [`run`], in order:
 //! 1. what the tests need that is out of date: `rebuild`'s query ([`crate::rebuild::query`])
 //!    and its runner ([`crate::rebuild::run`]), given only the recipes upstream of the
 //!    tests' commands ([`needed_first`]): nothing else of the build runs, and the file
@@ -43,6 +45,9 @@ pub struct RerunOptions {
     pub names: Vec<String>,
     /// Also every test that did not pass.
     pub failed: bool,
+    /// Only the tests a change since the build affects (`tests --affected`): all of
+    /// them, or those of them the names and `failed` pick.
+    pub affected: bool,
     /// Recipes re-run at once when what the tests need is out of date (at least 1).
     pub jobs: usize,
 }
@@ -110,9 +115,17 @@ pub fn run(
         config,
         &TestsOptions {
             build: options.build,
+            affected: options.affected,
             ..TestsOptions::default()
         },
     )?;
+    if options.affected && list.tests.is_empty() {
+        on_event(Event::Note(&format!(
+            "no test of build {} is affected: nothing it ran read a file that changed since",
+            list.build.id
+        )));
+        return Ok(RerunSummary::default());
+    }
     let groups = pick(&list, options)?;
     let mut summary = RerunSummary::default();
     let ids: Vec<i64> = groups.iter().map(|(id, _)| *id).collect();
@@ -423,8 +436,10 @@ pub fn needed_first(mut plan: OutOfDate, ids: &[i64]) -> OutOfDate {
 
 /// The picked tests grouped by the command that runs them, in the listed order.
 pub fn pick(list: &TestList, options: &RerunOptions) -> Result<Vec<(i64, Vec<TestCase>)>> {
-    if options.names.is_empty() && !options.failed {
-        bail!("name the tests to run (`makescope tests` lists them), or give --failed");
+    if options.names.is_empty() && !options.failed && !options.affected {
+        bail!(
+            "name the tests to run (`makescope tests` lists them), or give --failed or --affected"
+        );
     }
     let mut unmatched: Vec<&str> = Vec::new();
     for name in &options.names {
@@ -442,7 +457,9 @@ pub fn pick(list: &TestList, options: &RerunOptions) -> Result<Vec<(i64, Vec<Tes
     }
     let mut groups: Vec<(i64, Vec<TestCase>)> = Vec::new();
     for test in &list.tests {
-        let picked = (options.failed && test.failed())
+        // The list is the affected tests only when `affected` is asked for.
+        let picked = (options.affected && options.names.is_empty() && !options.failed)
+            || (options.failed && test.failed())
             || options.names.iter().any(|n| matches(n, &test.name));
         if !picked {
             continue;
@@ -453,7 +470,15 @@ pub fn pick(list: &TestList, options: &RerunOptions) -> Result<Vec<(i64, Vec<Tes
         }
     }
     if groups.is_empty() {
-        bail!("build {} has no failed test to run", list.build.id);
+        bail!(
+            "build {} has no failed{} test to run",
+            list.build.id,
+            if options.affected {
+                " and affected"
+            } else {
+                ""
+            }
+        );
     }
     Ok(groups)
 }

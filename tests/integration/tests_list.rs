@@ -208,6 +208,39 @@ fn affected_lists_the_tests_a_change_reaches_with_why() {
 }
 
 #[test]
+fn test_affected_runs_the_tests_a_change_reaches_and_no_other() {
+    let build = recorded("plain");
+    let out = build.then(["test", "--affected"]);
+    out.success();
+    assert_eq!(out.stdout, "", "nothing changed, nothing runs");
+    assert!(
+        out.stderr.contains("is affected: nothing"),
+        "{}",
+        out.stderr
+    );
+    let source = build.path().join("two/t-gamma.in");
+    let text = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(&source, format!("{text}\n# edited\n")).unwrap();
+    let out = build.then(["test", "--affected"]);
+    out.success();
+    // The test's own output, then one result line.
+    let results: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("; before: "))
+        .collect();
+    assert_eq!(results.len(), 1, "{}", out.stdout);
+    assert!(results[0].starts_with("PASS: "), "{}", out.stdout);
+    assert!(results[0].contains("t-gamma"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("makescope: test: first: ")
+            && out.stderr.contains("(two/t-gamma.in changed)"),
+        "its program is made again first: {}",
+        out.stderr
+    );
+}
+
+#[test]
 fn failed_lists_only_what_did_not_pass() {
     let build = recorded("glibc");
     let failed = listed(&build, &["--failed"]);
