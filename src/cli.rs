@@ -96,7 +96,9 @@ pub enum RunCommand {
     /// make's view of a goal names, without running any.
     Tests(TestsArgs),
     /// Run recorded tests again without make: NAME is a test's name as `tests` lists it,
-    /// or a glob (`string/test-str*`). Prints each new result as the project reports it.
+    /// or a glob (`string/test-str*`). First re-runs what each test needs that is out of
+    /// date or missing (nothing else), then the test; prints each new result as the
+    /// project reports it and keeps it in the record.
     Test(TestArgs),
     /// Print the path of a copy of the make plugin that stays (written once per
     /// makescope version under the user's data directory), for any makefile to
@@ -410,9 +412,16 @@ pub struct TestArgs {
     /// Also every test that did not pass.
     #[arg(long)]
     pub failed: bool,
+    /// Every test a change since the build affects (as `tests --affected` lists them);
+    /// with NAMEs or --failed, only those of them.
+    #[arg(long)]
+    pub affected: bool,
     /// Which build's tests (default: the last one).
     #[arg(long, value_name = "ID")]
     pub build: Option<i64>,
+    /// Re-run N recipes at once when what the tests need is out of date.
+    #[arg(short, long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
 }
 
 #[derive(Args, Debug)]
@@ -767,6 +776,8 @@ impl RunCommand {
                 build: args.build,
                 names: args.names,
                 failed: args.failed,
+                affected: args.affected,
+                jobs: usize::from(args.jobs),
             }),
             RunCommand::Rebuild(args) => Subcommand::Rebuild(RebuildOptions {
                 targets: args.targets.into_iter().map(OsString::into_vec).collect(),

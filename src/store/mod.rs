@@ -17,6 +17,7 @@
 mod prune;
 mod read;
 mod states;
+mod test_reruns;
 mod views;
 mod write;
 
@@ -28,6 +29,7 @@ use crate::access::AccessKind;
 
 pub use read::*;
 pub use states::*;
+pub use test_reruns::*;
 pub use views::*;
 pub use write::*;
 
@@ -168,6 +170,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_file_state.sql"),
     include_str!("schema_replay.sql"),
     include_str!("schema_prereq.sql"),
+    include_str!("schema_test_rerun.sql"),
 ];
 
 /// The schema version this makescope writes and reads.

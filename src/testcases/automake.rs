@@ -69,6 +69,7 @@ pub fn recognise(context: &Context<'_>, command: &CommandRow) -> Claim {
                         convention: Convention::Automake,
                         note: None,
                         output_file: Some(path.with_extension("log")),
+                        before: None,
                     });
                 }
             }

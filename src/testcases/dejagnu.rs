@@ -59,6 +59,7 @@ pub fn recognise(context: &Context<'_>, command: &CommandRow) -> Claim {
                 convention: Convention::DejaGnu,
                 note: None,
                 output_file: None,
+                before: None,
             });
         }
     }

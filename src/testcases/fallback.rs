@@ -132,6 +132,7 @@ pub fn recognise(
                 convention: Convention::Fallback,
                 note: Some("guessed from the exit status".into()),
                 output_file: None,
+                before: None,
             }]));
         }
     }
@@ -200,6 +201,7 @@ mod tests {
             convention: Convention::Fallback,
             note: None,
             output_file: None,
+            before: None,
         };
         let mut tests = vec![
             test("hello", "/b", 9),

@@ -63,6 +63,7 @@ pub fn recognise(context: &Context<'_>, command: &CommandRow) -> Claim {
                 convention: Convention::Glibc,
                 note: None,
                 output_file: output_file(command),
+                before: None,
             },
             None => unresolved(
                 command,

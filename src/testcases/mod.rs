@@ -18,6 +18,9 @@
 //! 5. [`fallback`], only when none of those found a test in the build: under a goal named `check`/`test`/`tests`, a command that runs a
 //!    program the build produced, its exit status the result: marked as guessed.
 //!
+//! A test `makescope test` ran again ([`rerun`]) is listed with its newest re-run's
+//! result, which the record keeps (`Store::test_reruns`), and the one before it.
+//!
 //! Results stay as the project spells them. What it owns: recognising and reading
 //! results, and the JUnit rendering ([`junit`]). What it must never do: print, or change
 //! a file of the tree (it only reads).
@@ -100,6 +103,9 @@ pub struct TestCase {
     /// Where the convention keeps the test's own output, when not on the command's
     /// stdout (glibc's `TEST.out`, automake's `TEST.log`).
     pub output_file: Option<PathBuf>,
+    /// When the result is that of a `makescope test` re-run (the newest, kept in the
+    /// record): the result listed before that run.
+    pub before: Option<String>,
 }
 
 impl TestCase {
@@ -200,6 +206,23 @@ pub fn list(config: &Config, options: &TestsOptions) -> Result<TestList> {
             }
         }
         fallback::number_repeats(&mut tests);
+    }
+    // A test `makescope test` ran again: its newest re-run's result, and what was
+    // listed before that run.
+    let reruns = store.test_reruns(build.id)?;
+    if !reruns.is_empty() {
+        for t in &mut tests {
+            if let Some(again) = reruns.get(&(t.command_id, t.name.clone())) {
+                t.result = again.result.clone();
+                t.seconds = again.seconds.or(t.seconds);
+                t.before = Some(again.before.clone());
+                let said = format!("re-run by `makescope test`; before: {}", again.before);
+                t.note = Some(match &again.note {
+                    Some(note) => format!("{said}; {note}"),
+                    None => said,
+                });
+            }
+        }
     }
     if options.failed_only {
         tests.retain(TestCase::failed);
@@ -310,6 +333,7 @@ fn recognise(context: &Context<'_>, command: &CommandRow) -> Claim {
             convention: Convention::Hook,
             note: None,
             output_file: None,
+            before: None,
         }]);
     }
     for recogniser in [glibc::recognise, automake::recognise, dejagnu::recognise] {
@@ -398,7 +422,7 @@ impl TestList {
             .tests
             .iter()
             .map(|t| {
-                json!({
+                let mut test = json!({
                     "name": t.name,
                     "directory": self.directory(t),
                     "result": t.result,
@@ -407,7 +431,11 @@ impl TestList {
                     "convention": t.convention.name(),
                     "guessed": t.guessed(),
                     "note": t.note,
-                })
+                });
+                if let Some(before) = &t.before {
+                    test["before"] = Value::from(before.as_str());
+                }
+                test
             })
             .collect();
         let counts: serde_json::Map<String, Value> = self
@@ -472,6 +500,7 @@ pub(crate) fn unresolved(
         convention,
         note: Some(why),
         output_file: None,
+        before: None,
     }
 }
 

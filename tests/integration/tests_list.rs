@@ -9,7 +9,9 @@
 //! `--list-only` on a clean copy of each fixture: the same names a real run reports,
 //! nothing run, no file of the tree changed; where make's view cannot name the tests
 //! (DejaGnu, no convention) it says so. `makescope test NAME`: the failing test fails
-//! again, a glob picks, an unknown name is one clear error. Hooks: a tag takes a command
+//! again, a glob picks, an unknown name is one clear error; what the test needs that is
+//! out of date (and only that) is made again first through rebuild; the new results are
+//! kept in the record and `tests` lists the newest with what it was before. Hooks: a tag takes a command
 //! from the built-in recognisers, a hook's name and result win, a raising hook leaves
 //! the built-in list whole.
 
@@ -206,6 +208,39 @@ fn affected_lists_the_tests_a_change_reaches_with_why() {
 }
 
 #[test]
+fn test_affected_runs_the_tests_a_change_reaches_and_no_other() {
+    let build = recorded("plain");
+    let out = build.then(["test", "--affected"]);
+    out.success();
+    assert_eq!(out.stdout, "", "nothing changed, nothing runs");
+    assert!(
+        out.stderr.contains("is affected: nothing"),
+        "{}",
+        out.stderr
+    );
+    let source = build.path().join("two/t-gamma.in");
+    let text = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(&source, format!("{text}\n# edited\n")).unwrap();
+    let out = build.then(["test", "--affected"]);
+    out.success();
+    // The test's own output, then one result line.
+    let results: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("; before: "))
+        .collect();
+    assert_eq!(results.len(), 1, "{}", out.stdout);
+    assert!(results[0].starts_with("PASS: "), "{}", out.stdout);
+    assert!(results[0].contains("t-gamma"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("makescope: test: first: ")
+            && out.stderr.contains("(two/t-gamma.in changed)"),
+        "its program is made again first: {}",
+        out.stderr
+    );
+}
+
+#[test]
 fn failed_lists_only_what_did_not_pass() {
     let build = recorded("glibc");
     let failed = listed(&build, &["--failed"]);
@@ -258,6 +293,8 @@ fn a_missing_or_empty_result_file_is_unresolved_with_why() {
     let build = recorded("glibc");
     std::fs::remove_file(build.path().join("build/beta/tst-three.test-result")).unwrap();
     std::fs::write(build.path().join("build/alpha/tst-one.test-result"), "").unwrap();
+    // Cut short: the first line has no name yet.
+    std::fs::write(build.path().join("build/alpha/tst-two.test-result"), "PAS").unwrap();
     let out = build.then(["tests"]);
     out.success();
     let line = |name: &str| {
@@ -274,9 +311,11 @@ fn a_missing_or_empty_result_file_is_unresolved_with_why() {
     );
     assert!(line("beta/tst-three ").contains("tst-three.test-result is missing"));
     assert!(line("alpha/tst-one ").contains("tst-one.test-result is empty"));
+    assert!(line("alpha/tst-two ").contains("UNRESOLVED"));
+    assert!(line("alpha/tst-two ").contains("tst-two.test-result has no `RESULT: NAME` first line"));
     assert!(
         out.stdout
-            .ends_with("6 tests: 2 PASS, 1 FAIL, 1 UNSUPPORTED, 2 UNRESOLVED\n"),
+            .ends_with("6 tests: 1 PASS, 1 FAIL, 1 UNSUPPORTED, 3 UNRESOLVED\n"),
         "{}",
         out.stdout
     );
@@ -291,6 +330,19 @@ fn a_record_with_no_tests_says_so_and_succeeds() {
     assert_eq!(
         out.stdout,
         "build 1 has no tests: no command ran a test that makescope recognises\n"
+    );
+    // Nothing to re-run: one clear error line each, exit 2.
+    let out = build.then(["test", "t-*"]);
+    out.code(2);
+    assert_eq!(
+        out.stderr,
+        "makescope: error: no test of build 1 is named `t-*` (`makescope tests` lists them)\n"
+    );
+    let out = build.then(["test", "--failed"]);
+    out.code(2);
+    assert_eq!(
+        out.stderr,
+        "makescope: error: build 1 has no failed test to run\n"
     );
 }
 
@@ -473,8 +525,10 @@ fn test_reruns_the_failing_test_and_reports_it_as_the_convention_does() {
     let out = build.then(["test", "beta/*"]);
     out.success();
     assert!(
-        out.stderr
-            .contains("first making what it needs and is missing: command"),
+        out.stderr.contains("makescope: test: first: command ")
+            && out
+                .stderr
+                .contains("(it writes a file the test reads, which is missing)"),
         "{}",
         out.stderr
     );
@@ -490,13 +544,126 @@ fn test_reruns_an_automake_test_through_its_driver() {
     let out = build.then(["test", "t-fails"]);
     out.code(1);
     assert!(result_line(&out, "t-fails").starts_with("FAIL: "));
-    // Made to pass, it passes.
-    std::fs::write(build.path().join("one/t-fails"), "#!/bin/sh\nexit 0\n").unwrap();
+    // Its source made to pass: the program is made again from it first, then it passes.
+    std::fs::write(build.path().join("one/t-fails.in"), "#!/bin/sh\nexit 0\n").unwrap();
     let out = build.then(["test", "t-fails"]);
     out.success();
+    assert!(
+        out.stderr
+            .contains("first: CP one/t-fails  (one/t-fails.in changed)"),
+        "{}",
+        out.stderr
+    );
     let line = result_line(&out, "t-fails");
     assert!(line.starts_with("PASS: t-fails  ("), "{line}");
     assert!(line.contains("before: FAIL"), "{line}");
+}
+
+#[test]
+fn test_first_remakes_only_the_stale_inputs_of_the_test_it_runs() {
+    let build = recorded("glibc");
+    // Nothing changed: nothing is made again but the missing program (make deleted it).
+    let out = build.then(["test", "alpha/tst-one"]);
+    out.success();
+    let firsts: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("makescope: test: first: "))
+        .collect();
+    assert_eq!(firsts.len(), 1, "{}", out.stderr);
+    assert!(firsts[0]
+        .ends_with("build/alpha/tst-one)  (it writes a file the test reads, which is missing)"));
+    // The program's source edited to fail, and another test's too: only this test's
+    // program is made again (from the record, by rebuild), then the test fails.
+    std::fs::write(
+        build.path().join("alpha/tst-one.sh"),
+        "#!/bin/sh\necho one fails now\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::write(build.path().join("alpha/tst-two.sh"), "#!/bin/sh\nexit 1\n").unwrap();
+    let out = build.then(["test", "alpha/tst-one"]);
+    out.code(1);
+    let firsts: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("makescope: test: first: "))
+        .collect();
+    // The recipe's label is its first line's (`mkdir -p build/alpha`).
+    assert_eq!(firsts.len(), 1, "{}", out.stderr);
+    assert!(
+        firsts[0].ends_with("  (alpha/tst-one.sh changed)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("made 1 recipe again first"),
+        "{}",
+        out.stderr
+    );
+    let line = result_line(&out, "alpha/tst-one");
+    assert!(line.starts_with("FAIL: alpha/tst-one  ("), "{line}");
+    assert!(line.contains("before: PASS"), "{line}");
+    // The other test's program was not made again.
+    assert!(!build.path().join("build/alpha/tst-two").exists());
+}
+
+#[test]
+fn test_keeps_its_results_in_the_record_and_tests_lists_the_newest() {
+    let build = recorded("glibc");
+    std::fs::write(
+        build.path().join("beta/tst-three.sh"),
+        "#!/bin/sh\nexit 1\n",
+    )
+    .unwrap();
+    build.then(["test", "beta/tst-three"]).code(1);
+    // The result file says PASS again, as a later edit might leave it: the record's
+    // re-run, not the file, is what `tests` lists.
+    std::fs::write(
+        build.path().join("build/beta/tst-three.test-result"),
+        "PASS: beta/tst-three\n",
+    )
+    .unwrap();
+    let out = build.then(["tests", "--json"]);
+    out.success();
+    let json = out.json();
+    let three = json["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "beta/tst-three")
+        .unwrap()
+        .clone();
+    assert_eq!(three["result"], "FAIL", "{three}");
+    assert_eq!(three["before"], "PASS", "{three}");
+    let one = json["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "alpha/tst-one")
+        .unwrap()
+        .clone();
+    assert!(one.get("before").is_none(), "not re-run: {one}");
+    let text = build.then(["tests", "--failed"]);
+    text.success();
+    let line = text
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("beta/tst-three "))
+        .unwrap_or_else(|| panic!("{}", text.stdout));
+    assert!(
+        line.contains("FAIL") && line.contains("re-run by `makescope test`; before: PASS"),
+        "{line}"
+    );
+    // The re-run is a replay of the test's command: `show` lists it.
+    let id = three["command"].as_i64().unwrap().to_string();
+    let show = build.then(["show", &id, "--json"]);
+    show.success();
+    assert_eq!(
+        show.json()["replays"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        show.stdout
+    );
 }
 
 #[test]
