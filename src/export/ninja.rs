@@ -3,8 +3,12 @@
 //!
 //! One edge per leaf command (a recipe line that was traced and ended well; the lines
 //! that run sub-makes are not edges: their sub-makes' commands are). Its command is what
-//! make executed (the makefile's shell, its flags and the line) in the directory make
-//! ran it, in ninja's environment (not the recorded one). Its outputs are the files it
+//! `makescope replay` runs for that line: the recorded shell, its flags and the line, in
+//! the directory make ran it, with only the recorded environment (`env -i`, as replay's
+//! plan makes it: makescope's own variables and make's jobserver out; a redacted secret
+//! read from ninja's environment when the edge runs, which stops with a message when it
+//! is not set). Each distinct environment is one file-level variable (`env_N`) that the
+//! edges name, so that glibc's 13,000 edges spell its ~70 environments once. Its outputs are the files it
 //! wrote that exist now (temporaries it removed or renamed away are not), each given to
 //! the last command that wrote it; a command left without one (`mkdir`, a test run, an
 //! earlier writer of an archive) gets a stamp file it touches. Its inputs (implicit
@@ -33,6 +37,7 @@ use crate::access::AccessKind;
 use crate::config::Config;
 use crate::paths;
 use crate::replay::script::sh_quote;
+use crate::replay::{Mode, Plan, Recipe, Variable};
 use crate::store::{BuildRow, CommandFilter};
 
 /// What `makescope export ninja` is asked.
@@ -50,6 +55,11 @@ pub struct Ninja {
     pub build: BuildRow,
     pub text: String,
     pub edges: usize,
+    /// The distinct recorded environments the edges run with.
+    pub environments: usize,
+    /// Commands whose shell the record does not say: their edges run the recorded argv
+    /// in ninja's environment.
+    pub unreplayable: usize,
 }
 
 /// The inverse of [`escape_path`].
@@ -78,11 +88,12 @@ fn escape_path(path: &[u8]) -> Option<String> {
     Some(out)
 }
 
-/// A command line as a ninja variable: `$` doubled; a newline (a recipe line continued
-/// with a backslash keeps it) cannot be written, so such words go through `printf`.
-fn escape_command(words: &[Vec<u8>]) -> String {
+/// Words as one shell line, each quoted; a newline (a recipe line continued with a
+/// backslash keeps it) cannot be written in a ninja variable, so such words go through
+/// `printf`.
+fn shell_words<'a>(words: impl IntoIterator<Item = &'a [u8]>) -> String {
     let mut line = String::new();
-    for (i, w) in words.iter().enumerate() {
+    for (i, w) in words.into_iter().enumerate() {
         if i > 0 {
             line.push(' ');
         }
@@ -103,7 +114,34 @@ fn escape_command(words: &[Vec<u8>]) -> String {
             line.push_str(&String::from_utf8_lossy(&sh_quote(w)));
         }
     }
-    line.replace('$', "$$")
+    line
+}
+
+/// What runs one recorded command as `replay` runs it: the shell line after `cd DIR
+/// && ` and the environment's `env -i …` prefix, both unescaped. `None` when the record
+/// does not say the command's shell (the edge then runs its argv as recorded, in
+/// ninja's environment).
+fn replayed(row: crate::store::CommandRow) -> Option<(String, String)> {
+    let recipe = Recipe { lines: vec![row] };
+    // Mode::Script: a redacted secret is not looked up now; the edge reads it.
+    let plan = Plan::new(&recipe, Some(1), Mode::Script, &|_: &[u8]| None).ok()?;
+    let line = plan.lines.first()?;
+    let argv = shell_words(plan.argv(line));
+    let mut env = String::from("env -i");
+    for variable in &plan.environment {
+        env.push(' ');
+        match variable {
+            Variable::Set(entry) => env.push_str(&shell_words([entry.as_slice()])),
+            Variable::Secret(name) => {
+                let name = String::from_utf8_lossy(name);
+                let _ = write!(
+                    env,
+                    "\"{name}=${{{name}?is redacted in the record: set it to run this edge}}\""
+                );
+            }
+        }
+    }
+    Some((argv, env))
 }
 
 /// ninja's hash of a command line (`MurmurHash64A`, as its build log keeps it).
@@ -298,6 +336,8 @@ pub fn ninja(config: &Config, options: &NinjaOptions) -> Result<Ninja> {
     );
     let mut previous_line: HashMap<(Option<i64>, i64), i64> = HashMap::new();
     let mut groups = Groups::default();
+    let mut environments: HashMap<String, usize> = HashMap::new();
+    let mut unreplayable = 0;
     std::fs::create_dir_all(&options.stamps)?;
     let mut log = String::from("# ninja log v5\n");
     for c in &commands {
@@ -341,16 +381,43 @@ pub fn ninja(config: &Config, options: &NinjaOptions) -> Result<Ninja> {
             owner.get(p) == Some(&c.id)
                 && (looked.contains(&(c.id, *p)) || renamed.contains(&(c.id, *p)))
         });
-        let mut cmd = format!(
-            "cd {} && ",
-            escape_command(std::slice::from_ref(&c.directory))
-        );
-        cmd.push_str(&escape_command(&c.argv));
+        // `cmd` as ninja reads it, and as it runs (`$` single, `${env_N}` spelled out:
+        // what ninja hashes for its log).
+        let cd = format!("cd {} && ", shell_words([c.directory.as_slice()]));
+        let (mut cmd, mut plain) = match replayed(c.clone()) {
+            Some((argv, env)) => {
+                let next = environments.len();
+                let n = *environments.entry(env.clone()).or_insert_with(|| {
+                    let _ = writeln!(text, "\nenv_{next} = {}", env.replace('$', "$$"));
+                    next
+                });
+                (
+                    format!(
+                        "{}${{env_{n}}} {}",
+                        cd.replace('$', "$$"),
+                        argv.replace('$', "$$")
+                    ),
+                    format!("{cd}{env} {argv}"),
+                )
+            }
+            None => {
+                unreplayable += 1;
+                let argv = shell_words(c.argv.iter().map(Vec::as_slice));
+                (
+                    format!("{cd}{argv}").replace('$', "$$"),
+                    format!("{cd}{argv}"),
+                )
+            }
+        };
         if stamped.contains(&c.id) {
             // Touched before the command, so that it is older than what the recipe's
             // next line writes; removed when the command fails.
-            let stamp = escape_command(&[format!("{stamp_dir}/{}", c.id).into_bytes()]);
-            cmd = format!("touch {stamp} && {cmd} || {{ rm -f {stamp}; exit 1; }}");
+            let stamp = shell_words([format!("{stamp_dir}/{}", c.id).as_bytes()]);
+            let wrap = |inner: &str, stamp: &str| {
+                format!("touch {stamp} && {inner} || {{ rm -f {stamp}; exit 1; }}")
+            };
+            cmd = wrap(&cmd, &stamp.replace('$', "$$"));
+            plain = wrap(&plain, &stamp);
         }
         let desc = c
             .label
@@ -371,7 +438,7 @@ pub fn ninja(config: &Config, options: &NinjaOptions) -> Result<Ninja> {
         let _ = write!(text, "\n  cmd = {cmd}\n  desc = {desc}\n");
         // The build log ninja would have written had it run this command: the outputs
         // as they are now, so that a first `ninja` finds the build done.
-        let hash = murmur_hash_64a(cmd.replace("$$", "$").as_bytes());
+        let hash = murmur_hash_64a(plain.as_bytes());
         // A stamp is as old as its command's start (older than whatever the recipe's
         // next line writes); a restat edge's log entry as new as its end (it may have
         // left an older file in place).
@@ -400,5 +467,7 @@ pub fn ninja(config: &Config, options: &NinjaOptions) -> Result<Ninja> {
         build,
         text,
         edges: commands.len(),
+        environments: environments.len(),
+        unreplayable,
     })
 }
