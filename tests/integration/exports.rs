@@ -365,3 +365,34 @@ fn ninja_runs_each_edge_with_the_recorded_environment() {
         "recorded [] given two\n"
     );
 }
+
+/// The recipes of a make with `.NOTPARALLEL` share the `serial` pool; the others not.
+/// The same from a record without a declared graph (one made before the table), which
+/// looks for the rule in the make databases still on disk.
+#[test]
+fn ninja_serialises_the_recipes_of_a_notparallel_make() {
+    let t = Test::new()
+        .makefile("all: one two sub\none:\n\ttouch one\ntwo:\n\ttouch two\nsub:\n\t$(MAKE) -C sub\n.NOTPARALLEL:\n.PHONY: all sub\n")
+        .file("sub/Makefile", "all: three four\nthree:\n\ttouch three\nfour:\n\ttouch four\n")
+        .args(["make", "-j2"]);
+    t.run().success();
+    let serial = |t: &Test| -> Vec<String> {
+        let out = t.then(["export", "ninja"]);
+        out.success();
+        let mut serial: Vec<String> = out
+            .stdout
+            .split("\n# command ")
+            .filter(|edge| edge.contains("  pool = serial\n"))
+            .filter_map(|edge| edge.lines().find_map(|l| l.strip_prefix("  desc = ")))
+            .map(str::to_string)
+            .collect();
+        serial.sort();
+        serial
+    };
+    assert_eq!(serial(&t), ["TOUCH one", "TOUCH two"]);
+    let db = t.db();
+    let dumps = crate::harness::rows(&db, "SELECT count(*) FROM make WHERE makedb_path != ''");
+    assert_eq!(dumps, [["2"]]);
+    db.execute("DELETE FROM prereq", []).unwrap();
+    assert_eq!(serial(&t), ["TOUCH one", "TOUCH two"]);
+}
