@@ -14,8 +14,9 @@
 //! earlier writer of an archive) gets a stamp file it touches. Its inputs (implicit
 //! dependencies, so that a changed header is seen) are the files it read or executed
 //! that are another edge's output or a file on disk now (not `/etc/ld.so.cache`),
-//! and, for ordering, the outputs of the recipe's line before it and of an earlier
-//! writer of one of its outputs.
+//! and, for ordering, the outputs of the recipe's line before it, of an earlier
+//! writer of one of its outputs, and of the last writer of a file it read that is gone
+//! now (an intermediate it or a later command removed).
 //! `restat = 1` when the command looked at one of its own outputs before writing
 //! (`move-if-change`, `cmp -s … || mv …`): it may leave them as they were. Commands of
 //! a make that has `.NOTPARALLEL` share the pool `serial` (depth 1). Descriptions are
@@ -419,6 +420,19 @@ pub fn ninja(config: &Config, options: &NinjaOptions) -> Result<Ninja> {
             }
             if let Some(&f) = file_of.get(p) {
                 inputs.push(f);
+            } else if !exists.contains(p) {
+                // Gone now: an intermediate a command of the build consumed (glibc's
+                // `%.d: %.dt` reads the compile's `.dt` and removes it). Its last writer
+                // before this command orders it, through that writer's outputs, so that
+                // a re-run of the writer re-runs this one (as `rebuild` does).
+                let writer = writers.get(p).and_then(|ws| {
+                    ws.iter()
+                        .filter(|w| started[w] < c.started_ns)
+                        .max_by_key(|w| started[w])
+                });
+                if let Some(w) = writer {
+                    inputs.extend(&outputs[w]);
+                }
             }
         }
         // The recipe's line before this one.
