@@ -4,10 +4,11 @@
 # stays untouched: the edit is to the copy's config.h, which every compile reads).
 #   1. delete the objects of the subdirectory's first N sources and record their
 #      remaking: `makescope make -r -j2 -C SRC/SUBDIR objdir=COPY subdir_lib`;
-#   2. export ninja; no-ops alternately: ninja, make, makescope rebuild;
+#   2. export ninja; no-ops alternately: ninja, makescope rebuild;
 #   3. append a comment to COPY/config.h: `rebuild --dry-run` (what it would re-run),
 #      then ninja (what it re-runs, timed), ninja again (nothing), then `rebuild`
-#      for real, timed (it re-runs the same, each output byte-identical).
+#      for real, timed (what it ran, and what it cut off as byte-identical);
+#   4. make, twice (its first run is no no-op: see below).
 #
 #   scripts/bench-ninja-glibc-subdir.sh COPY [SUBDIR] [N]
 # e.g. scripts/bench-ninja-glibc-subdir.sh /work/glibc/r5-20-string string 10
@@ -32,9 +33,9 @@ echo "makescope make: $(t "$M" make -r -j2 -C "$SRC/$SUB" "objdir=$COPY" subdir_
 tail -1 /tmp/bench-ninja.out
 "${MAKESCOPE_EXPORT:-$M}" export ninja -o "$COPY/$SUB.ninja"
 
-echo "== no-ops, alternately (load $(load))"
+echo "== no-ops, alternately: ninja, makescope rebuild (load $(load))"
 for round in 1 2 3; do
-    echo "round $round: ninja $(t ninja -f "$SUB.ninja"); make $(t make -r -C "$SRC/$SUB" "objdir=$COPY" subdir_lib); rebuild $(t "$M" rebuild)"
+    echo "round $round: ninja $(t ninja -f "$SUB.ninja"): $(tail -1 /tmp/bench-ninja.out); rebuild $(t "$M" rebuild): $(tail -1 /tmp/bench-ninja.out)"
 done
 
 echo "== edit: a comment appended to config.h (load $(load))"
@@ -54,6 +55,23 @@ else
 fi
 echo "ninja again: $(t ninja -f "$SUB.ninja"): $(tail -1 /tmp/bench-ninja.out)"
 echo "rebuild: $(t "$M" rebuild -j2)"
-tail -2 /tmp/bench-ninja.out
+grep -v '^makescope' /tmp/bench-ninja.out | awk '/^  [^ ]/ {print $1, $2}' | sort > /tmp/bench-ninja.rebuild-ran
+sed -n 's/.*byte-identical: //p' /tmp/bench-ninja.out | tr ',' '\n' | sed 's/^ *//' | grep . | sort > /tmp/bench-ninja.rebuild-cut
+grep '^makescope' /tmp/bench-ninja.out | tail -3
+echo "rebuild ran $(wc -l < /tmp/bench-ninja.rebuild-ran), cut off $(wc -l < /tmp/bench-ninja.rebuild-cut) (byte-identical): $(tr '\n' ' ' < /tmp/bench-ninja.rebuild-cut)"
+sort /tmp/bench-ninja.rebuild-ran /tmp/bench-ninja.rebuild-cut > /tmp/bench-ninja.rebuild-all
+if diff /tmp/bench-ninja.rebuild-all /tmp/bench-ninja.ninja-ran > /tmp/bench-ninja.diff; then
+    echo "ninja re-ran exactly rebuild's ran + cut off"
+else
+    echo "ninja against rebuild's ran + cut off:"; cat /tmp/bench-ninja.diff
+fi
 echo "rebuild again: $(t "$M" rebuild --dry-run): $(tail -1 /tmp/bench-ninja.out)"
 cp -p /tmp/bench-ninja.config.h config.h
+
+# Last: make's first run after the recorded one is no no-op in glibc (it turns the
+# `.dt` files the recorded compiles left into `.d` and removes them: those are
+# outputs of the ninja file's compiles, which ninja would then re-run).
+echo "== make, twice (load $(load))"
+for round in 1 2; do
+    echo "make $(t make -r -C "$SRC/$SUB" "objdir=$COPY" subdir_lib): $(grep -c '^sed\|^gcc\|^echo\|^mv' /tmp/bench-ninja.out) recipe lines run"
+done
