@@ -7,8 +7,10 @@
 //! the directory make ran it, with only the recorded environment (`env -i`, as replay's
 //! plan makes it: makescope's own variables and make's jobserver out; a redacted secret
 //! read from ninja's environment when the edge runs, which stops with a message when it
-//! is not set). Each distinct environment is one file-level variable (`env_N`) that the
-//! edges name, so that glibc's 13,000 edges spell its ~70 environments once. Its outputs are the files it
+//! is not set; a command whose shell the record does not say runs its recorded argv in
+//! ninja's environment, and the export counts those). Each distinct environment is one
+//! file-level variable (`env_N`) that the edges name, so that glibc's 13,000 edges spell
+//! its ~70 environments once. Its outputs are the files it
 //! wrote that exist now (temporaries it removed or renamed away are not), each given to
 //! the last command that wrote it; a command left without one (`mkdir`, a test run, an
 //! earlier writer of an archive) gets a stamp file it touches. Its inputs (implicit
