@@ -10,8 +10,12 @@ output options (-M, -MD, -MMD, -MP, -MF F, -MT T, -MQ T); makescope keeps them a
 executed. So argv[0] is compared by its resolution on PATH and the rest as a multiset
 without those options (how many match exactly, in order, is printed too).
 --map rewrites a path prefix in Bear's entries (a build tree copied elsewhere).
-Prints counts and the first differences; exits 1 when a Bear entry is missing.
+Prints counts and every difference, each with the reason the comparison finds (the
+nearest makescope entry for the same file: another directory, compiler, arguments);
+makescope's entries Bear lacks are counted by compiler and directory (--list-extra
+lists them). Exits 1 when a Bear entry is missing.
 """
+import collections
 import json
 import os
 import shutil
@@ -47,6 +51,23 @@ def loose(k):
     return k[:4]
 
 
+def why_missing(k, ours_files):
+    """Why Bear's entry (its key k) has no equal in makescope's: the nearest entry
+    for the same file says what differs."""
+    same_file = ours_files.get(k[0], [])
+    if not same_file:
+        return "no makescope entry compiles this file", ""
+    same_dir = [o for o in same_file if o[1] == k[1]]
+    if not same_dir:
+        return "makescope compiles it in another directory", same_file[0][1]
+    best = min(same_dir, key=lambda o: len(set(k[3]) ^ set(o[3])))
+    if best[2] != k[2]:
+        return "another compiler", f"bear {k[2]}, makescope {best[2]}"
+    ours_only = sorted(set(best[3]) - set(k[3]))
+    bear_only = sorted(set(k[3]) - set(best[3]))
+    return "arguments differ", f"bear only {bear_only[:6]}, makescope only {ours_only[:6]}"
+
+
 def main():
     argv = sys.argv[1:]
     maps = []
@@ -55,31 +76,45 @@ def main():
         old, new = argv[i + 1].split("=", 1)
         maps.append((old, new))
         del argv[i : i + 2]
+    argv = [a for a in argv if a != "--list-extra"]
     bear_path, ours_path = argv
     bear = json.load(open(bear_path))
     ours = json.load(open(ours_path))
-    ours_keys = {loose(key(e, [])) for e in ours}
-    ours_exact = {key(e, []) for e in ours}
+    ours_keyed = [key(e, []) for e in ours]
+    ours_keys = collections.Counter(loose(k) for k in ours_keyed)
+    ours_exact = {k for k in ours_keyed}
     ours_files = {}
-    for e in ours:
-        ours_files.setdefault(key(e, [])[0], []).append(e)
-    missing = [e for e in bear if loose(key(e, maps)) not in ours_keys]
-    same_order = sum(1 for e in bear if key(e, maps) in ours_exact)
+    for k in ours_keyed:
+        ours_files.setdefault(k[0], []).append(k)
+    bear_keyed = [key(e, maps) for e in bear]
+    missing = [k for k in bear_keyed if loose(k) not in ours_keys]
+    same_order = sum(1 for k in bear_keyed if k in ours_exact)
     print(f"bear: {len(bear)} entries; makescope: {len(ours)} entries")
     print(f"bear entries in makescope's with the same file, directory, arguments: "
           f"{len(bear) - len(missing)} of {len(bear)} (in the same order: {same_order})")
-    bear_keys = {loose(key(e, maps)) for e in bear}
-    extra = [e for e in ours if loose(key(e, [])) not in bear_keys]
+    bear_keys = collections.Counter(loose(k) for k in bear_keyed)
+    twice = sum(n - 1 for n in bear_keys.values() if n > 1)
+    print(f"bear entries that repeat an earlier one exactly: {twice}; "
+          f"makescope: {sum(n - 1 for n in ours_keys.values() if n > 1)}")
+    reasons = collections.defaultdict(list)
+    for k in missing:
+        why, detail = why_missing(k, ours_files)
+        reasons[why].append((k[0], k[1], detail))
+    for why, items in sorted(reasons.items()):
+        print(f"missing from makescope's, {why}: {len(items)}")
+        for file, directory, detail in items:
+            print(f"   {file} (in {directory}) {detail}")
+    extra = [k for k in ours_keyed if loose(k) not in bear_keys]
     print(f"makescope entries Bear lacks: {len(extra)}")
-    for e in missing[:5]:
-        k = key(e, maps)
-        print("missing:", k[0], "in", k[1])
-        for o in ours_files.get(k[0], [])[:1]:
-            ok = key(o, [])
-            diff = sorted(set(k[4]) ^ set(ok[4]))[:6]
-            print("   ours differs:", ok[1] if ok[1] != k[1] else "", diff)
-    for e in extra[:5]:
-        print("extra:", e["file"], e.get("output"))
+    by_compiler = collections.Counter(k[2] for k in extra)
+    for compiler, n in by_compiler.most_common():
+        print(f"   {n} run by {compiler}")
+    by_dir = collections.Counter(os.path.dirname(k[0]) for k in extra)
+    for d, n in by_dir.most_common(15):
+        print(f"   {n} of files in {d}")
+    if "--list-extra" in sys.argv:
+        for k in extra:
+            print("extra:", k[0], "in", k[1], " ".join(k[4])[:200])
     return 1 if missing else 0
 
 

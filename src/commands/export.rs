@@ -82,12 +82,23 @@ pub fn run(config: &Config, what: &Export, output: Option<&PathBuf>) -> Result<u
             let ninja = export::ninja(config, &options)?;
             write_output(output, ninja.text.as_bytes())?;
             if let Some(path) = output {
-                eprintln!(
-                    "makescope: {} edges of build {} in {}",
+                let mut note = format!(
+                    "makescope: {} edges of build {} in {} ({} recorded environment{})",
                     ninja.edges,
                     ninja.build.id,
-                    path.display()
+                    path.display(),
+                    ninja.environments,
+                    if ninja.environments == 1 { "" } else { "s" }
                 );
+                if ninja.unreplayable > 0 {
+                    note.push_str(&format!(
+                        "; {} command{} without a recorded shell run{} as recorded, in ninja's environment",
+                        ninja.unreplayable,
+                        if ninja.unreplayable == 1 { "" } else { "s" },
+                        if ninja.unreplayable == 1 { "s" } else { "" }
+                    ));
+                }
+                eprintln!("{note}");
             }
         }
     }

@@ -406,18 +406,25 @@ fn declared_graphs(
     Ok((graphs, declared))
 }
 
-/// The makes of a build that run their recipes one at a time (`.NOTPARALLEL`).
+/// The makes of a build that run their recipes one at a time (`.NOTPARALLEL`): the
+/// record's declared graph says, or (a record made before it had one) a look for the
+/// rule in each make's database dump, without parsing the rest of it.
 pub fn serial_makes(store: &Store, build_id: i64) -> Result<HashSet<i64>> {
-    let makes: HashMap<i64, MakeRow> = store
+    if let Some(makes) = store.not_parallel_makes(build_id)? {
+        return Ok(makes.into_iter().collect());
+    }
+    Ok(store
         .makes(build_id)?
         .into_iter()
-        .map(|m| (m.id, m))
-        .collect();
-    let (graphs, _) = declared_graphs(store, build_id, &makes)?;
-    Ok(graphs
-        .into_iter()
-        .filter(|(_, g)| g.not_parallel)
-        .map(|(id, _)| id)
+        .filter(|m| {
+            m.makedb_path
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .is_some_and(|dump| {
+                    crate::makedb::declared::not_parallel(paths::as_path(dump)) == Some(true)
+                })
+        })
+        .map(|m| m.id)
         .collect())
 }
 

@@ -46,3 +46,12 @@ pub fn declared(path: &Path) -> Option<Vec<NewPrereq>> {
     }
     Some(out)
 }
+
+/// Whether the dump at `path` has a `.NOTPARALLEL` rule (as [`declared`] keeps it:
+/// whether considered or not), found without parsing the rest: a rule's line starts
+/// with its name and a colon. `None` when it cannot be read.
+pub fn not_parallel(path: &Path) -> Option<bool> {
+    let bytes = super::dump::read(path).ok()?;
+    const RULE: &[u8] = b".NOTPARALLEL:";
+    Some(bytes.starts_with(RULE) || memchr::memmem::find(&bytes, &[b"\n", RULE].concat()).is_some())
+}

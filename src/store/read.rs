@@ -836,6 +836,25 @@ impl Store {
         Ok(out)
     }
 
+    /// The makes of a build whose declared graph has `.NOTPARALLEL`; `None` when the
+    /// record has no declared graph for the build (it predates the table).
+    pub fn not_parallel_makes(&self, build_id: i64) -> Result<Option<Vec<i64>>, StoreError> {
+        let any = self.rows(
+            "SELECT 1 FROM prereq WHERE build_id = ?1 LIMIT 1",
+            [build_id],
+            |r| r.get::<_, i64>(0),
+        )?;
+        if any.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.rows(
+            "SELECT DISTINCT p.make_id FROM make m JOIN prereq p ON p.make_id = m.id
+             WHERE m.build_id = ?1 AND CAST(p.target AS TEXT) = '.NOTPARALLEL'",
+            [build_id],
+            |r| r.get(0),
+        )?))
+    }
+
     /// make's declared graph of a build (empty when the record has none for it).
     pub fn prereqs(&self, build_id: i64) -> Result<Vec<PrereqRow>, StoreError> {
         let rows = self.rows(

@@ -240,3 +240,195 @@ fn ninja_needs_a_traced_build() {
         "makescope: error: build 1 was recorded without tracing: a ninja file needs the files each command read and wrote (record it with `makescope make`, without --no-trace)\n"
     );
 }
+
+/// The recursive fixture `rebuild` compares with make, built, its ninja file exported.
+fn exported() -> Test {
+    let t = Test::new().fixture("rebuild").args(["make"]);
+    t.run().success();
+    t.then(["export", "ninja", "-o", "build.ninja"]).success();
+    t
+}
+
+/// Replace `from` by `to` in `path`, past the clock tick of the export's log (see
+/// [`touch`]).
+fn edit(t: &Test, path: &str, from: &str, to: &str) {
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let path = t.path().join(path);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{} has no {from:?}", path.display());
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// The labels a `rebuild` ran (its lines on stdout, one per command).
+fn rebuild_ran(out: &crate::harness::Output) -> Vec<String> {
+    let mut ran: Vec<String> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    ran.sort();
+    ran
+}
+
+/// Must-hold 4 on a recursive build (two sub-makes, a generated header, an archive):
+/// after the same edit, ninja re-runs exactly the commands `makescope rebuild` re-runs,
+/// both leave the same files, and a second ninja run does nothing.
+#[test]
+fn ninja_reruns_what_rebuild_reruns_for_the_same_edit() {
+    if !crate::harness::installed("ninja") {
+        eprintln!("ninja is not installed (scripts/test.sh installs ninja-build): skipped");
+        return;
+    }
+    let edits = [
+        ("lib/a.c", "x * SCALE", "x * SCALE + 1"),
+        ("include/util.h", "SCALE 2", "SCALE 3"),
+        ("gen/version.in", "VERSION @", "VERSION 1+@"),
+    ];
+    for (file, from, to) in edits {
+        let (with_ninja, with_rebuild) = (exported(), exported());
+        assert!(ninja(&with_ninja).is_empty(), "the export finds it done");
+        edit(&with_ninja, file, from, to);
+        edit(&with_rebuild, file, from, to);
+        let mut by_ninja = ninja(&with_ninja);
+        by_ninja.sort();
+        let out = with_rebuild.then(["rebuild"]);
+        out.success();
+        assert_eq!(by_ninja, rebuild_ran(&out), "after editing {file}");
+        assert!(!by_ninja.is_empty());
+        for output in ["app", "main.o", "gen/version.h", "lib/a.o", "lib/b.o"] {
+            let read = |t: &Test| std::fs::read(t.path().join(output)).unwrap();
+            assert!(
+                read(&with_ninja) == read(&with_rebuild),
+                "{output} differs after editing {file}"
+            );
+        }
+        assert_eq!(ninja(&with_ninja), Vec::<String>::new(), "after {file}");
+    }
+}
+
+/// Each edge runs as `replay` runs its line: the recorded environment only (not
+/// ninja's), without makescope's tracer in it; a redacted secret comes from ninja's
+/// environment, and an edge that needs one that is not set stops and says so.
+#[test]
+fn ninja_runs_each_edge_with_the_recorded_environment() {
+    if !crate::harness::installed("ninja") {
+        eprintln!("ninja is not installed (scripts/test.sh installs ninja-build): skipped");
+        return;
+    }
+    let t = Test::new()
+        .makefile(
+            "out.txt: in.txt\n\
+             \techo \"$$GREETING [$$LD_PRELOAD] $$API_TOKEN $$(cat in.txt)\" > $@\n",
+        )
+        .file("in.txt", "one\n")
+        .env("GREETING", "recorded")
+        .env("API_TOKEN", "s3cret")
+        .args(["make"]);
+    // (The recorded run had the tracer's helper in LD_PRELOAD.)
+    t.run().success();
+    let out = t.then(["export", "ninja", "-o", "build.ninja"]);
+    out.success();
+    assert!(
+        out.stderr.contains("(1 recorded environment)"),
+        "{}",
+        out.stderr
+    );
+    let text = std::fs::read_to_string(t.path().join("build.ninja")).unwrap();
+    assert!(
+        !text.contains("s3cret"),
+        "a secret in the ninja file:\n{text}"
+    );
+
+    edit(&t, "in.txt", "one", "two");
+    let run = |token: Option<&str>| {
+        let mut c = t.program("ninja");
+        c.args(["-f", "build.ninja"]).env("GREETING", "ninja's");
+        match token {
+            Some(value) => c.env("API_TOKEN", value),
+            None => c.env_remove("API_TOKEN"),
+        };
+        t.run_command(c)
+    };
+    let failed = run(None);
+    failed.code(1);
+    assert!(
+        failed
+            .stdout
+            .contains("API_TOKEN: is redacted in the record: set it to run this edge"),
+        "{}",
+        failed.stdout
+    );
+    run(Some("given")).success();
+    assert_eq!(
+        std::fs::read_to_string(t.path().join("out.txt")).unwrap(),
+        "recorded [] given two\n"
+    );
+}
+
+/// The recipes of a make with `.NOTPARALLEL` share the `serial` pool; the others not.
+/// The same from a record without a declared graph (one made before the table), which
+/// looks for the rule in the make databases still on disk.
+#[test]
+fn ninja_serialises_the_recipes_of_a_notparallel_make() {
+    let t = Test::new()
+        .makefile("all: one two sub\none:\n\ttouch one\ntwo:\n\ttouch two\nsub:\n\t$(MAKE) -C sub\n.NOTPARALLEL:\n.PHONY: all sub\n")
+        .file("sub/Makefile", "all: three four\nthree:\n\ttouch three\nfour:\n\ttouch four\n")
+        .args(["make", "-j2"]);
+    t.run().success();
+    let serial = |t: &Test| -> Vec<String> {
+        let out = t.then(["export", "ninja"]);
+        out.success();
+        let mut serial: Vec<String> = out
+            .stdout
+            .split("\n# command ")
+            .filter(|edge| edge.contains("  pool = serial\n"))
+            .filter_map(|edge| edge.lines().find_map(|l| l.strip_prefix("  desc = ")))
+            .map(str::to_string)
+            .collect();
+        serial.sort();
+        serial
+    };
+    assert_eq!(serial(&t), ["TOUCH one", "TOUCH two"]);
+    let db = t.db();
+    let dumps = crate::harness::rows(&db, "SELECT count(*) FROM make WHERE makedb_path != ''");
+    assert_eq!(dumps, [["2"]]);
+    db.execute("DELETE FROM prereq", []).unwrap();
+    assert_eq!(serial(&t), ["TOUCH one", "TOUCH two"]);
+}
+
+/// glibc's `%.d: %.dt`: a compile writes an intermediate that a later recipe reads and
+/// removes. The intermediate is gone when the ninja file is written; its consumer still
+/// re-runs when its writer does, as with `rebuild` (here the intermediate changes: were
+/// it byte-identical, `rebuild` would cut off and ninja, going by times, would not).
+#[test]
+fn ninja_reruns_the_consumer_of_an_intermediate_that_is_gone() {
+    if !crate::harness::installed("ninja") {
+        eprintln!("ninja is not installed (scripts/test.sh installs ninja-build): skipped");
+        return;
+    }
+    let built = || {
+        let t = Test::new()
+            .makefile(
+                "all: a.d\n\
+                 a.o: a.c\n\tcp a.c a.o && cp a.c a.o.dt\n\
+                 a.d: a.o\n\tsed s/a.o/A.O/ a.o.dt > a.d && rm -f a.o.dt\n",
+            )
+            .file("a.c", "one\n")
+            .args(["make"]);
+        t.run().success();
+        t.then(["export", "ninja", "-o", "build.ninja"]).success();
+        assert!(!t.path().join("a.o.dt").exists());
+        t
+    };
+    let (with_ninja, with_rebuild) = (built(), built());
+    edit(&with_ninja, "a.c", "one", "two");
+    edit(&with_rebuild, "a.c", "one", "two");
+    let out = with_rebuild.then(["rebuild"]);
+    out.success();
+    let mut by_ninja = ninja(&with_ninja);
+    by_ninja.sort();
+    assert_eq!(by_ninja, rebuild_ran(&out));
+    assert_eq!(by_ninja.len(), 2, "{by_ninja:?}");
+    assert_eq!(ninja(&with_ninja), Vec::<String>::new());
+}
