@@ -473,7 +473,11 @@ fn findings(page: &mut String, recorded: &Recorded, lint: &std::result::Result<L
     );
     for f in lint.findings.iter().take(FINDINGS_LISTED) {
         let (sentence, fix) = f.describe(&show);
-        let class = if f.kind.is_race() { " class=\"fail\"" } else { "" };
+        let class = if f.kind.is_race() {
+            " class=\"fail\""
+        } else {
+            ""
+        };
         let _ = write!(page, "<li{class}>{}", escape(&sentence));
         if let Some(fix) = fix {
             let _ = write!(page, "<br><code>add: {}</code>", escape(&fix));

@@ -81,12 +81,18 @@ fn the_report_lists_the_findings_and_says_when_lint_cannot_judge() {
     racy.run().success();
     racy.then(["report", "-o", "report.html"]).success();
     let page = std::fs::read_to_string(racy.path().join("report.html")).unwrap();
-    assert!(page.contains("<section id=\"lint\"><p>1 missing-prerequisite"), "{page}");
+    assert!(
+        page.contains("<section id=\"lint\"><p>1 missing-prerequisite"),
+        "{page}"
+    );
     assert!(
         page.contains("missing prerequisite: use.o (b/Makefile:3) reads gen.h, written by ../gen.h (a/Makefile:3)"),
         "{page}"
     );
-    assert!(page.contains("<code>add: b: a (Makefile:5)</code>"), "{page}");
+    assert!(
+        page.contains("<code>add: b: a (Makefile:5)</code>"),
+        "{page}"
+    );
 
     let clean = two_submakes("a");
     clean.run().success();

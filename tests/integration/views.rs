@@ -242,7 +242,11 @@ fn devtools_reads_the_trace_with_every_slice_on_its_track() {
     assert_eq!(read, exported);
     let first = exported.iter().map(|s| s.4).min().unwrap();
     let last = exported.iter().map(|s| s.4 + s.5).max().unwrap();
-    assert!(parsed.bounds.0 <= first && last <= parsed.bounds.1, "{:?}", parsed.bounds);
+    assert!(
+        parsed.bounds.0 <= first && last <= parsed.bounds.1,
+        "{:?}",
+        parsed.bounds
+    );
 }
 
 #[test]
