@@ -22,6 +22,7 @@ is the newest build. The record is only read.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple, Union
@@ -608,6 +609,41 @@ class Record:
             )
             for row in self._native.out_of_date(self._build_id(build))
         ]
+
+    # the views: the same documents as the commands' --json
+
+    def stats(self, build: BuildArg = None) -> Dict[str, Any]:
+        """``makescope stats --json``: wall and CPU time, parallelism, the critical path,
+        time per directory and per make level, the slowest commands."""
+        return json.loads(self._native.view("stats", self._build_id(build), [], []))
+
+    def lint(self, build: BuildArg = None) -> Dict[str, Any]:
+        """``makescope lint --json``: the findings (``findings``, each with its ``kind``,
+        ``file``, ``subject``, ``other`` and the prerequisite to ``add``). Raises
+        :class:`RecordError` for a build lint cannot judge (untraced, interrupted)."""
+        return json.loads(self._native.view("lint", self._build_id(build), [], []))
+
+    def coverage(
+        self,
+        build: BuildArg = None,
+        *,
+        prefixes: Sequence[PathArg] = (),
+        packages: Sequence[str] = (),
+    ) -> Dict[str, Any]:
+        """``makescope coverage --json``: the installed packages (dpkg's lists) whose files
+        the build opened, with the files, and those named in ``packages`` or under
+        ``prefixes`` that it never touched."""
+        paths = [os.fsdecode(_path_bytes(p)) for p in prefixes]
+        return json.loads(self._native.view("coverage", self._build_id(build), paths, list(packages)))
+
+    def trace(self, build: BuildArg = None) -> Dict[str, Any]:
+        """``makescope export trace``: the Chrome trace-event document (``traceEvents``),
+        for Perfetto or ``chrome://tracing``."""
+        return json.loads(self._native.view("trace", self._build_id(build), [], []))
+
+    def report(self, build: BuildArg = None) -> str:
+        """``makescope report``: the one self-contained HTML page, as text."""
+        return self._native.view("report", self._build_id(build), [], [])
 
 
 def default_path() -> str:

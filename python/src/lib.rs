@@ -128,6 +128,15 @@ struct NativeRecord {
     store: Store,
 }
 
+impl NativeRecord {
+    /// The configuration the library's engines take: this record.
+    fn config(&self) -> makescope::config::Config {
+        makescope::config::Config {
+            db: self.store.path().to_path_buf(),
+        }
+    }
+}
+
 #[pymethods]
 impl NativeRecord {
     #[new]
@@ -345,6 +354,54 @@ impl NativeRecord {
             .collect()
     }
 
+    /// The views of `makescope stats`, `lint`, `coverage` and `export trace`, as their
+    /// `--json` documents (JSON text; the Python side parses it), and `report`'s page.
+    fn view(
+        &self,
+        which: &str,
+        build_id: i64,
+        prefixes: Vec<std::path::PathBuf>,
+        packages: Vec<String>,
+    ) -> PyResult<String> {
+        use makescope::views::{self, BuildChoice};
+        let config = self.config();
+        let build = BuildChoice {
+            build: Some(build_id),
+        };
+        // `{:#}`: an error with its causes, as the command line prints it.
+        fn fail(e: impl std::fmt::Display) -> PyErr {
+            RecordError::new_err(format!("{e:#}"))
+        }
+        let json = match which {
+            "stats" => views::stats::stats(&config, &build)
+                .map_err(fail)?
+                .to_json(),
+            "lint" => makescope::lint::lint(
+                &config,
+                &makescope::lint::LintOptions {
+                    build: Some(build_id),
+                },
+            )
+            .map_err(fail)?
+            .to_json(),
+            "coverage" => views::coverage::coverage(
+                &config,
+                &views::coverage::CoverageOptions {
+                    build: Some(build_id),
+                    prefixes,
+                    packages,
+                    database: None,
+                },
+            )
+            .map_err(fail)?
+            .to_json(),
+            "trace" => views::trace::trace(&config, &build).map_err(fail)?,
+            "report" => return views::report::report(&config, &build).map_err(fail),
+            other => return Err(RecordError::new_err(format!("no view {other:?}"))),
+        };
+        Ok(json.to_string())
+    }
+
     /// Replay recorded command `command_id` (its recipe, or only `line`), as
     /// `makescope replay` does, with the same executor: output captured, traced and
     /// recorded unless `trace` is false, in the sandbox if `sandbox`. Returns a dict:
@@ -360,9 +417,7 @@ impl NativeRecord {
         sandbox: bool,
     ) -> PyResult<Py<PyDict>> {
         use makescope::replay::{self, CurrentEnvironment, Executor, Mode, ReplayOptions};
-        let config = makescope::config::Config {
-            db: self.store.path().to_path_buf(),
-        };
+        let config = self.config();
         let options = ReplayOptions {
             reference: command_id.to_string().into_bytes(),
             build: None,

@@ -119,6 +119,50 @@ impl Finding {
     }
 }
 
+impl Finding {
+    /// The finding in one sentence, and the line to add to a makefile when there is one
+    /// (`target: prerequisite (makefile:line)`); `show` writes a path for the reader.
+    pub fn describe(&self, show: &dyn Fn(&[u8]) -> String) -> (String, Option<String>) {
+        let place = |s: &Side| match (&s.makefile, s.line) {
+            (Some(f), Some(l)) => format!("{}:{l}", show(f)),
+            (Some(f), None) => show(f),
+            _ => "recipe location unknown".into(),
+        };
+        let file = show(&self.file);
+        let s = &self.subject;
+        let sentence = match (self.kind, self.other.as_ref()) {
+            (Kind::MissingPrerequisite, Some(w)) => format!(
+                "missing prerequisite: {} ({}) reads {file}, written by {} ({}); nothing make knew orders them",
+                s.target, place(s), w.target, place(w)
+            ),
+            (Kind::StaleRead, Some(w)) => format!(
+                "stale read: {} ({}) read {file} before {} ({}) wrote it",
+                s.target, place(s), w.target, place(w)
+            ),
+            (Kind::TwoWriters, Some(w)) => format!(
+                "two writers: {file} written by {} ({}) and by {} ({})",
+                w.target, place(w), s.target, place(s)
+            ),
+            (Kind::ArchiveUpdatedInPlace, Some(w)) => format!(
+                "archive updated in place: {file} by {} ({}) and {} ({})",
+                w.target, place(w), s.target, place(s)
+            ),
+            _ => format!(
+                "target not written: the recipe of {} ({}) never wrote it (a missing .PHONY, or a wrong $@)",
+                s.target, place(s)
+            ),
+        };
+        let fix = self.fix.as_ref().map(|fix| {
+            let at = match (&fix.makefile, fix.line) {
+                (Some(m), Some(l)) => format!(" ({}:{l})", show(m)),
+                _ => String::new(),
+            };
+            format!("{}: {}{at}", fix.target, fix.prerequisite)
+        });
+        (sentence, fix)
+    }
+}
+
 /// Where the declared graph came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Declared {

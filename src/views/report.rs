@@ -3,9 +3,10 @@
 //! network place, so it shows the same offline and makes no request. It holds the
 //! build's summary, its timeline (a lane per job slot, the critical path's lane on top,
 //! the critical path's commands outlined in red), the critical path, the slowest
-//! commands, time per directory, the failures with their output, and the test results
-//! when there are tests. Elements the tests look for have ids: `timeline`,
-//! `critical-path`, `slowest`, `directories`, `failures`, `tests`.
+//! commands, time per directory, the failures with their output, the test results
+//! when there are tests, and `makescope lint`'s findings when there are any (or why lint
+//! could not judge the build). Elements the tests look for have ids: `timeline`,
+//! `critical-path`, `slowest`, `directories`, `failures`, `tests`, `lint`.
 //!
 //! What it must never do: print, or name anything outside the page.
 
@@ -18,6 +19,8 @@ use super::stats::{Line, Stats};
 use super::timeline::Analysis;
 use super::{kind, load, name, seconds, BuildChoice, Recorded};
 use crate::config::Config;
+use crate::lint::{Lint, LintOptions};
+use crate::paths;
 use crate::util::lossy;
 
 /// How much of a failed command's output the page shows, per stream.
@@ -26,6 +29,8 @@ pub const OUTPUT_TAIL: usize = 8 * 1024;
 pub const FAILURES: usize = 50;
 /// How many tests that did not pass the page lists.
 pub const TESTS_LISTED: usize = 200;
+/// How many lint findings the page lists.
+pub const FINDINGS_LISTED: usize = 200;
 
 const PALETTE: [&str; 8] = [
     "#5b8ff9", "#5ad8a6", "#f6bd16", "#9270ca", "#ff9d4d", "#269a99", "#e8684a", "#6dc8ec",
@@ -35,7 +40,15 @@ const PALETTE: [&str; 8] = [
 pub fn report(config: &Config, options: &BuildChoice) -> Result<String> {
     let recorded = load(config, options.build)?;
     let analysis = recorded.analyse()?;
-    render(&recorded, &analysis)
+    // A build lint cannot judge (untraced, interrupted) still gets its report, saying why.
+    let lint = crate::lint::lint(
+        config,
+        &LintOptions {
+            build: Some(recorded.build.id),
+        },
+    )
+    .map_err(|e| format!("{e:#}"));
+    render(&recorded, &analysis, &lint)
 }
 
 /// HTML-escape `text`.
@@ -74,7 +87,11 @@ pre{background:#f6f6f6;padding:6px;max-height:300px;overflow:auto;white-space:pr
 ";
 
 /// The page of a loaded, analysed build.
-pub fn render(recorded: &Recorded, analysis: &Analysis) -> Result<String> {
+pub fn render(
+    recorded: &Recorded,
+    analysis: &Analysis,
+    lint: &std::result::Result<Lint, String>,
+) -> Result<String> {
     let stats = Stats::of(recorded, analysis);
     let mut page = String::with_capacity(64 * 1024 + recorded.commands.len() * 160);
     let title = format!("makescope build {}", recorded.build.id);
@@ -105,6 +122,7 @@ pub fn render(recorded: &Recorded, analysis: &Analysis) -> Result<String> {
     directories(&mut page, &stats);
     failures(&mut page, recorded)?;
     tests(&mut page, recorded);
+    findings(&mut page, recorded, lint);
     page.push_str("</body></html>\n");
     Ok(page)
 }
@@ -416,6 +434,64 @@ fn tests(page: &mut String, recorded: &Recorded) {
         );
     }
     page.push_str("</table></section>\n");
+}
+
+/// Lint's findings: the counts by kind, then each finding with the line to add; or the
+/// one line saying why lint could not judge this build. Nothing when there are none.
+fn findings(page: &mut String, recorded: &Recorded, lint: &std::result::Result<Lint, String>) {
+    let lint = match lint {
+        Ok(lint) if lint.findings.is_empty() => return,
+        Ok(lint) => lint,
+        Err(why) => {
+            let _ = writeln!(
+                page,
+                "<h2>Lint</h2><section id=\"lint\"><p>Not judged: {}</p></section>",
+                escape(why)
+            );
+            return;
+        }
+    };
+    let top = &recorded.build.directory;
+    let show = |path: &[u8]| -> String {
+        let shown = paths::relative(path, top, 3).unwrap_or_else(|| path.to_vec());
+        lossy(&shown).into_owned()
+    };
+    let counts: Vec<String> = lint
+        .counts()
+        .into_iter()
+        .map(|(k, n)| format!("{n} {}", k.name()))
+        .collect();
+    let _ = writeln!(
+        page,
+        "<h2>Lint</h2><section id=\"lint\"><p>{}{}: <code>makescope lint</code> for all of them.</p><ul>",
+        escape(&counts.join(", ")),
+        if lint.races() > 0 {
+            " (the races among them can break a parallel build)"
+        } else {
+            ""
+        }
+    );
+    for f in lint.findings.iter().take(FINDINGS_LISTED) {
+        let (sentence, fix) = f.describe(&show);
+        let class = if f.kind.is_race() {
+            " class=\"fail\""
+        } else {
+            ""
+        };
+        let _ = write!(page, "<li{class}>{}", escape(&sentence));
+        if let Some(fix) = fix {
+            let _ = write!(page, "<br><code>add: {}</code>", escape(&fix));
+        }
+        page.push_str("</li>\n");
+    }
+    if lint.findings.len() > FINDINGS_LISTED {
+        let _ = writeln!(
+            page,
+            "<li>… and {} more</li>",
+            lint.findings.len() - FINDINGS_LISTED
+        );
+    }
+    page.push_str("</ul></section>\n");
 }
 
 #[cfg(test)]

@@ -75,6 +75,41 @@ fn adding_the_named_prerequisite_makes_the_finding_go() {
     assert!(out.stderr.contains("no findings"), "{}", out.stderr);
 }
 
+#[test]
+fn the_report_lists_the_findings_and_says_when_lint_cannot_judge() {
+    let racy = two_submakes("");
+    racy.run().success();
+    racy.then(["report", "-o", "report.html"]).success();
+    let page = std::fs::read_to_string(racy.path().join("report.html")).unwrap();
+    assert!(
+        page.contains("<section id=\"lint\"><p>1 missing-prerequisite"),
+        "{page}"
+    );
+    assert!(
+        page.contains("missing prerequisite: use.o (b/Makefile:3) reads gen.h, written by ../gen.h (a/Makefile:3)"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<code>add: b: a (Makefile:5)</code>"),
+        "{page}"
+    );
+
+    let clean = two_submakes("a");
+    clean.run().success();
+    clean.then(["report", "-o", "report.html"]).success();
+    let page = std::fs::read_to_string(clean.path().join("report.html")).unwrap();
+    assert!(!page.contains("id=\"lint\""), "{page}");
+
+    let untraced = two_submakes("").args(["make", "--no-trace"]);
+    untraced.run().success();
+    untraced.then(["report", "-o", "report.html"]).success();
+    let page = std::fs::read_to_string(untraced.path().join("report.html")).unwrap();
+    assert!(
+        page.contains("<section id=\"lint\"><p>Not judged: build 1 was recorded without tracing"),
+        "{page}"
+    );
+}
+
 /// Stamp files, order-only prerequisites, a generated header declared properly, a
 /// sub-make after its prerequisite, a recipe of several lines, a `.PHONY` target with
 /// no file and `move-if-change`-style recipes: nothing to report.

@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod devtools;
 mod exports;
 mod faults;
 mod fidelity;

@@ -205,6 +205,51 @@ fn the_trace_has_a_track_per_slot_and_no_overlap_on_any() {
 }
 
 #[test]
+fn devtools_reads_the_trace_with_every_slice_on_its_track() {
+    if !installed("chromium") {
+        eprintln!("skipped: no chromium (scripts/test.sh installs it)");
+        return;
+    }
+    let t = chain();
+    t.then(["export", "trace", "-o", "trace.json"]).success();
+    let text = std::fs::read_to_string(t.path().join("trace.json")).unwrap();
+    let trace: Value = serde_json::from_str(&text).unwrap();
+    let parsed = crate::devtools::parse_trace(&t, &text);
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    // Every slice of the export, on the track it was put on, under its track's name, with
+    // its start and duration; and nothing else.
+    let thread_names: HashMap<(u64, u64), &str> = trace["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
+        .map(|e| {
+            let id = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
+            (id, e["args"]["name"].as_str().unwrap())
+        })
+        .collect();
+    let mut exported: Vec<(u64, u64, String, String, u64, u64)> = slices(&trace)
+        .into_iter()
+        .flat_map(|((pid, tid), list)| {
+            let name = thread_names[&(pid, tid)].to_string();
+            list.into_iter()
+                .map(move |(start, end, slice)| (pid, tid, name.clone(), slice, start, end - start))
+        })
+        .collect();
+    let mut read = parsed.slices.clone();
+    exported.sort();
+    read.sort();
+    assert_eq!(read, exported);
+    let first = exported.iter().map(|s| s.4).min().unwrap();
+    let last = exported.iter().map(|s| s.4 + s.5).max().unwrap();
+    assert!(
+        parsed.bounds.0 <= first && last <= parsed.bounds.1,
+        "{:?}",
+        parsed.bounds
+    );
+}
+
+#[test]
 fn graphviz_accepts_every_dot_export() {
     if !installed("dot") {
         eprintln!("skipped: no graphviz `dot` (scripts/test.sh installs it)");
