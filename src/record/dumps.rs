@@ -34,6 +34,20 @@ pub(crate) struct Dumps {
     record: Option<PathBuf>,
     /// The recorder's per-run directory, removed when the build ends.
     run_dir: Option<PathBuf>,
+    /// The writer's CPU time (ns) spent keeping dumps (reading, redacting, compressing),
+    /// parsing them, and making listings: for `MAKESCOPE_TRACE_STATS`.
+    cpu: [u64; 3],
+}
+
+/// This thread's CPU time so far, in ns.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill in.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 impl Dumps {
@@ -43,6 +57,7 @@ impl Dumps {
             done: HashSet::new(),
             record: None,
             run_dir: None,
+            cpu: [0; 3],
         }
     }
 
@@ -66,6 +81,7 @@ impl Dumps {
         if !first {
             return crate::makedb::declared::declared(path);
         }
+        let start = thread_cpu_ns();
         let text = match std::fs::read(path) {
             Ok(raw) => {
                 let text = match self.redact.then(|| redact_dump(&raw)).flatten() {
@@ -77,8 +93,13 @@ impl Dumps {
             }
             Err(_) => dump::read(path).ok()?,
         };
-        let parsed = parse_bytes(&text).ok()?;
+        let kept = thread_cpu_ns();
+        self.cpu[0] += kept - start;
+        let parsed = parse_bytes(&text).ok();
         drop(text);
+        let parsed_at = thread_cpu_ns();
+        self.cpu[1] += parsed_at - kept;
+        let parsed = parsed?;
         if let (Some(record), Some(directory)) = (&self.record, directory) {
             let gone = self.run_dir.as_deref();
             let section = crate::makedb::dump_section(&parsed, directory, path, gone);
@@ -89,6 +110,7 @@ impl Dumps {
                 }
             }
             cache::store_entry(record, &crate::makedb::dump_key(path), &inputs, &section);
+            self.cpu[2] += thread_cpu_ns() - parsed_at;
         }
         Some(crate::makedb::declared::from_dump(&parsed))
     }
@@ -109,6 +131,19 @@ impl Dumps {
             None
         };
         let _ = crate::makedb::dump::store(path, redacted.as_deref().unwrap_or(&text));
+    }
+
+    /// With `MAKESCOPE_TRACE_STATS`: the writer's CPU time spent on the dumps, as
+    /// `makescope: writer dumps: …`.
+    pub fn report_cpu(&self) {
+        if std::env::var_os(crate::protocol::ENV_TRACE_STATS).is_none() {
+            return;
+        }
+        let [kept, parsed, listed] = self.cpu.map(|ns| ns / 1_000_000);
+        eprintln!(
+            "makescope: writer dumps: {} kept in {kept} ms (read, redacted, compressed), parsed in {parsed} ms, listed in {listed} ms",
+            self.done.len()
+        );
     }
 
     /// Keep every dump of `dir` still raw.

@@ -98,6 +98,7 @@ fn write_all(mut store: Store, mut state: State, rx: Receiver<Write>) -> Result<
     let mut end = None;
     let Err(error) = write_until_failure(&mut store, &mut state, &rx, &mut end) else {
         crate::trace::sys::report_thread_cpu("writer");
+        state.dumps.report_cpu();
         return Ok(());
     };
     // The senders must never find the channel closed (make's output and the build's
