@@ -142,13 +142,17 @@ fn size(path: &Path) -> u64 {
 }
 
 /// Bytes of the files in `dir` (not below).
+/// The bytes of the files in `dir` and its subdirectories (the cache keeps each
+/// record's listings in one).
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir).map_or(0, |entries| {
         entries
             .flatten()
-            .filter_map(|e| e.metadata().ok())
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => dir_size(&e.path()),
+                Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+                _ => 0,
+            })
             .sum()
     })
 }

@@ -1,13 +1,16 @@
-//! The cache of `--recursive` listings: one file per record, next to it (in `cache/`
-//! beside the record, never elsewhere in the tree: listing must not change the tree),
-//! holding each recorded make's listing with the identity (size, mtime, inode) of every
-//! file it came from: the dump and the makefiles. An entry is used only while all of
-//! them are unchanged; anything else is recomputed. The files are zstd-compressed JSON
-//! (glibc's listings are ~230 MB of JSON, ~15 MB compressed), and deleting them (or the
-//! record) loses nothing but time. A cache that cannot be read is ignored, one that
-//! cannot be written is skipped: the cache only ever saves time.
+//! The cache of `--recursive` listings: one directory per record, next to it (in
+//! `cache/` beside the record, never elsewhere in the tree: listing must not change the
+//! tree), holding one file per recorded make's listing with the identity (size, mtime,
+//! inode) of every file it came from: the dump and the makefiles. An entry is used only
+//! while all of them are unchanged; anything else is recomputed. The recorder writes
+//! each make's entry as that make ends ([`store_entry`]), so the first `--recursive`
+//! after a build reads listings and parses no dump. The files are zstd-compressed JSON
+//! (glibc's listings are ~230 MB of JSON, ~5 MB compressed), one per make so that they
+//! are written one at a time and read on every core; deleting them (or the record)
+//! loses nothing but time. An entry that cannot be read is recomputed, one that cannot
+//! be written is skipped: the cache only ever saves time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -16,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::list::Section;
 
-const VERSION: u32 = 2;
+/// The entries' format; an entry of another version is recomputed.
+const VERSION: u32 = 3;
 
 /// zstd's level for the cache's JSON: fast, and ~15× smaller.
 const LEVEL: i32 = 3;
@@ -45,22 +49,26 @@ impl Identity {
     }
 }
 
+/// One make's listing, in its own file.
 #[derive(Serialize, Deserialize)]
 struct Entry {
+    version: u32,
+    /// The whole key: the file's name is only its hash.
+    key: String,
     inputs: Vec<Identity>,
     section: Section,
 }
 
-#[derive(Serialize, Deserialize, Default)]
-struct File {
-    version: u32,
-    entries: HashMap<String, Entry>,
-}
-
+/// The listings of one record's makes.
 pub struct Cache {
-    path: Option<PathBuf>,
-    file: File,
-    dirty: bool,
+    /// `None`: no place for a cache (a record at the root).
+    dir: Option<PathBuf>,
+    /// The inputs of every entry read or put, by key.
+    inputs: HashMap<String, Vec<Identity>>,
+    /// Entries made now, written by [`Cache::save`].
+    made: Vec<(String, Vec<Identity>, Section)>,
+    /// The record's cache file of the format before this one, removed by `save`.
+    old: Option<PathBuf>,
 }
 
 /// `$MAKESCOPE_CACHE_DIR` when set, else `cache/` beside the record.
@@ -86,7 +94,9 @@ fn write_compressed(path: &Path, bytes: &[u8]) {
     let Ok(packed) = zstd::stream::encode_all(bytes, LEVEL) else {
         return;
     };
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
     if std::fs::write(&tmp, packed).is_err() || std::fs::rename(&tmp, path).is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -99,54 +109,110 @@ fn record_hash(record: &Path) -> u64 {
     hasher.finish()
 }
 
+/// The directory of the record's entries.
+fn entries_dir(record: &Path) -> Option<PathBuf> {
+    directory(record).map(|d| d.join(format!("targets-{:016x}", record_hash(record))))
+}
+
+/// An entry's file name: the key's hash (keys hold paths and argv).
+fn entry_name(key: &str) -> String {
+    let hash = blake3::hash(key.as_bytes()).to_hex();
+    format!("{}.json.zst", &hash[..32])
+}
+
+fn write_entry(dir: &Path, key: &str, inputs: &[Identity], section: &Section) {
+    #[derive(Serialize)]
+    struct EntryRef<'a> {
+        version: u32,
+        key: &'a str,
+        inputs: &'a [Identity],
+        section: &'a Section,
+    }
+    let entry = EntryRef {
+        version: VERSION,
+        key,
+        inputs,
+        section,
+    };
+    if let Ok(bytes) = serde_json::to_vec(&entry) {
+        write_compressed(&dir.join(entry_name(key)), &bytes);
+    }
+}
+
+/// Keep the listing of one make (under `key`, made from `inputs`) for the record at
+/// `record`: what the recorder does as each make ends.
+pub fn store_entry(record: &Path, key: &str, inputs: &[Identity], section: &Section) {
+    if let Some(dir) = entries_dir(record) {
+        write_entry(&dir, key, inputs, section);
+    }
+}
+
+/// The entry for `key` in `dir`, if it is there and none of its inputs changed.
+fn read_entry(dir: &Path, key: &str) -> Option<Entry> {
+    let bytes = read_compressed(&dir.join(entry_name(key)))?;
+    let entry: Entry = serde_json::from_slice(&bytes).ok()?;
+    (entry.version == VERSION && entry.key == key && entry.inputs.iter().all(Identity::unchanged))
+        .then_some(entry)
+}
+
 impl Cache {
     /// The cache for listings of the record at `record`.
     pub fn open(record: &Path) -> Cache {
-        let hash = record_hash(record);
-        let path = directory(record).map(|d| d.join(format!("targets-{hash:016x}.json.zst")));
-        let file = path
-            .as_ref()
-            .and_then(|p| read_compressed(p))
-            .and_then(|bytes| serde_json::from_slice::<File>(&bytes).ok())
-            .filter(|f| f.version == VERSION)
-            .unwrap_or(File {
-                version: VERSION,
-                entries: HashMap::new(),
-            });
+        let old = directory(record)
+            .map(|d| d.join(format!("targets-{:016x}.json.zst", record_hash(record))));
         Cache {
-            path,
-            file,
-            dirty: false,
+            dir: entries_dir(record),
+            inputs: HashMap::new(),
+            made: Vec::new(),
+            old,
         }
     }
 
-    /// The cached listing for `key`, if none of its inputs changed.
-    pub fn get(&self, key: &str) -> Option<Section> {
-        let entry = self.file.entries.get(key)?;
-        entry
-            .inputs
-            .iter()
-            .all(Identity::unchanged)
-            .then(|| entry.section.clone())
+    /// The cached listing of each key, `None` where there is none or one of its inputs
+    /// changed; read on every core (decompressing and parsing the JSON is all CPU).
+    pub fn get_all(&mut self, keys: &[String]) -> Vec<Option<Section>> {
+        let Some(dir) = self.dir.as_deref() else {
+            return keys.iter().map(|_| None).collect();
+        };
+        let mut found: Vec<Option<Entry>> = keys.iter().map(|_| None).collect();
+        {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let results = std::sync::Mutex::new(&mut found);
+            let threads = std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(keys.len().max(1));
+            std::thread::scope(|scope| {
+                for _ in 0..threads {
+                    scope.spawn(|| loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(key) = keys.get(i) else { break };
+                        let entry = read_entry(dir, key);
+                        results.lock().unwrap_or_else(|e| e.into_inner())[i] = entry;
+                    });
+                }
+            });
+        }
+        found
+            .into_iter()
+            .map(|entry| {
+                let entry = entry?;
+                self.inputs.insert(entry.key, entry.inputs);
+                Some(entry.section)
+            })
+            .collect()
     }
 
     pub fn put(&mut self, key: String, inputs: Vec<Identity>, section: Section) {
-        self.file.entries.insert(key, Entry { inputs, section });
-        self.dirty = true;
+        self.inputs.insert(key.clone(), inputs.clone());
+        self.made.push((key, inputs, section));
     }
 
     /// Every input of these entries, once each.
     pub fn inputs(&self, keys: &[String]) -> Vec<Identity> {
         let mut out: Vec<Identity> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for key in keys {
-            for input in self
-                .file
-                .entries
-                .get(key)
-                .map(|e| e.inputs.as_slice())
-                .unwrap_or(&[])
-            {
+            for input in self.inputs.get(key).map(Vec::as_slice).unwrap_or(&[]) {
                 if seen.insert(input.path.clone()) {
                     out.push(input.clone());
                 }
@@ -155,17 +221,25 @@ impl Cache {
         out
     }
 
-    /// Forget entries not used by this listing, and write the cache if it changed.
-    pub fn save(mut self, used: &[String]) {
-        let used: std::collections::HashSet<&String> = used.iter().collect();
-        let before = self.file.entries.len();
-        self.file.entries.retain(|k, _| used.contains(k));
-        if !self.dirty && before == self.file.entries.len() {
-            return;
+    /// Write the entries made now, and forget those this listing did not use (those of
+    /// other builds of the record, or of dumps `gc` removed).
+    pub fn save(self, used: &[String]) {
+        let Some(dir) = self.dir else { return };
+        for (key, inputs, section) in &self.made {
+            write_entry(&dir, key, inputs, section);
         }
-        let Some(path) = self.path else { return };
-        if let Ok(bytes) = serde_json::to_vec(&self.file) {
-            write_compressed(&path, &bytes);
+        let used: HashSet<String> = used.iter().map(|k| entry_name(k)).collect();
+        if let Ok(files) = std::fs::read_dir(&dir) {
+            for file in files.filter_map(|f| f.ok()) {
+                let name = file.file_name();
+                let name = name.to_string_lossy();
+                if name.ends_with(".json.zst") && !used.contains(name.as_ref()) {
+                    let _ = std::fs::remove_file(file.path());
+                }
+            }
+        }
+        if let Some(old) = self.old {
+            let _ = std::fs::remove_file(old);
         }
     }
 }

@@ -15,7 +15,7 @@
 
 use std::path::Path;
 
-use super::parse::parse_bytes;
+use super::parse::{parse_bytes, Dump};
 use crate::store::NewPrereq;
 
 /// The considered targets of the dump at `path` (and `.NOTPARALLEL`, which orders all
@@ -23,7 +23,11 @@ use crate::store::NewPrereq;
 /// holds no database.
 pub fn declared(path: &Path) -> Option<Vec<NewPrereq>> {
     let bytes = super::dump::read(path).ok()?;
-    let dump = parse_bytes(&bytes).ok()?;
+    Some(from_dump(&parse_bytes(&bytes).ok()?))
+}
+
+/// The considered targets of a parsed dump (see [`declared`]).
+pub fn from_dump(dump: &Dump) -> Vec<NewPrereq> {
     let mut out = Vec::new();
     for db in &dump.databases {
         for rule in &db.rules {
@@ -44,7 +48,7 @@ pub fn declared(path: &Path) -> Option<Vec<NewPrereq>> {
             });
         }
     }
-    Some(out)
+    out
 }
 
 /// Whether the dump at `path` has a `.NOTPARALLEL` rule (as [`declared`] keeps it:

@@ -8,8 +8,10 @@
 //! `--recursive` caches ([`cache`]).
 //!
 //! What it must never do: let make run a recipe or remake a makefile while listing (see
-//! [`run`] for how), write into the tree (the `--recursive` cache lives in the user's
-//! cache directory), or print. It reads the record, never writes it.
+//! [`run`] for how), write into the tree (the `--recursive` cache lives beside the
+//! record, in its `cache/`), or print. It reads the record, never writes it; the
+//! recorder's writer calls [`dump_section`] and [`cache::store_entry`] to keep each
+//! make's listing as that make ends.
 
 pub mod cache;
 pub mod declared;
@@ -264,8 +266,40 @@ fn merge(into: &mut Section, part: Section) {
     into.warnings.extend(part.warnings);
 }
 
+/// The listing of a recorded make's dump (`dump`, parsed from the file the record names
+/// `name`) for a make that ran in `directory`; who ran it (argv, level) is left for the
+/// caller. The recorder makes it as each make ends ([`cache::store_entry`]), with the
+/// files under its per-run directory read as missing (`gone`: they are, once the build
+/// has ended), and `--recursive` when its cache lacks it: both the same way, so either
+/// gives the same listing.
+pub fn dump_section(
+    dump: &parse::Dump,
+    directory: &Path,
+    name: &Path,
+    gone: Option<&Path>,
+) -> Section {
+    let mut sources = Makefiles::without(gone);
+    let mut section = Section {
+        directory: directory.to_path_buf(),
+        source: "dump".into(),
+        ..Section::default()
+    };
+    for db in &dump.databases {
+        list::add_database(&mut section, db, directory, &mut sources);
+    }
+    list::sort(&mut section);
+    section.warnings = dump_warnings(&name.display().to_string(), &dump.errors);
+    section
+}
+
+/// The key under which `--recursive` caches the listing of the dump the record names
+/// `name`.
+pub fn dump_key(name: &Path) -> String {
+    format!("dump\0{}", name.display())
+}
+
 /// The files a section's listing was made from, for the cache.
-fn inputs(section: &Section, dump: Option<&Path>) -> Vec<cache::Identity> {
+pub fn inputs(section: &Section, dump: Option<&Path>) -> Vec<cache::Identity> {
     let mut paths: Vec<&Path> = dump.into_iter().collect();
     paths.extend(section.makefiles.iter().map(PathBuf::as_path));
     for t in &section.targets {
@@ -299,19 +333,9 @@ fn recorded_section(
             .with_context(|| format!("cannot read {}", dump_path.display()))?;
         match parse::parse_bytes(&bytes) {
             Ok(dump) => {
-                let mut sources = Makefiles::default();
-                let mut section = Section {
-                    directory: make.directory.clone(),
-                    source: "dump".into(),
-                    ..Section::default()
-                };
-                for db in &dump.databases {
-                    list::add_database(&mut section, db, &make.directory, &mut sources);
-                }
-                list::sort(&mut section);
+                let mut section = dump_section(&dump, &make.directory, dump_path, None);
                 section.level = Some(make.level as u32);
                 section.argv = vec![argv];
-                section.warnings = dump_warnings(&dump_path.display().to_string(), &dump.errors);
                 // The file the listing came from, as it is now: its identity keeps the
                 // cached listing valid.
                 let file = dump::locate(dump_path).unwrap_or_else(|| dump_path.clone());
@@ -390,7 +414,7 @@ fn recursive(
                 .as_ref()
                 .filter(|p| dump::locate(p).is_some())
             {
-                Some(dump) => format!("dump\0{}", dump.display()),
+                Some(dump) => dump_key(dump),
                 None => format!("make\0{}\0{:?}", make.directory.display(), make.argv),
             }
         })
@@ -424,7 +448,7 @@ fn recursive_sections(
 ) -> Result<Vec<Section>> {
     // The listings the cache does not hold, each read from its dump (or make) on its
     // own thread: glibc's 143 dumps are ~300 MB of text, parsing is all CPU.
-    let mut parts: Vec<Option<Section>> = keys.iter().map(|key| cache.get(key)).collect();
+    let mut parts: Vec<Option<Section>> = cache.get_all(keys);
     let missing: Vec<usize> = (0..makes.len()).filter(|&i| parts[i].is_none()).collect();
     type Listed = Result<(Section, Option<PathBuf>, Vec<String>)>;
     let mut listed: Vec<Option<Listed>> = (0..missing.len()).map(|_| None).collect();

@@ -10,6 +10,10 @@ use crate::paths;
 /// Makefiles read so far, by absolute path; `None` when unreadable.
 #[derive(Default)]
 pub struct Makefiles {
+    /// Files under this directory read as missing: the recorder's per-run directory
+    /// (its `makescope.mk`, in every make's MAKEFILE_LIST), listed as the build ends
+    /// and gone right after.
+    gone: Option<PathBuf>,
     files: HashMap<PathBuf, Option<Vec<String>>>,
     /// Per set of makefiles: literal target name → (file, line) of its first rule line.
     indexes: HashMap<Vec<PathBuf>, HashMap<String, (PathBuf, u32)>>,
@@ -84,11 +88,21 @@ fn inline_doc(line: &str) -> Option<String> {
 }
 
 impl Makefiles {
+    /// Makefiles to read, those under `gone` read as missing (see the field).
+    pub fn without(gone: Option<&Path>) -> Makefiles {
+        Makefiles {
+            gone: gone.map(Path::to_path_buf),
+            ..Makefiles::default()
+        }
+    }
+
     fn lines(&mut self, path: &Path) -> Option<&Vec<String>> {
+        let gone = self.gone.as_deref().is_some_and(|g| path.starts_with(g));
         self.files
             .entry(path.to_path_buf())
             .or_insert_with(|| {
-                std::fs::read(path).ok().map(|b| {
+                let bytes = if gone { None } else { std::fs::read(path).ok() };
+                bytes.map(|b| {
                     String::from_utf8_lossy(&b)
                         .lines()
                         .map(str::to_string)

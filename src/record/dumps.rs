@@ -5,7 +5,12 @@
 //! make's command line, inside `MAKEFLAGS`, `-*-command-variables-*-`, …), and
 //! zstd-compressed ([`crate::makedb::dump`]: glibc's 263 MB of dumps are 13 MB).
 //!
-//! The writer thread keeps each dump as its make ends, never the event loop; when the
+//! As each make ends the writer thread reads its dump once, redacts it, keeps it
+//! compressed, and from that one parse takes both make's declared graph (for the record,
+//! [`crate::makedb::declared`]) and the make's targets listing, which it puts into the
+//! `--recursive` cache beside the record ([`crate::makedb::cache::store_entry`]): the
+//! first `targets --recursive` after a build then parses no dump. The event loop never
+//! does any of this (it is off make's path: the writer runs at batch priority); when the
 //! build has ended, a dump still raw (its make's end never came: a killed make, or
 //! another recorder's build cut off) is kept the same way. Only variable lines change
 //! (`NAME = VALUE` at the start of a line); rules and recipes are left as make printed
@@ -15,14 +20,34 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use crate::makedb::{cache, dump, parse::parse_bytes};
+use crate::store::NewPrereq;
 use crate::util::{has_url_password, looks_secret, redact_assignment, REDACTED};
 
 /// The dumps this recorder kept (one dump serves every make with the same makefiles and
-/// arguments), and whether secrets are redacted (not with `--keep-secrets`).
+/// arguments), whether secrets are redacted (not with `--keep-secrets`), and the record
+/// whose `--recursive` cache gets each make's listing.
 #[derive(Debug)]
 pub(crate) struct Dumps {
     redact: bool,
     done: HashSet<PathBuf>,
+    record: Option<PathBuf>,
+    /// The recorder's per-run directory, removed when the build ends.
+    run_dir: Option<PathBuf>,
+    /// The writer's CPU time (ns) spent keeping dumps (reading, redacting, compressing),
+    /// parsing them, and making listings: for `MAKESCOPE_TRACE_STATS`.
+    cpu: [u64; 3],
+}
+
+/// This thread's CPU time so far, in ns.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill in.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 impl Dumps {
@@ -30,7 +55,64 @@ impl Dumps {
         Dumps {
             redact,
             done: HashSet::new(),
+            record: None,
+            run_dir: None,
+            cpu: [0; 3],
         }
+    }
+
+    /// Also put each ended make's listing into the `--recursive` cache of `record`, as
+    /// it will read once the build has ended and `run_dir` (the recorder's per-run
+    /// directory, whose `makescope.mk` every make reads) is gone.
+    pub fn with_listings(mut self, record: &Path, run_dir: &Path) -> Dumps {
+        self.record = Some(std::fs::canonicalize(record).unwrap_or_else(|_| record.to_owned()));
+        self.run_dir = Some(run_dir.to_owned());
+        self
+    }
+
+    /// A make that ran in `directory` ended, having dumped its database to `path` (the
+    /// raw name the plugin gave): keep the dump (redacted, compressed) and its listing
+    /// (none when where the make ran is unknown), and give its declared graph. The dump is parsed once, as it is kept (redacted:
+    /// redaction changes variable lines only, never a rule), for both. A dump kept
+    /// already (another make's, or reused by the plugin from an earlier build) is read
+    /// in whichever form is there. `None` when it cannot be read or holds no database.
+    pub fn end_make(&mut self, path: &Path, directory: Option<&Path>) -> Option<Vec<NewPrereq>> {
+        let first = self.done.insert(path.to_owned());
+        if !first {
+            return crate::makedb::declared::declared(path);
+        }
+        let start = thread_cpu_ns();
+        let text = match std::fs::read(path) {
+            Ok(raw) => {
+                let text = match self.redact.then(|| redact_dump(&raw)).flatten() {
+                    Some(redacted) => redacted,
+                    None => raw,
+                };
+                let _ = dump::store(path, &text);
+                text
+            }
+            Err(_) => dump::read(path).ok()?,
+        };
+        let kept = thread_cpu_ns();
+        self.cpu[0] += kept - start;
+        let parsed = parse_bytes(&text).ok();
+        drop(text);
+        let parsed_at = thread_cpu_ns();
+        self.cpu[1] += parsed_at - kept;
+        let parsed = parsed?;
+        if let (Some(record), Some(directory)) = (&self.record, directory) {
+            let gone = self.run_dir.as_deref();
+            let section = crate::makedb::dump_section(&parsed, directory, path, gone);
+            let mut inputs = crate::makedb::inputs(&section, dump::locate(path).as_deref());
+            for input in &mut inputs {
+                if gone.is_some_and(|g| input.path.starts_with(g)) {
+                    input.stamp = None;
+                }
+            }
+            cache::store_entry(record, &crate::makedb::dump_key(path), &inputs, &section);
+            self.cpu[2] += thread_cpu_ns() - parsed_at;
+        }
+        Some(crate::makedb::declared::from_dump(&parsed))
     }
 
     /// Keep the dump at `path` (the raw name the plugin gave) redacted and compressed,
@@ -49,6 +131,19 @@ impl Dumps {
             None
         };
         let _ = crate::makedb::dump::store(path, redacted.as_deref().unwrap_or(&text));
+    }
+
+    /// With `MAKESCOPE_TRACE_STATS`: the writer's CPU time spent on the dumps, as
+    /// `makescope: writer dumps: …`.
+    pub fn report_cpu(&self) {
+        if std::env::var_os(crate::protocol::ENV_TRACE_STATS).is_none() {
+            return;
+        }
+        let [kept, parsed, listed] = self.cpu.map(|ns| ns / 1_000_000);
+        eprintln!(
+            "makescope: writer dumps: {} kept in {kept} ms (read, redacted, compressed), parsed in {parsed} ms, listed in {listed} ms",
+            self.done.len()
+        );
     }
 
     /// Keep every dump of `dir` still raw.

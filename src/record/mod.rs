@@ -222,7 +222,7 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
     let writer = writer::spawn(
         store,
         ids::Blocks::new(first_blocks.clone(), answers),
-        dumps::Dumps::new(!options.keep_secrets),
+        dumps::Dumps::new(!options.keep_secrets).with_listings(&config.db, &runtime.dir),
         writer_rx,
     );
     let ui = ui::spawn(setup.clone(), ui_rx, to_writer.clone());

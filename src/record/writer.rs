@@ -62,11 +62,13 @@ pub(crate) enum Write {
 const BATCH_TIME: Duration = Duration::from_secs(1);
 const BATCH_ROWS: usize = 20_000;
 
-/// What the writer keeps besides the record: the id blocks it reserved, and the make
-/// database dumps it kept (redacted unless secrets are kept, compressed).
+/// What the writer keeps besides the record: the id blocks it reserved, the make
+/// database dumps it kept (redacted unless secrets are kept, compressed) with their
+/// listings, and where each running make runs (its dump's listing needs it).
 pub(crate) struct State {
     blocks: Blocks,
     dumps: Dumps,
+    directories: std::collections::HashMap<i64, Vec<u8>>,
 }
 
 pub(crate) fn spawn(
@@ -75,7 +77,11 @@ pub(crate) fn spawn(
     dumps: Dumps,
     rx: Receiver<Write>,
 ) -> std::thread::JoinHandle<Result<()>> {
-    let state = State { blocks, dumps };
+    let state = State {
+        blocks,
+        dumps,
+        directories: std::collections::HashMap::new(),
+    };
     std::thread::Builder::new()
         .name("writer".into())
         .spawn(move || write_all(store, state, rx))
@@ -92,6 +98,7 @@ fn write_all(mut store: Store, mut state: State, rx: Receiver<Write>) -> Result<
     let mut end = None;
     let Err(error) = write_until_failure(&mut store, &mut state, &rx, &mut end) else {
         crate::trace::sys::report_thread_cpu("writer");
+        state.dumps.report_cpu();
         return Ok(());
     };
     // The senders must never find the channel closed (make's output and the build's
@@ -193,16 +200,20 @@ impl Write {
 
 fn apply(store: &mut Store, state: &mut State, write: Write) -> Result<()> {
     match write {
-        Write::Make(m) => store.insert_make(&m)?,
+        Write::Make(m) => {
+            store.insert_make(&m)?;
+            state.directories.insert(m.id, m.directory);
+        }
         Write::MakeEnd(id, end) => {
             // make's declared graph, from the database it dumped as it exited; then the
             // dump is kept (redacted, compressed).
             if let Some(path) = end.makedb_path.as_deref().filter(|p| !p.is_empty()) {
                 let path = crate::paths::as_path(path);
-                if let Some(targets) = crate::makedb::declared::declared(path) {
+                let directory = state.directories.remove(&id);
+                let directory = directory.as_deref().map(crate::paths::as_path);
+                if let Some(targets) = state.dumps.end_make(path, directory) {
                     store.insert_prereqs(id, &targets)?;
                 }
-                state.dumps.keep(path);
             }
             store.finish_make(id, &end)?;
         }

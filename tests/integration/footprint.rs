@@ -87,13 +87,59 @@ fn the_listing_cache_lives_beside_the_record_not_in_the_home_directory() {
     first.success();
     let cache = files(&t.path().join(".makescope/cache"));
     assert_eq!(cache.len(), 2, "the listings and the output: {cache:?}");
-    assert!(cache.iter().all(|c| c.ends_with(".zst")), "{cache:?}");
+    assert!(cache[1].ends_with(".out.zst"), "the output: {cache:?}");
+    let listings = files(&t.path().join(".makescope/cache").join(&cache[0]));
+    assert_eq!(listings.len(), 2, "one listing per make: {listings:?}");
+    assert!(listings.iter().all(|c| c.ends_with(".zst")), "{listings:?}");
     assert!(
         files(home.path()).is_empty(),
         "nothing written in the home directory"
     );
     // The second listing is the cached one, and the same.
     assert_eq!(t.then(["targets", "--recursive"]).stdout, first.stdout);
+}
+
+/// Each file of `dir` with its inode and modification time.
+fn stamps(dir: &std::path::Path) -> Vec<(String, u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    files(dir)
+        .into_iter()
+        .map(|name| {
+            let meta = std::fs::metadata(dir.join(&name)).unwrap();
+            (name, meta.ino(), meta.modified().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn the_build_leaves_each_makes_listing_and_the_first_listing_only_reads_them() {
+    let t = recursive();
+    t.run().success();
+    let cache = t.path().join(".makescope/cache");
+    let dirs = files(&cache);
+    assert_eq!(
+        dirs.len(),
+        1,
+        "the record's listings, made as it built: {dirs:?}"
+    );
+    let listings = cache.join(&dirs[0]);
+    let made = stamps(&listings);
+    assert_eq!(made.len(), 2, "one listing per make: {made:?}");
+
+    let first = t.then(["targets", "--recursive", "--json"]);
+    first.success();
+    assert_eq!(
+        stamps(&listings),
+        made,
+        "the first listing used the build's listings and remade none"
+    );
+    // They are what the dumps give: the same listing with no cache at all.
+    std::fs::remove_dir_all(&cache).unwrap();
+    let fresh = t.then(["targets", "--recursive", "--json"]);
+    fresh.success();
+    assert_eq!(fresh.stdout, first.stdout);
+    let sections = first.json()["sections"].as_array().unwrap().len();
+    assert_eq!(sections, 2);
 }
 
 #[test]

@@ -371,16 +371,25 @@ fn recursive_lists_every_recorded_make_from_dumps_or_make_and_caches() {
         "src/Makefile:4"
     );
 
-    // The second listing comes from the cache (the whole output, replayed), and says the same.
-    let mut cached: Vec<String> = std::fs::read_dir(fx.cache.path())
+    // The second listing comes from the cache (the whole output, replayed), and says the
+    // same. The cache: one listing per make (the two with one dump share it), and the
+    // output.
+    let mut cached: Vec<(String, usize)> = std::fs::read_dir(fx.cache.path())
         .unwrap()
         .map(|e| {
-            let name = e.unwrap().file_name().to_string_lossy().into_owned();
-            name.split_once('.').unwrap().1.to_owned()
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            match name.split_once('.') {
+                Some((_, ext)) => (ext.to_owned(), 0),
+                None => (
+                    "dir".to_owned(),
+                    std::fs::read_dir(e.path()).unwrap().count(),
+                ),
+            }
         })
         .collect();
     cached.sort();
-    assert_eq!(cached, ["json.zst", "out.zst"]);
+    assert_eq!(cached, [("dir".to_owned(), 2), ("out.zst".to_owned(), 0)]);
     assert_eq!(fx.json(&build, &args), json);
     // Another view (another make program) reuses the per-make listings: no make runs.
     let mut other_make = args.to_vec();
