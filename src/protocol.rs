@@ -61,7 +61,9 @@ pub const ENV_TRACE_STATS: &str = "MAKESCOPE_TRACE_STATS";
 /// The setting the shim appends to `ASAN_OPTIONS` along with the fast path's helper.
 pub const ASAN_LINK_ORDER: &str = "verify_asan_link_order=0";
 
-/// The largest message a client sends; output is cut into chunks below this.
+/// The largest packet a client sends; output is cut into chunks below this, and a
+/// longer message (a command's arguments and environment: up to what execve takes) is
+/// sent in parts ([`Kind::Part`]).
 pub const MAX_MESSAGE: usize = 60 * 1024;
 
 /// What a message is about: its first byte.
@@ -85,6 +87,12 @@ pub enum Kind {
     /// shim's child: the line runs a sub-make, so it is not filtered itself; the
     /// sub-make's commands are, each with its own filter. No fields.
     SubMake = 15,
+    /// A piece of a message longer than [`MAX_MESSAGE`]: the kind byte, then the next
+    /// bytes of the message (not a field). The pieces of one message come in order on
+    /// its connection, the last one as [`Kind::PartEnd`]; together they are the message.
+    Part = 16,
+    /// The last piece of a message sent in parts.
+    PartEnd = 17,
     /// recorder → client: go on. No fields.
     Ack = 20,
 }
@@ -101,6 +109,8 @@ impl Kind {
             13 => Kind::Listener,
             14 => Kind::TraceRefused,
             15 => Kind::SubMake,
+            16 => Kind::Part,
+            17 => Kind::PartEnd,
             20 => Kind::Ack,
             _ => return None,
         })
@@ -209,6 +219,8 @@ pub enum Message<'a> {
     TraceRefused(TraceRefused<'a>),
     /// [`Kind::SubMake`].
     SubMake,
+    /// [`Kind::Part`] (`last`: [`Kind::PartEnd`]): a piece of a longer message.
+    Part { piece: &'a [u8], last: bool },
     /// [`Kind::Ack`].
     Ack,
 }
@@ -220,6 +232,13 @@ impl<'a> Message<'a> {
         let kind = Kind::from_u8(byte).ok_or(DecodeError::UnknownKind(byte))?;
         let mut f = Fields { kind, rest };
         let message = match kind {
+            // Bytes, not fields: put together, they are a message.
+            Kind::Part | Kind::PartEnd => {
+                return Ok(Message::Part {
+                    piece: rest,
+                    last: kind == Kind::PartEnd,
+                })
+            }
             Kind::MakeStart => Message::MakeStart(MakeStart {
                 pid: f.pid("pid")?,
                 ppid: f.pid("ppid")?,
@@ -287,6 +306,8 @@ impl<'a> Message<'a> {
             Message::Listener(_) => Kind::Listener,
             Message::TraceRefused(_) => Kind::TraceRefused,
             Message::SubMake => Kind::SubMake,
+            Message::Part { last: false, .. } => Kind::Part,
+            Message::Part { last: true, .. } => Kind::PartEnd,
             Message::Ack => Kind::Ack,
         }
     }
@@ -849,6 +870,27 @@ mod tests {
                 "PATH=/bin"
             ]
         );
+    }
+
+    /// A part's bytes are not fields: whatever follows the kind byte is the piece.
+    #[test]
+    fn parts_carry_raw_pieces() {
+        assert_eq!(
+            Message::decode(&[Kind::Part as u8, 10, 0, 0]),
+            Ok(Message::Part {
+                piece: &[10, 0, 0],
+                last: false
+            })
+        );
+        let last = Message::decode(&[Kind::PartEnd as u8]).unwrap();
+        assert_eq!(
+            last,
+            Message::Part {
+                piece: &[],
+                last: true
+            }
+        );
+        assert_eq!(last.kind(), Kind::PartEnd);
     }
 
     #[test]

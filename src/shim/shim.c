@@ -64,8 +64,7 @@ static volatile pid_t child_pid;
 
 static int send_msg (int sock, struct msg *m)
 {
-  ssize_t n = send (sock, m->data, m->len, MSG_NOSIGNAL);
-  return n < 0 ? -errno : 0;
+  return send_message (sock, m);
 }
 
 /* make runs a recipe line without a shell when SHELL is /bin/sh and the line needs none
@@ -406,20 +405,15 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct job_con
   struct stat st;
   int existed = tn > 0 && stat (target, &st) == 0;
 
-  for (int attempt = 0; attempt < 2; attempt++)
-    {
-      struct msg m;
-      /* Without the environment the second time: too large for one message (the
-         record keeps the rest). */
-      encode_command_start (&m, getpid (), ctx_raw, argv, argc, cwd, attempt == 0 ? environ : NULL, now_ns (),
-                            existed, nested);
-      int error = send_msg (sock, &m);
-      free (m.data);
-      if (!error)
-        break;
-      if (error != -EMSGSIZE || attempt)
-        return -1;
-    }
+  {
+    /* However large the arguments and environment (up to what execve took): in parts. */
+    struct msg m;
+    encode_command_start (&m, getpid (), ctx_raw, argv, argc, cwd, environ, now_ns (), existed, nested);
+    int error = send_msg (sock, &m);
+    free (m.data);
+    if (error)
+      return -1;
+  }
   if (nested)
     {
       /* Our child's accesses reach the recorder through an outer command's filter: it
