@@ -63,6 +63,9 @@
 #define ENV_TRACE_UNFILTERED "MAKESCOPE_TRACE_UNFILTERED"
 /* For the helper: leave glibc's internal opens alone. */
 #define ENV_TRACE_NO_REDIRECT "MAKESCOPE_TRACE_NO_REDIRECT"
+/* Set by a test: the shim stops itself (SIGSTOP) just before it forks the command, its
+   signals' forwarding in place, for the test to signal it there. */
+#define ENV_SHIM_STOP "MAKESCOPE_SHIM_STOP"
 /* The setting the shim appends to ASAN_OPTIONS along with the helper (which the
    recorder takes back out of recorded environments). */
 #define ASAN_LINK_ORDER "verify_asan_link_order=0"

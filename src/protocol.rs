@@ -56,6 +56,9 @@ pub const ENV_TRACE_PAGE: &str = "MAKESCOPE_TRACE_PAGE";
 pub const ENV_TRACE_UNFILTERED: &str = "MAKESCOPE_TRACE_UNFILTERED";
 /// For the fast path's helper: leave glibc's internal opens alone.
 pub const ENV_TRACE_NO_REDIRECT: &str = "MAKESCOPE_TRACE_NO_REDIRECT";
+/// Set by a test: the shim stops itself (`SIGSTOP`) just before it forks the command,
+/// its signals' forwarding in place, for the test to signal it there.
+pub const ENV_SHIM_STOP: &str = "MAKESCOPE_SHIM_STOP";
 /// Set by whoever measures: print the tracer's counts and the threads' CPU times.
 pub const ENV_TRACE_STATS: &str = "MAKESCOPE_TRACE_STATS";
 /// The setting the shim appends to `ASAN_OPTIONS` along with the fast path's helper.
@@ -724,6 +727,7 @@ mod tests {
             ("ENV_TRACE_PAGE", ENV_TRACE_PAGE),
             ("ENV_TRACE_UNFILTERED", ENV_TRACE_UNFILTERED),
             ("ENV_TRACE_NO_REDIRECT", ENV_TRACE_NO_REDIRECT),
+            ("ENV_SHIM_STOP", ENV_SHIM_STOP),
             ("ASAN_LINK_ORDER", ASAN_LINK_ORDER),
             ("FAST_PATH_PAGE_HEX", &page),
             ("MAX_MESSAGE", &max),

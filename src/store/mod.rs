@@ -700,6 +700,40 @@ mod tests {
         assert!(names.is_empty(), "{names:?}");
     }
 
+    /// This process's POSIX locks on `path`, as /proc/locks lists them (reading them
+    /// there opens no descriptor of the file, which would drop them).
+    fn posix_locks(path: &Path) -> usize {
+        use std::os::unix::fs::MetadataExt;
+        let inode = format!(":{} ", std::fs::metadata(path).unwrap().ino());
+        let pid = format!(" {} ", std::process::id());
+        std::fs::read_to_string("/proc/locks")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("POSIX") && l.contains(&pid) && l.contains(&inode))
+            .count()
+    }
+
+    /// Looking at a recorder's lock keeps SQLite's own locks on the record: closing any
+    /// descriptor of the file drops every POSIX lock the process holds on it, and a
+    /// record whose connection lost its shared lock looks unused to another build,
+    /// which then checkpoints the WAL away under it (two builds at once lost one's
+    /// last rows that way).
+    #[test]
+    fn looking_at_a_recorders_lock_keeps_sqlites_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let store = Store::open_write(&path).unwrap();
+        store.last_build().unwrap();
+        let held = posix_locks(&path);
+        assert!(held > 0, "SQLite holds no lock on the record in WAL mode");
+        assert!(!store.recorder_alive(7));
+        assert!(!store.recorder_alive(8));
+        assert_eq!(posix_locks(&path), held);
+        // What the probe must never do: open and close a descriptor of its own.
+        drop(std::fs::File::open(&path).unwrap());
+        assert_eq!(posix_locks(&path), 0);
+    }
+
     /// An empty file (what `touch` leaves) is read as a record with no build yet.
     #[test]
     fn an_empty_file_holds_no_build_yet() {
