@@ -344,12 +344,15 @@ def trial_targets(a, rng, work):
     row("6 10,000 targets in one makefile", 1, n, 10000 - n, 0, f"exit {r.returncode}, {took:.1f} s")
 
 
-def measured(cmd, cwd):
-    """Run `cmd`: its time and its peak RSS (MiB)."""
+def measured(cmd, cwd, cpu=None):
+    """Run `cmd`: its time and its peak RSS (MiB); its CPU time (user + system, s) is
+    appended to `cpu` (on a loaded machine the wall time mostly waits for a CPU)."""
     t = time.monotonic()
     p = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
+    if cpu is not None:
+        cpu.append(usage.ru_utime + usage.ru_stime)
     return time.monotonic() - t, usage.ru_maxrss / 1024, p.returncode
 
 
@@ -366,8 +369,10 @@ def scale_queries(a, d):
     last = str(c.execute("SELECT max(id) FROM command").fetchone()[0])
     queries = []
     for name, cmd in SCALE_QUERIES:
-        qt, qr, qc = measured([a.makescope] + [last if w == "LAST" else w for w in cmd], d)
-        queries.append(f"{name} {qt:.2f} s / {qr:.0f} MiB (exit {qc})")
+        cpu = []
+        qt, qr, qc = measured([a.makescope] + [last if w == "LAST" else w for w in cmd], d, cpu)
+        queries.append(f"{name} {qt:.2f} s ({cpu[0]:.2f} s CPU) / {qr:.0f} MiB (exit {qc}, "
+                       f"load {os.getloadavg()[0]:.0f})")
         print(f"scale query {queries[-1]}", flush=True)
     return queries
 

@@ -9,7 +9,9 @@
 //! means the client died.
 //!
 //! A message is one kind byte followed by fields; a field is a little-endian `u32`
-//! length and that many bytes. Numbers travel as decimal text. Each kind decodes into
+//! length and that many bytes. Numbers travel as decimal text. A message longer than a
+//! packet ([`MAX_MESSAGE`]) travels in parts ([`Kind::Part`]), put back together by the
+//! recorder's socket before it is decoded. Each kind decodes into
 //! its own struct here ([`Message::decode`]): the one place on the Rust side that knows
 //! field positions. `src/protocol.h` is the one place on the C side (one encoder per
 //! kind, the environment's names, the job context's codec); the `c_side` tests compile
