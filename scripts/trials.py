@@ -4,7 +4,8 @@
 faults.rs.
 
     scripts/trials.py [--makescope target/release/makescope] [--seed 23]
-                      [--signal-runs 20] [--kill-runs 4] [--scale 100000] [--only NAME]
+                      [--signal-runs 20] [--kill-runs 4] [--reader-builds 30]
+                      [--scale 100000] [--scale-dir DIR] [--nice N] [--only NAME]
 
 Trials (NAME):
   signals  SIGINT/SIGTERM/SIGHUP at a random moment of a 2,000-command recursive -j4
@@ -18,6 +19,8 @@ Trials (NAME):
            recorder's build is reported cut off by the next run.
   writers  two `makescope make` at once into one --db while `log --json` reads it
            every 0.2 s: both complete as separate builds, every read is one document.
+  readers  `log --json` in a loop from the start of each of 30 builds into a new record:
+           every read is one document or says there is no record or no build yet.
   targets  10,000 targets in one makefile: all recorded.
   scale    a recursive build of N commands (default 100,000), each reading 10 files,
            at -j2: recorded completely; makescope's peak RSS; the record's size; time
@@ -331,6 +334,38 @@ def trial_writers(a, rng, work):
         f"exit {codes}; builds {builds}; {reads} reads, {bad} not one document")
 
 
+def trial_readers(a, rng, work):
+    """`log --json` in a loop from the moment `makescope make` starts into a new record,
+    for `--reader-builds` builds: each read is a whole document, or one line saying there
+    is no record or no build yet."""
+    d = os.path.join(work, "project")
+    os.makedirs(d)
+    with open(os.path.join(d, "Makefile"), "w") as f:
+        f.write("all: a b\na b:\n\t@touch $@\n")
+    reads, wrong = 0, {}
+    for i in range(a.reader_builds):
+        db = os.path.join(work, f"db{i}.sqlite")
+        p = subprocess.Popen([a.makescope, "--db", db, "make", "-q", "-B"], cwd=d, env=ENV,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while p.poll() is None:
+            r = subprocess.run([a.makescope, "--db", db, "log", "--json"], cwd=d, env=ENV,
+                               capture_output=True)
+            reads += 1
+            err = r.stderr.decode(errors="replace").strip()
+            if r.returncode == 0:
+                try:
+                    json.loads(r.stdout)
+                    continue
+                except ValueError:
+                    err = "not one document"
+            elif "holds no build yet" in err or "no record at" in err:
+                continue
+            key = err.replace(db, "DB")
+            wrong[key] = wrong.get(key, 0) + 1
+    row("3b log --json from a build's first moments (new record each)", a.reader_builds, "-", "-",
+        0, f"{reads} reads, {sum(wrong.values())} wrong" + (f": {wrong}" if wrong else ""))
+
+
 def trial_targets(a, rng, work):
     d = os.path.join(work, "targets")
     os.makedirs(d)
@@ -415,6 +450,7 @@ def main():
     p.add_argument("--seed", type=int, default=23)
     p.add_argument("--signal-runs", type=int, default=20)
     p.add_argument("--kill-runs", type=int, default=4)
+    p.add_argument("--reader-builds", type=int, default=30)
     p.add_argument("--scale", type=int, default=100000)
     p.add_argument("--only", action="append")
     p.add_argument("--scale-dir", help="build the scale project here and keep it; when it "
@@ -426,7 +462,7 @@ def main():
         a.scale_dir = os.path.abspath(a.scale_dir)
     rng = random.Random(a.seed)
     trials = {"signals": trial_signals, "kills": trial_kills, "writers": trial_writers,
-              "targets": trial_targets, "scale": trial_scale}
+              "readers": trial_readers, "targets": trial_targets, "scale": trial_scale}
     work = tempfile.mkdtemp(prefix="makescope-trials-")
     try:
         for name, trial in trials.items():
