@@ -95,7 +95,7 @@ static int stack_tells;
 
 static void send_msg (struct msg *m)
 {
-  if (sock >= 0 && send (sock, m->data, m->len, MSG_NOSIGNAL) < 0)
+  if (sock >= 0 && send_message (sock, m) < 0)
     {
       close (sock);
       sock = -1;

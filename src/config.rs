@@ -39,14 +39,28 @@ impl Config {
     /// `None`).
     pub fn open_build(&self, build: Option<i64>) -> Result<(Store, BuildRow)> {
         let store = self.open_record()?;
-        let build = match build {
-            Some(id) => store
-                .build(id)?
-                .with_context(|| format!("there is no build {id} in {}", store.path().display()))?,
-            None => store
-                .last_build()?
-                .with_context(|| format!("{} holds no build yet", store.path().display()))?,
-        };
+        let build = choose_build(&store, build)?;
         Ok((store, build))
     }
+
+    /// As [`Config::open_build`], everything read through the store in one snapshot
+    /// ([`Store::begin_snapshot`]): for queries that only read (`log`, `show`,
+    /// `targets`), which a build being recorded meanwhile must not show half-changed.
+    pub fn open_build_snapshot(&self, build: Option<i64>) -> Result<(Store, BuildRow)> {
+        let store = self.open_record()?;
+        store.begin_snapshot()?;
+        let build = choose_build(&store, build)?;
+        Ok((store, build))
+    }
+}
+
+fn choose_build(store: &Store, build: Option<i64>) -> Result<BuildRow> {
+    Ok(match build {
+        Some(id) => store
+            .build(id)?
+            .with_context(|| format!("there is no build {id} in {}", store.path().display()))?,
+        None => store
+            .last_build()?
+            .with_context(|| format!("{} holds no build yet", store.path().display()))?,
+    })
 }

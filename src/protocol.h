@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -62,6 +63,9 @@
 #define ENV_TRACE_UNFILTERED "MAKESCOPE_TRACE_UNFILTERED"
 /* For the helper: leave glibc's internal opens alone. */
 #define ENV_TRACE_NO_REDIRECT "MAKESCOPE_TRACE_NO_REDIRECT"
+/* Set by a test: the shim stops itself (SIGSTOP) just before it forks the command, its
+   signals' forwarding in place, for the test to signal it there. */
+#define ENV_SHIM_STOP "MAKESCOPE_SHIM_STOP"
 /* The setting the shim appends to ASAN_OPTIONS along with the helper (which the
    recorder takes back out of recorded environments). */
 #define ASAN_LINK_ORDER "verify_asan_link_order=0"
@@ -71,10 +75,13 @@
 enum {
   MAKE_START = 1, MAKE_END = 2,
   COMMAND_START = 10, OUTPUT = 11, COMMAND_END = 12, LISTENER = 13, TRACE_REFUSED = 14, SUB_MAKE = 15,
+  PART = 16, PART_END = 17,
   ACK = 20
 };
 
-/* The largest message a client sends; output is cut into chunks below this. */
+/* The largest packet a client sends; output is cut into chunks below this, and a longer
+   message (a command's arguments and environment: up to what execve takes) goes in
+   parts (send_message). */
 #define MAX_MESSAGE (60 * 1024)
 
 struct msg { char *data; size_t len, cap; };
@@ -175,7 +182,7 @@ static inline void encode_make_end (struct msg *m, long pid, long long time_ns, 
 }
 
 /* shim: a recipe line starts. `argv` (argc words): the shell, its flags, the command;
-   `environment`: NULL-terminated, or NULL to send none (too large for one message). */
+   `environment`: NULL-terminated (NULL: none). Longer than a packet: send_message. */
 static inline void encode_command_start (struct msg *m, long shim_pid, const char *context, char *const *argv,
                                          int argc, const char *cwd, char *const *environment,
                                          long long time_ns, int target_existed, int wants_ack)
@@ -235,6 +242,35 @@ static inline void encode_trace_refused (struct msg *m, const char *reason)
 static inline void encode_sub_make (struct msg *m)
 {
   msg_start (m, SUB_MAKE, 16);
+}
+
+/* Send one packet: 0, or -errno. */
+static inline int send_packet (int sock, struct iovec *iov, int count)
+{
+  struct msghdr header = { .msg_iov = iov, .msg_iovlen = (size_t) count };
+  ssize_t sent;
+  while ((sent = sendmsg (sock, &header, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+    ;
+  return sent < 0 ? -errno : 0;
+}
+
+/* Send `m` on `sock`: one packet when it fits in MAX_MESSAGE; else packets of
+   MAX_MESSAGE bytes, each the kind PART (PART_END for the last) and the next piece of
+   `m`, which the recorder puts back together. 0, or -errno. */
+static inline int send_message (int sock, const struct msg *m)
+{
+  if (m->len <= MAX_MESSAGE)
+    return send_packet (sock, (struct iovec[]) { { m->data, m->len } }, 1);
+  size_t piece = MAX_MESSAGE - 1;
+  for (size_t at = 0; at < m->len; at += piece)
+    {
+      size_t n = m->len - at < piece ? m->len - at : piece;
+      char kind = at + n < m->len ? PART : PART_END;
+      int error = send_packet (sock, (struct iovec[]) { { &kind, 1 }, { m->data + at, n } }, 2);
+      if (error)
+        return error;
+    }
+  return 0;
 }
 
 /* A connection to the recorder's socket at PATH, or -1. */

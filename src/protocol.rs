@@ -9,7 +9,9 @@
 //! means the client died.
 //!
 //! A message is one kind byte followed by fields; a field is a little-endian `u32`
-//! length and that many bytes. Numbers travel as decimal text. Each kind decodes into
+//! length and that many bytes. Numbers travel as decimal text. A message longer than a
+//! packet ([`MAX_MESSAGE`]) travels in parts ([`Kind::Part`]), put back together by the
+//! recorder's socket before it is decoded. Each kind decodes into
 //! its own struct here ([`Message::decode`]): the one place on the Rust side that knows
 //! field positions. `src/protocol.h` is the one place on the C side (one encoder per
 //! kind, the environment's names, the job context's codec); the `c_side` tests compile
@@ -56,12 +58,17 @@ pub const ENV_TRACE_PAGE: &str = "MAKESCOPE_TRACE_PAGE";
 pub const ENV_TRACE_UNFILTERED: &str = "MAKESCOPE_TRACE_UNFILTERED";
 /// For the fast path's helper: leave glibc's internal opens alone.
 pub const ENV_TRACE_NO_REDIRECT: &str = "MAKESCOPE_TRACE_NO_REDIRECT";
+/// Set by a test: the shim stops itself (`SIGSTOP`) just before it forks the command,
+/// its signals' forwarding in place, for the test to signal it there.
+pub const ENV_SHIM_STOP: &str = "MAKESCOPE_SHIM_STOP";
 /// Set by whoever measures: print the tracer's counts and the threads' CPU times.
 pub const ENV_TRACE_STATS: &str = "MAKESCOPE_TRACE_STATS";
 /// The setting the shim appends to `ASAN_OPTIONS` along with the fast path's helper.
 pub const ASAN_LINK_ORDER: &str = "verify_asan_link_order=0";
 
-/// The largest message a client sends; output is cut into chunks below this.
+/// The largest packet a client sends; output is cut into chunks below this, and a
+/// longer message (a command's arguments and environment: up to what execve takes) is
+/// sent in parts ([`Kind::Part`]).
 pub const MAX_MESSAGE: usize = 60 * 1024;
 
 /// What a message is about: its first byte.
@@ -85,6 +92,12 @@ pub enum Kind {
     /// shim's child: the line runs a sub-make, so it is not filtered itself; the
     /// sub-make's commands are, each with its own filter. No fields.
     SubMake = 15,
+    /// A piece of a message longer than [`MAX_MESSAGE`]: the kind byte, then the next
+    /// bytes of the message (not a field). The pieces of one message come in order on
+    /// its connection, the last one as [`Kind::PartEnd`]; together they are the message.
+    Part = 16,
+    /// The last piece of a message sent in parts.
+    PartEnd = 17,
     /// recorder → client: go on. No fields.
     Ack = 20,
 }
@@ -101,6 +114,8 @@ impl Kind {
             13 => Kind::Listener,
             14 => Kind::TraceRefused,
             15 => Kind::SubMake,
+            16 => Kind::Part,
+            17 => Kind::PartEnd,
             20 => Kind::Ack,
             _ => return None,
         })
@@ -209,6 +224,8 @@ pub enum Message<'a> {
     TraceRefused(TraceRefused<'a>),
     /// [`Kind::SubMake`].
     SubMake,
+    /// [`Kind::Part`] (`last`: [`Kind::PartEnd`]): a piece of a longer message.
+    Part { piece: &'a [u8], last: bool },
     /// [`Kind::Ack`].
     Ack,
 }
@@ -220,6 +237,13 @@ impl<'a> Message<'a> {
         let kind = Kind::from_u8(byte).ok_or(DecodeError::UnknownKind(byte))?;
         let mut f = Fields { kind, rest };
         let message = match kind {
+            // Bytes, not fields: put together, they are a message.
+            Kind::Part | Kind::PartEnd => {
+                return Ok(Message::Part {
+                    piece: rest,
+                    last: kind == Kind::PartEnd,
+                })
+            }
             Kind::MakeStart => Message::MakeStart(MakeStart {
                 pid: f.pid("pid")?,
                 ppid: f.pid("ppid")?,
@@ -287,6 +311,8 @@ impl<'a> Message<'a> {
             Message::Listener(_) => Kind::Listener,
             Message::TraceRefused(_) => Kind::TraceRefused,
             Message::SubMake => Kind::SubMake,
+            Message::Part { last: false, .. } => Kind::Part,
+            Message::Part { last: true, .. } => Kind::PartEnd,
             Message::Ack => Kind::Ack,
         }
     }
@@ -723,6 +749,7 @@ mod tests {
             ("ENV_TRACE_PAGE", ENV_TRACE_PAGE),
             ("ENV_TRACE_UNFILTERED", ENV_TRACE_UNFILTERED),
             ("ENV_TRACE_NO_REDIRECT", ENV_TRACE_NO_REDIRECT),
+            ("ENV_SHIM_STOP", ENV_SHIM_STOP),
             ("ASAN_LINK_ORDER", ASAN_LINK_ORDER),
             ("FAST_PATH_PAGE_HEX", &page),
             ("MAX_MESSAGE", &max),
@@ -872,6 +899,27 @@ mod tests {
                 "PATH=/bin"
             ]
         );
+    }
+
+    /// A part's bytes are not fields: whatever follows the kind byte is the piece.
+    #[test]
+    fn parts_carry_raw_pieces() {
+        assert_eq!(
+            Message::decode(&[Kind::Part as u8, 10, 0, 0]),
+            Ok(Message::Part {
+                piece: &[10, 0, 0],
+                last: false
+            })
+        );
+        let last = Message::decode(&[Kind::PartEnd as u8]).unwrap();
+        assert_eq!(
+            last,
+            Message::Part {
+                piece: &[],
+                last: true
+            }
+        );
+        assert_eq!(last.kind(), Kind::PartEnd);
     }
 
     #[test]

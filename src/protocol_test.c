@@ -76,6 +76,7 @@ static void env (void)
     { "ENV_FILTER", ENV_FILTER }, { "ENV_PRELOAD", ENV_PRELOAD },
     { "ENV_TRACE_RING", ENV_TRACE_RING }, { "ENV_TRACE_PAGE", ENV_TRACE_PAGE },
     { "ENV_TRACE_UNFILTERED", ENV_TRACE_UNFILTERED }, { "ENV_TRACE_NO_REDIRECT", ENV_TRACE_NO_REDIRECT },
+    { "ENV_SHIM_STOP", ENV_SHIM_STOP },
     { "ASAN_LINK_ORDER", ASAN_LINK_ORDER }, { "FAST_PATH_PAGE_HEX", FAST_PATH_PAGE_HEX },
   };
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)

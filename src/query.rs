@@ -40,7 +40,7 @@ pub struct Log {
 
 /// The build and the filter `options` picks.
 pub fn log(config: &Config, options: &LogOptions) -> Result<Log> {
-    let (store, build) = config.open_build(options.build)?;
+    let (store, build) = config.open_build_snapshot(options.build)?;
     let filter = CommandFilter {
         failed_only: options.failed_only,
         target_contains: options.target_contains.clone(),
@@ -201,7 +201,7 @@ pub struct Neighbours {
 /// The commands `options.reference` names. Several commands are an error unless they
 /// are the lines of one recipe.
 pub fn show(config: &Config, options: &ShowOptions) -> Result<Shown> {
-    let (store, build) = config.open_build(options.build)?;
+    let (store, build) = config.open_build_snapshot(options.build)?;
     let ids = resolve(&store, &build, &options.reference)?;
     let commands: Vec<CommandRow> = ids
         .iter()

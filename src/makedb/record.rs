@@ -33,7 +33,7 @@ pub fn makes(config: &Config, build: Option<i64>) -> Result<(i64, Vec<RecordedMa
             config.db.display()
         );
     }
-    let (store, build) = config.open_build(build)?;
+    let (store, build) = config.open_build_snapshot(build)?;
     let build = build.id;
     let all = store.makes(build)?;
     // make re-executes itself after remaking its makefiles: the later image (same pid,

@@ -64,8 +64,7 @@ static volatile pid_t child_pid;
 
 static int send_msg (int sock, struct msg *m)
 {
-  ssize_t n = send (sock, m->data, m->len, MSG_NOSIGNAL);
-  return n < 0 ? -errno : 0;
+  return send_message (sock, m);
 }
 
 /* make runs a recipe line without a shell when SHELL is /bin/sh and the line needs none
@@ -189,14 +188,11 @@ static int write_all (int fd, const char *p, size_t n)
 }
 
 /* A signal that came before the child's pid was known: passed on once it is. */
-static volatile sig_atomic_t pending_signal;
-
+/* Runs only while child_pid is set (the signals are blocked until then). */
 static void forward (int sig)
 {
   if (child_pid > 0)
     kill (child_pid, sig);
-  else
-    pending_signal = sig;
 }
 
 /* ---- tracing (in the child) ------------------------------------------------------- */
@@ -406,20 +402,15 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct job_con
   struct stat st;
   int existed = tn > 0 && stat (target, &st) == 0;
 
-  for (int attempt = 0; attempt < 2; attempt++)
-    {
-      struct msg m;
-      /* Without the environment the second time: too large for one message (the
-         record keeps the rest). */
-      encode_command_start (&m, getpid (), ctx_raw, argv, argc, cwd, attempt == 0 ? environ : NULL, now_ns (),
-                            existed, nested);
-      int error = send_msg (sock, &m);
-      free (m.data);
-      if (!error)
-        break;
-      if (error != -EMSGSIZE || attempt)
-        return -1;
-    }
+  {
+    /* However large the arguments and environment (up to what execve took): in parts. */
+    struct msg m;
+    encode_command_start (&m, getpid (), ctx_raw, argv, argc, cwd, environ, now_ns (), existed, nested);
+    int error = send_msg (sock, &m);
+    free (m.data);
+    if (error)
+      return -1;
+  }
   if (nested)
     {
       /* Our child's accesses reach the recorder through an outer command's filter: it
@@ -439,24 +430,37 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct job_con
   /* The command gets the dispositions make gave us (an ignored SIGINT stays ignored). */
   void (*sigint) (int) = signal (SIGINT, SIG_IGN);
   void (*sigquit) (int) = signal (SIGQUIT, SIG_IGN);
-  /* SIGTERM and SIGHUP (what make sends its jobs) are passed on to the command from
-     before the fork: one that came in between would otherwise end the shim and leave
-     the command running, unrecorded (issue 23, trial 1). Ignored ones stay ignored. */
+  /* SIGTERM and SIGHUP (what make sends its jobs) are passed on to the command. They
+     are blocked from before the fork until each side is ready: one that came between
+     the fork and the handler would end the shim and leave the command running,
+     unrecorded (issue 23, trial 1), and one the child took with our handler, before its
+     own default, would be lost. Ignored ones stay ignored. */
+  sigset_t forwarded, before;
+  sigemptyset (&forwarded);
+  sigaddset (&forwarded, SIGTERM);
+  sigaddset (&forwarded, SIGHUP);
+  sigprocmask (SIG_BLOCK, &forwarded, &before);
   void (*sigterm) (int) = signal (SIGTERM, SIG_IGN);
   void (*sighup) (int) = signal (SIGHUP, SIG_IGN);
   if (sigterm != SIG_IGN)
     signal (SIGTERM, forward);
   if (sighup != SIG_IGN)
     signal (SIGHUP, forward);
+  if (getenv (ENV_SHIM_STOP))
+    raise (SIGSTOP);
   pid_t child = fork ();
   if (child < 0)
-    return -1;
+    {
+      sigprocmask (SIG_SETMASK, &before, NULL);
+      return -1;
+    }
   if (child == 0)
     {
       signal (SIGINT, sigint == SIG_IGN ? SIG_IGN : SIG_DFL);
       signal (SIGQUIT, sigquit == SIG_IGN ? SIG_IGN : SIG_DFL);
       signal (SIGTERM, sigterm == SIG_IGN ? SIG_IGN : SIG_DFL);
       signal (SIGHUP, sighup == SIG_IGN ? SIG_IGN : SIG_DFL);
+      sigprocmask (SIG_SETMASK, &before, NULL);
       dup2 (out[1], 1);
       dup2 (one_pipe ? out[1] : err[1], 2);
       char **command = simple_command (argv, argc);
@@ -496,8 +500,7 @@ static int run (char **argv, int argc, const char *ctx_raw, const struct job_con
       exec_along (command, search);
     }
   child_pid = child;
-  if (pending_signal)
-    kill (child, pending_signal);
+  sigprocmask (SIG_SETMASK, &before, NULL);
   close (out[1]);
   close (err[1]);
   int tee_error = pump_output (sock, child, out[0], err[0], tee);

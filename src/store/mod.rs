@@ -194,6 +194,9 @@ pub enum StoreError {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// An empty file (what `touch` leaves): a record no build was recorded into yet.
+    #[error("{path} holds no build yet")]
+    Empty { path: PathBuf },
     /// A SQLite database, but not one makescope wrote.
     #[error("{path} is not a makescope record (application_id {found:#x})")]
     NotARecord { path: PathBuf, found: i32 },
@@ -254,8 +257,12 @@ impl Store {
                 error,
             })?;
         }
-        // The record holds every command's environment and output: a new one is the
-        // owner's alone. SQLite gives its -wal and -shm the database file's mode.
+        if !path.exists() {
+            Store::create(path);
+        }
+        // Where `create` could not link (a file system without hard links), the record
+        // is made in place, as the owner's alone. SQLite gives its -wal and -shm the
+        // database file's mode.
         create_private_file(path).map_err(|error| StoreError::ReadOnly {
             path: path.to_owned(),
             detail: error.to_string(),
@@ -265,7 +272,42 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn =
             Connection::open_with_flags(path, flags).map_err(|source| open_error(path, source))?;
-        let mut store = Store {
+        let mut store = Store::new(conn, path);
+        store.prepare(true)?;
+        Ok(store)
+    }
+
+    /// Make a new record at `path` whole before anyone can see it: its schema is written
+    /// into a file of its own beside `path` (0600), which is then linked to `path`. A
+    /// reader that comes in meanwhile finds no record, never an empty or half-made one
+    /// (issue 23: a `log --json` in a build's first moments said "not a makescope
+    /// record"). When another writer linked first, its record stays. Whatever fails here
+    /// is met again, and reported, by `open_write` making the record in place.
+    fn create(path: &Path) {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let fresh = path.with_file_name(format!(".{name}.new-{}", std::process::id()));
+        let _ = std::fs::remove_file(&fresh);
+        if create_private_file(&fresh).is_ok() {
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            if let Ok(conn) = Connection::open_with_flags(&fresh, flags) {
+                let mut store = Store::new(conn, &fresh);
+                let made = store.prepare(true).is_ok();
+                // Closed, the last connection folds its WAL into the file and removes it.
+                drop(store);
+                if made {
+                    let _ = std::fs::hard_link(&fresh, path);
+                }
+            }
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut leftover = fresh.clone().into_os_string();
+            leftover.push(suffix);
+            let _ = std::fs::remove_file(leftover);
+        }
+    }
+
+    fn new(conn: Connection, path: &Path) -> Store {
+        Store {
             conn,
             path: path.to_owned(),
             paths: Default::default(),
@@ -273,9 +315,7 @@ impl Store {
             keyed_paths: Vec::new(),
             environments: Default::default(),
             lock_probe: Default::default(),
-        };
-        store.prepare(true)?;
-        Ok(store)
+        }
     }
 
     /// Open an existing record for reading (older schemas are migrated first when the
@@ -307,15 +347,7 @@ impl Store {
     }
 
     fn reading(conn: Connection, path: &Path) -> Result<Store, StoreError> {
-        let mut store = Store {
-            conn,
-            path: path.to_owned(),
-            paths: Default::default(),
-            numbered: Vec::new(),
-            keyed_paths: Vec::new(),
-            environments: Default::default(),
-            lock_probe: Default::default(),
-        };
+        let mut store = Store::new(conn, path);
         store.prepare(false)?;
         Ok(store)
     }
@@ -439,6 +471,11 @@ impl Store {
             });
         }
         if version < SCHEMA_VERSION {
+            if !writing && version == 0 && tables == 0 {
+                return Err(StoreError::Empty {
+                    path: self.path.clone(),
+                });
+            }
             if !writing && version == 0 {
                 return Err(StoreError::NotARecord {
                     path: self.path.clone(),
@@ -462,19 +499,19 @@ impl Store {
         Ok(())
     }
 
+    /// The schema's version, the application id and the number of schema objects, read
+    /// in one statement (one snapshot: read one by one, a record migrated in between
+    /// showed version 0 with makescope's application id).
     fn identify(&self) -> Result<(i32, i32, i64), StoreError> {
-        let pragma = |name: &str| -> Result<i32, StoreError> {
-            self.conn
-                .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
-                .map_err(|e| self.sqlite(e))
-        };
-        let version = pragma("user_version")?;
-        let app_id = pragma("application_id")?;
-        let tables: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-            .map_err(|e| self.sqlite(e))?;
-        Ok((version, app_id, tables))
+        self.conn
+            .query_row(
+                "SELECT v.user_version, a.application_id,
+                        (SELECT count(*) FROM sqlite_master)
+                 FROM pragma_user_version v, pragma_application_id a",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(|e| self.sqlite(e))
     }
 
     /// Apply the migrations after `from` in one exclusive transaction.
@@ -627,6 +664,89 @@ fn write_error(path: &Path, source: rusqlite::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record being made is whole whenever its path exists: a reader looking while
+    /// it is made finds no file, never an empty one nor one without its schema.
+    #[test]
+    fn a_record_being_made_is_never_seen_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let seen = std::thread::scope(|scope| {
+            let watcher = scope.spawn(|| {
+                let mut seen = Vec::new();
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(meta) = std::fs::metadata(&path) {
+                        seen.push(meta.len());
+                        if let Ok(conn) =
+                            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                        {
+                            let version: i32 = conn
+                                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                                .unwrap();
+                            assert_eq!(version, SCHEMA_VERSION);
+                        }
+                    }
+                }
+                seen
+            });
+            Store::open_write(&path).unwrap();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            watcher.join().unwrap()
+        });
+        assert!(!seen.contains(&0), "seen empty: {seen:?}");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains(".new-"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+    }
+
+    /// This process's POSIX locks on `path`, as /proc/locks lists them (reading them
+    /// there opens no descriptor of the file, which would drop them).
+    fn posix_locks(path: &Path) -> usize {
+        use std::os::unix::fs::MetadataExt;
+        let inode = format!(":{} ", std::fs::metadata(path).unwrap().ino());
+        let pid = format!(" {} ", std::process::id());
+        std::fs::read_to_string("/proc/locks")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("POSIX") && l.contains(&pid) && l.contains(&inode))
+            .count()
+    }
+
+    /// Looking at a recorder's lock keeps SQLite's own locks on the record: closing any
+    /// descriptor of the file drops every POSIX lock the process holds on it, and a
+    /// record whose connection lost its shared lock looks unused to another build,
+    /// which then checkpoints the WAL away under it (two builds at once lost one's
+    /// last rows that way).
+    #[test]
+    fn looking_at_a_recorders_lock_keeps_sqlites_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let store = Store::open_write(&path).unwrap();
+        store.last_build().unwrap();
+        let held = posix_locks(&path);
+        assert!(held > 0, "SQLite holds no lock on the record in WAL mode");
+        assert!(!store.recorder_alive(7));
+        assert!(!store.recorder_alive(8));
+        assert_eq!(posix_locks(&path), held);
+        // What the probe must never do: open and close a descriptor of its own.
+        drop(std::fs::File::open(&path).unwrap());
+        assert_eq!(posix_locks(&path), 0);
+    }
+
+    /// An empty file (what `touch` leaves) is read as a record with no build yet.
+    #[test]
+    fn an_empty_file_holds_no_build_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        std::fs::write(&path, b"").unwrap();
+        let error = Store::open_read(&path).unwrap_err();
+        assert!(matches!(error, StoreError::Empty { .. }), "{error}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"");
+    }
 
     #[test]
     fn id_sets_round_trip() {

@@ -293,6 +293,22 @@ fn process_row(r: &Row<'_>) -> rusqlite::Result<ProcessRow> {
 }
 
 impl Store {
+    /// Read everything from here on in one snapshot of the record (a read transaction,
+    /// ended when the store is dropped): rows a build being recorded adds meanwhile are
+    /// not seen, so a query's build row, commands and their details agree.
+    pub fn begin_snapshot(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("BEGIN DEFERRED")
+            .and_then(|()| {
+                self.conn
+                    .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
+            })
+            .map(|_| ())
+            .map_err(|e| self.sqlite(e))
+    }
+
     pub(super) fn rows<T>(
         &self,
         sql: &str,

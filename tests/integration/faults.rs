@@ -355,3 +355,44 @@ fn a_full_disk_for_the_record_leaves_the_build_alone() {
     assert_eq!(out.stdout, "built\n", "{}", out.stderr);
     assert!(!out.stderr.contains("write error"), "{}", out.stderr);
 }
+
+/// SIGTERM for a recipe's shim while it is about to start the command (stopped just
+/// before its fork, `MAKESCOPE_SHIM_STOP`): the command gets it, the shim ends by it as
+/// the shell would, and the record has the command killed by signal 15, not `lost`
+/// (the shim's forwarding was once set only after its fork: a signal in between ended
+/// the shim and left the command running, unrecorded).
+#[test]
+fn sigterm_for_a_shim_about_to_fork_reaches_its_command() {
+    let (t, marker) = sleeping_build(4);
+    let t = t.env("MAKESCOPE_SHIM_STOP", "1");
+    let build = t.spawn(t.command());
+    let started = Instant::now();
+    let shim = loop {
+        let stopped = processes_with(&marker).lines().find_map(|line| {
+            let pid: i32 = line.split(' ').next()?.parse().ok()?;
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            status.contains("State:\tT").then_some(pid)
+        });
+        if let Some(pid) = stopped {
+            break pid;
+        }
+        assert!(
+            started.elapsed() < harness::TIMEOUT,
+            "the shim never stopped"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // SAFETY: kill(2) takes no pointers; the pid is the stopped shim's, which cannot
+    // exit (and be reused) until it is continued.
+    unsafe {
+        assert_eq!(libc::kill(shim, libc::SIGTERM), 0);
+        assert_eq!(libc::kill(shim, libc::SIGCONT), 0);
+    }
+    let out = build.wait();
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert_eq!(
+        rows(&t.db(), "SELECT state, signal FROM command"),
+        vec![vec!["killed".to_string(), "15".into()]]
+    );
+    gone_within(&marker, Duration::from_secs(5)).unwrap();
+}

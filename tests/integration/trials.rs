@@ -307,25 +307,57 @@ fn hostile_names_and_sizes_are_recorded_exactly() {
         "echo  | wc -c".len() + 120_000
     );
     assert_eq!(big["stdout"], "120001\n");
-    // A 120 KB line and a 120 KB environment do not fit in one message together: the
-    // record says its environment is missing.
-    assert_eq!(big["environment"], serde_json::json!([]));
-    assert_eq!(
-        big["tags"][0]["name"], "makescope.environment",
-        "{}",
-        big["tags"]
-    );
-    let names = show("names");
+    // A 120 KB line with a 120 KB environment: more than one packet, sent in parts.
     let huge = format!("HUGE={}", "h".repeat(120_000));
-    assert!(
-        names["environment"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e == &huge),
-        "the 120 KB value"
-    );
-    assert_eq!(names["tags"], serde_json::json!([]));
+    for shown in [&big, &show("names")] {
+        assert!(
+            shown["environment"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e == &huge),
+            "the 120 KB value"
+        );
+        assert_eq!(shown["tags"], serde_json::json!([]));
+    }
+}
+
+/// An environment as large as execve takes (here 1.5 MB in 120 KB values: one string
+/// may hold 128 KiB, all of them a quarter of the stack limit, 2 MiB by default) is
+/// recorded exactly: the shim sends what does not fit in one packet in parts.
+#[test]
+fn an_environment_as_large_as_execve_takes_is_recorded_exactly() {
+    let values: Vec<(String, String)> = (0..12)
+        .map(|i| {
+            let letter = (b'a' + i as u8) as char;
+            (format!("BIG{i:02}"), letter.to_string().repeat(125_000))
+        })
+        .collect();
+    let mut t = Test::new().makefile("all:\n\t@echo $${#BIG11}\n");
+    for (name, value) in &values {
+        t = t.env(name, value);
+    }
+    let t = t.args(["make"]);
+    let out = t.run();
+    out.success();
+    let shown = t.then(["show", "all", "--json"]);
+    shown.success();
+    let shown = shown.json();
+    assert_eq!(shown["stdout"], "125000\n");
+    let environment = shown["environment"].as_array().unwrap();
+    for (name, value) in &values {
+        let expected = format!("{name}={value}");
+        assert!(
+            environment.iter().any(|e| e == &expected),
+            "{name} is not recorded whole"
+        );
+    }
+    let total: usize = environment
+        .iter()
+        .map(|e| e.as_str().unwrap().len() + 1)
+        .sum();
+    assert!(total > 1_500_000, "{total}");
+    assert_eq!(shown["tags"], serde_json::json!([]));
 }
 
 /// A recipe line past the kernel's limit (1 MB): it fails as it does under plain

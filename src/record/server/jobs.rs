@@ -81,7 +81,7 @@ impl Kept {
 /// The tag of a command whose environment is not in the record.
 const ENVIRONMENT_NOT_RECORDED: (&str, &str) = (
     "makescope.environment",
-    "not recorded: the command's arguments and environment were too large to send together",
+    "not recorded: the command's start came without it",
 );
 
 /// A recipe line between its start and its end.
@@ -274,8 +274,9 @@ impl Server {
             label: String::new(),
         }));
         if m.environment.is_empty() {
-            // make always exports MAKELEVEL: an empty environment is one the shim could
-            // not send (its arguments and environment did not fit in one message).
+            // make always exports MAKELEVEL: an empty environment is one that did not
+            // come (the shim sends any size in parts; an older one sent none when its
+            // arguments and environment did not fit in one packet).
             self.rows.write(Write::Notes(
                 id,
                 CommandNotes {

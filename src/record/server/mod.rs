@@ -41,7 +41,7 @@ use self::jobs::Commands;
 use self::listeners::Listeners;
 use self::rows::Rows;
 pub(crate) use self::socket::Stopper;
-use self::socket::{Role, Sockets};
+use self::socket::{Reassembled, Role, Sockets};
 use super::ui::Event as UiEvent;
 use super::writer::Write;
 use super::Setup;
@@ -329,8 +329,27 @@ impl Server {
             if received.truncated {
                 self.warn("a message from make or a shim was too large and was cut; some facts are missing".into());
             }
-            let bytes = &buffer[..received.len];
-            match Message::decode(bytes) {
+            let mut bytes = &buffer[..received.len];
+            let whole: Vec<u8>;
+            let mut message = Message::decode(bytes);
+            if let Ok(Message::Part { piece, last }) = message {
+                match self.sockets.reassemble(fd, piece, last) {
+                    Reassembled::Waiting => continue,
+                    Reassembled::TooLarge => {
+                        self.warn(format!(
+                            "a message from make or a shim was larger than {} MiB and was dropped; some facts are missing",
+                            socket::LARGEST_MESSAGE >> 20
+                        ));
+                        continue;
+                    }
+                    Reassembled::Whole(put_together) => {
+                        whole = put_together;
+                        bytes = &whole;
+                        message = Message::decode(bytes);
+                    }
+                }
+            }
+            match message {
                 Ok(Message::MakeStart(_) | Message::MakeEnd(_)) => {
                     self.deferred.push(Deferred::Message {
                         fd,
@@ -395,7 +414,7 @@ impl Server {
                     ));
                 }
             }
-            Message::Ack => {}
+            Message::Part { .. } | Message::Ack => {}
         }
     }
 

@@ -3,7 +3,8 @@
 //! passed along, and the one wait the event loop makes on them and on the seccomp
 //! listeners.
 //!
-//! It owns descriptors and makes system calls; it never reads a message's fields.
+//! It owns descriptors and makes system calls, and puts back together a message sent in
+//! parts; it never reads a message's fields.
 
 use rustc_hash::FxHashMap as HashMap;
 use std::io;
@@ -39,6 +40,25 @@ pub(super) enum Role {
 pub(super) struct Connection {
     fd: OwnedFd,
     pub role: Role,
+    /// The pieces so far of a message sent in parts ([`Kind::Part`]).
+    parts: Vec<u8>,
+    /// The message being put together went past [`LARGEST_MESSAGE`]: its pieces are
+    /// dropped up to its last.
+    too_large: bool,
+}
+
+/// The most a message sent in parts may hold: what execve takes (a quarter of an 8 MiB
+/// stack limit, at most 6 MiB) with room to spare.
+pub(super) const LARGEST_MESSAGE: usize = 16 << 20;
+
+/// What a piece of a message sent in parts completed.
+pub(super) enum Reassembled {
+    /// More pieces are to come.
+    Waiting,
+    /// The whole message.
+    Whole(Vec<u8>),
+    /// The last piece of a message longer than [`LARGEST_MESSAGE`], which was dropped.
+    TooLarge,
 }
 
 /// The listening socket, the connections, and the poll set.
@@ -286,6 +306,8 @@ impl Sockets {
                     Connection {
                         fd,
                         role: Role::Unknown,
+                        parts: Vec::new(),
+                        too_large: false,
                     },
                 );
             }
@@ -311,6 +333,28 @@ impl Sockets {
     pub fn set_role(&mut self, fd: RawFd, role: Role) {
         if let Some(connection) = self.connections.get_mut(&fd) {
             connection.role = role;
+        }
+    }
+
+    /// Add a piece of a message sent in parts on connection `fd` (`last`: its last).
+    pub fn reassemble(&mut self, fd: RawFd, piece: &[u8], last: bool) -> Reassembled {
+        let Some(c) = self.connections.get_mut(&fd) else {
+            return Reassembled::Waiting;
+        };
+        if !c.too_large && c.parts.len() + piece.len() > LARGEST_MESSAGE {
+            c.too_large = true;
+            c.parts = Vec::new();
+        }
+        if !c.too_large {
+            c.parts.extend_from_slice(piece);
+        }
+        match (last, c.too_large) {
+            (false, _) => Reassembled::Waiting,
+            (true, false) => Reassembled::Whole(std::mem::take(&mut c.parts)),
+            (true, true) => {
+                c.too_large = false;
+                Reassembled::TooLarge
+            }
         }
     }
 
