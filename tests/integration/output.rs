@@ -373,8 +373,9 @@ fn terminal_shows_progress_and_labels() {
     );
     // `a`'s line comes once the recorder knows its job over, which can be just after
     // `slow` has started (its make starts it as soon as `a` ends): during `slow`'s two
-    // seconds the screen holds both.
-    let during = normalize(&tmux.wait_for_all(&["TOUCH slow", "CC    a"]));
+    // seconds the screen holds both, and the count that includes `a` (the progress line
+    // is redrawn just after `a`'s line).
+    let during = normalize(&tmux.wait_for_all(&["TOUCH slow", "CC    a", "[5/6]"]));
     let after = normalize(&tmux.wait_for("makescope: 6 commands"));
     insta::assert_snapshot!("terminal_during_build", during);
     insta::assert_snapshot!("terminal_after_build", after);
