@@ -168,6 +168,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_file_state.sql"),
     include_str!("schema_replay.sql"),
     include_str!("schema_prereq.sql"),
+    include_str!("schema_rerun_run.sql"),
 ];
 
 /// The schema version this makescope writes and reads.
