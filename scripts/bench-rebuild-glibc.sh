@@ -16,7 +16,7 @@
 #
 #   scripts/bench-rebuild-glibc.sh BUILD_DIR RECORD [TRIALS...]
 # e.g. scripts/bench-rebuild-glibc.sh /work/glibc/bt /work/glibc/bt/.makescope/db.sqlite
-# TRIALS: any of noop touch c header delete shadow (default: all).
+# TRIALS: any of noop touch c c-rebuild header delete shadow (default: all but c-rebuild).
 set -euo pipefail
 if [ -z "${IN_PRIVATE_NS:-}" ]; then
     exec env IN_PRIVATE_NS=1 unshare -m --propagation private "$0" "$@"
@@ -129,6 +129,12 @@ for trial in $TRIALS; do
         edit_src "$C_FILE" "$C_EDIT"
         make_trial c
         unedit "$C_FILE"; make -C "$BT" -j2 > /dev/null 2>&1; settle
+        ;;
+    c-rebuild)
+        # The rebuild half of `c` alone (make's half: `c`).
+        edit_src "$C_FILE" "$C_EDIT"
+        rebuild_trial c
+        unedit "$C_FILE"; settle
         ;;
     header)
         edit_src "$H_FILE" "sed -i '0,/^#include/s//#define MAKESCOPE_TRIAL 1\n#include/'"
