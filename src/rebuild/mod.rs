@@ -232,6 +232,10 @@ pub struct OutOfDate {
     pub top: Vec<u8>,
     /// Every path with a recorded state, by id.
     pub names: HashMap<i64, Vec<u8>>,
+    /// Paths units read that are symbolic links now, to the path of the file they lead
+    /// to (`libc.so.6` → `libc.so`): whoever writes the file is upstream of their
+    /// readers, and its re-making changes what they read.
+    pub aliases: HashMap<i64, i64>,
 }
 
 impl OutOfDate {
@@ -359,6 +363,7 @@ pub fn query(store: &Store, build: BuildRow, targets: &[Vec<u8>]) -> Result<OutO
         seconds: 0.0,
         top,
         names,
+        aliases: HashMap::new(),
     };
     if answer.changed.is_empty() && !unfinished {
         // The no-op case: a scan of stats, nothing else loaded.
@@ -600,6 +605,42 @@ fn plan_units(
             }
         }
     }
+    // A file read through a symbolic link: its writer is upstream of the reader (the
+    // record joins them only by the name each used).
+    let by_name: HashMap<&[u8], i64> = answer
+        .names
+        .iter()
+        .map(|(id, name)| (name.as_slice(), *id))
+        .collect();
+    let mut aliases = HashMap::new();
+    for &p in readers.keys() {
+        let Some(name) = answer.names.get(&p) else {
+            continue;
+        };
+        let link = std::fs::symlink_metadata(as_path(name)).is_ok_and(|m| m.is_symlink());
+        if !link {
+            continue;
+        }
+        let Ok(target) = std::fs::canonicalize(as_path(name)) else {
+            continue;
+        };
+        use std::os::unix::ffi::OsStrExt;
+        if let Some(&t) = by_name.get(target.as_os_str().as_bytes()) {
+            if t != p {
+                aliases.insert(p, t);
+            }
+        }
+    }
+    for (&p, &t) in &aliases {
+        for &w in writers.get(&t).into_iter().flatten() {
+            for &r in readers.get(&p).into_iter().flatten() {
+                if w < r {
+                    next[w].insert(r);
+                }
+            }
+        }
+    }
+    answer.aliases = aliases;
     // A line whose files are those of its last re-run may read or write what the
     // build's DAG does not join it by: its edges come from the files themselves.
     for (i, unit) in units.iter().enumerate() {

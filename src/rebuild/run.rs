@@ -240,8 +240,12 @@ fn why_now(
     if matches!(unit.reason, Reason::Failed(_) | Reason::NeverFinished) {
         return Some(unit.reason.clone());
     }
-    if let Some(&p) = unit.reads.iter().find(|p| dirty.contains(p)) {
-        if remade.contains(&p) {
+    let dirty_now =
+        |p: &i64| dirty.contains(p) || plan.aliases.get(p).is_some_and(|t| dirty.contains(t));
+    let remade_now =
+        |p: &i64| remade.contains(p) || plan.aliases.get(p).is_some_and(|t| remade.contains(t));
+    if let Some(&p) = unit.reads.iter().find(|p| dirty_now(p)) {
+        if remade_now(&p) {
             return Some(Reason::Remade(plan.show(p)));
         }
         if unit.direct {
@@ -418,7 +422,10 @@ fn write_states(
             if state != recorded {
                 rows.push((p, state));
             }
-        } else if settled(plan.readers.get(&p)) && settled(plan.writers.get(&p)) {
+        } else if settled(plan.readers.get(&p))
+            // A symlink's content is its target's: made by the target's writers.
+            && settled(plan.writers.get(plan.aliases.get(&p).unwrap_or(&p)))
+        {
             rows.push((p, state));
         }
     }

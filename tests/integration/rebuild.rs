@@ -452,3 +452,28 @@ fn an_edit_within_the_timestamp_tick_of_the_state_taking_is_not_missed() {
     let trusted = missed_edit(5_000_000_000);
     assert_up_to_date(&trusted);
 }
+
+#[test]
+fn a_file_read_through_a_symlink_follows_its_writer() {
+    // `out.txt` reads `link.txt`, a symlink to `data.txt` (as a program links against
+    // `libc.so.6` → `libc.so`): the record joins the reader to the symlink's name only.
+    let test = Test::new()
+        .makefile(
+            "out.txt: link.txt\n\tcat link.txt > out.txt\n\
+             link.txt: data.txt\n\tln -sf data.txt link.txt\n\
+             data.txt: src.txt\n\tcp src.txt data.txt\n",
+        )
+        .file("src.txt", "one\n")
+        .args(["make"]);
+    test.run().success();
+    std::fs::write(test.path().join("src.txt"), "two\n").unwrap();
+    let out = test.then(["rebuild"]);
+    out.success();
+    let ran = ran(&out);
+    assert!(ran.iter().any(|l| l.ends_with("out.txt")), "{}", out.stdout);
+    assert_eq!(
+        std::fs::read_to_string(test.path().join("out.txt")).unwrap(),
+        "two\n"
+    );
+    assert_up_to_date(&test);
+}
