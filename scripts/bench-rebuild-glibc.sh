@@ -33,6 +33,7 @@ O_FILE=${O_FILE:-string/strspn.o}
 # A real change to strsep.c's code (the branch hint flips).
 C_EDIT=${C_EDIT:-"sed -i 's/if (begin == NULL)/if (__builtin_expect (begin == NULL, 1))/'"}
 WORK=$(mktemp -d)
+KEEP=${KEEP:-/tmp}   # each trial's dry-run listings are copied here
 trap 'umount -q "$SRC/$C_FILE" "$SRC/$H_FILE" 2>/dev/null || true; rm -f "$BT/string/stddef.h"; rm -rf "$WORK"' EXIT
 echo "== $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg); makescope $M"
 
@@ -60,10 +61,11 @@ rebuild_trial() {
     echo "rebuild ran $(wc -l < "$WORK/$name.rebuild") recipes: $(head -8 "$WORK/$name.rebuild" | tr '\n' ' ')"
     "$M" --db "$DB" rebuild --dry-run > "$WORK/$name.second" 2>&1 || true
     echo "second rebuild --dry-run: $(tail -1 "$WORK/$name.second")"
+    cp "$WORK/$name.dry" "$WORK/$name.second" "$KEEP/" || true
     # What the re-runs wrote, to compare with make's.
     rm -rf "$WORK/made" && mkdir -p "$WORK/made"
     sqlite3 "$DB" "SELECT DISTINCT CAST(p.path AS TEXT) FROM rerun r JOIN access a ON a.command_id = r.command_id JOIN path p ON p.id = a.path_id WHERE a.kind IN (2,3,4,5,12) AND r.ended_ns = (SELECT max(ended_ns) FROM rerun)" |
-        while read -r f; do [ -f "$f" ] && cp "$f" "$WORK/made/$(echo "$f" | tr / '|')"; done
+        while read -r f; do if [ -f "$f" ]; then cp "$f" "$WORK/made/$(echo "$f" | tr / '|')"; fi; done
 }
 # What `make -j2` runs for the same edit, against rebuild's set; the files compared.
 make_trial() {
