@@ -68,17 +68,26 @@ rebuild_trial() {
         while read -r f; do if [ -f "$f" ]; then cp "$f" "$WORK/made/$(echo "$f" | tr / '|')"; fi; done
 }
 # What `make -j2` runs for the same edit, against rebuild's set; the files compared.
+# The no-op make's own commands (glibc re-runs some every time): run on the tree as
+# the record has it, before any edit.
+noop_make() {
+    if [ ! -e "$WORK/noop.make" ]; then
+        "$M" --db "$WORK/noop.sqlite" make --no-trace -C "$BT" -j2 > /dev/null 2>&1 || true
+        labels "$WORK/noop.sqlite" > "$WORK/noop.make"
+        echo "a no-op make -j2 runs $(wc -l < "$WORK/noop.make") commands: $(head -5 "$WORK/noop.make" | tr '\n' ' ')"
+        settle
+    fi
+}
+# The objects of a recorded make's commands, relative to the build tree.
+labels() {
+    sqlite3 "$1" "SELECT label FROM command WHERE label NOT LIKE 'MAKE %'" | awk '{print $2}' |
+        sed -E "s#^(\.\./)*([^ ]*/)?$(basename "$BT")/##" | sort -u
+}
 make_trial() {
     local name=$1
-    if [ ! -e "$WORK/noop.make" ]; then
-        # The no-op make's own commands (glibc re-runs some every time).
-        "$M" --db "$WORK/noop.sqlite" make --no-trace -C "$BT" -j2 > /dev/null 2>&1 || true
-        sqlite3 "$WORK/noop.sqlite" "SELECT label FROM command WHERE label NOT LIKE 'MAKE %'" | awk '{print $2}' | sort -u > "$WORK/noop.make"
-        echo "a no-op make -j2 runs $(wc -l < "$WORK/noop.make") commands: $(head -5 "$WORK/noop.make" | tr '\n' ' ')"
-    fi
     rm -f "$WORK/make.sqlite"
     echo "make -j2: $(t "$M" --db "$WORK/make.sqlite" make --no-trace -C "$BT" -j2) s"
-    sqlite3 "$WORK/make.sqlite" "SELECT label FROM command WHERE label NOT LIKE 'MAKE %'" | awk '{print $2}' | sort -u > "$WORK/$name.make.all"
+    labels "$WORK/make.sqlite" > "$WORK/$name.make.all"
     comm -23 "$WORK/$name.make.all" "$WORK/noop.make" > "$WORK/$name.make"
     echo "make ran $(wc -l < "$WORK/$name.make.all") commands, $(wc -l < "$WORK/$name.make") beyond what a no-op make runs"
     echo "only rebuild: $(comm -23 "$WORK/$name.rebuild" "$WORK/$name.make" | tr '\n' ' ')"
@@ -106,6 +115,7 @@ states=$(sqlite3 "$DB" "SELECT sum(pgsize) FROM dbstat WHERE name IN ('file_stat
 echo "record $all bytes; file states $states bytes ($(echo "scale=2; 100 * $states / ($all - $states)" | bc)% growth)"
 
 
+case " $TRIALS " in *" c "*|*" header "*|*" delete "*) noop_make ;; esac
 for trial in $TRIALS; do
     echo "== $trial ($(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg))"
     case $trial in
