@@ -513,6 +513,9 @@ pub struct ReplayArgs {
     /// Which build (default: the last one).
     #[arg(long, value_name = "ID")]
     pub build: Option<i64>,
+    /// Run for `makescope rebuild`: the recorded run says so.
+    #[arg(long, hide = true)]
+    pub for_rebuild: bool,
 }
 
 /// `makescope rebuild` arguments.
@@ -542,6 +545,10 @@ pub struct RebuildArgs {
     /// from the tree as it is now, which must be as the build left it; run nothing.
     #[arg(long, conflicts_with_all = ["dry_run", "targets"])]
     pub take_states: bool,
+    /// Re-run untraced: the record keeps what the build read and wrote (each re-run is
+    /// otherwise traced and recorded as a replay of its command).
+    #[arg(long)]
+    pub no_trace: bool,
     /// Which build (default: the last one).
     #[arg(long, value_name = "ID")]
     pub build: Option<i64>,
@@ -771,6 +778,7 @@ impl RunCommand {
                 },
                 trace: !args.no_trace,
                 sandbox: args.sandbox,
+                for_rebuild: args.for_rebuild,
             }),
             RunCommand::Test(args) => Subcommand::Test(RerunOptions {
                 build: args.build,
@@ -786,6 +794,7 @@ impl RunCommand {
                 keep_going: args.keep_going,
                 take_states: args.take_states,
                 build: args.build,
+                trace: !args.no_trace,
             }),
             RunCommand::Plugin(args) => Subcommand::Plugin(PluginOptions {
                 install: args.install,

@@ -425,6 +425,7 @@ impl NativeRecord {
             mode: Mode::Run,
             trace: trace || sandbox,
             sandbox,
+            for_rebuild: false,
         };
         let plan = replay::plan(&config, &options, &CurrentEnvironment)
             .map_err(|e| RecordError::new_err(format!("{e:#}")))?;

@@ -35,7 +35,7 @@ pub fn run(config: &Config, options: &RebuildOptions) -> Result<u8> {
     if plan.units.is_empty() {
         let mut err = std::io::stderr().lock();
         touched_line(&mut err, &plan)?;
-        if !plan.touched.is_empty() {
+        if !plan.touched.is_empty() || !plan.refreshed.is_empty() {
             // Nothing to run; the touched files' new stats are written, so that the
             // next check is a scan of stats again.
             rebuild::run(config, &plan, options, &mut |_| {})?;

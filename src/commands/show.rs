@@ -236,10 +236,19 @@ fn replays(
         } else {
             "not traced".to_string()
         };
+        // `makescope rebuild` records its re-runs as replays; its runs say so.
+        let by = match store.build(r.build_id)? {
+            Some(b) if b.argv.first().is_some_and(|a| a == b"rebuild") => " by rebuild",
+            _ => "",
+        };
         field(
             out,
             if i == 0 { "replays" } else { "" },
-            &format!("#{}  {}, {status}; {files}", r.id, utc_time(r.started_ns)),
+            &format!(
+                "#{}  {}{by}, {status}; {files}",
+                r.id,
+                utc_time(r.started_ns)
+            ),
         )?;
     }
     Ok(())

@@ -48,7 +48,15 @@ pub struct RebuildOptions {
     pub take_states: bool,
     /// The build to bring up to date; `None`: the last one.
     pub build: Option<i64>,
+    /// Trace each re-run and record it as a replay of its command (what it read and
+    /// wrote then is what the next query uses); else the build's accesses stay.
+    pub trace: bool,
 }
+
+/// How close to the taking of a state a file's mtime makes the state "racily clean":
+/// a file system's timestamp tick (a second on the coarsest in use for builds), plus
+/// the lag of the kernel's coarse clock that stamps writes.
+pub const RACY_TICK_NS: i64 = 1_000_000_000;
 
 /// Take the file states of a finished build: every path its commands read, executed,
 /// wrote or probed, stat'ed, and hashed unless the newest earlier build's state of it
@@ -91,7 +99,7 @@ pub fn take_states(store: &mut Store, build_id: i64) -> Result<Option<StatesTake
         hashed,
         seconds: start.elapsed().as_secs_f64(),
     };
-    store.write_file_states(build_id, &rows, Some(taken))?;
+    store.write_file_states(build_id, &rows, Some(taken), None)?;
     Ok(Some(taken))
 }
 
@@ -205,6 +213,9 @@ pub struct OutOfDate {
     /// Paths whose stat changed but whose content did not (a `touch`): nothing re-runs
     /// for them; after a run their new stats are written.
     pub touched: Vec<(i64, String, FileState)>,
+    /// Racily clean states found unchanged and no longer racy: rewritten (taken now)
+    /// after a run, so that the next check trusts their stat again.
+    pub refreshed: Vec<PathState>,
     /// Paths whose content or existence changed since the build: id → name.
     pub changed: HashMap<i64, String>,
     /// Files and probed paths checked.
@@ -221,6 +232,10 @@ pub struct OutOfDate {
     pub top: Vec<u8>,
     /// Every path with a recorded state, by id.
     pub names: HashMap<i64, Vec<u8>>,
+    /// Paths units read that are symbolic links now, to the path of the file they lead
+    /// to (`libc.so.6` → `libc.so`): whoever writes the file is upstream of their
+    /// readers, and its re-making changes what they read.
+    pub aliases: HashMap<i64, i64>,
 }
 
 impl OutOfDate {
@@ -286,8 +301,11 @@ pub fn query(store: &Store, build: BuildRow, targets: &[Vec<u8>]) -> Result<OutO
             wanted.extend(store.writers_of(build.id, &crate::paths::absolute(&base, target))?);
         }
     }
+    // Racily clean states are hashed again: their stat cannot vouch for their content.
+    let racy = store.racy_states(build.id, RACY_TICK_NS)?;
     let known: HashMap<i64, FileState> = recorded
         .iter()
+        .filter(|(id, _, _)| !racy.contains(id))
         .filter_map(|(id, _, s)| Some((*id, (*s)?)))
         .collect();
     let paths: Vec<(i64, &[u8])> = recorded
@@ -297,13 +315,19 @@ pub fn query(store: &Store, build: BuildRow, targets: &[Vec<u8>]) -> Result<OutO
     let looks = states::look_all(&paths, &known, states::threads());
     let mut changed = HashMap::new();
     let mut touched = Vec::new();
+    let mut refreshed = Vec::new();
     let mut now: HashMap<i64, Look> = HashMap::new();
+    let checked_ns = now_ns();
     for ((id, path, before), (look, _)) in recorded.iter().zip(looks) {
         let differs = match (before, look) {
             (Some(b), Look::File(n)) => {
                 if b.hash == n.hash {
                     if !b.same_stat(&n) {
                         touched.push((*id, show_path(&top, path), n));
+                    } else if racy.contains(id) && checked_ns - n.mtime_ns > RACY_TICK_NS {
+                        // Hashed, the same, and no longer racy: a state taken now
+                        // vouches for it again.
+                        refreshed.push((*id, Some(n)));
                     }
                     false
                 } else {
@@ -330,6 +354,7 @@ pub fn query(store: &Store, build: BuildRow, targets: &[Vec<u8>]) -> Result<OutO
         build,
         units: Vec::new(),
         touched,
+        refreshed,
         changed,
         checked: recorded_map.len(),
         recorded: recorded_map,
@@ -338,6 +363,7 @@ pub fn query(store: &Store, build: BuildRow, targets: &[Vec<u8>]) -> Result<OutO
         seconds: 0.0,
         top,
         names,
+        aliases: HashMap::new(),
     };
     if answer.changed.is_empty() && !unfinished {
         // The no-op case: a scan of stats, nothing else loaded.
@@ -346,8 +372,21 @@ pub fn query(store: &Store, build: BuildRow, targets: &[Vec<u8>]) -> Result<OutO
     }
     let reruns = store.reruns(answer.build.id)?;
     let leaves = leaves(store, answer.build.id)?;
-    let files = store.command_files(answer.build.id)?;
-    plan_units(store, &mut answer, leaves, &files, &reruns, &now, &wanted)?;
+    let mut files = store.command_files(answer.build.id)?;
+    // A line rebuild re-ran traced: what it did then is what it does.
+    let followed = store.rerun_files(answer.build.id)?;
+    let followed_ids: HashSet<i64> = followed.keys().copied().collect();
+    files.extend(followed);
+    plan_units(
+        store,
+        &mut answer,
+        leaves,
+        &files,
+        &followed_ids,
+        &reruns,
+        &now,
+        &wanted,
+    )?;
     answer.seconds = start.elapsed().as_secs_f64();
     Ok(answer)
 }
@@ -376,11 +415,13 @@ fn leaves(store: &Store, build_id: i64) -> Result<Vec<Leaf>, StoreError> {
 /// A recipe: its make and job number.
 type RecipeKey = (Option<i64>, i64);
 
+#[allow(clippy::too_many_arguments)]
 fn plan_units(
     store: &Store,
     answer: &mut OutOfDate,
     leaves: Vec<Leaf>,
     files: &HashMap<i64, CommandFiles>,
+    followed: &HashSet<i64>,
     reruns: &HashMap<i64, Option<i32>>,
     now: &HashMap<i64, Look>,
     wanted: &[i64],
@@ -561,6 +602,63 @@ fn plan_units(
         if let (Some(&a), Some(&b)) = (unit_of.get(&from), unit_of.get(&to)) {
             if a < b {
                 next[a].insert(b);
+            }
+        }
+    }
+    // A file read through a symbolic link: its writer is upstream of the reader (the
+    // record joins them only by the name each used).
+    let by_name: HashMap<&[u8], i64> = answer
+        .names
+        .iter()
+        .map(|(id, name)| (name.as_slice(), *id))
+        .collect();
+    let mut aliases = HashMap::new();
+    for &p in readers.keys() {
+        let Some(name) = answer.names.get(&p) else {
+            continue;
+        };
+        let link = std::fs::symlink_metadata(as_path(name)).is_ok_and(|m| m.is_symlink());
+        if !link {
+            continue;
+        }
+        let Ok(target) = std::fs::canonicalize(as_path(name)) else {
+            continue;
+        };
+        use std::os::unix::ffi::OsStrExt;
+        if let Some(&t) = by_name.get(target.as_os_str().as_bytes()) {
+            if t != p {
+                aliases.insert(p, t);
+            }
+        }
+    }
+    for (&p, &t) in &aliases {
+        for &w in writers.get(&t).into_iter().flatten() {
+            for &r in readers.get(&p).into_iter().flatten() {
+                if w < r {
+                    next[w].insert(r);
+                }
+            }
+        }
+    }
+    answer.aliases = aliases;
+    // A line whose files are those of its last re-run may read or write what the
+    // build's DAG does not join it by: its edges come from the files themselves.
+    for (i, unit) in units.iter().enumerate() {
+        if !unit.lines.iter().any(|(l, _)| followed.contains(&l.id)) {
+            continue;
+        }
+        for p in &unit.reads {
+            for &w in writers.get(p).into_iter().flatten() {
+                if w < i {
+                    next[w].insert(i);
+                }
+            }
+        }
+        for p in &unit.writes {
+            for &r in readers.get(p).into_iter().flatten() {
+                if i < r {
+                    next[i].insert(r);
+                }
             }
         }
     }

@@ -1,12 +1,15 @@
 //! Re-running what [`super::out_of_date`] found, in dependency order, `jobs` at once.
 //!
-//! Each unit runs as `makescope replay ID --no-trace` (the replay executor, each in its
-//! own process: that process is the subreaper of its command and kills what the command
-//! leaves running, so jobs in parallel never kill each other's processes), its stdout
-//! and stderr captured together and handed over when it ends. A unit that is not out of
-//! date by itself runs only if a re-run before it changed a file it reads (early
-//! cutoff otherwise). When the run ends, the file states of what it settled are written
-//! to the record, so that the next query finds nothing to do for them. Never prints:
+//! Each unit runs as `makescope replay ID --for-rebuild` (the replay executor, each in
+//! its own process: that process is the subreaper of its command and kills what the
+//! command leaves running, so jobs in parallel never kill each other's processes), its
+//! stdout and stderr captured together and handed over when it ends. The replay is
+//! traced and records itself as a run of the command (`--no-trace`: neither). A unit
+//! that is not out of date by itself runs only if a re-run before it changed a file it
+//! reads (early cutoff otherwise). When the run ends, each successful traced re-run is
+//! named in the `rerun` rows (its files are what the next query uses for the line) and
+//! the file states of what the run settled are written, those of paths only the re-runs
+//! touched included, so that the next query finds nothing to do for them. Never prints:
 //! what happens is [`RunEvent`]s for the caller.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -20,7 +23,7 @@ use anyhow::{Context, Result};
 use super::states::{self, Look};
 use super::{OutOfDate, Reason, RebuildOptions, Unit};
 use crate::config::Config;
-use crate::store::{FileState, PathState, Store};
+use crate::store::{FileState, PathState, Rerun, Store};
 
 /// What happens during a run, in order.
 #[derive(Debug, Clone)]
@@ -77,6 +80,7 @@ pub fn run(
     on_event: &mut dyn FnMut(&RunEvent),
 ) -> Result<RunSummary> {
     let start = Instant::now();
+    let start_ns = super::now_ns();
     let units = &plan.units;
     let exe = std::env::current_exe().context("cannot find makescope's own executable")?;
     let mut summary = RunSummary::default();
@@ -116,7 +120,7 @@ pub fn run(
                     None => Some(Done::CutOff),
                     Some(reason) => {
                         on_event(&RunEvent::Started { unit: u, reason });
-                        spawn(&exe, config, plan, unit, u, tx.clone())?;
+                        spawn(&exe, config, options, plan, unit, u, tx.clone())?;
                         running += 1;
                         None
                     }
@@ -172,7 +176,7 @@ pub fn run(
         let outcome = if ok {
             // What it wrote now: changed against the record, or back as it was.
             for &w in &units[u].writes {
-                let look = look_now(plan, w);
+                let look = look_now(plan, &HashMap::new(), w);
                 let same = same_as_recorded(plan, w, &look);
                 if same {
                     dirty.remove(&w);
@@ -193,7 +197,16 @@ pub fn run(
     drop(tx);
     let store_path = &config.db;
     let mut store = Store::open_read(store_path)?;
-    summary.states_written = write_states(&mut store, plan, &done, &mut looks, &codes)?;
+    let runs = if options.trace {
+        let lines: Vec<i64> = (0..units.len())
+            .filter(|&u| done[u] == Some(Done::Ok))
+            .flat_map(|u| units[u].lines.iter().map(|(l, _)| l.id))
+            .collect();
+        store.replays_since(&lines, start_ns)?
+    } else {
+        HashMap::new()
+    };
+    summary.states_written = write_states(&mut store, plan, &done, &mut looks, &codes, &runs)?;
     summary.seconds = start.elapsed().as_secs_f64();
     Ok(summary)
 }
@@ -227,8 +240,12 @@ fn why_now(
     if matches!(unit.reason, Reason::Failed(_) | Reason::NeverFinished) {
         return Some(unit.reason.clone());
     }
-    if let Some(&p) = unit.reads.iter().find(|p| dirty.contains(p)) {
-        if remade.contains(&p) {
+    let dirty_now =
+        |p: &i64| dirty.contains(p) || plan.aliases.get(p).is_some_and(|t| dirty.contains(t));
+    let remade_now =
+        |p: &i64| remade.contains(p) || plan.aliases.get(p).is_some_and(|t| remade.contains(t));
+    if let Some(&p) = unit.reads.iter().find(|p| dirty_now(p)) {
+        if remade_now(&p) {
             return Some(Reason::Remade(plan.show(p)));
         }
         if unit.direct {
@@ -247,11 +264,19 @@ fn why_now(
     None
 }
 
-fn look_now(plan: &OutOfDate, p: i64) -> Look {
-    let Some(name) = plan.names.get(&p) else {
+/// `p` now; its name from the plan, else from `more` (paths only a re-run touched).
+fn look_now(plan: &OutOfDate, more: &HashMap<i64, Vec<u8>>, p: i64) -> Look {
+    let Some(name) = plan.names.get(&p).or_else(|| more.get(&p)) else {
         return Look::Other;
     };
-    let known = plan.recorded.get(&p).copied().flatten();
+    // A changed path's recorded hash is not its content's, whatever its stat says (a
+    // racily clean state's stat can be the edited file's).
+    let known = plan
+        .recorded
+        .get(&p)
+        .copied()
+        .flatten()
+        .filter(|_| !plan.changed.contains_key(&p));
     states::look(name, known.as_ref()).0
 }
 
@@ -267,6 +292,7 @@ fn same_as_recorded(plan: &OutOfDate, p: i64, look: &Look) -> bool {
 fn spawn(
     exe: &std::path::Path,
     config: &Config,
+    options: &RebuildOptions,
     plan: &OutOfDate,
     unit: &Unit,
     u: usize,
@@ -281,7 +307,11 @@ fn spawn(
         .arg(unit.first().id.to_string())
         .arg("--build")
         .arg(plan.build.id.to_string())
-        .arg("--no-trace")
+        .arg(if options.trace {
+            "--for-rebuild"
+        } else {
+            "--no-trace"
+        })
         .stdin(Stdio::null())
         .stdout(Stdio::from(writer.try_clone()?))
         .stderr(Stdio::from(writer));
@@ -310,16 +340,19 @@ fn spawn(
     Ok(())
 }
 
-/// Write the states the run settled: every path a finished unit touched, and the
-/// touched-only files. A path whose content differs from its recorded state is written
-/// only when every unit that reads or writes it re-ran successfully or was cut off
-/// (else the next query must still see it changed).
+/// Write the states the run settled: every path a finished unit touched (in the build,
+/// or in its traced re-run: `runs`, the re-run of each line by its id), the
+/// touched-only files and the refreshed racily clean ones. A path whose content
+/// differs from its recorded state is written only when every unit that reads or
+/// writes it re-ran successfully or was cut off (else the next query must still see
+/// it changed).
 fn write_states(
     store: &mut Store,
     plan: &OutOfDate,
     done: &[Option<Done>],
     looks: &mut HashMap<i64, Look>,
     codes: &HashMap<usize, Option<i32>>,
+    runs: &HashMap<i64, i64>,
 ) -> Result<usize> {
     let settled = |list: Option<&Vec<usize>>| {
         list.into_iter().flatten().all(|&u| {
@@ -331,19 +364,54 @@ fn write_states(
         })
     };
     let mut paths: BTreeSet<i64> = plan.changed.keys().copied().collect();
+    // What the re-runs did: paths new to the build's states get one too (a probe's
+    // missing row included, so that its appearing is seen).
+    let mut probed: HashSet<i64> = HashSet::new();
     for (u, unit) in plan.units.iter().enumerate() {
         if done[u] == Some(Done::Ok) {
             paths.extend(&unit.reads);
             paths.extend(&unit.writes);
+            for (line, _) in &unit.lines {
+                let Some(&run) = runs.get(&line.id) else {
+                    continue;
+                };
+                let files = store.files_of_command(run)?;
+                paths.extend(&files.reads);
+                paths.extend(&files.writes);
+                paths.extend(&files.probes);
+                probed.extend(&files.probes);
+            }
         }
     }
+    let unnamed: Vec<i64> = paths
+        .iter()
+        .filter(|p| !plan.names.contains_key(p))
+        .copied()
+        .collect();
+    let record_dir = {
+        use std::os::unix::ffi::OsStrExt;
+        store
+            .path()
+            .parent()
+            .map(|d| d.as_os_str().as_bytes().to_vec())
+            .unwrap_or_default()
+    };
+    let mut more = store.path_names(&unnamed)?;
+    more.retain(|_, name| !states::stateless(name, &record_dir));
+    paths.retain(|p| plan.names.contains_key(p) || more.contains_key(p));
     let mut rows: Vec<PathState> = Vec::new();
     for p in paths {
         let look = match looks.remove(&p) {
             Some(look) => look,
-            None => look_now(plan, p),
+            None => look_now(plan, &more, p),
         };
         let recorded = plan.recorded.get(&p).copied().flatten();
+        if !plan.recorded.contains_key(&p) && look == Look::Missing {
+            if probed.contains(&p) {
+                rows.push((p, None));
+            }
+            continue;
+        }
         let same = same_as_recorded(plan, p, &look);
         let state: Option<FileState> = match look {
             Look::File(s) => Some(s),
@@ -354,12 +422,28 @@ fn write_states(
             if state != recorded {
                 rows.push((p, state));
             }
-        } else if settled(plan.readers.get(&p)) && settled(plan.writers.get(&p)) {
+        } else if settled(plan.readers.get(&p))
+            // A symlink's content is its target's: made by the target's writers.
+            && settled(plan.writers.get(plan.aliases.get(&p).unwrap_or(&p)))
+        {
             rows.push((p, state));
         }
     }
     for (p, _, state) in &plan.touched {
         rows.push((*p, Some(*state)));
+    }
+    // Racily clean files found unchanged before the run, and still as they were then
+    // (a re-run's output is written above, as the run left it).
+    let written: HashSet<i64> = rows.iter().map(|(p, _)| *p).collect();
+    for &(p, state) in &plan.refreshed {
+        let Some(state) = state.filter(|_| !written.contains(&p)) else {
+            continue;
+        };
+        if let Look::File(now) = look_now(plan, &HashMap::new(), p) {
+            if now.same_stat(&state) {
+                rows.push((p, Some(state)));
+            }
+        }
     }
     let mut reruns = Vec::new();
     for (u, unit) in plan.units.iter().enumerate() {
@@ -369,10 +453,14 @@ fn write_states(
             } else {
                 codes.get(&u).copied().flatten()
             };
-            reruns.extend(unit.lines.iter().map(|(l, _)| (l.id, code)));
+            reruns.extend(unit.lines.iter().map(|(l, _)| Rerun {
+                command_id: l.id,
+                exit_code: code,
+                run: runs.get(&l.id).copied(),
+            }));
         }
     }
-    store.write_file_states(plan.build.id, &rows, None)?;
+    store.write_file_states(plan.build.id, &rows, None, Some(super::now_ns()))?;
     store.write_reruns(plan.build.id, super::now_ns(), &reruns)?;
     Ok(rows.len())
 }

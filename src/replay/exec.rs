@@ -263,7 +263,9 @@ impl Executor {
         captured: Option<&(std::fs::File, std::fs::File)>,
     ) -> Result<(), ReplayError> {
         for line in &plan.lines {
-            let argv: Vec<&[u8]> = match without_shell(plan, line) {
+            let direct = without_shell(plan, line);
+            let exec_as_make = direct.is_some();
+            let argv: Vec<&[u8]> = match direct {
                 Some(words) => words,
                 None => plan.argv(line).collect(),
             };
@@ -294,17 +296,42 @@ impl Executor {
             }
             let started = Instant::now();
             let started_ns = now_ns();
-            let (status, trace, sandbox) = if self.trace {
-                let (status, trace, killed, sandbox) = self.run_traced(command, shell)?;
-                outcome.killed.extend(killed);
-                (status, Some(trace), sandbox)
+            let ran = if self.trace {
+                self.run_traced(command, shell)
+                    .map(|(status, trace, killed, sandbox)| {
+                        outcome.killed.extend(killed);
+                        (status, Some(trace), sandbox)
+                    })
             } else {
-                (self.run_plain(command, shell)?, None, None)
+                self.run_plain(command, shell)
+                    .map(|status| (status, None, None))
             };
-            let status = match (status.code(), status.signal()) {
-                (Some(code), _) => Status::Exited(code),
-                (None, Some(signal)) => Status::Signaled(signal),
-                (None, None) => Status::Exited(127),
+            let (status, trace, sandbox) = match ran {
+                Ok((status, trace, sandbox)) => match (status.code(), status.signal()) {
+                    (Some(code), _) => (Status::Exited(code), trace, sandbox),
+                    (None, Some(signal)) => (Status::Signaled(signal), trace, sandbox),
+                    (None, None) => (Status::Exited(127), trace, sandbox),
+                },
+                // A program make would have exec'd itself and could not: make's child
+                // says so and exits 127, and so does the replay.
+                Err(ReplayError::Spawn { error, .. })
+                    if exec_as_make && exec_failure(&error).is_some() =>
+                {
+                    let message = format!(
+                        "make: {}: {}\n",
+                        lossy(shell),
+                        exec_failure(&error).unwrap_or_default()
+                    );
+                    match captured {
+                        Some((_, err)) => {
+                            use std::io::Write;
+                            let _ = (&*err).write_all(message.as_bytes());
+                        }
+                        None => eprint!("{message}"),
+                    }
+                    (Status::Exited(127), None, None)
+                }
+                Err(error) => return Err(error),
             };
             let failed = status != Status::Exited(0);
             outcome.lines.push(LineOutcome {
@@ -429,6 +456,28 @@ fn without_shell<'a>(plan: &'a Plan, line: &'a super::Line) -> Option<Vec<&'a [u
         return None;
     }
     Some(words)
+}
+
+/// The C library's text for an error `execvp` gives when the program cannot run (no
+/// such file, not executable, not a program), as make prints it; `None` for others.
+fn exec_failure(error: &std::io::Error) -> Option<String> {
+    let code = error.raw_os_error()?;
+    if !matches!(
+        code,
+        libc::ENOENT
+            | libc::EACCES
+            | libc::ENOEXEC
+            | libc::ENOTDIR
+            | libc::ELOOP
+            | libc::ENAMETOOLONG
+            | libc::ETXTBSY
+    ) {
+        return None;
+    }
+    // SAFETY: strerror returns a pointer to a NUL-terminated string that stays valid
+    // until the next strerror call on this thread; it is copied at once.
+    let text = unsafe { std::ffi::CStr::from_ptr(libc::strerror(code)) };
+    Some(text.to_string_lossy().into_owned())
 }
 
 /// A traced line's status, trace, leftovers killed, and its sandbox's report.

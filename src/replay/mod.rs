@@ -62,6 +62,8 @@ pub struct ReplayOptions {
     pub trace: bool,
     /// Run it where only its recorded files exist (implies tracing).
     pub sandbox: bool,
+    /// Run for `makescope rebuild` (its recorded run's arguments start `rebuild`).
+    pub for_rebuild: bool,
 }
 
 /// The plan for replaying what `options` name: the record opened read-only, the
@@ -93,7 +95,12 @@ pub fn record_run(
     plan: &Plan,
     outcome: &Outcome,
 ) -> Result<record::Recorded, StoreError> {
-    let mut argv: Vec<Vec<u8>> = vec![b"replay".to_vec(), options.reference.clone()];
+    let first: &[u8] = if options.for_rebuild {
+        b"rebuild"
+    } else {
+        b"replay"
+    };
+    let mut argv: Vec<Vec<u8>> = vec![first.to_vec(), options.reference.clone()];
     if let Some(line) = options.line {
         argv.push(format!("--line={line}").into_bytes());
     }

@@ -171,6 +171,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_replay.sql"),
     include_str!("schema_prereq.sql"),
     include_str!("schema_test_rerun.sql"),
+    include_str!("schema_rerun_run.sql"),
 ];
 
 /// The schema version this makescope writes and reads.

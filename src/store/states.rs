@@ -187,12 +187,14 @@ impl Store {
     }
 
     /// Write (or rewrite) states of a build's paths, in one transaction; with `taken`,
-    /// also say that the build's states were taken and what it cost.
+    /// also say that the build's states were taken and what it cost. `row_taken_ns`:
+    /// when these rows were taken, if not when the build's were (a rebuild's rewrite).
     pub fn write_file_states(
         &mut self,
         build_id: i64,
         states: &[PathState],
         taken: Option<StatesTaken>,
+        row_taken_ns: Option<i64>,
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let tx = self
@@ -202,8 +204,8 @@ impl Store {
         {
             let mut st = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO file_state (build_id, path_id, size, mtime_ns, ctime_ns, inode, hash)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT OR REPLACE INTO file_state (build_id, path_id, size, mtime_ns, ctime_ns, inode, hash, taken_ns)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(|e| super::write_error(&path, e))?;
             for (id, state) in states {
@@ -215,7 +217,8 @@ impl Store {
                         s.mtime_ns,
                         s.ctime_ns,
                         s.inode,
-                        &s.hash[..]
+                        &s.hash[..],
+                        row_taken_ns
                     ]),
                     None => st.execute(params![
                         build_id,
@@ -224,7 +227,8 @@ impl Store {
                         None::<i64>,
                         None::<i64>,
                         None::<i64>,
-                        None::<Vec<u8>>
+                        None::<Vec<u8>>,
+                        row_taken_ns
                     ]),
                 };
                 result.map_err(|e| super::write_error(&path, e))?;
@@ -253,22 +257,34 @@ impl Store {
             .collect())
     }
 
-    /// Say that `rebuild` re-ran these commands of a build and how each ended.
+    /// Say that `rebuild` re-ran these commands of a build and how each ended, and
+    /// which recorded run (a replay's command) was a successful traced re-run of it;
+    /// `None` keeps the one named before.
     pub fn write_reruns(
         &mut self,
         build_id: i64,
         ended_ns: i64,
-        reruns: &[(i64, Option<i32>)],
+        reruns: &[Rerun],
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let tx = self
             .conn
             .transaction()
             .map_err(|e| super::write_error(&path, e))?;
-        for (command, code) in reruns {
+        for rerun in reruns {
             tx.execute(
-                "INSERT OR REPLACE INTO rerun (command_id, build_id, ended_ns, exit_code) VALUES (?1, ?2, ?3, ?4)",
-                params![command, build_id, ended_ns, code],
+                "INSERT INTO rerun (command_id, build_id, ended_ns, exit_code, run_command_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (command_id) DO UPDATE SET ended_ns = excluded.ended_ns,
+                   exit_code = excluded.exit_code,
+                   run_command_id = coalesce(excluded.run_command_id, run_command_id)",
+                params![
+                    rerun.command_id,
+                    build_id,
+                    ended_ns,
+                    rerun.exit_code,
+                    rerun.run
+                ],
             )
             .map_err(|e| super::write_error(&path, e))?;
         }
@@ -278,13 +294,89 @@ impl Store {
     /// Each leaf command's file accesses as the out-of-date query needs them: what it
     /// read or executed, what it wrote, what it probed and found missing (path ids).
     pub fn command_files(&self, build_id: i64) -> Result<HashMap<i64, CommandFiles>, StoreError> {
+        self.files_where("build_id = ?1 AND command_id IS NOT NULL", build_id)
+    }
+
+    /// [`Store::command_files`] of one command.
+    pub fn files_of_command(&self, command_id: i64) -> Result<CommandFiles, StoreError> {
+        Ok(self
+            .files_where("command_id = ?1", command_id)?
+            .remove(&command_id)
+            .unwrap_or_default())
+    }
+
+    /// The commands of a build that `rebuild` re-ran traced and successfully, each with
+    /// the files of its newest such run (what the next query uses instead of the
+    /// build's), by the recorded command's id.
+    pub fn rerun_files(&self, build_id: i64) -> Result<HashMap<i64, CommandFiles>, StoreError> {
+        let runs: Vec<(i64, i64)> = self.rows(
+            "SELECT command_id, run_command_id FROM rerun WHERE build_id = ?1 AND run_command_id IS NOT NULL",
+            [build_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut files = HashMap::with_capacity(runs.len());
+        for (command, run) in runs {
+            files.insert(command, self.files_of_command(run)?);
+        }
+        Ok(files)
+    }
+
+    /// The newest run of each of `commands` recorded as a replay of it that started at
+    /// or after `since_ns`, by the recorded command's id.
+    pub fn replays_since(
+        &self,
+        commands: &[i64],
+        since_ns: i64,
+    ) -> Result<HashMap<i64, i64>, StoreError> {
+        let mut runs = HashMap::new();
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT max(id) FROM command WHERE replay_of = ?1 AND started_ns >= ?2")
+            .map_err(|e| self.sqlite(e))?;
+        for &command in commands {
+            let run: Option<i64> = st
+                .query_row(params![command, since_ns], |r| r.get(0))
+                .map_err(|e| self.sqlite(e))?;
+            if let Some(run) = run {
+                runs.insert(command, run);
+            }
+        }
+        Ok(runs)
+    }
+
+    /// The paths of a build whose state is "racily clean": the file's mtime is not older
+    /// than `tick_ns` before the state was taken, so an edit in the same timestamp tick
+    /// could have left its stat as recorded. Their hashes must not be reused.
+    pub fn racy_states(
+        &self,
+        build_id: i64,
+        tick_ns: i64,
+    ) -> Result<rustc_hash::FxHashSet<i64>, StoreError> {
+        Ok(self
+            .rows(
+                "SELECT f.path_id FROM file_state f JOIN file_state_taken t ON t.build_id = f.build_id
+                 WHERE f.build_id = ?1 AND f.mtime_ns >= coalesce(f.taken_ns, t.taken_ns) - ?2",
+                params![build_id, tick_ns],
+                |r| r.get::<_, i64>(0),
+            )?
+            .into_iter()
+            .collect())
+    }
+
+    /// Accesses of the commands `filter` (an SQL condition on `build_id` and
+    /// `command_id`, `?1` bound to `value`) selects, by command.
+    fn files_where(
+        &self,
+        filter: &str,
+        value: i64,
+    ) -> Result<HashMap<i64, CommandFiles>, StoreError> {
         let mut files: HashMap<i64, CommandFiles> = HashMap::new();
         for (command, path, kind) in self.rows(
             &format!(
-                "SELECT command_id, path_id, kind FROM access WHERE build_id = ?1 AND command_id IS NOT NULL AND kind IN ({})",
+                "SELECT command_id, path_id, kind FROM access WHERE {filter} AND kind IN ({})",
                 AccessKind::sql_ids(state_kinds)
             ),
-            [build_id],
+            [value],
             |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, u8>(2)?)),
         )? {
             let entry = files.entry(command).or_default();
@@ -295,8 +387,8 @@ impl Store {
             }
         }
         for (command, json) in self.rows(
-            "SELECT command_id, accesses FROM access_set WHERE build_id = ?1 AND command_id IS NOT NULL AND kind = ?2",
-            params![build_id, AccessKind::Read.id()],
+            &format!("SELECT command_id, accesses FROM access_set WHERE {filter} AND kind = ?2"),
+            params![value, AccessKind::Read.id()],
             |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
         )? {
             let entries = decode_access_set(&json).map_err(|e| self.corrupt(e))?;
@@ -307,8 +399,8 @@ impl Store {
                 .extend(entries.into_iter().map(|e| e.0));
         }
         for (command, blob) in self.rows(
-            "SELECT command_id, path_ids FROM probe_set WHERE build_id = ?1 AND command_id IS NOT NULL",
-            [build_id],
+            &format!("SELECT command_id, path_ids FROM probe_set WHERE {filter}"),
+            [value],
             |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
         )? {
             files
@@ -342,6 +434,16 @@ impl Store {
         }
         Ok(names)
     }
+}
+
+/// A re-run of a recorded command ([`Store::write_reruns`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rerun {
+    pub command_id: i64,
+    /// Its exit code; `None`: killed by a signal.
+    pub exit_code: Option<i32>,
+    /// The recorded run (a replay's command) when it was traced and succeeded.
+    pub run: Option<i64>,
 }
 
 /// One command's files, as path ids, sorted ([`Store::command_files`]).

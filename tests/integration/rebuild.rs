@@ -346,3 +346,134 @@ fn keep_going_runs_what_does_not_depend_on_a_failure() {
     );
     assert!(going.stderr.contains("1 not run"), "{}", going.stderr);
 }
+
+/// The labels of the recorded runs rebuild made of the command that wrote `target`.
+fn rebuild_runs(test: &Test, target: &str) -> Vec<String> {
+    rows(
+        &test.db(),
+        &format!(
+            "SELECT r.id FROM command r JOIN command c ON c.id = r.replay_of
+             JOIN build b ON b.id = r.build_id
+             WHERE CAST(c.target AS TEXT) = '{target}' AND b.kind = 'replay'
+               AND hex(substr(CAST(b.argv AS BLOB), 1, 7)) = hex('rebuild')"
+        ),
+    )
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect()
+}
+
+#[test]
+fn a_rerun_is_traced_and_recorded_and_what_it_read_is_what_the_next_rebuild_follows() {
+    let add_header = |t: &Test| {
+        std::fs::write(t.path().join("lib/extra.h"), "#define EXTRA 1\n").unwrap();
+        edit(
+            t,
+            "lib/a.c",
+            "#include \"util.h\"",
+            "#include \"util.h\"\n#include \"extra.h\"",
+        );
+        edit(t, "lib/a.c", "x * SCALE", "x * SCALE + EXTRA");
+    };
+    let (traced, untraced) = (built(), built());
+    add_header(&traced);
+    add_header(&untraced);
+    let out = traced.then(["rebuild"]);
+    out.success();
+    assert_eq!(ran(&out), set(&["CC lib/a.o", "AR lib/libfoo.a", "LD app"]));
+    assert_up_to_date(&traced);
+    // Each re-run is a recorded run of its command, made by rebuild.
+    assert_eq!(rebuild_runs(&traced, "a.o").len(), 1);
+    let show = traced.then(["show", "lib/a.o"]);
+    show.success();
+    assert!(show.stdout.contains("by rebuild"), "{}", show.stdout);
+    untraced.then(["rebuild", "--no-trace"]).success();
+    assert!(rebuild_runs(&untraced, "a.o").is_empty());
+
+    // The new header is known only from the re-run: the build never read it.
+    for t in [&traced, &untraced] {
+        edit(t, "lib/extra.h", "EXTRA 1", "EXTRA 2");
+    }
+    let dry = traced.then(["rebuild", "--dry-run"]);
+    assert!(dry.stdout.contains("lib/extra.h changed"), "{}", dry.stdout);
+    let out = traced.then(["rebuild"]);
+    out.success();
+    assert_eq!(ran(&out), set(&["CC lib/a.o", "AR lib/libfoo.a", "LD app"]));
+    assert_up_to_date(&traced);
+    // Untraced, the record still holds what the build read: the edit goes unseen.
+    assert_up_to_date(&untraced);
+}
+
+#[test]
+fn an_edit_within_the_timestamp_tick_of_the_state_taking_is_not_missed() {
+    use std::os::unix::fs::MetadataExt;
+    // An edit the stat cannot see: the recorded stat is the edited file's own (as when
+    // the states were taken in the same tick as the edit, on a coarse clock).
+    let missed_edit = |taken_after_mtime_ns: i64| {
+        let test = built();
+        edit(&test, "lib/a.c", "x * SCALE", "x * SCALE + 1");
+        let meta = std::fs::metadata(test.path().join("lib/a.c")).unwrap();
+        let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+        let ctime_ns = meta.ctime() * 1_000_000_000 + meta.ctime_nsec();
+        let path = test.path().join("lib/a.c");
+        let changed = test
+            .db()
+            .execute(
+                "UPDATE file_state SET size = ?1, mtime_ns = ?2, ctime_ns = ?3, inode = ?4
+                 WHERE path_id = (SELECT id FROM path WHERE path = ?5)",
+                rusqlite::params![
+                    meta.size() as i64,
+                    mtime_ns,
+                    ctime_ns,
+                    meta.ino() as i64,
+                    path.to_str().unwrap()
+                ],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+        test.db()
+            .execute(
+                "UPDATE file_state_taken SET taken_ns = ?1",
+                [mtime_ns + taken_after_mtime_ns],
+            )
+            .unwrap();
+        test
+    };
+    // Taken in the same tick: the state is racily clean, the file is hashed again.
+    let racy = missed_edit(1_000_000);
+    let dry = racy.then(["rebuild", "--dry-run"]);
+    dry.success();
+    assert!(dry.stdout.contains("lib/a.c changed"), "{}", dry.stdout);
+    let out = racy.then(["rebuild"]);
+    out.success();
+    assert_eq!(ran(&out), set(&["CC lib/a.o", "AR lib/libfoo.a", "LD app"]));
+    assert_up_to_date(&racy);
+    // Taken well after the edit, the stat is trusted (git's rule): nothing is hashed.
+    let trusted = missed_edit(5_000_000_000);
+    assert_up_to_date(&trusted);
+}
+
+#[test]
+fn a_file_read_through_a_symlink_follows_its_writer() {
+    // `out.txt` reads `link.txt`, a symlink to `data.txt` (as a program links against
+    // `libc.so.6` → `libc.so`): the record joins the reader to the symlink's name only.
+    let test = Test::new()
+        .makefile(
+            "out.txt: link.txt\n\tcat link.txt > out.txt\n\
+             link.txt: data.txt\n\tln -sf data.txt link.txt\n\
+             data.txt: src.txt\n\tcp src.txt data.txt\n",
+        )
+        .file("src.txt", "one\n")
+        .args(["make"]);
+    test.run().success();
+    std::fs::write(test.path().join("src.txt"), "two\n").unwrap();
+    let out = test.then(["rebuild"]);
+    out.success();
+    let ran = ran(&out);
+    assert!(ran.iter().any(|l| l.ends_with("out.txt")), "{}", out.stdout);
+    assert_eq!(
+        std::fs::read_to_string(test.path().join("out.txt")).unwrap(),
+        "two\n"
+    );
+    assert_up_to_date(&test);
+}

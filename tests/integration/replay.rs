@@ -233,3 +233,31 @@ fn an_unknown_reference_is_one_line_and_exit_2() {
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(Path::new(&test.path().join("out/data.bin")).exists());
 }
+
+#[test]
+fn a_missing_program_on_a_simple_line_fails_as_make_says_it() {
+    let test = Test::new()
+        .makefile("gone:\n\tnosuchprog-r5 -x out.txt\n")
+        .args(["make", "gone"]);
+    let built = test.run();
+    built.code(2);
+    let said = format!("{}{}", built.stdout, built.stderr);
+    assert!(
+        said.contains("make: nosuchprog-r5: No such file or directory"),
+        "{said}"
+    );
+    for extra in [&[][..], &["--no-trace"][..]] {
+        let mut args = vec!["replay", "gone"];
+        args.extend_from_slice(extra);
+        let out = test.then(args);
+        // make's child exits 127 and says so; so does the replay, not makescope's 2.
+        out.code(127);
+        assert!(
+            out.stderr
+                .contains("make: nosuchprog-r5: No such file or directory"),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("makescope: error"), "{}", out.stderr);
+    }
+}
