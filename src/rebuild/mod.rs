@@ -68,12 +68,12 @@ pub fn take_states(store: &mut Store, build_id: i64) -> Result<Option<StatesTake
         return Ok(None);
     }
     let start = Instant::now();
-    let record_dir = record_dir(store);
+    let record = states::RecordFiles::of(store.path());
     let paths = store.touched_paths(build_id)?;
     let known = store.previous_states(build_id)?;
     let paths: Vec<(i64, &[u8], bool)> = paths
         .iter()
-        .filter(|(_, p, _)| !states::stateless(p, &record_dir))
+        .filter(|(_, p, _)| !states::stateless(p, &record))
         .map(|(id, p, probed)| (*id, p.as_slice(), *probed))
         .collect();
     let looked: Vec<(i64, &[u8])> = paths.iter().map(|(id, p, _)| (*id, *p)).collect();
@@ -101,15 +101,6 @@ pub fn take_states(store: &mut Store, build_id: i64) -> Result<Option<StatesTake
     };
     store.write_file_states(build_id, &rows, Some(taken), None)?;
     Ok(Some(taken))
-}
-
-fn record_dir(store: &Store) -> Vec<u8> {
-    use std::os::unix::ffi::OsStrExt;
-    store
-        .path()
-        .parent()
-        .map(|d| d.as_os_str().as_bytes().to_vec())
-        .unwrap_or_default()
 }
 
 pub(crate) fn now_ns() -> i64 {

@@ -388,16 +388,9 @@ fn write_states(
         .filter(|p| !plan.names.contains_key(p))
         .copied()
         .collect();
-    let record_dir = {
-        use std::os::unix::ffi::OsStrExt;
-        store
-            .path()
-            .parent()
-            .map(|d| d.as_os_str().as_bytes().to_vec())
-            .unwrap_or_default()
-    };
+    let record = states::RecordFiles::of(store.path());
     let mut more = store.path_names(&unnamed)?;
-    more.retain(|_, name| !states::stateless(name, &record_dir));
+    more.retain(|_, name| !states::stateless(name, &record));
     paths.retain(|p| plan.names.contains_key(p) || more.contains_key(p));
     let mut rows: Vec<PathState> = Vec::new();
     for p in paths {

@@ -24,14 +24,53 @@ pub enum Look {
     Other,
 }
 
+/// makescope's own files for one record: the database (with SQLite's `-wal`, `-shm` and
+/// `-journal` beside it) and the directories makescope keeps beside it (make's database
+/// dumps, the listings cache); the whole directory when it is a `.makescope` directory.
+/// Never the directory a record given with `--db` happens to sit in: that can be the
+/// build tree itself.
+#[derive(Debug, Clone, Default)]
+pub struct RecordFiles {
+    database: Vec<u8>,
+    directories: Vec<Vec<u8>>,
+}
+
+impl RecordFiles {
+    pub fn of(db: &std::path::Path) -> RecordFiles {
+        // Lexically normalised, as the tracer's paths are (`--db ../r.sqlite`).
+        let bytes = |p: &std::path::Path| crate::paths::normalize(crate::paths::as_bytes(p));
+        let mut directories = Vec::new();
+        if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if parent.file_name() == Some(std::ffi::OsStr::new(".makescope")) {
+                directories.push(bytes(parent));
+            } else {
+                directories.push(bytes(&crate::gc::makedb_dir(db)));
+                if let Some(cache) = crate::makedb::cache::directory(db) {
+                    directories.push(bytes(&cache));
+                }
+            }
+        }
+        RecordFiles {
+            database: bytes(db),
+            directories,
+        }
+    }
+
+    fn contains(&self, path: &[u8]) -> bool {
+        let database = path
+            .strip_prefix(self.database.as_slice())
+            .is_some_and(|rest| matches!(rest, b"" | b"-wal" | b"-shm" | b"-journal"));
+        database || self.directories.iter().any(|d| under(path, d))
+    }
+}
+
+fn under(path: &[u8], dir: &[u8]) -> bool {
+    !dir.is_empty() && path.starts_with(dir) && (path.len() == dir.len() || path[dir.len()] == b'/')
+}
+
 /// Paths that never get a state: the kernel's and the record's own files.
-pub fn stateless(path: &[u8], record_dir: &[u8]) -> bool {
-    let under =
-        |dir: &[u8]| path.starts_with(dir) && (path.len() == dir.len() || path[dir.len()] == b'/');
-    under(b"/proc")
-        || under(b"/dev")
-        || under(b"/sys")
-        || (!record_dir.is_empty() && under(record_dir))
+pub fn stateless(path: &[u8], record: &RecordFiles) -> bool {
+    under(path, b"/proc") || under(path, b"/dev") || under(path, b"/sys") || record.contains(path)
 }
 
 /// Stat `path`; hash it unless `known` has the same stat (then its hash is reused).
@@ -164,8 +203,17 @@ mod tests {
         assert!(!touched.same_stat(&first));
         assert_eq!(look(b"/nonexistent/x.h", None).0, Look::Missing);
         assert_eq!(look(dir.path().as_os_str().as_bytes(), None).0, Look::Other);
-        assert!(stateless(b"/proc/self/maps", b""));
-        assert!(!stateless(b"/procs/x", b"/p/.makescope"));
-        assert!(stateless(b"/p/.makescope/db.sqlite", b"/p/.makescope"));
+        let usual = RecordFiles::of(std::path::Path::new("/p/.makescope/db.sqlite"));
+        assert!(stateless(b"/proc/self/maps", &usual));
+        assert!(!stateless(b"/procs/x", &usual));
+        assert!(stateless(b"/p/.makescope/db.sqlite", &usual));
+        assert!(stateless(b"/p/.makescope/makedb/1.db.zst", &usual));
+        assert!(!stateless(b"/p/main.c", &usual));
+        // A record given with --db inside the tree: only its own files.
+        let beside = RecordFiles::of(std::path::Path::new("/p/string.sqlite"));
+        assert!(stateless(b"/p/string.sqlite-wal", &beside));
+        assert!(stateless(b"/p/makedb/1.db.zst", &beside));
+        assert!(!stateless(b"/p/string/strlen.c", &beside));
+        assert!(!stateless(b"/p/string.sqlite.c", &beside));
     }
 }

@@ -109,6 +109,23 @@ fn editing_one_c_file_reruns_what_make_reruns() {
 }
 
 #[test]
+fn a_record_given_with_db_inside_the_tree_still_sees_an_edit() {
+    // The record's directory is the build tree here: only the record's own files are
+    // left without a state, not everything beside it.
+    let t = Test::new()
+        .fixture("rebuild")
+        .env("MAKESCOPE_DB", "tree.sqlite")
+        .args(["make"]);
+    t.run().success();
+    assert!(t.path().join("tree.sqlite").is_file());
+    edit(&t, "lib/a.c", "x * SCALE", "x * SCALE + 1");
+    let dry = t.then(["rebuild", "--dry-run"]);
+    dry.success();
+    assert!(dry.stdout.contains("CC lib/a.o"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("lib/a.c changed"), "{}", dry.stdout);
+}
+
+#[test]
 fn editing_a_header_included_by_many_reruns_what_make_reruns() {
     let (ran, cut, make) = compare(|t| edit(t, "include/util.h", "SCALE 2", "SCALE 3"));
     assert_eq!(
