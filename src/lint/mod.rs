@@ -474,7 +474,9 @@ pub fn serial_makes(store: &Store, build_id: i64) -> Result<HashSet<i64>> {
 
 /// Lint the last build (or `options.build`).
 pub fn lint(config: &Config, options: &LintOptions) -> Result<Lint> {
-    let (store, build) = config.open_build(options.build)?;
+    // One read transaction for the whole run: a consistent snapshot, and no lock taken
+    // and dropped around each of its many small statements.
+    let (store, build) = config.open_build_snapshot(options.build)?;
     if !build.traced {
         bail!(
             "build {} was recorded without tracing: lint needs the files each command read and wrote (record it with `makescope make`, without --no-trace)",
