@@ -181,6 +181,30 @@ where
     out
 }
 
+/// A new directory `PREFIX-XXXXXX` under the system's temporary directory, the owner's
+/// alone (mkdtemp): for the private files of one run.
+pub fn private_temp_dir(prefix: &str) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let base = std::env::temp_dir();
+    let mut template = base
+        .join(format!("{prefix}-XXXXXX"))
+        .as_os_str()
+        .as_bytes()
+        .to_vec();
+    template.push(0);
+    // SAFETY: `template` is a NUL-terminated buffer mkdtemp may write into, in place.
+    let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
+    if made.is_null() {
+        anyhow::bail!(
+            "cannot create a private directory in {}: {}",
+            base.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+    template.pop();
+    Ok(std::ffi::OsString::from_vec(template).into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ mod writer;
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -145,11 +145,7 @@ pub fn run(config: &Config, options: &MakeOptions) -> Result<u8> {
         check_tracing()?;
     }
     let runtime = Runtime::create(options.tracing == Tracing::FastPath)?;
-    let makedb_dir = config
-        .db
-        .parent()
-        .map(|d| d.join("makedb"))
-        .unwrap_or_else(|| PathBuf::from("makedb"));
+    let makedb_dir = crate::gc::makedb_dir(&config.db);
     // make's database dumps hold its variables (environment included): the owner's
     // alone, as the record is.
     crate::store::create_private_dir(&makedb_dir)
@@ -438,20 +434,7 @@ impl Runtime {
     /// The private directory with everything make and the shims need; `fast_path`: with
     /// the tracer's preload helper (and a filter that lets its calls through).
     fn create(fast_path: bool) -> Result<Runtime> {
-        let base = std::env::temp_dir();
-        let mut template = base.join("makescope-XXXXXX").into_os_string().into_vec();
-        template.push(0);
-        // SAFETY: `template` is a NUL-terminated buffer mkdtemp may write into, in place.
-        let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
-        if made.is_null() {
-            bail!(
-                "cannot create a private directory in {}: {}",
-                base.display(),
-                std::io::Error::last_os_error()
-            );
-        }
-        template.pop();
-        let dir = PathBuf::from(OsString::from_vec(template));
+        let dir = crate::util::private_temp_dir("makescope")?;
         let plugin = dir.join(crate::plugin::FILE_NAME);
         std::fs::write(&plugin, PLUGIN)
             .with_context(|| format!("cannot write {}", plugin.display()))?;

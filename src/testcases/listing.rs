@@ -25,7 +25,7 @@
 //! but its private directory (removed when done); read or write the record.
 
 use std::ffi::OsString;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -117,23 +117,7 @@ struct Private(PathBuf);
 
 impl Private {
     fn create() -> Result<Private> {
-        let base = std::env::temp_dir();
-        let mut template = base
-            .join("makescope-list-XXXXXX")
-            .into_os_string()
-            .into_vec();
-        template.push(0);
-        // SAFETY: `template` is a NUL-terminated buffer mkdtemp may write into, in place.
-        let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
-        if made.is_null() {
-            bail!(
-                "cannot create a private directory in {}: {}",
-                base.display(),
-                std::io::Error::last_os_error()
-            );
-        }
-        template.pop();
-        Ok(Private(PathBuf::from(OsString::from_vec(template))))
+        crate::util::private_temp_dir("makescope-list").map(Private)
     }
 }
 
